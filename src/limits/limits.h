@@ -1,0 +1,44 @@
+// Every fixed bound in keyvend, named once, with its unit last (TigerBeetle style).
+// Configurable limits (rates, caps, timeouts) live in the config table (issue 4); these
+// are the compile-time bounds the storage format and the domain rely on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kv::limits {
+
+// Products are addressed by a dense id 1..kProductsMax so the in-memory stock table is a
+// fixed array read without a lock.
+inline constexpr uint64_t kProductsMax = 65'536;
+// Keys per order: an order is filled whole, in one WriteBatch, so this bounds a batch.
+inline constexpr uint32_t kOrderQuantityMax = 1'000;
+// Default per-product cap on quantity per order (merchant-configurable up to the above).
+inline constexpr uint32_t kMaxPerOrderDefault = 10;
+// Text field sizes, in bytes.
+inline constexpr size_t kProductNameBytesMax = 200;
+inline constexpr size_t kProductDescriptionBytesMax = 4'000;
+inline constexpr size_t kContactBytesMax = 254;  // an e-mail address fits
+inline constexpr size_t kQueryPasswordBytesMax = 128;
+inline constexpr size_t kPaymentIdBytesMax = 128;
+inline constexpr size_t kCurrencyBytes = 3;  // ISO 4217 alphabetic code
+// Money: minor units; an order total must fit comfortably in int64.
+inline constexpr int64_t kPriceCentsMax = 100'000'000'000;  // 1e9 major units
+static_assert(kPriceCentsMax * kOrderQuantityMax < INT64_MAX / 2);
+// Keys in one import call (the HTTP endpoint; the preload tool batches its own input).
+inline constexpr size_t kImportKeysMax = 1'000'000;
+// Hold timing defaults, seconds (SPEC §3).
+inline constexpr int64_t kHoldSecondsDefault = 900;
+inline constexpr int64_t kHoldGraceSecondsDefault = 120;
+inline constexpr int64_t kHoldSecondsMax = 7 * 24 * 3600;
+// Striped per-order locks: orders hashing to one stripe serialize their state changes.
+inline constexpr size_t kOrderLockStripes = 4'096;
+static_assert((kOrderLockStripes & (kOrderLockStripes - 1)) == 0, "power of two");
+// Delivery log retry policy defaults.
+inline constexpr uint32_t kDeliveryAttemptsMax = 8;
+inline constexpr int64_t kDeliveryBackoffMsInitial = 200;
+inline constexpr int64_t kDeliveryBackoffMsMax = 60'000;
+// Lookup: orders returned for one contact + password.
+inline constexpr size_t kLookupOrdersMax = 100;
+
+}  // namespace kv::limits

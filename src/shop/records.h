@@ -1,0 +1,161 @@
+// The records keyvend stores, their binary codecs and the order state machine.
+// Layout of keys and column families: storage/schema.h. Every value starts with a format
+// version byte (kRecordVersion); a decoder refuses versions it does not know (DataLoss),
+// so a record is never misread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace kv {
+
+inline constexpr uint8_t kRecordVersion = 1;
+
+enum class StockMode : uint8_t { kReserve = 1, kOnPayment = 2 };
+std::string_view StockModeName(StockMode m);  // "reserve" | "on_payment"
+bool ParseStockMode(std::string_view s, StockMode* out);
+
+struct ProductRecord {
+  uint64_t id = 0;
+  std::string name;
+  std::string description;
+  int64_t price_cents = 0;
+  std::string currency;  // ISO 4217, 3 uppercase letters
+  StockMode stock_mode = StockMode::kReserve;
+  bool allow_backorder = false;
+  uint32_t max_per_order = 0;
+  bool active = true;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+// Order states (SPEC §3). Numbers are stored on disk: never renumber.
+enum class OrderStatus : uint8_t {
+  kPendingPayment = 1,
+  kPaid = 2,
+  kDelivered = 3,
+  kExpired = 4,
+  kCancelled = 5,
+  kBackordered = 6,
+  kRefundDue = 7,
+  kRefunded = 8,
+};
+inline constexpr OrderStatus kAllOrderStatuses[] = {
+    OrderStatus::kPendingPayment, OrderStatus::kPaid,        OrderStatus::kDelivered,
+    OrderStatus::kExpired,        OrderStatus::kCancelled,   OrderStatus::kBackordered,
+    OrderStatus::kRefundDue,      OrderStatus::kRefunded};
+std::string_view OrderStatusName(OrderStatus s);  // "pending_payment", ...
+bool ParseOrderStatus(std::string_view s, OrderStatus* out);
+
+// The state machine: true when `from` -> `to` is a legal single step.
+//   pending_payment -> paid | expired | cancelled
+//   expired         -> paid                       (late payment)
+//   paid            -> delivered | backordered | refund_due | refunded
+//   backordered     -> delivered | refunded
+//   refund_due      -> refunded
+//   delivered       -> refunded
+bool CanTransition(OrderStatus from, OrderStatus to);
+
+// A card key given to an order: its identity in the pool and the sealed text.
+struct DeliveredKey {
+  uint64_t seq = 0;
+  uint64_t batch_id = 0;
+  std::string sealed;  // KeyCipher::Seal(text, aad = PoolKey(pid, seq))
+};
+
+struct OrderRecord {
+  std::string oid;  // 16 raw bytes (the CF key; not encoded in the value)
+  OrderStatus status = OrderStatus::kPendingPayment;
+  uint64_t product_id = 0;
+  uint32_t quantity = 0;
+  int64_t amount_cents = 0;
+  std::string currency;
+  std::string contact;
+  std::string contact_tag;   // 16 bytes, key of the contact index
+  std::string password_tag;  // empty, or 16 bytes
+  // True while this order's quantity is counted in the product's "held" counter: a
+  // reserve-mode order awaiting payment, or a paid order whose keys a worker still assigns.
+  bool holding = false;
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;
+  int64_t updated_ms = 0;
+  int64_t paid_ms = 0;
+  int64_t delivered_ms = 0;
+  std::string payment_id;  // the payment that paid this order; empty before
+  uint64_t log_seq = 0;    // delivery-log entry while one is open (paid / backordered)
+  std::vector<DeliveredKey> keys;
+};
+
+// What became of a payment notice (stored with it; SPEC §4).
+enum class PaymentOutcome : uint8_t { kApplied = 1, kRefundDue = 2 };
+enum class PaymentFlag : uint8_t {
+  kNone = 0,
+  kUnknownOrder = 1,
+  kAmountMismatch = 2,
+  kOrderClosed = 3,    // cancelled or refunded order
+  kSecondPayment = 4,  // the order was already paid by another payment
+  kNoStock = 5,        // no keys and no backorder: the order is refund_due
+};
+std::string_view PaymentFlagName(PaymentFlag f);  // "none", "unknown_order", ...
+
+struct PaymentRecord {
+  std::string payment_id;  // the CF key; not encoded in the value
+  std::string order_id;    // as sent by the gateway (hex), may name no order
+  int64_t amount_cents = 0;
+  std::string currency;
+  int64_t received_ms = 0;
+  PaymentOutcome outcome = PaymentOutcome::kApplied;
+  PaymentFlag flag = PaymentFlag::kNone;
+};
+
+enum class DeliveryState : uint8_t { kPending = 1, kBackordered = 2, kFailed = 3 };
+std::string_view DeliveryStateName(DeliveryState s);  // "pending" | "backordered" | "failed"
+bool ParseDeliveryState(std::string_view s, DeliveryState* out);
+
+struct DeliveryEntry {
+  uint64_t log_seq = 0;  // the CF key; not encoded in the value
+  std::string oid;
+  uint64_t product_id = 0;
+  uint32_t quantity = 0;
+  DeliveryState state = DeliveryState::kPending;
+  uint32_t attempts = 0;
+  int64_t created_ms = 0;
+  int64_t next_attempt_ms = 0;
+  std::string last_error;  // never holds a card key
+};
+
+struct BatchRecord {
+  uint64_t batch_id = 0;  // the CF key part; not encoded in the value
+  int64_t created_ms = 0;
+  uint64_t first_seq = 0;  // keys of this batch have seqs first_seq..last_seq (may be empty:
+  uint64_t last_seq = 0;   // last_seq = first_seq - 1)
+  uint64_t imported = 0;   // keys stored by the import (incl. those served to backorders)
+  uint64_t retired = 0;    // keys retired unsold
+  bool retired_flag = false;
+};
+
+struct PoolKeyRecord {
+  uint64_t batch_id = 0;
+  std::string sealed;
+};
+
+// Codecs. Encode* never fails; Decode* returns DataLoss on a malformed value or an unknown
+// record version, and never reads past the input.
+std::string EncodeProduct(const ProductRecord& r);
+absl::Status DecodeProduct(std::string_view in, ProductRecord* r);
+std::string EncodeOrder(const OrderRecord& r);
+absl::Status DecodeOrder(std::string_view in, OrderRecord* r);
+std::string EncodePayment(const PaymentRecord& r);
+absl::Status DecodePayment(std::string_view in, PaymentRecord* r);
+std::string EncodeDelivery(const DeliveryEntry& r);
+absl::Status DecodeDelivery(std::string_view in, DeliveryEntry* r);
+std::string EncodeBatch(const BatchRecord& r);
+absl::Status DecodeBatch(std::string_view in, BatchRecord* r);
+std::string EncodePoolKey(const PoolKeyRecord& r);
+absl::Status DecodePoolKey(std::string_view in, PoolKeyRecord* r);
+
+}  // namespace kv

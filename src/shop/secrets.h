@@ -1,0 +1,21 @@
+// Values derived from the master key for one purpose each (domain-separated inputs to
+// KeyCipher::UniqueTag), shared by the shop and `keyvend check`.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "storage/key_cipher.h"
+
+namespace kv {
+
+// The shop-wide uniqueness tag of a card key's text (CF key_tags). 16 bytes.
+std::string KeyTag(const KeyCipher& c, std::string_view key_text);
+// An order's secret read token: 32 hex chars, derived from the order id, never stored.
+std::string OrderToken(const KeyCipher& c, std::string_view oid);
+// The lookup tag of a contact (ASCII-case-insensitive). 16 bytes.
+std::string ContactTag(const KeyCipher& c, std::string_view contact);
+// The tag of an order's query password, bound to the order id. 16 bytes.
+std::string PasswordTag(const KeyCipher& c, std::string_view oid, std::string_view password);
+
+}  // namespace kv

@@ -1,0 +1,441 @@
+// Shop: opening, recovery, products, derived secrets and the worker thread.
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "base/coding.h"
+#include "base/status_macros.h"
+#include "shop/secrets.h"
+#include "shop/shop_internal.h"
+#include "storage/counter_merge.h"
+
+namespace kv {
+
+using storage::Db;
+
+// --- small shared helpers ---------------------------------------------------------------
+
+bool ParseOrderId(std::string_view hex, std::string* raw) {
+  if (hex.size() != 2 * storage::kOrderIdBytes) return false;
+  for (char c : hex) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return HexDecode(hex, raw);
+}
+
+void CounterDelta::AddTo(rocksdb::WriteBatch* b, Db* db, uint64_t pid) const {
+  auto add = [&](storage::CounterKind k, int64_t v) {
+    if (v != 0) b->Merge(db->cf(storage::kCfCounters), storage::CounterKey(pid, k),
+                         storage::EncodeCounter(v));
+  };
+  add(storage::CounterKind::kPool, pool);
+  add(storage::CounterKind::kHeld, held);
+  add(storage::CounterKind::kOwed, owed);
+  add(storage::CounterKind::kDelivered, delivered);
+  add(storage::CounterKind::kImported, imported);
+  add(storage::CounterKind::kRetired, retired);
+}
+
+void CounterDelta::Apply(Shop::ProductState* ps) const {
+  ps->pool += pool;
+  ps->held += held;
+  ps->owed += owed;
+  ps->delivered += delivered;
+  ps->imported += imported;
+  ps->retired += retired;
+}
+
+StockCounts Shop::ProductState::Counts() const {
+  StockCounts c;
+  c.available = available.load();
+  c.pool = pool.load();
+  c.held = held.load();
+  c.owed = owed.load();
+  c.delivered = delivered.load();
+  c.imported = imported.load();
+  c.retired = retired.load();
+  return c;
+}
+
+std::string Shop::Impl::KeyTag(std::string_view text) const { return kv::KeyTag(*cipher, text); }
+std::string Shop::Impl::TokenFor(std::string_view oid) const { return OrderToken(*cipher, oid); }
+std::string Shop::Impl::ContactTag(std::string_view contact) const {
+  return kv::ContactTag(*cipher, contact);
+}
+std::string Shop::Impl::PasswordTag(std::string_view oid, std::string_view pw) const {
+  return kv::PasswordTag(*cipher, oid, pw);
+}
+
+absl::StatusOr<std::optional<OrderRecord>> Shop::Impl::ReadOrder(const std::string& oid) const {
+  auto v = db->Get(storage::kCfOrders, oid);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::optional<OrderRecord>();
+  OrderRecord r;
+  KV_RETURN_IF_ERROR(DecodeOrder(**v, &r));
+  r.oid = oid;
+  return std::optional<OrderRecord>(std::move(r));
+}
+
+void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev,
+                          const OrderRecord& next) const {
+  using storage::kCfOrderIndex;
+  const auto st = [](OrderStatus s) { return static_cast<uint8_t>(s); };
+  b->Put(db->cf(storage::kCfOrders), next.oid, EncodeOrder(next));
+  if (prev == nullptr || prev->status != next.status) {
+    if (prev != nullptr) {
+      b->Delete(db->cf(kCfOrderIndex),
+                storage::StatusIndexKey(st(prev->status), prev->created_ms, prev->oid));
+    }
+    b->Put(db->cf(kCfOrderIndex), storage::StatusIndexKey(st(next.status), next.created_ms, next.oid),
+           rocksdb::Slice());
+  }
+  const bool had_e = prev != nullptr && prev->status == OrderStatus::kPendingPayment;
+  const bool has_e = next.status == OrderStatus::kPendingPayment;
+  if (had_e && !has_e) {
+    b->Delete(db->cf(kCfOrderIndex), storage::ExpiryIndexKey(prev->expires_ms, prev->oid));
+  } else if (!had_e && has_e) {
+    b->Put(db->cf(kCfOrderIndex), storage::ExpiryIndexKey(next.expires_ms, next.oid),
+           rocksdb::Slice());
+  }
+}
+
+void Shop::Impl::DeliverInto(rocksdb::WriteBatch* b, OrderRecord* order,
+                             std::vector<TakenKey>* keys, bool from_pool,
+                             CounterDelta* delta) const {
+  for (TakenKey& k : *keys) {
+    if (from_pool) b->Delete(db->cf(storage::kCfPool), storage::PoolKey(order->product_id, k.seq));
+    order->keys.push_back(DeliveredKey{k.seq, k.batch_id, std::move(k.sealed)});
+  }
+  const int64_t n = static_cast<int64_t>(keys->size());
+  if (from_pool) delta->pool -= n;
+  delta->delivered += n;
+  if (order->holding) {
+    delta->held -= order->quantity;
+    order->holding = false;
+  }
+  order->status = OrderStatus::kDelivered;
+  order->delivered_ms = NowMs();
+  order->updated_ms = order->delivered_ms;
+}
+
+OrderView Shop::Impl::View(const OrderRecord& r, bool with_keys) const {
+  OrderView v;
+  v.order_id = HexEncode(r.oid);
+  v.status = r.status;
+  v.product_id = r.product_id;
+  v.quantity = r.quantity;
+  v.amount_cents = r.amount_cents;
+  v.currency = r.currency;
+  v.contact = r.contact;
+  v.created_at = FromUnixMs(r.created_ms);
+  v.expires_at = FromUnixMs(r.expires_ms);
+  v.payment_id = r.payment_id;
+  if (with_keys) {
+    for (const DeliveredKey& k : r.keys) {
+      auto text = cipher->Open(k.sealed, storage::PoolKey(r.product_id, k.seq));
+      // A key that fails authentication is never shown (tampered data dir); the order
+      // view shows a placeholder so the merchant sees something is wrong.
+      v.keys.push_back(text.ok() ? *text : std::string("<unreadable key>"));
+    }
+  }
+  return v;
+}
+
+void Shop::Impl::ScheduleExpiry(const OrderRecord& r) {
+  const int64_t window_ms = (opts.hold_seconds + opts.hold_grace_seconds) * 1000;
+  int64_t remaining_ms = r.expires_ms + opts.hold_grace_seconds * 1000 - NowMs();
+  remaining_ms = std::clamp<int64_t>(remaining_ms, 0, window_ms);
+  absl::MutexLock l(&expiry_mu);
+  expiry_heap.push(ExpiryItem{clock->MonoNowNs() + remaining_ms * 1'000'000, r.oid});
+}
+
+void Shop::Impl::Kick() {
+  {
+    std::lock_guard<std::mutex> l(work_mu);
+    kicked = true;
+  }
+  work_cv.notify_one();
+}
+
+// --- lifecycle --------------------------------------------------------------------------
+
+Shop::Shop(const ShopOptions& opts) : opts_(opts) {}
+
+Shop::~Shop() {
+  if (impl_ != nullptr) {
+    {
+      std::lock_guard<std::mutex> l(impl_->work_mu);
+      impl_->stop = true;
+    }
+    impl_->work_cv.notify_all();
+    if (impl_->worker.joinable()) impl_->worker.join();
+  }
+  impl_.reset();
+  db_.reset();
+}
+
+absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
+  if (opts.hold_seconds < 1 || opts.hold_seconds > limits::kHoldSecondsMax ||
+      opts.hold_grace_seconds < 0 || opts.hold_grace_seconds > limits::kHoldSecondsMax) {
+    return absl::InvalidArgumentError("hold_seconds / hold_grace_seconds out of range");
+  }
+  storage::DataDirOptions dopts;
+  dopts.data_dir = opts.data_dir;
+  dopts.master_key_file = opts.master_key_file;
+  dopts.create_if_missing = opts.create_if_missing;
+  dopts.block_cache_bytes = opts.block_cache_bytes;
+  auto opened = storage::OpenDataDir(dopts, opts.random);
+  if (!opened.ok()) return opened.status();
+  std::unique_ptr<Shop> shop(new Shop(opts));
+  shop->db_ = std::move(opened->db);
+  shop->cipher_ = std::move(opened->cipher);
+  shop->impl_ = std::make_unique<Impl>(shop.get(), shop->opts_, shop->db_.get(), shop->cipher_.get());
+  KV_RETURN_IF_ERROR(shop->Recover());
+  // Replay the unfinished delivery log before serving anything.
+  auto replayed = shop->RunDeliveries();
+  if (!replayed.ok()) return replayed.status();
+  if (opts.start_workers) shop->StartWorkers();
+  return shop;
+}
+
+absl::Status Shop::Recover() {
+  Impl& m = *impl_;
+  // Products.
+  {
+    absl::MutexLock l(&m.products_mu);
+    auto it = db_->NewIterator(storage::kCfProducts);
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ProductRecord r;
+      KV_RETURN_IF_ERROR(DecodeProduct(std::string_view(it->value().data(), it->value().size()), &r));
+      if (r.id == 0 || r.id > limits::kProductsMax) return absl::DataLossError("bad product id");
+      m.owned.push_back(std::make_unique<ProductState>(r));
+      m.products[r.id].store(m.owned.back().get(), std::memory_order_release);
+      m.next_product_id = std::max(m.next_product_id, r.id + 1);
+    }
+    if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  }
+  // Counters.
+  {
+    auto it = db_->NewIterator(storage::kCfCounters);
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 9) return absl::DataLossError("malformed counter key");
+      const uint64_t pid = DecodeFixed64BE(it->key().data());
+      ProductState* ps = m.Product(pid);
+      if (ps == nullptr) return absl::DataLossError("counter for an unknown product");
+      int64_t v;
+      if (!storage::DecodeCounter(it->value(), &v)) return absl::DataLossError("malformed counter");
+      switch (static_cast<storage::CounterKind>(it->key()[8])) {
+        case storage::CounterKind::kPool: ps->pool = v; break;
+        case storage::CounterKind::kHeld: ps->held = v; break;
+        case storage::CounterKind::kOwed: ps->owed = v; break;
+        case storage::CounterKind::kDelivered: ps->delivered = v; break;
+        case storage::CounterKind::kImported: ps->imported = v; break;
+        case storage::CounterKind::kRetired: ps->retired = v; break;
+        default: return absl::DataLossError("unknown counter kind");
+      }
+    }
+    if (!it->status().ok()) return absl::DataLossError(it->status().ToString());
+  }
+  // Batches: next seq / batch id, retired batches.
+  {
+    auto it = db_->NewIterator(storage::kCfBatches);
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 16) return absl::DataLossError("malformed batch key");
+      ProductState* ps = m.Product(DecodeFixed64BE(it->key().data()));
+      if (ps == nullptr) return absl::DataLossError("batch of an unknown product");
+      BatchRecord b;
+      KV_RETURN_IF_ERROR(DecodeBatch(std::string_view(it->value().data(), it->value().size()), &b));
+      b.batch_id = DecodeFixed64BE(it->key().data() + 8);
+      absl::MutexLock l(&ps->pool_mu);
+      ps->next_batch_id = std::max(ps->next_batch_id, b.batch_id + 1);
+      ps->next_seq = std::max(ps->next_seq, b.last_seq + 1);
+      if (b.retired_flag) ps->retired_batches.insert(b.batch_id);
+    }
+  }
+  // Delivery log: next seq.
+  uint64_t max_log = 0;
+  {
+    auto it = db_->NewIterator(storage::kCfDeliveryLog);
+    it->SeekToLast();
+    if (it->Valid()) max_log = DecodeFixed64BE(it->key().data());
+  }
+  // Order index: backorder queues and holds to expire.
+  {
+    auto it = db_->NewIterator(storage::kCfOrderIndex);
+    const std::string bprefix(1, storage::kIdxBackorder);
+    for (it->Seek(bprefix); it->Valid() && it->key().starts_with(bprefix); it->Next()) {
+      if (it->key().size() != 17) return absl::DataLossError("malformed backorder index key");
+      const uint64_t pid = DecodeFixed64BE(it->key().data() + 1);
+      const uint64_t seq = DecodeFixed64BE(it->key().data() + 9);
+      ProductState* ps = m.Product(pid);
+      if (ps == nullptr) return absl::DataLossError("backorder of an unknown product");
+      std::string oid = it->value().ToString();
+      auto order = m.ReadOrder(oid);
+      if (!order.ok()) return order.status();
+      if (!order->has_value()) return absl::DataLossError("backorder of an unknown order");
+      absl::MutexLock l(&ps->pool_mu);
+      ps->backorders[seq] = BackorderItem{oid, (*order)->quantity};
+      max_log = std::max(max_log, seq);
+    }
+    const std::string eprefix(1, storage::kIdxExpiry);
+    for (it->Seek(eprefix); it->Valid() && it->key().starts_with(eprefix); it->Next()) {
+      if (it->key().size() != 1 + 8 + storage::kOrderIdBytes) {
+        return absl::DataLossError("malformed expiry index key");
+      }
+      OrderRecord r;
+      r.expires_ms = static_cast<int64_t>(DecodeFixed64BE(it->key().data() + 1));
+      r.oid = std::string(it->key().data() + 9, storage::kOrderIdBytes);
+      m.ScheduleExpiry(r);
+    }
+  }
+  m.next_log_seq = max_log + 1;
+  // Memory view of stock from the durable counters (I5).
+  for (uint64_t id = 1; id <= limits::kProductsMax; ++id) {
+    ProductState* ps = m.Product(id);
+    if (ps == nullptr) continue;
+    ps->available = ps->pool.load() - ps->held.load() - ps->owed.load();
+  }
+  return absl::OkStatus();
+}
+
+void Shop::StartWorkers() {
+  Impl* m = impl_.get();
+  m->worker = std::thread([this, m] {
+    std::unique_lock<std::mutex> l(m->work_mu);
+    while (!m->stop) {
+      m->work_cv.wait_for(l, std::chrono::milliseconds(100), [m] { return m->stop || m->kicked; });
+      if (m->stop) break;
+      m->kicked = false;
+      l.unlock();
+      // Errors are retried on the next pass; the log keeps the work.
+      (void)RunExpiry();
+      (void)RunDeliveries();
+      l.lock();
+    }
+  });
+}
+
+// --- products ---------------------------------------------------------------------------
+
+namespace {
+
+bool ValidCurrency(std::string_view c) {
+  if (c.size() != limits::kCurrencyBytes) return false;
+  for (char ch : c) {
+    if (ch < 'A' || ch > 'Z') return false;
+  }
+  return true;
+}
+
+bool ValidText(std::string_view s, size_t max, bool allow_newlines) {
+  if (s.size() > max) return false;
+  for (unsigned char c : s) {
+    if (c == 0x7f || (c < 0x20 && !(allow_newlines && (c == '\n' || c == '\t')))) return false;
+  }
+  return true;
+}
+
+// Returns an empty string when the product is valid, else the message of the refusal.
+std::string ValidateProduct(const ProductRecord& p) {
+  if (p.name.empty() || !ValidText(p.name, limits::kProductNameBytesMax, false)) {
+    return absl::StrCat("name must be 1..", limits::kProductNameBytesMax,
+                        " bytes of printable text");
+  }
+  if (!ValidText(p.description, limits::kProductDescriptionBytesMax, true)) {
+    return absl::StrCat("description must be at most ", limits::kProductDescriptionBytesMax,
+                        " bytes of text");
+  }
+  if (p.price_cents < 0 || p.price_cents > limits::kPriceCentsMax) {
+    return absl::StrCat("price_cents must be 0..", limits::kPriceCentsMax);
+  }
+  if (!ValidCurrency(p.currency)) return "currency must be 3 uppercase letters (ISO 4217)";
+  if (p.max_per_order < 1 || p.max_per_order > limits::kOrderQuantityMax) {
+    return absl::StrCat("max_per_order must be 1..", limits::kOrderQuantityMax);
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<ProductView> Shop::CreateProduct(const ProductSpec& spec) {
+  Impl& m = *impl_;
+  ProductRecord r;
+  r.name = spec.name;
+  r.description = spec.description;
+  r.price_cents = spec.price_cents;
+  r.currency = spec.currency;
+  r.stock_mode = spec.stock_mode;
+  r.allow_backorder = spec.allow_backorder;
+  r.max_per_order = spec.max_per_order;
+  r.active = spec.active;
+  if (std::string why = ValidateProduct(r); !why.empty()) return {Refusal::kBadRequest, why};
+  absl::MutexLock l(&m.products_mu);
+  if (m.next_product_id > limits::kProductsMax) {
+    return {Refusal::kBadRequest, absl::StrCat("the shop holds the maximum of ",
+                                               limits::kProductsMax, " products")};
+  }
+  r.id = m.next_product_id;
+  r.created_ms = r.updated_ms = m.NowMs();
+  rocksdb::WriteBatch b;
+  b.Put(db_->cf(storage::kCfProducts), storage::U64Key(r.id), EncodeProduct(r));
+  absl::Status s = db_->Write(&b);
+  if (!s.ok()) return s;
+  ++m.next_product_id;
+  m.owned.push_back(std::make_unique<ProductState>(r));
+  m.products[r.id].store(m.owned.back().get(), std::memory_order_release);
+  return ProductView{r, StockCounts{}};
+}
+
+Result<ProductView> Shop::UpdateProduct(uint64_t product_id, const ProductPatch& patch) {
+  Impl& m = *impl_;
+  ProductState* ps = m.Product(product_id);
+  if (ps == nullptr) return {Refusal::kProductNotFound, "no such product"};
+  absl::MutexLock ul(&ps->update_mu);
+  ProductRecord r = *ps->Config();
+  if (patch.name) r.name = *patch.name;
+  if (patch.description) r.description = *patch.description;
+  if (patch.price_cents) r.price_cents = *patch.price_cents;
+  if (patch.currency) r.currency = *patch.currency;
+  if (patch.stock_mode) r.stock_mode = *patch.stock_mode;
+  if (patch.allow_backorder) r.allow_backorder = *patch.allow_backorder;
+  if (patch.max_per_order) r.max_per_order = *patch.max_per_order;
+  if (patch.active) r.active = *patch.active;
+  if (std::string why = ValidateProduct(r); !why.empty()) return {Refusal::kBadRequest, why};
+  r.updated_ms = m.NowMs();
+  rocksdb::WriteBatch b;
+  b.Put(db_->cf(storage::kCfProducts), storage::U64Key(r.id), EncodeProduct(r));
+  absl::Status s = db_->Write(&b);
+  if (!s.ok()) return s;
+  ps->SetConfig(std::make_shared<const ProductRecord>(r));
+  return ProductView{r, ps->Counts()};
+}
+
+std::optional<ProductView> Shop::GetProduct(uint64_t product_id) const {
+  ProductState* ps = impl_->Product(product_id);
+  if (ps == nullptr) return std::nullopt;
+  return ProductView{*ps->Config(), ps->Counts()};
+}
+
+std::vector<ProductView> Shop::ListProducts(bool active_only) const {
+  std::vector<ProductView> out;
+  uint64_t last;
+  {
+    absl::MutexLock l(&impl_->products_mu);
+    last = impl_->next_product_id;
+  }
+  for (uint64_t id = 1; id < last; ++id) {
+    ProductState* ps = impl_->Product(id);
+    if (ps == nullptr) continue;
+    auto cfg = ps->Config();
+    if (active_only && !cfg->active) continue;
+    out.push_back(ProductView{*cfg, ps->Counts()});
+  }
+  return out;
+}
+
+StockCounts Shop::Stock(uint64_t product_id) const {
+  ProductState* ps = impl_->Product(product_id);
+  return ps == nullptr ? StockCounts{} : ps->Counts();
+}
+
+}  // namespace kv

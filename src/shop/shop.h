@@ -1,0 +1,252 @@
+// Shop: the domain core of keyvend — products, card keys, stock, orders, payments and the
+// delivery log — on one RocksDB data dir. No HTTP, no JSON.
+//
+// Invariants this class maintains (SPEC §2; `keyvend check` verifies them on disk):
+//  I1 no oversell: per product, keys delivered + keys held by open orders <= keys imported;
+//     the decision is taken in memory (an atomic compare-and-swap on `available`) BEFORE
+//     the write; the durable counters change by Merge in the same batch as the records.
+//  I2 a key leaves the pool and joins an order in one atomic batch; the pool selection
+//     hands a key to one in-flight write at a time.
+//  I4 every state-changing call returns only after its synced (fsync'd WAL) commit.
+//  I5 available = pool - held - owed, in memory and on disk; memory is rebuilt from the
+//     durable counters on open. Acquisitions lower `available` before the write,
+//     releases raise it after the commit, so memory never overstates stock.
+//
+// Thread safety: every public method may be called from any number of threads.
+// Lock order (never the other way round): order stripe lock -> product pool lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "limits/limits.h"
+#include "shop/key_import.h"
+#include "shop/records.h"
+#include "shop/refusal.h"
+#include "storage/data_dir.h"
+
+namespace kv {
+
+struct ShopOptions {
+  std::string data_dir = "./keyvend-data";
+  std::string master_key_file;  // required; outside data_dir
+  bool create_if_missing = true;
+  Clock* clock = RealClock::Get();      // not owned
+  Random* random = SecureRandom::Get();  // not owned
+  // How long a reserve-mode order holds its keys, seconds. Default 900.
+  int64_t hold_seconds = limits::kHoldSecondsDefault;
+  // Grace after expires_at before a hold is released, seconds. Default 120.
+  int64_t hold_grace_seconds = limits::kHoldGraceSecondsDefault;
+  // Assign keys in the payment's own batch when they are at hand (default true). False
+  // leaves every delivery to the worker (tests of the write-ahead log path).
+  bool inline_delivery = true;
+  // Start the expiry and delivery threads (default true). Tests that drive a FakeClock set
+  // false and call RunExpiry()/RunDeliveries() themselves.
+  bool start_workers = true;
+  // Delivery retries before an entry is "failed". Default 8.
+  uint32_t delivery_attempts_max = limits::kDeliveryAttemptsMax;
+  size_t block_cache_bytes = 64 << 20;
+};
+
+// What a merchant sets when creating a product. Validated by CreateProduct.
+struct ProductSpec {
+  std::string name;
+  std::string description;
+  int64_t price_cents = 0;
+  std::string currency;
+  StockMode stock_mode = StockMode::kReserve;
+  bool allow_backorder = false;
+  uint32_t max_per_order = limits::kMaxPerOrderDefault;
+  bool active = true;
+};
+
+// A partial update; unset fields keep their value.
+struct ProductPatch {
+  std::optional<std::string> name;
+  std::optional<std::string> description;
+  std::optional<int64_t> price_cents;
+  std::optional<std::string> currency;
+  std::optional<StockMode> stock_mode;
+  std::optional<bool> allow_backorder;
+  std::optional<uint32_t> max_per_order;
+  std::optional<bool> active;
+};
+
+struct StockCounts {
+  int64_t available = 0;  // pool - held - owed (may be negative after a retire or backorders)
+  int64_t pool = 0;
+  int64_t held = 0;
+  int64_t owed = 0;
+  int64_t delivered = 0;
+  int64_t imported = 0;
+  int64_t retired = 0;
+  // What buyers see: max(0, available).
+  int64_t sellable() const { return available > 0 ? available : 0; }
+};
+
+struct ProductView {
+  ProductRecord product;
+  StockCounts stock;
+};
+
+struct DuplicateLine {
+  uint32_t line = 0;
+  bool in_input = false;  // true: repeats an earlier line; false: the shop already had it
+};
+
+struct ImportResult {
+  uint64_t batch_id = 0;           // 0 when nothing was imported (no batch written)
+  uint64_t imported = 0;           // keys stored by this import (incl. those served to backorders)
+  uint64_t duplicates = 0;         // within the input + already stored anywhere in the shop
+  uint64_t backorders_served = 0;  // orders delivered from this batch
+  std::vector<RejectedLine> rejected;         // empty/too long/non-printable/bad CSV row
+  std::vector<DuplicateLine> duplicate_lines;  // by line number
+};
+
+struct RetireResult {
+  uint64_t batch_id = 0;
+  uint64_t retired = 0;  // unsold keys removed from sale by this call
+};
+
+struct OrderRequest {
+  uint64_t product_id = 0;
+  int64_t quantity = 0;
+  std::string contact;
+  std::string query_password;  // optional
+};
+
+struct OrderView {
+  std::string order_id;  // 32 hex chars
+  OrderStatus status = OrderStatus::kPendingPayment;
+  uint64_t product_id = 0;
+  uint32_t quantity = 0;
+  int64_t amount_cents = 0;
+  std::string currency;
+  std::string contact;
+  absl::Time created_at;
+  absl::Time expires_at;
+  std::string payment_id;
+  std::vector<std::string> keys;  // plaintext; empty until delivered
+  std::string token;  // filled by CreateOrder and LookupOrders only
+};
+
+struct PaymentNotice {
+  std::string order_id;  // hex, as the gateway sends it (may be anything)
+  std::string payment_id;
+  int64_t amount_cents = 0;
+  std::string currency;
+};
+
+struct PaymentResult {
+  PaymentOutcome outcome = PaymentOutcome::kApplied;
+  PaymentFlag flag = PaymentFlag::kNone;
+  bool replay = false;  // this payment_id was already recorded; nothing changed
+  std::optional<OrderStatus> order_status;  // after the payment, when the order exists
+};
+
+class Shop {
+ public:
+  // Opens (creating when allowed) the data dir, rebuilds memory from the durable counters,
+  // replays the unfinished delivery log and starts the workers. Errors: those of
+  // storage::OpenDataDir, and DataLoss on a malformed record.
+  static absl::StatusOr<std::unique_ptr<Shop>> Open(const ShopOptions& opts);
+  // Stops the workers and closes the database. Unfinished work stays in the log.
+  ~Shop();
+
+  // --- products (merchant) ---
+  // Refusals: kBadRequest (message names the field). Returns the stored product.
+  Result<ProductView> CreateProduct(const ProductSpec& spec);
+  // Refusals: kProductNotFound, kBadRequest.
+  Result<ProductView> UpdateProduct(uint64_t product_id, const ProductPatch& patch);
+  // nullopt when there is no such product. Reads memory only (no DB access).
+  std::optional<ProductView> GetProduct(uint64_t product_id) const;
+  // All products (active_only: only active ones), by id. Reads memory only.
+  std::vector<ProductView> ListProducts(bool active_only) const;
+
+  // --- keys (merchant) ---
+  // Parses and imports keys in ONE synced batch: valid, new keys join the pool (after
+  // serving waiting backorders, oldest first, in the same batch); rejected lines and
+  // duplicates are reported. Refusals: kProductNotFound, kBadRequest (whole-input error,
+  // e.g. a CSV without the key column, or more than limits::kImportKeysMax keys).
+  Result<ImportResult> ImportKeys(uint64_t product_id, std::string_view input,
+                                  const ParseOptions& parse);
+  // Takes the unsold keys of a batch out of sale for good (one synced batch).
+  // Refusals: kProductNotFound, kNotFound (no such batch).
+  Result<RetireResult> RetireBatch(uint64_t product_id, uint64_t batch_id);
+  // The product's batches, oldest first. Refusal: kProductNotFound.
+  Result<std::vector<BatchRecord>> ListBatches(uint64_t product_id);
+
+  // --- orders (buyer) ---
+  // Creates an order, filled whole or refused whole. Refusals: kInvalidQuantity,
+  // kProductNotFound, kProductInactive, kQuantityLimit, kOutOfStock, kBadRequest (contact).
+  // The view carries the order's secret token (shown once; it is derived, never stored).
+  Result<OrderView> CreateOrder(const OrderRequest& req);
+  // The order, with plaintext keys once delivered. A wrong token and an unknown id give the
+  // same refusal (kOrderNotFound). Token compared in constant time.
+  Result<OrderView> GetOrder(std::string_view order_id, std::string_view token);
+  // Orders created with this contact and password (newest first, at most
+  // limits::kLookupOrdersMax), each with its token. No match: an empty list.
+  Result<std::vector<OrderView>> LookupOrders(std::string_view contact,
+                                              std::string_view query_password);
+
+  // --- payments (gateway) ---
+  // Records a payment exactly once per payment_id and applies it (SPEC §3, §4): pays the
+  // order (delivering at once when the keys are at hand), or backorders it, or flags the
+  // payment for refund. Never refuses a well-formed notice: money received is always
+  // recorded. Refusal: kBadRequest (empty/oversized payment_id, bad currency).
+  Result<PaymentResult> ApplyPayment(const PaymentNotice& notice);
+
+  // --- merchant order actions ---
+  // The order with keys (no token needed). Refusal: kOrderNotFound.
+  Result<OrderView> AdminGetOrder(std::string_view order_id);
+  // pending_payment -> cancelled (hold released). Refusals: kOrderNotFound, kInvalidState.
+  Result<OrderView> CancelOrder(std::string_view order_id);
+  // paid|backordered|refund_due|delivered -> refunded (a backorder's claim is dropped).
+  // Refusals: kOrderNotFound, kInvalidState.
+  Result<OrderView> RefundOrder(std::string_view order_id);
+
+  // --- workers (also called by tests with a FakeClock) ---
+  // Expires every hold whose monotonic deadline has passed. Returns how many orders
+  // changed state.
+  absl::StatusOr<size_t> RunExpiry();
+  // Works the delivery log once: due pending entries get keys; backorders are served where
+  // stock allows. Returns how many orders were delivered.
+  absl::StatusOr<size_t> RunDeliveries();
+  // Entries of the delivery log (unfinished work), oldest first, optionally by state.
+  absl::StatusOr<std::vector<DeliveryEntry>> ListDeliveries(std::optional<DeliveryState> state);
+  // Puts every failed entry back to pending with a fresh retry budget. Returns the count.
+  absl::StatusOr<size_t> ReplayFailedDeliveries();
+
+  StockCounts Stock(uint64_t product_id) const;
+  storage::Db* db() const { return db_.get(); }
+
+  // Internal state, defined in shop_internal.h.
+  struct ProductState;
+  struct Impl;
+
+ private:
+  explicit Shop(const ShopOptions& opts);
+  absl::Status Recover();
+  void StartWorkers();
+
+  ShopOptions opts_;
+  std::unique_ptr<storage::Db> db_;
+  std::unique_ptr<KeyCipher> cipher_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Order ids on the wire: 32 lowercase hex chars for 16 random bytes. False on anything else.
+bool ParseOrderId(std::string_view hex, std::string* raw);
+
+}  // namespace kv

@@ -1,0 +1,190 @@
+// Private to the shop module: the in-memory state behind Shop and the helpers its .cc
+// files share. Nothing outside src/shop includes this.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <queue>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "base/time_format.h"
+#include "rocksdb/write_batch.h"
+#include "shop/shop.h"
+#include "storage/schema.h"
+
+namespace kv {
+
+// A card key taken from the pool for an in-flight write.
+struct TakenKey {
+  uint64_t seq = 0;
+  uint64_t batch_id = 0;
+  std::string sealed;
+};
+
+struct BackorderItem {
+  std::string oid;
+  uint32_t quantity = 0;
+};
+
+// Changes to a product's durable counters made by one batch. Add() puts the Merges into the
+// batch; Apply() mirrors them in memory after the commit.
+struct CounterDelta {
+  int64_t pool = 0, held = 0, owed = 0, delivered = 0, imported = 0, retired = 0;
+  void AddTo(rocksdb::WriteBatch* b, storage::Db* db, uint64_t pid) const;
+  void Apply(Shop::ProductState* ps) const;
+};
+
+struct Shop::ProductState {
+  explicit ProductState(const ProductRecord& rec)
+      : id(rec.id), cfg(std::make_shared<const ProductRecord>(rec)) {}
+
+  std::shared_ptr<const ProductRecord> Config() const {
+    absl::MutexLock l(&cfg_mu);
+    return cfg;
+  }
+  void SetConfig(std::shared_ptr<const ProductRecord> c) {
+    absl::MutexLock l(&cfg_mu);
+    cfg = std::move(c);
+  }
+  StockCounts Counts() const;
+
+  // Takes q units of stock if at least q are available (the no-oversell decision).
+  bool TryAcquire(int64_t q) {
+    int64_t v = available.load(std::memory_order_relaxed);
+    while (v >= q) {
+      if (available.compare_exchange_weak(v, v - q, std::memory_order_acq_rel)) return true;
+    }
+    return false;
+  }
+
+  const uint64_t id;
+  mutable absl::Mutex cfg_mu;
+  std::shared_ptr<const ProductRecord> cfg ABSL_GUARDED_BY(cfg_mu);
+  absl::Mutex update_mu;  // serializes UpdateProduct on this product
+
+  // pool - held - owed - (units acquired by writes still in flight).
+  std::atomic<int64_t> available{0};
+  // Mirrors of the durable counters, changed only after a commit.
+  std::atomic<int64_t> pool{0}, held{0}, owed{0}, delivered{0}, imported{0}, retired{0};
+
+  // Key selection, imports, retires and backorder service of this product.
+  absl::Mutex pool_mu;
+  // Every pool key with seq < cursor is in flight (or a zombie of a retired batch).
+  uint64_t cursor ABSL_GUARDED_BY(pool_mu) = 0;
+  absl::flat_hash_set<uint64_t> inflight ABSL_GUARDED_BY(pool_mu);
+  uint64_t next_seq ABSL_GUARDED_BY(pool_mu) = 1;
+  uint64_t next_batch_id ABSL_GUARDED_BY(pool_mu) = 1;
+  absl::flat_hash_set<uint64_t> retired_batches ABSL_GUARDED_BY(pool_mu);
+  // Waiting backorders by delivery-log seq (= FIFO order). Guarded, like the state of every
+  // backordered order of this product, by pool_mu.
+  std::map<uint64_t, BackorderItem> backorders ABSL_GUARDED_BY(pool_mu);
+};
+
+struct ExpiryItem {
+  int64_t deadline_mono_ns;
+  std::string oid;
+  bool operator>(const ExpiryItem& o) const { return deadline_mono_ns > o.deadline_mono_ns; }
+};
+
+struct Shop::Impl {
+  Impl(Shop* s, const ShopOptions& o, storage::Db* d, KeyCipher* c)
+      : owner(s), opts(o), db(d), cipher(c), clock(o.clock), random(o.random) {
+    for (auto& p : products) p.store(nullptr, std::memory_order_relaxed);
+  }
+
+  // --- lookups ---
+  ProductState* Product(uint64_t id) const {
+    if (id == 0 || id > limits::kProductsMax) return nullptr;
+    return products[id].load(std::memory_order_acquire);
+  }
+  // The stripe lock of an order (oid is random, so its first bytes spread well).
+  absl::Mutex& OrderLock(std::string_view oid) {
+    uint64_t h = 0;
+    for (size_t i = 0; i < oid.size() && i < 8; ++i) h = h << 8 | static_cast<uint8_t>(oid[i]);
+    h ^= h >> 29;
+    return order_locks[h & (limits::kOrderLockStripes - 1)];
+  }
+  // The stripe lock of any other name (payment ids share prefixes: hash all of it).
+  absl::Mutex& StripeFor(std::string_view name) {
+    return order_locks[std::hash<std::string_view>{}(name) & (limits::kOrderLockStripes - 1)];
+  }
+  int64_t NowMs() const { return UnixMs(clock->WallNow()); }
+  absl::StatusOr<std::optional<OrderRecord>> ReadOrder(const std::string& oid) const;
+
+  // --- derived secrets (storage/key_cipher.h, domain-separated) ---
+  std::string KeyTag(std::string_view text) const;
+  std::string TokenFor(std::string_view oid) const;
+  std::string ContactTag(std::string_view contact) const;
+  std::string PasswordTag(std::string_view oid, std::string_view pw) const;
+
+  // --- batch helpers ---
+  // Writes `next` and keeps the status/expiry indexes in step with `prev` (nullptr: new).
+  void PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const OrderRecord& next) const;
+  // Attaches `keys` to `order` (status delivered; a hold is released) and, when they come
+  // from the pool, deletes them there. The caller checks the order is then whole.
+  void DeliverInto(rocksdb::WriteBatch* b, OrderRecord* order, std::vector<TakenKey>* keys,
+                   bool from_pool, CounterDelta* delta) const;
+  OrderView View(const OrderRecord& r, bool with_keys) const;
+
+  // --- pool (callers hold ps->pool_mu) ---
+  absl::Status SelectKeysLocked(ProductState* ps, uint32_t q, std::vector<TakenKey>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
+  // After a write that took `keys`: drop them from the in-flight set; on failure make
+  // them selectable again (or retire them, if their batch was retired meanwhile).
+  void FinishInflight(ProductState* ps, const std::vector<TakenKey>& keys, bool committed);
+  absl::StatusOr<size_t> ServeBackordersLocked(ProductState* ps, std::vector<TakenKey>* fresh,
+                                               rocksdb::WriteBatch* b, CounterDelta* delta,
+                                               std::vector<std::string>* served)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
+  absl::StatusOr<size_t> ServeBackorders(ProductState* ps);
+
+  // --- the payment's "no keys" outcome: backorder or refund_due ---
+  void NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const ProductRecord& cfg,
+                      OrderRecord* order, CounterDelta* delta, PaymentFlag* flag,
+                      uint64_t* backorder_seq);
+
+  // Assigns keys to a paid order whose delivery-log entry is pending. Returns whether the
+  // order was delivered; on a write error the entry is rescheduled with backoff.
+  absl::StatusOr<bool> DeliverPending(const DeliveryEntry& e);
+
+  void ScheduleExpiry(const OrderRecord& r);
+  void Kick();
+
+  Shop* owner;
+  ShopOptions opts;
+  storage::Db* db;
+  KeyCipher* cipher;
+  Clock* clock;
+  Random* random;
+
+  std::array<std::atomic<ProductState*>, limits::kProductsMax + 1> products;
+  absl::Mutex products_mu;  // product creation
+  std::vector<std::unique_ptr<ProductState>> owned ABSL_GUARDED_BY(products_mu);
+  uint64_t next_product_id ABSL_GUARDED_BY(products_mu) = 1;
+
+  std::atomic<uint64_t> next_log_seq{1};
+  std::array<absl::Mutex, limits::kOrderLockStripes> order_locks;
+  // Shop-wide: key uniqueness spans products, so imports (and the dedupe check) serialize.
+  absl::Mutex import_mu;
+
+  absl::Mutex expiry_mu;
+  std::priority_queue<ExpiryItem, std::vector<ExpiryItem>, std::greater<ExpiryItem>> expiry_heap
+      ABSL_GUARDED_BY(expiry_mu);
+
+  // Worker thread.
+  std::mutex work_mu;
+  std::condition_variable work_cv;
+  bool stop = false;    // guarded by work_mu
+  bool kicked = false;  // guarded by work_mu
+  std::thread worker;
+};
+
+}  // namespace kv

@@ -1,0 +1,325 @@
+// Shop: the key pool — selection for deliveries, import (with backorder service), retire.
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "base/coding.h"
+#include "base/status_macros.h"
+#include "shop/shop_internal.h"
+
+namespace kv {
+
+absl::Status Shop::Impl::SelectKeysLocked(ProductState* ps, uint32_t q,
+                                          std::vector<TakenKey>* out) {
+  out->clear();
+  if (q == 0) return absl::OkStatus();
+  auto it = db->NewIterator(storage::kCfPool);
+  const std::string prefix = storage::U64Key(ps->id);
+  uint64_t last = ps->cursor;
+  for (it->Seek(storage::PoolKey(ps->id, ps->cursor));
+       it->Valid() && it->key().starts_with(prefix) && out->size() < q; it->Next()) {
+    if (it->key().size() != 16) return absl::DataLossError("malformed pool key");
+    const uint64_t seq = DecodeFixed64BE(it->key().data() + 8);
+    if (ps->inflight.contains(seq)) continue;
+    PoolKeyRecord rec;
+    KV_RETURN_IF_ERROR(DecodePoolKey(std::string_view(it->value().data(), it->value().size()), &rec));
+    if (ps->retired_batches.contains(rec.batch_id)) continue;  // zombie of a failed write
+    out->push_back(TakenKey{seq, rec.batch_id, std::move(rec.sealed)});
+    last = seq + 1;
+  }
+  if (!it->status().ok()) {
+    out->clear();
+    return absl::UnavailableError(absl::StrCat("reading the key pool: ", it->status().ToString()));
+  }
+  for (const TakenKey& k : *out) ps->inflight.insert(k.seq);
+  ps->cursor = last;
+  return absl::OkStatus();
+}
+
+void Shop::Impl::FinishInflight(ProductState* ps, const std::vector<TakenKey>& keys,
+                                bool committed) {
+  if (keys.empty()) return;
+  std::vector<uint64_t> zombies;
+  {
+    absl::MutexLock l(&ps->pool_mu);
+    for (const TakenKey& k : keys) {
+      ps->inflight.erase(k.seq);
+      if (!committed) {
+        // The write failed, so the key is still in the pool: make it selectable again.
+        ps->cursor = std::min(ps->cursor, k.seq);
+        if (ps->retired_batches.contains(k.batch_id)) zombies.push_back(k.seq);
+      }
+    }
+  }
+  // Its batch was retired while the key was in flight: it must never be sold. Retiring the
+  // batch again sweeps every unsold key of it, this one included.
+  absl::flat_hash_set<uint64_t> batches;
+  for (const TakenKey& k : keys) {
+    if (std::find(zombies.begin(), zombies.end(), k.seq) != zombies.end()) {
+      batches.insert(k.batch_id);
+    }
+  }
+  for (uint64_t batch_id : batches) (void)owner->RetireBatch(ps->id, batch_id);
+}
+
+absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
+                                                         std::vector<TakenKey>* fresh,
+                                                         rocksdb::WriteBatch* b,
+                                                         CounterDelta* delta,
+                                                         std::vector<std::string>* served) {
+  size_t n = 0;
+  size_t fresh_used = 0;
+  // Units the import adds to `available` once committed.
+  const int64_t fresh_total = static_cast<int64_t>(fresh->size());
+  for (auto it = ps->backorders.begin(); it != ps->backorders.end();) {
+    const uint32_t q = it->second.quantity;
+    // Serving q keys lowers pool and owed by q and leaves available unchanged; it must
+    // leave enough keys for every open hold: pool - q >= held  <=>  available + owed >= q.
+    const int64_t owed_left = ps->owed.load() + delta->owed;
+    if (ps->available.load() + fresh_total + owed_left < static_cast<int64_t>(q)) break;
+    std::vector<TakenKey> keys;
+    const size_t from_fresh = std::min<size_t>(q, fresh->size() - fresh_used);
+    for (size_t i = 0; i < from_fresh; ++i) keys.push_back(std::move((*fresh)[fresh_used + i]));
+    std::vector<TakenKey> from_pool;
+    if (keys.size() < q) {
+      KV_RETURN_IF_ERROR(SelectKeysLocked(ps, q - static_cast<uint32_t>(keys.size()), &from_pool));
+      if (keys.size() + from_pool.size() < q) {
+        // Not enough keys physically at hand (some are in flight): try again later.
+        for (size_t i = 0; i < from_fresh; ++i) (*fresh)[fresh_used + i] = std::move(keys[i]);
+        for (const TakenKey& k : from_pool) ps->inflight.erase(k.seq);
+        ps->cursor = 0;
+        break;
+      }
+    }
+    fresh_used += from_fresh;
+    auto cur = ReadOrder(it->second.oid);
+    if (!cur.ok()) return cur.status();
+    if (!cur->has_value() || (*cur)->status != OrderStatus::kBackordered) {
+      return absl::DataLossError("backorder queue names an order that is not backordered");
+    }
+    OrderRecord prev = **cur;
+    OrderRecord next = prev;
+    std::vector<TakenKey> fresh_keys(std::make_move_iterator(keys.begin()),
+                                     std::make_move_iterator(keys.begin() + from_fresh));
+    // Fresh keys never entered the pool: they are attached without a pool delete.
+    DeliverInto(b, &next, &fresh_keys, /*from_pool=*/false, delta);
+    DeliverInto(b, &next, &from_pool, /*from_pool=*/true, delta);
+    assert(next.keys.size() == next.quantity);
+    delta->owed -= q;
+    next.log_seq = 0;
+    PutOrder(b, &prev, next);
+    b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
+    b->Delete(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, prev.log_seq));
+    // The pool lock is held until the commit, so nobody can select these keys meanwhile.
+    for (const DeliveredKey& k : next.keys) ps->inflight.erase(k.seq);
+    served->push_back(prev.oid);
+    it = ps->backorders.erase(it);
+    ++n;
+  }
+  // Fresh keys not served stay for the pool.
+  fresh->erase(fresh->begin(), fresh->begin() + static_cast<ptrdiff_t>(fresh_used));
+  return n;
+}
+
+absl::StatusOr<size_t> Shop::Impl::ServeBackorders(ProductState* ps) {
+  absl::MutexLock l(&ps->pool_mu);
+  if (ps->backorders.empty()) return 0;
+  const auto saved = ps->backorders;
+  const uint64_t saved_cursor = ps->cursor;
+  rocksdb::WriteBatch b;
+  CounterDelta delta;
+  std::vector<TakenKey> none;
+  std::vector<std::string> served;
+  auto n = ServeBackordersLocked(ps, &none, &b, &delta, &served);
+  if (!n.ok() || *n == 0) {
+    ps->backorders = saved;
+    ps->cursor = saved_cursor;
+    return n;
+  }
+  delta.AddTo(&b, db, ps->id);
+  absl::Status s = db->Write(&b);
+  if (!s.ok()) {
+    ps->backorders = saved;
+    ps->cursor = 0;  // the selected keys are still in the pool
+    return s;
+  }
+  delta.Apply(ps);
+  return n;
+}
+
+Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view input,
+                                      const ParseOptions& parse) {
+  Impl& m = *impl_;
+  ProductState* ps = m.Product(product_id);
+  if (ps == nullptr) return {Refusal::kProductNotFound, "no such product"};
+  auto parsed = ParseKeys(input, parse);
+  if (!parsed.ok()) return {Refusal::kBadRequest, std::string(parsed.status().message())};
+  if (parsed->keys.size() > limits::kImportKeysMax) {
+    return {Refusal::kBadRequest, absl::StrCat("at most ", limits::kImportKeysMax,
+                                               " keys per import; split the file")};
+  }
+  ImportResult res;
+  for (const RejectedLine& r : parsed->rejected) {
+    if (r.reason == LineReject::kDuplicateInInput) {
+      res.duplicate_lines.push_back(DuplicateLine{r.line, true});
+    } else {
+      res.rejected.push_back(r);
+    }
+  }
+  res.duplicates = parsed->duplicates_in_input;
+
+  // Tags outside the locks: this is the CPU-heavy part.
+  const size_t n_in = parsed->keys.size();
+  std::vector<std::string> tags(n_in);
+  for (size_t i = 0; i < n_in; ++i) tags[i] = m.KeyTag(parsed->keys[i].text);
+
+  // Uniqueness spans the shop, so the check-then-write serializes imports.
+  absl::MutexLock il(&m.import_mu);
+  std::vector<bool> stored(n_in, false);
+  {
+    std::vector<rocksdb::Slice> keys;
+    keys.reserve(n_in);
+    for (const std::string& t : tags) keys.emplace_back(t);
+    std::vector<rocksdb::PinnableSlice> values(n_in);
+    std::vector<rocksdb::Status> statuses(n_in);
+    constexpr size_t kChunk = 4096;
+    for (size_t off = 0; off < n_in; off += kChunk) {
+      const size_t len = std::min(kChunk, n_in - off);
+      m.db->raw()->MultiGet(rocksdb::ReadOptions(), m.db->cf(storage::kCfKeyTags), len,
+                            keys.data() + off, values.data() + off, statuses.data() + off);
+    }
+    for (size_t i = 0; i < n_in; ++i) {
+      if (statuses[i].ok()) {
+        stored[i] = true;
+      } else if (!statuses[i].IsNotFound()) {
+        return absl::UnavailableError(
+            absl::StrCat("reading the key index: ", statuses[i].ToString()));
+      }
+    }
+  }
+  std::vector<size_t> fresh_idx;
+  for (size_t i = 0; i < n_in; ++i) {
+    if (stored[i]) {
+      res.duplicate_lines.push_back(DuplicateLine{parsed->keys[i].line, false});
+      ++res.duplicates;
+    } else {
+      fresh_idx.push_back(i);
+    }
+  }
+  std::sort(res.duplicate_lines.begin(), res.duplicate_lines.end(),
+            [](const DuplicateLine& a, const DuplicateLine& b) { return a.line < b.line; });
+  if (fresh_idx.empty()) return res;
+
+  absl::MutexLock pl(&ps->pool_mu);
+  const uint64_t batch_id = ps->next_batch_id;
+  const uint64_t first_seq = ps->next_seq;
+  std::vector<TakenKey> fresh;
+  fresh.reserve(fresh_idx.size());
+  rocksdb::WriteBatch b;
+  for (size_t j = 0; j < fresh_idx.size(); ++j) {
+    const uint64_t seq = first_seq + j;
+    const std::string pool_key = storage::PoolKey(product_id, seq);
+    fresh.push_back(TakenKey{seq, batch_id,
+                             m.cipher->Seal(parsed->keys[fresh_idx[j]].text, pool_key, m.random)});
+    b.Put(m.db->cf(storage::kCfKeyTags), tags[fresh_idx[j]], pool_key);
+  }
+  BatchRecord batch;
+  batch.batch_id = batch_id;
+  batch.created_ms = m.NowMs();
+  batch.first_seq = first_seq;
+  batch.last_seq = first_seq + fresh_idx.size() - 1;
+  batch.imported = fresh_idx.size();
+  CounterDelta delta;
+  delta.imported = static_cast<int64_t>(fresh_idx.size());
+
+  // Waiting backorders are served first, in this same batch (SPEC §6).
+  const auto saved_backorders = ps->backorders;
+  const uint64_t saved_cursor = ps->cursor;
+  std::vector<std::string> served;
+  auto n_served = m.ServeBackordersLocked(ps, &fresh, &b, &delta, &served);
+  if (!n_served.ok()) {
+    ps->backorders = saved_backorders;
+    ps->cursor = saved_cursor;
+    return n_served.status();
+  }
+  for (const TakenKey& k : fresh) {
+    b.Put(m.db->cf(storage::kCfPool), storage::PoolKey(product_id, k.seq),
+          EncodePoolKey(PoolKeyRecord{k.batch_id, k.sealed}));
+  }
+  delta.pool += static_cast<int64_t>(fresh.size());
+  b.Put(m.db->cf(storage::kCfBatches), storage::BatchKey(product_id, batch_id), EncodeBatch(batch));
+  delta.AddTo(&b, m.db, product_id);
+  absl::Status s = m.db->Write(&b);
+  if (!s.ok()) {
+    ps->backorders = saved_backorders;
+    ps->cursor = 0;
+    return s;
+  }
+  ps->next_batch_id = batch_id + 1;
+  ps->next_seq = batch.last_seq + 1;
+  delta.Apply(ps);
+  ps->available += static_cast<int64_t>(fresh_idx.size());  // a release: after the commit
+  res.batch_id = batch_id;
+  res.imported = fresh_idx.size();
+  res.backorders_served = *n_served;
+  return res;
+}
+
+Result<RetireResult> Shop::RetireBatch(uint64_t product_id, uint64_t batch_id) {
+  Impl& m = *impl_;
+  ProductState* ps = m.Product(product_id);
+  if (ps == nullptr) return {Refusal::kProductNotFound, "no such product"};
+  absl::MutexLock pl(&ps->pool_mu);
+  auto v = m.db->Get(storage::kCfBatches, storage::BatchKey(product_id, batch_id));
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return {Refusal::kNotFound, "no such key batch"};
+  BatchRecord batch;
+  KV_RETURN_IF_ERROR(DecodeBatch(**v, &batch));
+  batch.batch_id = batch_id;
+  std::vector<uint64_t> seqs;
+  auto it = m.db->NewIterator(storage::kCfPool);
+  for (it->Seek(storage::PoolKey(product_id, batch.first_seq)); it->Valid(); it->Next()) {
+    if (it->key().size() != 16 || DecodeFixed64BE(it->key().data()) != product_id) break;
+    const uint64_t seq = DecodeFixed64BE(it->key().data() + 8);
+    if (seq > batch.last_seq) break;
+    if (ps->inflight.contains(seq)) continue;  // being delivered right now; see FinishInflight
+    seqs.push_back(seq);
+  }
+  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  const int64_t r = static_cast<int64_t>(seqs.size());
+  rocksdb::WriteBatch b;
+  for (uint64_t seq : seqs) b.Delete(m.db->cf(storage::kCfPool), storage::PoolKey(product_id, seq));
+  batch.retired += seqs.size();
+  batch.retired_flag = true;
+  b.Put(m.db->cf(storage::kCfBatches), storage::BatchKey(product_id, batch_id), EncodeBatch(batch));
+  CounterDelta delta;
+  delta.pool = -r;
+  delta.retired = r;
+  delta.AddTo(&b, m.db, product_id);
+  ps->available -= r;  // an acquisition: before the write
+  absl::Status s = m.db->Write(&b);
+  if (!s.ok()) {
+    ps->available += r;
+    return s;
+  }
+  delta.Apply(ps);
+  ps->retired_batches.insert(batch_id);
+  return RetireResult{batch_id, static_cast<uint64_t>(r)};
+}
+
+Result<std::vector<BatchRecord>> Shop::ListBatches(uint64_t product_id) {
+  Impl& m = *impl_;
+  if (m.Product(product_id) == nullptr) return {Refusal::kProductNotFound, "no such product"};
+  std::vector<BatchRecord> out;
+  auto it = m.db->NewIterator(storage::kCfBatches);
+  const std::string prefix = storage::U64Key(product_id);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    BatchRecord b;
+    KV_RETURN_IF_ERROR(DecodeBatch(std::string_view(it->value().data(), it->value().size()), &b));
+    b.batch_id = DecodeFixed64BE(it->key().data() + 8);
+    out.push_back(b);
+  }
+  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  return out;
+}
+
+}  // namespace kv

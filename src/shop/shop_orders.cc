@@ -1,0 +1,299 @@
+// Shop: orders — creation (the hot path), reads, lookup, cancel, refund and hold expiry.
+#include <openssl/crypto.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/coding.h"
+#include "base/status_macros.h"
+#include "shop/shop_internal.h"
+
+namespace kv {
+
+namespace {
+
+bool ValidContact(std::string_view c) {
+  if (c.empty() || c.size() > limits::kContactBytesMax) return false;
+  for (unsigned char ch : c) {
+    if (ch < 0x20 || ch == 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<OrderView> Shop::CreateOrder(const OrderRequest& req) {
+  Impl& m = *impl_;
+  if (req.quantity < 1 || req.quantity > limits::kOrderQuantityMax) {
+    return {Refusal::kInvalidQuantity,
+            absl::StrCat("quantity must be 1..", limits::kOrderQuantityMax)};
+  }
+  ProductState* ps = m.Product(req.product_id);
+  if (ps == nullptr) return {Refusal::kProductNotFound, "no such product"};
+  const std::shared_ptr<const ProductRecord> cfg = ps->Config();
+  if (!cfg->active) return {Refusal::kProductInactive, "product is not on sale"};
+  const uint32_t q = static_cast<uint32_t>(req.quantity);
+  if (q > cfg->max_per_order) {
+    return {Refusal::kQuantityLimit,
+            absl::StrCat("at most ", cfg->max_per_order, " keys per order")};
+  }
+  if (!ValidContact(req.contact)) {
+    return {Refusal::kBadRequest, absl::StrCat("contact must be 1..", limits::kContactBytesMax,
+                                               " bytes of printable text")};
+  }
+  if (req.query_password.size() > limits::kQueryPasswordBytesMax) {
+    return {Refusal::kBadRequest, absl::StrCat("query_password must be at most ",
+                                               limits::kQueryPasswordBytesMax, " bytes")};
+  }
+
+  // The no-oversell decision (I1): taken here, in memory, before anything is written.
+  bool holding = false;
+  if (cfg->stock_mode == StockMode::kReserve) {
+    holding = ps->TryAcquire(q);
+    if (!holding && !cfg->allow_backorder) return {Refusal::kOutOfStock, "not enough keys left"};
+  } else if (ps->available.load() < static_cast<int64_t>(q) && !cfg->allow_backorder) {
+    return {Refusal::kOutOfStock, "not enough keys left"};
+  }
+
+  OrderRecord r;
+  r.oid.resize(storage::kOrderIdBytes);
+  m.random->Fill(reinterpret_cast<uint8_t*>(r.oid.data()), r.oid.size());
+  r.status = OrderStatus::kPendingPayment;
+  r.product_id = req.product_id;
+  r.quantity = q;
+  r.amount_cents = cfg->price_cents * q;
+  r.currency = cfg->currency;
+  r.contact = req.contact;
+  r.contact_tag = m.ContactTag(req.contact);
+  if (!req.query_password.empty()) r.password_tag = m.PasswordTag(r.oid, req.query_password);
+  r.holding = holding;
+  r.created_ms = r.updated_ms = m.NowMs();
+  r.expires_ms = r.created_ms + opts_.hold_seconds * 1000;
+
+  rocksdb::WriteBatch b;
+  m.PutOrder(&b, nullptr, r);
+  b.Put(db_->cf(storage::kCfOrderIndex),
+        storage::ContactIndexKey(r.contact_tag, static_cast<uint64_t>(r.created_ms), r.oid),
+        rocksdb::Slice());
+  CounterDelta delta;
+  if (holding) delta.held = q;
+  delta.AddTo(&b, db_.get(), r.product_id);
+  absl::Status s = db_->Write(&b);
+  if (!s.ok()) {
+    if (holding) ps->available += q;  // nothing was written: give the units back
+    return s;
+  }
+  delta.Apply(ps);
+  m.ScheduleExpiry(r);
+  OrderView v = m.View(r, false);
+  v.token = m.TokenFor(r.oid);
+  return v;
+}
+
+Result<OrderView> Shop::GetOrder(std::string_view order_id, std::string_view token) {
+  Impl& m = *impl_;
+  std::string oid;
+  if (!ParseOrderId(order_id, &oid)) return {Refusal::kOrderNotFound, "no such order"};
+  const std::string want = m.TokenFor(oid);
+  // Compare before reading so that timing does not tell a known id from an unknown one.
+  if (token.size() != want.size() ||
+      CRYPTO_memcmp(token.data(), want.data(), want.size()) != 0) {
+    return {Refusal::kOrderNotFound, "no such order"};
+  }
+  auto r = m.ReadOrder(oid);
+  if (!r.ok()) return r.status();
+  if (!r->has_value()) return {Refusal::kOrderNotFound, "no such order"};
+  return m.View(**r, true);
+}
+
+Result<OrderView> Shop::AdminGetOrder(std::string_view order_id) {
+  Impl& m = *impl_;
+  std::string oid;
+  if (!ParseOrderId(order_id, &oid)) return {Refusal::kOrderNotFound, "no such order"};
+  auto r = m.ReadOrder(oid);
+  if (!r.ok()) return r.status();
+  if (!r->has_value()) return {Refusal::kOrderNotFound, "no such order"};
+  return m.View(**r, true);
+}
+
+Result<std::vector<OrderView>> Shop::LookupOrders(std::string_view contact,
+                                                  std::string_view query_password) {
+  Impl& m = *impl_;
+  std::vector<OrderView> out;
+  if (!ValidContact(contact) || query_password.empty() ||
+      query_password.size() > limits::kQueryPasswordBytesMax) {
+    return out;
+  }
+  std::string prefix(1, storage::kIdxContact);
+  prefix += m.ContactTag(contact);
+  auto it = db_->NewIterator(storage::kCfOrderIndex);
+  // Newest first: seek past the prefix and walk back.
+  std::string end = prefix;
+  end.append(8 + storage::kOrderIdBytes, '\xff');
+  it->SeekForPrev(end);
+  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limits::kLookupOrdersMax;
+       it->Prev()) {
+    if (it->key().size() != prefix.size() + 8 + storage::kOrderIdBytes) continue;
+    std::string oid(it->key().data() + prefix.size() + 8, storage::kOrderIdBytes);
+    auto r = m.ReadOrder(oid);
+    if (!r.ok()) return r.status();
+    if (!r->has_value() || (*r)->password_tag.empty()) continue;
+    const std::string want = m.PasswordTag(oid, query_password);
+    if (CRYPTO_memcmp(want.data(), (*r)->password_tag.data(), want.size()) != 0) continue;
+    OrderView v = m.View(**r, true);
+    v.token = m.TokenFor(oid);
+    out.push_back(std::move(v));
+  }
+  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  return out;
+}
+
+Result<OrderView> Shop::CancelOrder(std::string_view order_id) {
+  Impl& m = *impl_;
+  std::string oid;
+  if (!ParseOrderId(order_id, &oid)) return {Refusal::kOrderNotFound, "no such order"};
+  absl::MutexLock l(&m.OrderLock(oid));
+  auto cur = m.ReadOrder(oid);
+  if (!cur.ok()) return cur.status();
+  if (!cur->has_value()) return {Refusal::kOrderNotFound, "no such order"};
+  const OrderRecord& prev = **cur;
+  if (!CanTransition(prev.status, OrderStatus::kCancelled)) {
+    return {Refusal::kInvalidState,
+            absl::StrCat("a ", std::string(OrderStatusName(prev.status)), " order cannot be cancelled")};
+  }
+  ProductState* ps = m.Product(prev.product_id);
+  if (ps == nullptr) return absl::DataLossError("order of an unknown product");
+  OrderRecord next = prev;
+  next.status = OrderStatus::kCancelled;
+  next.updated_ms = m.NowMs();
+  CounterDelta delta;
+  if (prev.holding) {
+    delta.held = -static_cast<int64_t>(prev.quantity);
+    next.holding = false;
+  }
+  rocksdb::WriteBatch b;
+  m.PutOrder(&b, &prev, next);
+  delta.AddTo(&b, db_.get(), prev.product_id);
+  KV_RETURN_IF_ERROR(db_->Write(&b));
+  delta.Apply(ps);
+  if (prev.holding) {
+    ps->available += prev.quantity;  // a release: after the commit
+    m.Kick();                        // released keys may serve a waiting backorder
+  }
+  return m.View(next, false);
+}
+
+Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
+  Impl& m = *impl_;
+  std::string oid;
+  if (!ParseOrderId(order_id, &oid)) return {Refusal::kOrderNotFound, "no such order"};
+  absl::MutexLock l(&m.OrderLock(oid));
+  auto cur = m.ReadOrder(oid);
+  if (!cur.ok()) return cur.status();
+  if (!cur->has_value()) return {Refusal::kOrderNotFound, "no such order"};
+  if (!CanTransition((*cur)->status, OrderStatus::kRefunded)) {
+    return {Refusal::kInvalidState,
+            absl::StrCat("a ", std::string(OrderStatusName((*cur)->status)), " order cannot be refunded")};
+  }
+  ProductState* ps = m.Product((*cur)->product_id);
+  if (ps == nullptr) return absl::DataLossError("order of an unknown product");
+
+  // A backordered order's state is guarded by its product's pool lock (an import may be
+  // serving it right now): take it and read again.
+  std::optional<absl::MutexLock> pool_lock;
+  if ((*cur)->status == OrderStatus::kBackordered) {
+    pool_lock.emplace(&ps->pool_mu);
+    cur = m.ReadOrder(oid);
+    if (!cur.ok()) return cur.status();
+    if (!CanTransition((*cur)->status, OrderStatus::kRefunded)) {
+      return {Refusal::kInvalidState,
+              absl::StrCat("a ", std::string(OrderStatusName((*cur)->status)), " order cannot be refunded")};
+    }
+  }
+  const OrderRecord& prev = **cur;
+  OrderRecord next = prev;
+  next.status = OrderStatus::kRefunded;
+  next.updated_ms = m.NowMs();
+  CounterDelta delta;
+  int64_t release = 0;
+  rocksdb::WriteBatch b;
+  if (prev.holding) {
+    delta.held = -static_cast<int64_t>(prev.quantity);
+    release += prev.quantity;
+    next.holding = false;
+  }
+  if (prev.status == OrderStatus::kBackordered) {
+    delta.owed = -static_cast<int64_t>(prev.quantity);
+    release += prev.quantity;
+    b.Delete(db_->cf(storage::kCfOrderIndex),
+             storage::BackorderIndexKey(prev.product_id, prev.log_seq));
+  }
+  if (prev.log_seq != 0) {
+    b.Delete(db_->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
+    next.log_seq = 0;
+  }
+  m.PutOrder(&b, &prev, next);
+  delta.AddTo(&b, db_.get(), prev.product_id);
+  KV_RETURN_IF_ERROR(db_->Write(&b));
+  if (prev.status == OrderStatus::kBackordered) {
+    ps->pool_mu.AssertHeld();
+    ps->backorders.erase(prev.log_seq);
+  }
+  delta.Apply(ps);
+  if (release > 0) {
+    ps->available += release;
+    m.Kick();
+  }
+  return m.View(next, false);
+}
+
+absl::StatusOr<size_t> Shop::RunExpiry() {
+  Impl& m = *impl_;
+  std::vector<std::string> due;
+  {
+    absl::MutexLock l(&m.expiry_mu);
+    const int64_t now = m.clock->MonoNowNs();
+    while (!m.expiry_heap.empty() && m.expiry_heap.top().deadline_mono_ns <= now) {
+      due.push_back(m.expiry_heap.top().oid);
+      m.expiry_heap.pop();
+    }
+  }
+  size_t changed = 0;
+  absl::Status first_error;
+  for (size_t i = 0; i < due.size(); ++i) {
+    const std::string& oid = due[i];
+    absl::MutexLock l(&m.OrderLock(oid));
+    auto cur = m.ReadOrder(oid);
+    absl::Status s = cur.status();
+    if (s.ok() && cur->has_value() && (*cur)->status == OrderStatus::kPendingPayment) {
+      const OrderRecord& prev = **cur;
+      ProductState* ps = m.Product(prev.product_id);
+      if (ps == nullptr) return absl::DataLossError("order of an unknown product");
+      OrderRecord next = prev;
+      next.status = OrderStatus::kExpired;
+      next.updated_ms = m.NowMs();
+      next.holding = false;
+      CounterDelta delta;
+      if (prev.holding) delta.held = -static_cast<int64_t>(prev.quantity);
+      rocksdb::WriteBatch b;
+      m.PutOrder(&b, &prev, next);
+      delta.AddTo(&b, db_.get(), prev.product_id);
+      s = db_->Write(&b);
+      if (s.ok()) {
+        delta.Apply(ps);
+        if (prev.holding) ps->available += prev.quantity;
+        ++changed;
+      }
+    }
+    if (!s.ok()) {
+      // Keep the hold; try again on a later pass.
+      absl::MutexLock el(&m.expiry_mu);
+      m.expiry_heap.push(ExpiryItem{m.clock->MonoNowNs() + 1'000'000'000, oid});
+      if (first_error.ok()) first_error = s;
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  if (changed > 0) m.Kick();
+  return changed;
+}
+
+}  // namespace kv
+

@@ -1,0 +1,414 @@
+// Shop: payments, the write-ahead delivery log and its worker.
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "base/coding.h"
+#include "base/status_macros.h"
+#include "shop/shop_internal.h"
+
+namespace kv {
+
+namespace {
+
+// Locks two stripes in a fixed order (once when they coincide): no deadlock between two
+// payments whose (payment, order) stripes cross.
+class TwoLocks {
+ public:
+  TwoLocks(absl::Mutex* a, absl::Mutex* b) : a_(std::min(a, b)), b_(a == b ? nullptr : std::max(a, b)) {
+    a_->Lock();
+    if (b_ != nullptr) b_->Lock();
+  }
+  ~TwoLocks() {
+    if (b_ != nullptr) b_->Unlock();
+    a_->Unlock();
+  }
+
+ private:
+  absl::Mutex* a_;
+  absl::Mutex* b_;
+};
+
+bool ValidPaymentId(std::string_view s) {
+  if (s.empty() || s.size() > limits::kPaymentIdBytesMax) return false;
+  for (unsigned char c : s) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps,
+                                const ProductRecord& cfg, OrderRecord* order,
+                                CounterDelta* delta, PaymentFlag* flag, uint64_t* backorder_seq) {
+  if (order->holding) {
+    delta->held -= order->quantity;  // the caller releases the units after the commit
+    order->holding = false;
+  }
+  if (cfg.allow_backorder) {
+    const uint64_t seq = order->log_seq != 0 ? order->log_seq : next_log_seq.fetch_add(1);
+    DeliveryEntry e;
+    e.oid = order->oid;
+    e.product_id = order->product_id;
+    e.quantity = order->quantity;
+    e.state = DeliveryState::kBackordered;
+    e.created_ms = NowMs();
+    b->Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(seq), EncodeDelivery(e));
+    b->Put(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, seq), order->oid);
+    order->status = OrderStatus::kBackordered;
+    order->log_seq = seq;
+    delta->owed += order->quantity;
+    *backorder_seq = seq;
+  } else {
+    order->status = OrderStatus::kRefundDue;
+    if (order->log_seq != 0) {
+      b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(order->log_seq));
+      order->log_seq = 0;
+    }
+    *flag = PaymentFlag::kNoStock;
+  }
+}
+
+Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
+  Impl& m = *impl_;
+  if (!ValidPaymentId(notice.payment_id)) {
+    return {Refusal::kBadRequest, absl::StrCat("payment_id must be 1..",
+                                               limits::kPaymentIdBytesMax, " printable bytes")};
+  }
+  if (notice.order_id.size() > 2 * limits::kPaymentIdBytesMax) {
+    return {Refusal::kBadRequest, "order_id is too long"};
+  }
+  if (notice.amount_cents < 0) return {Refusal::kBadRequest, "amount_cents must be >= 0"};
+  if (notice.currency.size() != limits::kCurrencyBytes ||
+      !std::all_of(notice.currency.begin(), notice.currency.end(),
+                   [](char c) { return c >= 'A' && c <= 'Z'; })) {
+    return {Refusal::kBadRequest, "currency must be 3 uppercase letters"};
+  }
+  std::string oid;
+  const bool oid_ok = ParseOrderId(notice.order_id, &oid);
+  TwoLocks locks(&m.StripeFor(notice.payment_id), &m.OrderLock(oid_ok ? oid : notice.order_id));
+
+  // Exactly once per payment_id: a repeat answers the same and changes nothing.
+  auto existing = m.db->Get(storage::kCfPayments, notice.payment_id);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    PaymentRecord prev;
+    KV_RETURN_IF_ERROR(DecodePayment(**existing, &prev));
+    PaymentResult res{prev.outcome, prev.flag, /*replay=*/true, std::nullopt};
+    std::string prev_oid;
+    if (ParseOrderId(prev.order_id, &prev_oid)) {
+      auto o = m.ReadOrder(prev_oid);
+      if (!o.ok()) return o.status();
+      if (o->has_value()) res.order_status = (*o)->status;
+    }
+    return res;
+  }
+
+  PaymentRecord pay;
+  pay.payment_id = notice.payment_id;
+  pay.order_id = notice.order_id;
+  pay.amount_cents = notice.amount_cents;
+  pay.currency = notice.currency;
+  pay.received_ms = m.NowMs();
+  PaymentResult res;
+
+  std::optional<OrderRecord> order;
+  if (oid_ok) {
+    auto o = m.ReadOrder(oid);
+    if (!o.ok()) return o.status();
+    order = std::move(*o);
+  }
+  rocksdb::WriteBatch b;
+  auto record_flagged = [&](PaymentFlag flag) -> Result<PaymentResult> {
+    pay.outcome = PaymentOutcome::kRefundDue;
+    pay.flag = flag;
+    b.Put(m.db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
+    KV_RETURN_IF_ERROR(m.db->Write(&b));
+    res.outcome = pay.outcome;
+    res.flag = flag;
+    if (order) res.order_status = order->status;
+    return res;
+  };
+  if (!order) return record_flagged(PaymentFlag::kUnknownOrder);
+  if (order->amount_cents != notice.amount_cents || order->currency != notice.currency) {
+    return record_flagged(PaymentFlag::kAmountMismatch);
+  }
+  switch (order->status) {
+    case OrderStatus::kCancelled:
+    case OrderStatus::kRefunded:
+      return record_flagged(PaymentFlag::kOrderClosed);
+    case OrderStatus::kPaid:
+    case OrderStatus::kDelivered:
+    case OrderStatus::kBackordered:
+    case OrderStatus::kRefundDue:
+      return record_flagged(PaymentFlag::kSecondPayment);
+    case OrderStatus::kPendingPayment:
+    case OrderStatus::kExpired:
+      break;
+  }
+
+  // The order gets paid by this payment.
+  ProductState* ps = m.Product(order->product_id);
+  if (ps == nullptr) return absl::DataLossError("order of an unknown product");
+  const std::shared_ptr<const ProductRecord> cfg = ps->Config();
+  const OrderRecord& prev = *order;
+  const int64_t q = prev.quantity;
+  OrderRecord next = prev;
+  assert(CanTransition(prev.status, OrderStatus::kPaid));
+  next.status = OrderStatus::kPaid;
+  next.paid_ms = next.updated_ms = pay.received_ms;
+  next.payment_id = notice.payment_id;
+
+  // Units of stock for this order: already held, or taken now (the no-oversell decision).
+  const bool was_holding = prev.holding;
+  const bool acquired = !was_holding && ps->TryAcquire(q);
+  int64_t undo_on_failure = acquired ? q : 0;  // given back if the write fails
+  int64_t release_after_commit = 0;            // given back once the write succeeded
+  CounterDelta delta;
+  std::vector<TakenKey> keys;
+  uint64_t backorder_seq = 0;
+  bool queued_for_worker = false;
+  if (was_holding || acquired) {
+    if (opts_.inline_delivery) {
+      {
+        absl::MutexLock pl(&ps->pool_mu);
+        KV_RETURN_IF_ERROR(m.SelectKeysLocked(ps, static_cast<uint32_t>(q), &keys));
+      }
+      if (static_cast<int64_t>(keys.size()) == q) {
+        m.DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
+      } else {
+        // Fewer keys in the pool than counted (a batch was retired under open holds).
+        m.FinishInflight(ps, keys, /*committed=*/false);
+        keys.clear();
+        if (acquired) {
+          ps->available += q;
+          undo_on_failure = 0;
+        }
+        if (was_holding) release_after_commit += q;
+        PaymentFlag flag = PaymentFlag::kNone;
+        m.NoStockOutcome(&b, ps, *cfg, &next, &delta, &flag, &backorder_seq);
+        if (backorder_seq != 0) {
+          ps->available -= q;
+          undo_on_failure += q;
+        }
+        pay.flag = flag;
+      }
+    } else {
+      // Write-ahead: the order is paid and holds its units; the worker assigns the keys.
+      if (acquired) delta.held += q;
+      next.holding = true;
+      next.log_seq = m.next_log_seq.fetch_add(1);
+      DeliveryEntry e;
+      e.oid = next.oid;
+      e.product_id = next.product_id;
+      e.quantity = next.quantity;
+      e.state = DeliveryState::kPending;
+      e.created_ms = pay.received_ms;
+      e.next_attempt_ms = pay.received_ms;
+      b.Put(m.db->cf(storage::kCfDeliveryLog), storage::U64Key(next.log_seq), EncodeDelivery(e));
+      queued_for_worker = true;
+    }
+  } else {
+    PaymentFlag flag = PaymentFlag::kNone;
+    m.NoStockOutcome(&b, ps, *cfg, &next, &delta, &flag, &backorder_seq);
+    if (backorder_seq != 0) {
+      ps->available -= q;  // owed units: an acquisition, before the write
+      undo_on_failure += q;
+    }
+    pay.flag = flag;
+  }
+  pay.outcome = pay.flag == PaymentFlag::kNone ? PaymentOutcome::kApplied
+                                               : PaymentOutcome::kRefundDue;
+  b.Put(m.db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
+  m.PutOrder(&b, &prev, next);
+  delta.AddTo(&b, m.db, next.product_id);
+  absl::Status s = m.db->Write(&b);
+  if (!s.ok()) {
+    ps->available += undo_on_failure;
+    m.FinishInflight(ps, keys, /*committed=*/false);
+    return s;
+  }
+  delta.Apply(ps);
+  m.FinishInflight(ps, keys, /*committed=*/true);
+  if (release_after_commit > 0) ps->available += release_after_commit;
+  if (backorder_seq != 0) {
+    absl::MutexLock pl(&ps->pool_mu);
+    ps->backorders[backorder_seq] = BackorderItem{next.oid, next.quantity};
+  }
+  if (queued_for_worker) m.Kick();
+  res.outcome = pay.outcome;
+  res.flag = pay.flag;
+  res.order_status = next.status;
+  return res;
+}
+
+// --- the delivery worker -------------------------------------------------------------------
+
+absl::StatusOr<size_t> Shop::RunDeliveries() {
+  Impl& m = *impl_;
+  const int64_t now = m.NowMs();
+  std::vector<DeliveryEntry> due;
+  {
+    auto it = m.db->NewIterator(storage::kCfDeliveryLog);
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      DeliveryEntry e;
+      KV_RETURN_IF_ERROR(DecodeDelivery(std::string_view(it->value().data(), it->value().size()), &e));
+      e.log_seq = DecodeFixed64BE(it->key().data());
+      if (e.state == DeliveryState::kPending && e.next_attempt_ms <= now) due.push_back(e);
+    }
+    if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  }
+  size_t delivered = 0;
+  absl::Status first_error;
+  for (const DeliveryEntry& e : due) {
+    auto r = m.DeliverPending(e);
+    if (!r.ok()) {
+      if (first_error.ok()) first_error = r.status();
+    } else if (*r) {
+      ++delivered;
+    }
+  }
+  // Backorders wait per product; one product's queue never holds up another's.
+  uint64_t last;
+  {
+    absl::MutexLock l(&m.products_mu);
+    last = m.next_product_id;
+  }
+  for (uint64_t id = 1; id < last; ++id) {
+    ProductState* ps = m.Product(id);
+    if (ps == nullptr) continue;
+    auto n = m.ServeBackorders(ps);
+    if (!n.ok()) {
+      if (first_error.ok()) first_error = n.status();
+    } else {
+      delivered += *n;
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  return delivered;
+}
+
+absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
+  absl::MutexLock l(&OrderLock(entry.oid));
+  // Read both again under the lock: a refund may have finished the entry meanwhile.
+  auto ev = db->Get(storage::kCfDeliveryLog, storage::U64Key(entry.log_seq));
+  if (!ev.ok()) return ev.status();
+  if (!ev->has_value()) return false;
+  DeliveryEntry e;
+  KV_RETURN_IF_ERROR(DecodeDelivery(**ev, &e));
+  e.log_seq = entry.log_seq;
+  if (e.state != DeliveryState::kPending) return false;
+  auto cur = ReadOrder(e.oid);
+  if (!cur.ok()) return cur.status();
+  rocksdb::WriteBatch b;
+  if (!cur->has_value() || (*cur)->status != OrderStatus::kPaid || (*cur)->log_seq != e.log_seq) {
+    // Nothing left to do for this entry (cannot happen unless the log and orders diverged).
+    b.Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq));
+    KV_RETURN_IF_ERROR(db->Write(&b));
+    return false;
+  }
+  const OrderRecord prev = **cur;
+  ProductState* ps = Product(prev.product_id);
+  if (ps == nullptr) return absl::DataLossError("order of an unknown product");
+  OrderRecord next = prev;
+  CounterDelta delta;
+  std::vector<TakenKey> keys;
+  absl::Status s;
+  {
+    absl::MutexLock pl(&ps->pool_mu);
+    s = SelectKeysLocked(ps, prev.quantity, &keys);
+  }
+  uint64_t backorder_seq = 0;
+  int64_t undo_on_failure = 0, release_after_commit = 0;
+  if (s.ok()) {
+    if (keys.size() == prev.quantity) {
+      DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
+      b.Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq));
+      next.log_seq = 0;
+    } else {
+      FinishInflight(ps, keys, /*committed=*/false);
+      keys.clear();
+      if (prev.holding) release_after_commit = prev.quantity;
+      PaymentFlag flag = PaymentFlag::kNone;
+      NoStockOutcome(&b, ps, *ps->Config(), &next, &delta, &flag, &backorder_seq);
+      if (backorder_seq != 0) {
+        ps->available -= prev.quantity;
+        undo_on_failure = prev.quantity;
+      }
+      if (flag != PaymentFlag::kNone) {
+        auto pv = db->Get(storage::kCfPayments, prev.payment_id);
+        if (!pv.ok()) return pv.status();
+        if (pv->has_value()) {
+          PaymentRecord pay;
+          KV_RETURN_IF_ERROR(DecodePayment(**pv, &pay));
+          pay.payment_id = prev.payment_id;
+          pay.outcome = PaymentOutcome::kRefundDue;
+          pay.flag = flag;
+          b.Put(db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
+        }
+      }
+    }
+    PutOrder(&b, &prev, next);
+    delta.AddTo(&b, db, prev.product_id);
+    s = db->Write(&b);
+  }
+  if (!s.ok()) {
+    ps->available += undo_on_failure;
+    FinishInflight(ps, keys, /*committed=*/false);
+    // Back off and retry; after the budget the entry is "failed" (replayable by hand).
+    e.attempts += 1;
+    const int64_t backoff = std::min<int64_t>(
+        limits::kDeliveryBackoffMsMax,
+        limits::kDeliveryBackoffMsInitial << std::min<uint32_t>(e.attempts, 20));
+    e.next_attempt_ms = NowMs() + backoff;
+    if (e.attempts >= opts.delivery_attempts_max) e.state = DeliveryState::kFailed;
+    e.last_error = std::string(s.message().substr(0, 200));
+    rocksdb::WriteBatch eb;
+    eb.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
+    (void)db->Write(&eb);
+    return s;
+  }
+  delta.Apply(ps);
+  FinishInflight(ps, keys, /*committed=*/true);
+  if (release_after_commit > 0) ps->available += release_after_commit;
+  if (backorder_seq != 0) {
+    absl::MutexLock pl(&ps->pool_mu);
+    ps->backorders[backorder_seq] = BackorderItem{next.oid, next.quantity};
+  }
+  return next.status == OrderStatus::kDelivered;
+}
+
+absl::StatusOr<std::vector<DeliveryEntry>> Shop::ListDeliveries(
+    std::optional<DeliveryState> state) {
+  std::vector<DeliveryEntry> out;
+  auto it = db_->NewIterator(storage::kCfDeliveryLog);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    DeliveryEntry e;
+    KV_RETURN_IF_ERROR(DecodeDelivery(std::string_view(it->value().data(), it->value().size()), &e));
+    e.log_seq = DecodeFixed64BE(it->key().data());
+    if (!state || e.state == *state) out.push_back(std::move(e));
+  }
+  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  return out;
+}
+
+absl::StatusOr<size_t> Shop::ReplayFailedDeliveries() {
+  Impl& m = *impl_;
+  auto failed = ListDeliveries(DeliveryState::kFailed);
+  if (!failed.ok()) return failed.status();
+  size_t n = 0;
+  for (DeliveryEntry& e : *failed) {
+    absl::MutexLock l(&m.OrderLock(e.oid));
+    e.state = DeliveryState::kPending;
+    e.attempts = 0;
+    e.next_attempt_ms = m.NowMs();
+    rocksdb::WriteBatch b;
+    b.Put(db_->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
+    KV_RETURN_IF_ERROR(db_->Write(&b));
+    ++n;
+  }
+  if (n > 0) m.Kick();
+  return n;
+}
+
+}  // namespace kv

@@ -1,0 +1,68 @@
+#include "storage/data_dir.h"
+
+#include <sys/stat.h>
+
+#include "absl/strings/str_cat.h"
+#include "storage/master_key.h"
+
+namespace kv::storage {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* random) {
+  if (opts.data_dir.empty()) return absl::InvalidArgumentError("data dir must be set");
+  if (opts.master_key_file.empty()) {
+    return absl::InvalidArgumentError("master key file must be set");
+  }
+  absl::Status outside = CheckKeyFileOutsideDir(opts.master_key_file, opts.data_dir);
+  if (!outside.ok()) return outside;
+
+  // RocksDB writes CURRENT when it creates a database; its absence means "new".
+  const bool db_exists = Exists(opts.data_dir + "/CURRENT");
+  const bool key_exists = Exists(opts.master_key_file);
+  OpenedDataDir out;
+  MasterKey master;
+  if (db_exists) {
+    if (!key_exists) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data dir ", opts.data_dir, " holds a shop but the master key file ",
+          opts.master_key_file,
+          " does not exist; refusing to create a new key for an existing shop (restore the "
+          "key file, or point --master-key-file at it)"));
+    }
+    auto loaded = LoadMasterKeyFile(opts.master_key_file);
+    if (!loaded.ok()) return loaded.status();
+    master = *loaded;
+  } else {
+    if (!opts.create_if_missing) {
+      return absl::NotFoundError(absl::StrCat("no keyvend database in ", opts.data_dir));
+    }
+    if (key_exists) {
+      auto loaded = LoadMasterKeyFile(opts.master_key_file);
+      if (!loaded.ok()) return loaded.status();
+      master = *loaded;
+    } else {
+      auto created = CreateMasterKeyFile(opts.master_key_file, random);
+      if (!created.ok()) return created.status();
+      master = *created;
+    }
+    out.created = true;
+  }
+  out.cipher = std::make_unique<KeyCipher>(KeyCipher::Derive(master));
+  DbOptions dbo;
+  dbo.create_if_missing = opts.create_if_missing;
+  dbo.key_check = out.cipher->KeyCheckValue();
+  dbo.block_cache_bytes = opts.block_cache_bytes;
+  auto db = Db::Open(opts.data_dir, dbo);
+  if (!db.ok()) return db.status();
+  out.db = std::move(*db);
+  return out;
+}
+
+}  // namespace kv::storage

@@ -1,0 +1,39 @@
+// Opening a keyvend data dir together with its master key (SPEC §9): the key file lives
+// outside the data dir, is created only for a new, empty data dir, and must match the
+// key-check value stored in the database.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "base/random.h"
+#include "storage/db.h"
+#include "storage/key_cipher.h"
+
+namespace kv::storage {
+
+struct DataDirOptions {
+  std::string data_dir;
+  std::string master_key_file;
+  // Create the data dir (and the key file, if missing) when the dir holds no database.
+  // Tools that must not create anything (check, backup verify) set false. Default: true.
+  bool create_if_missing = true;
+  size_t block_cache_bytes = 64 << 20;
+};
+
+struct OpenedDataDir {
+  std::unique_ptr<Db> db;
+  std::unique_ptr<KeyCipher> cipher;
+  bool created = false;  // true when this call created the database
+};
+
+// Opens (or creates) the data dir. Outcomes: those of Db::Open, plus
+//  - InvalidArgument: the key file path lies inside the data dir;
+//  - FailedPrecondition: an existing database but no key file ("refusing to create a new
+//    key for an existing shop");
+//  - the key file's own load errors (malformed, too permissive mode).
+// `random` generates a new master key; it is not retained.
+absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* random);
+
+}  // namespace kv::storage

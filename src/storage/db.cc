@@ -1,0 +1,204 @@
+#include "storage/db.h"
+
+#include <openssl/crypto.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "storage/counter_merge.h"
+#include "storage/rocks_status.h"
+
+namespace kv::storage {
+namespace {
+
+rocksdb::DBOptions MakeDbOptions(bool create_if_missing) {
+  rocksdb::DBOptions o;
+  o.create_if_missing = create_if_missing;
+  o.create_missing_column_families = create_if_missing;
+  o.paranoid_checks = true;
+  // Two cores: one flush and one compaction at a time.
+  o.max_background_jobs = 2;
+  o.max_subcompactions = 1;
+  // Smooth out write-back so a flush does not stall the fsyncs of foreground writes.
+  o.bytes_per_sync = 1 << 20;
+  o.wal_bytes_per_sync = 0;  // every state change syncs the WAL explicitly
+  o.max_total_wal_size = 256 << 20;
+  o.keep_log_file_num = 5;
+  o.max_log_file_size = 16 << 20;
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // Group commit: many threads issuing sync writes share one fsync.
+  o.enable_pipelined_write = false;
+  o.allow_concurrent_memtable_write = true;
+  o.avoid_flush_during_shutdown = false;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions MakeCfOptions(Cf c, const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions o;
+  o.write_buffer_size = 32 << 20;
+  o.max_write_buffer_number = 3;
+  o.level_compaction_dynamic_level_bytes = true;
+  o.compression = rocksdb::kLZ4Compression;
+  o.bottommost_compression = rocksdb::kZSTD;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  t.cache_index_and_filter_blocks = true;
+  t.pin_l0_filter_and_index_blocks_in_cache = true;
+  t.format_version = 5;
+  // Point lookups dominate key_tags (dedupe), orders and payments: bloom filters pay.
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  t.whole_key_filtering = true;
+  switch (c) {
+    case kCfCounters:
+      o.merge_operator = MakeInt64AddOperator();
+      break;
+    case kCfPool:
+      // Sealed keys are random bytes: compression only costs CPU.
+      o.compression = rocksdb::kNoCompression;
+      o.bottommost_compression = rocksdb::kNoCompression;
+      break;
+    case kCfKeyTags:
+      o.compression = rocksdb::kNoCompression;
+      o.bottommost_compression = rocksdb::kNoCompression;
+      o.optimize_filters_for_hits = false;
+      break;
+    default:
+      break;
+  }
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+bool IsLockError(const rocksdb::Status& s) {
+  const std::string m = s.ToString();
+  return s.IsIOError() && (m.find("lock") != std::string::npos || m.find("LOCK") != std::string::npos);
+}
+
+}  // namespace
+
+Db::~Db() {
+  if (db_ != nullptr) {
+    for (auto* h : handles_) {
+      if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
+    }
+    db_->Close();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOptions& opts) {
+  if (opts.key_check.size() != 32) {
+    return absl::InvalidArgumentError("Db::Open: key_check must be 32 bytes");
+  }
+  auto cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (int c = 0; c < kCfCount; ++c) {
+    cfs.emplace_back(kCfNames[c], MakeCfOptions(static_cast<Cf>(c), cache));
+  }
+  rocksdb::DBOptions dbo = MakeDbOptions(opts.create_if_missing);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(dbo, dir, cfs, &handles, &raw);
+  if (!s.ok()) {
+    if (IsLockError(s)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data dir ", dir,
+          " is locked: another keyvend process (server or tool) has it open; stop it first "
+          "(for a running shop use its admin API)"));
+    }
+    if (s.IsInvalidArgument() && s.ToString().find("does not exist") != std::string::npos) {
+      return absl::NotFoundError(absl::StrCat("no keyvend database in ", dir));
+    }
+    if (s.IsInvalidArgument() && s.ToString().find("Column famil") != std::string::npos) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, " is not a keyvend data dir of a known layout: ", s.ToString()));
+    }
+    return FromRocks(s, absl::StrCat("opening RocksDB in ", dir));
+  }
+  std::unique_ptr<Db> db(new Db());
+  db->dir_ = dir;
+  db->db_.reset(raw);
+  for (int c = 0; c < kCfCount; ++c) db->handles_[c] = handles[c];
+
+  auto version = db->Get(kCfMeta, kMetaSchemaVersion);
+  if (!version.ok()) return version.status();
+  auto check = db->Get(kCfMeta, kMetaKeyCheck);
+  if (!check.ok()) return check.status();
+  if (!version->has_value()) {
+    // A database without a schema record is new only if it holds nothing at all.
+    for (int c = kCfMeta; c < kCfCount; ++c) {
+      auto it = db->NewIterator(static_cast<Cf>(c));
+      it->SeekToFirst();
+      if (it->Valid()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            dir, " holds a RocksDB database without a keyvend schema record; refusing it"));
+      }
+    }
+    rocksdb::WriteBatch b;
+    std::string v;
+    PutFixed32BE(&v, kSchemaVersion);
+    b.Put(db->cf(kCfMeta), rocksdb::Slice(kMetaSchemaVersion.data(), kMetaSchemaVersion.size()),
+          v);
+    b.Put(db->cf(kCfMeta), rocksdb::Slice(kMetaKeyCheck.data(), kMetaKeyCheck.size()),
+          opts.key_check);
+    absl::Status ws = db->Write(&b, /*sync=*/true);
+    if (!ws.ok()) return ws;
+    return db;
+  }
+  if ((*version)->size() != 4) {
+    return absl::DataLossError(absl::StrCat(dir, ": malformed schema_version record"));
+  }
+  const uint32_t found = DecodeFixed32BE((*version)->data());
+  if (found > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, " has schema version ", found, " but this keyvend understands up to ",
+        kSchemaVersion, "; use a newer keyvend (the data dir was not changed)"));
+  }
+  if (found < 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " has unknown schema version ", found, "; refusing to open it"));
+  }
+  // found == kSchemaVersion: nothing to upgrade yet. Upgrades from older versions go here.
+  if (!check->has_value() || (*check)->size() != opts.key_check.size() ||
+      CRYPTO_memcmp((*check)->data(), opts.key_check.data(), opts.key_check.size()) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "wrong master key for data dir ", dir,
+        ": the key file does not match the key this shop was created with; refusing to open "
+        "(nothing was written)"));
+  }
+  return db;
+}
+
+absl::Status Db::Write(rocksdb::WriteBatch* batch, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(db_->Write(wo, batch), "write");
+}
+
+absl::StatusOr<std::optional<std::string>> Db::Get(Cf c, std::string_view key) const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), handles_[c], rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, absl::StrCat("read ", kCfNames[c]));
+  return std::optional<std::string>(std::move(value));
+}
+
+std::unique_ptr<rocksdb::Iterator> Db::NewIterator(Cf c) const {
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(ro, handles_[c]));
+}
+
+absl::StatusOr<uint64_t> Db::GetMetaU64(std::string_view key, uint64_t dflt) const {
+  auto v = Get(kCfMeta, key);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return dflt;
+  if ((*v)->size() != 8) return absl::DataLossError(absl::StrCat("malformed meta record ", std::string(key)));
+  return DecodeFixed64BE((*v)->data());
+}
+
+}  // namespace kv::storage

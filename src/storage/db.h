@@ -1,0 +1,72 @@
+// Db: the one RocksDB database of a keyvend data dir, with its column families, the
+// counter merge operator and the schema/key-check metadata. Library options are set
+// explicitly in db.cc (RocksDB's defaults are tuned for neither 2 cores nor synced writes).
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "storage/schema.h"
+
+namespace kv::storage {
+
+struct DbOptions {
+  // Create the database when `dir` holds none. Default: true.
+  bool create_if_missing = true;
+  // The master key's check value (KeyCipher::KeyCheckValue). Stored when the database is
+  // created; compared (constant time) on every later open. Required (32 bytes).
+  std::string key_check;
+  // RocksDB block cache for all column families, bytes. Default: 64 MiB.
+  size_t block_cache_bytes = 64 << 20;
+};
+
+class Db {
+ public:
+  // Opens the database in `dir` (creating it when allowed and absent).
+  // Outcomes:
+  //  - OK: schema version is current and the key check matches.
+  //  - FailedPrecondition: the dir is locked by another process (the message says so and
+  //    names the dir); or it is not a keyvend data dir; or its schema version is newer
+  //    than this binary's (message names both versions).
+  //  - PermissionDenied: the key check does not match ("wrong master key").
+  //  - NotFound: no database and create_if_missing is false.
+  //  - any other error from RocksDB, with context.
+  // Thread-safe after return; the Db owns the RocksDB instance and closes it on destruction.
+  static absl::StatusOr<std::unique_ptr<Db>> Open(const std::string& dir, const DbOptions& opts);
+
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  rocksdb::DB* raw() const { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* cf(Cf c) const { return handles_[c]; }
+  const std::string& dir() const { return dir_; }
+
+  // Commits `batch` atomically. sync=true fsyncs the WAL before returning, so concurrent
+  // callers group-commit. Thread-safe. Errors are Unavailable (I/O, disk full) or DataLoss.
+  absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
+
+  // Point read. Outcomes: a value; std::nullopt when absent; an error status otherwise.
+  absl::StatusOr<std::optional<std::string>> Get(Cf c, std::string_view key) const;
+
+  // An iterator over one column family (caller owns it). total_order is always on.
+  std::unique_ptr<rocksdb::Iterator> NewIterator(Cf c) const;
+
+  // Reads a u64 BE from CF meta; `dflt` when absent.
+  absl::StatusOr<uint64_t> GetMetaU64(std::string_view key, uint64_t dflt) const;
+
+ private:
+  Db() = default;
+  std::string dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::array<rocksdb::ColumnFamilyHandle*, kCfCount> handles_{};
+};
+
+}  // namespace kv::storage

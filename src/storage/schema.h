@@ -1,0 +1,147 @@
+// The on-disk schema of a keyvend data dir, written down once. ARCHITECTURE.md repeats the
+// grammar in prose; this comment and the key builders below are the authority.
+//
+// One RocksDB database; one column family per kind of record. Integers inside KEYS are
+// fixed-width big-endian (byte order = numeric order). VALUES start with a one-byte record
+// format version and are encoded by shop/records.cc (varints, length-prefixed strings).
+//
+//   pid   := u64 BE            product id, dense 1..limits::kProductsMax
+//   oid   := 16 bytes          order id (random; shown as 32 hex chars)
+//   seq   := u64 BE            card-key sequence number within its product, never reused
+//   tag   := 16 bytes          HMAC-SHA256(uniq subkey, ...) truncated (storage/key_cipher.h)
+//   ms    := u64 BE            Unix milliseconds
+//
+//   CF "meta"        "schema_version"          -> u32 BE            (kSchemaVersion)
+//                    "key_check"               -> 32 bytes          (KeyCipher::KeyCheckValue)
+//   CF "products"    pid                        -> ProductRecord (never deleted; max+1 is
+//                                                 the next id)
+//   CF "counters"    pid counter_kind(u8)       -> int64 LE; written ONLY via Merge with the
+//                                                 "kv.int64add" operator (counter_merge.h)
+//   CF "pool"        pid seq                    -> PoolKeyRecord (batch id, sealed key): keys
+//                                                 that can still be sold. Leaving the pool is a
+//                                                 Delete in the same batch that gives the key
+//                                                 to an order or retires it.
+//   CF "key_tags"    tag(key text)              -> pid seq      every key ever stored; never
+//                                                 deleted: a code is stocked once, shop-wide
+//   CF "batches"     pid batch_id(u64 BE)       -> BatchRecord (never deleted; the highest
+//                                                 last_seq gives the next free seq, the
+//                                                 highest batch_id the next batch id)
+//   CF "orders"      oid                        -> OrderRecord (delivered keys stay sealed
+//                                                 inside the order record)
+//   CF "order_index" 'c' tag(contact) ms oid    -> ""   lookup by contact
+//                    'e' ms(expires_at) oid     -> ""   orders holding keys (pending_payment)
+//                    's' status(u8) ms oid      -> ""   orders by status, oldest first
+//                    'b' pid log_seq(u64 BE)    -> oid  backorder queue per product (FIFO)
+//   CF "payments"    payment_id (bytes)         -> PaymentRecord
+//   CF "delivery_log" log_seq(u64 BE)           -> DeliveryEntry: unfinished work only; an
+//                                                 entry is deleted in the batch that
+//                                                 finishes it (so seqs restart above the
+//                                                 highest live entry after a restart)
+//   CF "idempotency" tag(Idempotency-Key)       -> IdempotencyRecord (HTTP layer, issue 3)
+//
+// Version history: 1 = first release (this layout). An older version is upgraded in
+// storage/db.cc; a newer one is refused with a message naming both versions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/coding.h"
+
+namespace kv::storage {
+
+inline constexpr uint32_t kSchemaVersion = 1;
+
+enum Cf : int {
+  kCfDefault = 0,  // required by RocksDB; unused
+  kCfMeta,
+  kCfProducts,
+  kCfCounters,
+  kCfPool,
+  kCfKeyTags,
+  kCfBatches,
+  kCfOrders,
+  kCfOrderIndex,
+  kCfPayments,
+  kCfDeliveryLog,
+  kCfIdempotency,
+  kCfCount
+};
+
+// Column family names, indexed by Cf.
+inline constexpr const char* kCfNames[kCfCount] = {
+    "default", "meta",   "products",    "counters", "pool",         "key_tags",
+    "batches", "orders", "order_index", "payments", "delivery_log", "idempotency"};
+
+// Meta keys.
+inline constexpr std::string_view kMetaSchemaVersion = "schema_version";
+inline constexpr std::string_view kMetaKeyCheck = "key_check";
+
+// Counter kinds (second part of a "counters" key). Values are part of the format.
+enum class CounterKind : uint8_t {
+  kPool = 1,       // keys in the pool (sellable or held)
+  kHeld = 2,       // keys held by open reserve-mode orders
+  kOwed = 3,       // keys owed to backordered orders
+  kDelivered = 4,  // keys ever delivered (cumulative)
+  kImported = 5,   // keys ever imported (cumulative)
+  kRetired = 6,    // keys ever retired (cumulative)
+};
+inline constexpr CounterKind kAllCounterKinds[] = {
+    CounterKind::kPool,      CounterKind::kHeld,     CounterKind::kOwed,
+    CounterKind::kDelivered, CounterKind::kImported, CounterKind::kRetired};
+
+// Order-index key prefixes.
+inline constexpr char kIdxContact = 'c';
+inline constexpr char kIdxExpiry = 'e';
+inline constexpr char kIdxStatus = 's';
+inline constexpr char kIdxBackorder = 'b';
+
+inline constexpr size_t kOrderIdBytes = 16;
+inline constexpr size_t kTagBytes = 16;
+
+inline std::string U64Key(uint64_t v) {
+  std::string k;
+  PutFixed64BE(&k, v);
+  return k;
+}
+inline std::string CounterKey(uint64_t pid, CounterKind kind) {
+  std::string k = U64Key(pid);
+  k.push_back(static_cast<char>(kind));
+  return k;
+}
+inline std::string PoolKey(uint64_t pid, uint64_t seq) {
+  std::string k = U64Key(pid);
+  PutFixed64BE(&k, seq);
+  return k;
+}
+inline std::string BatchKey(uint64_t pid, uint64_t batch_id) { return PoolKey(pid, batch_id); }
+inline std::string ContactIndexKey(std::string_view contact_tag, uint64_t created_ms,
+                                   std::string_view oid) {
+  std::string k(1, kIdxContact);
+  k.append(contact_tag);
+  PutFixed64BE(&k, created_ms);
+  k.append(oid);
+  return k;
+}
+inline std::string ExpiryIndexKey(uint64_t expires_ms, std::string_view oid) {
+  std::string k(1, kIdxExpiry);
+  PutFixed64BE(&k, expires_ms);
+  k.append(oid);
+  return k;
+}
+inline std::string StatusIndexKey(uint8_t status, uint64_t created_ms, std::string_view oid) {
+  std::string k(1, kIdxStatus);
+  k.push_back(static_cast<char>(status));
+  PutFixed64BE(&k, created_ms);
+  k.append(oid);
+  return k;
+}
+inline std::string BackorderIndexKey(uint64_t pid, uint64_t log_seq) {
+  std::string k(1, kIdxBackorder);
+  PutFixed64BE(&k, pid);
+  PutFixed64BE(&k, log_seq);
+  return k;
+}
+
+}  // namespace kv::storage

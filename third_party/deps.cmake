@@ -1,0 +1,16 @@
+# CMake glue for the Debian 12 system packages keyvend builds against.
+# No third-party source lives in this repository; see third_party/README.md.
+find_package(PkgConfig REQUIRED)
+find_package(RocksDB CONFIG REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(OpenSSL REQUIRED)
+find_package(GTest CONFIG REQUIRED)
+find_package(benchmark CONFIG REQUIRED)
+find_package(simdjson CONFIG REQUIRED)
+# Debian's cpp-httplib ships a compiled library and only a pkg-config file. Its cflags
+# (OpenSSL/zlib/brotli support macros) MUST be used: they change class layouts.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+
+# The shared RocksDB keeps link times and binary sizes sane.
+add_library(kv_rocksdb INTERFACE)
+target_link_libraries(kv_rocksdb INTERFACE RocksDB::rocksdb-shared)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages keyvend builds and tests with (see ../shared/DEPS.md and
+# third_party/README.md). Idempotent: skips apt entirely when everything is present.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config ccache
+      librocksdb-dev libcpp-httplib-dev libsimdjson-dev libabsl-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
+      curl python3)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
