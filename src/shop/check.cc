@@ -279,7 +279,7 @@ class Checker {
   }
 
   absl::Status ScanPayments() {
-    absl::flat_hash_set<std::string> applied;
+    absl::flat_hash_map<std::string, PaymentFlag> recorded;
     auto it = db_.NewIterator(storage::kCfPayments);
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       PaymentRecord p;
@@ -296,6 +296,7 @@ class Checker {
         auto f = orders_.find(oid);
         if (f != orders_.end()) o = &f->second;
       }
+      recorded[p.payment_id] = p.flag;
       if (flagged) continue;
       if (o == nullptr) {
         Violation(absl::StrCat("payment ", p.payment_id, " is applied to an unknown order"));
@@ -311,13 +312,20 @@ class Checker {
         Violation(absl::StrCat("payment ", p.payment_id, " is applied but does not match order ",
                                p.order_id, " (", std::string(OrderStatusName(o->status)), ")"));
       }
-      applied.insert(p.payment_id);
     }
+    // The payment that paid an order is recorded: applied, or flagged "no stock" when the
+    // order ended refund_due (and maybe refunded since).
     for (const auto& [oid, o] : orders_) {
-      if (!o.payment_id.empty() && o.status != OrderStatus::kRefundDue &&
-          !applied.contains(o.payment_id)) {
+      if (o.payment_id.empty()) continue;
+      auto r = recorded.find(o.payment_id);
+      const bool ok = r != recorded.end() &&
+                      (r->second == PaymentFlag::kNone ||
+                       (r->second == PaymentFlag::kNoStock &&
+                        (o.status == OrderStatus::kRefundDue ||
+                         o.status == OrderStatus::kRefunded)));
+      if (!ok) {
         Violation(absl::StrCat("order ", HexEncode(oid), " names payment ", o.payment_id,
-                               " that is not recorded as applied"));
+                               " that is not recorded for it"));
       }
     }
     return absl::OkStatus();

@@ -18,7 +18,7 @@ constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
 // Dedupe needs only enough reservation to avoid most rehashes; sampling the head of the
 // input is cheap and, unlike counting every newline, keeps the parse a single pass.
-constexpr size_t kEstimateSampleBytes = 64 * 1024;
+constexpr size_t kEstimateSampleBytes = size_t{64} << 10;
 // A hostile upload of bare newlines would otherwise make us reserve ~20 bytes of hash slots
 // per input byte before a single key is seen; past this the containers just grow.
 constexpr size_t kReserveMax = size_t{1} << 22;

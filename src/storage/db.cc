@@ -129,7 +129,7 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
   if (!check.ok()) return check.status();
   if (!version->has_value()) {
     // A database without a schema record is new only if it holds nothing at all.
-    for (int c = kCfMeta; c < kCfCount; ++c) {
+    for (int c = kCfDefault; c < kCfCount; ++c) {
       auto it = db->NewIterator(static_cast<Cf>(c));
       it->SeekToFirst();
       if (it->Valid()) {

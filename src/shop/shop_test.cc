@@ -1,0 +1,326 @@
+// The shop's domain API: products, import, orders, payments, transitions, secrecy.
+#include "shop/shop.h"
+
+#include <dirent.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "shop/shop_testing.h"
+
+namespace kv {
+namespace {
+
+using testing::ShopTest;
+
+TEST_F(ShopTest, ProductValidation) {
+  ProductSpec p;
+  p.name = "ok";
+  p.price_cents = 100;
+  p.currency = "usd";
+  auto r = shop_->CreateProduct(p);
+  ASSERT_TRUE(r.refused());
+  EXPECT_EQ(r.refusal(), Refusal::kBadRequest);
+  p.currency = "USD";
+  p.price_cents = -1;
+  EXPECT_EQ(shop_->CreateProduct(p).refusal(), Refusal::kBadRequest);
+  p.price_cents = 1;
+  p.name = "";
+  EXPECT_EQ(shop_->CreateProduct(p).refusal(), Refusal::kBadRequest);
+  p.name = "x";
+  p.max_per_order = 0;
+  EXPECT_EQ(shop_->CreateProduct(p).refusal(), Refusal::kBadRequest);
+  p.max_per_order = 2;
+  auto ok = shop_->CreateProduct(p);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->product.id, 1u);  // refusals consumed no id
+  auto up = shop_->UpdateProduct(1, Patch([](ProductPatch& p) { p.price_cents = -5; }));
+  EXPECT_EQ(up.refusal(), Refusal::kBadRequest);
+  EXPECT_EQ(shop_->GetProduct(1)->product.price_cents, 1);  // unchanged
+  EXPECT_EQ(shop_->UpdateProduct(99, ProductPatch{}).refusal(), Refusal::kProductNotFound);
+}
+
+TEST_F(ShopTest, OrderRefusals) {
+  const uint64_t pid = MakeProduct(StockMode::kReserve, false, 3);
+  Import(pid, 5);
+  auto q0 = shop_->CreateOrder({pid, 0, "a@b.c", ""});
+  EXPECT_EQ(q0.refusal(), Refusal::kInvalidQuantity);
+  EXPECT_EQ(shop_->CreateOrder({pid, -3, "a@b.c", ""}).refusal(), Refusal::kInvalidQuantity);
+  EXPECT_EQ(shop_->CreateOrder({pid, 4, "a@b.c", ""}).refusal(), Refusal::kQuantityLimit);
+  EXPECT_EQ(shop_->CreateOrder({77, 1, "a@b.c", ""}).refusal(), Refusal::kProductNotFound);
+  EXPECT_EQ(shop_->CreateOrder({pid, 1, "", ""}).refusal(), Refusal::kBadRequest);
+  EXPECT_EQ(shop_->CreateOrder({pid, 1, std::string("a\nb"), ""}).refusal(),
+            Refusal::kBadRequest);
+  Order(pid, 3);
+  EXPECT_EQ(shop_->CreateOrder({pid, 3, "a@b.c", ""}).refusal(), Refusal::kOutOfStock);
+  Order(pid, 2);
+  EXPECT_EQ(shop_->Stock(pid).sellable(), 0);
+  ASSERT_TRUE(shop_->UpdateProduct(pid, Patch([](ProductPatch& p) { p.active = false; })).ok());
+  EXPECT_EQ(shop_->CreateOrder({pid, 1, "a@b.c", ""}).refusal(), Refusal::kProductInactive);
+  EXPECT_TRUE(shop_->ListProducts(true).empty());
+  EXPECT_EQ(shop_->ListProducts(false).size(), 1u);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+TEST_F(ShopTest, BuyerFlowDeliversKeysOnceAndOnEveryRead) {
+  const uint64_t pid = MakeProduct();
+  const auto keys = Import(pid, 3);
+  OrderView o = Order(pid, 2, "Buyer@Example.com", "pw1");
+  EXPECT_EQ(o.status, OrderStatus::kPendingPayment);
+  EXPECT_EQ(o.amount_cents, 1000);
+  EXPECT_EQ(o.token.size(), 32u);
+  EXPECT_EQ(o.expires_at - o.created_at, absl::Seconds(900));
+  auto before = shop_->GetOrder(o.order_id, o.token);
+  ASSERT_TRUE(before.ok());
+  EXPECT_TRUE(before->keys.empty());
+  EXPECT_EQ(shop_->Stock(pid).held, 2);
+  EXPECT_EQ(shop_->Stock(pid).sellable(), 1);
+
+  PaymentResult p = Pay(o, "pay-1");
+  EXPECT_EQ(p.outcome, PaymentOutcome::kApplied);
+  EXPECT_FALSE(p.replay);
+  EXPECT_EQ(*p.order_status, OrderStatus::kDelivered);
+  auto after = shop_->GetOrder(o.order_id, o.token);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->keys.size(), 2u);
+  EXPECT_EQ(after->keys[0], keys[0]);
+  EXPECT_EQ(after->keys[1], keys[1]);
+  // The same notify again: same answer, nothing changes.
+  PaymentResult again = Pay(o, "pay-1");
+  EXPECT_TRUE(again.replay);
+  EXPECT_EQ(again.outcome, PaymentOutcome::kApplied);
+  auto third = shop_->GetOrder(o.order_id, o.token);
+  EXPECT_EQ(third->keys, after->keys);
+  StockCounts s = shop_->Stock(pid);
+  EXPECT_EQ(s.pool, 1);
+  EXPECT_EQ(s.delivered, 2);
+  EXPECT_EQ(s.held, 0);
+  EXPECT_EQ(s.sellable(), 1);
+
+  // Lookup by contact (case-insensitive) + password.
+  auto found = shop_->LookupOrders("buyer@example.COM", "pw1");
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].token, o.token);
+  EXPECT_EQ((*found)[0].keys, after->keys);
+  EXPECT_TRUE(shop_->LookupOrders("buyer@example.com", "wrong")->empty());
+  EXPECT_TRUE(shop_->LookupOrders("other@example.com", "pw1")->empty());
+
+  // Reopen: everything survives, counters rebuilt.
+  Reopen();
+  auto reread = shop_->GetOrder(o.order_id, o.token);
+  ASSERT_TRUE(reread.ok());
+  EXPECT_EQ(reread->keys, after->keys);
+  EXPECT_EQ(shop_->Stock(pid).sellable(), 1);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+TEST_F(ShopTest, WrongTokenLooksExactlyLikeUnknownOrder) {
+  const uint64_t pid = MakeProduct();
+  Import(pid, 1);
+  OrderView o = Order(pid);
+  auto wrong = shop_->GetOrder(o.order_id, std::string(32, '0'));
+  auto unknown = shop_->GetOrder(std::string(32, 'a'), o.token);
+  auto garbage = shop_->GetOrder("not-an-id", "x");
+  for (auto* r : {&wrong, &unknown, &garbage}) {
+    ASSERT_TRUE(r->refused());
+    EXPECT_EQ(r->refusal(), Refusal::kOrderNotFound);
+    EXPECT_EQ(r->message(), "no such order");
+  }
+}
+
+TEST_F(ShopTest, PaymentsThatMustNotDeliverAreFlagged) {
+  const uint64_t pid = MakeProduct();
+  Import(pid, 5);
+  OrderView o = Order(pid);
+  // Unknown order, malformed id: recorded for refund.
+  auto unk = shop_->ApplyPayment({std::string(32, 'b'), "p-unknown", 500, "USD"});
+  ASSERT_TRUE(unk.ok());
+  EXPECT_EQ(unk->flag, PaymentFlag::kUnknownOrder);
+  auto bad_id = shop_->ApplyPayment({"../etc", "p-badid", 500, "USD"});
+  EXPECT_EQ(bad_id->flag, PaymentFlag::kUnknownOrder);
+  // Amount / currency mismatch: flagged, order untouched.
+  auto amt = shop_->ApplyPayment({o.order_id, "p-amount", 499, "USD"});
+  EXPECT_EQ(amt->flag, PaymentFlag::kAmountMismatch);
+  auto cur = shop_->ApplyPayment({o.order_id, "p-cur", 500, "EUR"});
+  EXPECT_EQ(cur->flag, PaymentFlag::kAmountMismatch);
+  EXPECT_EQ(StatusOf(o), OrderStatus::kPendingPayment);
+  // The real payment, then a second different one: flagged, never delivered twice.
+  EXPECT_EQ(Pay(o, "p-real").outcome, PaymentOutcome::kApplied);
+  auto second = shop_->ApplyPayment({o.order_id, "p-second", 500, "USD"});
+  EXPECT_EQ(second->outcome, PaymentOutcome::kRefundDue);
+  EXPECT_EQ(second->flag, PaymentFlag::kSecondPayment);
+  EXPECT_EQ(shop_->Stock(pid).delivered, 1);
+  // Bad input changes nothing.
+  EXPECT_EQ(shop_->ApplyPayment({o.order_id, "", 500, "USD"}).refusal(), Refusal::kBadRequest);
+  EXPECT_EQ(shop_->ApplyPayment({o.order_id, "p-x", -1, "USD"}).refusal(), Refusal::kBadRequest);
+  EXPECT_EQ(shop_->ApplyPayment({o.order_id, "p-x", 500, "usd"}).refusal(), Refusal::kBadRequest);
+  // A payment for a cancelled order: flagged.
+  OrderView c = Order(pid);
+  ASSERT_TRUE(shop_->CancelOrder(c.order_id).ok());
+  auto closed = shop_->ApplyPayment({c.order_id, "p-closed", 500, "USD"});
+  EXPECT_EQ(closed->flag, PaymentFlag::kOrderClosed);
+  EXPECT_EQ(StatusOf(c), OrderStatus::kCancelled);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+TEST_F(ShopTest, CancelAndRefundTransitions) {
+  const uint64_t pid = MakeProduct();
+  Import(pid, 4);
+  OrderView a = Order(pid, 2);
+  EXPECT_EQ(shop_->Stock(pid).sellable(), 2);
+  auto c = shop_->CancelOrder(a.order_id);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->status, OrderStatus::kCancelled);
+  EXPECT_EQ(shop_->Stock(pid).sellable(), 4);  // hold released
+  EXPECT_EQ(shop_->CancelOrder(a.order_id).refusal(), Refusal::kInvalidState);
+  EXPECT_EQ(shop_->RefundOrder(a.order_id).refusal(), Refusal::kInvalidState);
+
+  OrderView b = Order(pid, 1);
+  EXPECT_EQ(shop_->RefundOrder(b.order_id).refusal(), Refusal::kInvalidState);  // pending
+  Pay(b);
+  EXPECT_EQ(shop_->CancelOrder(b.order_id).refusal(), Refusal::kInvalidState);  // delivered
+  auto r = shop_->RefundOrder(b.order_id);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, OrderStatus::kRefunded);
+  EXPECT_EQ(shop_->RefundOrder(b.order_id).refusal(), Refusal::kInvalidState);
+  // Delivered keys stay with the refunded order (they were shown; they are not resold).
+  auto admin = shop_->AdminGetOrder(b.order_id);
+  EXPECT_EQ(admin->keys.size(), 1u);
+  EXPECT_EQ(shop_->Stock(pid).sellable(), 3);
+  EXPECT_EQ(shop_->CancelOrder("zz").refusal(), Refusal::kOrderNotFound);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+TEST_F(ShopTest, OnPaymentModeTakesKeysAtPaymentAndRefundsWhenSoldOut) {
+  const uint64_t pid = MakeProduct(StockMode::kOnPayment);
+  Import(pid, 1);
+  OrderView a = Order(pid);
+  OrderView b = Order(pid);  // nothing held: both accepted
+  EXPECT_EQ(shop_->Stock(pid).held, 0);
+  EXPECT_EQ(*Pay(a).order_status, OrderStatus::kDelivered);
+  PaymentResult pb = Pay(b);
+  EXPECT_EQ(pb.outcome, PaymentOutcome::kRefundDue);
+  EXPECT_EQ(pb.flag, PaymentFlag::kNoStock);
+  EXPECT_EQ(StatusOf(b), OrderStatus::kRefundDue);
+  EXPECT_EQ(shop_->CreateOrder({pid, 1, "a@b.c", ""}).refusal(), Refusal::kOutOfStock);
+  ASSERT_TRUE(shop_->RefundOrder(b.order_id).ok());
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+TEST_F(ShopTest, ImportReportsRejectsAndDuplicatesShopWide) {
+  const uint64_t p1 = MakeProduct();
+  const uint64_t p2 = MakeProduct();
+  auto r1 = shop_->ImportKeys(p1, "AAA\n\nBBB\nAAA\n" + std::string(300, 'x') + "\nC\x01D\nCCC\n",
+                              ParseOptions{});
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(r1->imported, 3u);  // AAA BBB CCC
+  EXPECT_EQ(r1->duplicates, 1u);
+  ASSERT_EQ(r1->rejected.size(), 3u);
+  EXPECT_EQ(r1->rejected[0].line, 2u);
+  EXPECT_EQ(r1->rejected[0].reason, LineReject::kEmpty);
+  EXPECT_EQ(r1->rejected[1].reason, LineReject::kTooLong);
+  EXPECT_EQ(r1->rejected[2].reason, LineReject::kNonPrintable);
+  ASSERT_EQ(r1->duplicate_lines.size(), 1u);
+  EXPECT_EQ(r1->duplicate_lines[0].line, 4u);
+  // The same code can never be stocked twice, in one product or in two.
+  auto r2 = shop_->ImportKeys(p2, "BBB\nDDD\r\n\xEF\xBB\xBFnope\n", ParseOptions{});
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->imported, 2u);  // DDD, and the mid-file BOM line is a key of its own
+  EXPECT_EQ(r2->duplicates, 1u);
+  EXPECT_EQ(r2->duplicate_lines[0].line, 1u);
+  EXPECT_FALSE(r2->duplicate_lines[0].in_input);
+  auto r3 = shop_->ImportKeys(p1, "AAA\nBBB\n", ParseOptions{});
+  EXPECT_EQ(r3->imported, 0u);
+  EXPECT_EQ(r3->batch_id, 0u);
+  EXPECT_EQ(shop_->Stock(p1).pool, 3);
+  // Whole-input errors change nothing.
+  ParseOptions csv;
+  csv.format = KeyFormat::kCsv;
+  EXPECT_EQ(shop_->ImportKeys(p1, "code\nEEE\n", csv).refusal(), Refusal::kBadRequest);
+  EXPECT_EQ(shop_->ImportKeys(99, "EEE\n", ParseOptions{}).refusal(), Refusal::kProductNotFound);
+  auto ok_csv = shop_->ImportKeys(p1, "id,key\n1,\"EEE\"\n2,FFF\n", csv);
+  ASSERT_TRUE(ok_csv.ok());
+  EXPECT_EQ(ok_csv->imported, 2u);
+  EXPECT_EQ(shop_->Stock(p1).pool, 5);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+TEST_F(ShopTest, RetiredBatchIsNeverSold) {
+  const uint64_t pid = MakeProduct(StockMode::kReserve, false, 10);
+  const auto good = Import(pid, 3, "GOOD");
+  auto bad = shop_->ImportKeys(pid, "BAD-1\nBAD-2\nBAD-3\n", ParseOptions{});
+  ASSERT_TRUE(bad.ok());
+  OrderView o = Order(pid, 4);  // needs one key of the bad batch... which gets retired
+  auto ret = shop_->RetireBatch(pid, bad->batch_id);
+  ASSERT_TRUE(ret.ok());
+  EXPECT_EQ(ret->retired, 3u);
+  EXPECT_EQ(shop_->RetireBatch(pid, 999).refusal(), Refusal::kNotFound);
+  // The hold of 4 is no longer covered by the pool (3 keys): payment refunds, never a bad key.
+  PaymentResult p = Pay(o);
+  EXPECT_EQ(p.flag, PaymentFlag::kNoStock);
+  OrderView o2 = Order(pid, 3);
+  Pay(o2);
+  auto got = shop_->AdminGetOrder(o2.order_id);
+  ASSERT_EQ(got->keys.size(), 3u);
+  for (const auto& k : got->keys) EXPECT_EQ(k.rfind("GOOD", 0), 0u) << "a retired key was sold";
+  EXPECT_EQ(shop_->Stock(pid).retired, 3);
+  auto batches = shop_->ListBatches(pid);
+  ASSERT_EQ(batches->size(), 2u);
+  EXPECT_TRUE((*batches)[1].retired_flag);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+// Invariant 6: a copied data dir alone does not leak keys.
+TEST_F(ShopTest, KeysAreEncryptedAtRest) {
+  const uint64_t pid = MakeProduct();
+  const auto keys = Import(pid, 50, "PLAINTEXTSECRET");
+  OrderView o = Order(pid, 2);
+  Pay(o);
+  ASSERT_TRUE(shop_->db()->raw()->Flush(rocksdb::FlushOptions(), shop_->db()->cf(storage::kCfPool)).ok());
+  shop_.reset();
+  DIR* d = opendir(tmp_.Sub("data").c_str());
+  ASSERT_NE(d, nullptr);
+  int files = 0;
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::ifstream f(tmp_.Sub("data/" + name), std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    EXPECT_EQ(ss.str().find("PLAINTEXTSECRET"), std::string::npos) << name;
+    ++files;
+  }
+  closedir(d);
+  EXPECT_GT(files, 3);
+}
+
+TEST_F(ShopTest, WriteAheadPathDeliversThroughTheWorker) {
+  inline_delivery_ = false;
+  Reopen();
+  const uint64_t pid = MakeProduct();
+  Import(pid, 3);
+  OrderView o = Order(pid, 2);
+  PaymentResult p = Pay(o);
+  EXPECT_EQ(*p.order_status, OrderStatus::kPaid);
+  auto pending = shop_->ListDeliveries(DeliveryState::kPending);
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ(shop_->Stock(pid).held, 2);
+  // A restart replays the log (Shop::Open runs the deliveries once).
+  Reopen();
+  EXPECT_EQ(StatusOf(o), OrderStatus::kDelivered);
+  EXPECT_TRUE(shop_->ListDeliveries(std::nullopt)->empty());
+  EXPECT_EQ(shop_->Stock(pid).held, 0);
+  EXPECT_EQ(shop_->Stock(pid).delivered, 2);
+  // Paid but undelivered, then refunded: the log entry and the hold go.
+  OrderView o2 = Order(pid, 1);
+  Pay(o2);
+  ASSERT_TRUE(shop_->RefundOrder(o2.order_id).ok());
+  EXPECT_TRUE(shop_->ListDeliveries(std::nullopt)->empty());
+  EXPECT_EQ(shop_->Stock(pid).sellable(), 1);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+}  // namespace
+}  // namespace kv

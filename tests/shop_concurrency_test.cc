@@ -1,0 +1,702 @@
+// Concurrency tests of kv::Shop: a flash sale where many threads race for the last keys,
+// in both stock modes, with retried and competing payment notices, and on the write-ahead
+// delivery path. Every test ends by closing the shop and proving SPEC §2's invariants on
+// the stopped data dir with CheckShop (what `keyvend check` runs).
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "shop/shop.h"
+#include "test_util.h"
+
+namespace kv {
+namespace {
+
+using testing::CheckDataDir;
+using testing::Describe;
+using testing::FormatReport;
+using testing::ParallelFor;
+using testing::PollUntil;
+using testing::ShopDir;
+
+constexpr int kThreads = 64;
+constexpr int64_t kPriceCents = 250;
+constexpr char kCurrency[] = "EUR";
+
+// `n` distinct card keys; `tag` keeps the keys of different tests and products apart.
+std::vector<std::string> MakeKeys(const std::string& tag, int n) {
+  std::vector<std::string> keys;
+  keys.reserve(n);
+  for (int i = 0; i < n; ++i) keys.push_back(absl::StrCat("KEY-", tag, "-", i, "-X", i * 7919));
+  return keys;
+}
+
+std::string JoinLines(const std::vector<std::string>& keys) {
+  std::string text;
+  for (const std::string& k : keys) absl::StrAppend(&text, k, "\n");
+  return text;
+}
+
+void OpenShop(const ShopOptions& opts, std::unique_ptr<Shop>* out) {
+  auto opened = Shop::Open(opts);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  *out = std::move(*opened);
+}
+
+// Creates a product and imports `keys` into it (all must be stored).
+void CreateStockedProduct(Shop& shop, StockMode mode, bool allow_backorder,
+                          uint32_t max_per_order, const std::vector<std::string>& keys,
+                          uint64_t* pid) {
+  ProductSpec spec;
+  spec.name = "Flash sale gift card";
+  spec.price_cents = kPriceCents;
+  spec.currency = kCurrency;
+  spec.stock_mode = mode;
+  spec.allow_backorder = allow_backorder;
+  spec.max_per_order = max_per_order;
+  auto p = shop.CreateProduct(spec);
+  ASSERT_TRUE(p.ok()) << Describe(p);
+  *pid = p->product.id;
+  auto imp = shop.ImportKeys(*pid, JoinLines(keys), ParseOptions{});
+  ASSERT_TRUE(imp.ok()) << Describe(imp);
+  ASSERT_EQ(imp->imported, keys.size());
+  ASSERT_EQ(imp->duplicates, 0u);
+  ASSERT_TRUE(imp->rejected.empty());
+  const StockCounts st = shop.Stock(*pid);
+  ASSERT_EQ(st.pool, static_cast<int64_t>(keys.size()));
+  ASSERT_EQ(st.sellable(), static_cast<int64_t>(keys.size()));
+}
+
+OrderRequest Request(uint64_t pid, int64_t quantity, int i) {
+  OrderRequest req;
+  req.product_id = pid;
+  req.quantity = quantity;
+  // Contacts vary (and some repeat, as real buyers retry); a third set a lookup password.
+  req.contact = absl::StrCat("buyer", i % 1499, "@example.com");
+  if (i % 3 == 0) req.query_password = absl::StrCat("pw-", i);
+  return req;
+}
+
+PaymentNotice NoticeFor(const OrderView& o, std::string payment_id) {
+  PaymentNotice n;
+  n.order_id = o.order_id;
+  n.payment_id = std::move(payment_id);
+  n.amount_cents = o.amount_cents;
+  n.currency = o.currency;
+  return n;
+}
+
+// Closes nothing: the caller must have destroyed its Shop (the data dir is locked).
+void ExpectCheckPasses(const ShopDir& dir, CheckReport* out) {
+  auto report = CheckDataDir(dir.data_dir(), dir.key_file());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->violations.empty()) << FormatReport(*report);
+  *out = *report;
+}
+
+// Creates orders for `quantities[i]` from kThreads threads. Returns every result.
+std::vector<std::optional<Result<OrderView>>> CreateOrdersConcurrently(
+    Shop& shop, uint64_t pid, const std::vector<int64_t>& quantities) {
+  std::vector<std::optional<Result<OrderView>>> out(quantities.size());
+  ParallelFor(kThreads, static_cast<int>(quantities.size()), [&](int i) {
+    out[i].emplace(shop.CreateOrder(Request(pid, quantities[i], i)));
+  });
+  return out;
+}
+
+std::vector<std::optional<Result<PaymentResult>>> PayConcurrently(
+    Shop& shop, const std::vector<PaymentNotice>& notices) {
+  std::vector<std::optional<Result<PaymentResult>>> out(notices.size());
+  ParallelFor(kThreads, static_cast<int>(notices.size()),
+              [&](int i) { out[i].emplace(shop.ApplyPayment(notices[i])); });
+  return out;
+}
+
+std::vector<std::optional<Result<OrderView>>> ReadConcurrently(
+    Shop& shop, const std::vector<OrderView>& orders) {
+  std::vector<std::optional<Result<OrderView>>> out(orders.size());
+  ParallelFor(kThreads, static_cast<int>(orders.size()), [&](int i) {
+    out[i].emplace(shop.GetOrder(orders[i].order_id, orders[i].token));
+  });
+  return out;
+}
+
+// Checks a freshly created order view and that ids are unique.
+void ExpectNewOrder(const OrderView& v, uint64_t pid, int64_t q, std::set<std::string>* ids) {
+  EXPECT_EQ(v.status, OrderStatus::kPendingPayment);
+  EXPECT_EQ(v.product_id, pid);
+  EXPECT_EQ(v.quantity, q);
+  EXPECT_EQ(v.amount_cents, kPriceCents * q);
+  EXPECT_EQ(v.currency, kCurrency);
+  EXPECT_EQ(v.order_id.size(), 32u);
+  EXPECT_FALSE(v.token.empty());
+  EXPECT_TRUE(v.keys.empty());
+  EXPECT_TRUE(ids->insert(v.order_id).second) << "order id issued twice: " << v.order_id;
+}
+
+// --- 1. reserve mode: 5,000 buyers race for 1,000 keys at order creation ------------------
+
+TEST(ShopConcurrencyTest, ReserveFlashSaleHoldsThenDeliversEachKeyOnce) {
+  constexpr int kKeys = 1000;
+  constexpr int kAttempts = 5000;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("reserve", kKeys);
+  const std::set<std::string> imported(keys.begin(), keys.end());
+  {
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(CreateStockedProduct(*shop, StockMode::kReserve,
+                                                 /*allow_backorder=*/false, 5, keys, &pid));
+
+    // Order creation is the contended step: the hold is the no-oversell decision.
+    const auto created =
+        CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kAttempts, 1));
+    std::vector<OrderView> orders;
+    std::set<std::string> ids;
+    int out_of_stock = 0, other = 0;
+    for (const auto& r : created) {
+      if (r->ok()) {
+        ExpectNewOrder(r->value(), pid, 1, &ids);
+        orders.push_back(r->value());
+      } else if (r->refused() && r->refusal() == Refusal::kOutOfStock) {
+        ++out_of_stock;
+      } else {
+        ++other;
+        ADD_FAILURE() << "CreateOrder: " << Describe(*r);
+      }
+    }
+    ASSERT_EQ(orders.size(), static_cast<size_t>(kKeys));
+    EXPECT_EQ(out_of_stock, kAttempts - kKeys);
+    EXPECT_EQ(other, 0);
+    StockCounts st = shop->Stock(pid);
+    EXPECT_EQ(st.sellable(), 0);
+    EXPECT_EQ(st.available, 0);
+    EXPECT_EQ(st.held, kKeys);
+    EXPECT_EQ(st.pool, kKeys);
+    EXPECT_EQ(st.delivered, 0);
+
+    // Pay every order from 64 threads.
+    std::vector<PaymentNotice> notices;
+    for (const OrderView& o : orders) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
+    const auto paid = PayConcurrently(*shop, notices);
+    for (size_t i = 0; i < paid.size(); ++i) {
+      const auto& r = *paid[i];
+      ASSERT_TRUE(r.ok()) << "ApplyPayment " << notices[i].payment_id << ": " << Describe(r);
+      EXPECT_EQ(r->outcome, PaymentOutcome::kApplied);
+      EXPECT_EQ(r->flag, PaymentFlag::kNone);
+      EXPECT_FALSE(r->replay);
+      ASSERT_TRUE(r->order_status.has_value());
+      EXPECT_EQ(*r->order_status, OrderStatus::kDelivered);
+    }
+    st = shop->Stock(pid);
+    EXPECT_EQ(st.pool, 0);
+    EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.delivered, kKeys);
+    EXPECT_EQ(st.available, 0);
+
+    // The gateway retries every notice: each is a replay and changes nothing.
+    const auto replayed = PayConcurrently(*shop, notices);
+    for (const auto& r : replayed) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      EXPECT_TRUE((*r)->replay);
+      EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
+      EXPECT_EQ((*r)->order_status, std::optional<OrderStatus>(OrderStatus::kDelivered));
+    }
+    EXPECT_EQ(shop->Stock(pid).delivered, kKeys);
+
+    // Every buyer reads one key; together they are exactly the imported keys.
+    const auto read = ReadConcurrently(*shop, orders);
+    std::map<std::string, int> seen;
+    for (size_t i = 0; i < read.size(); ++i) {
+      const auto& r = *read[i];
+      ASSERT_TRUE(r.ok()) << "GetOrder " << orders[i].order_id << ": " << Describe(r);
+      EXPECT_EQ(r->status, OrderStatus::kDelivered);
+      EXPECT_EQ(r->payment_id, "pay-" + orders[i].order_id);
+      ASSERT_EQ(r->keys.size(), 1u) << orders[i].order_id;
+      ++seen[r->keys[0]];
+    }
+    std::set<std::string> delivered;
+    for (const auto& [k, n] : seen) {
+      EXPECT_EQ(n, 1) << "a key was delivered to " << n << " orders";
+      delivered.insert(k);
+    }
+    EXPECT_EQ(delivered, imported);
+
+    // A wrong token reads like an unknown order.
+    auto wrong = shop->GetOrder(orders[0].order_id, orders[1].token);
+    EXPECT_TRUE(wrong.refused() && wrong.refusal() == Refusal::kOrderNotFound) << Describe(wrong);
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.orders, static_cast<uint64_t>(kKeys));
+  EXPECT_EQ(report.payments, static_cast<uint64_t>(kKeys));
+  EXPECT_EQ(report.keys_delivered, static_cast<uint64_t>(kKeys));
+  EXPECT_EQ(report.keys_in_pool, 0u);
+  EXPECT_EQ(report.log_entries, 0u);
+}
+
+// --- 2a. reserve mode, quantities 1..3: holds never exceed the stock ------------------------
+
+TEST(ShopConcurrencyTest, ReserveMixedQuantitiesNeverHoldMoreThanStock) {
+  constexpr int kKeys = 1000;
+  constexpr int kAttempts = 5000;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("reserve-mixed", kKeys);
+  const std::set<std::string> imported(keys.begin(), keys.end());
+  {
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    std::vector<int64_t> quantities(kAttempts);
+    std::mt19937 rng(7);
+    for (int64_t& q : quantities) q = 1 + static_cast<int64_t>(rng() % 3);
+
+    const auto created = CreateOrdersConcurrently(*shop, pid, quantities);
+    std::vector<OrderView> orders;
+    std::set<std::string> ids;
+    int64_t held_units = 0;
+    std::vector<int64_t> refused_q;
+    for (size_t i = 0; i < created.size(); ++i) {
+      const auto& r = *created[i];
+      if (r.ok()) {
+        ExpectNewOrder(r.value(), pid, quantities[i], &ids);
+        orders.push_back(r.value());
+        held_units += quantities[i];
+      } else if (r.refused() && r.refusal() == Refusal::kOutOfStock) {
+        refused_q.push_back(quantities[i]);
+      } else {
+        ADD_FAILURE() << "CreateOrder: " << Describe(r);
+      }
+    }
+    const StockCounts st = shop->Stock(pid);
+    EXPECT_LE(held_units, kKeys);
+    EXPECT_EQ(st.held, held_units);
+    EXPECT_EQ(st.pool, kKeys);
+    EXPECT_EQ(st.available, kKeys - held_units);
+    // Stock only fell during the race, so every refusal asked for more than what is left.
+    const int64_t left = kKeys - held_units;
+    ASSERT_FALSE(refused_q.empty());
+    for (int64_t q : refused_q) {
+      EXPECT_GT(q, left) << "refused an order that fits the stock";
+    }
+
+    std::vector<PaymentNotice> notices;
+    for (const OrderView& o : orders) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
+    const auto paid = PayConcurrently(*shop, notices);
+    for (const auto& r : paid) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
+      EXPECT_EQ((*r)->order_status, std::optional<OrderStatus>(OrderStatus::kDelivered));
+    }
+    const auto read = ReadConcurrently(*shop, orders);
+    std::set<std::string> delivered;
+    for (size_t i = 0; i < read.size(); ++i) {
+      const auto& r = *read[i];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      EXPECT_EQ(r->status, OrderStatus::kDelivered);
+      EXPECT_EQ(r->keys.size(), orders[i].quantity);
+      for (const std::string& k : r->keys) {
+        EXPECT_TRUE(delivered.insert(k).second) << "key delivered twice";
+        EXPECT_TRUE(imported.contains(k)) << "delivered a key that was never imported";
+      }
+    }
+    EXPECT_EQ(delivered.size(), static_cast<size_t>(held_units));
+    const StockCounts after = shop->Stock(pid);
+    EXPECT_EQ(after.held, 0);
+    EXPECT_EQ(after.delivered, held_units);
+    EXPECT_EQ(after.pool, left);
+    EXPECT_EQ(after.available, left);
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+}
+
+// --- 2b. on_payment mode, quantities 1..3: payment is the contended step -------------------
+
+TEST(ShopConcurrencyTest, OnPaymentRaceDeliversWhatStockPermitsAndFlagsTheRest) {
+  constexpr int kKeys = 1000;
+  constexpr int kOrders = 5000;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("on-payment", kKeys);
+  const std::set<std::string> imported(keys.begin(), keys.end());
+  {
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(CreateStockedProduct(*shop, StockMode::kOnPayment,
+                                                 /*allow_backorder=*/false, 3, keys, &pid));
+    std::vector<int64_t> quantities(kOrders);
+    std::mt19937 rng(11);
+    for (int64_t& q : quantities) q = 1 + static_cast<int64_t>(rng() % 3);
+
+    // on_payment holds nothing, so every order is accepted while stock shows.
+    const auto created = CreateOrdersConcurrently(*shop, pid, quantities);
+    std::vector<OrderView> orders;
+    std::set<std::string> ids;
+    for (const auto& r : created) {
+      ASSERT_TRUE(r->ok()) << "CreateOrder: " << Describe(*r);
+      orders.push_back(r->value());
+    }
+    for (size_t i = 0; i < orders.size(); ++i) ExpectNewOrder(orders[i], pid, quantities[i], &ids);
+    StockCounts st = shop->Stock(pid);
+    EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.available, kKeys);
+
+    // 5,000 payments (about 10,000 keys wanted) race for 1,000 keys.
+    std::vector<PaymentNotice> notices;
+    for (const OrderView& o : orders) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
+    const auto paid = PayConcurrently(*shop, notices);
+    int64_t delivered_units = 0;
+    std::vector<bool> was_delivered(orders.size(), false);
+    for (size_t i = 0; i < paid.size(); ++i) {
+      const auto& r = *paid[i];
+      ASSERT_TRUE(r.ok()) << "ApplyPayment: " << Describe(r);
+      EXPECT_FALSE(r->replay);
+      ASSERT_TRUE(r->order_status.has_value());
+      if (*r->order_status == OrderStatus::kDelivered) {
+        EXPECT_EQ(r->outcome, PaymentOutcome::kApplied);
+        EXPECT_EQ(r->flag, PaymentFlag::kNone);
+        delivered_units += quantities[i];
+        was_delivered[i] = true;
+      } else {
+        EXPECT_EQ(*r->order_status, OrderStatus::kRefundDue) << Describe(*r->order_status);
+        EXPECT_EQ(r->outcome, PaymentOutcome::kRefundDue);
+        EXPECT_EQ(r->flag, PaymentFlag::kNoStock) << PaymentFlagName(r->flag);
+      }
+    }
+    ASSERT_LE(delivered_units, kKeys);
+    const int64_t left = kKeys - delivered_units;
+    st = shop->Stock(pid);
+    EXPECT_EQ(st.delivered, delivered_units);
+    EXPECT_EQ(st.pool, left);
+    EXPECT_EQ(st.available, left);
+    EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.owed, 0);
+    // Exactly as many keys as stock permits: stock only fell, so each refunded order
+    // wanted more than what is left (and so what is left is less than 3 keys).
+    for (size_t i = 0; i < orders.size(); ++i) {
+      if (!was_delivered[i]) {
+        EXPECT_GT(quantities[i], left) << "refund_due although keys remain";
+      }
+    }
+    EXPECT_LT(left, 3);
+
+    const auto read = ReadConcurrently(*shop, orders);
+    std::set<std::string> delivered;
+    for (size_t i = 0; i < read.size(); ++i) {
+      const auto& r = *read[i];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      if (was_delivered[i]) {
+        EXPECT_EQ(r->status, OrderStatus::kDelivered);
+        EXPECT_EQ(r->keys.size(), static_cast<size_t>(quantities[i]));
+      } else {
+        EXPECT_EQ(r->status, OrderStatus::kRefundDue);
+        EXPECT_TRUE(r->keys.empty());
+      }
+      for (const std::string& k : r->keys) {
+        EXPECT_TRUE(delivered.insert(k).second) << "key delivered twice";
+        EXPECT_TRUE(imported.contains(k)) << "delivered a key that was never imported";
+      }
+    }
+    EXPECT_EQ(delivered.size(), static_cast<size_t>(delivered_units));
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.payments, static_cast<uint64_t>(kOrders));
+  EXPECT_EQ(report.log_entries, 0u);
+}
+
+// --- competing and repeated notices for the same orders ------------------------------------
+
+TEST(ShopConcurrencyTest, RacingDuplicateAndSecondPaymentsDeliverOnce) {
+  constexpr int kOrdersN = 300;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("dup-notify", kOrdersN);
+  {
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    const auto created =
+        CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kOrdersN, 1));
+    std::vector<OrderView> orders;
+    for (const auto& r : created) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      orders.push_back(r->value());
+    }
+    // Per order: payment "a-" sent three times (gateway retries racing each other) and a
+    // different payment "b-" once (the buyer paid twice). All shuffled, from 64 threads.
+    std::vector<PaymentNotice> notices;
+    std::vector<int> order_of;
+    for (int i = 0; i < kOrdersN; ++i) {
+      for (int k = 0; k < 3; ++k) {
+        notices.push_back(NoticeFor(orders[i], "a-" + orders[i].order_id));
+        order_of.push_back(i);
+      }
+      notices.push_back(NoticeFor(orders[i], "b-" + orders[i].order_id));
+      order_of.push_back(i);
+    }
+    std::vector<size_t> perm(notices.size());
+    for (size_t i = 0; i < perm.size(); ++i) perm[i] = i;
+    std::shuffle(perm.begin(), perm.end(), std::mt19937(3));
+    std::vector<PaymentNotice> shuffled;
+    for (size_t i : perm) shuffled.push_back(notices[i]);
+    const auto results = PayConcurrently(*shop, shuffled);
+
+    // payment id -> (first-time results, replays)
+    std::map<std::string, std::vector<PaymentResult>> fresh, replays;
+    for (size_t j = 0; j < results.size(); ++j) {
+      const auto& r = *results[j];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      (r->replay ? replays : fresh)[shuffled[j].payment_id].push_back(r.value());
+    }
+    const auto read = ReadConcurrently(*shop, orders);
+    std::set<std::string> delivered;
+    for (int i = 0; i < kOrdersN; ++i) {
+      const std::string a = "a-" + orders[i].order_id, b = "b-" + orders[i].order_id;
+      ASSERT_EQ(fresh[a].size(), 1u) << "payment " << a << " recorded more than once";
+      ASSERT_EQ(fresh[b].size(), 1u) << "payment " << b << " recorded more than once";
+      EXPECT_EQ(replays[a].size(), 2u);
+      EXPECT_EQ(replays[b].size(), 0u);
+      for (const PaymentResult& rep : replays[a]) {
+        EXPECT_EQ(rep.outcome, fresh[a][0].outcome);
+        EXPECT_EQ(rep.flag, fresh[a][0].flag);
+      }
+      const auto& r = *read[i];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      EXPECT_EQ(r->status, OrderStatus::kDelivered);
+      ASSERT_EQ(r->keys.size(), 1u);
+      EXPECT_TRUE(delivered.insert(r->keys[0]).second) << "key delivered twice";
+      // Exactly one of the two payments paid the order; the other is flagged for refund.
+      ASSERT_TRUE(r->payment_id == a || r->payment_id == b) << r->payment_id;
+      const std::string& winner = r->payment_id;
+      const std::string& loser = winner == a ? b : a;
+      EXPECT_EQ(fresh[winner][0].outcome, PaymentOutcome::kApplied);
+      EXPECT_EQ(fresh[loser][0].outcome, PaymentOutcome::kRefundDue);
+      EXPECT_EQ(fresh[loser][0].flag, PaymentFlag::kSecondPayment)
+          << PaymentFlagName(fresh[loser][0].flag);
+    }
+    const StockCounts st = shop->Stock(pid);
+    EXPECT_EQ(st.delivered, kOrdersN);
+    EXPECT_EQ(st.pool, 0);
+    EXPECT_EQ(st.held, 0);
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.payments, static_cast<uint64_t>(2 * kOrdersN));
+}
+
+// --- 3. the write-ahead path: payment logs the delivery, a worker assigns the keys ---------
+
+// Creates `n` orders (quantity 1) and pays them from 64 threads on a shop with
+// inline_delivery=false: every order is paid and holds its key, with a pending log entry.
+void PayWriteAhead(Shop& shop, uint64_t pid, int n, std::vector<OrderView>* orders) {
+  const auto created = CreateOrdersConcurrently(shop, pid, std::vector<int64_t>(n, 1));
+  for (const auto& r : created) {
+    ASSERT_TRUE(r->ok()) << Describe(*r);
+    orders->push_back(r->value());
+  }
+  std::vector<PaymentNotice> notices;
+  for (const OrderView& o : *orders) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
+  const auto paid = PayConcurrently(shop, notices);
+  for (const auto& r : paid) {
+    ASSERT_TRUE(r->ok()) << Describe(*r);
+    EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
+    EXPECT_FALSE((*r)->replay);
+    ASSERT_TRUE((*r)->order_status.has_value());
+    EXPECT_EQ(*(*r)->order_status, OrderStatus::kPaid) << Describe(*(*r)->order_status);
+  }
+}
+
+// Every order is delivered with one key, the keys are distinct and are the imported ones.
+void ExpectAllDelivered(Shop& shop, const std::vector<OrderView>& orders,
+                        const std::set<std::string>& imported) {
+  const auto read = ReadConcurrently(shop, orders);
+  std::set<std::string> delivered;
+  for (size_t i = 0; i < read.size(); ++i) {
+    const auto& r = *read[i];
+    ASSERT_TRUE(r.ok()) << Describe(r);
+    EXPECT_EQ(r->status, OrderStatus::kDelivered) << Describe(r->status);
+    ASSERT_EQ(r->keys.size(), 1u) << orders[i].order_id << " is " << Describe(r->status);
+    EXPECT_TRUE(delivered.insert(r->keys[0]).second) << "key delivered twice";
+  }
+  EXPECT_EQ(delivered, imported);
+}
+
+TEST(ShopConcurrencyTest, WriteAheadPaymentsAreDeliveredByRunDeliveries) {
+  constexpr int kN = 500;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("write-ahead", kN);
+  const std::set<std::string> imported(keys.begin(), keys.end());
+  {
+    ShopOptions opts = dir.Options();
+    opts.inline_delivery = false;
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    std::vector<OrderView> orders;
+    ASSERT_NO_FATAL_FAILURE(PayWriteAhead(*shop, pid, kN, &orders));
+
+    // Paid, no keys yet, each with a pending log entry; the keys stay held.
+    const auto read = ReadConcurrently(*shop, orders);
+    for (const auto& r : read) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      EXPECT_EQ((*r)->status, OrderStatus::kPaid);
+      EXPECT_TRUE((*r)->keys.empty());
+    }
+    auto pending = shop->ListDeliveries(DeliveryState::kPending);
+    ASSERT_TRUE(pending.ok()) << pending.status();
+    EXPECT_EQ(pending->size(), static_cast<size_t>(kN));
+    std::set<std::string> logged;
+    for (const DeliveryEntry& e : *pending) logged.insert(e.oid);
+    EXPECT_EQ(logged.size(), static_cast<size_t>(kN)) << "one log entry per order";
+    StockCounts st = shop->Stock(pid);
+    EXPECT_EQ(st.held, kN);
+    EXPECT_EQ(st.pool, kN);
+    EXPECT_EQ(st.delivered, 0);
+    EXPECT_EQ(st.available, 0);
+
+    auto n = shop->RunDeliveries();
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(*n, static_cast<size_t>(kN));
+    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
+    auto left = shop->ListDeliveries(std::nullopt);
+    ASSERT_TRUE(left.ok()) << left.status();
+    EXPECT_TRUE(left->empty());
+    st = shop->Stock(pid);
+    EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.pool, 0);
+    EXPECT_EQ(st.delivered, kN);
+    // Running the log again finds nothing to do.
+    n = shop->RunDeliveries();
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(*n, 0u);
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.keys_delivered, static_cast<uint64_t>(kN));
+  EXPECT_EQ(report.log_entries, 0u);
+}
+
+// Several workers drain the same log at once: each entry is delivered exactly once.
+TEST(ShopConcurrencyTest, WriteAheadConcurrentRunDeliveriesDeliverEachOrderOnce) {
+  constexpr int kN = 500;
+  constexpr int kWorkers = 8;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("write-ahead-workers", kN);
+  const std::set<std::string> imported(keys.begin(), keys.end());
+  {
+    ShopOptions opts = dir.Options();
+    opts.inline_delivery = false;
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    std::vector<OrderView> orders;
+    ASSERT_NO_FATAL_FAILURE(PayWriteAhead(*shop, pid, kN, &orders));
+    std::vector<std::optional<absl::StatusOr<size_t>>> runs(kWorkers);
+    ParallelFor(kWorkers, kWorkers, [&](int i) { runs[i].emplace(shop->RunDeliveries()); });
+    size_t total = 0;
+    for (const auto& r : runs) {
+      ASSERT_TRUE(r->ok()) << r->status();
+      total += **r;
+    }
+    EXPECT_EQ(total, static_cast<size_t>(kN)) << "deliveries counted by all workers together";
+    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
+    EXPECT_EQ(shop->Stock(pid).delivered, kN);
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+}
+
+// The log survives a restart: a stopped shop with pending entries passes the check, and
+// Shop::Open replays the entries before serving.
+TEST(ShopConcurrencyTest, WriteAheadLogIsReplayedOnOpen) {
+  constexpr int kN = 300;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("write-ahead-replay", kN);
+  const std::set<std::string> imported(keys.begin(), keys.end());
+  std::vector<OrderView> orders;
+  {
+    ShopOptions opts = dir.Options();
+    opts.inline_delivery = false;
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    ASSERT_NO_FATAL_FAILURE(PayWriteAhead(*shop, pid, kN, &orders));
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.log_entries, static_cast<uint64_t>(kN));
+  {
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));  // start_workers=false
+    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
+    auto left = shop->ListDeliveries(std::nullopt);
+    ASSERT_TRUE(left.ok()) << left.status();
+    EXPECT_TRUE(left->empty());
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.log_entries, 0u);
+  EXPECT_EQ(report.keys_delivered, static_cast<uint64_t>(kN));
+}
+
+// Write-ahead with the real worker running while payments arrive: poll (never sleep) until
+// the worker has delivered everything.
+TEST(ShopConcurrencyTest, WriteAheadLiveWorkerDeliversDuringPaymentRace) {
+  constexpr int kN = 500;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("write-ahead-live", kN);
+  const std::set<std::string> imported(keys.begin(), keys.end());
+  {
+    ShopOptions opts = dir.Options();
+    opts.inline_delivery = false;
+    opts.start_workers = true;
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    const auto created = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kN, 1));
+    std::vector<OrderView> orders;
+    for (const auto& r : created) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      orders.push_back(r->value());
+    }
+    std::vector<PaymentNotice> notices;
+    for (const OrderView& o : orders) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
+    const auto paid = PayConcurrently(*shop, notices);
+    for (const auto& r : paid) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
+      // The worker may already have delivered it by the time the answer is built.
+      ASSERT_TRUE((*r)->order_status.has_value());
+      EXPECT_TRUE(*(*r)->order_status == OrderStatus::kPaid ||
+                  *(*r)->order_status == OrderStatus::kDelivered);
+    }
+    const bool done = PollUntil([&] { return shop->Stock(pid).delivered == kN; },
+                                std::chrono::seconds(20));
+    ASSERT_TRUE(done) << "worker delivered only " << shop->Stock(pid).delivered << " of " << kN;
+    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+}
+
+}  // namespace
+}  // namespace kv
