@@ -79,22 +79,25 @@ absl::StatusOr<std::optional<OrderRecord>> Shop::Impl::ReadOrder(const std::stri
 void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev,
                           const OrderRecord& next) const {
   using storage::kCfOrderIndex;
-  const auto st = [](OrderStatus s) { return static_cast<uint8_t>(s); };
   b->Put(db->cf(storage::kCfOrders), next.oid, EncodeOrder(next));
-  if (prev == nullptr || prev->status != next.status) {
-    if (prev != nullptr) {
+  if (prev != nullptr && prev->status == next.status) return;
+  // pending_payment orders are indexed by expiry ('e'), every other status by status ('s'):
+  // the hot path (order creation) writes one index entry, not two.
+  if (prev != nullptr) {
+    if (prev->status == OrderStatus::kPendingPayment) {
+      b->Delete(db->cf(kCfOrderIndex), storage::ExpiryIndexKey(prev->expires_ms, prev->oid));
+    } else {
       b->Delete(db->cf(kCfOrderIndex),
-                storage::StatusIndexKey(st(prev->status), prev->created_ms, prev->oid));
+                storage::StatusIndexKey(static_cast<uint8_t>(prev->status), prev->created_ms,
+                                        prev->oid));
     }
-    b->Put(db->cf(kCfOrderIndex), storage::StatusIndexKey(st(next.status), next.created_ms, next.oid),
-           rocksdb::Slice());
   }
-  const bool had_e = prev != nullptr && prev->status == OrderStatus::kPendingPayment;
-  const bool has_e = next.status == OrderStatus::kPendingPayment;
-  if (had_e && !has_e) {
-    b->Delete(db->cf(kCfOrderIndex), storage::ExpiryIndexKey(prev->expires_ms, prev->oid));
-  } else if (!had_e && has_e) {
+  if (next.status == OrderStatus::kPendingPayment) {
     b->Put(db->cf(kCfOrderIndex), storage::ExpiryIndexKey(next.expires_ms, next.oid),
+           rocksdb::Slice());
+  } else {
+    b->Put(db->cf(kCfOrderIndex),
+           storage::StatusIndexKey(static_cast<uint8_t>(next.status), next.created_ms, next.oid),
            rocksdb::Slice());
   }
 }
@@ -145,8 +148,9 @@ void Shop::Impl::ScheduleExpiry(const OrderRecord& r) {
   const int64_t window_ms = (opts.hold_seconds + opts.hold_grace_seconds) * 1000;
   int64_t remaining_ms = r.expires_ms + opts.hold_grace_seconds * 1000 - NowMs();
   remaining_ms = std::clamp<int64_t>(remaining_ms, 0, window_ms);
-  absl::MutexLock l(&expiry_mu);
-  expiry_heap.push(ExpiryItem{clock->MonoNowNs() + remaining_ms * 1'000'000, r.oid});
+  ExpiryShard& shard = ExpiryShardFor(r.oid);
+  MutexLock l(&shard.mu);
+  shard.heap.push(ExpiryItem{clock->MonoNowNs() + remaining_ms * 1'000'000, r.oid});
 }
 
 void Shop::Impl::Kick() {
@@ -202,7 +206,7 @@ absl::Status Shop::Recover() {
   Impl& m = *impl_;
   // Products.
   {
-    absl::MutexLock l(&m.products_mu);
+    MutexLock l(&m.products_mu);
     auto it = db_->NewIterator(storage::kCfProducts);
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       ProductRecord r;
@@ -246,7 +250,7 @@ absl::Status Shop::Recover() {
       BatchRecord b;
       KV_RETURN_IF_ERROR(DecodeBatch(std::string_view(it->value().data(), it->value().size()), &b));
       b.batch_id = DecodeFixed64BE(it->key().data() + 8);
-      absl::MutexLock l(&ps->pool_mu);
+      MutexLock l(&ps->pool_mu);
       ps->next_batch_id = std::max(ps->next_batch_id, b.batch_id + 1);
       ps->next_seq = std::max(ps->next_seq, b.last_seq + 1);
       if (b.retired_flag) ps->retired_batches.insert(b.batch_id);
@@ -273,7 +277,7 @@ absl::Status Shop::Recover() {
       auto order = m.ReadOrder(oid);
       if (!order.ok()) return order.status();
       if (!order->has_value()) return absl::DataLossError("backorder of an unknown order");
-      absl::MutexLock l(&ps->pool_mu);
+      MutexLock l(&ps->pool_mu);
       ps->backorders[seq] = BackorderItem{oid, (*order)->quantity};
       max_log = std::max(max_log, seq);
     }
@@ -369,7 +373,7 @@ Result<ProductView> Shop::CreateProduct(const ProductSpec& spec) {
   r.max_per_order = spec.max_per_order;
   r.active = spec.active;
   if (std::string why = ValidateProduct(r); !why.empty()) return {Refusal::kBadRequest, why};
-  absl::MutexLock l(&m.products_mu);
+  MutexLock l(&m.products_mu);
   if (m.next_product_id > limits::kProductsMax) {
     return {Refusal::kBadRequest, absl::StrCat("the shop holds the maximum of ",
                                                limits::kProductsMax, " products")};
@@ -390,7 +394,7 @@ Result<ProductView> Shop::UpdateProduct(uint64_t product_id, const ProductPatch&
   Impl& m = *impl_;
   ProductState* ps = m.Product(product_id);
   if (ps == nullptr) return {Refusal::kProductNotFound, "no such product"};
-  absl::MutexLock ul(&ps->update_mu);
+  MutexLock ul(&ps->update_mu);
   ProductRecord r = *ps->Config();
   if (patch.name) r.name = *patch.name;
   if (patch.description) r.description = *patch.description;
@@ -406,7 +410,7 @@ Result<ProductView> Shop::UpdateProduct(uint64_t product_id, const ProductPatch&
   b.Put(db_->cf(storage::kCfProducts), storage::U64Key(r.id), EncodeProduct(r));
   absl::Status s = db_->Write(&b);
   if (!s.ok()) return s;
-  ps->SetConfig(std::make_shared<const ProductRecord>(r));
+  ps->SetConfigLocked(r);
   return ProductView{r, ps->Counts()};
 }
 
@@ -420,13 +424,13 @@ std::vector<ProductView> Shop::ListProducts(bool active_only) const {
   std::vector<ProductView> out;
   uint64_t last;
   {
-    absl::MutexLock l(&impl_->products_mu);
+    MutexLock l(&impl_->products_mu);
     last = impl_->next_product_id;
   }
   for (uint64_t id = 1; id < last; ++id) {
     ProductState* ps = impl_->Product(id);
     if (ps == nullptr) continue;
-    auto cfg = ps->Config();
+    const ProductRecord* cfg = ps->Config();
     if (active_only && !cfg->active) continue;
     out.push_back(ProductView{*cfg, ps->Counts()});
   }

@@ -14,7 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "base/time_format.h"
 #include "rocksdb/write_batch.h"
 #include "shop/shop.h"
@@ -43,16 +43,17 @@ struct CounterDelta {
 };
 
 struct Shop::ProductState {
-  explicit ProductState(const ProductRecord& rec)
-      : id(rec.id), cfg(std::make_shared<const ProductRecord>(rec)) {}
-
-  std::shared_ptr<const ProductRecord> Config() const {
-    absl::MutexLock l(&cfg_mu);
-    return cfg;
+  explicit ProductState(const ProductRecord& rec) : id(rec.id) {
+    MutexLock l(&update_mu);
+    SetConfigLocked(rec);
   }
-  void SetConfig(std::shared_ptr<const ProductRecord> c) {
-    absl::MutexLock l(&cfg_mu);
-    cfg = std::move(c);
+
+  // The current settings. Lock-free (the order hot path reads it); the pointer stays valid
+  // for the Shop's lifetime because old versions are kept (one per product update).
+  const ProductRecord* Config() const { return cfg.load(std::memory_order_acquire); }
+  void SetConfigLocked(const ProductRecord& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(update_mu) {
+    versions.push_back(std::make_unique<const ProductRecord>(rec));
+    cfg.store(versions.back().get(), std::memory_order_release);
   }
   StockCounts Counts() const;
 
@@ -66,9 +67,9 @@ struct Shop::ProductState {
   }
 
   const uint64_t id;
-  mutable absl::Mutex cfg_mu;
-  std::shared_ptr<const ProductRecord> cfg ABSL_GUARDED_BY(cfg_mu);
-  absl::Mutex update_mu;  // serializes UpdateProduct on this product
+  Mutex update_mu;  // serializes UpdateProduct on this product
+  std::vector<std::unique_ptr<const ProductRecord>> versions ABSL_GUARDED_BY(update_mu);
+  std::atomic<const ProductRecord*> cfg{nullptr};
 
   // pool - held - owed - (units acquired by writes still in flight).
   std::atomic<int64_t> available{0};
@@ -76,7 +77,7 @@ struct Shop::ProductState {
   std::atomic<int64_t> pool{0}, held{0}, owed{0}, delivered{0}, imported{0}, retired{0};
 
   // Key selection, imports, retires and backorder service of this product.
-  absl::Mutex pool_mu;
+  Mutex pool_mu;
   // Every pool key with seq < cursor is in flight (or a zombie of a retired batch).
   uint64_t cursor ABSL_GUARDED_BY(pool_mu) = 0;
   absl::flat_hash_set<uint64_t> inflight ABSL_GUARDED_BY(pool_mu);
@@ -106,14 +107,14 @@ struct Shop::Impl {
     return products[id].load(std::memory_order_acquire);
   }
   // The stripe lock of an order (oid is random, so its first bytes spread well).
-  absl::Mutex& OrderLock(std::string_view oid) {
+  Mutex& OrderLock(std::string_view oid) {
     uint64_t h = 0;
     for (size_t i = 0; i < oid.size() && i < 8; ++i) h = h << 8 | static_cast<uint8_t>(oid[i]);
     h ^= h >> 29;
     return order_locks[h & (limits::kOrderLockStripes - 1)];
   }
   // The stripe lock of any other name (payment ids share prefixes: hash all of it).
-  absl::Mutex& StripeFor(std::string_view name) {
+  Mutex& StripeFor(std::string_view name) {
     return order_locks[std::hash<std::string_view>{}(name) & (limits::kOrderLockStripes - 1)];
   }
   int64_t NowMs() const { return UnixMs(clock->WallNow()); }
@@ -166,18 +167,26 @@ struct Shop::Impl {
   Random* random;
 
   std::array<std::atomic<ProductState*>, limits::kProductsMax + 1> products;
-  absl::Mutex products_mu;  // product creation
+  Mutex products_mu;  // product creation
   std::vector<std::unique_ptr<ProductState>> owned ABSL_GUARDED_BY(products_mu);
   uint64_t next_product_id ABSL_GUARDED_BY(products_mu) = 1;
 
   std::atomic<uint64_t> next_log_seq{1};
-  std::array<absl::Mutex, limits::kOrderLockStripes> order_locks;
+  std::array<Mutex, limits::kOrderLockStripes> order_locks;
   // Shop-wide: key uniqueness spans products, so imports (and the dedupe check) serialize.
-  absl::Mutex import_mu;
+  Mutex import_mu;
 
-  absl::Mutex expiry_mu;
-  std::priority_queue<ExpiryItem, std::vector<ExpiryItem>, std::greater<ExpiryItem>> expiry_heap
-      ABSL_GUARDED_BY(expiry_mu);
+  // Holds to expire, in shards so that concurrent order creations rarely share a lock.
+  static constexpr size_t kExpiryShards = 16;
+  struct ExpiryShard {
+    Mutex mu;
+    std::priority_queue<ExpiryItem, std::vector<ExpiryItem>, std::greater<ExpiryItem>> heap
+        ABSL_GUARDED_BY(mu);
+  };
+  std::array<ExpiryShard, kExpiryShards> expiry;
+  ExpiryShard& ExpiryShardFor(std::string_view oid) {
+    return expiry[(oid.empty() ? 0 : static_cast<uint8_t>(oid.back())) % kExpiryShards];
+  }
 
   // Worker thread.
   std::mutex work_mu;

@@ -40,7 +40,7 @@ void Shop::Impl::FinishInflight(ProductState* ps, const std::vector<TakenKey>& k
   if (keys.empty()) return;
   std::vector<uint64_t> zombies;
   {
-    absl::MutexLock l(&ps->pool_mu);
+    MutexLock l(&ps->pool_mu);
     for (const TakenKey& k : keys) {
       ps->inflight.erase(k.seq);
       if (!committed) {
@@ -121,7 +121,7 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
 }
 
 absl::StatusOr<size_t> Shop::Impl::ServeBackorders(ProductState* ps) {
-  absl::MutexLock l(&ps->pool_mu);
+  MutexLock l(&ps->pool_mu);
   if (ps->backorders.empty()) return 0;
   const auto saved = ps->backorders;
   const uint64_t saved_cursor = ps->cursor;
@@ -173,7 +173,7 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   for (size_t i = 0; i < n_in; ++i) tags[i] = m.KeyTag(parsed->keys[i].text);
 
   // Uniqueness spans the shop, so the check-then-write serializes imports.
-  absl::MutexLock il(&m.import_mu);
+  MutexLock il(&m.import_mu);
   std::vector<bool> stored(n_in, false);
   {
     std::vector<rocksdb::Slice> keys;
@@ -209,7 +209,7 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
             [](const DuplicateLine& a, const DuplicateLine& b) { return a.line < b.line; });
   if (fresh_idx.empty()) return res;
 
-  absl::MutexLock pl(&ps->pool_mu);
+  MutexLock pl(&ps->pool_mu);
   const uint64_t batch_id = ps->next_batch_id;
   const uint64_t first_seq = ps->next_seq;
   std::vector<TakenKey> fresh;
@@ -268,7 +268,7 @@ Result<RetireResult> Shop::RetireBatch(uint64_t product_id, uint64_t batch_id) {
   Impl& m = *impl_;
   ProductState* ps = m.Product(product_id);
   if (ps == nullptr) return {Refusal::kProductNotFound, "no such product"};
-  absl::MutexLock pl(&ps->pool_mu);
+  MutexLock pl(&ps->pool_mu);
   auto v = m.db->Get(storage::kCfBatches, storage::BatchKey(product_id, batch_id));
   if (!v.ok()) return v.status();
   if (!v->has_value()) return {Refusal::kNotFound, "no such key batch"};

@@ -28,7 +28,7 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req) {
   }
   ProductState* ps = m.Product(req.product_id);
   if (ps == nullptr) return {Refusal::kProductNotFound, "no such product"};
-  const std::shared_ptr<const ProductRecord> cfg = ps->Config();
+  const ProductRecord* cfg = ps->Config();
   if (!cfg->active) return {Refusal::kProductInactive, "product is not on sale"};
   const uint32_t q = static_cast<uint32_t>(req.quantity);
   if (q > cfg->max_per_order) {
@@ -70,9 +70,12 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req) {
 
   rocksdb::WriteBatch b;
   m.PutOrder(&b, nullptr, r);
-  b.Put(db_->cf(storage::kCfOrderIndex),
-        storage::ContactIndexKey(r.contact_tag, static_cast<uint64_t>(r.created_ms), r.oid),
-        rocksdb::Slice());
+  // Lookup finds only orders created with a query password, so only those are indexed.
+  if (!r.password_tag.empty()) {
+    b.Put(db_->cf(storage::kCfOrderIndex),
+          storage::ContactIndexKey(r.contact_tag, static_cast<uint64_t>(r.created_ms), r.oid),
+          rocksdb::Slice());
+  }
   CounterDelta delta;
   if (holding) delta.held = q;
   delta.AddTo(&b, db_.get(), r.product_id);
@@ -150,7 +153,7 @@ Result<OrderView> Shop::CancelOrder(std::string_view order_id) {
   Impl& m = *impl_;
   std::string oid;
   if (!ParseOrderId(order_id, &oid)) return {Refusal::kOrderNotFound, "no such order"};
-  absl::MutexLock l(&m.OrderLock(oid));
+  MutexLock l(&m.OrderLock(oid));
   auto cur = m.ReadOrder(oid);
   if (!cur.ok()) return cur.status();
   if (!cur->has_value()) return {Refusal::kOrderNotFound, "no such order"};
@@ -185,7 +188,7 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
   Impl& m = *impl_;
   std::string oid;
   if (!ParseOrderId(order_id, &oid)) return {Refusal::kOrderNotFound, "no such order"};
-  absl::MutexLock l(&m.OrderLock(oid));
+  MutexLock l(&m.OrderLock(oid));
   auto cur = m.ReadOrder(oid);
   if (!cur.ok()) return cur.status();
   if (!cur->has_value()) return {Refusal::kOrderNotFound, "no such order"};
@@ -198,7 +201,7 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
 
   // A backordered order's state is guarded by its product's pool lock (an import may be
   // serving it right now): take it and read again.
-  std::optional<absl::MutexLock> pool_lock;
+  std::optional<MutexLock> pool_lock;
   if ((*cur)->status == OrderStatus::kBackordered) {
     pool_lock.emplace(&ps->pool_mu);
     cur = m.ReadOrder(oid);
@@ -248,19 +251,19 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
 absl::StatusOr<size_t> Shop::RunExpiry() {
   Impl& m = *impl_;
   std::vector<std::string> due;
-  {
-    absl::MutexLock l(&m.expiry_mu);
-    const int64_t now = m.clock->MonoNowNs();
-    while (!m.expiry_heap.empty() && m.expiry_heap.top().deadline_mono_ns <= now) {
-      due.push_back(m.expiry_heap.top().oid);
-      m.expiry_heap.pop();
+  const int64_t now = m.clock->MonoNowNs();
+  for (Impl::ExpiryShard& shard : m.expiry) {
+    MutexLock l(&shard.mu);
+    while (!shard.heap.empty() && shard.heap.top().deadline_mono_ns <= now) {
+      due.push_back(shard.heap.top().oid);
+      shard.heap.pop();
     }
   }
   size_t changed = 0;
   absl::Status first_error;
   for (size_t i = 0; i < due.size(); ++i) {
     const std::string& oid = due[i];
-    absl::MutexLock l(&m.OrderLock(oid));
+    MutexLock l(&m.OrderLock(oid));
     auto cur = m.ReadOrder(oid);
     absl::Status s = cur.status();
     if (s.ok() && cur->has_value() && (*cur)->status == OrderStatus::kPendingPayment) {
@@ -285,8 +288,9 @@ absl::StatusOr<size_t> Shop::RunExpiry() {
     }
     if (!s.ok()) {
       // Keep the hold; try again on a later pass.
-      absl::MutexLock el(&m.expiry_mu);
-      m.expiry_heap.push(ExpiryItem{m.clock->MonoNowNs() + 1'000'000'000, oid});
+      Impl::ExpiryShard& shard = m.ExpiryShardFor(oid);
+      MutexLock el(&shard.mu);
+      shard.heap.push(ExpiryItem{m.clock->MonoNowNs() + 1'000'000'000, oid});
       if (first_error.ok()) first_error = s;
     }
   }

@@ -14,7 +14,7 @@ namespace {
 // payments whose (payment, order) stripes cross.
 class TwoLocks {
  public:
-  TwoLocks(absl::Mutex* a, absl::Mutex* b) : a_(std::min(a, b)), b_(a == b ? nullptr : std::max(a, b)) {
+  TwoLocks(Mutex* a, Mutex* b) : a_(std::min(a, b)), b_(a == b ? nullptr : std::max(a, b)) {
     a_->Lock();
     if (b_ != nullptr) b_->Lock();
   }
@@ -24,8 +24,8 @@ class TwoLocks {
   }
 
  private:
-  absl::Mutex* a_;
-  absl::Mutex* b_;
+  Mutex* a_;
+  Mutex* b_;
 };
 
 bool ValidPaymentId(std::string_view s) {
@@ -150,7 +150,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   // The order gets paid by this payment.
   ProductState* ps = m.Product(order->product_id);
   if (ps == nullptr) return absl::DataLossError("order of an unknown product");
-  const std::shared_ptr<const ProductRecord> cfg = ps->Config();
+  const ProductRecord* cfg = ps->Config();
   const OrderRecord& prev = *order;
   const int64_t q = prev.quantity;
   OrderRecord next = prev;
@@ -171,7 +171,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   if (was_holding || acquired) {
     if (opts_.inline_delivery) {
       {
-        absl::MutexLock pl(&ps->pool_mu);
+        MutexLock pl(&ps->pool_mu);
         KV_RETURN_IF_ERROR(m.SelectKeysLocked(ps, static_cast<uint32_t>(q), &keys));
       }
       if (static_cast<int64_t>(keys.size()) == q) {
@@ -232,7 +232,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   m.FinishInflight(ps, keys, /*committed=*/true);
   if (release_after_commit > 0) ps->available += release_after_commit;
   if (backorder_seq != 0) {
-    absl::MutexLock pl(&ps->pool_mu);
+    MutexLock pl(&ps->pool_mu);
     ps->backorders[backorder_seq] = BackorderItem{next.oid, next.quantity};
   }
   if (queued_for_worker) m.Kick();
@@ -271,7 +271,7 @@ absl::StatusOr<size_t> Shop::RunDeliveries() {
   // Backorders wait per product; one product's queue never holds up another's.
   uint64_t last;
   {
-    absl::MutexLock l(&m.products_mu);
+    MutexLock l(&m.products_mu);
     last = m.next_product_id;
   }
   for (uint64_t id = 1; id < last; ++id) {
@@ -289,7 +289,7 @@ absl::StatusOr<size_t> Shop::RunDeliveries() {
 }
 
 absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
-  absl::MutexLock l(&OrderLock(entry.oid));
+  MutexLock l(&OrderLock(entry.oid));
   // Read both again under the lock: a refund may have finished the entry meanwhile.
   auto ev = db->Get(storage::kCfDeliveryLog, storage::U64Key(entry.log_seq));
   if (!ev.ok()) return ev.status();
@@ -315,7 +315,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
   std::vector<TakenKey> keys;
   absl::Status s;
   {
-    absl::MutexLock pl(&ps->pool_mu);
+    MutexLock pl(&ps->pool_mu);
     s = SelectKeysLocked(ps, prev.quantity, &keys);
   }
   uint64_t backorder_seq = 0;
@@ -372,7 +372,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
   FinishInflight(ps, keys, /*committed=*/true);
   if (release_after_commit > 0) ps->available += release_after_commit;
   if (backorder_seq != 0) {
-    absl::MutexLock pl(&ps->pool_mu);
+    MutexLock pl(&ps->pool_mu);
     ps->backorders[backorder_seq] = BackorderItem{next.oid, next.quantity};
   }
   return next.status == OrderStatus::kDelivered;
@@ -398,7 +398,7 @@ absl::StatusOr<size_t> Shop::ReplayFailedDeliveries() {
   if (!failed.ok()) return failed.status();
   size_t n = 0;
   for (DeliveryEntry& e : *failed) {
-    absl::MutexLock l(&m.OrderLock(e.oid));
+    MutexLock l(&m.OrderLock(e.oid));
     e.state = DeliveryState::kPending;
     e.attempts = 0;
     e.next_attempt_ms = m.NowMs();

@@ -28,9 +28,11 @@
 //                                                 highest batch_id the next batch id)
 //   CF "orders"      oid                        -> OrderRecord (delivered keys stay sealed
 //                                                 inside the order record)
-//   CF "order_index" 'c' tag(contact) ms oid    -> ""   lookup by contact
-//                    'e' ms(expires_at) oid     -> ""   orders holding keys (pending_payment)
-//                    's' status(u8) ms oid      -> ""   orders by status, oldest first
+//   CF "order_index" 'c' tag(contact) ms oid    -> ""   lookup by contact (only orders
+//                                                 created with a query password)
+//                    'e' ms(expires_at) oid     -> ""   pending_payment orders, by expiry
+//                    's' status(u8) ms(created) oid -> "" every other order, by status then
+//                                                 age (exactly one of 'e'/'s' per order)
 //                    'b' pid log_seq(u64 BE)    -> oid  backorder queue per product (FIFO)
 //   CF "payments"    payment_id (bytes)         -> PaymentRecord
 //   CF "delivery_log" log_seq(u64 BE)           -> DeliveryEntry: unfinished work only; an

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds and runs the whole test suite (the README's second
+# command; .ci/run calls exactly this). Sanitizer builds run first (ASan+UBSan over the
+# unit tests, TSan over the concurrency tests); the last line is ctest's summary of the
+# main build. KEYVEND_SANITIZERS=0 skips the sanitizer builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./tools/install-deps.sh
+jobs=2
+
+if [ "${KEYVEND_SANITIZERS:-1}" != "0" ]; then
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKEYVEND_SANITIZE=address > /dev/null
+  cmake --build build-asan -j"$jobs" --target base_test storage_test shop_test
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -L unit)
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYVEND_SANITIZE=thread > /dev/null
+  cmake --build build-tsan -j"$jobs" --target shop_concurrency_test
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j1 -L concurrency)
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+cmake --build build -j"$jobs"
+cd build && ctest --output-on-failure -j"$jobs"
