@@ -123,6 +123,11 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
 absl::StatusOr<size_t> Shop::Impl::ServeBackorders(ProductState* ps) {
   MutexLock l(&ps->pool_mu);
   if (ps->backorders.empty()) return 0;
+  // Cheap test first (this runs on every worker pass): can the head be served at all?
+  if (ps->available.load() + ps->owed.load() <
+      static_cast<int64_t>(ps->backorders.begin()->second.quantity)) {
+    return 0;
+  }
   const auto saved = ps->backorders;
   const uint64_t saved_cursor = ps->cursor;
   rocksdb::WriteBatch b;
