@@ -313,6 +313,29 @@ TEST_F(ShopTest, WriteAheadPathDeliversThroughTheWorker) {
   EXPECT_TRUE(shop_->ListDeliveries(std::nullopt)->empty());
   EXPECT_EQ(shop_->Stock(pid).held, 0);
   EXPECT_EQ(shop_->Stock(pid).delivered, 2);
+  // An entry that exhausted its retries is "failed": the worker leaves it, a replay by hand
+  // puts it back to work.
+  OrderView f = Order(pid, 1);
+  Pay(f);
+  {
+    auto entries = shop_->ListDeliveries(DeliveryState::kPending);
+    ASSERT_EQ(entries->size(), 1u);
+    DeliveryEntry e = (*entries)[0];
+    e.state = DeliveryState::kFailed;
+    e.attempts = 8;
+    e.last_error = "injected";
+    rocksdb::WriteBatch b;
+    b.Put(shop_->db()->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq),
+          EncodeDelivery(e));
+    ASSERT_TRUE(shop_->db()->Write(&b).ok());
+  }
+  EXPECT_EQ(*shop_->RunDeliveries(), 0u);
+  EXPECT_EQ(StatusOf(f), OrderStatus::kPaid);
+  EXPECT_EQ(shop_->ListDeliveries(DeliveryState::kFailed)->size(), 1u);
+  EXPECT_EQ(*shop_->ReplayFailedDeliveries(), 1u);
+  EXPECT_EQ(*shop_->RunDeliveries(), 1u);
+  EXPECT_EQ(StatusOf(f), OrderStatus::kDelivered);
+  Import(pid, 1);
   // Paid but undelivered, then refunded: the log entry and the hold go.
   OrderView o2 = Order(pid, 1);
   Pay(o2);
