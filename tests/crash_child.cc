@@ -5,9 +5,12 @@
 //
 // Opens a Shop on D (real clock, workers on). Product 1 (reserve mode, backorders allowed,
 // at most 3 keys per order) is created on the first run with 2,000 keys; every run then
-// imports batches of 20 new keys (at start and every M ms), so waiting backorders get
-// served too. T threads loop forever: create an order (quantity 1..3), then usually pay it,
-// sometimes cancel it instead, and sometimes send the payment's notice again.
+// imports a batch of 20 new keys at start and a batch of 20..120 every M ms, so waiting
+// backorders get served too. T threads loop forever: create an order (quantity 1..3), then
+// usually pay it, sometimes cancel it instead, sometimes send an acknowledged payment's
+// notice again (a replay), and sometimes refund a paid order as the merchant would (racing
+// the imports that serve backorders). Buyers back off while the backorder queue is long,
+// so stock keeps coming back and payments are delivered inline as well as from the queue.
 //
 // stdout is the record of what the shop ACKNOWLEDGED — each line is written with a single
 // write(2) (atomic on a pipe, nothing left in a stdio buffer at kill -9) and only after the
@@ -16,6 +19,7 @@
 //   ORDER <order_id> <token>     CreateOrder returned the order
 //   PAID <order_id> <payment_id> ApplyPayment returned OK for the order's payment
 //   CANCELLED <order_id>         CancelOrder returned the cancelled order
+//   REFUNDED <order_id>          RefundOrder returned the refunded order
 //   ERROR <text>                 an outcome the shop must never give (crash_test fails)
 // Exit codes: 2 usage, 3 the shop could not be opened or stocked. It never exits otherwise.
 #include <unistd.h>
@@ -41,6 +45,8 @@ namespace {
 constexpr uint64_t kProductId = 1;
 constexpr int kInitialKeys = 2000;
 constexpr int kBatchKeys = 20;
+// Buyers pause while more keys than this are owed to backorders.
+constexpr int64_t kOwedMax = 300;
 
 // One line, one write(2). A pipe write of at most PIPE_BUF bytes is atomic, so lines from
 // different threads never interleave.
@@ -83,6 +89,9 @@ void Buyer(Shop* shop, uint64_t seed, int t) {
   std::mt19937_64 rng(seed * 1000003 + static_cast<uint64_t>(t));
   std::deque<std::pair<PaymentNotice, PaymentOutcome>> acknowledged;  // recent ones
   for (uint64_t n = 0;; ++n) {
+    while (shop->Stock(kProductId).owed > kOwedMax) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // load generator backoff
+    }
     OrderRequest req;
     req.product_id = kProductId;
     req.quantity = 1 + static_cast<int64_t>(rng() % 3);
@@ -127,8 +136,23 @@ void Buyer(Shop* shop, uint64_t seed, int t) {
     acknowledged.emplace_back(notice, paid->outcome);
     if (acknowledged.size() > 32) acknowledged.pop_front();
 
+    // The merchant refunds a paid order (delivered, or waiting in the backorder queue).
+    if (rng() % 40 == 0) {
+      const size_t i = rng() % acknowledged.size();
+      const std::string oid = acknowledged[i].first.order_id;
+      auto r = shop->RefundOrder(oid);
+      if (!r.ok() || r->status != OrderStatus::kRefunded) {
+        Emit(absl::StrCat("ERROR RefundOrder ", oid, ": ", Describe(r)));
+      } else {
+        Emit(absl::StrCat("REFUNDED ", oid));
+      }
+      // Its notice stays a replay; but never refund the same order twice.
+      acknowledged.erase(acknowledged.begin() + static_cast<ptrdiff_t>(i));
+      continue;
+    }
+
     // The gateway retries an acknowledged notice: it must be a replay that changes nothing.
-    if (rng() % 8 == 0) {
+    if (rng() % 8 == 0 && !acknowledged.empty()) {
       const auto& [again, outcome] = acknowledged[rng() % acknowledged.size()];
       auto r = shop->ApplyPayment(again);
       if (!r.ok() || !r->replay || r->outcome != outcome) {
@@ -146,7 +170,7 @@ int Main(int argc, char** argv) {
   uint64_t seed = 0;
   bool have_seed = false;
   int threads = 8;
-  int import_interval_ms = 100;
+  int import_interval_ms = 20;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -213,9 +237,11 @@ int Main(int argc, char** argv) {
   for (int t = 0; t < threads; ++t) pool.emplace_back(Buyer, shop.get(), seed, t);
   // Keys keep arriving while buyers wait: imports serve the backorder queue first.
   pool.emplace_back([&] {
+    std::mt19937_64 rng(seed);
     while (true) {
       std::this_thread::sleep_for(std::chrono::milliseconds(import_interval_ms));
-      ImportKeys(*shop, absl::StrCat("s", seed, "-b", batch++), kBatchKeys);
+      const int n = kBatchKeys + static_cast<int>(rng() % 101);
+      ImportKeys(*shop, absl::StrCat("s", seed, "-b", batch++), n);
     }
   });
   for (std::thread& th : pool) th.join();  // never: the process ends by kill -9

@@ -1,8 +1,11 @@
 // Concurrency tests of kv::Shop: a flash sale where many threads race for the last keys,
-// in both stock modes, with retried and competing payment notices, and on the write-ahead
-// delivery path. Every test ends by closing the shop and proving SPEC §2's invariants on
-// the stopped data dir with CheckShop (what `keyvend check` runs).
+// in both stock modes, with retried and competing payment notices, on the write-ahead
+// delivery path, with holds expiring under late payments, and with a batch retired while
+// its keys are being paid for. Every test ends by closing the shop and proving SPEC §2's
+// invariants on the stopped data dir with CheckShop (what `keyvend check` runs).
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <random>
@@ -11,6 +14,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "base/clock.h"
 #include "gtest/gtest.h"
 #include "shop/shop.h"
 #include "test_util.h"
@@ -590,7 +595,8 @@ TEST(ShopConcurrencyTest, WriteAheadPaymentsAreDeliveredByRunDeliveries) {
   EXPECT_EQ(report.log_entries, 0u);
 }
 
-// Several workers drain the same log at once: each entry is delivered exactly once.
+// Several workers drain the log while the payments that fill it still arrive: each entry is
+// delivered exactly once.
 TEST(ShopConcurrencyTest, WriteAheadConcurrentRunDeliveriesDeliverEachOrderOnce) {
   constexpr int kN = 500;
   constexpr int kWorkers = 8;
@@ -605,18 +611,48 @@ TEST(ShopConcurrencyTest, WriteAheadConcurrentRunDeliveriesDeliverEachOrderOnce)
     uint64_t pid = 0;
     ASSERT_NO_FATAL_FAILURE(
         CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    const auto created = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kN, 1));
     std::vector<OrderView> orders;
-    ASSERT_NO_FATAL_FAILURE(PayWriteAhead(*shop, pid, kN, &orders));
-    std::vector<std::optional<absl::StatusOr<size_t>>> runs(kWorkers);
-    ParallelFor(kWorkers, kWorkers, [&](int i) { runs[i].emplace(shop->RunDeliveries()); });
-    size_t total = 0;
-    for (const auto& r : runs) {
-      ASSERT_TRUE(r->ok()) << r->status();
-      total += **r;
+    std::vector<PaymentNotice> notices;
+    for (const auto& r : created) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      orders.push_back(r->value());
+      notices.push_back(NoticeFor(orders.back(), "pay-" + orders.back().order_id));
     }
-    EXPECT_EQ(total, static_cast<size_t>(kN)) << "deliveries counted by all workers together";
+    // Workers pass over the log again and again until the payments are done, then once more.
+    std::atomic<bool> payments_done{false};
+    std::atomic<size_t> total{0};
+    std::vector<absl::Status> errors(kWorkers);
+    std::vector<std::thread> workers;
+    for (int w = 0; w < kWorkers; ++w) {
+      workers.emplace_back([&, w] {
+        while (true) {
+          const bool last = payments_done.load();
+          auto n = shop->RunDeliveries();
+          if (!n.ok()) {
+            errors[w] = n.status();
+            return;
+          }
+          total += *n;
+          if (last) return;
+        }
+      });
+    }
+    const auto paid = PayConcurrently(*shop, notices);
+    payments_done = true;
+    for (std::thread& t : workers) t.join();
+    for (const absl::Status& e : errors) ASSERT_TRUE(e.ok()) << e;
+    for (const auto& r : paid) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
+      EXPECT_FALSE((*r)->replay);
+    }
+    EXPECT_EQ(total.load(), static_cast<size_t>(kN)) << "deliveries counted by all workers";
     ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
-    EXPECT_EQ(shop->Stock(pid).delivered, kN);
+    const StockCounts st = shop->Stock(pid);
+    EXPECT_EQ(st.delivered, kN);
+    EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.pool, 0);
   }
   CheckReport report;
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
@@ -696,6 +732,357 @@ TEST(ShopConcurrencyTest, WriteAheadLiveWorkerDeliversDuringPaymentRace) {
   }
   CheckReport report;
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+}
+
+
+// --- holds expire while late payments and new buyers race for the released keys -----------
+
+TEST(ShopConcurrencyTest, HoldExpiryRacesLatePaymentsAndNewBuyers) {
+  constexpr int kKeys = 500;
+  constexpr int kLateBuyers = 1500;
+  FakeClock clock;
+  ShopDir dir;
+  const std::vector<std::string> keys = MakeKeys("expiry", kKeys);
+  const std::set<std::string> imported(keys.begin(), keys.end());
+  {
+    ShopOptions opts = dir.Options();
+    opts.clock = &clock;
+    opts.hold_seconds = 60;
+    opts.hold_grace_seconds = 10;
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    const auto first = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kKeys, 1));
+    std::vector<OrderView> first_orders;
+    for (const auto& r : first) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      first_orders.push_back(r->value());
+    }
+    ASSERT_EQ(shop->Stock(pid).sellable(), 0);
+
+    // Past expires_at + grace: every hold is due. The expiry worker releases them while the
+    // first buyers' payments arrive late and new buyers order the released keys.
+    clock.Advance(absl::Seconds(71));
+    std::atomic<bool> stop{false};
+    size_t expired = 0;
+    absl::Status expiry_error;
+    std::thread expirer([&] {
+      while (true) {
+        const bool last = stop.load();
+        auto n = shop->RunExpiry();
+        if (!n.ok()) {
+          expiry_error = n.status();
+          return;
+        }
+        expired += *n;
+        if (last) return;
+      }
+    });
+    // One expiry pass is a sequence of synced writes; 64 payers group-commit and would
+    // overtake it at once. Let it release a quarter of the holds first, then race.
+    EXPECT_TRUE(PollUntil([&] { return shop->Stock(pid).available >= kKeys / 4; },
+                          std::chrono::seconds(20)));
+    std::vector<std::optional<Result<PaymentResult>>> paid(kKeys);
+    std::vector<std::optional<Result<OrderView>>> late(kLateBuyers);
+    // Interleaved work: w >= 0 pays first_orders[w]; w < 0 is late buyer -w-1.
+    std::vector<int> work;
+    for (int p = 0, l = 0; p < kKeys || l < kLateBuyers;) {
+      if (p < kKeys && (l >= kLateBuyers || work.size() % 4 == 0)) {
+        work.push_back(p++);
+      } else {
+        work.push_back(-(++l));
+      }
+    }
+    ParallelFor(kThreads, static_cast<int>(work.size()), [&](int i) {
+      const int w = work[i];
+      if (w >= 0) {
+        const OrderView& o = first_orders[w];
+        paid[w].emplace(shop->ApplyPayment(NoticeFor(o, "pay-" + o.order_id)));
+      } else {
+        const int j = -w - 1;
+        late[j].emplace(shop->CreateOrder(Request(pid, 1, 100000 + j)));
+      }
+    });
+    stop = true;
+    expirer.join();
+    ASSERT_TRUE(expiry_error.ok()) << expiry_error;
+
+    int delivered_first = 0;
+    std::vector<bool> first_delivered(kKeys, false);
+    for (int i = 0; i < kKeys; ++i) {
+      ASSERT_TRUE(paid[i].has_value());
+      const auto& r = *paid[i];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      ASSERT_TRUE(r->order_status.has_value());
+      if (r->outcome == PaymentOutcome::kApplied) {
+        EXPECT_EQ(*r->order_status, OrderStatus::kDelivered) << Describe(*r->order_status);
+        ++delivered_first;
+        first_delivered[i] = true;
+      } else {
+        EXPECT_EQ(r->flag, PaymentFlag::kNoStock) << PaymentFlagName(r->flag);
+        EXPECT_EQ(*r->order_status, OrderStatus::kRefundDue) << Describe(*r->order_status);
+      }
+    }
+    std::vector<OrderView> late_orders;
+    for (const auto& r : late) {
+      ASSERT_TRUE(r.has_value());
+      if (r->ok()) {
+        late_orders.push_back(r->value());
+      } else {
+        EXPECT_TRUE(r->refused() && r->refusal() == Refusal::kOutOfStock) << Describe(*r);
+      }
+    }
+    const int held_late = static_cast<int>(late_orders.size());
+    std::printf("expiry race: %zu holds expired, %d late payments delivered, %d refund_due, "
+                "%d new buyers got keys\n",
+                expired, delivered_first, kKeys - delivered_first, held_late);
+    EXPECT_LE(delivered_first + held_late, kKeys) << "oversold";
+    StockCounts st = shop->Stock(pid);
+    EXPECT_EQ(st.held, held_late);
+    EXPECT_EQ(st.delivered, delivered_first);
+    EXPECT_EQ(st.pool, kKeys - delivered_first);
+    EXPECT_EQ(st.available, st.pool - st.held);
+    EXPECT_GE(st.available, 0);
+
+    // The late buyers' holds are honoured.
+    std::vector<PaymentNotice> notices;
+    for (const OrderView& o : late_orders) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
+    const auto late_paid = PayConcurrently(*shop, notices);
+    for (const auto& r : late_paid) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
+      EXPECT_EQ((*r)->order_status, std::optional<OrderStatus>(OrderStatus::kDelivered));
+    }
+    std::vector<OrderView> all = first_orders;
+    all.insert(all.end(), late_orders.begin(), late_orders.end());
+    const auto read = ReadConcurrently(*shop, all);
+    std::set<std::string> delivered;
+    for (size_t i = 0; i < read.size(); ++i) {
+      const auto& r = *read[i];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      const bool want = i >= first_orders.size() || first_delivered[i];
+      EXPECT_EQ(r->status, want ? OrderStatus::kDelivered : OrderStatus::kRefundDue)
+          << Describe(r->status);
+      for (const std::string& k : r->keys) {
+        EXPECT_TRUE(delivered.insert(k).second) << "key delivered twice";
+        EXPECT_TRUE(imported.contains(k));
+      }
+    }
+    EXPECT_EQ(delivered.size(), static_cast<size_t>(delivered_first + held_late));
+    st = shop->Stock(pid);
+    EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.delivered, delivered_first + held_late);
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+}
+
+// --- the merchant retires a batch while its keys are being paid for -----------------------
+
+TEST(ShopConcurrencyTest, RetireBatchRacingPaymentsNeverSellsARetiredKey) {
+  constexpr int kPerBatch = 300;
+  ShopDir dir;
+  const std::vector<std::string> keys_a = MakeKeys("retire-a", kPerBatch);
+  const std::vector<std::string> keys_b = MakeKeys("retire-b", kPerBatch);
+  const std::set<std::string> set_a(keys_a.begin(), keys_a.end());
+  const std::set<std::string> set_b(keys_b.begin(), keys_b.end());
+  {
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));
+    uint64_t pid = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys_a, &pid));
+    auto imp_b = shop->ImportKeys(pid, JoinLines(keys_b), ParseOptions{});
+    ASSERT_TRUE(imp_b.ok()) << Describe(imp_b);
+    ASSERT_EQ(imp_b->imported, static_cast<uint64_t>(kPerBatch));
+    auto batches = shop->ListBatches(pid);
+    ASSERT_TRUE(batches.ok()) << Describe(batches);
+    ASSERT_EQ(batches->size(), 2u);
+    const uint64_t batch_a = (*batches)[0].batch_id;
+
+    const auto created =
+        CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(2 * kPerBatch, 1));
+    std::vector<OrderView> orders;
+    for (const auto& r : created) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      orders.push_back(r->value());
+    }
+    // Batch A (the oldest keys, sold first) is retired while payments take its keys.
+    constexpr int kRetireAt = 120;
+    std::optional<Result<RetireResult>> retired;
+    std::vector<std::optional<Result<PaymentResult>>> paid(orders.size());
+    ParallelFor(kThreads, static_cast<int>(orders.size()) + 1, [&](int i) {
+      if (i == kRetireAt) {
+        retired.emplace(shop->RetireBatch(pid, batch_a));
+        return;
+      }
+      const int j = i < kRetireAt ? i : i - 1;
+      paid[j].emplace(shop->ApplyPayment(NoticeFor(orders[j], "pay-" + orders[j].order_id)));
+    });
+    ASSERT_TRUE(retired.has_value() && retired->ok()) << Describe(*retired);
+    const int64_t r = static_cast<int64_t>((*retired)->retired);
+    std::printf("retired %lld unsold keys of batch A mid-race\n", static_cast<long long>(r));
+
+    int delivered_orders = 0, refund_due = 0;
+    for (size_t j = 0; j < paid.size(); ++j) {
+      const auto& p = *paid[j];
+      ASSERT_TRUE(p.ok()) << Describe(p);
+      if (p->outcome == PaymentOutcome::kApplied) {
+        EXPECT_EQ(p->order_status, std::optional<OrderStatus>(OrderStatus::kDelivered));
+        ++delivered_orders;
+      } else {
+        EXPECT_EQ(p->flag, PaymentFlag::kNoStock) << PaymentFlagName(p->flag);
+        EXPECT_EQ(p->order_status, std::optional<OrderStatus>(OrderStatus::kRefundDue));
+        ++refund_due;
+      }
+    }
+    const auto read = ReadConcurrently(*shop, orders);
+    std::set<std::string> delivered;
+    int from_a = 0, from_b = 0;
+    for (const auto& v : read) {
+      ASSERT_TRUE(v->ok()) << Describe(*v);
+      for (const std::string& k : (*v)->keys) {
+        EXPECT_TRUE(delivered.insert(k).second) << "key delivered twice";
+        from_a += set_a.contains(k);
+        from_b += set_b.contains(k);
+      }
+    }
+    // Every key of A was either sold before the retire or retired; never both, never lost.
+    EXPECT_EQ(from_a + r, kPerBatch);
+    EXPECT_EQ(from_b, kPerBatch) << "every key of B is sold: 600 buyers held them";
+    EXPECT_EQ(delivered_orders, from_a + from_b);
+    EXPECT_EQ(refund_due, r);
+    const StockCounts st = shop->Stock(pid);
+    EXPECT_EQ(st.pool, 0);
+    EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.retired, r);
+    EXPECT_EQ(st.delivered, from_a + from_b);
+    EXPECT_EQ(st.available, 0);
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+}
+
+
+// --- backorders: imports and the worker serve the queue while buyers keep paying ----------
+
+TEST(ShopConcurrencyTest, BackordersServedWhileImportsAndPaymentsRace) {
+  constexpr int kInitialKeys = 500;
+  constexpr int kBuyers = 2000;
+  constexpr int kBatch = 50;
+  ShopDir dir;
+  std::set<std::string> imported;
+  {
+    ShopOptions opts = dir.Options();
+    opts.start_workers = true;  // the worker serves backorders when holds are released
+    std::unique_ptr<Shop> shop;
+    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
+    uint64_t pid = 0;
+    const std::vector<std::string> initial = MakeKeys("bo-initial", kInitialKeys);
+    imported.insert(initial.begin(), initial.end());
+    ASSERT_NO_FATAL_FAILURE(CreateStockedProduct(*shop, StockMode::kReserve,
+                                                 /*allow_backorder=*/true, 3, initial, &pid));
+    std::vector<int64_t> quantities(kBuyers);
+    std::mt19937 rng(5);
+    int64_t demand = 0;
+    for (int64_t& q : quantities) demand += (q = 1 + static_cast<int64_t>(rng() % 3));
+
+    // The merchant imports while buyers order and pay (some cancel instead): a batch
+    // whenever backorders wait, up to half the demand, so the queue never runs dry.
+    std::atomic<bool> buyers_done{false};
+    int batches = 0;
+    std::vector<std::string> import_errors;
+    std::thread importer([&] {
+      while (!buyers_done.load() && batches * kBatch < demand / 2) {
+        if (shop->Stock(pid).owed == 0) {
+          std::this_thread::yield();
+          continue;
+        }
+        const std::vector<std::string> batch = MakeKeys(absl::StrCat("bo-", batches++), kBatch);
+        auto r = shop->ImportKeys(pid, JoinLines(batch), ParseOptions{});
+        if (!r.ok() || r->imported != static_cast<uint64_t>(kBatch)) {
+          import_errors.push_back(Describe(r));
+          return;
+        }
+        imported.insert(batch.begin(), batch.end());
+      }
+    });
+    std::vector<std::optional<Result<OrderView>>> created(kBuyers);
+    std::vector<std::optional<Result<PaymentResult>>> paid(kBuyers);
+    std::vector<char> cancelled(kBuyers, 0);  // not vector<bool>: written from many threads
+    ParallelFor(kThreads, kBuyers, [&](int i) {
+      created[i].emplace(shop->CreateOrder(Request(pid, quantities[i], i)));
+      if (!created[i]->ok()) return;
+      const OrderView& o = created[i]->value();
+      if (i % 10 == 9) {  // releases a hold (or nothing): the worker may serve the queue
+        auto c = shop->CancelOrder(o.order_id);
+        cancelled[i] = c.ok() && c->status == OrderStatus::kCancelled;
+        return;
+      }
+      paid[i].emplace(shop->ApplyPayment(NoticeFor(o, "pay-" + o.order_id)));
+    });
+    buyers_done = true;
+    importer.join();
+    ASSERT_TRUE(import_errors.empty()) << import_errors.front();
+
+    int64_t paid_units = 0;
+    std::vector<OrderView> paid_orders;
+    for (int i = 0; i < kBuyers; ++i) {
+      ASSERT_TRUE(created[i]->ok()) << "backorders allowed, yet: " << Describe(*created[i]);
+      if (i % 10 == 9) {
+        EXPECT_TRUE(cancelled[i]) << "cancel of a pending order failed";
+        continue;
+      }
+      const auto& r = *paid[i];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      EXPECT_EQ(r->outcome, PaymentOutcome::kApplied) << PaymentFlagName(r->flag);
+      ASSERT_TRUE(r->order_status.has_value());
+      EXPECT_TRUE(*r->order_status == OrderStatus::kDelivered ||
+                  *r->order_status == OrderStatus::kBackordered)
+          << Describe(*r->order_status);
+      paid_units += quantities[i];
+      paid_orders.push_back(created[i]->value());
+    }
+    // Enough keys for every backorder: the import serves the queue first, the worker the rest.
+    const int64_t have = static_cast<int64_t>(imported.size());
+    const int64_t missing = std::max<int64_t>(0, paid_units - have) + 7;
+    const std::vector<std::string> last = MakeKeys("bo-last", static_cast<int>(missing));
+    auto r = shop->ImportKeys(pid, JoinLines(last), ParseOptions{});
+    ASSERT_TRUE(r.ok()) << Describe(r);
+    imported.insert(last.begin(), last.end());
+    const bool served = PollUntil(
+        [&] { return shop->Stock(pid).delivered == paid_units; }, std::chrono::seconds(20));
+    const StockCounts st = shop->Stock(pid);
+    ASSERT_TRUE(served) << "delivered " << st.delivered << " of " << paid_units
+                        << " paid keys; owed=" << st.owed << " pool=" << st.pool;
+    EXPECT_EQ(st.owed, 0);
+    EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.pool, static_cast<int64_t>(imported.size()) - paid_units);
+    EXPECT_EQ(st.available, st.pool);
+
+    const auto read = ReadConcurrently(*shop, paid_orders);
+    std::set<std::string> delivered;
+    for (size_t i = 0; i < read.size(); ++i) {
+      const auto& v = *read[i];
+      ASSERT_TRUE(v.ok()) << Describe(v);
+      EXPECT_EQ(v->status, OrderStatus::kDelivered) << Describe(v->status);
+      EXPECT_EQ(v->keys.size(), paid_orders[i].quantity);
+      for (const std::string& k : v->keys) {
+        EXPECT_TRUE(delivered.insert(k).second) << "key delivered twice";
+        EXPECT_TRUE(imported.contains(k)) << "delivered a key that was never imported";
+      }
+    }
+    EXPECT_EQ(static_cast<int64_t>(delivered.size()), paid_units);
+    std::printf("backorder race: %d import batches during the sale, %lld keys paid for, "
+                "%lld served by the last import\n",
+                batches, static_cast<long long>(paid_units),
+                static_cast<long long>(r->backorders_served));
+  }
+  CheckReport report;
+  ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.log_entries, 0u);
 }
 
 }  // namespace

@@ -14,7 +14,7 @@ if [ "${KEYVEND_SANITIZERS:-1}" != "0" ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -L unit)
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYVEND_SANITIZE=thread > /dev/null
   cmake --build build-tsan -j"$jobs" --target shop_concurrency_test
-  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j1 -L concurrency)
+  (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/../tools/tsan-suppressions.txt" ctest --output-on-failure -j1 -L concurrency)
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null

@@ -34,6 +34,12 @@ struct BackorderItem {
   uint32_t quantity = 0;
 };
 
+// A backorder taken off the queue by a batch not yet committed (restored if it fails).
+struct ServedBackorder {
+  uint64_t log_seq = 0;
+  BackorderItem item;
+};
+
 // Changes to a product's durable counters made by one batch. Add() puts the Merges into the
 // batch; Apply() mirrors them in memory after the commit.
 struct CounterDelta {
@@ -143,7 +149,10 @@ struct Shop::Impl {
   void FinishInflight(ProductState* ps, const std::vector<TakenKey>& keys, bool committed);
   absl::StatusOr<size_t> ServeBackordersLocked(ProductState* ps, std::vector<TakenKey>* fresh,
                                                rocksdb::WriteBatch* b, CounterDelta* delta,
-                                               std::vector<std::string>* served)
+                                               std::vector<ServedBackorder>* served)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
+  // Puts backorders taken by a failed batch back on the queue.
+  void RestoreBackorders(ProductState* ps, const std::vector<ServedBackorder>& served)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
   absl::StatusOr<size_t> ServeBackorders(ProductState* ps);
 
@@ -172,6 +181,9 @@ struct Shop::Impl {
   uint64_t next_product_id ABSL_GUARDED_BY(products_mu) = 1;
 
   std::atomic<uint64_t> next_log_seq{1};
+  // True when the delivery log may hold a pending entry the worker has not finished: set
+  // (after the commit) by whatever writes one, so idle worker passes skip the scan.
+  std::atomic<bool> log_dirty{true};
   std::array<Mutex, limits::kOrderLockStripes> order_locks;
   // Shop-wide: key uniqueness spans products, so imports (and the dedupe check) serialize.
   Mutex import_mu;

@@ -65,7 +65,7 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
                                                          std::vector<TakenKey>* fresh,
                                                          rocksdb::WriteBatch* b,
                                                          CounterDelta* delta,
-                                                         std::vector<std::string>* served) {
+                                                         std::vector<ServedBackorder>* served) {
   size_t n = 0;
   size_t fresh_used = 0;
   // Units the import adds to `available` once committed.
@@ -111,7 +111,7 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
     b->Delete(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, prev.log_seq));
     // The pool lock is held until the commit, so nobody can select these keys meanwhile.
     for (const DeliveredKey& k : next.keys) ps->inflight.erase(k.seq);
-    served->push_back(prev.oid);
+    served->push_back(ServedBackorder{it->first, it->second});
     it = ps->backorders.erase(it);
     ++n;
   }
@@ -128,27 +128,28 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackorders(ProductState* ps) {
       static_cast<int64_t>(ps->backorders.begin()->second.quantity)) {
     return 0;
   }
-  const auto saved = ps->backorders;
-  const uint64_t saved_cursor = ps->cursor;
   rocksdb::WriteBatch b;
   CounterDelta delta;
   std::vector<TakenKey> none;
-  std::vector<std::string> served;
+  std::vector<ServedBackorder> served;
   auto n = ServeBackordersLocked(ps, &none, &b, &delta, &served);
-  if (!n.ok() || *n == 0) {
-    ps->backorders = saved;
-    ps->cursor = saved_cursor;
-    return n;
+  absl::Status s = n.ok() ? absl::OkStatus() : n.status();
+  if (s.ok() && *n > 0) {
+    delta.AddTo(&b, db, ps->id);
+    s = db->Write(&b);
   }
-  delta.AddTo(&b, db, ps->id);
-  absl::Status s = db->Write(&b);
   if (!s.ok()) {
-    ps->backorders = saved;
-    ps->cursor = 0;  // the selected keys are still in the pool
+    RestoreBackorders(ps, served);
     return s;
   }
   delta.Apply(ps);
   return n;
+}
+
+void Shop::Impl::RestoreBackorders(ProductState* ps, const std::vector<ServedBackorder>& served) {
+  ps->pool_mu.AssertHeld();
+  for (const ServedBackorder& sb : served) ps->backorders.emplace(sb.log_seq, sb.item);
+  ps->cursor = 0;  // keys they took from the pool are still there
 }
 
 Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view input,
@@ -237,13 +238,10 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   delta.imported = static_cast<int64_t>(fresh_idx.size());
 
   // Waiting backorders are served first, in this same batch (SPEC §6).
-  const auto saved_backorders = ps->backorders;
-  const uint64_t saved_cursor = ps->cursor;
-  std::vector<std::string> served;
+  std::vector<ServedBackorder> served;
   auto n_served = m.ServeBackordersLocked(ps, &fresh, &b, &delta, &served);
   if (!n_served.ok()) {
-    ps->backorders = saved_backorders;
-    ps->cursor = saved_cursor;
+    m.RestoreBackorders(ps, served);
     return n_served.status();
   }
   for (const TakenKey& k : fresh) {
@@ -255,8 +253,7 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   delta.AddTo(&b, m.db, product_id);
   absl::Status s = m.db->Write(&b);
   if (!s.ok()) {
-    ps->backorders = saved_backorders;
-    ps->cursor = 0;
+    m.RestoreBackorders(ps, served);
     return s;
   }
   ps->next_batch_id = batch_id + 1;

@@ -235,7 +235,10 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
     MutexLock pl(&ps->pool_mu);
     ps->backorders[backorder_seq] = BackorderItem{next.oid, next.quantity};
   }
-  if (queued_for_worker) m.Kick();
+  if (queued_for_worker) {
+    m.log_dirty = true;  // after the commit, so the worker's scan sees the entry
+    m.Kick();
+  }
   res.outcome = pay.outcome;
   res.flag = pay.flag;
   res.order_status = next.status;
@@ -248,21 +251,36 @@ absl::StatusOr<size_t> Shop::RunDeliveries() {
   Impl& m = *impl_;
   const int64_t now = m.NowMs();
   std::vector<DeliveryEntry> due;
-  {
+  if (m.log_dirty.exchange(false)) {
+    bool waiting = false;  // pending entries left for a later pass (backoff)
     auto it = m.db->NewIterator(storage::kCfDeliveryLog);
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       DeliveryEntry e;
-      KV_RETURN_IF_ERROR(DecodeDelivery(std::string_view(it->value().data(), it->value().size()), &e));
+      absl::Status ds = DecodeDelivery(std::string_view(it->value().data(), it->value().size()), &e);
+      if (!ds.ok()) {
+        m.log_dirty = true;
+        return ds;
+      }
       e.log_seq = DecodeFixed64BE(it->key().data());
-      if (e.state == DeliveryState::kPending && e.next_attempt_ms <= now) due.push_back(e);
+      if (e.state != DeliveryState::kPending) continue;
+      if (e.next_attempt_ms <= now) {
+        due.push_back(e);
+      } else {
+        waiting = true;
+      }
     }
-    if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+    if (!it->status().ok()) {
+      m.log_dirty = true;
+      return absl::UnavailableError(it->status().ToString());
+    }
+    if (waiting) m.log_dirty = true;
   }
   size_t delivered = 0;
   absl::Status first_error;
   for (const DeliveryEntry& e : due) {
     auto r = m.DeliverPending(e);
     if (!r.ok()) {
+      m.log_dirty = true;  // rescheduled with backoff
       if (first_error.ok()) first_error = r.status();
     } else if (*r) {
       ++delivered;
@@ -407,7 +425,10 @@ absl::StatusOr<size_t> Shop::ReplayFailedDeliveries() {
     KV_RETURN_IF_ERROR(db_->Write(&b));
     ++n;
   }
-  if (n > 0) m.Kick();
+  if (n > 0) {
+    m.log_dirty = true;
+    m.Kick();
+  }
   return n;
 }
 

@@ -176,15 +176,27 @@ absl::StatusOr<MasterKey> CreateMasterKeyFile(const std::string& path, Random* r
   }
   text[kHexChars] = '\n';
 
+  // The key is written to a temporary name and linked into place only when complete and
+  // synced: a crash at any moment leaves either no key file or a whole one (never an empty
+  // or partial file that would block every later start). link() refuses an existing path,
+  // so an existing key is never overwritten.
+  if (access(path.c_str(), F_OK) == 0 || errno != ENOENT) {
+    OPENSSL_cleanse(text, sizeof(text));
+    return absl::AlreadyExistsError(
+        absl::StrCat("master key file ", path, " already exists; refusing to overwrite it"));
+  }
+  uint8_t suffix_bytes[6];
+  random->Fill(suffix_bytes, sizeof(suffix_bytes));
+  std::string tmp = path + ".tmp-";
+  for (uint8_t b : suffix_bytes) {
+    tmp.push_back(kDigits[b >> 4]);
+    tmp.push_back(kDigits[b & 0xf]);
+  }
   // O_EXCL also refuses a symlink at the path, so the key cannot be redirected elsewhere.
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
   if (fd < 0) {
     const int err = errno;
     OPENSSL_cleanse(text, sizeof(text));
-    if (err == EEXIST) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("master key file ", path, " already exists; refusing to overwrite it"));
-    }
     return ErrnoError(err, "cannot create master key file", path);
   }
   FdCloser closer(fd);
@@ -200,16 +212,20 @@ absl::StatusOr<MasterKey> CreateMasterKeyFile(const std::string& path, Random* r
     status = ErrnoError(errno, "cannot fsync master key file", path);
   } else if (closer.Close() != 0) {
     status = ErrnoError(errno, "cannot close master key file", path);
+  } else if (link(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    status = err == EEXIST ? absl::AlreadyExistsError(absl::StrCat(
+                                 "master key file ", path, " already exists; refusing to overwrite it"))
+                           : ErrnoError(err, "cannot create master key file", path);
   } else {
-    status = SyncParentDir(path);
+    unlink(tmp.c_str());
+    status = SyncParentDir(path);  // makes both the new name and the removal durable
+    if (!status.ok()) unlink(path.c_str());
   }
   OPENSSL_cleanse(text, sizeof(text));
-  if (!status.ok()) {
-    // The caller gets no key, so a file that may hold it (or a part of it) must not stay
-    // behind to be loaded by the next start.
-    unlink(path.c_str());
-    return status;
-  }
+  // The caller gets no key on failure, so no file that may hold it stays behind.
+  unlink(tmp.c_str());
+  if (!status.ok()) return status;
   return key;
 }
 

@@ -283,3 +283,30 @@ TEST_F(MasterKeyTest, EmptyPathsRefused) {
 
 }  // namespace
 }  // namespace kv
+
+namespace kv {
+namespace {
+
+// A crash while creating the key leaves no key file (or a whole one), never a partial one;
+// no temporary file is left behind by a successful create.
+TEST(MasterKeyCreate, LeavesOnlyTheFinalFile) {
+  char tmpl[] = "/tmp/kvtest.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string path = dir + "/master.key";
+  auto k = CreateMasterKeyFile(path, SecureRandom::Get());
+  ASSERT_TRUE(k.ok()) << k.status();
+  int entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    EXPECT_EQ(e.path().filename(), "master.key");
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1);
+  auto again = LoadMasterKeyFile(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->bytes, k->bytes);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kv
