@@ -92,8 +92,11 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
     }
     fresh_used += from_fresh;
     auto cur = ReadOrder(it->second.oid);
-    if (!cur.ok()) return cur.status();
-    if (!cur->has_value() || (*cur)->status != OrderStatus::kBackordered) {
+    if (!cur.ok() || !cur->has_value() || (*cur)->status != OrderStatus::kBackordered) {
+      // The batch is abandoned: the keys taken from the pool become selectable again.
+      for (const TakenKey& k : from_pool) ps->inflight.erase(k.seq);
+      ps->cursor = 0;
+      if (!cur.ok()) return cur.status();
       return absl::DataLossError("backorder queue names an order that is not backordered");
     }
     OrderRecord prev = **cur;

@@ -170,9 +170,14 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   bool queued_for_worker = false;
   if (was_holding || acquired) {
     if (opts_.inline_delivery) {
+      absl::Status sel;
       {
         MutexLock pl(&ps->pool_mu);
-        KV_RETURN_IF_ERROR(m.SelectKeysLocked(ps, static_cast<uint32_t>(q), &keys));
+        sel = m.SelectKeysLocked(ps, static_cast<uint32_t>(q), &keys);
+      }
+      if (!sel.ok()) {
+        ps->available += undo_on_failure;  // nothing was written
+        return sel;
       }
       if (static_cast<int64_t>(keys.size()) == q) {
         m.DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
