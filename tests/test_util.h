@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/random.h"
+#include "base/testing.h"
 #include "shop/check.h"
 #include "shop/records.h"
 #include "shop/refusal.h"
@@ -28,37 +29,13 @@
 
 namespace kv::testing {
 
-// A fresh directory from mkdtemp under /tmp, removed (recursively) on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/keyvend-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      std::perror("mkdtemp");
-      std::abort();
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string Join(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
 
 // A shop's files in a temp dir: data dir <tmp>/data, master key <tmp>/master.key.
 class ShopDir {
  public:
   const std::string& root() const { return tmp_.path(); }
-  std::string data_dir() const { return tmp_.Join("data"); }
-  std::string key_file() const { return tmp_.Join("master.key"); }
+  std::string data_dir() const { return tmp_.Sub("data"); }
+  std::string key_file() const { return tmp_.Sub("master.key"); }
 
   // Options for a test-controlled shop: no background workers.
   ShopOptions Options() const {
