@@ -286,6 +286,24 @@ absl::Status DecodeBatch(std::string_view in, BatchRecord* r) {
   return absl::OkStatus();
 }
 
+std::string EncodeIdempotency(const IdempotencyRecord& r) {
+  std::string s;
+  s.push_back(static_cast<char>(kRecordVersion));
+  PutLengthPrefixed(&s, r.fingerprint);
+  PutVarsint64(&s, r.created_ms);
+  PutLengthPrefixed(&s, r.oid);
+  return s;
+}
+
+absl::Status DecodeIdempotency(std::string_view in, IdempotencyRecord* r) {
+  Reader rd(in);
+  if (!GetVersion(&rd) || !rd.GetLengthPrefixed(&r->fingerprint) ||
+      !rd.GetVarsint64(&r->created_ms) || !rd.GetLengthPrefixed(&r->oid) || !rd.done()) {
+    return Malformed("idempotency");
+  }
+  return absl::OkStatus();
+}
+
 std::string EncodePoolKey(const PoolKeyRecord& r) {
   std::string s;
   s.reserve(r.sealed.size() + 12);

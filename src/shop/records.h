@@ -138,6 +138,13 @@ struct BatchRecord {
   bool retired_flag = false;
 };
 
+// An Idempotency-Key's first successful order creation (CF idempotency).
+struct IdempotencyRecord {
+  std::string fingerprint;  // of the request body
+  int64_t created_ms = 0;
+  std::string oid;  // 16 bytes
+};
+
 struct PoolKeyRecord {
   uint64_t batch_id = 0;
   std::string sealed;
@@ -155,6 +162,8 @@ std::string EncodeDelivery(const DeliveryEntry& r);
 absl::Status DecodeDelivery(std::string_view in, DeliveryEntry* r);
 std::string EncodeBatch(const BatchRecord& r);
 absl::Status DecodeBatch(std::string_view in, BatchRecord* r);
+std::string EncodeIdempotency(const IdempotencyRecord& r);
+absl::Status DecodeIdempotency(std::string_view in, IdempotencyRecord* r);
 std::string EncodePoolKey(const PoolKeyRecord& r);
 absl::Status DecodePoolKey(std::string_view in, PoolKeyRecord* r);
 

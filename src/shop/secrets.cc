@@ -37,4 +37,8 @@ std::string PasswordTag(const KeyCipher& c, std::string_view oid, std::string_vi
   return Tagged(c, "p:", oid, password);
 }
 
+std::string IdempotencyTag(const KeyCipher& c, std::string_view key) {
+  return Tagged(c, "i:", key);
+}
+
 }  // namespace kv

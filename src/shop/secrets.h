@@ -18,4 +18,7 @@ std::string ContactTag(const KeyCipher& c, std::string_view contact);
 // The tag of an order's query password, bound to the order id. 16 bytes.
 std::string PasswordTag(const KeyCipher& c, std::string_view oid, std::string_view password);
 
+// The tag of a client's Idempotency-Key (CF idempotency). 16 bytes.
+std::string IdempotencyTag(const KeyCipher& c, std::string_view key);
+
 }  // namespace kv

@@ -306,6 +306,7 @@ void Shop::StartWorkers() {
   Impl* m = impl_.get();
   m->worker = std::thread([this, m] {
     std::unique_lock<std::mutex> l(m->work_mu);
+    int64_t last_collect_ns = m->clock->MonoNowNs();
     while (!m->stop) {
       m->work_cv.wait_for(l, std::chrono::milliseconds(100), [m] { return m->stop || m->kicked; });
       if (m->stop) break;
@@ -314,6 +315,12 @@ void Shop::StartWorkers() {
       // Errors are retried on the next pass; the log keeps the work.
       (void)RunExpiry();
       (void)RunDeliveries();
+      // Idempotency records are kept at least 24 h; collected about once an hour.
+      const int64_t now = m->clock->MonoNowNs();
+      if (now - last_collect_ns >= int64_t{3600} * 1'000'000'000) {
+        last_collect_ns = now;
+        (void)CollectIdempotency(absl::Hours(24));
+      }
       l.lock();
     }
   });

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -139,6 +140,32 @@ struct OrderView {
   std::string payment_id;
   std::vector<std::string> keys;  // plaintext; empty until delivered
   std::string token;  // filled by CreateOrder and LookupOrders only
+  bool idempotent_replay = false;  // CreateOrder answered an earlier request with this key
+};
+
+// Idempotency for order creation (SPEC §4): a client-chosen key bound to a fingerprint of
+// the request body.
+struct IdempotencyKey {
+  std::string key;          // 1..255 bytes, as the client sent it
+  std::string fingerprint;  // e.g. SHA-256 of the raw body; compared byte-exactly
+};
+
+struct OrderPage {
+  std::vector<OrderView> orders;  // without keys
+  std::string next_cursor;        // empty at the end
+};
+
+struct PaymentView {
+  PaymentRecord record;  // payment_id filled in
+};
+
+struct ShopStats {
+  std::vector<std::pair<OrderStatus, uint64_t>> orders_by_status;
+  uint64_t payments_refund_due = 0;
+  uint64_t deliveries_pending = 0;
+  uint64_t deliveries_backordered = 0;
+  uint64_t deliveries_failed = 0;
+  int64_t oldest_pending_delivery_ms = 0;  // created_ms of the oldest unfinished entry, or 0
 };
 
 struct PaymentNotice {
@@ -191,7 +218,11 @@ class Shop {
   // Creates an order, filled whole or refused whole. Refusals: kInvalidQuantity,
   // kProductNotFound, kProductInactive, kQuantityLimit, kOutOfStock, kBadRequest (contact).
   // The view carries the order's secret token (shown once; it is derived, never stored).
-  Result<OrderView> CreateOrder(const OrderRequest& req);
+  // With an idempotency key: the first success is recorded in the order's own batch; the
+  // same key with the same fingerprint answers that order again (idempotent_replay, status
+  // as first answered: pending_payment) and creates nothing; with another fingerprint:
+  // kIdempotencyConflict. A refused attempt records nothing. Records live >= 24 h.
+  Result<OrderView> CreateOrder(const OrderRequest& req, const IdempotencyKey* idem = nullptr);
   // The order, with plaintext keys once delivered. A wrong token and an unknown id give the
   // same refusal (kOrderNotFound). Token compared in constant time.
   Result<OrderView> GetOrder(std::string_view order_id, std::string_view token);
@@ -215,6 +246,22 @@ class Shop {
   // paid|backordered|refund_due|delivered -> refunded (a backorder's claim is dropped).
   // Refusals: kOrderNotFound, kInvalidState.
   Result<OrderView> RefundOrder(std::string_view order_id);
+
+  // Orders page by page: all (by id), or one status (pending_payment by expiry, others by
+  // creation time). Refusal: kBadRequest for a malformed cursor or limit 0.
+  Result<OrderPage> ListOrders(std::optional<OrderStatus> status, size_t limit,
+                               std::string_view cursor);
+  // Calls f for every order (without keys) until it returns false. For CSV export.
+  absl::Status ForEachOrder(const std::function<bool(const OrderView&)>& f);
+  // Recorded payments, optionally only those with the given outcome.
+  absl::StatusOr<std::vector<PaymentView>> ListPayments(std::optional<PaymentOutcome> outcome);
+  // Puts the order's failed or pending delivery back to work at once and runs it.
+  // A delivered order is answered as it is (nothing to redo). Refusals: kOrderNotFound,
+  // kInvalidState (no delivery to redo: pending_payment, expired, cancelled, refund_due...).
+  Result<OrderView> RedeliverOrder(std::string_view order_id);
+  absl::StatusOr<ShopStats> Stats();
+  // Deletes idempotency records older than `max_age`. Returns how many.
+  absl::StatusOr<size_t> CollectIdempotency(absl::Duration max_age);
 
   // --- workers (also called by tests with a FakeClock) ---
   // Expires every hold whose monotonic deadline has passed. Returns how many orders

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
 #include "base/status_macros.h"
+#include "shop/secrets.h"
 #include "shop/shop_internal.h"
 
 namespace kv {
@@ -20,8 +21,37 @@ bool ValidContact(std::string_view c) {
 
 }  // namespace
 
-Result<OrderView> Shop::CreateOrder(const OrderRequest& req) {
+Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKey* idem) {
   Impl& m = *impl_;
+  std::string idem_tag;
+  std::optional<MutexLock> idem_lock;
+  if (idem != nullptr) {
+    if (idem->key.empty() || idem->key.size() > 255) {
+      return {Refusal::kBadRequest, "Idempotency-Key must be 1..255 bytes"};
+    }
+    idem_tag = IdempotencyTag(*cipher_, idem->key);
+    // One request per key at a time: check-then-create must not interleave.
+    idem_lock.emplace(&m.StripeFor(idem_tag));
+    auto rec = db_->Get(storage::kCfIdempotency, idem_tag);
+    if (!rec.ok()) return rec.status();
+    if (rec->has_value()) {
+      IdempotencyRecord ir;
+      absl::Status ds = DecodeIdempotency(**rec, &ir);
+      if (!ds.ok()) return ds;
+      if (ir.fingerprint != idem->fingerprint) {
+        return {Refusal::kIdempotencyConflict,
+                "this Idempotency-Key was used with a different request"};
+      }
+      auto order = m.ReadOrder(ir.oid);
+      if (!order.ok()) return order.status();
+      if (!order->has_value()) return absl::DataLossError("idempotency record of a lost order");
+      OrderView v = m.View(**order, false);
+      v.status = OrderStatus::kPendingPayment;  // the answer as first given
+      v.token = m.TokenFor(ir.oid);
+      v.idempotent_replay = true;
+      return v;
+    }
+  }
   if (req.quantity < 1 || req.quantity > limits::kOrderQuantityMax) {
     return {Refusal::kInvalidQuantity,
             absl::StrCat("quantity must be 1..", limits::kOrderQuantityMax)};
@@ -75,6 +105,10 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req) {
     b.Put(db_->cf(storage::kCfOrderIndex),
           storage::ContactIndexKey(r.contact_tag, static_cast<uint64_t>(r.created_ms), r.oid),
           rocksdb::Slice());
+  }
+  if (idem != nullptr) {
+    b.Put(db_->cf(storage::kCfIdempotency), idem_tag,
+          EncodeIdempotency(IdempotencyRecord{idem->fingerprint, r.created_ms, r.oid}));
   }
   CounterDelta delta;
   if (holding) delta.held = q;

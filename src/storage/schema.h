@@ -39,7 +39,9 @@
 //                                                 entry is deleted in the batch that
 //                                                 finishes it (so seqs restart above the
 //                                                 highest live entry after a restart)
-//   CF "idempotency" tag(Idempotency-Key)       -> IdempotencyRecord (HTTP layer, issue 3)
+//   CF "idempotency" tag(Idempotency-Key)       -> IdempotencyRecord (body fingerprint,
+//                                                 created_ms, oid): written in the batch
+//                                                 that creates the order; collected >= 24 h
 //
 // Version history: 1 = first release (this layout). An older version is upgraded in
 // storage/db.cc; a newer one is refused with a message naming both versions.
