@@ -159,6 +159,13 @@ struct PaymentView {
   PaymentRecord record;  // payment_id filled in
 };
 
+// A key still in the pool, as the merchant's listing shows it: masked, never whole.
+struct PoolKeyView {
+  uint64_t seq = 0;
+  uint64_t batch_id = 0;
+  std::string masked;  // first 2 and last 2 characters, the rest '*' ("****" if short)
+};
+
 struct ShopStats {
   std::vector<std::pair<OrderStatus, uint64_t>> orders_by_status;
   uint64_t payments_refund_due = 0;
@@ -211,6 +218,10 @@ class Shop {
   // Takes the unsold keys of a batch out of sale for good (one synced batch).
   // Refusals: kProductNotFound, kNotFound (no such batch).
   Result<RetireResult> RetireBatch(uint64_t product_id, uint64_t batch_id);
+  // Up to `limit` pool keys of the product with seq > after_seq, masked.
+  // Refusal: kProductNotFound.
+  Result<std::vector<PoolKeyView>> ListPoolKeys(uint64_t product_id, size_t limit,
+                                                uint64_t after_seq);
   // The product's batches, oldest first. Refusal: kProductNotFound.
   Result<std::vector<BatchRecord>> ListBatches(uint64_t product_id);
 

@@ -311,6 +311,32 @@ Result<RetireResult> Shop::RetireBatch(uint64_t product_id, uint64_t batch_id) {
   return RetireResult{batch_id, static_cast<uint64_t>(r)};
 }
 
+Result<std::vector<PoolKeyView>> Shop::ListPoolKeys(uint64_t product_id, size_t limit,
+                                                    uint64_t after_seq) {
+  Impl& m = *impl_;
+  if (m.Product(product_id) == nullptr) return {Refusal::kProductNotFound, "no such product"};
+  std::vector<PoolKeyView> out;
+  auto it = m.db->NewIterator(storage::kCfPool);
+  const std::string prefix = storage::U64Key(product_id);
+  for (it->Seek(storage::PoolKey(product_id, after_seq + 1));
+       it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
+    PoolKeyRecord r;
+    KV_RETURN_IF_ERROR(DecodePoolKey(std::string_view(it->value().data(), it->value().size()), &r));
+    const uint64_t seq = DecodeFixed64BE(it->key().data() + 8);
+    auto text = m.cipher->Open(r.sealed, storage::PoolKey(product_id, seq));
+    PoolKeyView v{seq, r.batch_id, "<unreadable key>"};
+    if (text.ok()) {
+      const std::string& t = *text;
+      v.masked = t.size() <= 6 ? std::string(4, '*')
+                               : t.substr(0, 2) + std::string(t.size() - 4, '*') +
+                                     t.substr(t.size() - 2);
+    }
+    out.push_back(std::move(v));
+  }
+  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  return out;
+}
+
 Result<std::vector<BatchRecord>> Shop::ListBatches(uint64_t product_id) {
   Impl& m = *impl_;
   if (m.Product(product_id) == nullptr) return {Refusal::kProductNotFound, "no such product"};

@@ -1,0 +1,147 @@
+// keyvend's configuration (SPEC §9): one table of options (Redis static_configs style),
+// each with a snake_case name, a default, a valid range and one line of documentation,
+// settable three ways — `name = value` in the config file, `--name-with-dashes` on the
+// command line and `KEYVEND_NAME_UPPER` in the environment. Flag wins over environment,
+// environment over file, file over the default.
+//
+// Secrets are NOT options: they are never in a file and never printed. The app reads them
+// from the environment only (KEYVEND_ADMIN_TOKEN, KEYVEND_PAYMENT_SECRET).
+//
+// Everything here is pure (no global state, no real environment, no I/O except reading the
+// named config file), so it is thread-safe and tests are hermetic.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace kv {
+
+// The server's settings. One field per option; each field's name is the option's name.
+// A default-constructed Config holds the documented defaults (before Load's derivations).
+struct Config {
+  // Directory holding the shop's RocksDB database. Default: ./keyvend-data
+  std::string data_dir = "./keyvend-data";
+  // HOST:PORT the HTTP server binds ([ADDR]:PORT for IPv6); port 0 = pick a free one.
+  // Default: 127.0.0.1:8080
+  std::string listen = "127.0.0.1:8080";
+  // Key-encryption master key file, kept outside the data dir. "" = <data_dir>.master-key;
+  // LoadConfig resolves it, so after LoadConfig it is never empty. Default: ""
+  std::string master_key_file;
+  // Turns on the sandbox payment gateway (demos and tests). Default: false
+  bool payment_sandbox = false;
+  // Base URL buyers reach the shop at. "" = "http://" + the address actually bound (the
+  // server fills it in). Default: ""
+  std::string public_url;
+  // The gateway's payment page for an order; may contain {order_id} and {amount_cents}.
+  // Default: ""
+  std::string pay_url_template;
+  // Seconds a new order holds its keys waiting for payment, 1..604800. Default: 900
+  int64_t hold_seconds = 900;
+  // Seconds after expires_at before an expired order's hold is released, 0..86400.
+  // Default: 120
+  int64_t hold_grace_seconds = 120;
+  // Largest accepted |our clock - a payment notify's signed t=|, seconds, 1..3600.
+  // Default: 300
+  int64_t notify_tolerance_seconds = 300;
+  // Concurrent HTTP connections, also the HTTP worker thread count, 1..10000. Default: 256
+  int64_t max_connections = 256;
+  // Kernel queue of connections not yet accepted, 1..65535. Default: 1024
+  int64_t listen_backlog = 1024;
+  // Requests served on one keep-alive connection, 1..1000000. Default: 10000
+  int64_t keep_alive_max_count = 10000;
+  // Seconds an idle keep-alive connection waits for its next request, 1..3600. Default: 5
+  int64_t keep_alive_timeout_seconds = 5;
+  // Read timeout for a request, milliseconds, 10..600000. Default: 5000
+  int64_t read_timeout_ms = 5000;
+  // Write timeout for a response, milliseconds, 10..600000. Default: 5000
+  int64_t write_timeout_ms = 5000;
+  // Largest JSON request body, bytes, 0..16777216; 0 = no limit. Default: 65536
+  int64_t body_bytes_max = 65536;
+  // Largest key-import request body, bytes, 0..1073741824; 0 = no limit.
+  // Default: 67108864
+  int64_t import_body_bytes_max = 67108864;
+  // Deepest nesting of JSON arrays/objects accepted, 1..256. Default: 16
+  int64_t json_depth_max = 16;
+  // RocksDB block cache, MiB, 8..65536. Default: 64
+  int64_t block_cache_mb = 64;
+  // Least severe log messages written: debug|info|warn|error. Default: info
+  std::string log_level = "info";
+
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+enum class OptionType { kString, kBool, kInt };
+
+// Which Config field an option sets; the alternative always matches OptionSpec::type.
+using ConfigField = std::variant<std::string Config::*, bool Config::*, int64_t Config::*>;
+
+// One row of the option table.
+struct OptionSpec {
+  const char* name;           // snake_case; flag --name-with-dashes, env KEYVEND_NAME_UPPER
+  OptionType type;
+  const char* default_value;  // as text, exactly as it would be written in the file
+  int64_t min, max;           // kInt only (inclusive); 0 otherwise
+  const char* doc;            // one line; ends with "Default: <value>." ("" shown as "")
+  ConfigField field;
+  // kString only, may be null: true when the (control-character-free) value is acceptable.
+  bool (*valid)(const std::string& value);
+  // kString with `valid` only: what a valid value looks like, for errors and --help.
+  const char* expected;
+};
+
+// The table, in documentation order. Lives for the whole process; thread-safe.
+const std::vector<OptionSpec>& ConfigOptions();
+
+// Builds the config: defaults <- file <- environment <- flags.
+//
+// args: the command-line words AFTER the subcommand, e.g. {"--listen", "127.0.0.1:0",
+//   "--payment-sandbox"}. Forms: `--name-with-dashes VALUE`, `--name-with-dashes=VALUE`;
+//   a bool flag given bare means true, or takes =true|false|1|0|yes|no (never a separate
+//   word). A flag repeated: the last one wins. Anything that is not an option's flag or
+//   --config is refused (positional words too).
+// env: looks a variable up (nullopt = unset; a variable set to "" counts as set). Only
+//   KEYVEND_CONFIG and KEYVEND_<NAME_UPPER> for the options are asked for.
+// The config file is --config FILE / --config=FILE, else KEYVEND_CONFIG, else none; a
+//   file named that way must exist. File syntax: `name = value` lines, blank lines, '#'
+//   comments (a whole line, or after a value when preceded by whitespace); a value may be
+//   "quoted" (kept verbatim inside the quotes, '#' included; no escapes), and must be
+//   when it starts with '#' or '"' or has leading/trailing spaces; surrounding whitespace
+//   is trimmed; CRLF line ends are fine; an option set twice in one file is an error.
+// Values: bools true|false|1|0|yes|no; ints decimal [-]digits within [min, max]; strings
+//   without control characters, plus the option's own check (listen is HOST:PORT, ...).
+//   Every value given is checked, even one a higher-precedence source overrides.
+//
+// Returns the Config with master_key_file resolved (never empty), or
+// InvalidArgumentError naming the option and where its bad value came from, e.g.
+//   invalid value "abc" for hold_seconds (from --hold-seconds): expected an integer in
+//       1..604800                     (one line; also "(from KEYVEND_HOLD_SECONDS)" and
+//                                      "(from keyvend.conf:12)")
+//   keyvend.conf:12: unknown option "hold_secs"
+//   config file "/etc/x.conf" (from KEYVEND_CONFIG): no such file
+//   unknown flag --foo          unexpected argument "serve"          --listen needs a value
+// Messages quote at most a short, escaped prefix of a bad value and never a whole file.
+absl::StatusOr<Config> LoadConfig(
+    const std::vector<std::string>& args,
+    const std::function<std::optional<std::string>(const std::string&)>& env);
+
+// The documented example config (shipped as data/keyvend.conf): a header, then for every
+// option its doc line as a comment followed by `# name = default`, commented out.
+std::string RenderExampleConfig();
+
+// The options part of `keyvend serve --help`: per option its flag, environment variable,
+// default, valid values and doc line; plus --config / KEYVEND_CONFIG.
+std::string ConfigHelp();
+
+// Splits "host:port" (or "[v6addr]:port") into host (brackets removed) and port.
+// Accepts a non-empty host of letters, digits, '.', '-', '_' (an IPv4 address or a name),
+// or a bracketed IPv6 address, and a decimal port 0..65535. Returns false on anything
+// else, leaving *host and *port untouched.
+bool ParseHostPort(const std::string& s, std::string* host, int* port);
+
+}  // namespace kv

@@ -1,0 +1,784 @@
+// The API's routes (SPEC §4): buyer, payment gateway, merchant, operations, sandbox.
+#include <openssl/evp.h>
+
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "base/coding.h"
+#include "base/time_format.h"
+#include "http/server_internal.h"
+#include "http/signature.h"
+
+namespace kv::http {
+namespace {
+
+bool ParseProductId(std::string_view s, uint64_t* id) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *id);
+  return ec == std::errc() && p == s.data() + s.size() && *id > 0;
+}
+
+std::string Sha256Hex(std::string_view s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(md), n));
+}
+
+void ProductJson(JsonWriter& w, const ProductView& v, bool admin) {
+  const ProductRecord& p = v.product;
+  w.BeginObject()
+      .Field("id", std::to_string(p.id))
+      .Field("name", p.name)
+      .Field("description", p.description)
+      .Field("price_cents", p.price_cents)
+      .Field("currency", p.currency)
+      .Field("stock_mode", StockModeName(p.stock_mode))
+      .FieldBool("allow_backorder", p.allow_backorder)
+      .Field("max_per_order", static_cast<int64_t>(p.max_per_order))
+      .FieldBool("active", p.active)
+      .Field("stock", v.stock.sellable());
+  if (admin) {
+    w.Key("counts").BeginObject()
+        .Field("available", v.stock.available)
+        .Field("pool", v.stock.pool)
+        .Field("held", v.stock.held)
+        .Field("owed", v.stock.owed)
+        .Field("delivered", v.stock.delivered)
+        .Field("imported", v.stock.imported)
+        .Field("retired", v.stock.retired)
+        .EndObject();
+    w.Field("created_at", FormatRfc3339(FromUnixMs(p.created_ms)));
+  }
+  w.EndObject();
+}
+
+void OrderJson(JsonWriter& w, const OrderView& o, bool admin, bool with_token) {
+  w.BeginObject()
+      .Field("order_id", o.order_id)
+      .Field("status", OrderStatusName(o.status))
+      .Field("product_id", std::to_string(o.product_id))
+      .Field("quantity", static_cast<int64_t>(o.quantity))
+      .Field("amount_cents", o.amount_cents)
+      .Field("currency", o.currency)
+      .Field("created_at", FormatRfc3339(o.created_at))
+      .Field("expires_at", FormatRfc3339(o.expires_at));
+  w.Key("keys").BeginArray();
+  for (const std::string& k : o.keys) w.String(k);
+  w.EndArray();
+  if (with_token) w.Field("token", o.token);
+  if (admin) {
+    w.Field("contact", o.contact);
+    if (o.payment_id.empty()) {
+      w.Key("payment_id").Null();
+    } else {
+      w.Field("payment_id", o.payment_id);
+    }
+  }
+  w.EndObject();
+}
+
+std::string OneOrder(const OrderView& o, bool admin) {
+  JsonWriter w;
+  OrderJson(w, o, admin, false);
+  return w.Take();
+}
+
+// Answers a domain Result's failure; returns true when it did.
+template <typename T>
+bool Failed(Ctx& c, const Result<T>& r) {
+  if (r.ok()) return false;
+  WriteError(c.res, r.refused() ? ErrorFor(r.refusal(), r.message()) : ErrorFor(r.status()));
+  return true;
+}
+
+template <typename T>
+bool Failed(Ctx& c, const absl::StatusOr<T>& r) {
+  if (r.ok()) return false;
+  WriteError(c.res, ErrorFor(r.status()));
+  return true;
+}
+
+void BadRequest(Ctx& c, const std::string& code, const std::string& message) {
+  WriteError(c.res, HttpError{400, code, message});
+}
+
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    switch (ch) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+void CsvField(std::string* out, std::string_view s) {
+  const bool quote = s.find_first_of(",\"\r\n") != std::string_view::npos ||
+                     (!s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@'));
+  if (!quote) {
+    out->append(s);
+    return;
+  }
+  out->push_back('"');
+  if (!s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@')) {
+    out->push_back('\'');  // no spreadsheet formula injection from a buyer's contact
+  }
+  for (char ch : s) {
+    if (ch == '"') out->push_back('"');
+    out->push_back(ch);
+  }
+  out->push_back('"');
+}
+
+}  // namespace
+
+std::optional<Fields> Server::Impl::Body(Ctx& c, std::initializer_list<std::string_view> allowed,
+                                         bool ignore_unknown) {
+  std::vector<JsonField> fields;
+  if (auto p = ParseObject(c.req.body, static_cast<size_t>(opts.config.json_depth_max), &fields)) {
+    BadRequest(c, p->code, p->message);
+    return std::nullopt;
+  }
+  Fields f(std::move(fields));
+  if (!ignore_unknown) {
+    if (auto p = f.CheckKnown(allowed)) {
+      BadRequest(c, p->code, p->message);
+      return std::nullopt;
+    }
+  }
+  return f;
+}
+
+std::string Server::Impl::PayUrl(const OrderView& o) const {
+  const Config& cfg = opts.config;
+  if (cfg.payment_sandbox) return absl::StrCat(cfg.public_url, "/sandbox/pay/", o.order_id);
+  return absl::StrReplaceAll(cfg.pay_url_template, {{"{order_id}", o.order_id},
+                                                    {"{amount_cents}", std::to_string(o.amount_cents)}});
+}
+
+HttpError* Server::Impl::Notify(const std::string& body, const std::string& signature,
+                                HttpError* err, PaymentResult* out) {
+  const int64_t now = absl::ToUnixSeconds(opts.clock->WallNow());
+  if (!VerifyNotify(signature, body, opts.payment_secret, now,
+                    opts.config.notify_tolerance_seconds)) {
+    *err = HttpError{401, "bad_signature", "missing, malformed, stale or wrong signature"};
+    return err;
+  }
+  std::vector<JsonField> fields;
+  if (auto p = ParseObject(body, static_cast<size_t>(opts.config.json_depth_max), &fields)) {
+    *err = HttpError{400, p->code, p->message};
+    return err;
+  }
+  Fields f(std::move(fields));  // unknown fields are ignored once the signature holds
+  std::optional<JsonProblem> p;
+  auto order_id = f.Str("order_id", true, &p);
+  auto payment_id = f.Str("payment_id", true, &p);
+  auto amount = f.Int("amount_cents", true, &p);
+  auto currency = f.Str("currency", true, &p);
+  auto status = f.Str("status", true, &p);
+  if (p) {
+    *err = HttpError{400, p->code, p->message};
+    return err;
+  }
+  if (*status != "succeeded") {
+    // Not money received (e.g. "failed"): acknowledged, nothing recorded.
+    out->outcome = PaymentOutcome::kApplied;
+    out->replay = true;
+    return nullptr;
+  }
+  auto r = opts.shop->ApplyPayment(PaymentNotice{*order_id, *payment_id, *amount, *currency});
+  if (!r.ok()) {
+    *err = r.refused() ? ErrorFor(r.refusal(), r.message()) : ErrorFor(r.status());
+    return err;
+  }
+  payments_received.fetch_add(1, std::memory_order_relaxed);
+  *out = *r;
+  return nullptr;
+}
+
+void Server::Impl::RegisterRoutes() {
+  Shop* shop = opts.shop;
+  started_mono_ns = opts.clock->MonoNowNs();
+
+  // --- buyer ---
+  router.Add("GET", "/api/v1/products", false, [shop](Ctx& c) {
+    JsonWriter w;
+    w.BeginObject().Key("products").BeginArray();
+    for (const ProductView& v : shop->ListProducts(true)) ProductJson(w, v, false);
+    w.EndArray().EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("GET", "/api/v1/products/{id}", false, [shop](Ctx& c) {
+    uint64_t id = 0;
+    std::optional<ProductView> v;
+    if (ParseProductId(c.params[0], &id)) v = shop->GetProduct(id);
+    if (!v) return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+    JsonWriter w;
+    ProductJson(w, *v, false);
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("POST", "/api/v1/orders", false, [this, shop](Ctx& c) {
+    auto f = Body(c, {"product_id", "quantity", "contact", "query_password"});
+    if (!f) return;
+    std::optional<JsonProblem> p;
+    auto pid_s = f->Str("product_id", true, &p);
+    auto qty = f->Int("quantity", true, &p);
+    auto contact = f->Str("contact", true, &p);
+    auto password = f->Str("query_password", false, &p);
+    if (p) return BadRequest(c, p->code, p->message);
+    uint64_t pid = 0;
+    if (!ParseProductId(*pid_s, &pid)) {
+      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+    }
+    OrderRequest req{pid, *qty, *contact, password.value_or("")};
+    std::optional<IdempotencyKey> idem;
+    if (c.req.has_header("Idempotency-Key")) {
+      idem = IdempotencyKey{c.req.get_header_value("Idempotency-Key"), Sha256Hex(c.req.body)};
+    }
+    auto r = shop->CreateOrder(req, idem ? &*idem : nullptr);
+    if (Failed(c, r)) return;
+    if (!r->idempotent_replay) orders_created.fetch_add(1, std::memory_order_relaxed);
+    JsonWriter w;
+    w.BeginObject()
+        .Field("order_id", r->order_id)
+        .Field("token", r->token)
+        .Field("status", OrderStatusName(r->status))
+        .Field("amount_cents", r->amount_cents)
+        .Field("currency", r->currency)
+        .Field("expires_at", FormatRfc3339(r->expires_at))
+        .Field("pay_url", PayUrl(*r))
+        .EndObject();
+    WriteJson(c.res, 201, w.Take());
+  });
+  router.Add("GET", "/api/v1/orders/{order_id}", false, [shop](Ctx& c) {
+    auto r = shop->GetOrder(c.params[0], c.req.get_param_value("token"));
+    if (Failed(c, r)) return;
+    WriteJson(c.res, 200, OneOrder(*r, false));
+  });
+  router.Add("POST", "/api/v1/orders/lookup", false, [this, shop](Ctx& c) {
+    auto f = Body(c, {"contact", "query_password"});
+    if (!f) return;
+    std::optional<JsonProblem> p;
+    auto contact = f->Str("contact", true, &p);
+    auto password = f->Str("query_password", true, &p);
+    if (p) return BadRequest(c, p->code, p->message);
+    auto r = shop->LookupOrders(*contact, *password);
+    if (Failed(c, r)) return;
+    JsonWriter w;
+    w.BeginObject().Key("orders").BeginArray();
+    for (const OrderView& o : *r) OrderJson(w, o, false, true);
+    w.EndArray().EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+
+  // --- payment gateway ---
+  router.Add("POST", "/api/v1/payments/notify", false, [this](Ctx& c) {
+    HttpError err;
+    PaymentResult pr;
+    if (Notify(c.req.body, c.req.get_header_value("Keyvend-Signature"), &err, &pr) != nullptr) {
+      return WriteError(c.res, err);
+    }
+    WriteJson(c.res, 200, R"({"received":true})");
+  });
+
+  // --- merchant: products and keys ---
+  auto product_spec = [](const Fields& f, ProductPatch* out, std::optional<JsonProblem>* p,
+                         bool create) {
+    out->name = f.Str("name", create, p);
+    out->description = f.Str("description", false, p);
+    out->price_cents = f.Int("price_cents", create, p);
+    out->currency = f.Str("currency", create, p);
+    if (auto mode = f.Str("stock_mode", false, p)) {
+      StockMode m;
+      if (!ParseStockMode(*mode, &m) && !*p) {
+        *p = JsonProblem{"bad_request", "stock_mode must be \"reserve\" or \"on_payment\""};
+      }
+      out->stock_mode = m;
+    }
+    out->allow_backorder = f.Bool("allow_backorder", false, p);
+    if (auto mpo = f.Int("max_per_order", false, p)) {
+      if ((*mpo < 1 || *mpo > limits::kOrderQuantityMax) && !*p) {
+        *p = JsonProblem{"bad_request", absl::StrCat("max_per_order must be 1..",
+                                                     limits::kOrderQuantityMax)};
+      }
+      out->max_per_order = static_cast<uint32_t>(std::clamp<int64_t>(*mpo, 0, UINT32_MAX));
+    }
+    out->active = f.Bool("active", false, p);
+  };
+#define KV_PRODUCT_FIELDS                                                                  \
+  {"name", "description", "price_cents", "currency", "stock_mode", "allow_backorder",      \
+   "max_per_order", "active"}
+  router.Add("POST", "/api/v1/admin/products", true, [this, shop, product_spec](Ctx& c) {
+    auto f = Body(c, KV_PRODUCT_FIELDS);
+    if (!f) return;
+    std::optional<JsonProblem> p;
+    ProductPatch patch;
+    product_spec(*f, &patch, &p, true);
+    if (p) return BadRequest(c, p->code, p->message);
+    ProductSpec spec;
+    spec.name = *patch.name;
+    spec.description = patch.description.value_or("");
+    spec.price_cents = *patch.price_cents;
+    spec.currency = *patch.currency;
+    spec.stock_mode = patch.stock_mode.value_or(StockMode::kReserve);
+    spec.allow_backorder = patch.allow_backorder.value_or(false);
+    spec.max_per_order = patch.max_per_order.value_or(limits::kMaxPerOrderDefault);
+    spec.active = patch.active.value_or(true);
+    auto r = shop->CreateProduct(spec);
+    if (Failed(c, r)) return;
+    JsonWriter w;
+    ProductJson(w, *r, true);
+    WriteJson(c.res, 201, w.Take());
+  });
+  router.Add("PATCH", "/api/v1/admin/products/{id}", true, [this, shop, product_spec](Ctx& c) {
+    uint64_t id = 0;
+    if (!ParseProductId(c.params[0], &id)) {
+      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+    }
+    auto f = Body(c, KV_PRODUCT_FIELDS);
+    if (!f) return;
+    std::optional<JsonProblem> p;
+    ProductPatch patch;
+    product_spec(*f, &patch, &p, false);
+    if (p) return BadRequest(c, p->code, p->message);
+    auto r = shop->UpdateProduct(id, patch);
+    if (Failed(c, r)) return;
+    JsonWriter w;
+    ProductJson(w, *r, true);
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("GET", "/api/v1/admin/products", true, [shop](Ctx& c) {
+    JsonWriter w;
+    w.BeginObject().Key("products").BeginArray();
+    for (const ProductView& v : shop->ListProducts(false)) ProductJson(w, v, true);
+    w.EndArray().EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("POST", "/api/v1/admin/products/{id}/keys", true, [shop](Ctx& c) {
+    uint64_t id = 0;
+    if (!ParseProductId(c.params[0], &id)) {
+      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+    }
+    const std::string type = c.req.get_header_value("Content-Type");
+    ParseOptions po;
+    if (type.rfind("text/csv", 0) == 0) {
+      po.format = KeyFormat::kCsv;
+      if (c.req.has_param("column")) po.csv_column = c.req.get_param_value("column");
+    } else if (type.rfind("text/plain", 0) != 0) {
+      return BadRequest(c, "bad_request", "keys must be sent as text/plain or text/csv");
+    }
+    auto r = shop->ImportKeys(id, c.req.body, po);
+    if (r.refused() && r.refusal() == Refusal::kBadRequest) {
+      return BadRequest(c, "invalid_key_line", r.message());
+    }
+    if (Failed(c, r)) return;
+    JsonWriter w;
+    w.BeginObject();
+    if (r->batch_id == 0) {
+      w.Key("batch_id").Null();
+    } else {
+      w.Field("batch_id", std::to_string(r->batch_id));
+    }
+    w.Field("imported", static_cast<int64_t>(r->imported))
+        .Field("duplicates", static_cast<int64_t>(r->duplicates))
+        .Field("backorders_served", static_cast<int64_t>(r->backorders_served));
+    w.Key("rejected").BeginArray();
+    for (const RejectedLine& rl : r->rejected) {
+      w.BeginObject()
+          .Field("line", static_cast<int64_t>(rl.line))
+          .Field("reason", LineRejectName(rl.reason))
+          .EndObject();
+    }
+    w.EndArray().EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("GET", "/api/v1/admin/products/{id}/keys", true, [shop](Ctx& c) {
+    uint64_t id = 0;
+    if (!ParseProductId(c.params[0], &id) || !shop->GetProduct(id)) {
+      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+    }
+    uint64_t after = 0;
+    if (c.req.has_param("cursor")) {
+      const std::string cur = c.req.get_param_value("cursor");
+      auto [ptr, ec] = std::from_chars(cur.data(), cur.data() + cur.size(), after);
+      if (ec != std::errc() || ptr != cur.data() + cur.size()) {
+        return BadRequest(c, "bad_request", "malformed cursor");
+      }
+    }
+    const size_t limit = 100;
+    auto keys = shop->ListPoolKeys(id, limit, after);
+    auto batches = shop->ListBatches(id);
+    if (Failed(c, keys) || Failed(c, batches)) return;
+    const StockCounts s = shop->Stock(id);
+    JsonWriter w;
+    w.BeginObject().Field("product_id", std::to_string(id));
+    w.Key("counts").BeginObject()
+        .Field("available", s.available).Field("pool", s.pool).Field("held", s.held)
+        .Field("owed", s.owed).Field("delivered", s.delivered).Field("imported", s.imported)
+        .Field("retired", s.retired).EndObject();
+    w.Key("batches").BeginArray();
+    for (const BatchRecord& b : *batches) {
+      w.BeginObject()
+          .Field("batch_id", std::to_string(b.batch_id))
+          .Field("created_at", FormatRfc3339(FromUnixMs(b.created_ms)))
+          .Field("imported", static_cast<int64_t>(b.imported))
+          .Field("retired", static_cast<int64_t>(b.retired))
+          .FieldBool("retired_batch", b.retired_flag)
+          .EndObject();
+    }
+    w.EndArray().Key("keys").BeginArray();
+    for (const PoolKeyView& k : *keys) {
+      w.BeginObject()
+          .Field("seq", std::to_string(k.seq))
+          .Field("batch_id", std::to_string(k.batch_id))
+          .Field("key", k.masked)
+          .EndObject();
+    }
+    w.EndArray();
+    if (keys->size() == limit) {
+      w.Field("next_cursor", std::to_string(keys->back().seq));
+    } else {
+      w.Key("next_cursor").Null();
+    }
+    w.EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("POST", "/api/v1/admin/products/{id}/keys/retire", true, [this, shop](Ctx& c) {
+    uint64_t id = 0;
+    if (!ParseProductId(c.params[0], &id)) {
+      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+    }
+    auto f = Body(c, {"batch_id"});
+    if (!f) return;
+    std::optional<JsonProblem> p;
+    auto batch = f->Str("batch_id", true, &p);
+    if (p) return BadRequest(c, p->code, p->message);
+    uint64_t batch_id = 0;
+    if (!ParseProductId(*batch, &batch_id)) {
+      return WriteError(c.res, ErrorFor(Refusal::kNotFound, "no such key batch"));
+    }
+    auto r = shop->RetireBatch(id, batch_id);
+    if (Failed(c, r)) return;
+    JsonWriter w;
+    w.BeginObject()
+        .Field("batch_id", std::to_string(r->batch_id))
+        .Field("retired", static_cast<int64_t>(r->retired))
+        .EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+
+  // --- merchant: orders, payments, deliveries, stats ---
+  router.Add("GET", "/api/v1/admin/orders", true, [shop](Ctx& c) {
+    std::optional<OrderStatus> status;
+    if (c.req.has_param("status") && !c.req.get_param_value("status").empty()) {
+      OrderStatus s;
+      if (!ParseOrderStatus(c.req.get_param_value("status"), &s)) {
+        return BadRequest(c, "bad_request", "unknown order status");
+      }
+      status = s;
+    }
+    int64_t limit = 50;
+    if (c.req.has_param("limit")) {
+      const std::string l = c.req.get_param_value("limit");
+      auto [ptr, ec] = std::from_chars(l.data(), l.data() + l.size(), limit);
+      if (ec != std::errc() || ptr != l.data() + l.size() || limit < 1 || limit > 500) {
+        return BadRequest(c, "bad_request", "limit must be 1..500");
+      }
+    }
+    auto page = shop->ListOrders(status, static_cast<size_t>(limit),
+                                 c.req.get_param_value("cursor"));
+    if (Failed(c, page)) return;
+    JsonWriter w;
+    w.BeginObject().Key("orders").BeginArray();
+    for (const OrderView& o : page->orders) OrderJson(w, o, true, false);
+    w.EndArray();
+    if (page->next_cursor.empty()) {
+      w.Key("next_cursor").Null();
+    } else {
+      w.Field("next_cursor", page->next_cursor);
+    }
+    w.EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("GET", "/api/v1/admin/orders/export", true, [shop](Ctx& c) {
+    // Streamed page by page so a large shop never builds the whole file in memory.
+    auto cursor = std::make_shared<std::string>();
+    auto header_done = std::make_shared<bool>(false);
+    c.res.status = 200;
+    c.res.set_header("Content-Disposition", "attachment; filename=\"orders.csv\"");
+    c.res.set_chunked_content_provider(
+        "text/csv", [shop, cursor, header_done](size_t, httplib::DataSink& sink) {
+          std::string out;
+          if (!*header_done) {
+            out = "order_id,status,product_id,quantity,amount_cents,currency,contact,created_at,"
+                  "expires_at,payment_id\r\n";
+            *header_done = true;
+          }
+          auto page = shop->ListOrders(std::nullopt, 500, *cursor);
+          if (!page.ok()) return false;  // the client sees a truncated stream
+          for (const OrderView& o : page->orders) {
+            absl::StrAppend(&out, o.order_id, ",", std::string(OrderStatusName(o.status)), ",",
+                            o.product_id, ",", o.quantity, ",", o.amount_cents, ",", o.currency,
+                            ",");
+            CsvField(&out, o.contact);
+            absl::StrAppend(&out, ",", FormatRfc3339(o.created_at), ",",
+                            FormatRfc3339(o.expires_at), ",");
+            CsvField(&out, o.payment_id);
+            out += "\r\n";
+          }
+          if (!out.empty() && !sink.write(out.data(), out.size())) return false;
+          *cursor = page->next_cursor;
+          if (cursor->empty()) sink.done();
+          return true;
+        });
+  });
+  router.Add("GET", "/api/v1/admin/orders/{order_id}", true, [shop](Ctx& c) {
+    auto r = shop->AdminGetOrder(c.params[0]);
+    if (Failed(c, r)) return;
+    WriteJson(c.res, 200, OneOrder(*r, true));
+  });
+  router.Add("POST", "/api/v1/admin/orders/{order_id}/{action}", true, [shop](Ctx& c) {
+    const std::string& action = c.params[1];
+    Result<OrderView> r = Refusal::kNotFound;
+    if (action == "cancel") {
+      r = shop->CancelOrder(c.params[0]);
+    } else if (action == "refund") {
+      r = shop->RefundOrder(c.params[0]);
+    } else if (action == "redeliver") {
+      r = shop->RedeliverOrder(c.params[0]);
+    } else {
+      return WriteError(c.res, HttpError{404, "not_found", "no such route"});
+    }
+    if (Failed(c, r)) return;
+    WriteJson(c.res, 200, OneOrder(*r, true));
+  });
+  router.Add("GET", "/api/v1/admin/payments", true, [shop](Ctx& c) {
+    std::optional<PaymentOutcome> outcome;
+    const std::string state = c.req.get_param_value("state");
+    if (state == "refund_due") {
+      outcome = PaymentOutcome::kRefundDue;
+    } else if (state == "applied") {
+      outcome = PaymentOutcome::kApplied;
+    } else if (!state.empty()) {
+      return BadRequest(c, "bad_request", "state must be refund_due or applied");
+    }
+    auto r = shop->ListPayments(outcome);
+    if (Failed(c, r)) return;
+    JsonWriter w;
+    w.BeginObject().Key("payments").BeginArray();
+    for (const PaymentView& pv : *r) {
+      const PaymentRecord& p = pv.record;
+      w.BeginObject()
+          .Field("payment_id", p.payment_id)
+          .Field("order_id", p.order_id)
+          .Field("amount_cents", p.amount_cents)
+          .Field("currency", p.currency)
+          .Field("received_at", FormatRfc3339(FromUnixMs(p.received_ms)))
+          .Field("state", p.outcome == PaymentOutcome::kApplied ? "applied" : "refund_due")
+          .Field("reason", PaymentFlagName(p.flag))
+          .EndObject();
+    }
+    w.EndArray().EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("GET", "/api/v1/admin/deliveries", true, [shop](Ctx& c) {
+    std::optional<DeliveryState> state;
+    const std::string s = c.req.get_param_value("state");
+    if (!s.empty()) {
+      DeliveryState d;
+      if (!ParseDeliveryState(s, &d)) {
+        return BadRequest(c, "bad_request", "state must be pending, backordered or failed");
+      }
+      state = d;
+    }
+    auto r = shop->ListDeliveries(state);
+    if (Failed(c, r)) return;
+    JsonWriter w;
+    w.BeginObject().Key("deliveries").BeginArray();
+    for (const DeliveryEntry& e : *r) {
+      w.BeginObject()
+          .Field("id", std::to_string(e.log_seq))
+          .Field("order_id", HexEncode(e.oid))
+          .Field("product_id", std::to_string(e.product_id))
+          .Field("quantity", static_cast<int64_t>(e.quantity))
+          .Field("state", DeliveryStateName(e.state))
+          .Field("attempts", static_cast<int64_t>(e.attempts))
+          .Field("created_at", FormatRfc3339(FromUnixMs(e.created_ms)))
+          .Field("last_error", e.last_error)
+          .EndObject();
+    }
+    w.EndArray().EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("POST", "/api/v1/admin/deliveries/replay", true, [shop](Ctx& c) {
+    auto n = shop->ReplayFailedDeliveries();
+    if (!n.ok()) return WriteError(c.res, ErrorFor(n.status()));
+    auto delivered = shop->RunDeliveries();
+    JsonWriter w;
+    w.BeginObject().Field("replayed", static_cast<int64_t>(*n));
+    if (delivered.ok()) w.Field("delivered", static_cast<int64_t>(*delivered));
+    w.EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add("GET", "/api/v1/admin/stats", true, [this, shop](Ctx& c) {
+    auto st = shop->Stats();
+    if (!st.ok()) return WriteError(c.res, ErrorFor(st.status()));
+    const double uptime_s =
+        std::max(1e-3, static_cast<double>(opts.clock->MonoNowNs() - started_mono_ns) / 1e9);
+    JsonWriter w;
+    w.BeginObject().Key("orders").BeginObject();
+    for (const auto& [s, n] : st->orders_by_status) {
+      w.Field(OrderStatusName(s), static_cast<int64_t>(n));
+    }
+    w.EndObject();
+    int64_t keys_delivered = 0;
+    w.Key("products").BeginArray();
+    for (const ProductView& v : shop->ListProducts(false)) {
+      keys_delivered += v.stock.delivered;
+      w.BeginObject()
+          .Field("id", std::to_string(v.product.id))
+          .Field("name", v.product.name)
+          .Field("stock", v.stock.sellable())
+          .Field("held", v.stock.held)
+          .Field("owed", v.stock.owed)
+          .Field("delivered", v.stock.delivered)
+          .Field("imported", v.stock.imported)
+          .EndObject();
+    }
+    w.EndArray();
+    w.Key("sales").BeginObject().Field("keys_delivered", keys_delivered).EndObject();
+    w.Key("payments").BeginObject()
+        .Field("refund_due", static_cast<int64_t>(st->payments_refund_due)).EndObject();
+    w.Key("deliveries").BeginObject()
+        .Field("pending", static_cast<int64_t>(st->deliveries_pending))
+        .Field("backordered", static_cast<int64_t>(st->deliveries_backordered))
+        .Field("failed", static_cast<int64_t>(st->deliveries_failed))
+        .EndObject();
+    // Rates since this process started (per second).
+    w.Key("rates").BeginObject()
+        .Field("uptime_seconds", static_cast<int64_t>(uptime_s))
+        .Field("orders_created_per_minute",
+               static_cast<int64_t>(60.0 * static_cast<double>(orders_created.load()) / uptime_s))
+        .Field("payments_per_minute",
+               static_cast<int64_t>(60.0 * static_cast<double>(payments_received.load()) / uptime_s))
+        .EndObject();
+    w.EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+
+  // --- operations ---
+  router.Add("GET", "/healthz", false, [](Ctx& c) { WriteJson(c.res, 200, R"({"status":"ok"})"); });
+  router.Add("GET", "/readyz", false, [this, shop](Ctx& c) {
+    std::string why;
+    if (draining) why = "draining";
+    uint64_t stopped = 0, bg_errors = 0;
+    shop->db()->raw()->GetIntProperty("rocksdb.is-write-stopped", &stopped);
+    shop->db()->raw()->GetAggregatedIntProperty("rocksdb.background-errors", &bg_errors);
+    if (why.empty() && (stopped != 0 || bg_errors != 0)) why = "storage not writable";
+    if (!why.empty()) {
+      return WriteError(c.res, HttpError{503, "not_ready", why});
+    }
+    WriteJson(c.res, 200, R"({"status":"ready"})");
+  });
+  router.Add("GET", "/metrics", false, [this](Ctx& c) {
+    c.res.status = 200;
+    c.res.set_content(registry.Render(), "text/plain; version=0.0.4");
+  });
+
+  // --- the sandbox gateway (demos and tests) ---
+  if (opts.config.payment_sandbox) {
+    router.Add("GET", "/sandbox/pay/{order_id}", false, [shop](Ctx& c) {
+      auto o = shop->AdminGetOrder(c.params[0]);
+      if (!o.ok()) {
+        c.res.status = 404;
+        c.res.set_content("<!doctype html><title>keyvend sandbox</title><p>No such order.</p>",
+                          "text/html; charset=utf-8");
+        return;
+      }
+      const std::string id = HtmlEscape(o->order_id);
+      c.res.status = 200;
+      c.res.set_content(
+          absl::StrCat("<!doctype html><meta charset=utf-8><title>keyvend sandbox payment</title>",
+                       "<h1>Sandbox payment</h1><p>Order <code>", id, "</code>: ",
+                       o->amount_cents, " ", HtmlEscape(o->currency), " (minor units), status <b>",
+                       std::string(OrderStatusName(o->status)), "</b>.</p>",
+                       "<form method=post action=\"/sandbox/pay/", id,
+                       "\"><button id=pay type=submit>Pay (sandbox)</button></form>"),
+          "text/html; charset=utf-8");
+    });
+    router.Add("POST", "/sandbox/pay/{order_id}", false, [this, shop](Ctx& c) {
+      auto o = shop->AdminGetOrder(c.params[0]);
+      if (!o.ok()) {
+        c.res.status = 404;
+        c.res.set_content("<!doctype html><p>No such order.</p>", "text/html; charset=utf-8");
+        return;
+      }
+      uint8_t rnd[8];
+      opts.random->Fill(rnd, sizeof rnd);
+      JsonWriter w;
+      w.BeginObject()
+          .Field("order_id", o->order_id)
+          .Field("payment_id",
+                 "sandbox-" + HexEncode(std::string_view(reinterpret_cast<char*>(rnd), sizeof rnd)))
+          .Field("amount_cents", o->amount_cents)
+          .Field("currency", o->currency)
+          .Field("status", "succeeded")
+          .EndObject();
+      const std::string body = w.Take();
+      // The button sends a notify signed exactly as a real gateway would, through the
+      // same verification as POST /api/v1/payments/notify.
+      const std::string sig =
+          SignNotify(opts.payment_secret, absl::ToUnixSeconds(opts.clock->WallNow()), body);
+      HttpError err;
+      PaymentResult pr;
+      if (Notify(body, sig, &err, &pr) != nullptr) return WriteError(c.res, err);
+      c.res.status = 200;
+      c.res.set_content(
+          absl::StrCat("<!doctype html><meta charset=utf-8><title>keyvend sandbox payment</title>",
+                       "<h1 id=result>Paid</h1><p>Order <code>", HtmlEscape(o->order_id),
+                       "</code> is now <b>",
+                       pr.order_status ? std::string(OrderStatusName(*pr.order_status)) : "",
+                       "</b>. Read your keys with the order's token.</p>"),
+          "text/html; charset=utf-8");
+    });
+  }
+
+  std::vector<std::string> names;
+  for (const Route& r : router.routes()) names.push_back(r.name);
+  unmatched_route = names.size();
+  names.push_back("unmatched");
+  requests = std::make_unique<RequestMetrics>(&registry, names);
+  registry.AddCollector("keyvend_stock_available", "Keys buyers can order now, per product.",
+                        "gauge", [shop](std::vector<Sample>* out) {
+                          for (const ProductView& v : shop->ListProducts(false)) {
+                            out->push_back(Sample{{{"product", std::to_string(v.product.id)}},
+                                                  static_cast<double>(v.stock.sellable())});
+                          }
+                        });
+  registry.AddCollector("keyvend_keys_held", "Keys held by open orders, per product.", "gauge",
+                        [shop](std::vector<Sample>* out) {
+                          for (const ProductView& v : shop->ListProducts(false)) {
+                            out->push_back(Sample{{{"product", std::to_string(v.product.id)}},
+                                                  static_cast<double>(v.stock.held)});
+                          }
+                        });
+  registry.AddCollector(
+      "keyvend_delivery_backlog", "Unfinished delivery-log entries, by state.", "gauge",
+      [shop](std::vector<Sample>* out) {
+        auto st = shop->Stats();
+        if (!st.ok()) return;
+        out->push_back(Sample{{{"state", "pending"}}, static_cast<double>(st->deliveries_pending)});
+        out->push_back(
+            Sample{{{"state", "backordered"}}, static_cast<double>(st->deliveries_backordered)});
+        out->push_back(Sample{{{"state", "failed"}}, static_cast<double>(st->deliveries_failed)});
+      });
+}
+
+}  // namespace kv::http

@@ -1,0 +1,305 @@
+// The HTTP server: cpp-httplib plumbing (threads, timeouts, limits, backlog), the router,
+// error mapping and the ops endpoints. The API's handlers are in api.cc.
+#include "http/server.h"
+
+#include <sys/socket.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "http/server_internal.h"
+
+namespace kv::http {
+
+// --- errors -----------------------------------------------------------------------------
+
+HttpError ErrorFor(Refusal r, std::string message) {
+  int status = 400;
+  switch (r) {
+    case Refusal::kBadRequest:
+    case Refusal::kInvalidQuantity: status = 400; break;
+    case Refusal::kProductNotFound:
+    case Refusal::kOrderNotFound:
+    case Refusal::kNotFound: status = 404; break;
+    case Refusal::kOutOfStock:
+    case Refusal::kProductInactive:
+    case Refusal::kQuantityLimit:
+    case Refusal::kInvalidState:
+    case Refusal::kIdempotencyConflict: status = 409; break;
+    case Refusal::kPendingLimit: status = 429; break;
+  }
+  return HttpError{status, std::string(RefusalCode(r)), std::move(message)};
+}
+
+HttpError ErrorFor(const absl::Status& s) {
+  // Infrastructure failures: never echo internals that could hold data; the code says what
+  // the client can do (retry later).
+  if (absl::IsUnavailable(s)) {
+    return HttpError{503, "storage_unavailable", "storage is unavailable; retry later"};
+  }
+  std::fprintf(stderr, "keyvend: internal error: %s\n", std::string(s.message()).c_str());
+  return HttpError{500, "internal", "internal error"};
+}
+
+void WriteError(httplib::Response& res, const HttpError& e) {
+  JsonWriter w;
+  w.BeginObject().Key("error").BeginObject().Field("code", e.code).Field("message", e.message);
+  w.EndObject().EndObject();
+  res.status = e.status;
+  if (e.status == 429 || e.status == 503) res.set_header("Retry-After", "1");
+  res.set_content(w.Take(), "application/json");
+}
+
+void WriteJson(httplib::Response& res, int status, std::string body) {
+  res.status = status;
+  res.set_content(std::move(body), "application/json");
+}
+
+// --- the router ---------------------------------------------------------------------------
+
+void Router::Add(const char* method, const char* pattern, bool admin, Handler h) {
+  Route r;
+  r.method = method;
+  r.name = absl::StrCat(method, " ", pattern);
+  r.admin = admin;
+  r.handler = std::move(h);
+  for (absl::string_view seg : absl::StrSplit(absl::string_view(pattern), '/', absl::SkipEmpty())) {
+    r.segments.emplace_back(seg);
+  }
+  routes_.push_back(std::move(r));
+}
+
+const Route* Router::Match(const std::string& method, const std::string& path,
+                           std::vector<std::string>* params, bool* path_known) const {
+  std::vector<std::string_view> segs;
+  size_t start = 1;
+  if (path.empty() || path[0] != '/') return nullptr;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (end > start) segs.emplace_back(path.data() + start, end - start);
+    start = end + 1;
+  }
+  *path_known = false;
+  for (const Route& r : routes_) {
+    if (r.segments.size() != segs.size()) continue;
+    bool ok = true;
+    params->clear();
+    for (size_t i = 0; i < segs.size() && ok; ++i) {
+      const std::string& p = r.segments[i];
+      if (p.front() == '{') {
+        params->emplace_back(segs[i]);
+      } else {
+        ok = p == segs[i];
+      }
+    }
+    if (!ok) continue;
+    *path_known = true;
+    if (r.method == method) return &r;
+  }
+  return nullptr;
+}
+
+// --- the connection queue -------------------------------------------------------------------
+
+namespace {
+
+// cpp-httplib serves one connection per pool thread for the connection's whole life; the
+// pool is sized to max_connections. Each task is one connection: counting them here gives
+// the open-connections gauge.
+class ConnectionPool final : public httplib::ThreadPool {
+ public:
+  ConnectionPool(size_t n, Gauge* open) : httplib::ThreadPool(n), open_(open) {}
+  void enqueue(std::function<void()> fn) override {
+    Gauge* g = open_;
+    g->Inc();
+    httplib::ThreadPool::enqueue([fn = std::move(fn), g] {
+      fn();
+      g->Dec();
+    });
+  }
+
+ private:
+  Gauge* open_;
+};
+
+}  // namespace
+
+// --- server lifecycle -----------------------------------------------------------------------
+
+Server::~Server() {
+  if (impl_ != nullptr) Stop();
+}
+
+std::string Server::url() const { return absl::StrCat("http://", impl_->host, ":", port_); }
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
+  if (!opts.config.payment_sandbox && opts.config.pay_url_template.empty()) {
+    return absl::InvalidArgumentError(
+        "no way to pay: set pay_url_template (your gateway's payment page) or enable "
+        "--payment-sandbox");
+  }
+  std::string host;
+  int port = 0;
+  if (!ParseHostPort(opts.config.listen, &host, &port)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid listen address ", opts.config.listen));
+  }
+  std::unique_ptr<Server> s(new Server());
+  s->impl_ = std::make_unique<Impl>(std::move(opts));
+  Impl& m = *s->impl_;
+  m.host = host;
+  const Config& c = m.opts.config;
+  httplib::Server& svr = m.svr;
+
+  const size_t threads = static_cast<size_t>(c.max_connections);
+  Gauge* open = m.open_connections;
+  svr.new_task_queue = [threads, open] { return new ConnectionPool(threads, open); };
+  svr.set_tcp_nodelay(true);
+  svr.set_keep_alive_max_count(static_cast<size_t>(c.keep_alive_max_count));
+  svr.set_keep_alive_timeout(static_cast<time_t>(c.keep_alive_timeout_seconds));
+  svr.set_read_timeout(c.read_timeout_ms / 1000, (c.read_timeout_ms % 1000) * 1000);
+  svr.set_write_timeout(c.write_timeout_ms / 1000, (c.write_timeout_ms % 1000) * 1000);
+  // The largest body any route accepts; each route's own limit is enforced from
+  // Content-Length before the body is read (pre-routing / Expect: 100-continue).
+  const int64_t max_body = std::max(c.body_bytes_max, c.import_body_bytes_max);
+  svr.set_payload_max_length(max_body == 0 ? std::numeric_limits<size_t>::max()
+                                           : static_cast<size_t>(max_body));
+  int* listen_fd = &m.listen_fd;
+  svr.set_socket_options([listen_fd](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listen_fd = sock;
+  });
+  Impl* mp = &m;
+  svr.set_pre_routing_handler([mp](const httplib::Request& req, httplib::Response& res) {
+    return mp->PreRoute(req, res);
+  });
+  svr.set_expect_100_continue_handler(
+      [mp](const httplib::Request& req, httplib::Response& res) { return mp->Expect100(req, res); });
+  auto dispatch = [mp](const httplib::Request& req, httplib::Response& res) {
+    mp->Dispatch(req, res);
+  };
+  for (const char* method : {"GET", "POST", "PATCH", "PUT", "DELETE"}) {
+    if (std::string(method) == "GET") svr.Get(".*", dispatch);
+    if (std::string(method) == "POST") svr.Post(".*", dispatch);
+    if (std::string(method) == "PATCH") svr.Patch(".*", dispatch);
+    if (std::string(method) == "PUT") svr.Put(".*", dispatch);
+    if (std::string(method) == "DELETE") svr.Delete(".*", dispatch);
+  }
+  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    // Errors cpp-httplib raises itself (malformed request line, body over the global cap).
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      WriteError(res, HttpError{413, "payload_too_large", "request body too large"});
+    } else if (res.status == 404) {
+      WriteError(res, HttpError{404, "not_found", "no such route"});
+    } else {
+      WriteError(res, HttpError{res.status, "bad_request", "malformed request"});
+    }
+  });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                               std::exception_ptr) {
+    WriteError(res, HttpError{500, "internal", "internal error"});
+  });
+
+  if (port == 0) {
+    port = svr.bind_to_any_port(host);
+    if (port <= 0) return absl::UnavailableError(absl::StrCat("cannot bind ", host, ":0"));
+  } else if (!svr.bind_to_port(host, port)) {
+    return absl::UnavailableError(absl::StrCat("cannot bind ", host, ":", port));
+  }
+  // cpp-httplib 0.11 listens with a backlog of 5 and has no setter: listen() again on the
+  // same socket raises it (DEPS.md item 2).
+  if (m.listen_fd >= 0) ::listen(m.listen_fd, static_cast<int>(c.listen_backlog));
+  s->port_ = port;
+  if (m.opts.config.public_url.empty()) m.opts.config.public_url = s->url();
+  m.RegisterRoutes();
+  return s;
+}
+
+bool Server::Run() { return impl_->svr.listen_after_bind(); }
+
+void Server::Stop() {
+  impl_->draining = true;
+  if (impl_->svr.is_running()) impl_->svr.stop();
+}
+
+// --- per-request plumbing -------------------------------------------------------------------
+
+Server::Impl::Impl(ServerOptions o) : opts(std::move(o)) {
+  open_connections = registry.GetGauge("keyvend_http_open_connections",
+                                       "HTTP connections being served.");
+  in_flight = registry.GetGauge("keyvend_http_requests_in_flight", "Requests being served.");
+}
+
+int64_t Server::Impl::BodyLimitFor(const httplib::Request& req) const {
+  const Config& c = opts.config;
+  // Only the key import takes large bodies.
+  const bool import = req.method == "POST" && req.path.size() > 5 &&
+                      req.path.compare(req.path.size() - 5, 5, "/keys") == 0;
+  return import ? c.import_body_bytes_max : c.body_bytes_max;
+}
+
+httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& req,
+                                                        httplib::Response& res) {
+  const int64_t limit = BodyLimitFor(req);
+  if (limit > 0 && req.has_header("Content-Length")) {
+    const std::string v = req.get_header_value("Content-Length");
+    const unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
+    if (n > static_cast<unsigned long long>(limit)) {
+      // Refused on the declared length, before one byte of the body is read; the
+      // connection is closed because the unread body would follow.
+      WriteError(res, HttpError{413, "payload_too_large",
+                                absl::StrCat("request body over ", limit, " bytes")});
+      res.set_header("Connection", "close");
+      requests->Observe(unmatched_route, 413, 0);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
+int Server::Impl::Expect100(const httplib::Request& req, httplib::Response& res) {
+  if (PreRoute(req, res) == httplib::Server::HandlerResponse::Handled) return 413;
+  return 100;
+}
+
+void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res) {
+  const int64_t start = opts.clock->MonoNowNs();
+  in_flight->Inc();
+  std::vector<std::string> params;
+  bool path_known = false;
+  const Route* r = router.Match(req.method, req.path, &params, &path_known);
+  size_t route_index = unmatched_route;
+  if (r == nullptr) {
+    WriteError(res, path_known ? HttpError{405, "not_found", "method not allowed on this route"}
+                               : HttpError{404, "not_found", "no such route"});
+  } else {
+    route_index = static_cast<size_t>(r - router.routes().data());
+    const int64_t body_limit = BodyLimitFor(req);
+    if (r->admin && !AdminAuthorized(req)) {
+      WriteError(res, HttpError{401, "unauthorized", "admin token required"});
+    } else if (body_limit > 0 && static_cast<int64_t>(req.body.size()) > body_limit) {
+      WriteError(res, HttpError{413, "payload_too_large",
+                                absl::StrCat("request body over ", body_limit, " bytes")});
+    } else {
+      Ctx ctx{req, res, params};
+      r->handler(ctx);
+    }
+  }
+  in_flight->Dec();
+  requests->Observe(route_index, res.status,
+                   static_cast<double>(opts.clock->MonoNowNs() - start) / 1e9);
+}
+
+bool Server::Impl::AdminAuthorized(const httplib::Request& req) const {
+  const std::string& token = opts.admin_token;
+  if (token.empty()) return false;
+  const std::string h = req.get_header_value("Authorization");
+  const std::string want = "Bearer " + token;
+  if (h.size() != want.size()) return false;
+  return CRYPTO_memcmp(h.data(), want.data(), want.size()) == 0;
+}
+
+}  // namespace kv::http

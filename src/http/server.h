@@ -1,0 +1,51 @@
+// The HTTP face of the shop (SPEC §4): cpp-httplib with every setting chosen explicitly
+// (DEPS.md items 1-3), an own router, strict JSON, error mapping, metrics.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "base/clock.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "shop/shop.h"
+
+namespace kv::http {
+
+struct ServerOptions {
+  Config config;
+  Shop* shop = nullptr;            // not owned; outlives the server
+  Clock* clock = nullptr;          // not owned
+  Random* random = nullptr;        // not owned (sandbox payment ids)
+  std::string admin_token;         // empty: admin routes always answer 401
+  std::string payment_secret;      // empty: every notify is refused (401)
+};
+
+class Server {
+ public:
+  // Builds the server and binds the listen address (port 0 picks one). Errors: the address
+  // is malformed or cannot be bound; neither a sandbox nor a pay_url_template is set.
+  static absl::StatusOr<std::unique_ptr<Server>> Bind(ServerOptions opts);
+  ~Server();
+
+  // "http://HOST:PORT" as bound.
+  std::string url() const;
+  int port() const { return port_; }
+  // Serves until Stop(); returns false if the listener failed.
+  bool Run();
+  // Marks the server draining (/readyz answers 503), stops accepting, lets in-flight
+  // requests finish and returns once the worker threads are done. Thread-safe.
+  void Stop();
+
+  struct Impl;
+
+ private:
+  Server() = default;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+};
+
+}  // namespace kv::http

@@ -1,0 +1,93 @@
+// Private to src/http: the server's state, the router and the handler context.
+#pragma once
+
+#include <openssl/crypto.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/json.h"
+#include "http/server.h"
+#include "httplib.h"
+#include "metrics/metrics.h"
+
+namespace kv::http {
+
+struct HttpError {
+  int status;
+  std::string code;
+  std::string message;
+};
+HttpError ErrorFor(Refusal r, std::string message);
+HttpError ErrorFor(const absl::Status& s);
+void WriteError(httplib::Response& res, const HttpError& e);
+void WriteJson(httplib::Response& res, int status, std::string body);
+
+struct Ctx {
+  const httplib::Request& req;
+  httplib::Response& res;
+  const std::vector<std::string>& params;  // path parameters, in order
+};
+
+using Handler = std::function<void(Ctx&)>;
+
+struct Route {
+  std::string method;
+  std::string name;  // "GET /api/v1/orders/{order_id}" (metrics label)
+  std::vector<std::string> segments;
+  bool admin = false;
+  Handler handler;
+};
+
+// Exact-segment router: no regex on the hot path.
+class Router {
+ public:
+  void Add(const char* method, const char* pattern, bool admin, Handler h);
+  // The route for method + path, with its {parameters}; nullptr if none. path_known is set
+  // when some route has this path (with another method).
+  const Route* Match(const std::string& method, const std::string& path,
+                     std::vector<std::string>* params, bool* path_known) const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+};
+
+struct Server::Impl {
+  explicit Impl(ServerOptions o);
+
+  httplib::Server::HandlerResponse PreRoute(const httplib::Request& req, httplib::Response& res);
+  int Expect100(const httplib::Request& req, httplib::Response& res);
+  void Dispatch(const httplib::Request& req, httplib::Response& res);
+  bool AdminAuthorized(const httplib::Request& req) const;
+  int64_t BodyLimitFor(const httplib::Request& req) const;
+  void RegisterRoutes();  // api.cc
+
+  // Parses a JSON body (strict); writes the 400 and returns nullopt on a problem.
+  std::optional<Fields> Body(Ctx& c, std::initializer_list<std::string_view> allowed,
+                             bool ignore_unknown = false);
+  std::string PayUrl(const OrderView& o) const;
+  // The notify's work, shared by the route and the sandbox page.
+  HttpError* Notify(const std::string& body, const std::string& signature, HttpError* err,
+                    PaymentResult* out);
+
+  ServerOptions opts;
+  std::string host;
+  int listen_fd = -1;
+  httplib::Server svr;
+  Router router;
+  Registry registry;
+  std::unique_ptr<RequestMetrics> requests;
+  size_t unmatched_route = 0;
+  Gauge* open_connections = nullptr;
+  Gauge* in_flight = nullptr;
+  std::atomic<bool> draining{false};
+  std::atomic<uint64_t> orders_created{0};
+  std::atomic<uint64_t> payments_received{0};
+  int64_t started_mono_ns = 0;
+};
+
+}  // namespace kv::http
