@@ -17,4 +17,5 @@ COPY --from=build /src/build/src/keyvend /usr/local/bin/keyvend
 VOLUME /var/lib/keyvend
 WORKDIR /var/lib/keyvend
 ENTRYPOINT ["/usr/local/bin/keyvend"]
-CMD ["check", "--data-dir", "/var/lib/keyvend/data", "--master-key-file", "/var/lib/keyvend/master.key"]
+EXPOSE 8080
+CMD ["serve", "--listen", "0.0.0.0:8080", "--data-dir", "/var/lib/keyvend/data", "--master-key-file", "/var/lib/keyvend/master.key"]

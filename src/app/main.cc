@@ -3,7 +3,9 @@
 //   keyvend check --data-dir DIR [--master-key-file FILE]
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <cstdlib>
 #include <optional>
 #include <thread>
@@ -15,6 +17,7 @@
 #include "config/config.h"
 #include "http/server.h"
 #include "shop/check.h"
+#include "shop/demo_catalogue.h"
 #include "shop/shop.h"
 #include "storage/data_dir.h"
 
@@ -23,9 +26,12 @@ namespace {
 constexpr char kUsage[] =
     "usage: keyvend serve [options]          (keyvend serve --help lists them)\n"
     "       keyvend check --data-dir DIR [--master-key-file FILE]\n"
+    "       keyvend demo-seed --data-dir DIR [--master-key-file FILE] --catalogue FILE\n"
     "\n"
     "  serve   run the shop: HTTP API on --listen (default 127.0.0.1:8080)\n"
     "  check   verify SPEC §2's invariants on a STOPPED shop's data dir (read only)\n"
+    "  demo-seed  load a demo catalogue (data/demo/catalogue.tsv) into a shop with no\n"
+    "          products (creates the data dir and its master key file if new)\n"
     "\n"
     "  --data-dir DIR          data directory (env KEYVEND_DATA_DIR; default ./keyvend-data)\n"
     "  --master-key-file FILE  key-encryption master key (env KEYVEND_MASTER_KEY_FILE;\n"
@@ -38,33 +44,73 @@ std::string Env(const char* name) {
   return v == nullptr ? std::string() : std::string(v);
 }
 
-int RunCheck(const std::vector<std::string>& args) {
-  std::string data_dir = Env("KEYVEND_DATA_DIR");
-  std::string key_file = Env("KEYVEND_MASTER_KEY_FILE");
+// The --data-dir / --master-key-file pair shared by the offline subcommands; other flags
+// go to `extra` (name -> value). False on a usage error (printed).
+bool ParseDirArgs(const char* cmd, const std::vector<std::string>& args, std::string* data_dir,
+                  std::string* key_file, std::vector<std::string> extra_names,
+                  std::map<std::string, std::string>* extra) {
+  *data_dir = Env("KEYVEND_DATA_DIR");
+  *key_file = Env("KEYVEND_MASTER_KEY_FILE");
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    if (a == "--data-dir") {
-      if (!value(&data_dir)) return (std::fputs(kUsage, stderr), 2);
-    } else if (a == "--master-key-file") {
-      if (!value(&key_file)) return (std::fputs(kUsage, stderr), 2);
-    } else if (a.rfind("--data-dir=", 0) == 0) {
-      data_dir = a.substr(11);
-    } else if (a.rfind("--master-key-file=", 0) == 0) {
-      key_file = a.substr(18);
+    std::string name = args[i], value;
+    const size_t eq = name.find('=');
+    if (eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
     } else {
-      std::fprintf(stderr, "keyvend check: unknown argument '%s'\n\n%s", a.c_str(), kUsage);
-      return 2;
+      std::fprintf(stderr, "keyvend %s: %s needs a value\n\n%s", cmd, name.c_str(), kUsage);
+      return false;
+    }
+    if (name == "--data-dir") {
+      *data_dir = value;
+    } else if (name == "--master-key-file") {
+      *key_file = value;
+    } else if (std::find(extra_names.begin(), extra_names.end(), name) != extra_names.end()) {
+      (*extra)[name] = value;
+    } else {
+      std::fprintf(stderr, "keyvend %s: unknown argument '%s'\n\n%s", cmd, name.c_str(), kUsage);
+      return false;
     }
   }
-  if (data_dir.empty()) data_dir = "./keyvend-data";
-  while (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
-  if (key_file.empty()) key_file = data_dir + ".master-key";
+  if (data_dir->empty()) *data_dir = "./keyvend-data";
+  while (data_dir->size() > 1 && data_dir->back() == '/') data_dir->pop_back();
+  if (key_file->empty()) *key_file = *data_dir + ".master-key";
+  return true;
+}
 
+int RunDemoSeed(const std::vector<std::string>& args) {
+  std::string data_dir, key_file;
+  std::map<std::string, std::string> extra;
+  if (!ParseDirArgs("demo-seed", args, &data_dir, &key_file, {"--catalogue"}, &extra)) return 2;
+  if (!extra.count("--catalogue")) {
+    std::fprintf(stderr, "keyvend demo-seed: --catalogue FILE is required\n");
+    return 2;
+  }
+  kv::ShopOptions so;
+  so.data_dir = data_dir;
+  so.master_key_file = key_file;
+  so.start_workers = false;
+  auto shop = kv::Shop::Open(so);
+  if (!shop.ok()) {
+    std::fprintf(stderr, "keyvend demo-seed: %s\n", std::string(shop.status().message()).c_str());
+    return 1;
+  }
+  auto n = kv::LoadDemoCatalogue(shop->get(), extra["--catalogue"]);
+  if (!n.ok()) {
+    std::fprintf(stderr, "keyvend demo-seed: %s\n", std::string(n.status().message()).c_str());
+    return 1;
+  }
+  std::printf("keyvend demo-seed: %d products loaded%s\n", *n,
+              *n == 0 ? " (the shop already has products; nothing changed)" : "");
+  return 0;
+}
+
+int RunCheck(const std::vector<std::string>& args) {
+  std::string data_dir, key_file;
+  std::map<std::string, std::string> extra;
+  if (!ParseDirArgs("check", args, &data_dir, &key_file, {}, &extra)) return 2;
   kv::storage::DataDirOptions opts;
   opts.data_dir = data_dir;
   opts.master_key_file = key_file;
@@ -184,6 +230,7 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "check") return RunCheck({args.begin() + 1, args.end()});
   if (args[0] == "serve") return RunServe({args.begin() + 1, args.end()});
+  if (args[0] == "demo-seed") return RunDemoSeed({args.begin() + 1, args.end()});
   std::fprintf(stderr, "keyvend: unknown command '%s'\n\n%s", args[0].c_str(), kUsage);
   return 2;
 }
