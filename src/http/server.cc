@@ -128,6 +128,34 @@ class ConnectionPool final : public httplib::ThreadPool {
 
 // --- server lifecycle -----------------------------------------------------------------------
 
+void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_connections,
+                         int* listen_fd) {
+  const size_t threads = static_cast<size_t>(c.max_connections);
+  Gauge* open = open_connections;
+  svr.new_task_queue = [threads, open] { return new ConnectionPool(threads, open); };
+  svr.set_tcp_nodelay(true);
+  svr.set_keep_alive_max_count(static_cast<size_t>(c.keep_alive_max_count));
+  svr.set_keep_alive_timeout(static_cast<time_t>(c.keep_alive_timeout_seconds));
+  svr.set_read_timeout(c.read_timeout_ms / 1000, (c.read_timeout_ms % 1000) * 1000);
+  svr.set_write_timeout(c.write_timeout_ms / 1000, (c.write_timeout_ms % 1000) * 1000);
+  // The largest body any route accepts; each route's own limit is enforced from
+  // Content-Length before the body is read (pre-routing / Expect: 100-continue).
+  const int64_t max_body = std::max(c.body_bytes_max, c.import_body_bytes_max);
+  svr.set_payload_max_length(max_body == 0 ? std::numeric_limits<size_t>::max()
+                                           : static_cast<size_t>(max_body));
+  svr.set_socket_options([listen_fd](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listen_fd = sock;
+  });
+}
+
+void RaiseBacklog(int listen_fd, const Config& c) {
+  // cpp-httplib 0.11 listens with a backlog of 5 and has no setter: listen() again on the
+  // same socket raises it (DEPS.md item 2).
+  if (listen_fd >= 0) ::listen(listen_fd, static_cast<int>(c.listen_backlog));
+}
+
 Server::~Server() {
   if (impl_ != nullptr) Stop();
 }
@@ -152,25 +180,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   const Config& c = m.opts.config;
   httplib::Server& svr = m.svr;
 
-  const size_t threads = static_cast<size_t>(c.max_connections);
-  Gauge* open = m.open_connections;
-  svr.new_task_queue = [threads, open] { return new ConnectionPool(threads, open); };
-  svr.set_tcp_nodelay(true);
-  svr.set_keep_alive_max_count(static_cast<size_t>(c.keep_alive_max_count));
-  svr.set_keep_alive_timeout(static_cast<time_t>(c.keep_alive_timeout_seconds));
-  svr.set_read_timeout(c.read_timeout_ms / 1000, (c.read_timeout_ms % 1000) * 1000);
-  svr.set_write_timeout(c.write_timeout_ms / 1000, (c.write_timeout_ms % 1000) * 1000);
-  // The largest body any route accepts; each route's own limit is enforced from
-  // Content-Length before the body is read (pre-routing / Expect: 100-continue).
-  const int64_t max_body = std::max(c.body_bytes_max, c.import_body_bytes_max);
-  svr.set_payload_max_length(max_body == 0 ? std::numeric_limits<size_t>::max()
-                                           : static_cast<size_t>(max_body));
-  int* listen_fd = &m.listen_fd;
-  svr.set_socket_options([listen_fd](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    *listen_fd = sock;
-  });
+  ApplyServerSettings(svr, c, m.open_connections, &m.listen_fd);
   Impl* mp = &m;
   svr.set_pre_routing_handler([mp](const httplib::Request& req, httplib::Response& res) {
     return mp->PreRoute(req, res);
@@ -209,9 +219,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   } else if (!svr.bind_to_port(host, port)) {
     return absl::UnavailableError(absl::StrCat("cannot bind ", host, ":", port));
   }
-  // cpp-httplib 0.11 listens with a backlog of 5 and has no setter: listen() again on the
-  // same socket raises it (DEPS.md item 2).
-  if (m.listen_fd >= 0) ::listen(m.listen_fd, static_cast<int>(c.listen_backlog));
+  RaiseBacklog(m.listen_fd, c);
   s->port_ = port;
   if (m.opts.config.public_url.empty()) m.opts.config.public_url = s->url();
   m.RegisterRoutes();

@@ -26,6 +26,15 @@ HttpError ErrorFor(const absl::Status& s);
 void WriteError(httplib::Response& res, const HttpError& e);
 void WriteJson(httplib::Response& res, int status, std::string body);
 
+// Every cpp-httplib setting keyvend chooses (threads = max_connections with an
+// open-connections gauge, TCP_NODELAY, keep-alive, timeouts, payload cap, SO_REUSEADDR and
+// the listening socket's fd for RaiseBacklog). Shared with the HTTP baseline benchmark so
+// both run with the same settings.
+void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_connections,
+                         int* listen_fd);
+// Call after bind: raises the listen backlog to c.listen_backlog.
+void RaiseBacklog(int listen_fd, const Config& c);
+
 struct Ctx {
   const httplib::Request& req;
   httplib::Response& res;
