@@ -147,6 +147,10 @@ std::vector<OptionSpec> BuildOptions() {
       {"json_depth_max", T::kInt, "16", 1, 256,
        "Deepest nesting of JSON arrays and objects accepted in a request body. Default: 16.",
        &Config::json_depth_max, nullptr, nullptr},
+      {"delivery_backlog_max", T::kInt, "10000", 0, 1000000000,
+       "Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no "
+       "limit. Default: 10000.",
+       &Config::delivery_backlog_max, nullptr, nullptr},
       {"block_cache_mb", T::kInt, "64", 8, 65536,
        "Size of RocksDB's block cache, in MiB. Default: 64.", &Config::block_cache_mb,
        nullptr, nullptr},

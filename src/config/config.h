@@ -68,6 +68,9 @@ struct Config {
   int64_t import_body_bytes_max = 67108864;
   // Deepest nesting of JSON arrays/objects accepted, 1..256. Default: 16
   int64_t json_depth_max = 16;
+  // Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no
+  // limit. Range 0..1000000000. Default: 10000
+  int64_t delivery_backlog_max = 10000;
   // RocksDB block cache, MiB, 8..65536. Default: 64
   int64_t block_cache_mb = 64;
   // Least severe log messages written: debug|info|warn|error. Default: info

@@ -100,7 +100,7 @@ TEST(Config, DefaultsWithNoSources) {
 
 TEST(Config, TableIsWellFormed) {
   const std::vector<OptionSpec>& opts = ConfigOptions();
-  EXPECT_EQ(opts.size(), 20u);
+  EXPECT_EQ(opts.size(), 21u);
   std::set<std::string> names;
   for (const OptionSpec& o : opts) {
     SCOPED_TRACE(o.name);

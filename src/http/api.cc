@@ -682,6 +682,15 @@ void Server::Impl::RegisterRoutes() {
     shop->db()->raw()->GetIntProperty("rocksdb.is-write-stopped", &stopped);
     shop->db()->raw()->GetAggregatedIntProperty("rocksdb.background-errors", &bg_errors);
     if (why.empty() && (stopped != 0 || bg_errors != 0)) why = "storage not writable";
+    if (why.empty() && opts.config.delivery_backlog_max > 0) {
+      auto st = shop->Stats();
+      if (!st.ok()) {
+        why = "storage not readable";
+      } else if (static_cast<int64_t>(st->deliveries_pending + st->deliveries_failed) >
+                 opts.config.delivery_backlog_max) {
+        why = "delivery backlog over its limit";
+      }
+    }
     if (!why.empty()) {
       return WriteError(c.res, HttpError{503, "not_ready", why});
     }
@@ -779,6 +788,44 @@ void Server::Impl::RegisterRoutes() {
             Sample{{{"state", "backordered"}}, static_cast<double>(st->deliveries_backordered)});
         out->push_back(Sample{{{"state", "failed"}}, static_cast<double>(st->deliveries_failed)});
       });
+  Clock* clock = opts.clock;
+  registry.AddCollector(
+      "keyvend_delivery_backlog_oldest_seconds",
+      "Age of the oldest unfinished delivery-log entry, seconds (0 when none).", "gauge",
+      [shop, clock](std::vector<Sample>* out) {
+        auto st = shop->Stats();
+        if (!st.ok()) return;
+        const double age = st->oldest_pending_delivery_ms == 0
+                               ? 0.0
+                               : static_cast<double>(UnixMs(clock->WallNow()) -
+                                                     st->oldest_pending_delivery_ms) / 1000.0;
+        out->push_back(Sample{{}, std::max(0.0, age)});
+      });
+  // RocksDB health: write stalls and compaction debt (SPEC §4).
+  rocksdb::DB* db = shop->db()->raw();
+  registry.AddCollector("keyvend_rocksdb_write_stopped",
+                        "1 while RocksDB stops writes (a stall), else 0.", "gauge",
+                        [db](std::vector<Sample>* out) {
+                          uint64_t v = 0;
+                          db->GetIntProperty("rocksdb.is-write-stopped", &v);
+                          out->push_back(Sample{{}, static_cast<double>(v)});
+                        });
+  registry.AddCollector("keyvend_rocksdb_delayed_write_rate_bytes",
+                        "RocksDB's current write-rate limit while delaying writes, bytes/s "
+                        "(0 when not delaying).",
+                        "gauge", [db](std::vector<Sample>* out) {
+                          uint64_t v = 0;
+                          db->GetIntProperty("rocksdb.actual-delayed-write-rate", &v);
+                          out->push_back(Sample{{}, static_cast<double>(v)});
+                        });
+  registry.AddCollector("keyvend_rocksdb_pending_compaction_bytes",
+                        "Estimated bytes compaction still has to rewrite (compaction debt).",
+                        "gauge", [db](std::vector<Sample>* out) {
+                          uint64_t v = 0;
+                          db->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes",
+                                                       &v);
+                          out->push_back(Sample{{}, static_cast<double>(v)});
+                        });
 }
 
 }  // namespace kv::http
