@@ -657,9 +657,9 @@ void Server::Impl::RegisterRoutes() {
     w.Key("payments").BeginObject()
         .Field("refund_due", static_cast<int64_t>(st->payments_refund_due)).EndObject();
     w.Key("deliveries").BeginObject()
-        .Field("pending", static_cast<int64_t>(st->deliveries_pending))
-        .Field("backordered", static_cast<int64_t>(st->deliveries_backordered))
-        .Field("failed", static_cast<int64_t>(st->deliveries_failed))
+        .Field("pending", static_cast<int64_t>(st->deliveries.pending))
+        .Field("backordered", static_cast<int64_t>(st->deliveries.backordered))
+        .Field("failed", static_cast<int64_t>(st->deliveries.failed))
         .EndObject();
     // Rates since this process started (per second).
     w.Key("rates").BeginObject()
@@ -683,11 +683,10 @@ void Server::Impl::RegisterRoutes() {
     shop->db()->raw()->GetAggregatedIntProperty("rocksdb.background-errors", &bg_errors);
     if (why.empty() && (stopped != 0 || bg_errors != 0)) why = "storage not writable";
     if (why.empty() && opts.config.delivery_backlog_max > 0) {
-      auto st = shop->Stats();
-      if (!st.ok()) {
+      auto b = shop->Backlog();
+      if (!b.ok()) {
         why = "storage not readable";
-      } else if (static_cast<int64_t>(st->deliveries_pending + st->deliveries_failed) >
-                 opts.config.delivery_backlog_max) {
+      } else if (static_cast<int64_t>(b->pending + b->failed) > opts.config.delivery_backlog_max) {
         why = "delivery backlog over its limit";
       }
     }
@@ -781,24 +780,23 @@ void Server::Impl::RegisterRoutes() {
   registry.AddCollector(
       "keyvend_delivery_backlog", "Unfinished delivery-log entries, by state.", "gauge",
       [shop](std::vector<Sample>* out) {
-        auto st = shop->Stats();
-        if (!st.ok()) return;
-        out->push_back(Sample{{{"state", "pending"}}, static_cast<double>(st->deliveries_pending)});
-        out->push_back(
-            Sample{{{"state", "backordered"}}, static_cast<double>(st->deliveries_backordered)});
-        out->push_back(Sample{{{"state", "failed"}}, static_cast<double>(st->deliveries_failed)});
+        auto b = shop->Backlog();
+        if (!b.ok()) return;
+        out->push_back(Sample{{{"state", "pending"}}, static_cast<double>(b->pending)});
+        out->push_back(Sample{{{"state", "backordered"}}, static_cast<double>(b->backordered)});
+        out->push_back(Sample{{{"state", "failed"}}, static_cast<double>(b->failed)});
       });
   Clock* clock = opts.clock;
   registry.AddCollector(
       "keyvend_delivery_backlog_oldest_seconds",
       "Age of the oldest unfinished delivery-log entry, seconds (0 when none).", "gauge",
       [shop, clock](std::vector<Sample>* out) {
-        auto st = shop->Stats();
-        if (!st.ok()) return;
-        const double age = st->oldest_pending_delivery_ms == 0
+        auto b = shop->Backlog();
+        if (!b.ok()) return;
+        const double age = b->oldest_created_ms == 0
                                ? 0.0
                                : static_cast<double>(UnixMs(clock->WallNow()) -
-                                                     st->oldest_pending_delivery_ms) / 1000.0;
+                                                     b->oldest_created_ms) / 1000.0;
         out->push_back(Sample{{}, std::max(0.0, age)});
       });
   // RocksDB health: write stalls and compaction debt (SPEC §4).

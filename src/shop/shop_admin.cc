@@ -146,20 +146,28 @@ absl::StatusOr<ShopStats> Shop::Stats() {
     st.orders_by_status.emplace_back(s, n);
   }
   if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
-  auto log = ListDeliveries(std::nullopt);
-  if (!log.ok()) return log.status();
-  for (const DeliveryEntry& d : *log) {
-    if (d.state == DeliveryState::kPending) ++st.deliveries_pending;
-    if (d.state == DeliveryState::kBackordered) ++st.deliveries_backordered;
-    if (d.state == DeliveryState::kFailed) ++st.deliveries_failed;
-    if (st.oldest_pending_delivery_ms == 0 || d.created_ms < st.oldest_pending_delivery_ms) {
-      st.oldest_pending_delivery_ms = d.created_ms;
-    }
-  }
+  auto backlog = Backlog();
+  if (!backlog.ok()) return backlog.status();
+  st.deliveries = *backlog;
   auto refund = ListPayments(PaymentOutcome::kRefundDue);
   if (!refund.ok()) return refund.status();
   st.payments_refund_due = refund->size();
   return st;
+}
+
+absl::StatusOr<DeliveryBacklog> Shop::Backlog() {
+  auto log = ListDeliveries(std::nullopt);
+  if (!log.ok()) return log.status();
+  DeliveryBacklog b;
+  for (const DeliveryEntry& d : *log) {
+    if (d.state == DeliveryState::kPending) ++b.pending;
+    if (d.state == DeliveryState::kBackordered) ++b.backordered;
+    if (d.state == DeliveryState::kFailed) ++b.failed;
+    if (b.oldest_created_ms == 0 || d.created_ms < b.oldest_created_ms) {
+      b.oldest_created_ms = d.created_ms;
+    }
+  }
+  return b;
 }
 
 absl::StatusOr<size_t> Shop::CollectIdempotency(absl::Duration max_age) {
