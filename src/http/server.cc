@@ -2,9 +2,13 @@
 // error mapping and the ops endpoints. The API's handlers are in api.cc.
 #include "http/server.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -126,6 +130,46 @@ class ConnectionPool final : public httplib::ThreadPool {
 
 }  // namespace
 
+// Shuts the read side of this server's accepted connections for which shut(peer address,
+// peer port) is true. cpp-httplib 0.11.4 gives handlers no socket and decides keep-alive
+// before routing, and its stop() waits for every idle keep-alive connection to time out;
+// reading EOF ends a connection right after its current response instead. Never call it on
+// a connection whose response is not written yet: cpp-httplib then sees a dead peer and
+// drops the response. The sockets are found through /proc/self/fd by their addresses (the
+// owning worker thread keeps the fd open until it closes it).
+void ShutdownConnections(int local_port,
+                         const std::function<bool(const std::string&, int)>& shut) {
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd < 0) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t llen = sizeof(local), plen = sizeof(peer);
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &llen) != 0 ||
+        getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &plen) != 0) {
+      continue;  // not a connected socket
+    }
+    auto port_of = [](const sockaddr_storage& a) {
+      if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+      if (a.ss_family == AF_INET6) {
+        return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+      }
+      return static_cast<uint16_t>(0);
+    };
+    if (port_of(local) != local_port) continue;
+    char buf[INET6_ADDRSTRLEN] = {};
+    const void* addr = peer.ss_family == AF_INET
+                           ? static_cast<const void*>(&reinterpret_cast<sockaddr_in&>(peer).sin_addr)
+                           : static_cast<const void*>(&reinterpret_cast<sockaddr_in6&>(peer).sin6_addr);
+    inet_ntop(peer.ss_family, addr, buf, sizeof buf);
+    if (!shut(buf, port_of(peer))) continue;
+    shutdown(static_cast<int>(fd), SHUT_RD);
+  }
+  closedir(d);
+}
+
 // --- server lifecycle -----------------------------------------------------------------------
 
 void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_connections,
@@ -185,6 +229,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   svr.set_pre_routing_handler([mp](const httplib::Request& req, httplib::Response& res) {
     return mp->PreRoute(req, res);
   });
+  // cpp-httplib calls the logger after the response is written.
+  svr.set_logger([mp](const httplib::Request& req, const httplib::Response& res) {
+    mp->AfterWrite(req, res);
+  });
   svr.set_expect_100_continue_handler(
       [mp](const httplib::Request& req, httplib::Response& res) { return mp->Expect100(req, res); });
   auto dispatch = [mp](const httplib::Request& req, httplib::Response& res) {
@@ -221,6 +269,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   }
   RaiseBacklog(m.listen_fd, c);
   s->port_ = port;
+  m.port = port;
   if (m.opts.config.public_url.empty()) m.opts.config.public_url = s->url();
   m.RegisterRoutes();
   return s;
@@ -230,7 +279,15 @@ bool Server::Run() { return impl_->svr.listen_after_bind(); }
 
 void Server::Stop() {
   impl_->draining = true;
-  if (impl_->svr.is_running()) impl_->svr.stop();
+  if (impl_->svr.is_running()) {
+    impl_->svr.stop();  // closes the listener; workers finish their current requests
+    // Idle keep-alive connections end now; busy ones after their response is written.
+    Impl* m = impl_.get();
+    ShutdownConnections(port_, [m](const std::string& addr, int port) {
+      MutexLock l(&m->busy_mu);
+      return !m->busy.contains(absl::StrCat(addr, ":", port));
+    });
+  }
 }
 
 // --- per-request plumbing -------------------------------------------------------------------
@@ -249,8 +306,49 @@ int64_t Server::Impl::BodyLimitFor(const httplib::Request& req) const {
   return import ? c.import_body_bytes_max : c.body_bytes_max;
 }
 
+std::string PeerKey(const httplib::Request& req) {
+  return absl::StrCat(req.remote_addr, ":", req.remote_port);
+}
+
+void Server::Impl::AfterWrite(const httplib::Request& req, const httplib::Response& res) {
+  {
+    MutexLock l(&busy_mu);
+    auto it = busy.find(PeerKey(req));
+    if (it != busy.end() && --it->second <= 0) busy.erase(it);
+  }
+  if (res.status == 413 && res.get_header_value("Connection") == "close") {
+    // The refused body was never read and must never be parsed as further requests:
+    // the response is written, so end the connection now.
+    ShutdownConnections(port, [&req](const std::string& addr, int p) {
+      return addr == req.remote_addr && p == req.remote_port;
+    });
+  }
+  if (draining) {
+    // Draining: this connection's last response is out.
+    ShutdownConnections(port, [&req](const std::string& addr, int p) {
+      return addr == req.remote_addr && p == req.remote_port;
+    });
+  }
+}
+
 httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& req,
                                                         httplib::Response& res) {
+  {
+    MutexLock l(&busy_mu);
+    ++busy[PeerKey(req)];
+  }
+  // RFC 9112 §6.3: a request with neither Content-Length nor Transfer-Encoding has an empty
+  // body. cpp-httplib 0.11.4 would instead read until the peer closes (a bodyless
+  // `curl -X POST` then waits for the read timeout), so say so before it reads.
+  if ((req.method == "POST" || req.method == "PATCH" || req.method == "PUT") &&
+      !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+    const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
+  }
+  if (RefuseOversized(req, res)) return httplib::Server::HandlerResponse::Handled;
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
+bool Server::Impl::RefuseOversized(const httplib::Request& req, httplib::Response& res) {
   const int64_t limit = BodyLimitFor(req);
   if (limit > 0 && req.has_header("Content-Length")) {
     const std::string v = req.get_header_value("Content-Length");
@@ -260,16 +358,20 @@ httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& 
       // connection is closed because the unread body would follow.
       WriteError(res, HttpError{413, "payload_too_large",
                                 absl::StrCat("request body over ", limit, " bytes")});
-      res.set_header("Connection", "close");
+      res.set_header("Connection", "close");  // the logger ends the connection (AfterWrite)
+      // cpp-httplib adds "Keep-Alive" to the answer unless the request said close.
+      auto& mutable_req = const_cast<httplib::Request&>(req);
+      mutable_req.headers.erase("Connection");
+      mutable_req.set_header("Connection", "close");
       requests->Observe(unmatched_route, 413, 0);
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
   }
-  return httplib::Server::HandlerResponse::Unhandled;
+  return false;
 }
 
 int Server::Impl::Expect100(const httplib::Request& req, httplib::Response& res) {
-  if (PreRoute(req, res) == httplib::Server::HandlerResponse::Handled) return 413;
+  if (RefuseOversized(req, res)) return 413;
   return 100;
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "base/mutex.h"
 #include "http/json.h"
 #include "http/server.h"
 #include "httplib.h"
@@ -70,6 +72,12 @@ struct Server::Impl {
 
   httplib::Server::HandlerResponse PreRoute(const httplib::Request& req, httplib::Response& res);
   int Expect100(const httplib::Request& req, httplib::Response& res);
+  // Writes a 413 and returns true when the declared Content-Length is over the route's
+  // limit (decided before one byte of the body is read).
+  bool RefuseOversized(const httplib::Request& req, httplib::Response& res);
+  // After cpp-httplib wrote a response: the connection is no longer busy; a 413 or a drain
+  // ends it.
+  void AfterWrite(const httplib::Request& req, const httplib::Response& res);
   void Dispatch(const httplib::Request& req, httplib::Response& res);
   bool AdminAuthorized(const httplib::Request& req) const;
   int64_t BodyLimitFor(const httplib::Request& req) const;
@@ -85,6 +93,7 @@ struct Server::Impl {
 
   ServerOptions opts;
   std::string host;
+  int port = 0;  // as bound
   int listen_fd = -1;
   httplib::Server svr;
   Router router;
@@ -94,6 +103,10 @@ struct Server::Impl {
   Gauge* open_connections = nullptr;
   Gauge* in_flight = nullptr;
   std::atomic<bool> draining{false};
+  // Connections ("addr:port") with a request between pre-routing and its written response:
+  // a drain must not cut them.
+  Mutex busy_mu;
+  absl::flat_hash_map<std::string, int> busy ABSL_GUARDED_BY(busy_mu);
   std::atomic<uint64_t> orders_created{0};
   std::atomic<uint64_t> payments_received{0};
   int64_t started_mono_ns = 0;

@@ -75,15 +75,15 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
     return {Refusal::kBadRequest, absl::StrCat("payment_id must be 1..",
                                                limits::kPaymentIdBytesMax, " printable bytes")};
   }
-  if (notice.order_id.size() > 2 * limits::kPaymentIdBytesMax) {
-    return {Refusal::kBadRequest, "order_id is too long"};
+  // Anything else a correctly signed notice carries is money received: it is recorded (and
+  // flagged when it cannot pay its order), never refused. Gateways send lowercase codes.
+  std::string currency = notice.currency.substr(0, 16);
+  for (char& ch : currency) {
+    if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 32);
   }
-  if (notice.amount_cents < 0) return {Refusal::kBadRequest, "amount_cents must be >= 0"};
-  if (notice.currency.size() != limits::kCurrencyBytes ||
-      !std::all_of(notice.currency.begin(), notice.currency.end(),
-                   [](char c) { return c >= 'A' && c <= 'Z'; })) {
-    return {Refusal::kBadRequest, "currency must be 3 uppercase letters"};
-  }
+  const bool currency_ok = currency.size() == limits::kCurrencyBytes &&
+                           std::all_of(currency.begin(), currency.end(),
+                                       [](char ch) { return ch >= 'A' && ch <= 'Z'; });
   std::string oid;
   const bool oid_ok = ParseOrderId(notice.order_id, &oid);
   TwoLocks locks(&m.StripeFor(notice.payment_id), &m.OrderLock(oid_ok ? oid : notice.order_id));
@@ -106,9 +106,9 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
 
   PaymentRecord pay;
   pay.payment_id = notice.payment_id;
-  pay.order_id = notice.order_id;
+  pay.order_id = notice.order_id.substr(0, 2 * limits::kPaymentIdBytesMax);
   pay.amount_cents = notice.amount_cents;
-  pay.currency = notice.currency;
+  pay.currency = currency;
   pay.received_ms = m.NowMs();
   PaymentResult res;
 
@@ -130,7 +130,8 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
     return res;
   };
   if (!order) return record_flagged(PaymentFlag::kUnknownOrder);
-  if (order->amount_cents != notice.amount_cents || order->currency != notice.currency) {
+  if (!currency_ok || notice.amount_cents < 0 || order->amount_cents != notice.amount_cents ||
+      order->currency != currency) {
     return record_flagged(PaymentFlag::kAmountMismatch);
   }
   switch (order->status) {

@@ -154,8 +154,18 @@ TEST_F(ShopTest, PaymentsThatMustNotDeliverAreFlagged) {
   EXPECT_EQ(shop_->Stock(pid).delivered, 1);
   // Bad input changes nothing.
   EXPECT_EQ(shop_->ApplyPayment({o.order_id, "", 500, "USD"}).refusal(), Refusal::kBadRequest);
-  EXPECT_EQ(shop_->ApplyPayment({o.order_id, "p-x", -1, "USD"}).refusal(), Refusal::kBadRequest);
-  EXPECT_EQ(shop_->ApplyPayment({o.order_id, "p-x", 500, "usd"}).refusal(), Refusal::kBadRequest);
+  // A signed notice is money received: odd amounts and currencies are recorded and flagged,
+  // lowercase currency codes are the same currency.
+  EXPECT_EQ(shop_->ApplyPayment({o.order_id, "p-neg", -1, "USD"})->flag,
+            PaymentFlag::kAmountMismatch);
+  EXPECT_EQ(shop_->ApplyPayment({o.order_id, "p-cur2", 500, "US"})->flag,
+            PaymentFlag::kAmountMismatch);
+  EXPECT_EQ(shop_->ApplyPayment({o.order_id, "p-lower", 500, "usd"})->flag,
+            PaymentFlag::kSecondPayment);
+  OrderView lower = Order(pid);
+  auto lp = shop_->ApplyPayment({lower.order_id, "p-lower-2", 500, "usd"});
+  EXPECT_EQ(lp->outcome, PaymentOutcome::kApplied);
+  EXPECT_EQ(*lp->order_status, OrderStatus::kDelivered);
   // A payment for a cancelled order: flagged.
   OrderView c = Order(pid);
   ASSERT_TRUE(shop_->CancelOrder(c.order_id).ok());
