@@ -19,4 +19,10 @@ fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 cmake --build build -j"$jobs"
-cd build && ctest --output-on-failure -j"$jobs"
+cd build
+set +e
+ctest --output-on-failure -j"$jobs" 2>&1 | tee ctest.log
+rc=${PIPESTATUS[0]}
+# ctest prints label timings after its summary; repeat the summary as the last line.
+grep -E "tests passed|tests failed" ctest.log | tail -1
+exit "$rc"
