@@ -1091,3 +1091,54 @@ TEST_F(HttpApiTest, SigtermDrainsPromptlyDespiteAnIdleKeepAliveConnection) {
 
 }  // namespace
 }  // namespace kv::httptest
+
+namespace kv {
+namespace {
+
+// SPEC §5: token buckets per route class, global and per client IP, 429 + Retry-After;
+// the client IP comes from X-Forwarded-For only when the peer is a trusted proxy.
+TEST(HttpRateLimitTest, PerClientBucketsAnswer429WithRetryAfterAndIsolateClients) {
+  httptest::ServerProcess server({"KEYVEND_ADMIN_TOKEN=a", "KEYVEND_PAYMENT_SECRET=s"});
+  std::string error;
+  ASSERT_TRUE(server.Start({"--rate-limit-read-per-client-per-second", "1",
+                            "--rate-limit-read-per-client-burst", "3",
+                            "--trusted-proxies", "127.0.0.1"},
+                           &error))
+      << error;
+  httplib::Client cli("127.0.0.1", server.port());
+  auto get = [&](const std::string& forwarded_for) {
+    httplib::Headers h = {{"X-Forwarded-For", forwarded_for}};
+    return cli.Get("/api/v1/orders/00000000000000000000000000000000?token=x", h);
+  };
+  // Client A: the burst of 3, then 429 with a Retry-After.
+  for (int i = 0; i < 3; ++i) {
+    auto r = get("203.0.113.7");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404) << i;
+  }
+  auto limited = get("203.0.113.7");
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_NE(limited->body.find("\"rate_limited\""), std::string::npos) << limited->body;
+  ASSERT_TRUE(limited->has_header("Retry-After"));
+  EXPECT_GE(std::stoi(limited->get_header_value("Retry-After")), 1);
+  // Client B behind the same proxy is not starved by A.
+  auto other = get("198.51.100.9");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 404);
+  // A spoofed hop in front of a real one does not help: the rightmost untrusted hop counts.
+  auto spoofed = get("192.0.2.1, 203.0.113.7");
+  ASSERT_TRUE(spoofed);
+  EXPECT_EQ(spoofed->status, 429);
+  // Health and metrics are never limited, and the refusals are counted.
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(cli.Get("/healthz")->status, 200);
+  auto metrics = cli.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("keyvend_http_rejected_total{class=\"read\",reason=\"rate_limited\"} 2"),
+            std::string::npos)
+      << metrics->body.substr(0, 2000);
+  EXPECT_EQ(server.Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace kv

@@ -13,6 +13,10 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2> /dev/null || true; rm -rf "$tmp"' EXIT
 common=(--listen 127.0.0.1:0 --max-connections 300 --keep-alive-max-count 1000000
         --keep-alive-timeout-seconds 60)
+# One load generator on one address: the benchmark measures throughput, not the limiter.
+for cls in order read notify admin page; do
+  common+=(--rate-limit-$cls-per-second=0 --rate-limit-$cls-per-client-per-second=0)
+done
 
 wait_url() {  # file -> prints the URL once the server printed its listening line
   for _ in $(seq 1 200); do

@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +33,25 @@ bool ValidListen(const std::string& v) {
   std::string host;
   int port = 0;
   return ParseHostPort(v, &host, &port);
+}
+
+// Comma-separated IPv4/IPv6 addresses (spaces allowed around commas); empty is valid.
+bool ValidProxyList(const std::string& v) {
+  size_t start = 0;
+  while (start <= v.size() && !v.empty()) {
+    size_t end = v.find(',', start);
+    if (end == std::string::npos) end = v.size();
+    std::string item = v.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    unsigned char buf[16];
+    if (item.empty() || (inet_pton(AF_INET, item.c_str(), buf) != 1 &&
+                         inet_pton(AF_INET6, item.c_str(), buf) != 1)) {
+      return false;
+    }
+    start = end + 1;
+  }
+  return true;
 }
 
 bool ValidLogLevel(const std::string& v) {
@@ -147,6 +168,74 @@ std::vector<OptionSpec> BuildOptions() {
       {"json_depth_max", T::kInt, "16", 1, 256,
        "Deepest nesting of JSON arrays and objects accepted in a request body. Default: 16.",
        &Config::json_depth_max, nullptr, nullptr},
+      {"rate_limit_order_per_second", T::kInt, "1000", 0, 1000000,
+       "Requests per second for order creation (POST /api/v1/orders), all clients together; 0 = no limit. Default: 1000.",
+       &Config::rate_limit_order_per_second, nullptr, nullptr},
+      {"rate_limit_order_burst", T::kInt, "2000", 1, 10000000,
+       "Burst (bucket size) of rate_limit_order_per_second. Default: 2000.",
+       &Config::rate_limit_order_burst, nullptr, nullptr},
+      {"rate_limit_order_per_client_per_second", T::kInt, "5", 0, 1000000,
+       "Requests per second for order creation (POST /api/v1/orders) from one client IP; 0 = no limit. Default: 5.",
+       &Config::rate_limit_order_per_client_per_second, nullptr, nullptr},
+      {"rate_limit_order_per_client_burst", T::kInt, "10", 1, 10000000,
+       "Burst (bucket size) of rate_limit_order_per_client_per_second. Default: 10.",
+       &Config::rate_limit_order_per_client_burst, nullptr, nullptr},
+      {"rate_limit_read_per_second", T::kInt, "2000", 0, 1000000,
+       "Requests per second for order reads and lookups, all clients together; 0 = no limit. Default: 2000.",
+       &Config::rate_limit_read_per_second, nullptr, nullptr},
+      {"rate_limit_read_burst", T::kInt, "4000", 1, 10000000,
+       "Burst (bucket size) of rate_limit_read_per_second. Default: 4000.",
+       &Config::rate_limit_read_burst, nullptr, nullptr},
+      {"rate_limit_read_per_client_per_second", T::kInt, "20", 0, 1000000,
+       "Requests per second for order reads and lookups from one client IP; 0 = no limit. Default: 20.",
+       &Config::rate_limit_read_per_client_per_second, nullptr, nullptr},
+      {"rate_limit_read_per_client_burst", T::kInt, "40", 1, 10000000,
+       "Burst (bucket size) of rate_limit_read_per_client_per_second. Default: 40.",
+       &Config::rate_limit_read_per_client_burst, nullptr, nullptr},
+      {"rate_limit_notify_per_second", T::kInt, "2000", 0, 1000000,
+       "Requests per second for payment notifications, all clients together; 0 = no limit. Default: 2000.",
+       &Config::rate_limit_notify_per_second, nullptr, nullptr},
+      {"rate_limit_notify_burst", T::kInt, "4000", 1, 10000000,
+       "Burst (bucket size) of rate_limit_notify_per_second. Default: 4000.",
+       &Config::rate_limit_notify_burst, nullptr, nullptr},
+      {"rate_limit_notify_per_client_per_second", T::kInt, "0", 0, 1000000,
+       "Requests per second for payment notifications from one client IP; 0 = no limit. Default: 0.",
+       &Config::rate_limit_notify_per_client_per_second, nullptr, nullptr},
+      {"rate_limit_notify_per_client_burst", T::kInt, "1", 1, 10000000,
+       "Burst (bucket size) of rate_limit_notify_per_client_per_second. Default: 1.",
+       &Config::rate_limit_notify_per_client_burst, nullptr, nullptr},
+      {"rate_limit_admin_per_second", T::kInt, "200", 0, 1000000,
+       "Requests per second for the admin API, all clients together; 0 = no limit. Default: 200.",
+       &Config::rate_limit_admin_per_second, nullptr, nullptr},
+      {"rate_limit_admin_burst", T::kInt, "400", 1, 10000000,
+       "Burst (bucket size) of rate_limit_admin_per_second. Default: 400.",
+       &Config::rate_limit_admin_burst, nullptr, nullptr},
+      {"rate_limit_admin_per_client_per_second", T::kInt, "50", 0, 1000000,
+       "Requests per second for the admin API from one client IP; 0 = no limit. Default: 50.",
+       &Config::rate_limit_admin_per_client_per_second, nullptr, nullptr},
+      {"rate_limit_admin_per_client_burst", T::kInt, "100", 1, 10000000,
+       "Burst (bucket size) of rate_limit_admin_per_client_per_second. Default: 100.",
+       &Config::rate_limit_admin_per_client_burst, nullptr, nullptr},
+      {"rate_limit_page_per_second", T::kInt, "5000", 0, 1000000,
+       "Requests per second for product listings and the sandbox pages, all clients together; 0 = no limit. Default: 5000.",
+       &Config::rate_limit_page_per_second, nullptr, nullptr},
+      {"rate_limit_page_burst", T::kInt, "10000", 1, 10000000,
+       "Burst (bucket size) of rate_limit_page_per_second. Default: 10000.",
+       &Config::rate_limit_page_burst, nullptr, nullptr},
+      {"rate_limit_page_per_client_per_second", T::kInt, "50", 0, 1000000,
+       "Requests per second for product listings and the sandbox pages from one client IP; 0 = no limit. Default: 50.",
+       &Config::rate_limit_page_per_client_per_second, nullptr, nullptr},
+      {"rate_limit_page_per_client_burst", T::kInt, "100", 1, 10000000,
+       "Burst (bucket size) of rate_limit_page_per_client_per_second. Default: 100.",
+       &Config::rate_limit_page_per_client_burst, nullptr, nullptr},
+      {"rate_limit_clients_max", T::kInt, "100000", 16, 100000000,
+       "Client IPs whose rate-limit state is kept per route class (idle ones are evicted). "
+       "Default: 100000.",
+       &Config::rate_limit_clients_max, nullptr, nullptr},
+      {"trusted_proxies", T::kString, "", 0, 0,
+       "Comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the "
+       "client; empty = trust none. Default: \"\".",
+       &Config::trusted_proxies, &ValidProxyList, "a comma-separated list of IP addresses"},
       {"delivery_backlog_max", T::kInt, "10000", 0, 1000000000,
        "Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no "
        "limit. Default: 10000.",

@@ -68,6 +68,52 @@ struct Config {
   int64_t import_body_bytes_max = 67108864;
   // Deepest nesting of JSON arrays/objects accepted, 1..256. Default: 16
   int64_t json_depth_max = 16;
+  // Requests per second for order creation (POST /api/v1/orders), all clients together; 0 = no limit. Range 0..1000000. Default: 1000
+  int64_t rate_limit_order_per_second = 1000;
+  // Burst (bucket size) of rate_limit_order_per_second. Range 1..10000000. Default: 2000
+  int64_t rate_limit_order_burst = 2000;
+  // Requests per second for order creation (POST /api/v1/orders) from one client IP; 0 = no limit. Range 0..1000000. Default: 5
+  int64_t rate_limit_order_per_client_per_second = 5;
+  // Burst (bucket size) of rate_limit_order_per_client_per_second. Range 1..10000000. Default: 10
+  int64_t rate_limit_order_per_client_burst = 10;
+  // Requests per second for order reads and lookups, all clients together; 0 = no limit. Range 0..1000000. Default: 2000
+  int64_t rate_limit_read_per_second = 2000;
+  // Burst (bucket size) of rate_limit_read_per_second. Range 1..10000000. Default: 4000
+  int64_t rate_limit_read_burst = 4000;
+  // Requests per second for order reads and lookups from one client IP; 0 = no limit. Range 0..1000000. Default: 20
+  int64_t rate_limit_read_per_client_per_second = 20;
+  // Burst (bucket size) of rate_limit_read_per_client_per_second. Range 1..10000000. Default: 40
+  int64_t rate_limit_read_per_client_burst = 40;
+  // Requests per second for payment notifications, all clients together; 0 = no limit. Range 0..1000000. Default: 2000
+  int64_t rate_limit_notify_per_second = 2000;
+  // Burst (bucket size) of rate_limit_notify_per_second. Range 1..10000000. Default: 4000
+  int64_t rate_limit_notify_burst = 4000;
+  // Requests per second for payment notifications from one client IP; 0 = no limit. Range 0..1000000. Default: 0
+  int64_t rate_limit_notify_per_client_per_second = 0;
+  // Burst (bucket size) of rate_limit_notify_per_client_per_second. Range 1..10000000. Default: 1
+  int64_t rate_limit_notify_per_client_burst = 1;
+  // Requests per second for the admin API, all clients together; 0 = no limit. Range 0..1000000. Default: 200
+  int64_t rate_limit_admin_per_second = 200;
+  // Burst (bucket size) of rate_limit_admin_per_second. Range 1..10000000. Default: 400
+  int64_t rate_limit_admin_burst = 400;
+  // Requests per second for the admin API from one client IP; 0 = no limit. Range 0..1000000. Default: 50
+  int64_t rate_limit_admin_per_client_per_second = 50;
+  // Burst (bucket size) of rate_limit_admin_per_client_per_second. Range 1..10000000. Default: 100
+  int64_t rate_limit_admin_per_client_burst = 100;
+  // Requests per second for product listings and the sandbox pages, all clients together; 0 = no limit. Range 0..1000000. Default: 5000
+  int64_t rate_limit_page_per_second = 5000;
+  // Burst (bucket size) of rate_limit_page_per_second. Range 1..10000000. Default: 10000
+  int64_t rate_limit_page_burst = 10000;
+  // Requests per second for product listings and the sandbox pages from one client IP; 0 = no limit. Range 0..1000000. Default: 50
+  int64_t rate_limit_page_per_client_per_second = 50;
+  // Burst (bucket size) of rate_limit_page_per_client_per_second. Range 1..10000000. Default: 100
+  int64_t rate_limit_page_per_client_burst = 100;
+  // Client IPs whose rate-limit state is kept per route class (idle ones are evicted).
+  // Range 16..100000000. Default: 100000
+  int64_t rate_limit_clients_max = 100000;
+  // Comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the
+  // client; empty = trust none. Default: ""
+  std::string trusted_proxies;
   // Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no
   // limit. Range 0..1000000000. Default: 10000
   int64_t delivery_backlog_max = 10000;

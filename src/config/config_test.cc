@@ -100,7 +100,7 @@ TEST(Config, DefaultsWithNoSources) {
 
 TEST(Config, TableIsWellFormed) {
   const std::vector<OptionSpec>& opts = ConfigOptions();
-  EXPECT_EQ(opts.size(), 21u);
+  EXPECT_EQ(opts.size(), 43u);
   std::set<std::string> names;
   for (const OptionSpec& o : opts) {
     SCOPED_TRACE(o.name);
@@ -160,6 +160,16 @@ TEST(Config, PrecedenceBool) {
   EXPECT_TRUE(Load({}, {{"KEYVEND_PAYMENT_SANDBOX", "1"}})->payment_sandbox);
 }
 
+TEST(Config, TrustedProxiesAreValidated) {
+  EXPECT_EQ(Load({"--trusted-proxies", "10.0.0.1, 10.0.0.2 ,::1"})->trusted_proxies,
+            "10.0.0.1, 10.0.0.2 ,::1");
+  for (const char* bad : {"10.0.0.1,", "proxy.local", "10.0.0.256", ","}) {
+    auto c = Load({"--trusted-proxies", bad});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("trusted_proxies"), absl::string_view::npos);
+  }
+}
+
 TEST(Config, PrecedenceInt) {
   ConfigFile f("hold_seconds = 60\n");
   Args file_only = {"--config", f.path()};
@@ -181,6 +191,7 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
       {"public_url", "https://shop.example"},
       {"pay_url_template", "https://pay.example/{order_id}?a={amount_cents}"},
       {"log_level", "debug"},
+      {"trusted_proxies", "10.0.0.1,::1"},
   };
   for (const OptionSpec& o : ConfigOptions()) {
     SCOPED_TRACE(o.name);

@@ -12,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "http/server_internal.h"
 
 namespace kv::http {
@@ -51,7 +53,9 @@ void WriteError(httplib::Response& res, const HttpError& e) {
   w.BeginObject().Key("error").BeginObject().Field("code", e.code).Field("message", e.message);
   w.EndObject().EndObject();
   res.status = e.status;
-  if (e.status == 429 || e.status == 503) res.set_header("Retry-After", "1");
+  if (e.status == 429 || e.status == 503) {
+    res.set_header("Retry-After", std::to_string(std::max<int64_t>(1, e.retry_after_seconds)));
+  }
   res.set_content(w.Take(), "application/json");
 }
 
@@ -62,8 +66,32 @@ void WriteJson(httplib::Response& res, int status, std::string body) {
 
 // --- the router ---------------------------------------------------------------------------
 
+const char* RouteClassName(RouteClass c) {
+  switch (c) {
+    case RouteClass::kOrder: return "order";
+    case RouteClass::kRead: return "read";
+    case RouteClass::kNotify: return "notify";
+    case RouteClass::kAdmin: return "admin";
+    case RouteClass::kPage: return "page";
+    case RouteClass::kOps: return "ops";
+  }
+  return "page";
+}
+
 void Router::Add(const char* method, const char* pattern, bool admin, Handler h) {
   Route r;
+  const std::string key = absl::StrCat(method, " ", pattern);
+  if (admin) {
+    r.cls = RouteClass::kAdmin;
+  } else if (key == "GET /healthz" || key == "GET /readyz" || key == "GET /metrics") {
+    r.cls = RouteClass::kOps;
+  } else if (key == "POST /api/v1/orders") {
+    r.cls = RouteClass::kOrder;
+  } else if (key == "GET /api/v1/orders/{order_id}" || key == "POST /api/v1/orders/lookup") {
+    r.cls = RouteClass::kRead;
+  } else if (key == "POST /api/v1/payments/notify") {
+    r.cls = RouteClass::kNotify;
+  }
   r.method = method;
   r.name = absl::StrCat(method, " ", pattern);
   r.admin = admin;
@@ -295,6 +323,33 @@ void Server::Stop() {
 Server::Impl::Impl(ServerOptions o) : opts(std::move(o)) {
   open_connections = registry.GetGauge("keyvend_http_open_connections",
                                        "HTTP connections being served.");
+  const Config& c = opts.config;
+  const auto limit = [](int64_t rate, int64_t burst) {
+    return RateLimit{static_cast<double>(rate), static_cast<double>(burst)};
+  };
+  const std::array<std::array<int64_t, 4>, kLimitedClasses> table = {{
+      {c.rate_limit_order_per_second, c.rate_limit_order_burst,
+       c.rate_limit_order_per_client_per_second, c.rate_limit_order_per_client_burst},
+      {c.rate_limit_read_per_second, c.rate_limit_read_burst,
+       c.rate_limit_read_per_client_per_second, c.rate_limit_read_per_client_burst},
+      {c.rate_limit_notify_per_second, c.rate_limit_notify_burst,
+       c.rate_limit_notify_per_client_per_second, c.rate_limit_notify_per_client_burst},
+      {c.rate_limit_admin_per_second, c.rate_limit_admin_burst,
+       c.rate_limit_admin_per_client_per_second, c.rate_limit_admin_per_client_burst},
+      {c.rate_limit_page_per_second, c.rate_limit_page_burst,
+       c.rate_limit_page_per_client_per_second, c.rate_limit_page_per_client_burst},
+  }};
+  for (size_t i = 0; i < kLimitedClasses; ++i) {
+    limiters[i] = std::make_unique<RateLimiter>(
+        opts.clock, limit(table[i][0], table[i][1]), limit(table[i][2], table[i][3]),
+        static_cast<size_t>(c.rate_limit_clients_max));
+    rate_limited[i] = registry.GetCounter(
+        "keyvend_http_rejected_total", "Requests refused by load protection, by route class.",
+        {{"class", RouteClassName(static_cast<RouteClass>(i))}, {"reason", "rate_limited"}});
+  }
+  for (absl::string_view p : absl::StrSplit(c.trusted_proxies, ',', absl::SkipWhitespace())) {
+    trusted_proxies.insert(std::string(absl::StripAsciiWhitespace(p)));
+  }
   in_flight = registry.GetGauge("keyvend_http_requests_in_flight", "Requests being served.");
 }
 
@@ -383,8 +438,12 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
   const Route* r = router.Match(req.method, req.path, &params, &path_known);
   size_t route_index = unmatched_route;
   if (r == nullptr) {
-    WriteError(res, path_known ? HttpError{405, "not_found", "method not allowed on this route"}
-                               : HttpError{404, "not_found", "no such route"});
+    if (Admit(RouteClass::kPage, req, res)) {  // probing unknown paths is not free either
+      WriteError(res, path_known ? HttpError{405, "not_found", "method not allowed on this route"}
+                                 : HttpError{404, "not_found", "no such route"});
+    }
+  } else if (!Admit(r->cls, req, res)) {
+    route_index = static_cast<size_t>(r - router.routes().data());
   } else {
     route_index = static_cast<size_t>(r - router.routes().data());
     const int64_t body_limit = BodyLimitFor(req);
@@ -401,6 +460,30 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
   in_flight->Dec();
   requests->Observe(route_index, res.status,
                    static_cast<double>(opts.clock->MonoNowNs() - start) / 1e9);
+}
+
+std::string Server::Impl::ClientIp(const httplib::Request& req) const {
+  if (trusted_proxies.empty() || !trusted_proxies.contains(req.remote_addr)) {
+    return req.remote_addr;
+  }
+  const std::string xff = req.get_header_value("X-Forwarded-For");
+  std::vector<std::string> hops = absl::StrSplit(xff, ',', absl::SkipWhitespace());
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    std::string hop(absl::StripAsciiWhitespace(*it));
+    if (!trusted_proxies.contains(hop)) return hop;
+  }
+  return hops.empty() ? req.remote_addr : std::string(absl::StripAsciiWhitespace(hops.front()));
+}
+
+bool Server::Impl::Admit(RouteClass cls, const httplib::Request& req, httplib::Response& res) {
+  if (cls == RouteClass::kOps) return true;
+  const size_t i = static_cast<size_t>(cls);
+  const int64_t wait_ns = limiters[i]->Admit(ClientIp(req));
+  if (wait_ns == 0) return true;
+  rate_limited[i]->Inc();
+  WriteError(res, HttpError{429, "rate_limited", "too many requests; retry later",
+                            (wait_ns + 999'999'999) / 1'000'000'000});
+  return false;
 }
 
 bool Server::Impl::AdminAuthorized(const httplib::Request& req) const {

@@ -3,6 +3,7 @@
 
 #include <openssl/crypto.h>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -11,7 +12,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "base/mutex.h"
+#include "absl/container/flat_hash_set.h"
 #include "http/json.h"
+#include "limits/rate_limiter.h"
 #include "http/server.h"
 #include "httplib.h"
 #include "metrics/metrics.h"
@@ -22,6 +25,7 @@ struct HttpError {
   int status;
   std::string code;
   std::string message;
+  int64_t retry_after_seconds = 1;  // sent with 429 and 503
 };
 HttpError ErrorFor(Refusal r, std::string message);
 HttpError ErrorFor(const absl::Status& s);
@@ -45,7 +49,14 @@ struct Ctx {
 
 using Handler = std::function<void(Ctx&)>;
 
+// Route classes share a rate limit (SPEC §5). kOps (health, readiness, metrics) is never
+// limited.
+enum class RouteClass { kOrder = 0, kRead, kNotify, kAdmin, kPage, kOps };
+inline constexpr size_t kLimitedClasses = 5;
+const char* RouteClassName(RouteClass c);
+
 struct Route {
+  RouteClass cls = RouteClass::kPage;
   std::string method;
   std::string name;  // "GET /api/v1/orders/{order_id}" (metrics label)
   std::vector<std::string> segments;
@@ -102,6 +113,15 @@ struct Server::Impl {
   size_t unmatched_route = 0;
   Gauge* open_connections = nullptr;
   Gauge* in_flight = nullptr;
+  // Admits a request of class `cls` from this client, or writes the 429 and returns false.
+  bool Admit(RouteClass cls, const httplib::Request& req, httplib::Response& res);
+  // The client's address: the peer, or — when the peer is a trusted proxy — the rightmost
+  // X-Forwarded-For address that is not a trusted proxy.
+  std::string ClientIp(const httplib::Request& req) const;
+
+  std::array<std::unique_ptr<RateLimiter>, kLimitedClasses> limiters;
+  std::array<Counter*, kLimitedClasses> rate_limited{};
+  absl::flat_hash_set<std::string> trusted_proxies;
   std::atomic<bool> draining{false};
   // Connections ("addr:port") with a request between pre-routing and its written response:
   // a drain must not cut them.
