@@ -1142,3 +1142,42 @@ TEST(HttpRateLimitTest, PerClientBucketsAnswer429WithRetryAfterAndIsolateClients
 
 }  // namespace
 }  // namespace kv
+
+namespace kv {
+namespace {
+
+// SPEC §3 hoarding guard over HTTP: 429 pending_limit with Retry-After.
+TEST(HttpRateLimitTest, HoardingGuardAnswers429PendingLimit) {
+  httptest::ServerProcess server({"KEYVEND_ADMIN_TOKEN=a", "KEYVEND_PAYMENT_SECRET=s"});
+  std::string error;
+  ASSERT_TRUE(server.Start({"--pending-orders-per-contact-max", "1"}, &error)) << error;
+  httplib::Client cli("127.0.0.1", server.port());
+  const httplib::Headers admin = {{"Authorization", "Bearer a"}};
+  auto p = cli.Post("/api/v1/admin/products", admin,
+                    R"({"name":"Hoard","price_cents":100,"currency":"EUR"})", "application/json");
+  ASSERT_TRUE(p && p->status == 201);
+  auto k = cli.Post("/api/v1/admin/products/1/keys", admin, "H-1\nH-2\nH-3\n", "text/plain");
+  ASSERT_TRUE(k && k->status == 200);
+  const std::string body = R"({"product_id":"1","quantity":1,"contact":"hoarder@example.com"})";
+  auto first = cli.Post("/api/v1/orders", body, "application/json");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 201);
+  auto second = cli.Post("/api/v1/orders", body, "application/json");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 429);
+  EXPECT_NE(second->body.find("\"pending_limit\""), std::string::npos) << second->body;
+  EXPECT_TRUE(second->has_header("Retry-After"));
+  // Another buyer is not affected, and stock held only the first order.
+  auto other = cli.Post("/api/v1/orders",
+                        R"({"product_id":"1","quantity":1,"contact":"other@example.com"})",
+                        "application/json");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 201);
+  auto products = cli.Get("/api/v1/products");
+  ASSERT_TRUE(products);
+  EXPECT_NE(products->body.find("\"stock\":1"), std::string::npos) << products->body;
+  EXPECT_EQ(server.Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace kv

@@ -241,6 +241,8 @@ class ServerProcess {
       args.push_back(std::string("--rate-limit-") + cls + "-per-second=0");
       args.push_back(std::string("--rate-limit-") + cls + "-per-client-per-second=0");
     }
+    args.push_back("--pending-orders-per-contact-max=0");
+    args.push_back("--pending-orders-per-client-max=0");
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {

@@ -17,6 +17,7 @@ common=(--listen 127.0.0.1:0 --max-connections 300 --keep-alive-max-count 100000
 for cls in order read notify admin page; do
   common+=(--rate-limit-$cls-per-second=0 --rate-limit-$cls-per-client-per-second=0)
 done
+common+=(--pending-orders-per-contact-max=0 --pending-orders-per-client-max=0)
 
 wait_url() {  # file -> prints the URL once the server printed its listening line
   for _ in $(seq 1 200); do

@@ -228,6 +228,14 @@ std::vector<OptionSpec> BuildOptions() {
       {"rate_limit_page_per_client_burst", T::kInt, "100", 1, 10000000,
        "Burst (bucket size) of rate_limit_page_per_client_per_second. Default: 100.",
        &Config::rate_limit_page_per_client_burst, nullptr, nullptr},
+      {"pending_orders_per_contact_max", T::kInt, "5", 0, 1000000,
+       "Hoarding guard: most open orders awaiting payment per buyer contact; 0 = no cap. "
+       "Default: 5.",
+       &Config::pending_orders_per_contact_max, nullptr, nullptr},
+      {"pending_orders_per_client_max", T::kInt, "20", 0, 1000000,
+       "Hoarding guard: most open orders awaiting payment per client IP; 0 = no cap. "
+       "Default: 20.",
+       &Config::pending_orders_per_client_max, nullptr, nullptr},
       {"rate_limit_clients_max", T::kInt, "100000", 16, 100000000,
        "Client IPs whose rate-limit state is kept per route class (idle ones are evicted). "
        "Default: 100000.",

@@ -108,6 +108,12 @@ struct Config {
   int64_t rate_limit_page_per_client_per_second = 50;
   // Burst (bucket size) of rate_limit_page_per_client_per_second. Range 1..10000000. Default: 100
   int64_t rate_limit_page_per_client_burst = 100;
+  // Hoarding guard: most open orders awaiting payment per buyer contact; 0 = no cap.
+  // Range 0..1000000. Default: 5
+  int64_t pending_orders_per_contact_max = 5;
+  // Hoarding guard: most open orders awaiting payment per client IP; 0 = no cap.
+  // Range 0..1000000. Default: 20
+  int64_t pending_orders_per_client_max = 20;
   // Client IPs whose rate-limit state is kept per route class (idle ones are evicted).
   // Range 16..100000000. Default: 100000
   int64_t rate_limit_clients_max = 100000;

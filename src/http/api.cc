@@ -237,7 +237,7 @@ void Server::Impl::RegisterRoutes() {
     if (!ParseProductId(*pid_s, &pid)) {
       return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
     }
-    OrderRequest req{pid, *qty, *contact, password.value_or("")};
+    OrderRequest req(pid, *qty, *contact, password.value_or(""), ClientIp(c.req));
     std::optional<IdempotencyKey> idem;
     if (c.req.has_header("Idempotency-Key")) {
       idem = IdempotencyKey{c.req.get_header_value("Idempotency-Key"), Sha256Hex(c.req.body)};

@@ -117,3 +117,62 @@ TEST_F(ShopTest, RedeliverRunsAStuckDeliveryNow) {
 
 }  // namespace
 }  // namespace kv
+
+namespace kv {
+namespace {
+
+class HoardingTest : public testing::ShopTest {
+ protected:
+  void SetUp() override {}
+  void OpenWithCaps() {
+    shop_.reset();
+    ShopOptions o = Options();
+    o.pending_orders_per_contact_max = 2;
+    o.pending_orders_per_client_max = 3;
+    auto s = Shop::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    shop_ = std::move(*s);
+  }
+};
+
+TEST_F(HoardingTest, OpenPendingOrdersAreCappedPerContactAndPerClient) {
+  OpenWithCaps();
+  const uint64_t pid = MakeProduct(StockMode::kReserve, false, 10);
+  Import(pid, 50);
+  auto order = [&](const std::string& contact, const std::string& client) {
+    return shop_->CreateOrder(OrderRequest(pid, 1, contact, "", client));
+  };
+  ASSERT_TRUE(order("a@x.y", "10.0.0.1").ok());
+  ASSERT_TRUE(order("A@X.Y", "10.0.0.2").ok());  // contacts compare case-insensitively
+  auto third = order("a@x.y", "10.0.0.3");
+  ASSERT_TRUE(third.refused());
+  EXPECT_EQ(third.refusal(), Refusal::kPendingLimit);
+  EXPECT_EQ(shop_->Stock(pid).held, 2);  // the refusal held nothing
+  // Per client: three contacts from one address, the fourth is refused.
+  ASSERT_TRUE(order("b@x.y", "10.0.0.9").ok());
+  ASSERT_TRUE(order("c@x.y", "10.0.0.9").ok());
+  ASSERT_TRUE(order("d@x.y", "10.0.0.9").ok());
+  EXPECT_EQ(order("e@x.y", "10.0.0.9").refusal(), Refusal::kPendingLimit);
+  // Paying an order frees its slot; so do cancel and expiry.
+  auto paid = order("f@x.y", "10.0.0.7");
+  ASSERT_TRUE(paid.ok());
+  auto blocked = order("f@x.y", "10.0.0.7");
+  ASSERT_TRUE(blocked.ok());
+  EXPECT_EQ(order("f@x.y", "10.0.0.7").refusal(), Refusal::kPendingLimit);
+  Pay(*paid);
+  ASSERT_TRUE(order("f@x.y", "10.0.0.7").ok());
+  ASSERT_TRUE(shop_->CancelOrder(blocked->order_id).ok());
+  ASSERT_TRUE(order("f@x.y", "10.0.0.7").ok());
+  EXPECT_EQ(order("f@x.y", "10.0.0.7").refusal(), Refusal::kPendingLimit);
+  // The counts survive a restart (rebuilt from the pending orders)...
+  OpenWithCaps();
+  EXPECT_EQ(order("f@x.y", "10.0.0.8").refusal(), Refusal::kPendingLimit);
+  // ...and expiry releases them.
+  clock_.Advance(absl::Seconds(1021));
+  ASSERT_TRUE(shop_->RunExpiry().ok());
+  EXPECT_TRUE(order("f@x.y", "10.0.0.8").ok());
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+}  // namespace
+}  // namespace kv

@@ -173,6 +173,7 @@ std::string EncodeOrder(const OrderRecord& r) {
     PutVarint64(&s, k.batch_id);
     PutLengthPrefixed(&s, k.sealed);
   }
+  PutLengthPrefixed(&s, r.client);
   return s;
 }
 
@@ -201,7 +202,7 @@ absl::Status DecodeOrder(std::string_view in, OrderRecord* r) {
       return Malformed("order");
     }
   }
-  if (!rd.done()) return Malformed("order");
+  if (!rd.GetLengthPrefixed(&r->client) || !rd.done()) return Malformed("order");
   return absl::OkStatus();
 }
 

@@ -87,6 +87,7 @@ struct OrderRecord {
   int64_t delivered_ms = 0;
   std::string payment_id;  // the payment that paid this order; empty before
   uint64_t log_seq = 0;    // delivery-log entry while one is open (paid / backordered)
+  std::string client;      // the buyer's address at creation (hoarding guard); may be empty
   std::vector<DeliveredKey> keys;
 };
 

@@ -144,6 +144,43 @@ OrderView Shop::Impl::View(const OrderRecord& r, bool with_keys) const {
   return v;
 }
 
+bool Shop::Impl::TakeSlot(const std::string& key, uint32_t max) {
+  PendingShard& sh = PendingShardFor(key);
+  MutexLock l(&sh.mu);
+  uint32_t& n = sh.open[key];
+  if (n >= max) return false;
+  ++n;
+  return true;
+}
+
+void Shop::Impl::GiveSlot(const std::string& key) {
+  PendingShard& sh = PendingShardFor(key);
+  MutexLock l(&sh.mu);
+  auto it = sh.open.find(key);
+  if (it == sh.open.end()) return;
+  if (--it->second == 0) sh.open.erase(it);
+}
+
+bool Shop::Impl::TryHoldPending(const OrderRecord& r) {
+  const std::string ckey = "c:" + r.contact_tag;
+  const std::string ikey = "i:" + r.client;
+  if (opts.pending_orders_per_contact_max > 0 &&
+      !TakeSlot(ckey, opts.pending_orders_per_contact_max)) {
+    return false;
+  }
+  if (opts.pending_orders_per_client_max > 0 && !r.client.empty() &&
+      !TakeSlot(ikey, opts.pending_orders_per_client_max)) {
+    if (opts.pending_orders_per_contact_max > 0) GiveSlot(ckey);
+    return false;
+  }
+  return true;
+}
+
+void Shop::Impl::ReleasePending(const OrderRecord& r) {
+  if (opts.pending_orders_per_contact_max > 0) GiveSlot("c:" + r.contact_tag);
+  if (opts.pending_orders_per_client_max > 0 && !r.client.empty()) GiveSlot("i:" + r.client);
+}
+
 void Shop::Impl::ScheduleExpiry(const OrderRecord& r) {
   const int64_t window_ms = (opts.hold_seconds + opts.hold_grace_seconds) * 1000;
   int64_t remaining_ms = r.expires_ms + opts.hold_grace_seconds * 1000 - NowMs();
@@ -290,6 +327,23 @@ absl::Status Shop::Recover() {
       r.expires_ms = static_cast<int64_t>(DecodeFixed64BE(it->key().data() + 1));
       r.oid = std::string(it->key().data() + 9, storage::kOrderIdBytes);
       m.ScheduleExpiry(r);
+      if (opts_.pending_orders_per_contact_max > 0 || opts_.pending_orders_per_client_max > 0) {
+        // The hoarding guard's counts of open pending orders, from the orders themselves
+        // (over the cap is allowed here: caps may have been lowered since).
+        auto order = m.ReadOrder(r.oid);
+        if (!order.ok()) return order.status();
+        if (!order->has_value()) return absl::DataLossError("expiry index names a lost order");
+        if (opts_.pending_orders_per_contact_max > 0) {
+          Impl::PendingShard& sh = m.PendingShardFor("c:" + (*order)->contact_tag);
+          MutexLock pl(&sh.mu);
+          ++sh.open["c:" + (*order)->contact_tag];
+        }
+        if (opts_.pending_orders_per_client_max > 0 && !(*order)->client.empty()) {
+          Impl::PendingShard& sh = m.PendingShardFor("i:" + (*order)->client);
+          MutexLock pl(&sh.mu);
+          ++sh.open["i:" + (*order)->client];
+        }
+      }
     }
   }
   m.next_log_seq = max_log + 1;

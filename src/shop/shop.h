@@ -55,6 +55,11 @@ struct ShopOptions {
   // Start the expiry and delivery threads (default true). Tests that drive a FakeClock set
   // false and call RunExpiry()/RunDeliveries() themselves.
   bool start_workers = true;
+  // Hoarding guard (SPEC §3): most open pending_payment orders per contact (case-
+  // insensitive) and per client address; 0 = no cap. Default: 0 here (the server passes
+  // its configured values).
+  uint32_t pending_orders_per_contact_max = 0;
+  uint32_t pending_orders_per_client_max = 0;
   // Delivery retries before an entry is "failed". Default 8.
   uint32_t delivery_attempts_max = limits::kDeliveryAttemptsMax;
   size_t block_cache_bytes = 64 << 20;
@@ -121,10 +126,19 @@ struct RetireResult {
 };
 
 struct OrderRequest {
+  OrderRequest() = default;
+  OrderRequest(uint64_t pid, int64_t q, std::string contact_, std::string password = "",
+               std::string client_ = "")
+      : product_id(pid),
+        quantity(q),
+        contact(std::move(contact_)),
+        query_password(std::move(password)),
+        client(std::move(client_)) {}
   uint64_t product_id = 0;
   int64_t quantity = 0;
   std::string contact;
   std::string query_password;  // optional
+  std::string client;          // the buyer's address (hoarding guard); may be empty
 };
 
 struct OrderView {
@@ -232,7 +246,8 @@ class Shop {
 
   // --- orders (buyer) ---
   // Creates an order, filled whole or refused whole. Refusals: kInvalidQuantity,
-  // kProductNotFound, kProductInactive, kQuantityLimit, kOutOfStock, kBadRequest (contact).
+  // kProductNotFound, kProductInactive, kQuantityLimit, kOutOfStock, kBadRequest (contact),
+  // kPendingLimit (the contact or client already has the most open pending orders allowed).
   // The view carries the order's secret token (shown once; it is derived, never stored).
   // With an idempotency key: the first success is recorded in the order's own batch; the
   // same key with the same fingerprint answers that order again (idempotent_replay, status

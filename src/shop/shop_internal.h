@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "base/mutex.h"
 #include "base/time_format.h"
@@ -165,6 +166,13 @@ struct Shop::Impl {
   // order was delivered; on a write error the entry is rescheduled with backoff.
   absl::StatusOr<bool> DeliverPending(const DeliveryEntry& e);
 
+  // Hoarding guard: counts of open pending_payment orders per contact and per client.
+  // TryHoldPending takes a slot for a new order (false at the cap); ReleasePending gives it
+  // back when the order leaves pending_payment or is never written. No-ops when the caps
+  // are 0 (nothing is counted then).
+  bool TryHoldPending(const OrderRecord& r);
+  void ReleasePending(const OrderRecord& r);
+
   void ScheduleExpiry(const OrderRecord& r);
   void Kick();
 
@@ -199,6 +207,18 @@ struct Shop::Impl {
   ExpiryShard& ExpiryShardFor(std::string_view oid) {
     return expiry[(oid.empty() ? 0 : static_cast<uint8_t>(oid.back())) % kExpiryShards];
   }
+
+  struct PendingShard {
+    Mutex mu;
+    absl::flat_hash_map<std::string, uint32_t> open ABSL_GUARDED_BY(mu);
+  };
+  std::array<PendingShard, 16> pending;
+  PendingShard& PendingShardFor(const std::string& key) {
+    return pending[std::hash<std::string>{}(key) % pending.size()];
+  }
+  // Takes one slot under `key` if fewer than max are open.
+  bool TakeSlot(const std::string& key, uint32_t max);
+  void GiveSlot(const std::string& key);
 
   // Worker thread.
   std::mutex work_mu;

@@ -74,16 +74,27 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
                                                limits::kQueryPasswordBytesMax, " bytes")};
   }
 
+  OrderRecord r;
+  r.contact_tag = m.ContactTag(req.contact);
+  r.client = req.client.substr(0, 64);
+  // Hoarding guard (SPEC §3): a slot per open pending order, taken before the stock.
+  if (!m.TryHoldPending(r)) {
+    return {Refusal::kPendingLimit, "too many open orders awaiting payment; pay or wait for "
+                                    "them to expire"};
+  }
   // The no-oversell decision (I1): taken here, in memory, before anything is written.
   bool holding = false;
   if (cfg->stock_mode == StockMode::kReserve) {
     holding = ps->TryAcquire(q);
-    if (!holding && !cfg->allow_backorder) return {Refusal::kOutOfStock, "not enough keys left"};
+    if (!holding && !cfg->allow_backorder) {
+      m.ReleasePending(r);
+      return {Refusal::kOutOfStock, "not enough keys left"};
+    }
   } else if (ps->available.load() < static_cast<int64_t>(q) && !cfg->allow_backorder) {
+    m.ReleasePending(r);
     return {Refusal::kOutOfStock, "not enough keys left"};
   }
 
-  OrderRecord r;
   r.oid.resize(storage::kOrderIdBytes);
   m.random->Fill(reinterpret_cast<uint8_t*>(r.oid.data()), r.oid.size());
   r.status = OrderStatus::kPendingPayment;
@@ -92,7 +103,6 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
   r.amount_cents = cfg->price_cents * q;
   r.currency = cfg->currency;
   r.contact = req.contact;
-  r.contact_tag = m.ContactTag(req.contact);
   if (!req.query_password.empty()) r.password_tag = m.PasswordTag(r.oid, req.query_password);
   r.holding = holding;
   r.created_ms = r.updated_ms = m.NowMs();
@@ -116,6 +126,7 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
   absl::Status s = db_->Write(&b);
   if (!s.ok()) {
     if (holding) ps->available += q;  // nothing was written: give the units back
+    m.ReleasePending(r);
     return s;
   }
   delta.Apply(ps);
@@ -211,6 +222,7 @@ Result<OrderView> Shop::CancelOrder(std::string_view order_id) {
   delta.AddTo(&b, db_.get(), prev.product_id);
   KV_RETURN_IF_ERROR(db_->Write(&b));
   delta.Apply(ps);
+  m.ReleasePending(prev);
   if (prev.holding) {
     ps->available += prev.quantity;  // a release: after the commit
     m.Kick();                        // released keys may serve a waiting backorder
@@ -316,6 +328,7 @@ absl::StatusOr<size_t> Shop::RunExpiry() {
       s = db_->Write(&b);
       if (s.ok()) {
         delta.Apply(ps);
+        m.ReleasePending(prev);
         if (prev.holding) ps->available += prev.quantity;
         ++changed;
       }

@@ -236,6 +236,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   }
   delta.Apply(ps);
   m.FinishInflight(ps, keys, /*committed=*/true);
+  if (prev.status == OrderStatus::kPendingPayment) m.ReleasePending(prev);
   if (release_after_commit > 0) ps->available += release_after_commit;
   if (backorder_seq != 0) {
     MutexLock pl(&ps->pool_mu);
