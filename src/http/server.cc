@@ -439,7 +439,7 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
   size_t route_index = unmatched_route;
   if (r == nullptr) {
     if (Admit(RouteClass::kPage, req, res)) {  // probing unknown paths is not free either
-      WriteError(res, path_known ? HttpError{405, "not_found", "method not allowed on this route"}
+      WriteError(res, path_known ? HttpError{404, "not_found", "no such route for this method"}
                                  : HttpError{404, "not_found", "no such route"});
     }
   } else if (!Admit(r->cls, req, res)) {
