@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 
 #include <cstdio>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -303,10 +305,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   return s;
 }
 
-bool Server::Run() { return impl_->svr.listen_after_bind(); }
+bool Server::Run() {
+  impl_->run_called = true;
+  if (impl_->stop_requested) return true;  // stopped before it began serving
+  const bool ok = impl_->svr.listen_after_bind();
+  impl_->run_done = true;
+  return ok;
+}
 
 void Server::Stop() {
   impl_->draining = true;
+  impl_->stop_requested = true;
+  // A signal can arrive between the "listening" line and Run() entering its accept loop:
+  // cpp-httplib's stop() does nothing before that, so wait until it is running (or done).
+  if (impl_->run_called) {
+    for (int i = 0; i < 5000 && !impl_->svr.is_running() && !impl_->run_done; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   if (impl_->svr.is_running()) {
     impl_->svr.stop();  // closes the listener; workers finish their current requests
     // Idle keep-alive connections end now; busy ones after their response is written.

@@ -123,6 +123,9 @@ struct Server::Impl {
   std::array<Counter*, kLimitedClasses> rate_limited{};
   absl::flat_hash_set<std::string> trusted_proxies;
   std::atomic<bool> draining{false};
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> run_called{false};
+  std::atomic<bool> run_done{false};
   // Connections ("addr:port") with a request between pre-routing and its written response:
   // a drain must not cut them.
   Mutex busy_mu;
