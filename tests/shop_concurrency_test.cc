@@ -538,6 +538,15 @@ void ExpectAllDelivered(Shop& shop, const std::vector<OrderView>& orders,
   EXPECT_EQ(delivered, imported);
 }
 
+// Opens a shop with `opts` and creates a reserve-mode product (max 5 per order) stocked
+// with `keys`.
+void OpenStockedShop(const ShopOptions& opts, const std::vector<std::string>& keys,
+                     std::unique_ptr<Shop>* shop, uint64_t* pid) {
+  ASSERT_NO_FATAL_FAILURE(OpenShop(opts, shop));
+  ASSERT_NO_FATAL_FAILURE(
+      CreateStockedProduct(**shop, StockMode::kReserve, false, 5, keys, pid));
+}
+
 TEST(ShopConcurrencyTest, WriteAheadPaymentsAreDeliveredByRunDeliveries) {
   constexpr int kN = 500;
   ShopDir dir;
@@ -547,10 +556,8 @@ TEST(ShopConcurrencyTest, WriteAheadPaymentsAreDeliveredByRunDeliveries) {
     ShopOptions opts = dir.Options();
     opts.inline_delivery = false;
     std::unique_ptr<Shop> shop;
-    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(
-        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
     std::vector<OrderView> orders;
     ASSERT_NO_FATAL_FAILURE(PayWriteAhead(*shop, pid, kN, &orders));
 
@@ -607,10 +614,8 @@ TEST(ShopConcurrencyTest, WriteAheadConcurrentRunDeliveriesDeliverEachOrderOnce)
     ShopOptions opts = dir.Options();
     opts.inline_delivery = false;
     std::unique_ptr<Shop> shop;
-    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(
-        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
     const auto created = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kN, 1));
     std::vector<OrderView> orders;
     std::vector<PaymentNotice> notices;
@@ -670,10 +675,8 @@ TEST(ShopConcurrencyTest, WriteAheadLogIsReplayedOnOpen) {
     ShopOptions opts = dir.Options();
     opts.inline_delivery = false;
     std::unique_ptr<Shop> shop;
-    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(
-        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
     ASSERT_NO_FATAL_FAILURE(PayWriteAhead(*shop, pid, kN, &orders));
   }
   CheckReport report;
@@ -704,10 +707,8 @@ TEST(ShopConcurrencyTest, WriteAheadLiveWorkerDeliversDuringPaymentRace) {
     opts.inline_delivery = false;
     opts.start_workers = true;
     std::unique_ptr<Shop> shop;
-    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(
-        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
     const auto created = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kN, 1));
     std::vector<OrderView> orders;
     for (const auto& r : created) {
@@ -750,10 +751,8 @@ TEST(ShopConcurrencyTest, HoldExpiryRacesLatePaymentsAndNewBuyers) {
     opts.hold_seconds = 60;
     opts.hold_grace_seconds = 10;
     std::unique_ptr<Shop> shop;
-    ASSERT_NO_FATAL_FAILURE(OpenShop(opts, &shop));
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(
-        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
     const auto first = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kKeys, 1));
     std::vector<OrderView> first_orders;
     for (const auto& r : first) {
