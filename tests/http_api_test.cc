@@ -663,12 +663,11 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.json()["orders"].size(), 2u) << r;
 
-  // Not provoked here, because the server does not implement them yet (issue 4, SPEC §5
-  // load protection and §3's hoarding guard): 429 rate_limited (token buckets per route
-  // class and client IP), 429 pending_limit (cap on open pending orders per IP/contact),
-  // 503 overloaded (in-flight cap). 503 not_ready is answered by /readyz only while the
-  // server drains or RocksDB stops writes (the delivery-backlog limit is issue 4 too), and
-  // 503 storage_unavailable only when RocksDB fails; neither can be caused from outside
+  // Provoked elsewhere: 429 rate_limited and 429 pending_limit by HttpRateLimitTest below
+  // (these tests run with the limits off). Not provoked yet: 503 overloaded (the in-flight
+  // cap is still to come, issue 4); 503 not_ready is answered by /readyz only while the
+  // server drains, RocksDB stops writes or the delivery backlog is over its limit, and 503
+  // storage_unavailable only when RocksDB fails; neither can be caused from outside
   // without faking it.
 }
 
