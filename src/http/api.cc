@@ -163,18 +163,16 @@ std::string Server::Impl::PayUrl(const OrderView& o) const {
                                                     {"{amount_cents}", std::to_string(o.amount_cents)}});
 }
 
-HttpError* Server::Impl::Notify(const std::string& body, const std::string& signature,
-                                HttpError* err, PaymentResult* out) {
+std::optional<HttpError> Server::Impl::Notify(const std::string& body,
+                                              const std::string& signature, PaymentResult* out) {
   const int64_t now = absl::ToUnixSeconds(opts.clock->WallNow());
   if (!VerifyNotify(signature, body, opts.payment_secret, now,
                     opts.config.notify_tolerance_seconds)) {
-    *err = HttpError{401, "bad_signature", "missing, malformed, stale or wrong signature"};
-    return err;
+    return HttpError{401, "bad_signature", "missing, malformed, stale or wrong signature"};
   }
   std::vector<JsonField> fields;
   if (auto p = ParseObject(body, static_cast<size_t>(opts.config.json_depth_max), &fields)) {
-    *err = HttpError{400, p->code, p->message};
-    return err;
+    return HttpError{400, p->code, p->message};
   }
   Fields f(std::move(fields));  // unknown fields are ignored once the signature holds
   std::optional<JsonProblem> p;
@@ -184,23 +182,21 @@ HttpError* Server::Impl::Notify(const std::string& body, const std::string& sign
   auto currency = f.Str("currency", true, &p);
   auto status = f.Str("status", true, &p);
   if (p) {
-    *err = HttpError{400, p->code, p->message};
-    return err;
+    return HttpError{400, p->code, p->message};
   }
   if (*status != "succeeded") {
     // Not money received (e.g. "failed"): acknowledged, nothing recorded.
     out->outcome = PaymentOutcome::kApplied;
     out->replay = true;
-    return nullptr;
+    return std::nullopt;
   }
   auto r = opts.shop->ApplyPayment(PaymentNotice{*order_id, *payment_id, *amount, *currency});
   if (!r.ok()) {
-    *err = r.refused() ? ErrorFor(r.refusal(), r.message()) : ErrorFor(r.status());
-    return err;
+    return r.refused() ? ErrorFor(r.refusal(), r.message()) : ErrorFor(r.status());
   }
   payments_received.fetch_add(1, std::memory_order_relaxed);
   *out = *r;
-  return nullptr;
+  return std::nullopt;
 }
 
 void Server::Impl::RegisterRoutes() {
@@ -280,10 +276,9 @@ void Server::Impl::RegisterRoutes() {
 
   // --- payment gateway ---
   router.Add("POST", "/api/v1/payments/notify", false, [this](Ctx& c) {
-    HttpError err;
     PaymentResult pr;
-    if (Notify(c.req.body, c.req.get_header_value("Keyvend-Signature"), &err, &pr) != nullptr) {
-      return WriteError(c.res, err);
+    if (auto err = Notify(c.req.body, c.req.get_header_value("Keyvend-Signature"), &pr)) {
+      return WriteError(c.res, *err);
     }
     WriteJson(c.res, 200, R"({"received":true})");
   });
@@ -744,9 +739,8 @@ void Server::Impl::RegisterRoutes() {
       // same verification as POST /api/v1/payments/notify.
       const std::string sig =
           SignNotify(opts.payment_secret, absl::ToUnixSeconds(opts.clock->WallNow()), body);
-      HttpError err;
       PaymentResult pr;
-      if (Notify(body, sig, &err, &pr) != nullptr) return WriteError(c.res, err);
+      if (auto err = Notify(body, sig, &pr)) return WriteError(c.res, *err);
       c.res.status = 200;
       c.res.set_content(
           absl::StrCat("<!doctype html><meta charset=utf-8><title>keyvend sandbox payment</title>",

@@ -99,8 +99,9 @@ struct Server::Impl {
                              bool ignore_unknown = false);
   std::string PayUrl(const OrderView& o) const;
   // The notify's work, shared by the route and the sandbox page.
-  HttpError* Notify(const std::string& body, const std::string& signature, HttpError* err,
-                    PaymentResult* out);
+  // nullopt when the notice was taken (recorded, or acknowledged as not money received).
+  std::optional<HttpError> Notify(const std::string& body, const std::string& signature,
+                                  PaymentResult* out);
 
   ServerOptions opts;
   std::string host;

@@ -38,7 +38,8 @@ absl::Status Shop::Impl::SelectKeysLocked(ProductState* ps, uint32_t q,
 void Shop::Impl::FinishInflight(ProductState* ps, const std::vector<TakenKey>& keys,
                                 bool committed) {
   if (keys.empty()) return;
-  std::vector<uint64_t> zombies;
+  // Batches retired while one of their keys was in flight: such a key must never be sold.
+  absl::flat_hash_set<uint64_t> batches;
   {
     MutexLock l(&ps->pool_mu);
     for (const TakenKey& k : keys) {
@@ -46,18 +47,11 @@ void Shop::Impl::FinishInflight(ProductState* ps, const std::vector<TakenKey>& k
       if (!committed) {
         // The write failed, so the key is still in the pool: make it selectable again.
         ps->cursor = std::min(ps->cursor, k.seq);
-        if (ps->retired_batches.contains(k.batch_id)) zombies.push_back(k.seq);
+        if (ps->retired_batches.contains(k.batch_id)) batches.insert(k.batch_id);
       }
     }
   }
-  // Its batch was retired while the key was in flight: it must never be sold. Retiring the
-  // batch again sweeps every unsold key of it, this one included.
-  absl::flat_hash_set<uint64_t> batches;
-  for (const TakenKey& k : keys) {
-    if (std::find(zombies.begin(), zombies.end(), k.seq) != zombies.end()) {
-      batches.insert(k.batch_id);
-    }
-  }
+  // Retiring the batch again sweeps every unsold key of it, these included.
   for (uint64_t batch_id : batches) (void)owner->RetireBatch(ps->id, batch_id);
 }
 
