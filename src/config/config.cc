@@ -54,6 +54,8 @@ bool ValidProxyList(const std::string& v) {
   return true;
 }
 
+bool ValidOptionalListen(const std::string& v) { return v.empty() || ValidListen(v); }
+
 bool ValidLogLevel(const std::string& v) {
   return v == "debug" || v == "info" || v == "warn" || v == "error";
 }
@@ -137,8 +139,8 @@ std::vector<OptionSpec> BuildOptions() {
        "the shop's clock; older or newer notifies are refused. Default: 300.",
        &Config::notify_tolerance_seconds, nullptr, nullptr},
       {"max_connections", T::kInt, "256", 1, 10000,
-       "Concurrent HTTP connections served, also the number of HTTP worker threads; more "
-       "wait in the listen backlog. Default: 256.",
+       "Concurrent HTTP connections served on the main listener (one worker thread each); "
+       "over it a new connection gets a fast 503 and is closed. Default: 256.",
        &Config::max_connections, nullptr, nullptr},
       {"listen_backlog", T::kInt, "1024", 1, 65535,
        "Length of the kernel's queue of connections not yet accepted. Default: 1024.",
@@ -158,6 +160,61 @@ std::vector<OptionSpec> BuildOptions() {
        "Write timeout for a response, in milliseconds; a client that does not read is "
        "disconnected. Default: 5000.",
        &Config::write_timeout_ms, nullptr, nullptr},
+      {"ops_listen", T::kString, "", 0, 0,
+       "Second listener, HOST:PORT, serving only the payment notify, /healthz, /readyz and "
+       "/metrics with its own connection cap (for the gateway and the probes, reachable "
+       "when buyer traffic has hit every cap); empty = none. Default: \"\".",
+       &Config::ops_listen, &ValidOptionalListen, "empty or HOST:PORT"},
+      {"ops_max_connections", T::kInt, "64", 1, 10000,
+       "Concurrent connections served on the ops listener. Default: 64.",
+       &Config::ops_max_connections, nullptr, nullptr},
+      {"max_connections_per_client", T::kInt, "64", 0, 10000,
+       "Concurrent connections from one client IP (trusted proxies exempt); over it a new "
+       "connection gets a fast 503 and is closed; 0 = no limit. Default: 64.",
+       &Config::max_connections_per_client, nullptr, nullptr},
+      {"header_timeout_ms", T::kInt, "10000", 100, 600000,
+       "Deadline for a whole request header, in milliseconds from its first byte (a "
+       "slow-drip client is cut off however often it sends a byte). Default: 10000.",
+       &Config::header_timeout_ms, nullptr, nullptr},
+      {"body_timeout_ms", T::kInt, "60000", 100, 3600000,
+       "Deadline for a whole request body, in milliseconds from the end of its header. "
+       "Default: 60000.",
+       &Config::body_timeout_ms, nullptr, nullptr},
+      {"header_bytes_max", T::kInt, "16384", 0, 1048576,
+       "Largest request header (request line and header lines), in bytes; over it 431; "
+       "0 = no limit. Default: 16384.",
+       &Config::header_bytes_max, nullptr, nullptr},
+      {"header_count_max", T::kInt, "64", 0, 10000,
+       "Most header lines in one request; over it 431; 0 = no limit. Default: 64.",
+       &Config::header_count_max, nullptr, nullptr},
+      {"inflight_order_max", T::kInt, "64", 0, 100000,
+       "Order creations handled at once; over it a fast 503 overloaded; 0 = no limit. "
+       "Default: 64.",
+       &Config::inflight_order_max, nullptr, nullptr},
+      {"inflight_read_max", T::kInt, "64", 0, 100000,
+       "Order reads and lookups handled at once; over it a fast 503 overloaded; 0 = no "
+       "limit. Default: 64.",
+       &Config::inflight_read_max, nullptr, nullptr},
+      {"inflight_admin_max", T::kInt, "16", 0, 100000,
+       "Admin requests handled at once; over it a fast 503 overloaded; 0 = no limit. "
+       "Default: 16.",
+       &Config::inflight_admin_max, nullptr, nullptr},
+      {"inflight_page_max", T::kInt, "64", 0, 100000,
+       "Catalogue and page requests handled at once; over it a fast 503 overloaded; 0 = no "
+       "limit. Default: 64.",
+       &Config::inflight_page_max, nullptr, nullptr},
+      {"drain_timeout_ms", T::kInt, "10000", 0, 600000,
+       "On SIGTERM/SIGINT, milliseconds in-flight requests get to finish before their "
+       "connections are cut. Default: 10000.",
+       &Config::drain_timeout_ms, nullptr, nullptr},
+      {"access_log", T::kString, "", 0, 0,
+       "Access log file, one JSON line per request (never a key, token or query string); "
+       "\"-\" = standard error; empty = none. Default: \"\".",
+       &Config::access_log, nullptr, nullptr},
+      {"access_log_buffer_lines", T::kInt, "65536", 16, 10000000,
+       "Access-log lines held in memory for the writer; when full, new lines are dropped "
+       "and counted (a request never waits for the disk). Default: 65536.",
+       &Config::access_log_buffer_lines, nullptr, nullptr},
       {"body_bytes_max", T::kInt, "65536", 0, 16777216,
        "Largest JSON request body, in bytes; 0 means no limit. Default: 65536.",
        &Config::body_bytes_max, nullptr, nullptr},

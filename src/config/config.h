@@ -49,7 +49,8 @@ struct Config {
   // Largest accepted |our clock - a payment notify's signed t=|, seconds, 1..3600.
   // Default: 300
   int64_t notify_tolerance_seconds = 300;
-  // Concurrent HTTP connections, also the HTTP worker thread count, 1..10000. Default: 256
+  // Concurrent connections on the main listener (one worker thread each); over it a fast
+  // 503 and close, 1..10000. Default: 256
   int64_t max_connections = 256;
   // Kernel queue of connections not yet accepted, 1..65535. Default: 1024
   int64_t listen_backlog = 1024;
@@ -61,6 +62,42 @@ struct Config {
   int64_t read_timeout_ms = 5000;
   // Write timeout for a response, milliseconds, 10..600000. Default: 5000
   int64_t write_timeout_ms = 5000;
+  // Second listener (HOST:PORT) serving only the payment notify and /healthz, /readyz,
+  // /metrics, with its own connection cap, for the gateway and the probes; "" = none.
+  // Default: ""
+  std::string ops_listen;
+  // Concurrent connections on the ops listener, 1..10000. Default: 64
+  int64_t ops_max_connections = 64;
+  // Concurrent connections from one client IP (trusted proxies exempt), 0..10000;
+  // 0 = no limit. Default: 64
+  int64_t max_connections_per_client = 64;
+  // Whole request header deadline from its first byte, milliseconds, 100..600000.
+  // Default: 10000
+  int64_t header_timeout_ms = 10000;
+  // Whole request body deadline from the end of the header, milliseconds, 100..3600000.
+  // Default: 60000
+  int64_t body_timeout_ms = 60000;
+  // Largest request header (request line + header lines), bytes, 0..1048576; 0 = no
+  // limit. Default: 16384
+  int64_t header_bytes_max = 16384;
+  // Most header lines in one request, 0..10000; 0 = no limit. Default: 64
+  int64_t header_count_max = 64;
+  // Order-creation requests being handled at once, 0..100000; 0 = no limit. Default: 64
+  int64_t inflight_order_max = 64;
+  // Order reads and lookups being handled at once, 0..100000; 0 = no limit. Default: 64
+  int64_t inflight_read_max = 64;
+  // Admin requests being handled at once, 0..100000; 0 = no limit. Default: 16
+  int64_t inflight_admin_max = 16;
+  // Page and catalogue requests being handled at once, 0..100000; 0 = no limit.
+  // Default: 64
+  int64_t inflight_page_max = 64;
+  // Milliseconds a drain (SIGTERM) waits for in-flight requests, 0..600000. Default: 10000
+  int64_t drain_timeout_ms = 10000;
+  // Access log file (JSON lines); "-" = standard error; "" = none. Default: ""
+  std::string access_log;
+  // Access-log lines buffered in memory before new ones are dropped (and counted),
+  // 16..10000000. Default: 65536
+  int64_t access_log_buffer_lines = 65536;
   // Largest JSON request body, bytes, 0..16777216; 0 = no limit. Default: 65536
   int64_t body_bytes_max = 65536;
   // Largest key-import request body, bytes, 0..1073741824; 0 = no limit.

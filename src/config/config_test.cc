@@ -100,7 +100,7 @@ TEST(Config, DefaultsWithNoSources) {
 
 TEST(Config, TableIsWellFormed) {
   const std::vector<OptionSpec>& opts = ConfigOptions();
-  EXPECT_EQ(opts.size(), 45u);
+  EXPECT_EQ(opts.size(), 59u);
   std::set<std::string> names;
   for (const OptionSpec& o : opts) {
     SCOPED_TRACE(o.name);
@@ -192,6 +192,8 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
       {"pay_url_template", "https://pay.example/{order_id}?a={amount_cents}"},
       {"log_level", "debug"},
       {"trusted_proxies", "10.0.0.1,::1"},
+      {"ops_listen", "127.0.0.1:0"},
+      {"access_log", "/var/log/keyvend/access.log"},
   };
   for (const OptionSpec& o : ConfigOptions()) {
     SCOPED_TRACE(o.name);
