@@ -235,7 +235,7 @@ class ServerProcess {
                                      "--master-key-file", key_file(),
                                      "--payment-sandbox"};
     // These tests are about the API, not load protection: they send far more than a small
-    // shop's default rates from one address, so they turn the rate limits off explicitly
+    // shop's default rates from one address, so they turn the limits off explicitly
     // (a test about limits passes its own, which win: the last flag counts).
     for (const char* cls : {"order", "read", "notify", "admin", "page"}) {
       args.push_back(std::string("--rate-limit-") + cls + "-per-second=0");
@@ -243,6 +243,12 @@ class ServerProcess {
     }
     args.push_back("--pending-orders-per-contact-max=0");
     args.push_back("--pending-orders-per-client-max=0");
+    // Likewise the caps of admission control: many connections from 127.0.0.1, many
+    // requests in flight.
+    args.push_back("--max-connections-per-client=0");
+    for (const char* cls : {"order", "read", "admin", "page"}) {
+      args.push_back(std::string("--inflight-") + cls + "-max=0");
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {

@@ -2,6 +2,7 @@
 //   keyvend serve [options]      the shop (HTTP)
 //   keyvend check --data-dir DIR [--master-key-file FILE]
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -209,11 +210,17 @@ int RunServe(const std::vector<std::string>& args) {
   std::thread signals([srv, sigs] {
     int sig = 0;
     sigwait(&sigs, &sig);
-    std::fprintf(stderr, "keyvend: signal %d: draining\n", sig);
-    srv->Stop();
+    std::fprintf(stderr, "keyvend: signal %d: draining (a second signal exits at once)\n", sig);
+    srv->RequestStop();  // Run() below returns when the drain is over
+    sigwait(&sigs, &sig);
+    // Every 2xx already answered was a synced commit, so leaving now loses nothing that
+    // was acknowledged; requests still in flight get no answer.
+    std::fprintf(stderr, "keyvend: second signal %d: exiting now\n", sig);
+    _exit(1);
   });
   signals.detach();
   std::printf("keyvend listening on %s\n", srv->url().c_str());
+  if (!srv->ops_url().empty()) std::printf("keyvend ops listening on %s\n", srv->ops_url().c_str());
   std::fflush(stdout);
   const bool ok = srv->Run();
   server->reset();  // finishes in-flight requests

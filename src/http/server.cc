@@ -3,8 +3,8 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
@@ -160,46 +161,6 @@ class ConnectionPool final : public httplib::ThreadPool {
 
 }  // namespace
 
-// Shuts the read side of this server's accepted connections for which shut(peer address,
-// peer port) is true. cpp-httplib 0.11.4 gives handlers no socket and decides keep-alive
-// before routing, and its stop() waits for every idle keep-alive connection to time out;
-// reading EOF ends a connection right after its current response instead. Never call it on
-// a connection whose response is not written yet: cpp-httplib then sees a dead peer and
-// drops the response. The sockets are found through /proc/self/fd by their addresses (the
-// owning worker thread keeps the fd open until it closes it).
-void ShutdownConnections(int local_port,
-                         const std::function<bool(const std::string&, int)>& shut) {
-  DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr) return;
-  while (dirent* e = readdir(d)) {
-    char* end = nullptr;
-    const long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || fd < 0) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t llen = sizeof(local), plen = sizeof(peer);
-    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &llen) != 0 ||
-        getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &plen) != 0) {
-      continue;  // not a connected socket
-    }
-    auto port_of = [](const sockaddr_storage& a) {
-      if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-      if (a.ss_family == AF_INET6) {
-        return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-      }
-      return static_cast<uint16_t>(0);
-    };
-    if (port_of(local) != local_port) continue;
-    char buf[INET6_ADDRSTRLEN] = {};
-    const void* addr = peer.ss_family == AF_INET
-                           ? static_cast<const void*>(&reinterpret_cast<sockaddr_in&>(peer).sin_addr)
-                           : static_cast<const void*>(&reinterpret_cast<sockaddr_in6&>(peer).sin6_addr);
-    inet_ntop(peer.ss_family, addr, buf, sizeof buf);
-    if (!shut(buf, port_of(peer))) continue;
-    shutdown(static_cast<int>(fd), SHUT_RD);
-  }
-  closedir(d);
-}
-
 // --- server lifecycle -----------------------------------------------------------------------
 
 void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_connections,
@@ -242,19 +203,29 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
         "no way to pay: set pay_url_template (your gateway's payment page) or enable "
         "--payment-sandbox");
   }
-  std::string host;
-  int port = 0;
+  std::string host, ops_host;
+  int port = 0, ops_port = 0;
   if (!ParseHostPort(opts.config.listen, &host, &port)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid listen address ", opts.config.listen));
+  }
+  const bool with_ops = !opts.config.ops_listen.empty();
+  if (with_ops && !ParseHostPort(opts.config.ops_listen, &ops_host, &ops_port)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid ops_listen address ", opts.config.ops_listen));
   }
   std::unique_ptr<Server> s(new Server());
   s->impl_ = std::make_unique<Impl>(std::move(opts));
   Impl& m = *s->impl_;
   m.host = host;
+  m.ops_host = ops_host;
   const Config& c = m.opts.config;
-  httplib::Server& svr = m.svr;
+  Engine& svr = m.svr;
 
-  ApplyServerSettings(svr, c, m.open_connections, &m.listen_fd);
+  // The largest body any route accepts; each route's own limit is enforced from
+  // Content-Length before the body is read (pre-routing / Expect: 100-continue).
+  const int64_t max_body = std::max(c.body_bytes_max, c.import_body_bytes_max);
+  svr.set_payload_max_length(max_body == 0 ? std::numeric_limits<size_t>::max()
+                                           : static_cast<size_t>(max_body));
   Impl* mp = &m;
   svr.set_pre_routing_handler([mp](const httplib::Request& req, httplib::Response& res) {
     return mp->PreRoute(req, res);
@@ -268,15 +239,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   auto dispatch = [mp](const httplib::Request& req, httplib::Response& res) {
     mp->Dispatch(req, res);
   };
-  for (const char* method : {"GET", "POST", "PATCH", "PUT", "DELETE"}) {
-    if (std::string(method) == "GET") svr.Get(".*", dispatch);
-    if (std::string(method) == "POST") svr.Post(".*", dispatch);
-    if (std::string(method) == "PATCH") svr.Patch(".*", dispatch);
-    if (std::string(method) == "PUT") svr.Put(".*", dispatch);
-    if (std::string(method) == "DELETE") svr.Delete(".*", dispatch);
-  }
+  svr.Get(".*", dispatch);
+  svr.Post(".*", dispatch);
+  svr.Patch(".*", dispatch);
+  svr.Put(".*", dispatch);
+  svr.Delete(".*", dispatch);
   svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    // Errors cpp-httplib raises itself (malformed request line, body over the global cap).
+    // Errors cpp-httplib raises itself (malformed request line, body over the global cap,
+    // a body read that failed).
+    ConnContext* cc = CurrentConn();
+    if (cc != nullptr && cc->stream->deadline_hit()) {
+      cc->must_close = true;
+      WriteError(res, HttpError{408, "request_timeout",
+                                "request body not received in time"});
+      return;
+    }
     if (!res.body.empty()) return;
     if (res.status == 413) {
       WriteError(res, HttpError{413, "payload_too_large", "request body too large"});
@@ -291,54 +268,58 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
     WriteError(res, HttpError{500, "internal", "internal error"});
   });
 
-  if (port == 0) {
-    port = svr.bind_to_any_port(host);
-    if (port <= 0) return absl::UnavailableError(absl::StrCat("cannot bind ", host, ":0"));
-  } else if (!svr.bind_to_port(host, port)) {
-    return absl::UnavailableError(absl::StrCat("cannot bind ", host, ":", port));
+  absl::flat_hash_set<std::string> exempt(m.trusted_proxies.begin(), m.trusted_proxies.end());
+  m.acceptor = std::make_unique<Acceptor>(
+      &m.registry, [mp](const AcceptedConnection& ac) { mp->ServeConnection(ac); },
+      std::move(exempt));
+  ListenerSpec main_spec{"main", host, port, static_cast<int>(c.listen_backlog),
+                         static_cast<size_t>(c.max_connections),
+                         static_cast<size_t>(c.max_connections_per_client)};
+  auto main_index = m.acceptor->AddListener(main_spec);
+  if (!main_index.ok()) return main_index.status();
+  m.port = m.acceptor->port(*main_index);
+  s->port_ = m.port;
+  if (with_ops) {
+    // The ops listener is for the gateway and the probes: no per-client cap (a gateway
+    // may call from one address).
+    ListenerSpec ops_spec{"ops", ops_host, ops_port, static_cast<int>(c.listen_backlog),
+                          static_cast<size_t>(c.ops_max_connections), 0};
+    auto ops_index = m.acceptor->AddListener(ops_spec);
+    if (!ops_index.ok()) return ops_index.status();
+    m.ops_port = m.acceptor->port(*ops_index);
   }
-  RaiseBacklog(m.listen_fd, c);
-  s->port_ = port;
-  m.port = port;
   if (m.opts.config.public_url.empty()) m.opts.config.public_url = s->url();
   m.RegisterRoutes();
   return s;
 }
 
+std::string Server::ops_url() const {
+  if (impl_->ops_port == 0) return "";
+  return absl::StrCat("http://", impl_->ops_host, ":", impl_->ops_port);
+}
+
 bool Server::Run() {
   impl_->run_called = true;
-  if (impl_->stop_requested) return true;  // stopped before it began serving
-  const bool ok = impl_->svr.listen_after_bind();
+  impl_->acceptor->Run();  // returns after the drain
   impl_->run_done = true;
-  return ok;
+  return true;
+}
+
+void Server::RequestStop() {
+  impl_->draining = true;
+  impl_->acceptor->BeginDrain(impl_->opts.config.drain_timeout_ms);
 }
 
 void Server::Stop() {
-  impl_->draining = true;
-  impl_->stop_requested = true;
-  // A signal can arrive between the "listening" line and Run() entering its accept loop:
-  // cpp-httplib's stop() does nothing before that, so wait until it is running (or done).
+  RequestStop();
   if (impl_->run_called) {
-    for (int i = 0; i < 5000 && !impl_->svr.is_running() && !impl_->run_done; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }
-  if (impl_->svr.is_running()) {
-    impl_->svr.stop();  // closes the listener; workers finish their current requests
-    // Idle keep-alive connections end now; busy ones after their response is written.
-    Impl* m = impl_.get();
-    ShutdownConnections(port_, [m](const std::string& addr, int port) {
-      MutexLock l(&m->busy_mu);
-      return !m->busy.contains(absl::StrCat(addr, ":", port));
-    });
+    while (!impl_->run_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 
 // --- per-request plumbing -------------------------------------------------------------------
 
 Server::Impl::Impl(ServerOptions o) : opts(std::move(o)) {
-  open_connections = registry.GetGauge("keyvend_http_open_connections",
-                                       "HTTP connections being served.");
   const Config& c = opts.config;
   const auto limit = [](int64_t rate, int64_t burst) {
     return RateLimit{static_cast<double>(rate), static_cast<double>(burst)};
@@ -363,6 +344,21 @@ Server::Impl::Impl(ServerOptions o) : opts(std::move(o)) {
         "keyvend_http_rejected_total", "Requests refused by load protection, by route class.",
         {{"class", RouteClassName(static_cast<RouteClass>(i))}, {"reason", "rate_limited"}});
   }
+  inflight_max = {c.inflight_order_max, c.inflight_read_max, 0, c.inflight_admin_max,
+                  c.inflight_page_max};  // notify: never capped (money received)
+  for (size_t i = 0; i < kLimitedClasses; ++i) {
+    overloaded[i] = registry.GetCounter(
+        "keyvend_http_rejected_total", "Requests refused by load protection, by route class.",
+        {{"class", RouteClassName(static_cast<RouteClass>(i))}, {"reason", "overloaded"}});
+  }
+  const char* help = "Requests refused by load protection, by route class.";
+  header_timeouts = registry.GetCounter("keyvend_http_rejected_total", help,
+                                        {{"class", "none"}, {"reason", "header_timeout"}});
+  body_timeouts = registry.GetCounter("keyvend_http_rejected_total", help,
+                                      {{"class", "none"}, {"reason", "body_timeout"}});
+  header_too_large = registry.GetCounter("keyvend_http_rejected_total", help,
+                                         {{"class", "none"}, {"reason", "header_too_large"}});
+  opts.random->Fill(reinterpret_cast<uint8_t*>(&request_salt), sizeof request_salt);
   for (absl::string_view p : absl::StrSplit(c.trusted_proxies, ',', absl::SkipWhitespace())) {
     trusted_proxies.insert(std::string(absl::StripAsciiWhitespace(p)));
   }
@@ -377,37 +373,137 @@ int64_t Server::Impl::BodyLimitFor(const httplib::Request& req) const {
   return import ? c.import_body_bytes_max : c.body_bytes_max;
 }
 
-std::string PeerKey(const httplib::Request& req) {
-  return absl::StrCat(req.remote_addr, ":", req.remote_port);
+namespace {
+thread_local ConnContext* tls_conn = nullptr;
+
+// splitmix64: distinct, unpredictable-looking ids from a counter and a random salt.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+ConnContext* CurrentConn() { return tls_conn; }
+
+void Server::Impl::WriteRaw(ConnStream& s, int status, const char* reason, const HttpError& e) {
+  JsonWriter w;
+  w.BeginObject().Key("error").BeginObject().Field("code", e.code).Field("message", e.message);
+  w.EndObject().EndObject();
+  const std::string body = w.Take();
+  const std::string head =
+      absl::StrCat("HTTP/1.1 ", status, " ", reason,
+                   "\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                   "Content-Length: ",
+                   body.size(), "\r\n\r\n");
+  s.write(head.data(), head.size());
+  s.write(body.data(), body.size());
+  s.Flush();
+  requests->Observe(unmatched_route, status, 0);
+}
+
+void Server::Impl::ServeConnection(const AcceptedConnection& c) {
+  const Config& cfg = opts.config;
+  ConnStream s(c.fd, c.peer_ip, c.peer_port, c.local_ip, c.local_port, cfg.read_timeout_ms,
+               cfg.write_timeout_ms);
+  ConnContext cc;
+  cc.conn = &c;
+  cc.stream = &s;
+  cc.ops = acceptor->name(c.listener) == "ops";
+  tls_conn = &cc;
+  const int drain_fd = acceptor->drain_fd();
+  int64_t served = 0;
+  while (true) {
+    if (s.buffered() == 0) {
+      // Idle: wait for the next request's first byte (the first request gets the header
+      // deadline for it, later ones the keep-alive timeout), or for a drain.
+      pollfd p[2] = {{c.fd, POLLIN, 0}, {drain_fd, POLLIN, 0}};
+      const int64_t wait_ms =
+          served == 0 ? cfg.header_timeout_ms : cfg.keep_alive_timeout_seconds * 1000;
+      int r;
+      do {
+        r = poll(p, 2, static_cast<int>(wait_ms));
+      } while (r < 0 && errno == EINTR);
+      if (r <= 0 || p[1].revents != 0) break;  // idle too long, or draining
+    }
+    size_t received = 0;
+    const int64_t header_deadline = MonoNowNs() + cfg.header_timeout_ms * 1'000'000;
+    const ConnStream::HeaderResult h =
+        s.ReadHeader(header_deadline, static_cast<size_t>(cfg.header_bytes_max),
+                     static_cast<size_t>(cfg.header_count_max), &received);
+    if (h == ConnStream::HeaderResult::kClosed) break;
+    if (h == ConnStream::HeaderResult::kTimeout) {
+      if (received > 0) {  // a request begun and not finished in time (slow drip)
+        header_timeouts->Inc();
+        WriteRaw(s, 408, "Request Timeout",
+                 HttpError{408, "request_timeout", "request header not received in time"});
+      }
+      break;
+    }
+    if (h != ConnStream::HeaderResult::kComplete) {
+      header_too_large->Inc();
+      cc.must_close = true;
+      WriteRaw(s, 431, "Request Header Fields Too Large",
+               HttpError{431, "header_too_large",
+                         h == ConnStream::HeaderResult::kTooLarge
+                             ? absl::StrCat("request header over ", cfg.header_bytes_max,
+                                            " bytes")
+                             : absl::StrCat("more than ", cfg.header_count_max,
+                                            " header lines")});
+      break;
+    }
+    s.set_deadline(0);  // the whole header is buffered
+    cc.start_ns = MonoNowNs();
+    cc.route_index = unmatched_route;
+    const uint64_t id = Mix(request_salt + request_seq.fetch_add(1, std::memory_order_relaxed));
+    absl::SNPrintF(cc.request_id, sizeof cc.request_id, "%016x", id);
+    const bool close = acceptor->draining() || ++served >= cfg.keep_alive_max_count;
+    bool closed = false;
+    const int64_t body_timeout_ns = cfg.body_timeout_ms * 1'000'000;
+    const bool ok = svr.Serve(s, close, closed, [&s, body_timeout_ns](httplib::Request&) {
+      s.set_deadline(MonoNowNs() + body_timeout_ns);  // the body's whole deadline
+    });
+    if (s.deadline_hit()) body_timeouts->Inc();
+    s.Flush();
+    s.set_deadline(0);
+    if (!ok || closed || close || cc.must_close || s.failed() || acceptor->draining()) break;
+  }
+  s.Flush();
+  if (s.buffered() > 0 || cc.must_close) {
+    // Unread input (a refused body, a cut-off header): close gracefully so the client
+    // reads our answer rather than a reset — stop writing, then read and discard for a
+    // moment, bounded in time and bytes.
+    shutdown(c.fd, SHUT_WR);
+    const int64_t until = MonoNowNs() + int64_t{Acceptor::kLingerMs} * 1'000'000;
+    size_t discarded = 0;
+    char sink[16384];
+    while (discarded < (1u << 20)) {
+      const int64_t left_ms = (until - MonoNowNs()) / 1'000'000;
+      if (left_ms <= 0) break;
+      pollfd p{c.fd, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left_ms)) <= 0) break;
+      const ssize_t n = recv(c.fd, sink, sizeof sink, 0);
+      if (n <= 0) break;
+      discarded += static_cast<size_t>(n);
+    }
+  }
+  tls_conn = nullptr;
 }
 
 void Server::Impl::AfterWrite(const httplib::Request& req, const httplib::Response& res) {
-  {
-    MutexLock l(&busy_mu);
-    auto it = busy.find(PeerKey(req));
-    if (it != busy.end() && --it->second <= 0) busy.erase(it);
-  }
+  (void)req;
+  ConnContext* cc = CurrentConn();
+  if (cc == nullptr) return;
   if (res.status == 413 && res.get_header_value("Connection") == "close") {
-    // The refused body was never read and must never be parsed as further requests:
-    // the response is written, so end the connection now.
-    ShutdownConnections(port, [&req](const std::string& addr, int p) {
-      return addr == req.remote_addr && p == req.remote_port;
-    });
-  }
-  if (draining) {
-    // Draining: this connection's last response is out.
-    ShutdownConnections(port, [&req](const std::string& addr, int p) {
-      return addr == req.remote_addr && p == req.remote_port;
-    });
+    // The refused body was never read and must never be parsed as further requests.
+    cc->must_close = true;
   }
 }
 
 httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& req,
                                                         httplib::Response& res) {
-  {
-    MutexLock l(&busy_mu);
-    ++busy[PeerKey(req)];
-  }
+  if (ConnContext* cc = CurrentConn()) res.set_header("X-Request-Id", cc->request_id);
   // RFC 9112 §6.3: a request with neither Content-Length nor Transfer-Encoding has an empty
   // body. cpp-httplib 0.11.4 would instead read until the peer closes (a bodyless
   // `curl -X POST` then waits for the read timeout), so say so before it reads.
@@ -429,7 +525,8 @@ bool Server::Impl::RefuseOversized(const httplib::Request& req, httplib::Respons
       // connection is closed because the unread body would follow.
       WriteError(res, HttpError{413, "payload_too_large",
                                 absl::StrCat("request body over ", limit, " bytes")});
-      res.set_header("Connection", "close");  // the logger ends the connection (AfterWrite)
+      res.set_header("Connection", "close");
+      if (ConnContext* cc = CurrentConn()) cc->must_close = true;
       // cpp-httplib adds "Keep-Alive" to the answer unless the request said close.
       auto& mutable_req = const_cast<httplib::Request&>(req);
       mutable_req.headers.erase("Connection");
@@ -453,6 +550,12 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
   bool path_known = false;
   const Route* r = router.Match(req.method, req.path, &params, &path_known);
   size_t route_index = unmatched_route;
+  ConnContext* cc = CurrentConn();
+  if (r != nullptr && cc != nullptr && cc->ops && r->cls != RouteClass::kOps &&
+      r->cls != RouteClass::kNotify) {
+    r = nullptr;  // the ops listener serves only the notify and the ops endpoints
+    path_known = false;
+  }
   if (r == nullptr) {
     if (Admit(RouteClass::kPage, req, res)) {  // probing unknown paths is not free either
       WriteError(res, path_known ? HttpError{404, "not_found", "no such route for this method"}
@@ -468,10 +571,19 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
     } else if (body_limit > 0 && static_cast<int64_t>(req.body.size()) > body_limit) {
       WriteError(res, HttpError{413, "payload_too_large",
                                 absl::StrCat("request body over ", body_limit, " bytes")});
-    } else {
+    } else if (AdmitInflight(r->cls, res)) {
       Ctx ctx{req, res, params};
       r->handler(ctx);
+      EndInflight(r->cls);
     }
+  }
+  if (cc != nullptr) cc->route_index = route_index;
+  if (draining) {
+    // The connection ends after this answer: say so (cpp-httplib writes "Connection:
+    // close" when the request asked for it).
+    auto& mutable_req = const_cast<httplib::Request&>(req);
+    mutable_req.headers.erase("Connection");
+    mutable_req.set_header("Connection", "close");
   }
   in_flight->Dec();
   requests->Observe(route_index, res.status,
@@ -500,6 +612,22 @@ bool Server::Impl::Admit(RouteClass cls, const httplib::Request& req, httplib::R
   WriteError(res, HttpError{429, "rate_limited", "too many requests; retry later",
                             (wait_ns + 999'999'999) / 1'000'000'000});
   return false;
+}
+
+bool Server::Impl::AdmitInflight(RouteClass cls, httplib::Response& res) {
+  if (cls == RouteClass::kOps) return true;
+  const size_t i = static_cast<size_t>(cls);
+  const int64_t n = inflight[i].fetch_add(1, std::memory_order_acq_rel) + 1;
+  if (inflight_max[i] == 0 || n <= inflight_max[i]) return true;
+  inflight[i].fetch_sub(1, std::memory_order_acq_rel);
+  overloaded[i]->Inc();
+  WriteError(res, HttpError{503, "overloaded", "too many requests in progress; retry later"});
+  return false;
+}
+
+void Server::Impl::EndInflight(RouteClass cls) {
+  if (cls == RouteClass::kOps) return;
+  inflight[static_cast<size_t>(cls)].fetch_sub(1, std::memory_order_acq_rel);
 }
 
 bool Server::Impl::AdminAuthorized(const httplib::Request& req) const {

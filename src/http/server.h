@@ -34,11 +34,18 @@ class Server {
   // "http://HOST:PORT" as bound.
   std::string url() const;
   int port() const { return port_; }
-  // Serves until Stop(); returns false if the listener failed.
+  // The ops listener's "http://HOST:PORT", or "" when ops_listen is not set.
+  std::string ops_url() const;
+  // Serves until Stop() and the drain that follows are over; returns false if the
+  // listener failed.
   bool Run();
-  // Marks the server draining (/readyz answers 503), stops accepting, lets in-flight
-  // requests finish and returns once the worker threads are done. Thread-safe.
+  // Drains (SPEC §5): /readyz answers 503 at once, the listeners close, idle keep-alive
+  // connections close, in-flight requests finish within drain_timeout_ms (then their
+  // connections are cut); returns when Run() has returned (at once if Run never started).
+  // Thread-safe, idempotent.
   void Stop();
+  // Starts the drain and returns at once (e.g. from a signal-waiting thread). Thread-safe.
+  void RequestStop();
 
   struct Impl;
 

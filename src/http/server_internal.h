@@ -1,7 +1,9 @@
 // Private to src/http: the server's state, the router and the handler context.
 #pragma once
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -11,8 +13,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "base/mutex.h"
 #include "absl/container/flat_hash_set.h"
+#include "http/acceptor.h"
+#include "http/conn_stream.h"
 #include "http/json.h"
 #include "limits/rate_limiter.h"
 #include "http/server.h"
@@ -40,6 +43,42 @@ void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_conn
                          int* listen_fd);
 // Call after bind: raises the listen backlog to c.listen_backlog.
 void RaiseBacklog(int listen_fd, const Config& c);
+
+// cpp-httplib's request engine (parsing, routing to our handlers, response writing) run on
+// keyvend's own connections: process_request is protected, the rest of httplib::Server's
+// socket machinery (listen, accept, thread pool, its socket stream) is not used.
+class Engine final : public httplib::Server {
+ public:
+  // cpp-httplib ends streamed (content-provider) responses when its listening socket is
+  // invalid ("shutting down"); the engine has none, so it holds a placeholder descriptor
+  // for as long as it lives.
+  Engine() : placeholder_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) { svr_sock_ = placeholder_; }
+  ~Engine() override {
+    svr_sock_ = INVALID_SOCKET;
+    if (placeholder_ >= 0) ::close(placeholder_);
+  }
+  bool Serve(httplib::Stream& s, bool close_connection, bool& connection_closed,
+             const std::function<void(httplib::Request&)>& setup) {
+    return process_request(s, close_connection, connection_closed, setup);
+  }
+
+ private:
+  int placeholder_;
+};
+
+// The connection a request arrived on and what the request's plumbing learned about it.
+// One per connection, on the thread serving it (CurrentConn()); null elsewhere.
+struct ConnContext {
+  const AcceptedConnection* conn = nullptr;
+  ConnStream* stream = nullptr;
+  bool ops = false;         // the ops listener: only ops and notify routes
+  bool must_close = false;  // the response ends the connection (e.g. a refused, unread body)
+  // The request being served.
+  int64_t start_ns = 0;
+  size_t route_index = 0;
+  char request_id[17] = {};
+};
+ConnContext* CurrentConn();
 
 struct Ctx {
   const httplib::Request& req;
@@ -80,6 +119,14 @@ class Router {
 
 struct Server::Impl {
   explicit Impl(ServerOptions o);
+  // The acceptor's threads use everything below: they end first.
+  ~Impl() { acceptor.reset(); }
+
+  // Serves one admitted connection for its whole life (the keep-alive loop), on a pool
+  // thread: idle wait, header deadline and limits, body deadline, then the engine.
+  void ServeConnection(const AcceptedConnection& c);
+  // A response written by the connection layer itself (408, 431), ending the connection.
+  void WriteRaw(ConnStream& s, int status, const char* reason, const HttpError& e);
 
   httplib::Server::HandlerResponse PreRoute(const httplib::Request& req, httplib::Response& res);
   int Expect100(const httplib::Request& req, httplib::Response& res);
@@ -106,13 +153,14 @@ struct Server::Impl {
   ServerOptions opts;
   std::string host;
   int port = 0;  // as bound
-  int listen_fd = -1;
-  httplib::Server svr;
+  std::string ops_host;
+  int ops_port = 0;  // 0: no ops listener
+  Engine svr;
+  std::unique_ptr<Acceptor> acceptor;
   Router router;
   Registry registry;
   std::unique_ptr<RequestMetrics> requests;
   size_t unmatched_route = 0;
-  Gauge* open_connections = nullptr;
   Gauge* in_flight = nullptr;
   // Admits a request of class `cls` from this client, or writes the 429 and returns false.
   bool Admit(RouteClass cls, const httplib::Request& req, httplib::Response& res);
@@ -120,17 +168,26 @@ struct Server::Impl {
   // X-Forwarded-For address that is not a trusted proxy.
   std::string ClientIp(const httplib::Request& req) const;
 
+  // Admits a request of class `cls` under its in-flight cap (notify and ops have none), or
+  // writes the 503 overloaded and returns false. A true return must be paired with
+  // EndInflight(cls).
+  bool AdmitInflight(RouteClass cls, httplib::Response& res);
+  void EndInflight(RouteClass cls);
+
   std::array<std::unique_ptr<RateLimiter>, kLimitedClasses> limiters;
   std::array<Counter*, kLimitedClasses> rate_limited{};
+  std::array<int64_t, kLimitedClasses> inflight_max{};  // 0 = no cap
+  std::array<std::atomic<int64_t>, kLimitedClasses> inflight{};
+  std::array<Counter*, kLimitedClasses> overloaded{};
+  Counter* header_timeouts = nullptr;
+  Counter* body_timeouts = nullptr;
+  Counter* header_too_large = nullptr;
+  std::atomic<uint64_t> request_seq{0};
+  uint64_t request_salt = 0;
   absl::flat_hash_set<std::string> trusted_proxies;
   std::atomic<bool> draining{false};
-  std::atomic<bool> stop_requested{false};
   std::atomic<bool> run_called{false};
   std::atomic<bool> run_done{false};
-  // Connections ("addr:port") with a request between pre-routing and its written response:
-  // a drain must not cut them.
-  Mutex busy_mu;
-  absl::flat_hash_map<std::string, int> busy ABSL_GUARDED_BY(busy_mu);
   std::atomic<uint64_t> orders_created{0};
   std::atomic<uint64_t> payments_received{0};
   int64_t started_mono_ns = 0;
