@@ -18,6 +18,8 @@ for cls in order read notify admin page; do
   common+=(--rate-limit-$cls-per-second=0 --rate-limit-$cls-per-client-per-second=0)
 done
 common+=(--pending-orders-per-contact-max=0 --pending-orders-per-client-max=0)
+common+=(--max-connections-per-client=0)
+for cls in order read admin page; do common+=(--inflight-$cls-max=0); done
 
 wait_url() {  # file -> prints the URL once the server printed its listening line
   for _ in $(seq 1 200); do
