@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds, loads the demo catalogue
 # into ./keyvend-data (first run only) and starts the shop on 127.0.0.1:8080 with the
-# sandbox gateway. Demo secrets (admin token, payment secret) are generated once into a
+# sandbox gateway (ops listener on 127.0.0.1:8081). Demo secrets (admin token, payment secret) are generated once into a
 # 0600 file OUTSIDE the data dir; only its path is printed. Extra arguments go to
 # `keyvend serve` (e.g. --listen 0.0.0.0:8080).
 set -euo pipefail
@@ -25,5 +25,7 @@ chmod 600 "$secrets"
 . "$secrets"
 echo "demo secrets (admin token, payment secret): $secrets"
 ./build/src/keyvend demo-seed --data-dir "$data_dir" --catalogue data/demo/catalogue.tsv
+# The ops listener (notify, /healthz, /readyz, /metrics) on 8081 stays reachable when buyer
+# traffic fills every cap of 8080; the access log goes beside the data dir.
 exec ./build/src/keyvend serve --data-dir "$data_dir" --listen 127.0.0.1:8080 \
-  --payment-sandbox "$@"
+  --ops-listen 127.0.0.1:8081 --access-log "${data_dir%/}.access.log" --payment-sandbox "$@"
