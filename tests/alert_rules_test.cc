@@ -33,7 +33,9 @@ const std::set<std::string> kNotYetExported = {
     "keyvend_access_log_dropped_total",
 };
 
-std::string RulesPath() { return std::string(KEYVEND_SOURCE_DIR) + "/data/alerts/keyvend.rules.yml"; }
+std::string RulesPath() {
+  return std::string(KEYVEND_SOURCE_DIR) + "/data/alerts/keyvend.rules.yml";
+}
 
 // --- the rules file ---------------------------------------------------------------------------
 
@@ -60,8 +62,8 @@ std::string Trim(const std::string& s) {
 }
 
 std::string Unquote(const std::string& v) {
-  if (v.size() >= 2 && ((v.front() == '"' && v.back() == '"') ||
-                        (v.front() == '\'' && v.back() == '\''))) {
+  if (v.size() >= 2 &&
+      ((v.front() == '"' && v.back() == '"') || (v.front() == '\'' && v.back() == '\''))) {
     return v.substr(1, v.size() - 2);
   }
   return v;
@@ -185,7 +187,7 @@ RulesFile ParseRules(const std::string& text) {
 // --- metric references in an expr --------------------------------------------------------------
 
 struct MetricRef {
-  std::string name;                        // as written (maybe with _bucket/_sum/_count)
+  std::string name;                         // as written (maybe with _bucket/_sum/_count)
   std::vector<std::string> matcher_labels;  // every label a matcher names
   std::vector<std::pair<std::string, std::string>> equal;  // label="value" matchers
 };
@@ -197,8 +199,7 @@ struct ExprRefs {
 
 ExprRefs ParseExpr(const std::string& expr) {
   ExprRefs out;
-  static const std::regex metric_re(
-      R"((^|[^A-Za-z0-9_:])(keyvend_[a-z0-9_]+)\s*(\{([^}]*)\})?)");
+  static const std::regex metric_re(R"((^|[^A-Za-z0-9_:])(keyvend_[a-z0-9_]+)\s*(\{([^}]*)\})?)");
   static const std::regex matcher_re(R"(([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)\")");
   static const std::regex grouping_re(R"((^|[^A-Za-z0-9_])(by|without)\s*\(([^)]*)\))");
   for (auto it = std::sregex_iterator(expr.begin(), expr.end(), metric_re);
@@ -407,9 +408,10 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
       std::printf("[ note ] %s is exported now: remove it from kNotYetExported\n", name.c_str());
     }
   }
-  std::printf("[ note ] checked %zu families against GET /metrics; skipped (not exported "
-              "yet, kNotYetExported): %s\n",
-              checked.size(), skipped.empty() ? "none" : Join(skipped).c_str());
+  std::printf(
+      "[ note ] checked %zu families against GET /metrics; skipped (not exported "
+      "yet, kNotYetExported): %s\n",
+      checked.size(), skipped.empty() ? "none" : Join(skipped).c_str());
   EXPECT_FALSE(checked.empty());
 
   const int status = server.Terminate();

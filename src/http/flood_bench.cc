@@ -1,5 +1,5 @@
-// The load-protection benchmark of issue 4: a closed-loop HTTP/1.1 load generator that
-// floods order creation from many keep-alive connections while it probes /healthz and
+// The load-protection benchmark of issue 4: a closed-loop (or paced) HTTP/1.1 load generator
+// that floods order creation from many keep-alive connections while it probes /healthz and
 // sends signed payment notifies for a sample of the accepted orders (on the ops listener
 // when there is one). tools/bench-flood.sh starts the servers and runs it.
 //
@@ -17,12 +17,13 @@
 // Buyers: N connections spread over T epoll threads, each POSTing
 // {"product_id":ID,"quantity":1,"contact":"b<i>@x.test"} as soon as the previous answer
 // arrived (closed loop), or, with --offered-rate, when the schedule says (a request due
-// while every connection is busy starts late, as soon as one is free, and is counted). Latency is measured from the request's first byte sent to its last byte
-// received (a fresh connection's connect time is not included), per status (201, 429,
-// 503, other), in microseconds in a log-linear histogram (≤ 1.6 % relative error; the
-// max is exact). A connection the server closes is reopened and counted.
-// At the deadline no new request starts; answers still in flight are awaited (≤ 5 s) and
-// counted, and the rates are over the time until the last one arrived.
+// while every connection is busy starts late, as soon as one is free, and is counted).
+// Latency is measured from the request's first byte sent to its last byte received (a fresh
+// connection's connect time is not included), per status (201, 429, 503, other), in
+// microseconds in a log-linear histogram (≤ 1.6 % relative error; the max is exact). A
+// connection the server closes is reopened and counted. At the deadline no new request
+// starts; answers still in flight are awaited (≤ 5 s) and counted, and the rates are over
+// the time until the last one arrived.
 //
 // Output: a table for people, then one line for scripts:
 //   RESULT mode=.. seconds=.. connections=.. offered_per_s=.. accepted_per_s=.. ...
@@ -107,7 +108,7 @@ class Histogram {
  private:
   static size_t Index(uint64_t v) {
     if (v < kSub) return static_cast<size_t>(v);
-    const int msb = 63 - __builtin_clzll(v);  // >= kSubBits
+    const int msb = 63 - __builtin_clzll(v);     // >= kSubBits
     const uint64_t sub = v >> (msb - kSubBits);  // in [kSub, 2·kSub)
     return static_cast<size_t>((msb - kSubBits + 1) * kSub + (sub - kSub));
   }
@@ -167,8 +168,8 @@ bool ParseUrl(const std::string& url, Endpoint* out) {
 // A parsed response head, once a whole response is buffered.
 struct Response {
   int status = 0;
-  bool close = false;        // "Connection: close"
-  size_t total_bytes = 0;    // head + body
+  bool close = false;      // "Connection: close"
+  size_t total_bytes = 0;  // head + body
   std::string_view body;
 };
 
@@ -202,7 +203,8 @@ int ParseResponse(std::string_view buf, Response* r) {
     if (colon == std::string_view::npos) continue;
     const std::string_view name = line.substr(0, colon);
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     if (IEquals(name, "content-length")) {
       content_length = std::atoll(std::string(value).c_str());
@@ -379,8 +381,8 @@ struct Options {
   int connections = 256;
   int threads = 1;
   double seconds = 10;
-  int notify_every = -1;       // -1: the mode's default
-  int probe_interval_ms = -1;  // -1: the mode's default
+  int notify_every = -1;        // -1: the mode's default
+  int probe_interval_ms = -1;   // -1: the mode's default
   int64_t configured_rate = 0;  // for the report only (offered and accepted as multiples)
   double offered_rate = 0;      // requests/s started on a fixed schedule; 0 = closed loop
 };
@@ -449,10 +451,14 @@ const char* const kClassName[kNumClasses] = {"201", "429", "503", "other"};
 
 StatusClass ClassOf(int status) {
   switch (status) {
-    case 201: return k201;
-    case 429: return k429;
-    case 503: return k503;
-    default: return kOther;
+    case 201:
+      return k201;
+    case 429:
+      return k429;
+    case 503:
+      return k503;
+    default:
+      return kOther;
   }
 }
 
@@ -462,16 +468,16 @@ struct BuyerStats {
   std::map<std::string, uint64_t> codes;  // "429 rate_limited" -> n
   std::vector<uint64_t> accepted_per_second;
   uint64_t sent = 0;
-  uint64_t connects = 0;          // connections opened (the first ones included)
-  uint64_t reconnects = 0;        // connections reopened after a close or an error
-  uint64_t server_closes = 0;     // the server closed (Connection: close or EOF when idle)
+  uint64_t connects = 0;            // connections opened (the first ones included)
+  uint64_t reconnects = 0;          // connections reopened after a close or an error
+  uint64_t server_closes = 0;       // the server closed (Connection: close or EOF when idle)
   uint64_t closed_mid_request = 0;  // EOF or reset before the whole response
   uint64_t connect_errors = 0;
   uint64_t malformed = 0;
-  uint64_t unfinished = 0;        // still waiting when the drain timed out
-  uint64_t sampled = 0;           // handed to the notifier
-  uint64_t started_late = 0;      // paced: started after their time (no free connection)
-  uint64_t not_started = 0;       // paced: due but never started (no free connection)
+  uint64_t unfinished = 0;    // still waiting when the drain timed out
+  uint64_t sampled = 0;       // handed to the notifier
+  uint64_t started_late = 0;  // paced: started after their time (no free connection)
+  uint64_t not_started = 0;   // paced: due but never started (no free connection)
 };
 
 // --- buyers: one epoll loop over its share of the connections ------------------------------------
@@ -494,9 +500,10 @@ class BuyerLoop {
       const std::string body = "{\"product_id\":\"" + o.product +
                                "\",\"quantity\":1,\"contact\":\"b" + std::to_string(id) +
                                "@x.test\"}";
-      c->request = "POST /api/v1/orders HTTP/1.1\r\nHost: " + ep.host_header +
-                   "\r\nContent-Type: application/json\r\nContent-Length: " +
-                   std::to_string(body.size()) + "\r\n\r\n" + body;
+      c->request =
+          "POST /api/v1/orders HTTP/1.1\r\nHost: " + ep.host_header +
+          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+          "\r\n\r\n" + body;
       conns_.push_back(std::move(c));
     }
   }
@@ -522,8 +529,8 @@ class BuyerLoop {
       RetryDue(now);
       StartDue(now);
       const int timeout_ms = retry_.empty() && interval_ns_ == 0 ? 10 : 1;
-      const int n = ::epoll_wait(ep_fd_, events.data(), static_cast<int>(events.size()),
-                                 timeout_ms);
+      const int n =
+          ::epoll_wait(ep_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
       for (int i = 0; i < n; ++i) {
         Conn* c = static_cast<Conn*>(events[i].data.ptr);
         if (c->fd < 0) continue;
@@ -671,8 +678,8 @@ class BuyerLoop {
 
   void SendMore(Conn* c) {
     while (c->sent < c->request.size()) {
-      const ssize_t n = ::send(c->fd, c->request.data() + c->sent, c->request.size() - c->sent,
-                               MSG_NOSIGNAL);
+      const ssize_t n =
+          ::send(c->fd, c->request.data() + c->sent, c->request.size() - c->sent, MSG_NOSIGNAL);
       if (n > 0) {
         c->sent += static_cast<size_t>(n);
         continue;
@@ -862,13 +869,13 @@ void RunNotifier(const Endpoint& ep, const std::string& secret, NotifyQueue* que
   BlockingConn conn(ep);
   uint64_t n = 0;
   Sold s;
-  const std::string prefix = "flood-" + std::to_string(::getpid()) + "-" +
-                             std::to_string(std::time(nullptr)) + "-";
+  const std::string prefix =
+      "flood-" + std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr)) + "-";
   while (queue->Pop(&s)) {
     const std::string body = "{\"order_id\":\"" + s.order_id + "\",\"payment_id\":\"" + prefix +
-                             std::to_string(n++) + "\",\"amount_cents\":" +
-                             std::to_string(s.amount_cents) + ",\"currency\":\"" + s.currency +
-                             "\",\"status\":\"succeeded\"}";
+                             std::to_string(n++) +
+                             "\",\"amount_cents\":" + std::to_string(s.amount_cents) +
+                             ",\"currency\":\"" + s.currency + "\",\"status\":\"succeeded\"}";
     const std::string sig = kv::http::SignNotify(secret, std::time(nullptr), body);
     const std::string req = "POST /api/v1/payments/notify HTTP/1.1\r\nHost: " + ep.host_header +
                             "\r\nContent-Type: application/json\r\nKeyvend-Signature: " + sig +
@@ -1062,22 +1069,23 @@ int main(int argc, char** argv) {
 
   char load[64] = "closed loop";
   if (o.offered_rate > 0) std::snprintf(load, sizeof load, "paced %.0f/s", o.offered_rate);
-  std::printf("flood_bench mode=%s url=%s ops_url=%s connections=%d threads=%d load=%s "
-              "seconds=%.1f (measured %.2f)\n",
-              o.mode.c_str(), o.url.c_str(), o.ops_url.c_str(), o.connections, o.threads, load,
-              o.seconds, elapsed);
+  std::printf(
+      "flood_bench mode=%s url=%s ops_url=%s connections=%d threads=%d load=%s "
+      "seconds=%.1f (measured %.2f)\n",
+      o.mode.c_str(), o.url.c_str(), o.ops_url.c_str(), o.connections, o.threads, load, o.seconds,
+      elapsed);
   std::printf("\norders (POST /api/v1/orders)\n");
-  std::printf("  %-6s %10s %10s %9s %9s %9s %9s\n", "status", "count", "per_s", "p50_ms",
-              "p99_ms", "p999_ms", "max_ms");
+  std::printf("  %-6s %10s %10s %9s %9s %9s %9s\n", "status", "count", "per_s", "p50_ms", "p99_ms",
+              "p999_ms", "max_ms");
   for (int c = 0; c < kNumClasses; ++c) {
     const Histogram& h = all.latency[c];
     std::printf("  %-6s %10llu %10.1f %9.2f %9.2f %9.2f %9.2f\n", kClassName[c],
                 static_cast<unsigned long long>(h.count()),
-                static_cast<double>(h.count()) / elapsed, Ms(h.Quantile(0.5)),
-                Ms(h.Quantile(0.99)), Ms(h.Quantile(0.999)), Ms(h.max()));
+                static_cast<double>(h.count()) / elapsed, Ms(h.Quantile(0.5)), Ms(h.Quantile(0.99)),
+                Ms(h.Quantile(0.999)), Ms(h.max()));
   }
-  std::printf("  offered (requests sent) %.1f/s, answered %.1f/s, accepted %.1f/s",
-              offered_per_s, static_cast<double>(answered) / elapsed, accepted_per_s);
+  std::printf("  offered (requests sent) %.1f/s, answered %.1f/s, accepted %.1f/s", offered_per_s,
+              static_cast<double>(answered) / elapsed, accepted_per_s);
   if (o.configured_rate > 0) {
     std::printf(" (configured %lld/s: offered = %.1fx, accepted = %.2fx)",
                 static_cast<long long>(o.configured_rate), offered_per_s / o.configured_rate,
@@ -1085,82 +1093,82 @@ int main(int argc, char** argv) {
   }
   std::printf("\n");
   if (!steady.empty()) {
-    std::printf("  accepted per whole second after the first (%zu s): min %llu, median %llu, "
-                "max %llu\n",
-                steady.size(), static_cast<unsigned long long>(steady_min),
-                static_cast<unsigned long long>(steady_med),
-                static_cast<unsigned long long>(steady_max));
+    std::printf(
+        "  accepted per whole second after the first (%zu s): min %llu, median %llu, "
+        "max %llu\n",
+        steady.size(), static_cast<unsigned long long>(steady_min),
+        static_cast<unsigned long long>(steady_med), static_cast<unsigned long long>(steady_max));
   }
   for (const auto& [k, v] : all.codes) {
     std::printf("  answered %-28s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
   }
-  std::printf("  connections: opened %llu (reopened %llu), closed by server %llu, closed or "
-              "reset mid-request %llu, connect errors %llu, malformed %llu, unfinished %llu\n",
-              static_cast<unsigned long long>(all.connects),
-              static_cast<unsigned long long>(all.reconnects),
-              static_cast<unsigned long long>(all.server_closes),
-              static_cast<unsigned long long>(all.closed_mid_request),
-              static_cast<unsigned long long>(all.connect_errors),
-              static_cast<unsigned long long>(all.malformed),
-              static_cast<unsigned long long>(all.unfinished));
+  std::printf(
+      "  connections: opened %llu (reopened %llu), closed by server %llu, closed or "
+      "reset mid-request %llu, connect errors %llu, malformed %llu, unfinished %llu\n",
+      static_cast<unsigned long long>(all.connects),
+      static_cast<unsigned long long>(all.reconnects),
+      static_cast<unsigned long long>(all.server_closes),
+      static_cast<unsigned long long>(all.closed_mid_request),
+      static_cast<unsigned long long>(all.connect_errors),
+      static_cast<unsigned long long>(all.malformed),
+      static_cast<unsigned long long>(all.unfinished));
   if (o.offered_rate > 0) {
-    std::printf("  paced: %llu requests started late (every connection busy), %llu due but "
-                "never started\n",
-                static_cast<unsigned long long>(all.started_late),
-                static_cast<unsigned long long>(all.not_started));
+    std::printf(
+        "  paced: %llu requests started late (every connection busy), %llu due but "
+        "never started\n",
+        static_cast<unsigned long long>(all.started_late),
+        static_cast<unsigned long long>(all.not_started));
   }
   if (o.probe_interval_ms > 0) {
     std::printf("\nhealthz (GET /healthz every %d ms on %s)\n", o.probe_interval_ms,
                 o.ops_url.c_str());
-    std::printf("  probes %llu, failures %llu, reconnects %llu, p50 %.2f ms, p99 %.2f ms, "
-                "max %.2f ms%s%s\n",
-                static_cast<unsigned long long>(probe.probes),
-                static_cast<unsigned long long>(probe.failures),
-                static_cast<unsigned long long>(probe.reconnects), Ms(probe.latency.Quantile(0.5)),
-                Ms(probe.latency.Quantile(0.99)), Ms(probe.latency.max()),
-                probe.last_failure.empty() ? "" : ", last failure: ",
-                probe.last_failure.c_str());
+    std::printf(
+        "  probes %llu, failures %llu, reconnects %llu, p50 %.2f ms, p99 %.2f ms, "
+        "max %.2f ms%s%s\n",
+        static_cast<unsigned long long>(probe.probes),
+        static_cast<unsigned long long>(probe.failures),
+        static_cast<unsigned long long>(probe.reconnects), Ms(probe.latency.Quantile(0.5)),
+        Ms(probe.latency.Quantile(0.99)), Ms(probe.latency.max()),
+        probe.last_failure.empty() ? "" : ", last failure: ", probe.last_failure.c_str());
   }
   if (o.notify_every > 0) {
     std::printf("\nnotify (signed, every %d-th accepted order, on %s)\n", o.notify_every,
                 o.ops_url.c_str());
-    std::printf("  sampled %llu, sent %llu, 200 %llu, other status %llu, transport failures "
-                "%llu, unsent %llu, p50 %.2f ms, p99 %.2f ms, max %.2f ms%s%s\n",
-                static_cast<unsigned long long>(all.sampled),
-                static_cast<unsigned long long>(notify.sent),
-                static_cast<unsigned long long>(notify.ok),
-                static_cast<unsigned long long>(notify.other),
-                static_cast<unsigned long long>(notify.failed),
-                static_cast<unsigned long long>(notify.unsent), Ms(notify.latency.Quantile(0.5)),
-                Ms(notify.latency.Quantile(0.99)), Ms(notify.latency.max()),
-                notify.last_failure.empty() ? "" : ", last failure: ",
-                notify.last_failure.c_str());
+    std::printf(
+        "  sampled %llu, sent %llu, 200 %llu, other status %llu, transport failures "
+        "%llu, unsent %llu, p50 %.2f ms, p99 %.2f ms, max %.2f ms%s%s\n",
+        static_cast<unsigned long long>(all.sampled), static_cast<unsigned long long>(notify.sent),
+        static_cast<unsigned long long>(notify.ok), static_cast<unsigned long long>(notify.other),
+        static_cast<unsigned long long>(notify.failed),
+        static_cast<unsigned long long>(notify.unsent), Ms(notify.latency.Quantile(0.5)),
+        Ms(notify.latency.Quantile(0.99)), Ms(notify.latency.max()),
+        notify.last_failure.empty() ? "" : ", last failure: ", notify.last_failure.c_str());
     for (const auto& [k, v] : notify.codes) {
       std::printf("  answered %-28s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
     }
   }
   const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
-  std::printf("\nRESULT mode=%s seconds=%.2f connections=%d paced_rate=%.0f offered_per_s=%.1f "
-              "answered_per_s=%.1f accepted_per_s=%.1f accepted_steady_min=%llu "
-              "accepted_steady_median=%llu accepted_steady_max=%llu p50_accepted_ms=%.2f "
-              "p99_accepted_ms=%.2f max_accepted_ms=%.2f status_201=%llu status_429=%llu "
-              "status_503=%llu status_other=%llu p99_429_ms=%.2f p99_503_ms=%.2f "
-              "reconnects=%llu conn_errors=%llu closed_mid_request=%llu unfinished=%llu "
-              "healthz_probes=%llu healthz_failures=%llu healthz_p50_ms=%.2f healthz_p99_ms=%.2f "
-              "healthz_max_ms=%.2f notify_sent=%llu notify_ok=%llu notify_other=%llu "
-              "notify_failed=%llu notify_unsent=%llu notify_p99_ms=%.2f started_late=%llu "
-              "not_started=%llu\n",
-              o.mode.c_str(), elapsed, o.connections, o.offered_rate, offered_per_s,
-              static_cast<double>(answered) / elapsed, accepted_per_s, u(steady_min),
-              u(steady_med), u(steady_max), Ms(acc.Quantile(0.5)), Ms(acc.Quantile(0.99)),
-              Ms(acc.max()), u(acc.count()), u(all.latency[k429].count()),
-              u(all.latency[k503].count()), u(all.latency[kOther].count()),
-              Ms(all.latency[k429].Quantile(0.99)), Ms(all.latency[k503].Quantile(0.99)),
-              u(all.reconnects), u(all.connect_errors), u(all.closed_mid_request),
-              u(all.unfinished), u(probe.probes), u(probe.failures),
-              Ms(probe.latency.Quantile(0.5)), Ms(probe.latency.Quantile(0.99)),
-              Ms(probe.latency.max()), u(notify.sent), u(notify.ok), u(notify.other),
-              u(notify.failed), u(notify.unsent), Ms(notify.latency.Quantile(0.99)),
-              u(all.started_late), u(all.not_started));
+  std::printf(
+      "\nRESULT mode=%s seconds=%.2f connections=%d paced_rate=%.0f offered_per_s=%.1f "
+      "answered_per_s=%.1f accepted_per_s=%.1f accepted_steady_seconds=%zu "
+      "accepted_steady_min=%llu "
+      "accepted_steady_median=%llu accepted_steady_max=%llu p50_accepted_ms=%.2f "
+      "p99_accepted_ms=%.2f max_accepted_ms=%.2f status_201=%llu status_429=%llu "
+      "status_503=%llu status_other=%llu p99_429_ms=%.2f p99_503_ms=%.2f "
+      "reconnects=%llu conn_errors=%llu closed_mid_request=%llu unfinished=%llu "
+      "healthz_probes=%llu healthz_failures=%llu healthz_p50_ms=%.2f healthz_p99_ms=%.2f "
+      "healthz_max_ms=%.2f notify_sent=%llu notify_ok=%llu notify_other=%llu "
+      "notify_failed=%llu notify_unsent=%llu notify_p99_ms=%.2f started_late=%llu "
+      "not_started=%llu\n",
+      o.mode.c_str(), elapsed, o.connections, o.offered_rate, offered_per_s,
+      static_cast<double>(answered) / elapsed, accepted_per_s, steady.size(), u(steady_min),
+      u(steady_med), u(steady_max), Ms(acc.Quantile(0.5)), Ms(acc.Quantile(0.99)), Ms(acc.max()),
+      u(acc.count()), u(all.latency[k429].count()), u(all.latency[k503].count()),
+      u(all.latency[kOther].count()), Ms(all.latency[k429].Quantile(0.99)),
+      Ms(all.latency[k503].Quantile(0.99)), u(all.reconnects), u(all.connect_errors),
+      u(all.closed_mid_request), u(all.unfinished), u(probe.probes), u(probe.failures),
+      Ms(probe.latency.Quantile(0.5)), Ms(probe.latency.Quantile(0.99)), Ms(probe.latency.max()),
+      u(notify.sent), u(notify.ok), u(notify.other), u(notify.failed), u(notify.unsent),
+      Ms(notify.latency.Quantile(0.99)), u(all.started_late), u(all.not_started));
   return answered == 0 ? 1 : 0;
 }
