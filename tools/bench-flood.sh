@@ -12,7 +12,7 @@
 # otherwise to the main listener, and the output says so.
 #
 #   tools/bench-flood.sh [build-dir] [seconds per flood run (default 12, at most 20)]
-# About 1.5 minutes with the defaults. On loopback the load generator shares the cores with
+# About 70 s with the defaults. On loopback the load generator shares the cores with
 # the server (on 2 cores it takes about one of them in the closed-loop flood).
 # Environment: THROUGHPUT_SECONDS (5), THROUGHPUT_CONNECTIONS (64), THROUGHPUT_ROUNDS (3),
 # FLOOD_RATE (500), FLOOD_CONNECTIONS (256), FLOOD_SERVER_ARGS (extra `keyvend serve` flags
