@@ -3,10 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -39,10 +37,7 @@ class StderrCapture {
 
   std::string Take() {
     Restore();
-    std::ifstream in(path_, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return testing::ReadFile(path_);
   }
 
  private:
@@ -67,16 +62,6 @@ class ScopedLogLevel {
  private:
   LogLevel old_;
 };
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
-    lines.push_back(text.substr(start, nl - start));
-  }
-  EXPECT_EQ(start, text.size()) << "text after the last newline";
-  return lines;
-}
 
 // "2026-11-21T15:04:05.123Z " is 25 bytes.
 constexpr size_t kTimestampBytes = 24;
@@ -130,7 +115,7 @@ TEST(Log, LineShapeAndClock) {
   const int n = 3;
   KV_LOG(kWarn, "delivery failed for ", n, " orders");
   const absl::Time after = absl::Now();
-  const std::vector<std::string> lines = Lines(capture.Take());
+  const std::vector<std::string> lines = testing::SplitLines(capture.Take());
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(MessageOf(lines[0], "warn"), "delivery failed for 3 orders");
   absl::Time ts;
@@ -153,7 +138,7 @@ TEST(Log, FiltersByLevelAndSkipsArgumentsOfDisabledLevels) {
   KV_LOG(kWarn, "warn ", arg());
   KV_LOG(kError, "error ", arg());
   Log(LogLevel::kError, "direct error");
-  const std::vector<std::string> lines = Lines(capture.Take());
+  const std::vector<std::string> lines = testing::SplitLines(capture.Take());
   EXPECT_EQ(evaluated, 2);
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(MessageOf(lines[0], "warn"), "warn 1");
@@ -166,7 +151,7 @@ TEST(Log, DebugLevelWritesEverything) {
   StderrCapture capture;
   const std::string_view sv = "view";
   KV_LOG(kDebug, "std::string_view: ", sv, ", std::string: ", std::string("str"));
-  const std::vector<std::string> lines = Lines(capture.Take());
+  const std::vector<std::string> lines = testing::SplitLines(capture.Take());
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(MessageOf(lines[0], "debug"), "std::string_view: view, std::string: str");
 }
@@ -176,7 +161,7 @@ TEST(Log, EscapesControlCharactersSoNoLineCanBeForged) {
   Log(LogLevel::kWarn, "ok\n2026-11-21T15:04:05.123Z error keyvend: forged");
   Log(LogLevel::kWarn, "cr\r tab\t esc\x1b[31m del\x7f nul" + std::string(1, '\0') +
                            " backslash\\n c1\xc2\x9b utf8 \xc3\xa9\xe2\x82\xac bad \xff\xc3 end");
-  const std::vector<std::string> lines = Lines(capture.Take());
+  const std::vector<std::string> lines = testing::SplitLines(capture.Take());
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(MessageOf(lines[0], "warn"), "ok\\n2026-11-21T15:04:05.123Z error keyvend: forged");
   EXPECT_EQ(MessageOf(lines[1], "warn"),
@@ -197,7 +182,7 @@ TEST(Log, BoundsTheLineAndCutsAtCharacterBoundaries) {
   Log(LogLevel::kWarn, std::string(kWarnMessageBytesMax - 6, 'd') + "\x01\x01\x01");
   // A 3-byte character is never split.
   Log(LogLevel::kWarn, std::string(kWarnMessageBytesMax - 4, 'e') + "\xe2\x82\xac\xe2\x82\xac");
-  const std::vector<std::string> lines = Lines(capture.Take());
+  const std::vector<std::string> lines = testing::SplitLines(capture.Take());
   ASSERT_EQ(lines.size(), 5u);
   for (const std::string& line : lines) EXPECT_LE(line.size() + 1, kLogLineBytesMax);
   EXPECT_EQ(MessageOf(lines[0], "warn"), std::string(kWarnMessageBytesMax, 'a'));
@@ -224,7 +209,7 @@ TEST(Log, LinesFromManyThreadsNeverInterleave) {
     });
   }
   for (std::thread& th : threads) th.join();
-  const std::vector<std::string> lines = Lines(capture.Take());
+  const std::vector<std::string> lines = testing::SplitLines(capture.Take());
   ASSERT_EQ(lines.size(), size_t{kThreads * kLinesPerThread});
   const std::regex message(R"(thread ([0-9]+) line ([0-9]+) \.{300})");
   std::set<std::pair<int, int>> seen;

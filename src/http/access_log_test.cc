@@ -14,7 +14,6 @@
 #include <fstream>
 #include <limits>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -52,23 +51,6 @@ AccessRecord Numbered(int i) {
   AccessRecord r = Sample();
   r.request_id = absl::StrFormat("%016x", i);
   return r;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
-    lines.push_back(text.substr(start, nl - start));
-  }
-  EXPECT_EQ(start, text.size()) << "text after the last newline";
-  return lines;
 }
 
 uint64_t CounterValue(Registry* reg, std::string_view name) {
@@ -227,14 +209,14 @@ TEST(AccessLog, AppendsLinesInOrderAfterWhatTheFileHeld) {
     expected += FormatAccessLine(Numbered(i));
   }
   access->Flush();
-  EXPECT_EQ(ReadFile(path), expected);
+  EXPECT_EQ(testing::ReadFile(path), expected);
   EXPECT_EQ(CounterValue(&reg2, AccessLog::kLinesMetric), 1000u);
   EXPECT_EQ(CounterValue(&reg2, AccessLog::kDroppedMetric), 0u);
   EXPECT_EQ(CounterValue(&reg2, AccessLog::kWriteErrorsMetric), 0u);
   access->Append(Numbered(1000));
   access->Flush();
   expected += FormatAccessLine(Numbered(1000));
-  EXPECT_EQ(ReadFile(path), expected);
+  EXPECT_EQ(testing::ReadFile(path), expected);
 }
 
 TEST(AccessLog, DestructorWritesWhatIsBuffered) {
@@ -250,7 +232,7 @@ TEST(AccessLog, DestructorWritesWhatIsBuffered) {
       expected += FormatAccessLine(Numbered(i));
     }
   }
-  EXPECT_EQ(ReadFile(path), expected);
+  EXPECT_EQ(testing::ReadFile(path), expected);
 }
 
 // Points fd 2 at a file while it lives.
@@ -284,7 +266,7 @@ TEST(AccessLog, DashIsStandardErrorAndIsLeftOpen) {
     }
     EXPECT_NE(::fcntl(STDERR_FILENO, F_GETFD), -1) << "the log closed fd 2";
   }
-  EXPECT_EQ(ReadFile(path), FormatAccessLine(Sample()));
+  EXPECT_EQ(testing::ReadFile(path), FormatAccessLine(Sample()));
 }
 
 // Fills a pipe through its non-blocking write end until no byte fits; returns the bytes.
@@ -428,7 +410,7 @@ TEST(AccessLog, ConcurrentAppendsAccountForEveryLine) {
   const uint64_t dropped = CounterValue(&reg, AccessLog::kDroppedMetric);
   EXPECT_EQ(written + dropped, uint64_t{kThreads * kPerThread});
   EXPECT_EQ(CounterValue(&reg, AccessLog::kWriteErrorsMetric), 0u);
-  const std::vector<std::string> lines = Lines(ReadFile(path));
+  const std::vector<std::string> lines = testing::SplitLines(testing::ReadFile(path));
   ASSERT_EQ(lines.size(), written);
   std::set<int> seen;
   std::vector<int> last(kThreads, -1);  // each thread's lines stay in its order
