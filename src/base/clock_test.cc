@@ -39,6 +39,12 @@ TEST(TimeFormat, Rfc3339Utc) {
   EXPECT_EQ(FormatRfc3339(absl::FromUnixMillis(1999)), "1970-01-01T00:00:01Z");
 }
 
+TEST(TimeFormat, Rfc3339MillisTruncatesToThreeDigits) {
+  EXPECT_EQ(FormatRfc3339Millis(absl::FromUnixMillis(1795793045123)), "2026-11-27T15:24:05.123Z");
+  EXPECT_EQ(FormatRfc3339Millis(absl::FromUnixMicros(1999999)), "1970-01-01T00:00:01.999Z");
+  EXPECT_EQ(FormatRfc3339Millis(absl::FromUnixSeconds(0)), "1970-01-01T00:00:00.000Z");
+}
+
 TEST(Random, SeededIsDeterministicAndSecureVaries) {
   SeededRandom a(7), b(7);
   uint8_t x[32], y[32];

@@ -1,14 +1,17 @@
 // kv::Mutex: std::mutex with abseil's thread-safety annotations (ABSL_GUARDED_BY works
 // with clang's -Wthread-safety). Not absl::Mutex: Debian's abseil is not built with TSan
 // annotations, so TSan cannot see absl::Mutex and would report false races; a pthread
-// mutex it intercepts.
+// mutex it intercepts. kv::CondVar is the condition variable that goes with it.
 #pragma once
 
+#include <condition_variable>
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
 
 namespace kv {
+
+class CondVar;
 
 class ABSL_LOCKABLE Mutex {
  public:
@@ -21,6 +24,7 @@ class ABSL_LOCKABLE Mutex {
   void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK() {}
 
  private:
+  friend class CondVar;
   std::mutex mu_;
 };
 
@@ -33,6 +37,29 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 
  private:
   Mutex* mu_;
+};
+
+// A condition variable for kv::Mutex (a std::condition_variable on the Mutex's std::mutex).
+// Wakeups may be spurious: wait in a loop on the guarded condition,
+//   MutexLock l(&mu_);
+//   while (!ready_) cv_.Wait(&mu_);
+// Thread-safe.
+class CondVar {
+ public:
+  CondVar() = default;
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+  // Releases *mu while waiting and holds it again when it returns. The caller holds *mu.
+  void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
+    cv_.wait(lock);
+    lock.release();  // still held: ownership goes back to the caller's MutexLock
+  }
+  void Signal() { cv_.notify_one(); }
+  void SignalAll() { cv_.notify_all(); }
+
+ private:
+  std::condition_variable cv_;
 };
 
 }  // namespace kv

@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "limits/limits.h"
 
 namespace kv {
@@ -57,7 +58,8 @@ bool ValidProxyList(const std::string& v) {
 bool ValidOptionalListen(const std::string& v) { return v.empty() || ValidListen(v); }
 
 bool ValidLogLevel(const std::string& v) {
-  return v == "debug" || v == "info" || v == "warn" || v == "error";
+  LogLevel level;
+  return ParseLogLevel(v, &level);
 }
 
 // An absolute http(s) URL without whitespace. Buyers are sent to it, so a relative or

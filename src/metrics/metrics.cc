@@ -3,19 +3,19 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <string>
 #include <system_error>
+
+#include "base/log.h"
 
 namespace kv {
 namespace {
 
 // Registration mistakes are programming errors; unlike assert() this survives NDEBUG.
 [[noreturn]] void Die(const std::string& msg) {
-  std::fprintf(stderr, "keyvend metrics: %s\n", msg.c_str());
-  std::fflush(stderr);
+  KV_LOG(kError, "metrics: ", msg);  // one write(2): nothing left buffered at abort()
   std::abort();
 }
 

@@ -8,8 +8,9 @@
 #include <openssl/params.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
+
+#include "base/log.h"
 
 namespace kv {
 namespace {
@@ -17,7 +18,7 @@ namespace {
 using Subkey = std::array<uint8_t, 32>;
 
 [[noreturn]] void Fatal(const char* what) {
-  std::fprintf(stderr, "keyvend: fatal: OpenSSL %s failed\n", what);
+  KV_LOG(kError, "fatal: OpenSSL ", what, " failed");
   std::abort();
 }
 
