@@ -4,8 +4,8 @@
 //    alert, expr, for, labels.severity (warning | critical) and annotations.summary;
 //  - every keyvend_* metric an expr names is a family the real `keyvend serve` declares on
 //    GET /metrics (`# TYPE`), every label an expr selects on or groups by exists on it, and
-//    every `label="value"` matcher matches a series — except the families in
-//    kNotYetExported, which the connection-layer rewrite adds (they are skipped, and said so).
+//    every `label="value"` matcher matches a series (the server runs with an access log so
+//    its families are declared too).
 #include <cstdio>
 #include <map>
 #include <regex>
@@ -26,11 +26,6 @@ namespace {
 constexpr char kAdminToken[] = "adm-alert-rules-5d1e";
 constexpr char kPaymentSecret[] = "pay-alert-rules-8c2f";
 
-// Families the rules use before the server exports them (issue 4's connection-layer
-// rewrite adds them). Remove a name once the server declares it.
-const std::set<std::string> kNotYetExported = {
-    "keyvend_access_log_dropped_total",
-};
 
 std::string RulesPath() {
   return std::string(KEYVEND_SOURCE_DIR) + "/data/alerts/keyvend.rules.yml";
@@ -336,7 +331,7 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
   ServerProcess server({std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
                         std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret});
   std::string error;
-  ASSERT_TRUE(server.Start({}, &error)) << error;
+  ASSERT_TRUE(server.Start({"--access-log=" + server.root() + "/access.log"}, &error)) << error;
   std::string exposition;
   {
     // A few requests so the per-route series the rules select on exist: a product, an
@@ -365,7 +360,7 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
   }
   const std::map<std::string, Family> families = ParseExposition(exposition);
 
-  std::set<std::string> skipped, checked;
+  std::set<std::string> checked;
   for (const Rule& rule : f.rules) {
     SCOPED_TRACE("rule `" + rule.alert + "` (line " + std::to_string(rule.line) +
                  "): " + rule.expr);
@@ -376,11 +371,7 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
       const std::string family = FamilyOf(ref.name, families);
       if (family.empty()) {
         all_found = false;
-        if (kNotYetExported.count(ref.name) != 0) {
-          skipped.insert(ref.name);
-        } else {
-          ADD_FAILURE() << ref.name << " is not declared (# TYPE) on GET /metrics";
-        }
+        ADD_FAILURE() << ref.name << " is not declared (# TYPE) on GET /metrics";
         continue;
       }
       checked.insert(family);
@@ -402,15 +393,7 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
           << "by/without (" << label << "): no metric of this expr has that label";
     }
   }
-  for (const std::string& name : kNotYetExported) {
-    if (families.count(name) != 0) {
-      std::printf("[ note ] %s is exported now: remove it from kNotYetExported\n", name.c_str());
-    }
-  }
-  std::printf(
-      "[ note ] checked %zu families against GET /metrics; skipped (not exported "
-      "yet, kNotYetExported): %s\n",
-      checked.size(), skipped.empty() ? "none" : Join(skipped).c_str());
+  std::printf("[ note ] checked %zu families against GET /metrics\n", checked.size());
   EXPECT_FALSE(checked.empty());
 
   const int status = server.Terminate();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "base/random.h"
 #include "config/config.h"
 #include "http/server.h"
@@ -163,6 +164,9 @@ int RunServe(const std::vector<std::string>& args) {
     std::fprintf(stderr, "keyvend: %s\n", std::string(cfg.status().message()).c_str());
     return 2;
   }
+  kv::LogLevel level = kv::LogLevel::kInfo;
+  kv::ParseLogLevel(cfg->log_level, &level);  // validated by LoadConfig
+  kv::SetLogLevel(level);
   // SIGTERM/SIGINT are taken by a waiting thread (sigwait), never by a handler in an
   // arbitrary thread: block them before any thread starts.
   sigset_t sigs;
@@ -182,8 +186,7 @@ int RunServe(const std::vector<std::string>& args) {
   so.pending_orders_per_client_max = static_cast<uint32_t>(cfg->pending_orders_per_client_max);
   auto shop = kv::Shop::Open(so);
   if (!shop.ok()) {
-    std::fprintf(stderr, "keyvend: cannot open the shop: %s\n",
-                 std::string(shop.status().message()).c_str());
+    KV_LOG(kError, "cannot open the shop: ", std::string(shop.status().message()));
     return 1;
   }
   kv::http::ServerOptions ho;
@@ -194,28 +197,26 @@ int RunServe(const std::vector<std::string>& args) {
   ho.admin_token = GetEnv("KEYVEND_ADMIN_TOKEN").value_or("");
   ho.payment_secret = GetEnv("KEYVEND_PAYMENT_SECRET").value_or("");
   if (ho.admin_token.empty()) {
-    std::fprintf(stderr, "keyvend: warning: KEYVEND_ADMIN_TOKEN is not set; the admin API "
-                         "refuses every request\n");
+    KV_LOG(kWarn, "KEYVEND_ADMIN_TOKEN is not set; the admin API refuses every request");
   }
   if (ho.payment_secret.empty()) {
-    std::fprintf(stderr, "keyvend: warning: KEYVEND_PAYMENT_SECRET is not set; every payment "
-                         "notification is refused\n");
+    KV_LOG(kWarn, "KEYVEND_PAYMENT_SECRET is not set; every payment notification is refused");
   }
   auto server = kv::http::Server::Bind(std::move(ho));
   if (!server.ok()) {
-    std::fprintf(stderr, "keyvend: %s\n", std::string(server.status().message()).c_str());
+    KV_LOG(kError, std::string(server.status().message()));
     return 1;
   }
   kv::http::Server* srv = server->get();
   std::thread signals([srv, sigs] {
     int sig = 0;
     sigwait(&sigs, &sig);
-    std::fprintf(stderr, "keyvend: signal %d: draining (a second signal exits at once)\n", sig);
+    KV_LOG(kInfo, "signal ", sig, ": draining (a second signal exits at once)");
     srv->RequestStop();  // Run() below returns when the drain is over
     sigwait(&sigs, &sig);
     // Every 2xx already answered was a synced commit, so leaving now loses nothing that
     // was acknowledged; requests still in flight get no answer.
-    std::fprintf(stderr, "keyvend: second signal %d: exiting now\n", sig);
+    KV_LOG(kWarn, "second signal ", sig, ": exiting now");
     _exit(1);
   });
   signals.detach();
@@ -225,7 +226,7 @@ int RunServe(const std::vector<std::string>& args) {
   const bool ok = srv->Run();
   server->reset();  // finishes in-flight requests
   shop->reset();    // stops the workers, flushes and closes the database
-  std::fprintf(stderr, "keyvend: stopped\n");
+  KV_LOG(kInfo, "stopped");
   return ok ? 0 : 1;
 }
 

@@ -17,6 +17,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
+#include "base/log.h"
+#include "base/time_format.h"
 #include "http/server_internal.h"
 
 namespace kv::http {
@@ -47,7 +49,7 @@ HttpError ErrorFor(const absl::Status& s) {
   if (absl::IsUnavailable(s)) {
     return HttpError{503, "storage_unavailable", "storage is unavailable; retry later"};
   }
-  std::fprintf(stderr, "keyvend: internal error: %s\n", std::string(s.message()).c_str());
+  KV_LOG(kError, "internal error: ", std::string(s.message()));
   return HttpError{500, "internal", "internal error"};
 }
 
@@ -268,6 +270,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
     WriteError(res, HttpError{500, "internal", "internal error"});
   });
 
+  if (!c.access_log.empty()) {
+    auto log = AccessLog::Open(c.access_log, static_cast<size_t>(c.access_log_buffer_lines),
+                               &m.registry);
+    if (!log.ok()) return log.status();
+    m.access_log = std::move(*log);
+  }
   absl::flat_hash_set<std::string> exempt(m.trusted_proxies.begin(), m.trusted_proxies.end());
   m.acceptor = std::make_unique<Acceptor>(
       &m.registry, [mp](const AcceptedConnection& ac) { mp->ServeConnection(ac); },
@@ -401,6 +409,29 @@ void Server::Impl::WriteRaw(ConnStream& s, int status, const char* reason, const
   s.write(body.data(), body.size());
   s.Flush();
   requests->Observe(unmatched_route, status, 0);
+  if (ConnContext* cc = CurrentConn()) {
+    cc->route_index = unmatched_route;
+    LogAccess(*cc, "", cc->conn->peer_ip, status, 0, static_cast<int64_t>(body.size()));
+  }
+}
+
+void Server::Impl::LogAccess(const ConnContext& cc, const std::string& method,
+                             const std::string& client_ip, int status, int64_t bytes_in,
+                             int64_t bytes_out) {
+  if (access_log == nullptr) return;
+  AccessRecord r;
+  r.unix_ms = UnixMs(opts.clock->WallNow());
+  r.request_id = cc.request_id;
+  r.listener = cc.ops ? "ops" : "main";
+  r.method = method;
+  r.route = cc.route_index < router.routes().size() ? router.routes()[cc.route_index].name
+                                                    : "unmatched";
+  r.status = status;
+  r.latency_us = cc.start_ns > 0 ? (MonoNowNs() - cc.start_ns) / 1000 : 0;
+  r.client_ip = client_ip;
+  r.bytes_in = bytes_in;
+  r.bytes_out = bytes_out;
+  access_log->Append(r);
 }
 
 void Server::Impl::ServeConnection(const AcceptedConnection& c) {
@@ -492,9 +523,10 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
 }
 
 void Server::Impl::AfterWrite(const httplib::Request& req, const httplib::Response& res) {
-  (void)req;
   ConnContext* cc = CurrentConn();
   if (cc == nullptr) return;
+  LogAccess(*cc, req.method, ClientIp(req), res.status, static_cast<int64_t>(req.body.size()),
+            static_cast<int64_t>(res.body.size()));
   if (res.status == 413 && res.get_header_value("Connection") == "close") {
     // The refused body was never read and must never be parsed as further requests.
     cc->must_close = true;

@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "http/acceptor.h"
+#include "http/access_log.h"
 #include "http/conn_stream.h"
 #include "http/json.h"
 #include "limits/rate_limiter.h"
@@ -182,6 +183,10 @@ struct Server::Impl {
   Counter* header_timeouts = nullptr;
   Counter* body_timeouts = nullptr;
   Counter* header_too_large = nullptr;
+  // The access log (null when access_log is ""); one line per answered request.
+  std::unique_ptr<AccessLog> access_log;
+  void LogAccess(const ConnContext& cc, const std::string& method, const std::string& client_ip,
+                 int status, int64_t bytes_in, int64_t bytes_out);
   std::atomic<uint64_t> request_seq{0};
   uint64_t request_salt = 0;
   absl::flat_hash_set<std::string> trusted_proxies;
