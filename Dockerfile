@@ -17,5 +17,6 @@ COPY --from=build /src/build/src/keyvend /usr/local/bin/keyvend
 VOLUME /var/lib/keyvend
 WORKDIR /var/lib/keyvend
 ENTRYPOINT ["/usr/local/bin/keyvend"]
-EXPOSE 8080
-CMD ["serve", "--listen", "0.0.0.0:8080", "--data-dir", "/var/lib/keyvend/data", "--master-key-file", "/var/lib/keyvend/master.key"]
+# 8080: buyers and merchants; 8081: the ops listener (payment notify, health, metrics).
+EXPOSE 8080 8081
+CMD ["serve", "--listen", "0.0.0.0:8080", "--ops-listen", "0.0.0.0:8081", "--access-log", "-", "--data-dir", "/var/lib/keyvend/data", "--master-key-file", "/var/lib/keyvend/master.key"]
