@@ -2,6 +2,7 @@
 //   keyvend serve [options]      the shop (HTTP)
 //   keyvend check --data-dir DIR [--master-key-file FILE]
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -167,6 +168,20 @@ int RunServe(const std::vector<std::string>& args) {
   kv::LogLevel level = kv::LogLevel::kInfo;
   kv::ParseLogLevel(cfg->log_level, &level);  // validated by LoadConfig
   kv::SetLogLevel(level);
+  // Every connection and every open RocksDB file is a descriptor: take what the hard limit
+  // allows (the soft default of 1024 is below max_connections + the database's files).
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  const int64_t fds_needed = cfg->max_connections + cfg->ops_max_connections + 256;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+      static_cast<int64_t>(nofile.rlim_cur) < fds_needed) {
+    KV_LOG(kWarn, "the descriptor limit (", static_cast<int64_t>(nofile.rlim_cur),
+           ") is below max_connections + ops_max_connections + 256 (", fds_needed,
+           "); raise it (ulimit -n) or lower max_connections");
+  }
   // SIGTERM/SIGINT are taken by a waiting thread (sigwait), never by a handler in an
   // arbitrary thread: block them before any thread starts.
   sigset_t sigs;

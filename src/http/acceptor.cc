@@ -126,6 +126,11 @@ absl::StatusOr<size_t> Acceptor::AddListener(const ListenerSpec& spec) {
   const char* help = "HTTP connections refused at accept with a 503, by listener and reason.";
   l->rejected_cap = metrics_->GetCounter("keyvend_http_connections_rejected_total", help,
                                          {{"listener", spec.name}, {"reason", "max_connections"}});
+  l->accept_errors = metrics_->GetCounter(
+      "keyvend_http_accept_errors_total",
+      "accept() failures for lack of descriptors or memory (the connection waits in the "
+      "backlog), by listener.",
+      by_listener);
   l->rejected_client = metrics_->GetCounter(
       "keyvend_http_connections_rejected_total", help,
       {{"listener", spec.name}, {"reason", "max_connections_per_client"}});
@@ -162,12 +167,21 @@ void Acceptor::Refuse(int fd) {
 
 void Acceptor::AcceptFrom(size_t li) {
   Listener& l = *listeners_[li];
+  Counter* out_of_fds = l.accept_errors;
   for (int round = 0; round < 256; ++round) {  // bounded: other listeners get their turn
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     const int fd =
         accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a transient error (EMFILE: the backlog keeps it)
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: the connection stays in the backlog. Back off
+        // instead of spinning on a listener that stays readable.
+        out_of_fds->Inc();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      return;  // EAGAIN: nothing more to accept
+    }
     AcceptedConnection c;
     c.fd = fd;
     c.listener = li;

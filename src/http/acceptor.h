@@ -91,6 +91,7 @@ class Acceptor {
     Counter* accepted = nullptr;
     Counter* rejected_cap = nullptr;
     Counter* rejected_client = nullptr;
+    Counter* accept_errors = nullptr;
   };
   struct Lingering {
     int fd;
