@@ -244,12 +244,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   svr.Patch(".*", dispatch);
   svr.Put(".*", dispatch);
   svr.Delete(".*", dispatch);
-  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     // Errors cpp-httplib raises itself (malformed request line, body over the global cap,
     // a body read that failed).
     ConnContext* cc = CurrentConn();
-    if (cc != nullptr && cc->stream->deadline_hit()) {
+    if (cc != nullptr && (cc->stream->deadline_hit() || cc->stream->timed_out())) {
+      // The body did not arrive in time (its whole deadline, or one read waited out the
+      // per-read timeout): a 408, not a "malformed request". Its unread rest would follow,
+      // so the connection ends after the answer, and the answer says so (cpp-httplib
+      // decides between "Connection: close" and "Keep-Alive" after this handler, from the
+      // request's own Connection header).
       cc->must_close = true;
+      auto& mutable_req = const_cast<httplib::Request&>(req);
+      mutable_req.headers.erase("Connection");
+      mutable_req.set_header("Connection", "close");
       WriteError(res, HttpError{408, "request_timeout",
                                 "request body not received in time"});
       return;
@@ -464,7 +472,7 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
     const bool ok = svr.Serve(s, close, closed, [&s, body_timeout_ns](httplib::Request&) {
       s.set_deadline(MonoNowNs() + body_timeout_ns);  // the body's whole deadline
     });
-    if (s.deadline_hit()) body_timeouts->Inc();
+    if (s.deadline_hit() || s.timed_out()) body_timeouts->Inc();
     s.Flush();
     s.set_deadline(0);
     if (!ok || closed || close || cc.must_close || s.failed() || acceptor->draining()) break;
