@@ -226,6 +226,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   const int64_t max_body = std::max(c.body_bytes_max, c.import_body_bytes_max);
   svr.set_payload_max_length(max_body == 0 ? std::numeric_limits<size_t>::max()
                                            : static_cast<size_t>(max_body));
+  // The keep-alive loop is ours (ServeConnection), but cpp-httplib writes the
+  // "Keep-Alive: timeout=T, max=N" header from its own settings: advertise what we apply
+  // (a client that trusts a longer advertised timeout would reuse closed connections).
+  svr.set_keep_alive_timeout(static_cast<time_t>(c.keep_alive_timeout_seconds));
+  svr.set_keep_alive_max_count(static_cast<size_t>(c.keep_alive_max_count));
   Impl* mp = &m;
   svr.set_pre_routing_handler([mp](const httplib::Request& req, httplib::Response& res) {
     return mp->PreRoute(req, res);
