@@ -60,18 +60,32 @@ const std::string& HealthzRequest() {
   return *r;
 }
 
-// The canned refusal at accept: 503 `overloaded` with Retry-After and Connection: close,
-// then the server closes the connection.
-::testing::AssertionResult IsRefusedAtAccept(const HttpMessage& m, RawConnection& c) {
-  ::testing::AssertionResult shape = IsError(m.AsReply(), 503, "overloaded");
+// An error answer with `status` and `code` that ends the connection: it says
+// Connection: close, then the server closes.
+::testing::AssertionResult IsErrorThenClose(const HttpMessage& m, RawConnection& c, int status,
+                                            const std::string& code) {
+  ::testing::AssertionResult shape = IsError(m.AsReply(), status, code);
   if (!shape) return shape;
   if (m.header("Connection") != "close") {
-    return ::testing::AssertionFailure() << "a refusal without Connection: close:\n" << m.raw;
+    return ::testing::AssertionFailure() << "no Connection: close on the " << status << ":\n"
+                                         << m.raw;
   }
   if (!c.ReadToEof(kLiveness)) {
-    return ::testing::AssertionFailure() << "the connection stayed open after the refusal";
+    return ::testing::AssertionFailure() << "the connection stayed open after the " << status;
   }
   return ::testing::AssertionSuccess();
+}
+
+// The canned refusal at accept: 503 `overloaded` (with Retry-After), then the close.
+::testing::AssertionResult IsRefusedAtAccept(const HttpMessage& m, RawConnection& c) {
+  return IsErrorThenClose(m, c, 503, "overloaded");
+}
+
+// The head of an order creation announcing `content_length` body bytes.
+std::string OrderHead(size_t content_length) {
+  return "POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+         "Content-Length: " +
+         std::to_string(content_length) + "\r\n\r\n";
 }
 
 class LoadProtectionTest : public ::testing::Test {
@@ -85,20 +99,7 @@ class LoadProtectionTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (server_ == nullptr) return;
-    if (server_->running()) {
-      const int status = server_->Terminate();
-      EXPECT_TRUE(ExitedZero(status)) << "SIGTERM: " << DescribeWait(status) << "; stderr:\n"
-                                      << ReadWholeFile(server_->stderr_path());
-    }
-    const CommandResult check =
-        RunKeyvendCheck(server_->data_dir(), server_->key_file(), server_->root());
-    EXPECT_EQ(check.exit_code, 0) << check.output;
-    EXPECT_NE(check.output.find("keyvend check: OK"), std::string::npos) << check.output;
-    const std::string printed = server_->AllOutput() + check.output;
-    for (const std::string& k : imported_) {
-      ASSERT_EQ(printed.find(k), std::string::npos) << "a card key in the server's output";
-    }
+    if (server_ != nullptr) ExpectCleanStop(*server_, imported_);
   }
 
   // Starts the server with `flags` after the harness's own (the last flag wins).
@@ -179,7 +180,7 @@ class LoadProtectionTest : public ::testing::Test {
   std::string tag_;
 };
 
-// --- 1. the connection cap --------------------------------------------------------------------
+// --- 1. the connection cap -----------------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, ConnectionCapAnswersAFast503AndFreesTheSlotOnClose) {
   ASSERT_NO_FATAL_FAILURE(Start({"--max-connections=4", "--max-connections-per-client=0",
@@ -238,7 +239,7 @@ TEST_F(LoadProtectionTest, ConnectionCapAnswersAFast503AndFreesTheSlotOnClose) {
             0);
 }
 
-// --- 2. the per-client connection cap ----------------------------------------------------------
+// --- 2. the per-client connection cap ------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, PerClientConnectionCapCountsBySourceAddressAndExemptsProxies) {
   ASSERT_NO_FATAL_FAILURE(Start({"--max-connections-per-client=2", "--trusted-proxies=127.0.0.3",
@@ -285,8 +286,7 @@ TEST_F(LoadProtectionTest, PerClientConnectionCapCountsBySourceAddressAndExempts
   EXPECT_TRUE(served) << "127.0.0.1's slot was never freed";
 }
 
-// --- 3. slow drip
-// ----------------------------------------------------------------------------------
+// --- 3. slow drip --------------------------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, SlowDripHeadersAreCutAtTheHeaderDeadlineWhileOthersAreServed) {
   constexpr int kDrips = 200;
@@ -427,8 +427,7 @@ TEST_F(LoadProtectionTest, SlowDripHeadersAreCutAtTheHeaderDeadlineWhileOthersAr
   EXPECT_EQ(OrdersInShop(buyer), 20);
 }
 
-// --- 4. header limits
-// --------------------------------------------------------------------------------
+// --- 4. header limits ----------------------------------------------------------------------------
 
 // A request with exactly `lines` header lines (Host, for a POST Content-Type and
 // Content-Length, then X-Extra-N up to the count).
@@ -457,9 +456,7 @@ TEST_F(LoadProtectionTest, HeaderCountAndSizeLimitsAnswer431AndChangeNothing) {
     RawConnection c(server_->port());
     ASSERT_TRUE(c.connected());
     const HttpMessage m = Exchange(c, request);
-    EXPECT_TRUE(IsError(m.AsReply(), 431, "header_too_large")) << what << ": " << m;
-    EXPECT_EQ(m.header("Connection"), "close") << what << ": " << m.raw;
-    EXPECT_TRUE(c.ReadToEof(kLiveness)) << what << ": the connection stayed open";
+    EXPECT_TRUE(IsErrorThenClose(m, c, 431, "header_too_large")) << what << ": " << m;
   };
 
   // 10 header lines: served (and the connection stays usable).
@@ -496,8 +493,7 @@ TEST_F(LoadProtectionTest, HeaderCountAndSizeLimitsAnswer431AndChangeNothing) {
             2);
 }
 
-// --- 5. body deadline
-// ---------------------------------------------------------------------------------
+// --- 5. body deadline ----------------------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, SlowBodyIsCutAtTheBodyDeadlineAndCreatesNothing) {
   ASSERT_NO_FATAL_FAILURE(Start({"--body-timeout-ms=1000"}));
@@ -513,17 +509,12 @@ TEST_F(LoadProtectionTest, SlowBodyIsCutAtTheBodyDeadlineAndCreatesNothing) {
   RawConnection c(server_->port());
   ASSERT_TRUE(c.connected());
   const auto t0 = SteadyClock::now();
-  ASSERT_TRUE(
-      c.Send("POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-             "Content-Length: 100\r\n\r\n" +
-             body.substr(0, 10)));
+  ASSERT_TRUE(c.Send(OrderHead(100) + body.substr(0, 10)));
   // Then a byte every 200 ms (18 s for the rest), until the server answers.
   const size_t dripped = c.SendSlowly(body.substr(10), milliseconds(200));
   const HttpMessage m = c.ReadResponse(kLiveness);
   const double answered_ms = MsSince(t0);
-  EXPECT_TRUE(IsError(m.AsReply(), 408, "request_timeout")) << m;
-  EXPECT_EQ(m.header("Connection"), "close") << m.raw;
-  EXPECT_TRUE(c.ReadToEof(kLiveness)) << "the connection stayed open after the 408";
+  EXPECT_TRUE(IsErrorThenClose(m, c, 408, "request_timeout")) << m;
   EXPECT_LT(dripped, 90u) << "the whole body was sent without an answer";
   std::printf(
       "slow body: %zu of 90 dripped bytes sent, answered %d after %.0f ms "
@@ -547,14 +538,9 @@ TEST_F(LoadProtectionTest, StalledBodyIsCutAtTheReadTimeoutWith408) {
   ASSERT_NO_FATAL_FAILURE(ImportKeys(admin, pid, 5));
   const std::string body = OrderBody(pid, "stalled@example.com");
   RawConnection c(server_->port());
-  ASSERT_TRUE(
-      c.Send("POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-             "Content-Type: application/json\r\nContent-Length: " +
-             std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 10)));
+  ASSERT_TRUE(c.Send(OrderHead(body.size()) + body.substr(0, 10)));  // and nothing more
   const HttpMessage m = c.ReadResponse(kLiveness);
-  EXPECT_TRUE(IsError(m.AsReply(), 408, "request_timeout")) << m;
-  EXPECT_EQ(m.header("Connection"), "close") << m.raw;
-  EXPECT_TRUE(c.ReadToEof(kLiveness)) << "the connection stayed open after the 408";
+  EXPECT_TRUE(IsErrorThenClose(m, c, 408, "request_timeout")) << m;
   EXPECT_EQ(OrdersInShop(admin), 0);
   RawConnection probe(server_->port());
   EXPECT_EQ(Metric(MetricsVia(probe), "keyvend_http_rejected_total",
@@ -562,25 +548,7 @@ TEST_F(LoadProtectionTest, StalledBodyIsCutAtTheReadTimeoutWith408) {
             1);
 }
 
-// --- 6. in-flight caps
-// -------------------------------------------------------------------------------
-
-// Runs fn(thread_index, api) on `threads` threads, each with its own keep-alive client,
-// released together once every client exists.
-template <typename F>
-void OnThreads(int threads, int port, F&& fn) {
-  std::latch ready(threads);
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(threads));
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      Api api(port, kAdminToken);
-      ready.arrive_and_wait();
-      fn(t, api);
-    });
-  }
-  for (std::thread& th : pool) th.join();
-}
+// --- 6. in-flight caps ---------------------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, InflightCapAnswersFast503AndNothingIsHalfMadeButNotifyIsNeverCapped) {
   constexpr int kThreads = 32;
@@ -597,7 +565,7 @@ TEST_F(LoadProtectionTest, InflightCapAnswersFast503AndNothingIsHalfMadeButNotif
   std::atomic<int> attempts{0}, created{0}, overloaded{0};
   std::mutex mu;
   std::vector<std::string> unexpected;
-  OnThreads(kThreads, server_->port(), [&](int t, Api& api) {
+  OnThreads(kThreads, server_->port(), kAdminToken, [&](int t, Api& api) {
     int i = 0;
     while (!overloaded_seen.load() && attempts.fetch_add(1) < kAttemptsMax) {
       const Reply r = api.Post(
@@ -646,7 +614,7 @@ TEST_F(LoadProtectionTest, InflightCapAnswersFast503AndNothingIsHalfMadeButNotif
   }
   std::atomic<int> received{0};
   std::vector<std::string> refused;
-  OnThreads(kNotifies, server_->port(), [&](int t, Api& api) {
+  OnThreads(kNotifies, server_->port(), kAdminToken, [&](int t, Api& api) {
     const Reply r = Pay(api, pending[static_cast<size_t>(t)], "pay-cap-" + std::to_string(t));
     if (r.status == 200 && r.json()["received"].boolean()) {
       received.fetch_add(1);
@@ -671,8 +639,7 @@ TEST_F(LoadProtectionTest, InflightCapAnswersFast503AndNothingIsHalfMadeButNotif
             0);
 }
 
-// --- 7. the ops listener
-// ------------------------------------------------------------------------------
+// --- 7. the ops listener -------------------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, OpsListenerServesProbesMetricsAndNotifyWhileMainIsFull) {
   ASSERT_NO_FATAL_FAILURE(
@@ -720,8 +687,7 @@ TEST_F(LoadProtectionTest, OpsListenerServesProbesMetricsAndNotifyWhileMainIsFul
   EXPECT_EQ(OrdersInShop(admin), 1);
 }
 
-// --- 8. SIGTERM under load
-// -----------------------------------------------------------------------------
+// --- 8. SIGTERM under load -----------------------------------------------------------------------
 
 struct LoadResult {
   std::vector<Json> created;        // answered 201
@@ -874,8 +840,7 @@ TEST_F(LoadProtectionTest, SigtermUnderLoadCutsNoResponseAndLosesNothingAcknowle
   EXPECT_GE(OrdersInShop(reader), static_cast<int64_t>(all.created.size()));
 }
 
-// --- 9. a second signal
-// ------------------------------------------------------------------------------
+// --- 9. a second signal --------------------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, SecondSignalExitsAtOnceWhileTheDrainWaits) {
   // The per-read timeout is raised too, so only the signals can end the half-sent request.

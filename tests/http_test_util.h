@@ -36,6 +36,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <latch>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -445,6 +446,28 @@ class ServerProcess {
   bool eof_ = false;
 };
 
+// The end of every black-box test: SIGTERM (exit 0 expected) if the server still runs,
+// `keyvend check` on the stopped data dir (exit 0, "OK"), and none of `secrets` (the card
+// keys the test imported) in anything the server or the check ever printed (SPEC §2.6).
+// Non-fatal failures.
+inline void ExpectCleanStop(ServerProcess& server, const std::vector<std::string>& secrets) {
+  if (server.running()) {
+    const int status = server.Terminate();
+    EXPECT_TRUE(ExitedZero(status)) << "SIGTERM: " << DescribeWait(status) << "; stderr:\n"
+                                    << ReadWholeFile(server.stderr_path());
+  }
+  const CommandResult check = RunKeyvendCheck(server.data_dir(), server.key_file(), server.root());
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find("keyvend check: OK"), std::string::npos) << check.output;
+  const std::string printed = server.AllOutput() + check.output;
+  for (const std::string& k : secrets) {
+    if (printed.find(k) != std::string::npos) {
+      ADD_FAILURE() << "a card key appears in the server's output";
+      break;
+    }
+  }
+}
+
 // --- JSON (responses) ----------------------------------------------------------------------
 
 // An owned JSON value (parsed with simdjson's DOM, error-code API). Lookups of absent
@@ -656,6 +679,23 @@ class Api {
   std::unique_ptr<httplib::Client> client_;
   std::string admin_;
 };
+
+// Runs fn(thread_index, api) on `threads` threads, each with its own keep-alive Api,
+// all released together once every client exists.
+template <typename F>
+void OnThreads(int threads, int port, const std::string& admin_token, F&& fn) {
+  std::latch ready(threads);
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      Api api(port, admin_token);
+      ready.arrive_and_wait();
+      fn(t, api);
+    });
+  }
+  for (std::thread& th : pool) th.join();
+}
 
 // --- payments ---------------------------------------------------------------------------------
 
