@@ -31,23 +31,6 @@ struct Created {
   int64_t amount_cents = 0;
 };
 
-// Runs fn(thread_index, api) on `threads` threads, each with its own keep-alive client,
-// all released together once every client exists.
-template <typename F>
-void OnThreads(int threads, int port, F&& fn) {
-  std::latch ready(threads);
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      Api api(port, kAdminToken);
-      ready.arrive_and_wait();
-      fn(t, api);
-    });
-  }
-  for (std::thread& th : pool) th.join();
-}
-
 TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
   const auto t0 = SteadyClock::now();
   ServerProcess server({std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
@@ -81,7 +64,7 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
   std::atomic<int> out_of_stock{0};
   const std::string order_prefix = "{\"product_id\":" + Quote(pid) + ",\"quantity\":1,\"contact\":";
   const auto race_start = SteadyClock::now();
-  OnThreads(kThreads, server.port(), [&](int t, Api& api) {
+  OnThreads(kThreads, server.port(), kAdminToken, [&](int t, Api& api) {
     std::vector<Created> mine;
     for (int i = 0; i < kAttemptsPerThread; ++i) {
       const std::string contact =
@@ -122,7 +105,7 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
   std::atomic<int> next{0}, paid{0};
   std::vector<std::string> pay_errors;
   const auto pay_start = SteadyClock::now();
-  OnThreads(kThreads, server.port(), [&](int, Api& api) {
+  OnThreads(kThreads, server.port(), kAdminToken, [&](int, Api& api) {
     for (int i = next.fetch_add(1); i < kKeys; i = next.fetch_add(1)) {
       const Created& c = created[static_cast<size_t>(i)];
       const Reply rep = SendNotify(api, kPaymentSecret,
@@ -147,7 +130,7 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
   std::multiset<std::string> delivered;
   std::vector<std::string> read_errors;
   next = 0;
-  OnThreads(kThreads, server.port(), [&](int, Api& api) {
+  OnThreads(kThreads, server.port(), kAdminToken, [&](int, Api& api) {
     for (int i = next.fetch_add(1); i < kKeys; i = next.fetch_add(1)) {
       const Created& c = created[static_cast<size_t>(i)];
       const Reply rep = api.Get("/api/v1/orders/" + c.order_id + "?token=" + c.token);
@@ -183,15 +166,7 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
 
   // --- drain, exit 0, check ---
   admin_api.reset();  // no idle keep-alive connection left (the drain waits for them)
-  const int status = server.Terminate();
-  EXPECT_TRUE(ExitedZero(status))
-      << DescribeWait(status) << "\n" << ReadWholeFile(server.stderr_path());
-  const CommandResult check = RunKeyvendCheck(server.data_dir(), server.key_file(), server.root());
-  EXPECT_EQ(check.exit_code, 0) << check.output;
-  const std::string printed = server.AllOutput() + check.output;
-  for (const std::string& k : imported) {
-    ASSERT_EQ(printed.find(k), std::string::npos) << "a card key in the server's output";
-  }
+  ExpectCleanStop(server, std::vector<std::string>(imported.begin(), imported.end()));
   std::printf("http_concurrency_test: %d attempts on %d connections in %lld ms (%zu created, %d "
               "out_of_stock); %d notifies in %lld ms; total %lld ms\n",
               kThreads * kAttemptsPerThread, kThreads, static_cast<long long>(race_ms),

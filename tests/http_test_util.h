@@ -5,11 +5,17 @@
 // A server lives in a hermetic temp dir: <root>/data, <root>/master.key, and every run's
 // stdout and stderr appended to <root>/serve.stdout and <root>/serve.stderr (so a test can
 // grep everything the server ever printed, across restarts). It listens on 127.0.0.1:0 and
-// the test reads the port from the `keyvend listening on http://HOST:PORT` line.
+// the test reads the port from the `keyvend listening on http://HOST:PORT` line (and, when
+// started with --ops-listen, the ops port from `keyvend ops listening on http://HOST:PORT`).
+//
+// Raw sockets (RawConnection) cover what an HTTP library hides: a chosen source address
+// (127.0.0.x), bytes sent one at a time, whole responses read and checked for completeness
+// (status line, headers, Content-Length body) on a keep-alive connection, and EOF.
 //
 // Needs KEYVEND_BIN (the keyvend binary) as a compile definition.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -30,9 +36,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <latch>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -216,6 +224,9 @@ class ServerProcess {
   std::string stderr_path() const { return tmp_.Sub("serve.stderr"); }
   int port() const { return port_; }
   const std::string& url() const { return url_; }
+  // The ops listener's port (0 unless started with --ops-listen).
+  int ops_port() const { return ops_port_; }
+  const std::string& ops_url() const { return ops_url_; }
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
 
@@ -280,42 +291,38 @@ class ServerProcess {
     }
     reader_ = std::thread([this, fd = fds[0]] { ReadLoop(fd); });
 
-    // The listening line, or EOF (the child died), or the deadline.
-    std::string line;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      const auto has_line = [&] {
-        const size_t p = out_.find("keyvend listening on http://");
-        return p != std::string::npos && out_.find('\n', p) != std::string::npos;
-      };
-      cv_.wait_until(l, SteadyClock::now() + timeout, [&] { return has_line() || eof_; });
-      if (has_line()) {
-        const size_t p = out_.find("keyvend listening on http://");
-        line = out_.substr(p, out_.find('\n', p) - p);
-      }
-    }
-    if (line.empty()) {
+    // The listening line(s), or EOF (the child died), or the deadline.
+    const bool with_ops = std::any_of(extra_args.begin(), extra_args.end(), [](const auto& a) {
+      return a.rfind("--ops-listen", 0) == 0;
+    });
+    ops_port_ = 0;
+    if (!AwaitListening("keyvend listening on ", timeout, &url_, &port_, error) ||
+        (with_ops &&
+         !AwaitListening("keyvend ops listening on ", timeout, &ops_url_, &ops_port_, error))) {
       Kill9();
-      *error = "no listening line within " + std::to_string(timeout.count()) +
-               " ms; stdout:\n" + Stdout() + "\nstderr:\n" + ReadWholeFile(stderr_path());
-      return false;
-    }
-    url_ = line.substr(std::strlen("keyvend listening on "));
-    const size_t colon = url_.rfind(':');
-    port_ = colon == std::string::npos ? 0 : std::atoi(url_.c_str() + colon + 1);
-    if (url_.rfind("http://127.0.0.1:", 0) != 0 || port_ <= 0 || port_ > 65535) {
-      Kill9();
-      *error = "malformed listening line: " + line;
       return false;
     }
     return true;
   }
 
-  // SIGTERM, then wait up to `timeout` for the exit. Returns the wait status, or -1 if the
-  // child did not exit in time (it is then killed with SIGKILL).
-  int Terminate(milliseconds timeout = milliseconds(30000)) {
+  // Sends `sig` to the running child; returns at once.
+  void Signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
+  // True (with *status) when the child has exited; never blocks. The child is then gone.
+  bool Exited(int* status) {
+    if (pid_ <= 0) return false;
+    if (::waitpid(pid_, status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    JoinReader();
+    return true;
+  }
+
+  // Waits up to `timeout` for the child to exit (after a signal sent with Signal). Returns
+  // the wait status, or -1 if it is still running (it is then killed with SIGKILL).
+  int WaitExit(milliseconds timeout) {
     if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
     int status = 0;
     if (!WaitPid(pid_, timeout, &status)) {
       Kill9();
@@ -324,6 +331,14 @@ class ServerProcess {
     pid_ = -1;
     JoinReader();
     return status;
+  }
+
+  // SIGTERM, then wait up to `timeout` for the exit. Returns the wait status, or -1 if the
+  // child did not exit in time (it is then killed with SIGKILL).
+  int Terminate(milliseconds timeout = milliseconds(30000)) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    return WaitExit(timeout);
   }
 
   // SIGKILL and reap. Returns the wait status.
@@ -380,17 +395,78 @@ class ServerProcess {
     if (reader_.joinable()) reader_.join();
   }
 
+  // Waits for the line `<prefix>http://HOST:PORT` on stdout and parses it; false (with
+  // *error) on EOF, the deadline or a malformed line.
+  bool AwaitListening(const std::string& prefix, milliseconds timeout, std::string* url,
+                      int* port, std::string* error) {
+    const std::string marker = prefix + "http://";
+    std::string line;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      const auto line_start = [&]() -> size_t {
+        // At the start of a line only.
+        for (size_t p = out_.find(marker); p != std::string::npos; p = out_.find(marker, p + 1)) {
+          if ((p == 0 || out_[p - 1] == '\n') && out_.find('\n', p) != std::string::npos) {
+            return p;
+          }
+        }
+        return std::string::npos;
+      };
+      cv_.wait_until(l, SteadyClock::now() + timeout,
+                     [&] { return line_start() != std::string::npos || eof_; });
+      const size_t p = line_start();
+      if (p != std::string::npos) line = out_.substr(p, out_.find('\n', p) - p);
+    }
+    if (line.empty()) {
+      *error = "no '" + prefix + "' line within " + std::to_string(timeout.count()) +
+               " ms; stdout:\n" + Stdout() + "\nstderr:\n" + ReadWholeFile(stderr_path());
+      return false;
+    }
+    *url = line.substr(prefix.size());
+    const size_t colon = url->rfind(':');
+    *port = colon == std::string::npos ? 0 : std::atoi(url->c_str() + colon + 1);
+    if (url->rfind("http://127.0.0.1:", 0) != 0 || *port <= 0 || *port > 65535) {
+      *error = "malformed listening line: " + line;
+      return false;
+    }
+    return true;
+  }
+
   kv::testing::TempDir tmp_;
   std::vector<std::string> env_;
   pid_t pid_ = -1;
   int port_ = 0;
   std::string url_;
+  int ops_port_ = 0;
+  std::string ops_url_;
   std::thread reader_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::string out_;
   bool eof_ = false;
 };
+
+// The end of every black-box test: SIGTERM (exit 0 expected) if the server still runs,
+// `keyvend check` on the stopped data dir (exit 0, "OK"), and none of `secrets` (the card
+// keys the test imported) in anything the server or the check ever printed (SPEC §2.6).
+// Non-fatal failures.
+inline void ExpectCleanStop(ServerProcess& server, const std::vector<std::string>& secrets) {
+  if (server.running()) {
+    const int status = server.Terminate();
+    EXPECT_TRUE(ExitedZero(status)) << "SIGTERM: " << DescribeWait(status) << "; stderr:\n"
+                                    << ReadWholeFile(server.stderr_path());
+  }
+  const CommandResult check = RunKeyvendCheck(server.data_dir(), server.key_file(), server.root());
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find("keyvend check: OK"), std::string::npos) << check.output;
+  const std::string printed = server.AllOutput() + check.output;
+  for (const std::string& k : secrets) {
+    if (printed.find(k) != std::string::npos) {
+      ADD_FAILURE() << "a card key appears in the server's output";
+      break;
+    }
+  }
+}
 
 // --- JSON (responses) ----------------------------------------------------------------------
 
@@ -604,6 +680,23 @@ class Api {
   std::string admin_;
 };
 
+// Runs fn(thread_index, api) on `threads` threads, each with its own keep-alive Api,
+// all released together once every client exists.
+template <typename F>
+void OnThreads(int threads, int port, const std::string& admin_token, F&& fn) {
+  std::latch ready(threads);
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      Api api(port, admin_token);
+      ready.arrive_and_wait();
+      fn(t, api);
+    });
+  }
+  for (std::thread& th : pool) th.join();
+}
+
 // --- payments ---------------------------------------------------------------------------------
 
 inline std::string NotifyBody(const std::string& order_id, const std::string& payment_id,
@@ -666,12 +759,126 @@ struct RawResponse {
   std::string body;        // the first response's body (when complete)
 };
 
-// One client TCP connection to 127.0.0.1:port that sends exactly the bytes it is given.
+// One HTTP/1.1 response read from a raw socket.
+struct HttpMessage {
+  bool complete = false;   // a status line, headers and the whole body arrived
+  bool eof = false;        // the peer closed (or reset) the connection before it was complete
+  bool timed_out = false;  // the read's deadline passed before it was complete
+  std::string raw;         // the response's bytes as received (everything read if incomplete)
+  int status = -1;
+  httplib::Headers headers;  // case-insensitive names
+  std::string body;          // de-chunked
+
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+  // As a Reply (for IsError and printing); a transport error unless complete.
+  Reply AsReply() const {
+    Reply r;
+    if (!complete) {
+      r.error = std::string(eof ? "connection closed" : timed_out ? "timed out" : "incomplete") +
+                " after " + std::to_string(raw.size()) + " bytes: " + raw.substr(0, 300);
+      return r;
+    }
+    r.status = status;
+    r.body = body;
+    r.headers = headers;
+    return r;
+  }
+};
+
+inline std::ostream& operator<<(std::ostream& os, const HttpMessage& m) {
+  return os << m.AsReply();
+}
+
+// Parses the response at the start of `buf` (`at_eof`: no more bytes will come, so a body
+// delimited by the connection's end is complete). Returns the bytes it takes, or 0 while it
+// is incomplete; a malformed response is never complete.
+inline size_t ParseHttpResponse(const std::string& buf, bool at_eof, HttpMessage* out) {
+  const size_t head_end = buf.find("\r\n\r\n");
+  if (head_end == std::string::npos) return 0;
+  if (buf.rfind("HTTP/1.", 0) != 0 || head_end < 12 || buf[8] != ' ') return 0;
+  HttpMessage m;
+  m.status = std::atoi(buf.c_str() + 9);
+  size_t line = buf.find("\r\n") + 2;
+  while (line < head_end + 2) {
+    const size_t eol = buf.find("\r\n", line);
+    const size_t colon = buf.find(':', line);
+    if (colon == std::string::npos || colon > eol) return 0;
+    size_t v = colon + 1;
+    while (v < eol && (buf[v] == ' ' || buf[v] == '\t')) ++v;
+    m.headers.emplace(buf.substr(line, colon - line), buf.substr(v, eol - v));
+    line = eol + 2;
+  }
+  size_t end = head_end + 4;
+  const std::string length = m.header("Content-Length");
+  if (!length.empty()) {
+    const size_t n = std::strtoull(length.c_str(), nullptr, 10);
+    if (buf.size() < end + n) return 0;
+    m.body = buf.substr(end, n);
+    end += n;
+  } else if (!m.header("Transfer-Encoding").empty()) {  // chunked
+    while (true) {
+      const size_t eol = buf.find("\r\n", end);
+      if (eol == std::string::npos) return 0;
+      const size_t n = std::strtoull(buf.c_str() + end, nullptr, 16);
+      if (n == 0) {  // last chunk, then trailers up to an empty line
+        const size_t trailers_end = buf.find("\r\n\r\n", eol);
+        if (buf.compare(eol, 4, "\r\n\r\n") == 0) {
+          end = eol + 4;
+        } else if (trailers_end != std::string::npos) {
+          end = trailers_end + 4;
+        } else {
+          return 0;
+        }
+        break;
+      }
+      if (buf.size() < eol + 2 + n + 2) return 0;
+      m.body.append(buf, eol + 2, n);
+      end = eol + 2 + n + 2;
+    }
+  } else if (m.status >= 200 && m.status != 204 && m.status != 304) {
+    if (!at_eof) return 0;  // delimited by the connection's end
+    m.body = buf.substr(end);
+    end = buf.size();
+  }
+  m.complete = true;
+  m.raw = buf.substr(0, end);
+  *out = std::move(m);
+  return end;
+}
+
+// A request as bytes: the request line, `Host: 127.0.0.1`, `headers`, and a Content-Length
+// for a body (always for POST, PUT and PATCH).
+inline std::string RawRequest(const std::string& method, const std::string& target,
+                              const std::vector<std::pair<std::string, std::string>>& headers = {},
+                              const std::string& body = "") {
+  std::string out = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (const auto& [name, value] : headers) out += name + ": " + value + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+    out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  return out + "\r\n" + body;
+}
+
+// One client TCP connection to 127.0.0.1:port that sends exactly the bytes it is given,
+// optionally from a chosen source address (any 127.0.0.x is local on Linux).
 class RawConnection {
  public:
-  explicit RawConnection(int port) {
+  explicit RawConnection(int port, const std::string& source_ip = "") {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return;
+    if (!source_ip.empty()) {
+      sockaddr_in src{};
+      src.sin_family = AF_INET;
+      if (::inet_pton(AF_INET, source_ip.c_str(), &src.sin_addr) != 1 ||
+          ::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+        ::close(fd_);
+        fd_ = -1;
+        return;
+      }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -679,15 +886,114 @@ class RawConnection {
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       ::close(fd_);
       fd_ = -1;
+      return;
     }
+    int yes = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
   }
-  ~RawConnection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  ~RawConnection() { Close(); }
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
 
   bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  // The server has sent something (or closed): a read would not block.
+  bool Readable() const {
+    if (!pending_.empty()) return true;
+    pollfd p{fd_, POLLIN, 0};
+    return fd_ >= 0 && ::poll(&p, 1, 0) > 0;
+  }
+
+  // Sends `bytes` one at a time, `interval` apart, and stops early as soon as the server
+  // answers or closes (or a send fails). Returns the number of bytes sent.
+  size_t SendSlowly(const std::string& bytes, milliseconds interval) {
+    size_t sent = 0;
+    for (; sent < bytes.size(); ++sent) {
+      if (Readable() || !Send(bytes.substr(sent, 1))) break;
+      if (sent + 1 < bytes.size()) {
+        pollfd p{fd_, POLLIN, 0};
+        ::poll(&p, 1, static_cast<int>(interval.count()));  // wakes early on an answer
+      }
+    }
+    return sent;
+  }
+
+  // Reads one whole response (bytes after it stay buffered for the next call), until it is
+  // complete, the peer closes or `timeout` passes.
+  HttpMessage ReadResponse(milliseconds timeout) {
+    HttpMessage m;
+    const auto deadline = SteadyClock::now() + timeout;
+    while (true) {
+      const size_t used = ParseHttpResponse(pending_, /*at_eof=*/false, &m);
+      if (used > 0) {
+        pending_.erase(0, used);
+        return m;
+      }
+      const int r = RecvSome(deadline);
+      if (r > 0) continue;
+      if (r == 0) {  // EOF or reset: a response delimited by the close is complete now
+        const size_t at_eof = ParseHttpResponse(pending_, /*at_eof=*/true, &m);
+        if (at_eof > 0) {
+          pending_.erase(0, at_eof);
+          return m;
+        }
+        m.eof = true;
+      } else {
+        m.timed_out = true;
+      }
+      m.raw = pending_;
+      pending_.clear();
+      return m;
+    }
+  }
+
+  // Reads until the peer closes (EOF or reset) or `timeout` passes; true when it closed.
+  // Bytes that arrive meanwhile are appended to *rest.
+  bool ReadToEof(milliseconds timeout, std::string* rest = nullptr) {
+    const auto deadline = SteadyClock::now() + timeout;
+    while (true) {
+      const int r = RecvSome(deadline);
+      if (rest != nullptr) rest->append(pending_);
+      pending_.clear();
+      if (r == 0) return true;
+      if (r < 0) return false;
+    }
+  }
+
+  // Bytes this connection sent that the server process has not read yet (the receive queue
+  // of the server's end of the connection, from /proc/net/tcp); -1 when it is not found.
+  // 0 means the server's code has consumed everything (e.g. it is parsing a request).
+  int64_t UnreadByServer() const {
+    sockaddr_in local{}, peer{};
+    socklen_t len = sizeof local;
+    if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) != 0) return -1;
+    len = sizeof peer;
+    if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return -1;
+    // The kernel prints an address as the hex of its in-memory (network-order) u32, and
+    // the port in host order.
+    char want_local[32], want_remote[32];
+    std::snprintf(want_local, sizeof want_local, "%08X:%04X", peer.sin_addr.s_addr,
+                  ntohs(peer.sin_port));
+    std::snprintf(want_remote, sizeof want_remote, "%08X:%04X", local.sin_addr.s_addr,
+                  ntohs(local.sin_port));
+    std::istringstream in(ReadWholeFile("/proc/net/tcp"));
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string sl, l, r, st, queues;
+      if (!(fields >> sl >> l >> r >> st >> queues)) continue;
+      if (l != want_local || r != want_remote) continue;
+      const size_t colon = queues.find(':');
+      if (colon == std::string::npos) return -1;
+      return static_cast<int64_t>(std::strtoull(queues.c_str() + colon + 1, nullptr, 16));
+    }
+    return -1;
+  }
 
   // False when not everything could be sent (e.g. the peer closed).
   bool Send(const std::string& bytes) {
@@ -742,7 +1048,27 @@ class RawConnection {
     }
   }
 
+  // Appends what one recv returns to pending_, waiting until `deadline`: >0 bytes read,
+  // 0 the peer closed (EOF or reset), -1 the deadline passed.
+  int RecvSome(SteadyClock::time_point deadline) {
+    char buf[16384];
+    while (fd_ >= 0) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+      if (left.count() <= 0) return -1;
+      pollfd p{fd_, POLLIN, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+      if (r <= 0) continue;
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return 0;
+      pending_.append(buf, static_cast<size_t>(n));
+      return 1;
+    }
+    return 0;
+  }
+
   int fd_ = -1;
+  std::string pending_;  // received, not yet returned by ReadResponse
 };
 
 // Sends `request` as is on a new connection (it may announce a body it never sends) and
@@ -756,6 +1082,46 @@ inline RawResponse RawExchange(int port, const std::string& request, millisecond
   c.Send(request);
   c.Read(timeout, read_to_eof, &out);
   return out;
+}
+
+// --- metrics ---------------------------------------------------------------------------------
+
+// The value of the sample `name{labels}` in a Prometheus text exposition (the label set must
+// be exactly `labels`, in any order); nullopt when there is no such sample.
+inline std::optional<double> MetricValue(
+    const std::string& exposition, const std::string& name,
+    const std::vector<std::pair<std::string, std::string>>& labels = {}) {
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#' || line.rfind(name, 0) != 0) continue;
+    size_t p = name.size();
+    std::vector<std::pair<std::string, std::string>> got;
+    if (p < line.size() && line[p] == '{') {
+      ++p;
+      while (p < line.size() && line[p] != '}') {
+        const size_t eq = line.find("=\"", p);
+        if (eq == std::string::npos) break;
+        std::string value;
+        size_t q = eq + 2;
+        for (; q < line.size() && line[q] != '"'; ++q) {
+          if (line[q] == '\\' && q + 1 < line.size()) ++q;
+          value.push_back(line[q]);
+        }
+        got.emplace_back(line.substr(p, eq - p), value);
+        p = q + 1;
+        if (p < line.size() && line[p] == ',') ++p;
+      }
+      ++p;
+    }
+    if (p >= line.size() || line[p] != ' ') continue;  // another name with this prefix
+    std::vector<std::pair<std::string, std::string>> want = labels;
+    std::sort(got.begin(), got.end());
+    std::sort(want.begin(), want.end());
+    if (got != want) continue;
+    return std::strtod(line.c_str() + p + 1, nullptr);
+  }
+  return std::nullopt;
 }
 
 }  // namespace kv::httptest

@@ -228,6 +228,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   const int64_t max_body = std::max(c.body_bytes_max, c.import_body_bytes_max);
   svr.set_payload_max_length(max_body == 0 ? std::numeric_limits<size_t>::max()
                                            : static_cast<size_t>(max_body));
+  // The keep-alive loop is ours (ServeConnection), but cpp-httplib writes the
+  // "Keep-Alive: timeout=T, max=N" header from its own settings: advertise what we apply
+  // (a client that trusts a longer advertised timeout would reuse closed connections).
+  svr.set_keep_alive_timeout(static_cast<time_t>(c.keep_alive_timeout_seconds));
+  svr.set_keep_alive_max_count(static_cast<size_t>(c.keep_alive_max_count));
   Impl* mp = &m;
   svr.set_pre_routing_handler([mp](const httplib::Request& req, httplib::Response& res) {
     return mp->PreRoute(req, res);
@@ -246,12 +251,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   svr.Patch(".*", dispatch);
   svr.Put(".*", dispatch);
   svr.Delete(".*", dispatch);
-  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     // Errors cpp-httplib raises itself (malformed request line, body over the global cap,
     // a body read that failed).
     ConnContext* cc = CurrentConn();
-    if (cc != nullptr && cc->stream->deadline_hit()) {
+    if (cc != nullptr && (cc->stream->deadline_hit() || cc->stream->timed_out())) {
+      // The body did not arrive in time (its whole deadline, or one read waited out the
+      // per-read timeout): a 408, not a "malformed request". Its unread rest would follow,
+      // so the connection ends after the answer, and the answer says so (cpp-httplib
+      // decides between "Connection: close" and "Keep-Alive" after this handler, from the
+      // request's own Connection header).
       cc->must_close = true;
+      auto& mutable_req = const_cast<httplib::Request&>(req);
+      mutable_req.headers.erase("Connection");
+      mutable_req.set_header("Connection", "close");
       WriteError(res, HttpError{408, "request_timeout",
                                 "request body not received in time"});
       return;
@@ -495,7 +508,7 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
     const bool ok = svr.Serve(s, close, closed, [&s, body_timeout_ns](httplib::Request&) {
       s.set_deadline(MonoNowNs() + body_timeout_ns);  // the body's whole deadline
     });
-    if (s.deadline_hit()) body_timeouts->Inc();
+    if (s.deadline_hit() || s.timed_out()) body_timeouts->Inc();
     s.Flush();
     s.set_deadline(0);
     if (!ok || closed || close || cc.must_close || s.failed() || acceptor->draining()) break;
