@@ -783,15 +783,18 @@ void Server::Impl::RegisterRoutes() {
   Clock* clock = opts.clock;
   registry.AddCollector(
       "keyvend_delivery_backlog_oldest_seconds",
-      "Age of the oldest unfinished delivery-log entry, seconds (0 when none).", "gauge",
-      [shop, clock](std::vector<Sample>* out) {
+      "Age of the oldest unfinished delivery-log entry by state, seconds (0 when none).",
+      "gauge", [shop, clock](std::vector<Sample>* out) {
         auto b = shop->Backlog();
         if (!b.ok()) return;
-        const double age = b->oldest_created_ms == 0
-                               ? 0.0
-                               : static_cast<double>(UnixMs(clock->WallNow()) -
-                                                     b->oldest_created_ms) / 1000.0;
-        out->push_back(Sample{{}, std::max(0.0, age)});
+        const int64_t now_ms = UnixMs(clock->WallNow());
+        const auto age = [now_ms](int64_t oldest_ms) {
+          return oldest_ms == 0 ? 0.0
+                                : std::max(0.0, static_cast<double>(now_ms - oldest_ms) / 1000.0);
+        };
+        out->push_back(Sample{{{"state", "pending"}}, age(b->oldest_pending_ms)});
+        out->push_back(Sample{{{"state", "backordered"}}, age(b->oldest_backordered_ms)});
+        out->push_back(Sample{{{"state", "failed"}}, age(b->oldest_failed_ms)});
       });
   // RocksDB health: write stalls and compaction debt (SPEC §4).
   rocksdb::DB* db = shop->db()->raw();

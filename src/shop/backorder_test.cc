@@ -18,6 +18,16 @@ TEST_F(ShopTest, ImportServesOldestBackordersFirstAndStockStaysZero) {
   }
   EXPECT_EQ(shop_->Stock(pid).owed, 10);
   EXPECT_EQ(shop_->ListDeliveries(DeliveryState::kBackordered)->size(), 10u);
+  // The backlog says these wait in the backorder queue, not in delivery (its per-state ages
+  // keep a waiting backorder from looking like a stuck delivery).
+  auto backlog = shop_->Backlog();
+  ASSERT_TRUE(backlog.ok());
+  EXPECT_EQ(backlog->backordered, 10u);
+  EXPECT_EQ(backlog->pending + backlog->failed, 0u);
+  EXPECT_GT(backlog->oldest_backordered_ms, 0);
+  EXPECT_EQ(backlog->oldest_backordered_ms, backlog->oldest_created_ms);
+  EXPECT_EQ(backlog->oldest_pending_ms, 0);
+  EXPECT_EQ(backlog->oldest_failed_ms, 0);
   // The merchant stops taking backorders, then imports 6 keys.
   ASSERT_TRUE(shop_->UpdateProduct(pid, Patch([](ProductPatch& p) { p.allow_backorder = false; })).ok());
   auto imp = shop_->ImportKeys(pid, "K1\nK2\nK3\nK4\nK5\nK6\n", ParseOptions{});

@@ -186,6 +186,11 @@ struct DeliveryBacklog {
   uint64_t backordered = 0;
   uint64_t failed = 0;
   int64_t oldest_created_ms = 0;  // of the oldest unfinished entry, or 0
+  // The same per state (0 when the state has none): a backorder waiting for an import is
+  // not a delivery problem; a pending or failed entry that old is.
+  int64_t oldest_pending_ms = 0;
+  int64_t oldest_backordered_ms = 0;
+  int64_t oldest_failed_ms = 0;
 };
 
 struct ShopStats {

@@ -163,9 +163,13 @@ absl::StatusOr<DeliveryBacklog> Shop::Backlog() {
     if (d.state == DeliveryState::kPending) ++b.pending;
     if (d.state == DeliveryState::kBackordered) ++b.backordered;
     if (d.state == DeliveryState::kFailed) ++b.failed;
-    if (b.oldest_created_ms == 0 || d.created_ms < b.oldest_created_ms) {
-      b.oldest_created_ms = d.created_ms;
-    }
+    const auto older = [&d](int64_t* oldest) {
+      if (*oldest == 0 || d.created_ms < *oldest) *oldest = d.created_ms;
+    };
+    older(&b.oldest_created_ms);
+    if (d.state == DeliveryState::kPending) older(&b.oldest_pending_ms);
+    if (d.state == DeliveryState::kBackordered) older(&b.oldest_backordered_ms);
+    if (d.state == DeliveryState::kFailed) older(&b.oldest_failed_ms);
   }
   return b;
 }
