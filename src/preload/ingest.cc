@@ -138,6 +138,7 @@ absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const Inge
         progress->Add(kProgressEveryKeys);
       }
     }
+    if (progress != nullptr) progress->Add((end - begin) % kProgressEveryKeys);
     if (errors[t].ok()) errors[t] = files.Close();
   });
   // Pass 2: the uniqueness tags, in tag order.
@@ -159,6 +160,7 @@ absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const Inge
         progress->Add(kProgressEveryKeys);
       }
     }
+    if (progress != nullptr) progress->Add((end - begin) % kProgressEveryKeys);
     if (errors[t].ok()) errors[t] = files.Close();
   });
   for (const absl::Status& e : errors) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -17,8 +18,10 @@
 namespace kv::preload {
 namespace {
 
-// Below this a text file is parsed in one piece: threads would cost more than they save.
-constexpr size_t kPieceBytesMin = size_t{8} << 20;
+// Text is parsed in pieces of about this size, on several threads. Small pieces keep the
+// parser's per-input dedupe set in cache (it was the parse's main cost on whole files); the
+// run's own dedupe finds repeats across pieces.
+constexpr size_t kPieceBytes = size_t{2} << 20;
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
 bool EndsWithIgnoreCase(std::string_view s, std::string_view suffix) {
@@ -35,20 +38,15 @@ absl::Status ErrnoError(int err, std::string_view what, const std::string& path)
   return absl::ErrnoToStatus(err, absl::StrCat(path, ": ", std::string(what)));
 }
 
-// Splits a text input into up to `n` pieces, each ending just after a '\n' (the last one at
-// the end of the input). A piece never starts with a BOM: ParseKeys skips a BOM only at the
-// start of its input, so a later line starting with one would otherwise lose it.
-std::vector<std::string_view> SplitText(std::string_view in, int n) {
+// Splits a text input into pieces of about kPieceBytes, each ending just after a '\n' (the
+// last one at the end of the input). A piece never starts with a BOM: ParseKeys skips a BOM
+// only at the start of its input, so a later line starting with one would otherwise lose it.
+std::vector<std::string_view> SplitText(std::string_view in) {
   std::vector<std::string_view> pieces;
-  if (n <= 1 || in.size() < 2 * kPieceBytesMin) {
-    pieces.push_back(in);
-    return pieces;
-  }
-  const size_t target = std::max(in.size() / static_cast<size_t>(n), kPieceBytesMin);
   size_t begin = 0;
-  while (begin < in.size()) {
-    size_t end = begin + target;
-    if (end >= in.size() || pieces.size() + 1 == static_cast<size_t>(n)) {
+  while (begin < in.size() || pieces.empty()) {
+    size_t end = begin + kPieceBytes;
+    if (end >= in.size()) {
       pieces.push_back(in.substr(begin));
       break;
     }
@@ -141,7 +139,7 @@ absl::StatusOr<std::unique_ptr<Inputs>> ReadInputs(const std::vector<std::string
     po.csv_column = opts.csv_column;
     // CSV cannot be cut at an arbitrary newline (a quoted field may span lines).
     const std::vector<std::string_view> pieces =
-        f.format == KeyFormat::kText ? SplitText(texts[fi], opts.threads)
+        f.format == KeyFormat::kText ? SplitText(texts[fi])
                                      : std::vector<std::string_view>{texts[fi]};
     std::vector<uint32_t> first_line(pieces.size(), 1);
     uint64_t line = 1;
@@ -150,15 +148,19 @@ absl::StatusOr<std::unique_ptr<Inputs>> ReadInputs(const std::vector<std::string
       line += static_cast<uint64_t>(std::count(pieces[p].begin(), pieces[p].end(), '\n'));
     }
     std::vector<absl::StatusOr<ParsedKeys>> parsed(pieces.size(), ParsedKeys{});
-    auto parse = [&](size_t p) {
-      ParseOptions o = po;
-      o.first_line = first_line[p];
-      parsed[p] = ParseKeys(pieces[p], o);
-      if (progress != nullptr) progress->Add(pieces[p].size());
+    std::atomic<size_t> next{0};
+    auto parse = [&] {
+      for (size_t p; (p = next.fetch_add(1)) < pieces.size();) {
+        ParseOptions o = po;
+        o.first_line = first_line[p];
+        parsed[p] = ParseKeys(pieces[p], o);
+        if (progress != nullptr) progress->Add(pieces[p].size());
+      }
     };
     std::vector<std::thread> threads;
-    for (size_t p = 1; p < pieces.size(); ++p) threads.emplace_back(parse, p);
-    parse(0);
+    const size_t n_threads = std::min<size_t>(pieces.size(), std::max(1, opts.threads));
+    for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(parse);
+    parse();
     for (std::thread& t : threads) t.join();
 
     size_t file_keys = 0;

@@ -3,7 +3,7 @@
 // the admin import endpoint runs, so a file is judged the same way offline and online.
 //
 // Files are memory-mapped, never copied; keys are views into the mappings. A large text file
-// is parsed in pieces on several threads: pieces split after a '\n', each parsed with its
+// is parsed in pieces (~2 MB) on several threads: pieces split after a '\n', each parsed with its
 // first line number, so the lines and verdicts are exactly those of one pass, except that a
 // key repeated in two pieces is found later, by the run's dedupe (preload/dedupe.h), with the
 // same reason (duplicate_in_input) and the same "first occurrence stays" rule.
@@ -29,7 +29,7 @@ struct InputOptions {
   std::optional<KeyFormat> format;
   // CSV: the header name of the key column (ParseOptions::csv_column). Default "key".
   std::string csv_column = "key";
-  // Threads parsing one large text file in pieces. Default 1.
+  // Threads parsing the pieces of a text file. Default 1.
   int threads = 1;
 };
 
