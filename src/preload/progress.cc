@@ -16,7 +16,7 @@ constexpr double kRateMinElapsedSeconds = 0.2;
 constexpr size_t kDefaultWidth = 100;
 constexpr size_t kBarWidthMax = 30;
 constexpr size_t kBarWidthMin = 10;
-constexpr size_t kPhaseColumn = 12;
+constexpr size_t kPhaseColumn = 14;  // "deduplicating" and a space
 
 int64_t MonoNowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -22,7 +22,7 @@ enum class ProgressUnit { kKeys, kBytes };
 // and the counts are kept; the bar shrinks first, then disappears). `elapsed_s` is the time
 // since the phase began; the rate and ETA are omitted while it is below 0.2 s or nothing is
 // done (no meaningless first numbers). Pure; for tests and for Progress itself.
-//   "writing      [#########...........]  45%  4.50M/10.00M keys  812k keys/s  ETA 7s"
+//   "sealing       [#########...........]  45%  4.50M/10.0M keys  812k keys/s  ETA 7s"
 std::string FormatProgress(std::string_view phase, uint64_t done, uint64_t total,
                            ProgressUnit unit, double elapsed_s, size_t width);
 

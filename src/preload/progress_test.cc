@@ -22,7 +22,7 @@ TEST(FormatProgress, BarPercentCountsRateAndEta) {
   const std::string line =
       FormatProgress("writing", 4'500'000, 10'000'000, ProgressUnit::kKeys, 5.0, 100);
   EXPECT_EQ(line,
-            "writing     [#############.................]  45%  4.50M/10.0M keys  900k keys/s  "
+            "writing       [#############.................]  45%  4.50M/10.0M keys  900k keys/s  "
             "ETA 7s");
 }
 
