@@ -22,7 +22,8 @@
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: preload_crash_child DATA_DIR KEY_FILE PRODUCT FILE POINT [DELAY_US]\n");
+    std::fprintf(stderr,
+                 "usage: preload_crash_child DATA_DIR KEY_FILE PRODUCT FILE POINT [DELAY_US]\n");
     return 2;
   }
   const std::string point = argv[5];

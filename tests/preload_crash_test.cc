@@ -83,8 +83,8 @@ class PreloadCrashTest : public ::testing::Test {
   }
 
   std::vector<std::string> PreloadCmd(const std::string& run) const {
-    return {PRELOAD_BIN, "--data-dir", Data(run), "--master-key-file", Key(run),
-            "--product", "1", input()};
+    return {PRELOAD_BIN, "--data-dir", Data(run), "--master-key-file",
+            Key(run),    "--product",  "1",       input()};
   }
 
   // After a kill: the check passes, and the pool holds the old keys, or the old keys and the
@@ -133,15 +133,16 @@ TEST_F(PreloadCrashTest, StopPointsLeaveNoneOrAll) {
     int delay_us;
   };
   std::vector<Stop> stops = {{"ssts", 0}, {"ingested", 0}};
-  for (int d : {0, 100, 300, 1'000, 3'000, 10'000, 30'000, 100'000, 300'000}) stops.push_back({"ingesting", d});
+  for (int d : {0, 100, 300, 1'000, 3'000, 10'000, 30'000, 100'000, 300'000})
+    stops.push_back({"ingesting", d});
   int in = 0, out = 0;
   for (size_t i = 0; i < stops.size(); ++i) {
     const std::string run = absl::StrCat("stop", i);
     const std::string what = absl::StrCat(stops[i].point, " +", stops[i].delay_us, "us");
     Fresh(run);
     auto r = RunProc({PRELOAD_CRASH_CHILD, Data(run), Key(run), "1", input(), stops[i].point,
-                  std::to_string(stops[i].delay_us)},
-                 tmp_.Sub(run + "/child"));
+                      std::to_string(stops[i].delay_us)},
+                     tmp_.Sub(run + "/child"));
     ASSERT_TRUE(r.signal == SIGKILL || r.exit_code == 0) << what << ": " << r.err;
     const bool batch_in = NoneOrAll(run, what);
     if (stops[i].point == "ssts") {
@@ -150,8 +151,8 @@ TEST_F(PreloadCrashTest, StopPointsLeaveNoneOrAll) {
       EXPECT_TRUE(batch_in);
     }
     (batch_in ? in : out)++;
-    std::printf("preload_crash_test: %-22s killed=%d batch %s\n", what.c_str(),
-                r.signal == SIGKILL, batch_in ? "in" : "absent");
+    std::printf("preload_crash_test: %-22s killed=%d batch %s\n", what.c_str(), r.signal == SIGKILL,
+                batch_in ? "in" : "absent");
     RerunIsExact(run, batch_in, what);
   }
   std::printf("preload_crash_test: stop points: batch in %d times, absent %d times\n", in, out);
@@ -159,7 +160,8 @@ TEST_F(PreloadCrashTest, StopPointsLeaveNoneOrAll) {
 
 TEST_F(PreloadCrashTest, RandomKillsThenRerun) {
   uint64_t seed = kDefaultSeed;
-  if (const char* s = std::getenv("KEYVEND_PRELOAD_CRASH_SEED")) seed = std::strtoull(s, nullptr, 10);
+  if (const char* s = std::getenv("KEYVEND_PRELOAD_CRASH_SEED"))
+    seed = std::strtoull(s, nullptr, 10);
   std::printf("preload_crash_test: seed %llu (KEYVEND_PRELOAD_CRASH_SEED)\n",
               static_cast<unsigned long long>(seed));
   std::mt19937_64 rng(seed);
@@ -177,9 +179,12 @@ TEST_F(PreloadCrashTest, RandomKillsThenRerun) {
   for (int k = 0; k < kKillsRandom; ++k) {
     const std::string run = absl::StrCat("kill", k);
     Fresh(run);
-    const int64_t delay_us = static_cast<int64_t>(rng() % static_cast<uint64_t>(full_us * 11 / 10 + 1));
-    const std::string what = absl::StrCat("kill ", k, " at ", delay_us / 1000, " ms of ~", full_us / 1000);
-    preloadtest::Proc p = preloadtest::Spawn(PreloadCmd(run), tmp_.Sub(run + "/out"), tmp_.Sub(run + "/err"));
+    const int64_t delay_us =
+        static_cast<int64_t>(rng() % static_cast<uint64_t>(full_us * 11 / 10 + 1));
+    const std::string what =
+        absl::StrCat("kill ", k, " at ", delay_us / 1000, " ms of ~", full_us / 1000);
+    preloadtest::Proc p =
+        preloadtest::Spawn(PreloadCmd(run), tmp_.Sub(run + "/out"), tmp_.Sub(run + "/err"));
     ASSERT_GT(p.pid, 0);
     std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
     ::kill(p.pid, SIGKILL);

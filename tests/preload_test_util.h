@@ -29,8 +29,8 @@ struct Proc {
 };
 
 struct ProcResult {
-  int exit_code = -1;   // when it exited
-  int signal = 0;       // when a signal ended it
+  int exit_code = -1;  // when it exited
+  int signal = 0;      // when a signal ended it
   std::string out, err;
 };
 

@@ -39,24 +39,30 @@ constexpr int kOldKeys = 1'000;
 enum class Kind { kKey, kBad, kDuplicate, kStored };
 
 Kind KindOf(int e) {
-  if (e % 1000 == 500) return Kind::kBad;        // 0.1%
-  if (e % 1000 == 137) return Kind::kStored;     // 0.1%: a key the shop has
-  if (e % 100 == 37) return Kind::kDuplicate;    // 0.9%: repeats DuplicateSource(e)
+  if (e % 1000 == 500) return Kind::kBad;      // 0.1%
+  if (e % 1000 == 137) return Kind::kStored;   // 0.1%: a key the shop has
+  if (e % 100 == 37) return Kind::kDuplicate;  // 0.9%: repeats DuplicateSource(e)
   return Kind::kKey;
 }
 
 // An earlier plain key: 50 entries back, which near the seam is in the other file.
 int DuplicateSource(int e) { return e >= 50 ? e - 50 : 0; }
 
-std::string KeyOf(int e) { return absl::StrFormat("K-%07d-%08x", e, (e * 2654435761u) & 0xffffffffu); }
+std::string KeyOf(int e) {
+  return absl::StrFormat("K-%07d-%08x", e, (e * 2654435761u) & 0xffffffffu);
+}
 
 // The bad line of entry e and the reason the report must give.
 std::pair<std::string, std::string> BadOf(int e) {
   switch (e / 1000 % 4) {
-    case 0: return {"", "empty"};
-    case 1: return {" \t ", "empty"};
-    case 2: return {std::string(257, 'T'), "too_long"};
-    default: return {absl::StrCat("bad\x01key-", e), "non_printable"};
+    case 0:
+      return {"", "empty"};
+    case 1:
+      return {" \t ", "empty"};
+    case 2:
+      return {std::string(257, 'T'), "too_long"};
+    default:
+      return {absl::StrCat("bad\x01key-", e), "non_printable"};
   }
 }
 
@@ -65,8 +71,8 @@ class PreloadToolTest : public ::testing::Test {
   std::string data() const { return tmp_.Sub("data"); }
   std::string key() const { return tmp_.Sub("master.key"); }
   std::vector<std::string> Cmd(std::vector<std::string> extra) const {
-    std::vector<std::string> a = {PRELOAD_BIN, "--data-dir", data(), "--master-key-file", key(),
-                                  "--product", "1"};
+    std::vector<std::string> a = {PRELOAD_BIN, "--data-dir", data(), "--master-key-file",
+                                  key(),       "--product",  "1"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -132,7 +138,7 @@ TEST_F(PreloadToolTest, MillionLinesExactReportAndCheckPasses) {
   for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want_report[i]) << "report line " << i;
 
   auto check = RunProc({KEYVEND_BIN, "check", "--data-dir", data(), "--master-key-file", key()},
-                   tmp_.Sub("check"));
+                       tmp_.Sub("check"));
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   EXPECT_NE(check.out.find("keyvend check: OK"), std::string::npos) << check.out;
 

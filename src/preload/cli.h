@@ -27,8 +27,8 @@ inline constexpr int kExitUsage = 2;
 
 struct CliArgs {
   PreloadOptions opts;
-  bool help = false;       // --help / -h: print Usage() to stdout, exit 0
-  bool progress = true;    // false with --no-progress
+  bool help = false;     // --help / -h: print Usage() to stdout, exit 0
+  bool progress = true;  // false with --no-progress
 };
 
 // Looks up an environment variable (injected so tests do not touch the real environment).

@@ -32,8 +32,8 @@ TEST(ParseArgs, FixedFormAndDefaults) {
 }
 
 TEST(ParseArgs, OptionsEnvironmentAndEquals) {
-  auto a = ParseArgs({"--dry-run", "--product=3", "--format", "csv", "--column=Code",
-                      "--threads", "4", "--no-progress", "--", "--odd-name.csv"},
+  auto a = ParseArgs({"--dry-run", "--product=3", "--format", "csv", "--column=Code", "--threads",
+                      "4", "--no-progress", "--", "--odd-name.csv"},
                      Env({{"KEYVEND_DATA_DIR", "/env/d"}, {"KEYVEND_MASTER_KEY_FILE", "/k"}}));
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->opts.data_dir, "/env/d");
@@ -54,15 +54,15 @@ TEST(ParseArgs, OptionsEnvironmentAndEquals) {
 
 TEST(ParseArgs, UsageErrors) {
   const std::vector<std::vector<std::string>> bad = {
-      {"--product", "1", "f.txt"},                        // no data dir
-      {"--data-dir", "d", "f.txt"},                       // no product
-      {"--data-dir", "d", "--product", "1"},              // no file
-      {"--data-dir", "d", "--product", "0", "f"},         // product 0
-      {"--data-dir", "d", "--product", "x", "f"},         // not a number
+      {"--product", "1", "f.txt"},                 // no data dir
+      {"--data-dir", "d", "f.txt"},                // no product
+      {"--data-dir", "d", "--product", "1"},       // no file
+      {"--data-dir", "d", "--product", "0", "f"},  // product 0
+      {"--data-dir", "d", "--product", "x", "f"},  // not a number
       {"--data-dir", "d", "--product", "1", "--format", "tsv", "f"},
       {"--data-dir", "d", "--product", "1", "--threads", "0", "f"},
       {"--data-dir", "d", "--product", "1", "--bogus", "f"},
-      {"--data-dir", "d", "--product"},                   // missing value
+      {"--data-dir", "d", "--product"},  // missing value
   };
   for (const auto& args : bad) {
     auto a = ParseArgs(args, Env({}));
@@ -109,9 +109,9 @@ TEST_F(CliRunTest, ExitCodesAndOutputNeverShowAKey) {
   Import(pid, 1, "SECRET-OLD");
   const std::string f = tmp_.Sub("k.txt");
   std::ofstream(f) << "SECRET-NEW-1\nSECRET-NEW-1\nSECRET-OLD-0-XXXX-YYYY\nbad\x01SECRET\n";
-  const std::vector<std::string> base = {"--data-dir", tmp_.Sub("data"), "--master-key-file",
-                                         tmp_.Sub("master.key"), "--product",
-                                         std::to_string(pid)};
+  const std::vector<std::string> base = {"--data-dir",        tmp_.Sub("data"),
+                                         "--master-key-file", tmp_.Sub("master.key"),
+                                         "--product",         std::to_string(pid)};
   std::string out, err;
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> a = base;

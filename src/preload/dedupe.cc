@@ -91,13 +91,13 @@ void SortByTag(std::vector<TagEntry>* entries, int threads) {
   v.swap(out);
 }
 
-absl::Status FindStored(const storage::Db& db, const std::vector<TagEntry>& sorted,
-                        int threads, std::vector<bool>* stored, Progress* progress) {
+absl::Status FindStored(const storage::Db& db, const std::vector<TagEntry>& sorted, int threads,
+                        std::vector<bool>* stored, Progress* progress) {
   const size_t n = sorted.size();
   // vector<bool> packs bits, so threads must not write it concurrently: each fills bytes.
   std::vector<uint8_t> hit(n, 0);
-  threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(Clamp(threads)),
-                                              std::max<size_t>(1, n / kChunkKeys)));
+  threads = static_cast<int>(
+      std::min<size_t>(static_cast<size_t>(Clamp(threads)), std::max<size_t>(1, n / kChunkKeys)));
   std::vector<absl::Status> errors(static_cast<size_t>(threads));
   RunThreads(threads, [&](int t) {
     const size_t begin = n * static_cast<size_t>(t) / static_cast<size_t>(threads);
@@ -107,8 +107,7 @@ absl::Status FindStored(const storage::Db& db, const std::vector<TagEntry>& sort
     ro.total_order_seek = true;
     ro.fill_cache = false;  // one pass: keep the cache for what the shop reads later
     ro.readahead_size = kIndexReadaheadBytes;
-    std::unique_ptr<rocksdb::Iterator> it(
-        db.raw()->NewIterator(ro, db.cf(storage::kCfKeyTags)));
+    std::unique_ptr<rocksdb::Iterator> it(db.raw()->NewIterator(ro, db.cf(storage::kCfKeyTags)));
     auto slice = [&](size_t k) {
       return rocksdb::Slice(reinterpret_cast<const char*>(sorted[k].tag.data()),
                             sorted[k].tag.size());
@@ -133,8 +132,8 @@ absl::Status FindStored(const storage::Db& db, const std::vector<TagEntry>& sort
       }
     }
     if (!it->status().ok()) {
-      errors[static_cast<size_t>(t)] = absl::UnavailableError(
-          absl::StrCat("reading the key index: ", it->status().ToString()));
+      errors[static_cast<size_t>(t)] =
+          absl::UnavailableError(absl::StrCat("reading the key index: ", it->status().ToString()));
     }
     if (progress != nullptr) progress->Add(end - reported);
   });

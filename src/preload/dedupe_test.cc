@@ -117,13 +117,12 @@ TEST_F(FindStoredTest, DedupeKeepsTheFirstOccurrenceAcrossFiles) {
   const std::string t = KeyTag(c, "OLD");
   std::memcpy(old.tag.data(), t.data(), old.tag.size());
   Store({old}, false);
-  const std::vector<InputKey> keys = {
-      {0, 1, "A"}, {0, 2, "B"}, {1, 1, "C"}, {1, 2, "B"}, {1, 3, "OLD"}, {1, 4, "A"}};
+  const std::vector<InputKey> keys = {{0, 1, "A"}, {0, 2, "B"},   {1, 1, "C"},
+                                      {1, 2, "B"}, {1, 3, "OLD"}, {1, 4, "A"}};
   auto r = Dedupe(keys, c, *dir_.db, 2, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->verdicts, (std::vector<Verdict>{Verdict::kFresh, Verdict::kFresh, Verdict::kFresh,
-                                               Verdict::kDuplicateInInput,
-                                               Verdict::kAlreadyStored,
+                                               Verdict::kDuplicateInInput, Verdict::kAlreadyStored,
                                                Verdict::kDuplicateInInput}));
   EXPECT_EQ(r->duplicate_in_input, 2u);
   EXPECT_EQ(r->already_stored, 1u);

@@ -35,8 +35,7 @@ class SstSeries {
     if (writer_ == nullptr || in_file_ == per_file_) {
       absl::Status s = Close();
       if (!s.ok()) return s;
-      writer_ = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options_,
-                                                         handle_);
+      writer_ = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options_, handle_);
       const std::string path = absl::StrCat(prefix_, "-", files_.size(), ".sst");
       s = storage::FromRocks(writer_->Open(path), "preload: creating an SST file");
       if (!s.ok()) return s;
@@ -49,8 +48,7 @@ class SstSeries {
 
   absl::Status Merge(const rocksdb::Slice& key, const rocksdb::Slice& value) {
     if (writer_ == nullptr) {
-      writer_ = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options_,
-                                                         handle_);
+      writer_ = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options_, handle_);
       const std::string path = absl::StrCat(prefix_, "-0.sst");
       absl::Status s = storage::FromRocks(writer_->Open(path), "preload: creating an SST file");
       if (!s.ok()) return s;
@@ -101,12 +99,13 @@ absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const Inge
   if (!s.ok()) return s;
   std::error_code ec;
   std::filesystem::create_directories(opts.tmp_dir, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("creating ", opts.tmp_dir, ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("creating ", opts.tmp_dir, ": ", ec.message()));
 
   // Each thread writes one contiguous share of the pool (by seq) and one of key_tags (by
   // tag): SST files of one column family must not overlap, and shares never do.
-  const size_t threads =
-      std::clamp<size_t>(static_cast<size_t>(std::max(1, opts.threads)), 1, std::max<size_t>(1, n / 1024));
+  const size_t threads = std::clamp<size_t>(static_cast<size_t>(std::max(1, opts.threads)), 1,
+                                            std::max<size_t>(1, n / 1024));
   std::vector<std::unique_ptr<SstSeries>> pool_files, tag_files;
   for (size_t t = 0; t < threads; ++t) {
     pool_files.push_back(std::make_unique<SstSeries>(
@@ -132,7 +131,8 @@ absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const Inge
     std::string record;
     for (size_t i = begin; i < end && errors[t].ok(); ++i) {
       const std::string pool_key = storage::PoolKey(plan.product_id, plan.first_seq + i);
-      record = EncodePoolKey(PoolKeyRecord{plan.batch_id, cipher.Seal(texts[i], pool_key, &random)});
+      record =
+          EncodePoolKey(PoolKeyRecord{plan.batch_id, cipher.Seal(texts[i], pool_key, &random)});
       errors[t] = files.Put(pool_key, record);
       if (progress != nullptr && (i - begin + 1) % kProgressEveryKeys == 0) {
         progress->Add(kProgressEveryKeys);
@@ -154,8 +154,9 @@ absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const Inge
         errors[t] = absl::InternalError("preload: a tag names no key of the batch");
         break;
       }
-      errors[t] = files.Put(rocksdb::Slice(reinterpret_cast<const char*>(e.tag.data()), e.tag.size()),
-                            storage::PoolKey(plan.product_id, plan.first_seq + e.index));
+      errors[t] =
+          files.Put(rocksdb::Slice(reinterpret_cast<const char*>(e.tag.data()), e.tag.size()),
+                    storage::PoolKey(plan.product_id, plan.first_seq + e.index));
       if (progress != nullptr && (k - begin + 1) % kProgressEveryKeys == 0) {
         progress->Add(kProgressEveryKeys);
       }
@@ -183,9 +184,11 @@ absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const Inge
   SstSeries counters(db, storage::kCfCounters, opts.tmp_dir + "/counters", 2);
   static_assert(storage::CounterKind::kPool < storage::CounterKind::kImported, "key order");
   const std::string delta = storage::EncodeCounter(static_cast<int64_t>(n));
-  if (s.ok()) s = counters.Merge(storage::CounterKey(plan.product_id, storage::CounterKind::kPool), delta);
+  if (s.ok())
+    s = counters.Merge(storage::CounterKey(plan.product_id, storage::CounterKind::kPool), delta);
   if (s.ok()) {
-    s = counters.Merge(storage::CounterKey(plan.product_id, storage::CounterKind::kImported), delta);
+    s = counters.Merge(storage::CounterKey(plan.product_id, storage::CounterKind::kImported),
+                       delta);
   }
   if (s.ok()) s = counters.Close();
   if (!s.ok()) {
@@ -196,10 +199,10 @@ absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const Inge
   if (opts.hook) opts.hook(IngestPoint::kSstsWritten);
 
   rocksdb::IngestExternalFileOptions io;
-  io.move_files = true;             // hard links: no copy of hundreds of MB
-  io.write_global_seqno = false;    // the seqno lives in the MANIFEST only; files stay as written
-  io.allow_global_seqno = true;     // key_tags and counters overlap what is stored
-  io.allow_blocking_flush = true;   // a memtable holding the same keys is flushed first
+  io.move_files = true;            // hard links: no copy of hundreds of MB
+  io.write_global_seqno = false;   // the seqno lives in the MANIFEST only; files stay as written
+  io.allow_global_seqno = true;    // key_tags and counters overlap what is stored
+  io.allow_blocking_flush = true;  // a memtable holding the same keys is flushed first
   io.verify_checksums_before_ingest = false;  // just written and synced by this process
   std::vector<rocksdb::IngestExternalFileArg> args(4);
   args[0].column_family = db.cf(storage::kCfPool);

@@ -79,8 +79,9 @@ absl::StatusOr<KeyFormat> FormatForPath(std::string_view path) {
   if (EndsWithIgnoreCase(path, ".txt")) return KeyFormat::kText;
   if (EndsWithIgnoreCase(path, ".csv")) return KeyFormat::kCsv;
   return absl::InvalidArgumentError(
-      absl::StrCat(std::string(path), ": unknown file type (name it .txt or .csv, or pass "
-                                      "--format txt|csv)"));
+      absl::StrCat(std::string(path),
+                   ": unknown file type (name it .txt or .csv, or pass "
+                   "--format txt|csv)"));
 }
 
 absl::StatusOr<std::unique_ptr<Inputs>> ReadInputs(const std::vector<std::string>& paths,
@@ -138,9 +139,9 @@ absl::StatusOr<std::unique_ptr<Inputs>> ReadInputs(const std::vector<std::string
     po.format = f.format;
     po.csv_column = opts.csv_column;
     // CSV cannot be cut at an arbitrary newline (a quoted field may span lines).
-    const std::vector<std::string_view> pieces =
-        f.format == KeyFormat::kText ? SplitText(texts[fi])
-                                     : std::vector<std::string_view>{texts[fi]};
+    const std::vector<std::string_view> pieces = f.format == KeyFormat::kText
+                                                     ? SplitText(texts[fi])
+                                                     : std::vector<std::string_view>{texts[fi]};
     std::vector<uint32_t> first_line(pieces.size(), 1);
     uint64_t line = 1;
     for (size_t p = 0; p < pieces.size(); ++p) {

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "shop/key_import.h"
 #include "preload/progress.h"
+#include "shop/key_import.h"
 
 namespace kv::preload {
 

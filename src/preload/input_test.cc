@@ -35,13 +35,29 @@ TEST(ReadInputs, PiecesGiveTheSameKeysAndLinesAsOnePass) {
   // kind of line, including a BOM at the start of a line (kept as part of that key).
   for (int i = 0; i < 200'000; ++i) {
     switch (i % 97) {
-      case 0: text += "\n"; break;                                   // empty
-      case 1: text += std::string(300, 'x') + "\n"; break;           // too long
-      case 2: text += "bad\x01key\n"; break;                         // non-printable
-      case 3: text += "  spaced-key-" + std::to_string(i) + "\t\r\n"; break;  // trimmed
-      case 4: text += "\xEF\xBB\xBF" "bom-key-" + std::to_string(i) + "\n"; break;
-      case 5: text += "repeat-me\n"; break;                          // duplicates
-      default: text += absl::StrCat("KEY-", i, "-ABCDEFGHIJ\n");
+      case 0:
+        text += "\n";
+        break;  // empty
+      case 1:
+        text += std::string(300, 'x') + "\n";
+        break;  // too long
+      case 2:
+        text += "bad\x01key\n";
+        break;  // non-printable
+      case 3:
+        text += "  spaced-key-" + std::to_string(i) + "\t\r\n";
+        break;  // trimmed
+      case 4:
+        text +=
+            "\xEF\xBB\xBF"
+            "bom-key-" +
+            std::to_string(i) + "\n";
+        break;
+      case 5:
+        text += "repeat-me\n";
+        break;  // duplicates
+      default:
+        text += absl::StrCat("KEY-", i, "-ABCDEFGHIJ\n");
     }
   }
   text += "last-line-without-newline";
@@ -112,8 +128,8 @@ TEST(ReadInputs, SeveralFilesKeepTheirOrderAndIndexes) {
   Write(t.Sub("a.txt"), "A1\nA2\n");
   Write(t.Sub("b.csv"), "key\nB1\n");
   Write(t.Sub("empty.txt"), "");
-  auto in = ReadInputs({t.Sub("a.txt"), t.Sub("empty.txt"), t.Sub("b.csv")}, InputOptions{},
-                       nullptr);
+  auto in =
+      ReadInputs({t.Sub("a.txt"), t.Sub("empty.txt"), t.Sub("b.csv")}, InputOptions{}, nullptr);
   ASSERT_TRUE(in.ok()) << in.status();
   ASSERT_EQ((*in)->keys().size(), 3u);
   EXPECT_EQ((*in)->keys()[2].file, 2u);

@@ -25,9 +25,11 @@ constexpr int kBackorderRoundsMax = 64;
 // A locked data dir means a running shop (or another tool): say what to do instead.
 absl::Status OpenError(const absl::Status& s, const PreloadOptions& o) {
   if (storage::IsDataDirLocked(s)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the shop is running (data dir ", o.data_dir, " is locked): import through POST "
-        "/api/v1/admin/products/", o.product_id, "/keys instead, or stop the shop first"));
+    return absl::FailedPreconditionError(absl::StrCat("the shop is running (data dir ", o.data_dir,
+                                                      " is locked): import through POST "
+                                                      "/api/v1/admin/products/",
+                                                      o.product_id,
+                                                      "/keys instead, or stop the shop first"));
   }
   return s;
 }
@@ -74,8 +76,7 @@ std::string PreloadTmpDir(const std::string& data_dir) { return data_dir + "/pre
 absl::StatusOr<PreloadResult> RunPreload(const PreloadOptions& opts, Progress* progress) {
   if (opts.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
   if (opts.product_id == 0 || opts.product_id > limits::kProductsMax) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--product must be 1..", limits::kProductsMax));
+    return absl::InvalidArgumentError(absl::StrCat("--product must be 1..", limits::kProductsMax));
   }
   const int threads = opts.threads > 0
                           ? opts.threads
@@ -121,9 +122,9 @@ absl::StatusOr<PreloadResult> RunPreload(const PreloadOptions& opts, Progress* p
   auto product = db->Get(storage::kCfProducts, storage::U64Key(opts.product_id));
   if (!product.ok()) return product.status();
   if (!product->has_value()) {
-    return absl::NotFoundError(
-        absl::StrCat("product ", opts.product_id, " does not exist in ", opts.data_dir,
-                     " (create it first: POST /api/v1/admin/products)"));
+    return absl::NotFoundError(absl::StrCat("product ", opts.product_id, " does not exist in ",
+                                            opts.data_dir,
+                                            " (create it first: POST /api/v1/admin/products)"));
   }
 
   // 4. Dedupe and the report.
@@ -178,14 +179,13 @@ absl::StatusOr<PreloadResult> RunPreload(const PreloadOptions& opts, Progress* p
     const StockCounts st = shop->Stock(opts.product_id);
     if (st.owed <= 0) break;
     if (round == kBackorderRoundsMax) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "product ", opts.product_id, " still has ", st.owed,
-          " keys owed to waiting backorders after ", round,
-          " imports; start the shop and import through the admin endpoint"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("product ", opts.product_id, " still has ", st.owed,
+                       " keys owed to waiting backorders after ", round,
+                       " imports; start the shop and import through the admin endpoint"));
     }
     const size_t take = std::min<size_t>(
-        {fresh.size() - consumed,
-         static_cast<size_t>(KeysForBackorders(st.owed, st.held, st.pool)),
+        {fresh.size() - consumed, static_cast<size_t>(KeysForBackorders(st.owed, st.held, st.pool)),
          limits::kImportKeysMax});
     std::string text;
     for (size_t i = consumed; i < consumed + take; ++i) {
@@ -218,7 +218,8 @@ absl::StatusOr<PreloadResult> RunPreload(const PreloadOptions& opts, Progress* p
       if (r >= consumed) tags.push_back(TagEntry{e.tag, static_cast<uint32_t>(r - consumed)});
     }
     auto batches = shop->ListBatches(opts.product_id);
-    if (!batches.ok()) return batches.refused() ? absl::InternalError(batches.message()) : batches.status();
+    if (!batches.ok())
+      return batches.refused() ? absl::InternalError(batches.message()) : batches.status();
     IngestPlan plan;
     plan.product_id = opts.product_id;
     NextIds(*batches, &plan.batch_id, &plan.first_seq);

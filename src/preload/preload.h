@@ -30,9 +30,9 @@
 namespace kv::preload {
 
 struct PreloadOptions {
-  std::string data_dir;         // required; must hold a shop (never created here)
-  std::string master_key_file;  // required; outside the data dir
-  uint64_t product_id = 0;      // required; must exist
+  std::string data_dir;            // required; must hold a shop (never created here)
+  std::string master_key_file;     // required; outside the data dir
+  uint64_t product_id = 0;         // required; must exist
   std::vector<std::string> files;  // required, at least one
   // Parse, dedupe and report, but open the data dir without the shop and write nothing.
   // Default false.

@@ -60,15 +60,15 @@ class PreloadTest : public kv::testing::ShopTest {
 TEST_F(PreloadTest, LoadsNewKeysReportsTheRestAndTheShopSellsThem) {
   const uint64_t pid = MakeProduct();
   Import(pid, 2, "OLD");  // OLD-0-XXXX-YYYY, OLD-1-XXXX-YYYY
-  const std::string a = File("a.txt", "P-1\n\nP-2\nOLD-1-XXXX-YYYY\n" + std::string(257, 'z') +
-                                          "\nP-1\n  P-3  \r\n");
+  const std::string a =
+      File("a.txt", "P-1\n\nP-2\nOLD-1-XXXX-YYYY\n" + std::string(257, 'z') + "\nP-1\n  P-3  \r\n");
   const std::string b = File("b.csv", "n,key\n1,P-4\n2,P-2\n3,\"bad\x7f\"\n4,P-5\n");
   auto r = Preload(Opts(pid, {a, b}));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(Lines(*r), (std::vector<std::string>{
-                           a + ":2: empty", a + ":4: already_stored", a + ":5: too_long",
-                           a + ":6: duplicate_in_input", b + ":3: duplicate_in_input",
-                           b + ":4: non_printable"}));
+  EXPECT_EQ(Lines(*r),
+            (std::vector<std::string>{a + ":2: empty", a + ":4: already_stored", a + ":5: too_long",
+                                      a + ":6: duplicate_in_input", b + ":3: duplicate_in_input",
+                                      b + ":4: non_printable"}));
   const RunCounts& c = r->counts;
   EXPECT_EQ(c.loaded, 5u);  // P-1 .. P-5
   EXPECT_EQ(c.rejected, 3u);
@@ -169,8 +169,7 @@ TEST_F(PreloadTest, RunningShopIsRefusedWithTheAdminEndpointAndNothingChanges) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("shop is running"), absl::string_view::npos);
-  EXPECT_NE(r.status().message().find(
-                absl::StrCat("POST /api/v1/admin/products/", pid, "/keys")),
+  EXPECT_NE(r.status().message().find(absl::StrCat("POST /api/v1/admin/products/", pid, "/keys")),
             absl::string_view::npos)
       << r.status();
   PreloadOptions dry = Opts(pid, {f});
@@ -254,7 +253,7 @@ TEST_F(PreloadTest, ManySstFilesAndALeftoverTempDir) {
   ASSERT_EQ(keys->size(), 3u);
   EXPECT_EQ((*keys)[2].seq, 20'000u);
   EXPECT_EQ((*keys)[2].masked, "MA**********EY");  // MANY-19999-KEY, decrypted and masked
-  EXPECT_TRUE(CloseAndCheck().empty());  // decrypts every key and matches every tag
+  EXPECT_TRUE(CloseAndCheck().empty());            // decrypts every key and matches every tag
 }
 
 }  // namespace

@@ -66,8 +66,8 @@ std::string HumanCount(double n) {
   return buf;
 }
 
-std::string FormatProgress(std::string_view phase, uint64_t done, uint64_t total,
-                           ProgressUnit unit, double elapsed_s, size_t width) {
+std::string FormatProgress(std::string_view phase, uint64_t done, uint64_t total, ProgressUnit unit,
+                           double elapsed_s, size_t width) {
   const double scale = unit == ProgressUnit::kBytes ? 1.0 / (1 << 20) : 1.0;
   const char* what = unit == ProgressUnit::kBytes ? "MB" : "keys";
   done = std::min(done, total);
@@ -81,8 +81,8 @@ std::string FormatProgress(std::string_view phase, uint64_t done, uint64_t total
     std::snprintf(buf, sizeof buf, "%.0f/%.0f %s", done * scale, total * scale, what);
     counts += buf;
   } else {
-    counts += HumanCount(static_cast<double>(done)) + "/" +
-              HumanCount(static_cast<double>(total)) + " " + what;
+    counts += HumanCount(static_cast<double>(done)) + "/" + HumanCount(static_cast<double>(total)) +
+              " " + what;
   }
   if (elapsed_s >= kRateMinElapsedSeconds && done > 0) {
     const double rate = static_cast<double>(done) / elapsed_s;
@@ -151,8 +151,8 @@ void Progress::Draw(bool final_line) {
   const double elapsed = static_cast<double>(MonoNowNs() - phase_start_ns_) / 1e9;
   const uint64_t done = done_.load(std::memory_order_relaxed);
   // "\r" + erase to the end of the line, so a shorter line leaves no tail behind.
-  std::string out = "\r\x1b[K" + FormatProgress(phase_, done, total_, unit_, elapsed,
-                                                TerminalWidth(fd_));
+  std::string out =
+      "\r\x1b[K" + FormatProgress(phase_, done, total_, unit_, elapsed, TerminalWidth(fd_));
   if (final_line) out += "\n";
   // A failed write (terminal gone) only loses a progress line.
   const char* p = out.data();

@@ -23,8 +23,8 @@ enum class ProgressUnit { kKeys, kBytes };
 // since the phase began; the rate and ETA are omitted while it is below 0.2 s or nothing is
 // done (no meaningless first numbers). Pure; for tests and for Progress itself.
 //   "sealing       [#########...........]  45%  4.50M/10.0M keys  812k keys/s  ETA 7s"
-std::string FormatProgress(std::string_view phase, uint64_t done, uint64_t total,
-                           ProgressUnit unit, double elapsed_s, size_t width);
+std::string FormatProgress(std::string_view phase, uint64_t done, uint64_t total, ProgressUnit unit,
+                           double elapsed_s, size_t width);
 
 // "950", "12.3k", "4.50M", "1.20G": a count in three significant digits.
 std::string HumanCount(double n);

@@ -82,7 +82,8 @@ TEST(Progress, EnabledEndsEachPhaseWithItsFinalLine) {
   }  // the destructor ends "writing"
   std::string out;
   char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<size_t>(n));
   ::close(fds[0]);
   ::close(fds[1]);
   const size_t h = out.find("hashing");

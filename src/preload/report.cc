@@ -17,7 +17,8 @@ std::vector<ReportLine> BuildReport(const Inputs& inputs, const std::vector<Verd
   const std::vector<InputKey>& keys = inputs.keys();
   for (size_t i = 0; i < verdicts.size() && i < keys.size(); ++i) {
     if (verdicts[i] == Verdict::kDuplicateInInput) {
-      out.push_back(ReportLine{keys[i].file, keys[i].line, LineRejectName(LineReject::kDuplicateInInput)});
+      out.push_back(
+          ReportLine{keys[i].file, keys[i].line, LineRejectName(LineReject::kDuplicateInInput)});
     } else if (verdicts[i] == Verdict::kAlreadyStored) {
       out.push_back(ReportLine{keys[i].file, keys[i].line, kAlreadyStored});
     }
@@ -35,8 +36,10 @@ std::string FormatReportLine(const std::vector<InputFile>& files, const ReportLi
 
 std::string FormatSummary(const RunCounts& c) {
   std::string s = "keyvend-preload: ";
-  if (c.dry_run) s += "dry run: would load ";
-  else s += "loaded ";
+  if (c.dry_run)
+    s += "dry run: would load ";
+  else
+    s += "loaded ";
   absl::StrAppend(&s, c.loaded, c.loaded == 1 ? " key" : " keys", " into product ", c.product_id);
   if (!c.batch_ids.empty()) {
     absl::StrAppend(&s, c.batch_ids.size() == 1 ? " (batch " : " (batches ",

@@ -40,13 +40,13 @@ std::string FormatReportLine(const std::vector<InputFile>& files, const ReportLi
 struct RunCounts {
   uint64_t product_id = 0;
   bool dry_run = false;
-  uint64_t loaded = 0;       // keys stored (ingested + imported to serve backorders)
-  uint64_t rejected = 0;     // lines refused by the parser (not duplicates)
+  uint64_t loaded = 0;    // keys stored (ingested + imported to serve backorders)
+  uint64_t rejected = 0;  // lines refused by the parser (not duplicates)
   uint64_t duplicate_in_input = 0;
   uint64_t already_stored = 0;
-  std::vector<uint64_t> batch_ids;   // batches written, oldest first
-  uint64_t backorder_keys = 0;       // of `loaded`, keys imported through the shop first
-  uint64_t backorders_served = 0;    // orders those keys delivered
+  std::vector<uint64_t> batch_ids;  // batches written, oldest first
+  uint64_t backorder_keys = 0;      // of `loaded`, keys imported through the shop first
+  uint64_t backorders_served = 0;   // orders those keys delivered
 };
 
 // One line: "keyvend-preload: loaded N keys into product P (batch B); rejected R lines;
