@@ -1,5 +1,9 @@
 #include "base/clock.h"
+
 #include <cstring>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "base/random.h"
 #include "base/time_format.h"
@@ -55,6 +59,23 @@ TEST(Random, SeededIsDeterministicAndSecureVaries) {
   SecureRandom::Get()->Fill(p, sizeof p);
   SecureRandom::Get()->Fill(q, sizeof q);
   EXPECT_NE(0, memcmp(p, q, sizeof p));
+}
+
+TEST(Random, BufferedSecureRandomNeverRepeatsAcrossBlocks) {
+  BufferedSecureRandom r;
+  // 12-byte nonces straddle the 4096-byte block boundary (4096 is not a multiple of 12).
+  std::set<std::string> seen;
+  for (int i = 0; i < 2000; ++i) {
+    uint8_t n[12];
+    r.Fill(n, sizeof n);
+    EXPECT_TRUE(seen.insert(std::string(reinterpret_cast<char*>(n), sizeof n)).second) << i;
+  }
+  // A fill larger than a block spans several refills.
+  std::vector<uint8_t> big(3 * BufferedSecureRandom::kBlockBytes + 5, 0);
+  r.Fill(big.data(), big.size());
+  size_t zeros = 0;
+  for (uint8_t b : big) zeros += b == 0;
+  EXPECT_LT(zeros, big.size() / 64);  // ~1/256 expected; all-zero would mean "not filled"
 }
 
 }  // namespace

@@ -1,8 +1,12 @@
 #include "base/random.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+
 #include <climits>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 
@@ -23,6 +27,25 @@ void SecureRandom::Fill(uint8_t* out, size_t n) {
 SecureRandom* SecureRandom::Get() {
   static SecureRandom* r = new SecureRandom();
   return r;
+}
+
+BufferedSecureRandom::~BufferedSecureRandom() { OPENSSL_cleanse(block_, sizeof(block_)); }
+
+void BufferedSecureRandom::Fill(uint8_t* out, size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (n > 0) {
+    if (used_ == kBlockBytes) {
+      SecureRandom::Get()->Fill(block_, kBlockBytes);
+      used_ = 0;
+    }
+    const size_t take = std::min(n, kBlockBytes - used_);
+    std::memcpy(out, block_ + used_, take);
+    // Bytes handed out are never handed out again.
+    OPENSSL_cleanse(block_ + used_, take);
+    used_ += take;
+    out += take;
+    n -= take;
+  }
 }
 
 void SeededRandom::Fill(uint8_t* out, size_t n) {

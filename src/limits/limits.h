@@ -27,6 +27,11 @@ inline constexpr int64_t kPriceCentsMax = 100'000'000'000;  // 1e9 major units
 static_assert(kPriceCentsMax * kOrderQuantityMax < INT64_MAX / 2);
 // Keys in one import call (the HTTP endpoint; the preload tool batches its own input).
 inline constexpr size_t kImportKeysMax = 1'000'000;
+// Keys (accepted lines) in one keyvend-preload run: every key costs ~50 bytes of memory for
+// the run (view, line, tag, verdict) on top of the mapped input, so 100M keys need ~5 GB.
+// Input positions are 32-bit indexes, well above this.
+inline constexpr size_t kPreloadKeysMax = 100'000'000;
+static_assert(kPreloadKeysMax < (size_t{1} << 32));
 // Hold timing defaults, seconds (SPEC §3).
 inline constexpr int64_t kHoldSecondsDefault = 900;
 inline constexpr int64_t kHoldGraceSecondsDefault = 120;

@@ -316,6 +316,9 @@ class Shop {
 
   StockCounts Stock(uint64_t product_id) const;
   storage::Db* db() const { return db_.get(); }
+  // The data dir's key cipher, for an offline tool in the same process that writes records
+  // the shop reads (keyvend-preload seals keys and tags them exactly as ImportKeys does).
+  const KeyCipher& cipher() const { return *cipher_; }
 
   // Internal state, defined in shop_internal.h.
   struct ProductState;

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
@@ -73,12 +74,20 @@ rocksdb::ColumnFamilyOptions MakeCfOptions(Cf c, const std::shared_ptr<rocksdb::
   return o;
 }
 
+// Marks the locked-dir status; IsDataDirLocked tests for it.
+constexpr char kLockedPayloadUrl[] = "keyvend/data-dir-locked";
+
 bool IsLockError(const rocksdb::Status& s) {
   const std::string m = s.ToString();
   return s.IsIOError() && (m.find("lock") != std::string::npos || m.find("LOCK") != std::string::npos);
 }
 
 }  // namespace
+
+bool IsDataDirLocked(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kFailedPrecondition &&
+         s.GetPayload(kLockedPayloadUrl).has_value();
+}
 
 Db::~Db() {
   if (db_ != nullptr) {
@@ -104,10 +113,12 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
   rocksdb::Status s = rocksdb::DB::Open(dbo, dir, cfs, &handles, &raw);
   if (!s.ok()) {
     if (IsLockError(s)) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      absl::Status locked = absl::FailedPreconditionError(absl::StrCat(
           "data dir ", dir,
           " is locked: another keyvend process (server or tool) has it open; stop it first "
           "(for a running shop use its admin API)"));
+      locked.SetPayload(kLockedPayloadUrl, absl::Cord("1"));
+      return locked;
     }
     if (s.IsInvalidArgument() && s.ToString().find("does not exist") != std::string::npos) {
       return absl::NotFoundError(absl::StrCat("no keyvend database in ", dir));

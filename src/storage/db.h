@@ -27,6 +27,11 @@ struct DbOptions {
   size_t block_cache_bytes = 64 << 20;
 };
 
+// True when `s` is Db::Open's "the dir is locked by another process" outcome (also when
+// it reaches the caller through OpenDataDir or Shop::Open unchanged), so a tool can say what
+// to do instead without parsing the message.
+bool IsDataDirLocked(const absl::Status& s);
+
 class Db {
  public:
   // Opens the database in `dir` (creating it when allowed and absent).

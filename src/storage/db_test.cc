@@ -80,6 +80,9 @@ TEST(DataDir, LockedDirSaysSo) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(second.status().message().find("locked"), absl::string_view::npos)
       << second.status();
+  EXPECT_TRUE(IsDataDirLocked(second.status()));
+  // Other refusals are not mistaken for a lock.
+  EXPECT_FALSE(IsDataDirLocked(absl::FailedPreconditionError("data dir is locked")));
 }
 
 TEST(DataDir, NoCreateOnEmptyDir) {

@@ -1,0 +1,137 @@
+// Helpers for the black-box keyvend-preload tests: child processes with their output in
+// files, a stopped shop to preload into, and the decrypted content of a product's pool
+// (the ground truth for "no key lost, none stored twice").
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "base/testing.h"
+#include "gtest/gtest.h"
+#include "shop/shop.h"
+#include "storage/data_dir.h"
+#include "storage/schema.h"
+
+namespace kv::preloadtest {
+
+struct Proc {
+  pid_t pid = -1;
+  std::string out_path, err_path;
+};
+
+struct ProcResult {
+  int exit_code = -1;  // when it exited
+  int signal = 0;      // when a signal ended it
+  std::string out, err;
+};
+
+// Starts `args` (args[0] is the binary's path) with stdout and stderr into files.
+inline Proc Spawn(const std::vector<std::string>& args, const std::string& out_path,
+                  const std::string& err_path) {
+  Proc p{-1, out_path, err_path};
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (std::string& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0 || err < 0) return p;
+  p.pid = ::fork();
+  if (p.pid == 0) {
+    if (::dup2(out, STDOUT_FILENO) < 0 || ::dup2(err, STDERR_FILENO) < 0) _exit(126);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  ::close(out);
+  ::close(err);
+  return p;
+}
+
+inline ProcResult Wait(const Proc& p) {
+  ProcResult r;
+  int status = 0;
+  while (::waitpid(p.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.out = kv::testing::ReadFile(p.out_path);
+  r.err = kv::testing::ReadFile(p.err_path);
+  return r;
+}
+
+inline ProcResult RunProc(const std::vector<std::string>& args, const std::string& scratch) {
+  return Wait(Spawn(args, scratch + ".out", scratch + ".err"));
+}
+
+// Creates a shop in `data_dir` (key file `key_file`) with product 1 and `old_keys` keys
+// "OLD-<i>" imported the normal way. Returns false (after a failed assertion) on error.
+inline bool MakeShop(const std::string& data_dir, const std::string& key_file, int old_keys) {
+  ShopOptions o;
+  o.data_dir = data_dir;
+  o.master_key_file = key_file;
+  o.start_workers = false;
+  o.block_cache_bytes = 8 << 20;
+  auto shop = Shop::Open(o);
+  EXPECT_TRUE(shop.ok()) << shop.status();
+  if (!shop.ok()) return false;
+  ProductSpec p;
+  p.name = "preloaded";
+  p.price_cents = 100;
+  p.currency = "EUR";
+  auto prod = (*shop)->CreateProduct(p);
+  EXPECT_TRUE(prod.ok());
+  EXPECT_EQ(prod->product.id, 1u);
+  std::string text;
+  for (int i = 0; i < old_keys; ++i) absl::StrAppend(&text, "OLD-", i, "\n");
+  auto imp = (*shop)->ImportKeys(1, text, ParseOptions{});
+  EXPECT_TRUE(imp.ok());
+  return imp.ok() && imp->imported == static_cast<uint64_t>(old_keys);
+}
+
+// Every key in product `pid`'s pool, decrypted (each must open under its pool key), and
+// the number of entries of CF key_tags. Fails the test on a key that does not decrypt or
+// a text seen twice (then `*twice` counts them).
+struct PoolContent {
+  std::set<std::string> texts;
+  size_t entries = 0;  // pool entries of the product (== texts.size() unless twice > 0)
+  size_t twice = 0;
+  size_t tags = 0;
+};
+
+inline PoolContent ReadPool(const std::string& data_dir, const std::string& key_file,
+                            uint64_t pid) {
+  PoolContent c;
+  storage::DataDirOptions o;
+  o.data_dir = data_dir;
+  o.master_key_file = key_file;
+  o.create_if_missing = false;
+  o.block_cache_bytes = 8 << 20;
+  auto d = storage::OpenDataDir(o, SecureRandom::Get());
+  EXPECT_TRUE(d.ok()) << d.status();
+  if (!d.ok()) return c;
+  auto it = d->db->NewIterator(storage::kCfPool);
+  const std::string prefix = storage::U64Key(pid);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    PoolKeyRecord r;
+    EXPECT_TRUE(DecodePoolKey(std::string_view(it->value().data(), it->value().size()), &r).ok());
+    auto text = d->cipher->Open(r.sealed, std::string_view(it->key().data(), it->key().size()));
+    EXPECT_TRUE(text.ok()) << "a pool key does not decrypt";
+    if (!text.ok()) continue;
+    ++c.entries;
+    if (!c.texts.insert(*text).second) ++c.twice;
+  }
+  auto tags = d->db->NewIterator(storage::kCfKeyTags);
+  for (tags->SeekToFirst(); tags->Valid(); tags->Next()) ++c.tags;
+  return c;
+}
+
+}  // namespace kv::preloadtest
