@@ -158,9 +158,9 @@ absl::StatusOr<BackupInfo> Create(const storage::Db& db, const std::string& back
   return FromEngineInfo(info);
 }
 
-absl::StatusOr<BackupList> List(const std::string& backup_dir) {
+absl::StatusOr<BackupList> List(const std::string& backup_dir, absl::Duration lock_wait) {
   KV_RETURN_IF_ERROR(RequireDir(backup_dir, "backup dir"));
-  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead);
+  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead, lock_wait);
   if (!lock.ok()) return lock.status();
   auto engine = OpenReadOnly(backup_dir);
   if (!engine.ok()) return engine.status();
@@ -181,12 +181,13 @@ absl::StatusOr<BackupList> List(const std::string& backup_dir) {
   return out;
 }
 
-absl::StatusOr<PurgeResult> Purge(const std::string& backup_dir, uint32_t keep) {
+absl::StatusOr<PurgeResult> Purge(const std::string& backup_dir, uint32_t keep,
+                                  absl::Duration lock_wait) {
   if (keep == 0) {
     return absl::InvalidArgumentError("purge keeps at least 1 backup (--keep N, N >= 1)");
   }
   KV_RETURN_IF_ERROR(RequireDir(backup_dir, "backup dir"));
-  auto lock = DirLock::Acquire(backup_dir, BackupOp::kDelete);
+  auto lock = DirLock::Acquire(backup_dir, BackupOp::kDelete, lock_wait);
   if (!lock.ok()) return lock.status();
   auto engine = OpenWritable(backup_dir, 0);
   if (!engine.ok()) return engine.status();

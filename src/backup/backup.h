@@ -6,9 +6,11 @@
 //
 // A backup dir holds RocksDB's layout (meta/<id>, private/<id>/, shared_checksum/) plus
 // keyvend's two lock files (backup/dir_lock.h). Operations on one dir exclude each other
-// as dir_lock.h says — never by waiting: a conflicting operation gets Aborted("... is
-// busy ..."). The master key is never in a backup; the metadata carries only the data
-// dir's key-check value, so Restore can refuse a wrong key before it copies anything.
+// as dir_lock.h says. List, Verify, Restore and Purge wait up to kShortOpLockWait for a
+// conflicting operation that ends by itself (a purge, a listing); Create never waits.
+// Whoever still finds the dir busy gets Aborted("... is busy ...") and changes nothing. The master
+// key is never in a backup; the metadata carries only the data dir's key-check value, so Restore
+// can refuse a wrong key before it copies anything.
 //
 // Every function is thread-safe; each opens and closes its own BackupEngine.
 #pragma once
@@ -20,6 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "backup/metadata.h"
 #include "base/clock.h"
 #include "base/mutex.h"
@@ -32,6 +35,10 @@ class BackupEngine;
 namespace kv::backup {
 
 using BackupId = uint32_t;
+
+// How long List, Verify, Restore and Purge wait by default (their lock_wait) for a
+// conflicting holder of the dir's locks (backup/dir_lock.h) before answering Aborted.
+inline constexpr absl::Duration kShortOpLockWait = absl::Seconds(10);
 
 struct BackupInfo {
   BackupId id = 0;
@@ -90,7 +97,8 @@ struct BackupList {
 };
 
 // Lists the backups. Errors: NotFound (no such dir), Aborted (busy), RocksDB's errors.
-absl::StatusOr<BackupList> List(const std::string& backup_dir);
+absl::StatusOr<BackupList> List(const std::string& backup_dir,
+                                absl::Duration lock_wait = kShortOpLockWait);
 
 struct VerifyProblem {
   BackupId id = 0;
@@ -113,7 +121,8 @@ struct VerifyReport {
 // needs it). Errors only when the check could not run: NotFound (no dir, no backup `id`),
 // Aborted (busy), RocksDB's errors opening the dir.
 absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional<BackupId> id,
-                                    const std::string* key_check);
+                                    const std::string* key_check,
+                                    absl::Duration lock_wait = kShortOpLockWait);
 
 // Restores backup `id` (or the latest) into `to_dir`, which must not exist or be empty
 // (created with mode 0700 if missing). Before copying, the backup's metadata must decode
@@ -129,7 +138,8 @@ absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional
 //  - other RocksDB errors. On any failure after copying began, everything written to
 //    to_dir is removed again (and to_dir itself when this call created it).
 absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<BackupId> id,
-                                   const std::string& to_dir, const std::string& key_check);
+                                   const std::string& to_dir, const std::string& key_check,
+                                   absl::Duration lock_wait = kShortOpLockWait);
 
 struct PurgeResult {
   std::vector<BackupId> deleted;
@@ -138,7 +148,8 @@ struct PurgeResult {
 
 // Deletes all but the newest `keep` backups (keep >= 1) and the files only they used.
 // Errors: InvalidArgument (keep 0), NotFound (no dir), Aborted (busy), RocksDB's errors.
-absl::StatusOr<PurgeResult> Purge(const std::string& backup_dir, uint32_t keep);
+absl::StatusOr<PurgeResult> Purge(const std::string& backup_dir, uint32_t keep,
+                                  absl::Duration lock_wait = kShortOpLockWait);
 
 // OK when neither of the two directories lies inside the other (component-wise, after
 // resolving symlinks of existing parts); InvalidArgument naming both otherwise. `what_a`

@@ -329,13 +329,15 @@ TEST_F(BackupTest, BusyDirIsRefusedAndNothingChanges) {
     auto b = Backup();
     ASSERT_FALSE(b.ok());
     EXPECT_EQ(b.status().code(), absl::StatusCode::kAborted) << b.status();
-    EXPECT_EQ(Purge(BackupDir(), 1).status().code(), absl::StatusCode::kAborted);
-    EXPECT_TRUE(List(BackupDir()).ok());  // reading beside an append is allowed
+    EXPECT_EQ(Purge(BackupDir(), 1, absl::ZeroDuration()).status().code(),
+              absl::StatusCode::kAborted);
+    EXPECT_TRUE(List(BackupDir(), absl::ZeroDuration()).ok());  // reading beside an append
   }
   {
     auto reading = DirLock::Acquire(BackupDir(), BackupOp::kRead);
     ASSERT_TRUE(reading.ok());
-    EXPECT_EQ(Purge(BackupDir(), 1).status().code(), absl::StatusCode::kAborted);
+    EXPECT_EQ(Purge(BackupDir(), 1, absl::ZeroDuration()).status().code(),
+              absl::StatusCode::kAborted);
     EXPECT_TRUE(Backup().ok());  // appending beside a reader is allowed
   }
   auto list = List(BackupDir());

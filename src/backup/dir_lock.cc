@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace kv::backup {
 namespace {
@@ -33,17 +34,23 @@ int OpenLockFile(const std::string& path) {
   return fd;
 }
 
-// flock without waiting; false when another holder conflicts (or on error, errno set).
-bool TryFlock(int fd, int how) {
+// flock, retried every 10 ms until `deadline` while another holder conflicts; false with
+// errno set (EWOULDBLOCK: still held by another) otherwise.
+bool Flock(int fd, int how, absl::Time deadline) {
   while (::flock(fd, how | LOCK_NB) != 0) {
-    if (errno != EINTR) return false;
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK || absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
   }
   return true;
 }
 
 }  // namespace
 
-absl::StatusOr<DirLock> DirLock::Acquire(const std::string& dir, BackupOp op) {
+absl::StatusOr<DirLock> DirLock::Acquire(const std::string& dir, BackupOp op, absl::Duration wait) {
+  // Waiting is for operations that end by themselves (a purge, a listing); real time is
+  // right here: the other holder is another process.
+  const absl::Time deadline = absl::Now() + wait;
   DirLock lock;
   const auto busy = [&](const char* holder) {
     return absl::AbortedError(absl::StrCat(
@@ -54,7 +61,7 @@ absl::StatusOr<DirLock> DirLock::Acquire(const std::string& dir, BackupOp op) {
     const std::string path = absl::StrCat(dir, "/", kAppendLockName);
     lock.append_fd_ = OpenLockFile(path);
     if (lock.append_fd_ < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
-    if (!TryFlock(lock.append_fd_, LOCK_EX)) {
+    if (!Flock(lock.append_fd_, LOCK_EX, deadline)) {
       if (errno == EWOULDBLOCK) return busy("a create or purge");
       return absl::ErrnoToStatus(errno, absl::StrCat("locking ", path));
     }
@@ -68,7 +75,7 @@ absl::StatusOr<DirLock> DirLock::Acquire(const std::string& dir, BackupOp op) {
       }
       return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
     }
-    if (!TryFlock(lock.delete_fd_, op == BackupOp::kRead ? LOCK_SH : LOCK_EX)) {
+    if (!Flock(lock.delete_fd_, op == BackupOp::kRead ? LOCK_SH : LOCK_EX, deadline)) {
       if (errno == EWOULDBLOCK) {
         return busy(op == BackupOp::kRead ? "a purge" : "a list, verify or restore");
       }

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace kv::backup {
 
@@ -29,16 +30,18 @@ inline constexpr char kDeleteLockName[] = "keyvend-delete.lock";
 
 class DirLock {
  public:
-  // Takes the locks `op` needs on the existing directory `dir`, without waiting.
+  // Takes the locks `op` needs on the existing directory `dir`, waiting up to `wait` for
+  // conflicting holders to let go (polling every 10 ms; 0 = not at all).
   // Outcomes:
   //  - OK: held until the DirLock is destroyed (or moved from and its moved-to destroyed);
   //  - Aborted("backup dir D is busy: another keyvend operation is ..."): a conflicting
-  //    operation holds one of them; nothing is held;
+  //    operation still held one of them after `wait`; nothing is held;
   //  - the errno-mapped error of creating or opening a lock file (a kRead in a dir it may
   //    not write goes on without locks when the lock file cannot be created: a dir nobody
   //    can write has no writer to exclude).
   // Thread-safe.
-  static absl::StatusOr<DirLock> Acquire(const std::string& dir, BackupOp op);
+  static absl::StatusOr<DirLock> Acquire(const std::string& dir, BackupOp op,
+                                         absl::Duration wait = absl::ZeroDuration());
 
   DirLock(DirLock&& other) noexcept;
   DirLock& operator=(DirLock&& other) noexcept;

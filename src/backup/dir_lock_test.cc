@@ -1,5 +1,8 @@
 #include "backup/dir_lock.h"
 
+#include <optional>
+#include <thread>
+
 #include "base/testing.h"
 #include "gtest/gtest.h"
 
@@ -64,6 +67,23 @@ TEST(DirLock, MovedLockStaysHeldUntilItsLastOwnerGoes) {
   EXPECT_TRUE(Busy(DirLock::Acquire(dir.path(), BackupOp::kAppend)));
   held.reset();
   EXPECT_TRUE(DirLock::Acquire(dir.path(), BackupOp::kAppend).ok());
+}
+
+TEST(DirLock, WaitsForAHolderThatLetsGo) {
+  kv::testing::TempDir dir;
+  std::optional<DirLock> purge;
+  {
+    auto l = DirLock::Acquire(dir.path(), BackupOp::kDelete);
+    ASSERT_TRUE(l.ok());
+    purge.emplace(std::move(*l));
+  }
+  std::thread done([&purge] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    purge.reset();
+  });
+  auto read = DirLock::Acquire(dir.path(), BackupOp::kRead, absl::Seconds(30));
+  done.join();
+  EXPECT_TRUE(read.ok()) << read.status();
 }
 
 TEST(DirLock, MissingDirIsAnError) {

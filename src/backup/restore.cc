@@ -49,7 +49,8 @@ void Clean(const std::string& dir, bool created) {
 }  // namespace
 
 absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<BackupId> id,
-                                   const std::string& to_dir, const std::string& key_check) {
+                                   const std::string& to_dir, const std::string& key_check,
+                                   absl::Duration lock_wait) {
   if (key_check.size() != 32) {
     return absl::InvalidArgumentError("Restore: key_check must be the 32-byte key-check value");
   }
@@ -57,7 +58,7 @@ absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<
   bool exists = false;
   KV_RETURN_IF_ERROR(RequireEmptyOrAbsent(to_dir, &exists));
   KV_RETURN_IF_ERROR(RequireDir(backup_dir, "backup dir"));
-  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead);
+  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead, lock_wait);
   if (!lock.ok()) return lock.status();
   auto engine = OpenReadOnly(backup_dir);
   if (!engine.ok()) return engine.status();

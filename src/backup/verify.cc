@@ -45,9 +45,9 @@ VerifyProblem Describe(BackupId id, const rocksdb::IOStatus& s,
 }  // namespace
 
 absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional<BackupId> id,
-                                    const std::string* key_check) {
+                                    const std::string* key_check, absl::Duration lock_wait) {
   KV_RETURN_IF_ERROR(RequireDir(backup_dir, "backup dir"));
-  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead);
+  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead, lock_wait);
   if (!lock.ok()) return lock.status();
   auto engine = OpenReadOnly(backup_dir);
   if (!engine.ok()) return engine.status();
