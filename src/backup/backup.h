@@ -73,6 +73,12 @@ struct CreateOptions {
   StopToken* stop = nullptr;        // optional; not owned
   // Bytes per second the copy may write; 0 = as fast as it can. Default: 0.
   uint64_t rate_limit_bytes_per_second = 0;
+  // Run the backup's own work (the census, capturing the files, RocksDB's copying thread)
+  // at the lowest CPU priority (nice 19), so that a busy shop keeps its CPU and the backup
+  // takes what the shop leaves. The memtable flush at the start still runs in RocksDB's
+  // flush thread. For online backups; a stopped shop has nothing to spare CPU for.
+  // Default: false.
+  bool background_priority = false;
 };
 
 // Takes a backup of the open database `db` into `backup_dir` (created, mode 0700, if

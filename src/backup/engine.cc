@@ -21,6 +21,9 @@ rocksdb::BackupEngineOptions EngineOptions(const std::string& backup_dir,
   o.sync = true;  // a backup (and a restore) that returned OK survives a power loss
   o.destroy_old_data = false;
   o.backup_log_files = true;  // the WAL is part of the consistent copy (ARCHITECTURE.md)
+  // A backup's writes compete with the shop's WAL syncs for the disk; the limit (the
+  // server's backup_rate_limit_mb) is what keeps an online backup from slowing sales
+  // (ARCHITECTURE.md "Backups", tools/bench-backup.sh).
   o.backup_rate_limit = rate_limit_bytes_per_second;
   o.restore_rate_limit = 0;
   o.max_background_operations = 1;  // two cores: one copying thread beside the shop

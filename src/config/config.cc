@@ -326,9 +326,10 @@ std::vector<OptionSpec> BuildOptions() {
        "Backups kept by the scheduler: after each scheduled backup the older ones are "
        "purged; 0 = keep all. Default: 7.",
        &Config::backup_keep, nullptr, nullptr},
-      {"backup_rate_limit_mb", T::kInt, "0", 0, 100000,
-       "MiB per second a backup may write (to spare the disk for the shop's own syncs); "
-       "0 = as fast as it can. Default: 0.",
+      {"backup_rate_limit_mb", T::kInt, "8", 0, 100000,
+       "MiB per second an online backup may write: its writes compete with the shop's "
+       "synced commits for the disk (tools/bench-backup.sh measures the trade); 0 = as "
+       "fast as it can. Default: 8.",
        &Config::backup_rate_limit_mb, nullptr, nullptr},
   };
 }

@@ -173,8 +173,9 @@ struct Config {
   // Backups the scheduler keeps (older ones are purged after each scheduled backup),
   // 0..100000; 0 = keep all. Default: 7
   int64_t backup_keep = 7;
-  // MiB per second a backup may write, 0..100000; 0 = as fast as it can. Default: 0
-  int64_t backup_rate_limit_mb = 0;
+  // MiB per second an online backup may write, 0..100000; 0 = as fast as it can.
+  // Default: 8
+  int64_t backup_rate_limit_mb = 8;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

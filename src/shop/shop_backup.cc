@@ -99,6 +99,7 @@ Result<backup::BackupInfo> Shop::CreateBackup(std::string_view source) {
   o.clock = opts_.clock;
   o.stop = &b->stop;
   o.rate_limit_bytes_per_second = opts_.backup_rate_limit_bytes_per_second;
+  o.background_priority = true;  // the shop is selling: it comes first
   const int64_t start_ns = opts_.clock->MonoNowNs();
   auto r = backup::Create(*db_, opts_.backup_dir, o);
   const double seconds = static_cast<double>(opts_.clock->MonoNowNs() - start_ns) / 1e9;
