@@ -36,7 +36,9 @@ void Shop::InitBackups() {
   if (opts_.backup_dir.empty()) return;
   // The newest backup already in the dir is the last success, so a restart does not look
   // like "no backup ever" to an alert on the metric.
-  auto list = backup::List(opts_.backup_dir);
+  // Not worth delaying the start for: a busy dir just leaves it unknown (0) until the
+  // next success.
+  auto list = backup::List(opts_.backup_dir, absl::ZeroDuration());
   if (list.ok() && !list->backups.empty()) {
     MutexLock l(&b->stats_mu);
     b->stats.last_success_unix_ms = list->backups.back().finished_unix_seconds * 1000;
