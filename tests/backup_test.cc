@@ -6,7 +6,8 @@
 //    order acknowledged before the backup was requested (paid ones with their keys).
 //  - One flipped byte in a backup file: verify exits 1 naming the file; restore refuses.
 //  - purge keeps exactly N; a data dir in use is refused with a pointer to `create --url`.
-//  - The admin routes' refusals, the scheduler (keep N) and the backup metrics.
+//  - The admin routes' refusals, SIGTERM during a backup (503, nothing kept), the scheduler
+//    (keep N) and the backup metrics.
 // No tool output and no server output may hold a card key.
 #include <filesystem>
 #include <fstream>
@@ -326,6 +327,35 @@ TEST_F(BackupTest, AdminRoutesRefuseWhenBackupsAreOffOrWithoutTheToken) {
       Tool({"create", "--url", server_->url()}, {"KEYVEND_ADMIN_TOKEN=nope"});
   EXPECT_EQ(wrong_token.exit_code, 1) << wrong_token.output;
   EXPECT_NE(wrong_token.output.find("401 unauthorized"), std::string::npos) << wrong_token.output;
+}
+
+// SIGTERM while an online backup runs: the backup is stopped (its request answers 503
+// not_ready), the drain is not held up, nothing of the backup is kept, the shop is intact.
+TEST_F(BackupTest, SigtermStopsARunningBackup) {
+  // 1 MiB/s: the backup of ~50,000 keys takes seconds, long enough to be caught running.
+  StartServer({"--backup-dir", BackupDir(), "--backup-rate-limit-mb", "1"});
+  const std::string pid = MakeProduct(*api_);
+  ImportKeys(*api_, pid, 50000);
+  Reply answer;
+  std::thread request([&] {
+    Api api(server_->port(), kAdminToken);
+    answer = api.AdminPost("/api/v1/admin/backups", "");
+  });
+  const bool running = PollUntil(
+      [&] {
+        return api_->Get("/metrics").body.find("keyvend_backup_running 1") != std::string::npos;
+      },
+      milliseconds(30000));
+  const int status = server_->Terminate();
+  request.join();
+  ASSERT_TRUE(running);
+  EXPECT_TRUE(ExitedZero(status)) << DescribeWait(status);
+  EXPECT_TRUE(IsError(answer, 503, "not_ready")) << answer;
+  const CommandResult l = Tool({"list", "--backup-dir", BackupDir(), "--json"});
+  ASSERT_EQ(l.exit_code, 0) << l.output;
+  EXPECT_EQ(Json::Parse(l.output)["backups"].size(), 0u) << l.output;
+  const CommandResult check = RunKeyvendCheck(server_->data_dir(), server_->key_file(), Root());
+  EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
 TEST_F(BackupTest, SchedulerKeepsNAndTheMetricsSayWhen) {
