@@ -199,6 +199,11 @@ int RunServe(const std::vector<std::string>& args) {
   so.block_cache_bytes = static_cast<size_t>(cfg->block_cache_mb) << 20;
   so.pending_orders_per_contact_max = static_cast<uint32_t>(cfg->pending_orders_per_contact_max);
   so.pending_orders_per_client_max = static_cast<uint32_t>(cfg->pending_orders_per_client_max);
+  // Backups (src/backup): the admin API's and the scheduler's.
+  so.backup_dir = cfg->backup_dir;
+  so.backup_interval_seconds = cfg->backup_interval_seconds;
+  so.backup_keep = static_cast<uint32_t>(cfg->backup_keep);
+  so.backup_rate_limit_bytes_per_second = static_cast<uint64_t>(cfg->backup_rate_limit_mb) << 20;
   auto shop = kv::Shop::Open(so);
   if (!shop.ok()) {
     KV_LOG(kError, "cannot open the shop: ", std::string(shop.status().message()));
@@ -223,10 +228,13 @@ int RunServe(const std::vector<std::string>& args) {
     return 1;
   }
   kv::http::Server* srv = server->get();
-  std::thread signals([srv, sigs] {
+  kv::Shop* shop_ptr = shop->get();
+  std::thread signals([srv, shop_ptr, sigs] {
     int sig = 0;
     sigwait(&sigs, &sig);
     KV_LOG(kInfo, "signal ", sig, ": draining (a second signal exits at once)");
+    // A running backup is stopped rather than waited for (its request answers 503).
+    shop_ptr->StopBackups();
     srv->RequestStop();  // Run() below returns when the drain is over
     sigwait(&sigs, &sig);
     // Every 2xx already answered was a synced commit, so leaving now loses nothing that

@@ -313,6 +313,24 @@ std::vector<OptionSpec> BuildOptions() {
       {"log_level", T::kString, "info", 0, 0,
        "Least severe log messages written: debug, info, warn or error. Default: info.",
        &Config::log_level, &ValidLogLevel, "one of debug|info|warn|error"},
+      // --- backups (src/backup) ---
+      {"backup_dir", T::kString, "", 0, 0,
+       "Directory of the shop's backups (POST /api/v1/admin/backups, scheduled backups, "
+       "keyvend-backup create --url); apart from the data dir and the master key file; "
+       "empty = backups off. Default: \"\".",
+       &Config::backup_dir, nullptr, nullptr},
+      {"backup_interval_seconds", T::kInt, "0", 0, 31536000,
+       "Seconds between scheduled backups into backup_dir; 0 = none. Default: 0.",
+       &Config::backup_interval_seconds, nullptr, nullptr},
+      {"backup_keep", T::kInt, "7", 0, 100000,
+       "Backups kept by the scheduler: after each scheduled backup the older ones are "
+       "purged; 0 = keep all. Default: 7.",
+       &Config::backup_keep, nullptr, nullptr},
+      {"backup_rate_limit_mb", T::kInt, "8", 0, 100000,
+       "MiB per second an online backup may write: its writes compete with the shop's "
+       "synced commits for the disk (tools/bench-backup.sh measures the trade); 0 = as "
+       "fast as it can. Default: 8.",
+       &Config::backup_rate_limit_mb, nullptr, nullptr},
   };
 }
 

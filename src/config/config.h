@@ -164,6 +164,18 @@ struct Config {
   int64_t block_cache_mb = 64;
   // Least severe log messages written: debug|info|warn|error. Default: info
   std::string log_level = "info";
+  // --- backups (src/backup) ---
+  // Directory of the shop's backups (POST /api/v1/admin/backups, scheduled backups,
+  // `keyvend-backup create --url`); "" = backups off. Default: ""
+  std::string backup_dir;
+  // Seconds between scheduled backups, 0..31536000; 0 = none. Default: 0
+  int64_t backup_interval_seconds = 0;
+  // Backups the scheduler keeps (older ones are purged after each scheduled backup),
+  // 0..100000; 0 = keep all. Default: 7
+  int64_t backup_keep = 7;
+  // MiB per second an online backup may write, 0..100000; 0 = as fast as it can.
+  // Default: 8
+  int64_t backup_rate_limit_mb = 8;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -100,7 +100,7 @@ TEST(Config, DefaultsWithNoSources) {
 
 TEST(Config, TableIsWellFormed) {
   const std::vector<OptionSpec>& opts = ConfigOptions();
-  EXPECT_EQ(opts.size(), 59u);
+  EXPECT_EQ(opts.size(), 63u);  // 59 + 4 backup options
   std::set<std::string> names;
   for (const OptionSpec& o : opts) {
     SCOPED_TRACE(o.name);
@@ -194,6 +194,7 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
       {"trusted_proxies", "10.0.0.1,::1"},
       {"ops_listen", "127.0.0.1:0"},
       {"access_log", "/var/log/keyvend/access.log"},
+      {"backup_dir", "/srv/keyvend-backups"},
   };
   for (const OptionSpec& o : ConfigOptions()) {
     SCOPED_TRACE(o.name);

@@ -5,7 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "backup/backup.h"
 #include "base/coding.h"
+#include "base/log.h"
 #include "base/time_format.h"
 #include "http/server_internal.h"
 #include "http/signature.h"
@@ -77,6 +79,38 @@ void OrderJson(JsonWriter& w, const OrderView& o, bool admin, bool with_token) {
     }
   }
   w.EndObject();
+}
+
+// A backup as the admin API shows it (ids are strings, times RFC 3339).
+void BackupJson(JsonWriter& w, const backup::BackupInfo& b) {
+  w.BeginObject()
+      .Field("id", std::to_string(b.id))
+      .Field("finished_at", FormatRfc3339(absl::FromUnixSeconds(b.finished_unix_seconds)))
+      .Field("size_bytes", static_cast<int64_t>(b.size_bytes))
+      .Field("files", static_cast<int64_t>(b.files));
+  if (!b.metadata.has_value()) {
+    w.FieldBool("keyvend", false).Field("metadata_error", b.metadata_error).EndObject();
+    return;
+  }
+  const backup::BackupMetadata& m = *b.metadata;
+  w.FieldBool("keyvend", true)
+      .Field("created_at", FormatRfc3339(FromUnixMs(m.created_unix_ms)))
+      .Field("source", m.source)
+      .Field("schema_version", static_cast<int64_t>(m.schema_version))
+      .Field("key_check", HexEncode(m.key_check))
+      .Field("products", static_cast<int64_t>(m.products))
+      .Field("keys", static_cast<int64_t>(m.keys))
+      .Field("keys_in_pool", static_cast<int64_t>(m.keys_in_pool))
+      .Field("orders", static_cast<int64_t>(m.orders))
+      .EndObject();
+}
+
+void OptionalTime(JsonWriter& w, const char* key, int64_t unix_ms) {
+  if (unix_ms == 0) {
+    w.Key(key).Null();
+  } else {
+    w.Field(key, FormatRfc3339(FromUnixMs(unix_ms)));
+  }
 }
 
 std::string OneOrder(const OrderView& o, bool admin) {
@@ -668,6 +702,60 @@ void Server::Impl::RegisterRoutes() {
     WriteJson(c.res, 200, w.Take());
   });
 
+  // --- merchant: backups (SPEC §4, §8; ARCHITECTURE.md "Backups") ---
+  // Synchronous: the answer comes when the backup is complete (or has failed). Refusals:
+  // 409 invalid_state when backups are off (no backup_dir) or a backup is already running.
+  router.Add("POST", "/api/v1/admin/backups", true, [this, shop](Ctx& c) {
+    if (!c.req.body.empty() && !Body(c, {})) return;  // only an empty body or {}
+    const int64_t start_ns = opts.clock->MonoNowNs();
+    auto r = shop->CreateBackup("api");
+    if (r.refused()) return WriteError(c.res, ErrorFor(r.refusal(), r.message()));
+    if (r.failed()) {
+      if (absl::IsCancelled(r.status())) {
+        return WriteError(c.res, HttpError{503, "not_ready",
+                                           "the shop is shutting down; the backup was stopped"});
+      }
+      // The admin may see why (paths and RocksDB's words; never a record's content).
+      KV_LOG(kError, "backup failed: ", std::string(r.status().message()));
+      return WriteError(c.res, HttpError{500, "internal",
+                                         absl::StrCat("backup failed: ", r.status().message())});
+    }
+    JsonWriter w;
+    w.BeginObject().Key("backup");
+    BackupJson(w, *r);
+    w.Field("backup_dir", shop->backup_dir())
+        .Field("duration_ms", (opts.clock->MonoNowNs() - start_ns) / 1'000'000)
+        .EndObject();
+    WriteJson(c.res, 201, w.Take());
+  });
+  router.Add("GET", "/api/v1/admin/backups", true, [this, shop](Ctx& c) {
+    auto r = shop->ListBackups();
+    if (Failed(c, r)) return;
+    const BackupRunStats st = shop->BackupStats();
+    JsonWriter w;
+    w.BeginObject().Field("backup_dir", shop->backup_dir()).Key("backups").BeginArray();
+    for (const backup::BackupInfo& b : r->backups) BackupJson(w, b);
+    w.EndArray().Key("unreadable").BeginArray();
+    for (backup::BackupId id : r->unreadable) w.String(std::to_string(id));
+    w.EndArray()
+        .Field("bytes_on_disk", static_cast<int64_t>(r->bytes_on_disk))
+        .Key("schedule")
+        .BeginObject()
+        .Field("interval_seconds", opts.config.backup_interval_seconds)
+        .Field("keep", opts.config.backup_keep)
+        .EndObject()
+        .FieldBool("running", st.running);
+    OptionalTime(w, "last_success_at", st.last_success_unix_ms);
+    OptionalTime(w, "last_failure_at", st.last_failure_unix_ms);
+    if (st.last_error.empty()) {
+      w.Key("last_error").Null();
+    } else {
+      w.Field("last_error", st.last_error);
+    }
+    w.EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+
   // --- operations ---
   router.Add("GET", "/healthz", false, [](Ctx& c) { WriteJson(c.res, 200, R"({"status":"ok"})"); });
   router.Add("GET", "/readyz", false, [this, shop](Ctx& c) {
@@ -795,6 +883,39 @@ void Server::Impl::RegisterRoutes() {
         out->push_back(Sample{{{"state", "pending"}}, age(b->oldest_pending_ms)});
         out->push_back(Sample{{{"state", "backordered"}}, age(b->oldest_backordered_ms)});
         out->push_back(Sample{{{"state", "failed"}}, age(b->oldest_failed_ms)});
+      });
+  // Backups (API and scheduler): when the last one succeeded or failed, how long it took.
+  registry.AddCollector("keyvend_backup_last_success_timestamp_seconds",
+                        "Unix time the newest backup finished (from the backup dir at start, "
+                        "then each success); 0 = none.",
+                        "gauge", [shop](std::vector<Sample>* out) {
+                          const BackupRunStats st = shop->BackupStats();
+                          out->push_back(
+                              Sample{{}, static_cast<double>(st.last_success_unix_ms) / 1e3});
+                        });
+  registry.AddCollector("keyvend_backup_last_failure_timestamp_seconds",
+                        "Unix time of the last failed backup since the server started; "
+                        "0 = none.",
+                        "gauge", [shop](std::vector<Sample>* out) {
+                          const BackupRunStats st = shop->BackupStats();
+                          out->push_back(
+                              Sample{{}, static_cast<double>(st.last_failure_unix_ms) / 1e3});
+                        });
+  registry.AddCollector("keyvend_backup_last_duration_seconds",
+                        "Duration of the last finished backup attempt, seconds.", "gauge",
+                        [shop](std::vector<Sample>* out) {
+                          out->push_back(Sample{{}, shop->BackupStats().last_duration_seconds});
+                        });
+  registry.AddCollector("keyvend_backup_running", "1 while a backup is running, else 0.",
+                        "gauge", [shop](std::vector<Sample>* out) {
+                          out->push_back(Sample{{}, shop->BackupStats().running ? 1.0 : 0.0});
+                        });
+  registry.AddCollector(
+      "keyvend_backups_total", "Backup attempts since the server started, by result.",
+      "counter", [shop](std::vector<Sample>* out) {
+        const BackupRunStats st = shop->BackupStats();
+        out->push_back(Sample{{{"result", "success"}}, static_cast<double>(st.succeeded)});
+        out->push_back(Sample{{{"result", "failure"}}, static_cast<double>(st.failed)});
       });
   // RocksDB health: write stalls and compaction debt (SPEC §4).
   rocksdb::DB* db = shop->db()->raw();

@@ -6,6 +6,7 @@
 #include "base/coding.h"
 #include "base/status_macros.h"
 #include "shop/secrets.h"
+#include "shop/shop_backup.h"
 #include "shop/shop_internal.h"
 #include "storage/counter_merge.h"
 
@@ -203,6 +204,7 @@ void Shop::Impl::Kick() {
 Shop::Shop(const ShopOptions& opts) : opts_(opts) {}
 
 Shop::~Shop() {
+  ShutdownBackups();  // a backup reads the database: it ends before anything closes
   if (impl_ != nullptr) {
     {
       std::lock_guard<std::mutex> l(impl_->work_mu);
@@ -220,6 +222,7 @@ absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
       opts.hold_grace_seconds < 0 || opts.hold_grace_seconds > limits::kHoldSecondsMax) {
     return absl::InvalidArgumentError("hold_seconds / hold_grace_seconds out of range");
   }
+  KV_RETURN_IF_ERROR(ValidateBackupOptions(opts));
   storage::DataDirOptions dopts;
   dopts.data_dir = opts.data_dir;
   dopts.master_key_file = opts.master_key_file;
@@ -236,6 +239,7 @@ absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
   auto replayed = shop->RunDeliveries();
   if (!replayed.ok()) return replayed.status();
   if (opts.start_workers) shop->StartWorkers();
+  shop->InitBackups();
   return shop;
 }
 

@@ -35,6 +35,7 @@
 #include "shop/key_import.h"
 #include "shop/records.h"
 #include "shop/refusal.h"
+#include "backup/backup.h"
 #include "storage/data_dir.h"
 
 namespace kv {
@@ -63,6 +64,19 @@ struct ShopOptions {
   // Delivery retries before an entry is "failed". Default 8.
   uint32_t delivery_attempts_max = limits::kDeliveryAttemptsMax;
   size_t block_cache_bytes = 64 << 20;
+
+  // --- backups (backup/backup.h; the server sets these from its config) ---
+  // Directory of the shop's backups; "" = backups off. Must not overlap data_dir nor hold
+  // the master key file (Open refuses). Default: "".
+  std::string backup_dir;
+  // Seconds between scheduled backups (a thread, only with start_workers); 0 = none.
+  // Default: 0.
+  int64_t backup_interval_seconds = 0;
+  // Backups a scheduled round keeps (it purges older ones after its backup); 0 = keep all.
+  // Default: 0.
+  uint32_t backup_keep = 0;
+  // Bytes per second a backup may write; 0 = as fast as it can. Default: 0.
+  uint64_t backup_rate_limit_bytes_per_second = 0;
 };
 
 // What a merchant sets when creating a product. Validated by CreateProduct.
@@ -213,6 +227,19 @@ struct PaymentResult {
   std::optional<OrderStatus> order_status;  // after the payment, when the order exists
 };
 
+// This process's backups so far, for metrics and the admin API.
+struct BackupRunStats {
+  bool running = false;
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  // When the newest backup in backup_dir finished (read from the dir at open, then set by
+  // each success), Unix ms; 0 = none.
+  int64_t last_success_unix_ms = 0;
+  int64_t last_failure_unix_ms = 0;  // 0 = none since the shop opened
+  double last_duration_seconds = 0;  // of the last finished attempt, successful or not
+  std::string last_error;            // of the last attempt when it failed, else ""
+};
+
 class Shop {
  public:
   // Opens (creating when allowed) the data dir, rebuilds memory from the durable counters,
@@ -314,25 +341,53 @@ class Shop {
   // Puts every failed entry back to pending with a fresh retry budget. Returns the count.
   absl::StatusOr<size_t> ReplayFailedDeliveries();
 
+  // --- backups (SPEC §4, §8; backup/backup.h) ---
+  // Takes an online backup of this shop into backup_dir while it keeps selling; `source`
+  // is recorded in the backup ("api", "schedule"). One at a time. Refusal kInvalidState:
+  // backups are off (no backup_dir), or a backup of this shop is already running, or
+  // another keyvend process is creating or purging in backup_dir (the message says which).
+  // Errors: Cancelled once StopBackups was called; otherwise the backup's error (nothing of
+  // a failed backup is kept). Every attempt past the refusals counts in BackupStats.
+  Result<backup::BackupInfo> CreateBackup(std::string_view source);
+  // The backups in backup_dir (a dir not created yet: none). Refusal kInvalidState:
+  // backups are off, or a purge is running on the dir.
+  Result<backup::BackupList> ListBackups();
+  // One scheduled round: CreateBackup("schedule"), then a purge down to backup_keep (when
+  // > 0). The scheduler thread runs it every backup_interval_seconds; tests call it.
+  // Returns the first failure (a refusal becomes FailedPrecondition).
+  absl::Status RunScheduledBackup();
+  BackupRunStats BackupStats() const;
+  // Stops a running backup (it ends with Cancelled) and refuses every later one. Called at
+  // shutdown: a backup is not worth holding up a drain; its partial files are removed at
+  // once or by the next backup. Thread-safe, idempotent.
+  void StopBackups();
+  const std::string& backup_dir() const { return opts_.backup_dir; }
+
   StockCounts Stock(uint64_t product_id) const;
   storage::Db* db() const { return db_.get(); }
   // The data dir's key cipher, for an offline tool in the same process that writes records
   // the shop reads (keyvend-preload seals keys and tags them exactly as ImportKeys does).
   const KeyCipher& cipher() const { return *cipher_; }
 
-  // Internal state, defined in shop_internal.h.
+  // Internal state, defined in shop_internal.h (Backups: in shop_backup.h).
   struct ProductState;
   struct Impl;
+  struct Backups;
 
  private:
   explicit Shop(const ShopOptions& opts);
   absl::Status Recover();
   void StartWorkers();
+  // Backups (shop_backup.cc): state, last success from the dir, the scheduler thread; and
+  // its shutdown (before the database closes).
+  void InitBackups();
+  void ShutdownBackups();
 
   ShopOptions opts_;
   std::unique_ptr<storage::Db> db_;
   std::unique_ptr<KeyCipher> cipher_;
   std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Backups> backups_;
 };
 
 // Order ids on the wire: 32 lowercase hex chars for 16 random bytes. False on anything else.
