@@ -343,7 +343,8 @@ TEST_F(BackupTest, SigtermStopsARunningBackup) {
   });
   const bool running = PollUntil(
       [&] {
-        return api_->Get("/metrics").body.find("keyvend_backup_running 1") != std::string::npos;
+        // The sample line, not the HELP text (which also reads "keyvend_backup_running 1 ...").
+        return api_->Get("/metrics").body.find("\nkeyvend_backup_running 1\n") != std::string::npos;
       },
       milliseconds(30000));
   const int status = server_->Terminate();

@@ -46,23 +46,6 @@ std::vector<fs::path> Views(const std::string& path) {
   return out;
 }
 
-// Creates `dir` (parents as needed) with the leaf private to its owner: a backup holds the
-// shop's orders (buyers' contacts) and sealed keys.
-absl::Status MakePrivateDir(const std::string& dir) {
-  std::error_code ec;
-  if (fs::is_directory(dir, ec)) return absl::OkStatus();
-  const fs::path parent = fs::path(dir).lexically_normal().parent_path();
-  if (!parent.empty()) fs::create_directories(parent, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot create ", parent.string(), ": ", ec.message()));
-  }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot create backup dir ", dir));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 // Registers the engine of a running Create with its StopToken for the Create's duration.
@@ -99,6 +82,32 @@ void StopToken::Stop() {
 bool StopToken::stopped() const {
   MutexLock l(&mu_);
   return stopped_;
+}
+
+// Creates `dir` (parents as needed) with the leaf private to its owner: a backup holds the
+// shop's orders (buyers' contacts) and sealed keys.
+absl::Status EnsureBackupDir(const std::string& dir) {
+  std::error_code ec;
+  if (fs::is_directory(dir, ec)) return absl::OkStatus();
+  const fs::path parent = fs::path(dir).lexically_normal().parent_path();
+  ec.clear();  // is_directory set it for a dir that does not exist yet
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", parent.string(), ": ", ec.message()));
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot create backup dir ", dir));
+  }
+  // A new dir gets the engine's layout now, so it reads as "no backups yet" (list, verify)
+  // rather than as something that is not a backup dir.
+  if (!fs::is_directory(fs::path(dir) / "meta", ec)) {
+    auto lock = DirLock::Acquire(dir, BackupOp::kAppend);
+    if (!lock.ok()) return lock.status();
+    auto engine = OpenWritable(dir, 0);
+    if (!engine.ok()) return engine.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckDirsApart(const std::string& a, const char* what_a, const std::string& b,
@@ -147,7 +156,7 @@ absl::StatusOr<BackupInfo> CreateHere(const storage::Db& db, const std::string& 
   if (opts.stop != nullptr && opts.stop->stopped()) {
     return absl::CancelledError("backup stopped: the shop is shutting down");
   }
-  KV_RETURN_IF_ERROR(MakePrivateDir(backup_dir));
+  KV_RETURN_IF_ERROR(EnsureBackupDir(backup_dir));
   auto lock = DirLock::Acquire(backup_dir, BackupOp::kAppend);
   if (!lock.ok()) return lock.status();
   auto meta = DescribeDb(db, opts.clock->WallNow(), opts.source);

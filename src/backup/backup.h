@@ -157,6 +157,11 @@ struct PurgeResult {
 absl::StatusOr<PurgeResult> Purge(const std::string& backup_dir, uint32_t keep,
                                   absl::Duration lock_wait = kShortOpLockWait);
 
+// Creates the backup dir (parents as needed; the dir itself 0700: a backup holds buyers'
+// contacts and sealed keys) unless it exists. Errors: Unavailable naming what could not be
+// created.
+absl::Status EnsureBackupDir(const std::string& dir);
+
 // OK when neither of the two directories lies inside the other (component-wise, after
 // resolving symlinks of existing parts); InvalidArgument naming both otherwise. `what_a`
 // and `what_b` name them in the message ("backup dir", "data dir").

@@ -320,6 +320,24 @@ TEST_F(BackupTest, PurgeKeepsExactlyTheNewestN) {
   EXPECT_EQ(next->id, 6u);
 }
 
+TEST_F(BackupTest, EnsureBackupDirMakesAnEmptyListableDirAlsoFromARelativePath) {
+  // A relative path has no parent component to create (a bug once reported "cannot
+  // create : No such file or directory" for `--backup-dir ./backups`).
+  const fs::path cwd = fs::current_path();
+  fs::current_path(tmp_.path());
+  const absl::Status s = EnsureBackupDir("./rel-backups");
+  const bool made = fs::is_directory(tmp_.Sub("rel-backups"));
+  fs::current_path(cwd);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(made);
+  EXPECT_EQ(fs::status(tmp_.Sub("rel-backups")).permissions() & fs::perms::all,
+            fs::perms::owner_all);
+  auto list = List(tmp_.Sub("rel-backups"));
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_TRUE(list->backups.empty());
+  EXPECT_TRUE(EnsureBackupDir(tmp_.Sub("rel-backups")).ok()) << "an existing dir is fine";
+}
+
 TEST_F(BackupTest, BusyDirIsRefusedAndNothingChanges) {
   Populate();
   ASSERT_TRUE(Backup().ok());

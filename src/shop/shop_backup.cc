@@ -27,7 +27,9 @@ absl::Status ValidateBackupOptions(const ShopOptions& opts) {
   if (opts.backup_interval_seconds < 0) {
     return absl::InvalidArgumentError("backup_interval_seconds must be >= 0");
   }
-  return absl::OkStatus();
+  // Made at start: a permission problem shows now, not at the first backup, and the dir
+  // can be listed (empty) before the first backup has run.
+  return backup::EnsureBackupDir(opts.backup_dir);
 }
 
 void Shop::InitBackups() {

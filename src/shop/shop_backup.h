@@ -32,7 +32,8 @@ struct Shop::Backups {
 
 // The checks Shop::Open makes before opening anything when backup_dir is set: the backup
 // dir and the data dir are apart, and the master key file is not inside the backup dir (a
-// backup must never carry its own key). InvalidArgument naming both paths otherwise.
+// backup must never carry its own key). InvalidArgument naming both paths otherwise. Then
+// it creates the backup dir if missing (Unavailable when it cannot).
 absl::Status ValidateBackupOptions(const ShopOptions& opts);
 
 }  // namespace kv
