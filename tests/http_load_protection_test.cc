@@ -493,6 +493,27 @@ TEST_F(LoadProtectionTest, HeaderCountAndSizeLimitsAnswer431AndChangeNothing) {
             2);
 }
 
+// A limit of 0 means none, per route: with import_body_bytes_max = 0 a key import larger than
+// the JSON routes' body_bytes_max is accepted (the engine's own cap once stopped it at the
+// JSON limit), while a JSON body over body_bytes_max is still refused before it is read.
+TEST_F(LoadProtectionTest, ZeroImportBodyLimitMeansNoneWhileJsonKeepsItsLimit) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--body-bytes-max=1024", "--import-body-bytes-max=0"}));
+  Api admin(server_->port(), kAdminToken);
+  const std::string pid = CreateProduct(admin, "Big import");
+  std::string body;
+  for (int i = 0; i < 200; ++i) body += "KV-BIG-" + tag_ + "-" + std::to_string(i) + "-ABCDEFGH\n";
+  ASSERT_GT(body.size(), 4096u);
+  Reply r = admin.AdminPost("/api/v1/admin/products/" + pid + "/keys", body, "text/plain");
+  ASSERT_EQ(r.status, 200) << r;
+  EXPECT_EQ(r.json()["imported"].num(), 200);
+  EXPECT_EQ(Stock(admin, pid), 200);
+  const std::string big_json =
+      "{\"product_id\":" + Quote(pid) + ",\"quantity\":1,\"contact\":\"" +
+      std::string(2000, 'c') + "@example.com\"}";
+  EXPECT_TRUE(IsError(admin.Post("/api/v1/orders", big_json), 413, "payload_too_large"));
+  EXPECT_EQ(OrdersInShop(admin), 0);
+}
+
 // --- 5. body deadline ----------------------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, SlowBodyIsCutAtTheBodyDeadlineAndCreatesNothing) {

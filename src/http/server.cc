@@ -165,6 +165,14 @@ class ConnectionPool final : public httplib::ThreadPool {
 
 // --- server lifecycle -----------------------------------------------------------------------
 
+size_t GlobalBodyCap(const Config& c) {
+  // 0 means "no limit" for a route: then the engine's cap must not limit it either.
+  if (c.body_bytes_max == 0 || c.import_body_bytes_max == 0) {
+    return std::numeric_limits<size_t>::max();
+  }
+  return static_cast<size_t>(std::max(c.body_bytes_max, c.import_body_bytes_max));
+}
+
 void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_connections,
                          int* listen_fd) {
   const size_t threads = static_cast<size_t>(c.max_connections);
@@ -177,9 +185,7 @@ void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_conn
   svr.set_write_timeout(c.write_timeout_ms / 1000, (c.write_timeout_ms % 1000) * 1000);
   // The largest body any route accepts; each route's own limit is enforced from
   // Content-Length before the body is read (pre-routing / Expect: 100-continue).
-  const int64_t max_body = std::max(c.body_bytes_max, c.import_body_bytes_max);
-  svr.set_payload_max_length(max_body == 0 ? std::numeric_limits<size_t>::max()
-                                           : static_cast<size_t>(max_body));
+  svr.set_payload_max_length(GlobalBodyCap(c));
   svr.set_socket_options([listen_fd](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
@@ -225,9 +231,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
 
   // The largest body any route accepts; each route's own limit is enforced from
   // Content-Length before the body is read (pre-routing / Expect: 100-continue).
-  const int64_t max_body = std::max(c.body_bytes_max, c.import_body_bytes_max);
-  svr.set_payload_max_length(max_body == 0 ? std::numeric_limits<size_t>::max()
-                                           : static_cast<size_t>(max_body));
+  svr.set_payload_max_length(GlobalBodyCap(c));
   // The keep-alive loop is ours (ServeConnection), but cpp-httplib writes the
   // "Keep-Alive: timeout=T, max=N" header from its own settings: advertise what we apply
   // (a client that trusts a longer advertised timeout would reuse closed connections).

@@ -42,6 +42,9 @@ void WriteJson(httplib::Response& res, int status, std::string body);
 // both run with the same settings.
 void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_connections,
                          int* listen_fd);
+// The engine's payload cap: the largest body any route accepts (unlimited when a route's
+// limit is 0). Each route's own limit is checked from Content-Length before reading.
+size_t GlobalBodyCap(const Config& c);
 // Call after bind: raises the listen backlog to c.listen_backlog.
 void RaiseBacklog(int listen_fd, const Config& c);
 
