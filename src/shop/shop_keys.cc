@@ -175,27 +175,36 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   std::vector<std::string> tags(n_in);
   for (size_t i = 0; i < n_in; ++i) tags[i] = m.KeyTag(parsed->keys[i].text);
 
+  // The tags are random: every use below goes in tag order. Lookups in ascending order
+  // walk the memtable and the table files with locality, and the memtable inserts them as an
+  // ascending run (its skiplist reuses the last insert position) instead of a random walk
+  // per tag — most of a large import's time otherwise.
+  std::vector<size_t> by_tag(n_in);
+  for (size_t i = 0; i < n_in; ++i) by_tag[i] = i;
+  std::sort(by_tag.begin(), by_tag.end(), [&](size_t a, size_t c) { return tags[a] < tags[c]; });
+
   // Uniqueness spans the shop, so the check-then-write serializes imports.
   MutexLock il(&m.import_mu);
   std::vector<bool> stored(n_in, false);
   {
     std::vector<rocksdb::Slice> keys;
     keys.reserve(n_in);
-    for (const std::string& t : tags) keys.emplace_back(t);
+    for (size_t i : by_tag) keys.emplace_back(tags[i]);
     std::vector<rocksdb::PinnableSlice> values(n_in);
     std::vector<rocksdb::Status> statuses(n_in);
     constexpr size_t kChunk = 4096;
     for (size_t off = 0; off < n_in; off += kChunk) {
       const size_t len = std::min(kChunk, n_in - off);
       m.db->raw()->MultiGet(rocksdb::ReadOptions(), m.db->cf(storage::kCfKeyTags), len,
-                            keys.data() + off, values.data() + off, statuses.data() + off);
+                            keys.data() + off, values.data() + off, statuses.data() + off,
+                            /*sorted_input=*/true);
     }
-    for (size_t i = 0; i < n_in; ++i) {
-      if (statuses[i].ok()) {
-        stored[i] = true;
-      } else if (!statuses[i].IsNotFound()) {
+    for (size_t j = 0; j < n_in; ++j) {
+      if (statuses[j].ok()) {
+        stored[by_tag[j]] = true;
+      } else if (!statuses[j].IsNotFound()) {
         return absl::UnavailableError(
-            absl::StrCat("reading the key index: ", statuses[i].ToString()));
+            absl::StrCat("reading the key index: ", statuses[j].ToString()));
       }
     }
   }
@@ -223,7 +232,13 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
     const std::string pool_key = storage::PoolKey(product_id, seq);
     fresh.push_back(TakenKey{seq, batch_id,
                              m.cipher->Seal(parsed->keys[fresh_idx[j]].text, pool_key, m.random)});
-    b.Put(m.db->cf(storage::kCfKeyTags), tags[fresh_idx[j]], pool_key);
+  }
+  // A fresh key's seq follows its input order: fresh_idx[j] gets first_seq + j.
+  std::vector<uint64_t> seq_of(n_in, 0);
+  for (size_t j = 0; j < fresh_idx.size(); ++j) seq_of[fresh_idx[j]] = first_seq + j;
+  for (size_t i : by_tag) {
+    if (stored[i]) continue;
+    b.Put(m.db->cf(storage::kCfKeyTags), tags[i], storage::PoolKey(product_id, seq_of[i]));
   }
   BatchRecord batch;
   batch.batch_id = batch_id;
