@@ -110,12 +110,7 @@ struct PoolContent {
 inline PoolContent ReadPool(const std::string& data_dir, const std::string& key_file,
                             uint64_t pid) {
   PoolContent c;
-  storage::DataDirOptions o;
-  o.data_dir = data_dir;
-  o.master_key_file = key_file;
-  o.create_if_missing = false;
-  o.block_cache_bytes = 8 << 20;
-  auto d = storage::OpenDataDir(o, SecureRandom::Get());
+  auto d = storage::OpenExistingDataDir(data_dir, key_file);
   EXPECT_TRUE(d.ok()) << d.status();
   if (!d.ok()) return c;
   auto it = d->db->NewIterator(storage::kCfPool);

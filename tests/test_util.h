@@ -55,12 +55,7 @@ class ShopDir {
 // CheckShop. Errors: those of OpenDataDir and CheckShop.
 inline absl::StatusOr<CheckReport> CheckDataDir(const std::string& data_dir,
                                                 const std::string& key_file) {
-  storage::DataDirOptions o;
-  o.data_dir = data_dir;
-  o.master_key_file = key_file;
-  o.create_if_missing = false;
-  o.block_cache_bytes = 8 << 20;
-  auto opened = storage::OpenDataDir(o, SecureRandom::Get());
+  auto opened = storage::OpenExistingDataDir(data_dir, key_file);
   if (!opened.ok()) return opened.status();
   return CheckShop(*opened->db, *opened->cipher);
 }

@@ -16,6 +16,7 @@
 #include "backup/backup.h"
 #include "base/coding.h"
 #include "base/random.h"
+#include "base/json_string.h"
 #include "base/time_format.h"
 #include "shop/check.h"
 #include "storage/data_dir.h"
@@ -146,6 +147,10 @@ class Cli {
   std::string KeyFile() const { return FlagOrEnv("--master-key-file", "KEYVEND_MASTER_KEY_FILE"); }
   // Parses --id; false after printing a usage error.
   bool ParseId(std::optional<backup::BackupId>* id, int* rc);
+  // The flags list and verify share: --backup-dir (required), --id, and the key-check value
+  // of --master-key-file when one is named. -1 when all is well, else the exit code.
+  int ReadDirIdAndKey(const char* cmd, std::string* dir, std::optional<backup::BackupId>* id,
+                      std::optional<std::string>* kcv);
   // The key-check value of the key in `path`, or an error naming the file.
   absl::StatusOr<std::string> KeyCheckOf(const std::string& path) const;
 
@@ -176,18 +181,9 @@ std::string Bytes(uint64_t n) {
 }
 
 std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c == 0x7f) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  return out + "\"";
+  std::string out;
+  AppendJsonString(&out, s);
+  return out;
 }
 
 std::string Rfc3339(int64_t unix_ms) { return FormatRfc3339(FromUnixMs(unix_ms)); }
@@ -308,12 +304,7 @@ int Cli::CreateOffline(const std::string& data_dir_in, const std::string& backup
     return Fail("master key file ", key_file, " must not be inside backup dir ", backup_dir,
                 ": a backup must never carry its own key");
   }
-  storage::DataDirOptions o;
-  o.data_dir = data_dir;
-  o.master_key_file = key_file;
-  o.create_if_missing = false;
-  o.block_cache_bytes = 8 << 20;
-  auto opened = storage::OpenDataDir(o, SecureRandom::Get());
+  auto opened = storage::OpenExistingDataDir(data_dir, key_file);
   if (!opened.ok()) return FailStatus(opened.status());
   const auto start = std::chrono::steady_clock::now();
   backup::CreateOptions co;
@@ -372,18 +363,25 @@ int Cli::CreateOnline(const std::string& url_in) {
 
 // --- list, verify -----------------------------------------------------------------------------
 
-int Cli::List() {
-  const std::string dir = FlagOrEnv("--backup-dir", "KEYVEND_BACKUP_DIR");
-  if (dir.empty()) return Usage("list needs --backup-dir B");
-  std::optional<backup::BackupId> id;
+int Cli::ReadDirIdAndKey(const char* cmd, std::string* dir,
+                         std::optional<backup::BackupId>* id, std::optional<std::string>* kcv) {
+  *dir = FlagOrEnv("--backup-dir", "KEYVEND_BACKUP_DIR");
+  if (dir->empty()) return Usage(cmd, " needs --backup-dir B");
   int rc = 0;
-  if (!ParseId(&id, &rc)) return rc;
-  std::optional<std::string> kcv;
+  if (!ParseId(id, &rc)) return rc;
   if (const std::string key_file = KeyFile(); !key_file.empty()) {
     auto k = KeyCheckOf(key_file);
     if (!k.ok()) return FailStatus(k.status());
-    kcv = *k;
+    *kcv = *k;
   }
+  return -1;
+}
+
+int Cli::List() {
+  std::string dir;
+  std::optional<backup::BackupId> id;
+  std::optional<std::string> kcv;
+  if (const int rc = ReadDirIdAndKey("list", &dir, &id, &kcv); rc >= 0) return rc;
   auto list = backup::List(dir);
   if (!list.ok()) return FailStatus(list.status());
   std::vector<backup::BackupInfo> shown;
@@ -452,17 +450,10 @@ int Cli::List() {
 }
 
 int Cli::Verify() {
-  const std::string dir = FlagOrEnv("--backup-dir", "KEYVEND_BACKUP_DIR");
-  if (dir.empty()) return Usage("verify needs --backup-dir B");
+  std::string dir;
   std::optional<backup::BackupId> id;
-  int rc = 0;
-  if (!ParseId(&id, &rc)) return rc;
   std::optional<std::string> kcv;
-  if (const std::string key_file = KeyFile(); !key_file.empty()) {
-    auto k = KeyCheckOf(key_file);
-    if (!k.ok()) return FailStatus(k.status());
-    kcv = *k;
-  }
+  if (const int rc = ReadDirIdAndKey("verify", &dir, &id, &kcv); rc >= 0) return rc;
   auto report = backup::Verify(dir, id, kcv.has_value() ? &*kcv : nullptr);
   if (!report.ok()) return FailStatus(report.status());
   std::map<backup::BackupId, std::string> lines;
@@ -516,12 +507,7 @@ int Cli::Restore() {
       m.orders, " orders, ", m.keys, " keys) to ", to, "\n");
 
   // Open it as the shop will: schema version and key check, the write-ahead log replayed.
-  storage::DataDirOptions o;
-  o.data_dir = to;
-  o.master_key_file = key_file;
-  o.create_if_missing = false;
-  o.block_cache_bytes = 8 << 20;
-  auto opened = storage::OpenDataDir(o, SecureRandom::Get());
+  auto opened = storage::OpenExistingDataDir(to, key_file);
   if (!opened.ok()) return Fail("the restored dir does not open: ", opened.status().message());
   if (!args_.flags.count("--skip-check")) {
     auto report = CheckShop(*opened->db, *opened->cipher);

@@ -114,11 +114,7 @@ int RunCheck(const std::vector<std::string>& args) {
   std::string data_dir, key_file;
   std::map<std::string, std::string> extra;
   if (!ParseDirArgs("check", args, &data_dir, &key_file, {}, &extra)) return 2;
-  kv::storage::DataDirOptions opts;
-  opts.data_dir = data_dir;
-  opts.master_key_file = key_file;
-  opts.create_if_missing = false;
-  auto opened = kv::storage::OpenDataDir(opts, kv::SecureRandom::Get());
+  auto opened = kv::storage::OpenExistingDataDir(data_dir, key_file, 64 << 20);
   if (!opened.ok()) {
     std::fprintf(stderr, "keyvend check: cannot run: %s\n",
                  std::string(opened.status().message()).c_str());

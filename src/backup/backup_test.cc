@@ -47,19 +47,6 @@ class BackupTest : public kv::testing::ShopTest {
     Pay(orders_[1]);
     Pay(orders_.back());
   }
-  // Opens `dir` (a restored data dir) with the shop's key and runs the offline check.
-  std::vector<std::string> CheckDir(const std::string& dir) {
-    storage::DataDirOptions o;
-    o.data_dir = dir;
-    o.master_key_file = tmp_.Sub("master.key");
-    o.create_if_missing = false;
-    auto d = storage::OpenDataDir(o, &random_);
-    EXPECT_TRUE(d.ok()) << d.status();
-    if (!d.ok()) return {"cannot open"};
-    auto rep = CheckShop(*d->db, *d->cipher);
-    EXPECT_TRUE(rep.ok()) << rep.status();
-    return rep.ok() ? rep->violations : std::vector<std::string>{"check failed"};
-  }
   std::unique_ptr<Shop> OpenShopOn(const std::string& dir) {
     ShopOptions o = Options();
     o.data_dir = dir;

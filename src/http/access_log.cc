@@ -11,46 +11,16 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "base/time_format.h"
-#include "base/utf8.h"
+#include "base/json_string.h"
 
 namespace kv::http {
 namespace {
 
-constexpr std::string_view kEllipsis = "...";
-static_assert(kAccessFieldBytesMax > kEllipsis.size());
+static_assert(kAccessFieldBytesMax > 3);  // room for the "..." of a cut field
 
-void AppendUnicodeEscape(std::string* out, uint32_t c) {  // c <= 0xff
-  static constexpr char kHex[] = "0123456789abcdef";
-  const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
-  out->append(esc, sizeof esc);
-}
-
-// Appends s as a JSON string (see FormatAccessLine for the escaping and the bound).
-void AppendJsonString(std::string* out, std::string_view s) {
-  const bool cut = s.size() > kAccessFieldBytesMax;
-  const size_t end = cut ? kAccessFieldBytesMax - kEllipsis.size() : s.size();
-  out->push_back('"');
-  for (size_t i = 0; i < end;) {
-    char32_t cp = 0;
-    const size_t len = Utf8SequenceLength(s.substr(i), &cp);
-    if (len == 0) {
-      AppendUnicodeEscape(out, static_cast<uint8_t>(s[i]));
-      i += 1;
-      continue;
-    }
-    if (i + len > end) break;  // never split a character at the cut
-    if (cp == '"' || cp == '\\') {
-      out->push_back('\\');
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
-      AppendUnicodeEscape(out, cp);
-    } else {
-      out->append(s.data() + i, len);
-    }
-    i += len;
-  }
-  if (cut) out->append(kEllipsis);
-  out->push_back('"');
+// Appends s as a JSON string bounded to kAccessFieldBytesMax (see FormatAccessLine).
+void AppendField(std::string* out, std::string_view s) {
+  AppendJsonString(out, s, kAccessFieldBytesMax);
 }
 
 void AppendInt(std::string* out, int64_t v) {
@@ -95,19 +65,19 @@ std::string FormatAccessLine(const AccessRecord& r) {
   out.append("{\"ts\":\"");
   out.append(FormatRfc3339Millis(FromUnixMs(r.unix_ms)));
   out.append("\",\"request_id\":");
-  AppendJsonString(&out, r.request_id);
+  AppendField(&out, r.request_id);
   out.append(",\"listener\":");
-  AppendJsonString(&out, r.listener);
+  AppendField(&out, r.listener);
   out.append(",\"method\":");
-  AppendJsonString(&out, r.method);
+  AppendField(&out, r.method);
   out.append(",\"route\":");
-  AppendJsonString(&out, r.route);
+  AppendField(&out, r.route);
   out.append(",\"status\":");
   AppendInt(&out, r.status);
   out.append(",\"latency_ms\":");
   AppendMillis(&out, r.latency_us);
   out.append(",\"client_ip\":");
-  AppendJsonString(&out, r.client_ip);
+  AppendField(&out, r.client_ip);
   out.append(",\"bytes_in\":");
   AppendInt(&out, r.bytes_in);
   out.append(",\"bytes_out\":");

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/json_string.h"
+
 namespace kv::http {
 
 // Appends JSON text. Keys and strings are escaped (control characters as \uXXXX; UTF-8
@@ -38,8 +40,8 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-// Appends s to out as a JSON string literal (with quotes).
-void AppendJsonString(std::string* out, std::string_view s);
+// JSON string literals: the shared escaper (base/json_string.h).
+using ::kv::AppendJsonString;
 
 // One top-level field of a request body.
 struct JsonField {

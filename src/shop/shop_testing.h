@@ -99,11 +99,12 @@ class ShopTest : public ::testing::Test {
   // Closes the shop and runs the offline checker; returns its violations.
   std::vector<std::string> CloseAndCheck() {
     shop_.reset();
-    storage::DataDirOptions o;
-    o.data_dir = tmp_.Sub("data");
-    o.master_key_file = tmp_.Sub("master.key");
-    o.create_if_missing = false;
-    auto d = storage::OpenDataDir(o, &random_);
+    return CheckDir(tmp_.Sub("data"));
+  }
+  // Opens `dir` (a stopped data dir: the shop's, or e.g. a restored one) with the shop's key
+  // and runs the offline check; its violations, or one entry saying why it could not run.
+  std::vector<std::string> CheckDir(const std::string& dir) {
+    auto d = storage::OpenExistingDataDir(dir, tmp_.Sub("master.key"));
     EXPECT_TRUE(d.ok()) << d.status();
     if (!d.ok()) return {"cannot open"};
     auto rep = CheckShop(*d->db, *d->cipher);

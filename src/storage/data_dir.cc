@@ -65,4 +65,16 @@ absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* ra
   return out;
 }
 
+absl::StatusOr<OpenedDataDir> OpenExistingDataDir(const std::string& data_dir,
+                                                  const std::string& master_key_file,
+                                                  size_t block_cache_bytes) {
+  DataDirOptions o;
+  o.data_dir = data_dir;
+  o.master_key_file = master_key_file;
+  o.create_if_missing = false;
+  o.block_cache_bytes = block_cache_bytes;
+  // No key is ever generated without create_if_missing; the source is only a formality.
+  return OpenDataDir(o, SecureRandom::Get());
+}
+
 }  // namespace kv::storage

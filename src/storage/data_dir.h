@@ -36,4 +36,10 @@ struct OpenedDataDir {
 // `random` generates a new master key; it is not retained.
 absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* random);
 
+// Opens an existing data dir and never creates anything (what check, the tools and tests
+// that inspect a stopped shop do), with a small block cache. Outcomes: those of OpenDataDir.
+absl::StatusOr<OpenedDataDir> OpenExistingDataDir(const std::string& data_dir,
+                                                  const std::string& master_key_file,
+                                                  size_t block_cache_bytes = 8 << 20);
+
 }  // namespace kv::storage
