@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "base/random.h"
 #include "base/testing.h"
 #include "shop/check.h"
 #include "shop/records.h"

@@ -15,7 +15,6 @@
 #include "app/backup_online.h"
 #include "backup/backup.h"
 #include "base/coding.h"
-#include "base/random.h"
 #include "base/json_string.h"
 #include "base/time_format.h"
 #include "shop/check.h"

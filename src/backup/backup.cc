@@ -200,13 +200,11 @@ absl::StatusOr<BackupInfo> CreateHere(const storage::Db& db, const std::string& 
 }  // namespace
 
 absl::StatusOr<BackupList> List(const std::string& backup_dir, absl::Duration lock_wait) {
-  KV_RETURN_IF_ERROR(RequireDir(backup_dir, "backup dir"));
-  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead, lock_wait);
-  if (!lock.ok()) return lock.status();
-  auto engine = OpenReadOnly(backup_dir);
-  if (!engine.ok()) return engine.status();
+  auto session = OpenForReading(backup_dir, lock_wait);
+  if (!session.ok()) return session.status();
+  rocksdb::BackupEngineReadOnly* engine = session->engine.get();
   std::vector<rocksdb::BackupInfo> infos;
-  (*engine)->GetBackupInfo(&infos, /*include_file_details=*/true);
+  engine->GetBackupInfo(&infos, /*include_file_details=*/true);
   BackupList out;
   std::set<std::string> seen;
   for (const rocksdb::BackupInfo& i : infos) {
@@ -217,7 +215,7 @@ absl::StatusOr<BackupList> List(const std::string& backup_dir, absl::Duration lo
   }
   std::sort(out.backups.begin(), out.backups.end(),
             [](const BackupInfo& a, const BackupInfo& b) { return a.id < b.id; });
-  (*engine)->GetCorruptedBackups(&out.unreadable);
+  engine->GetCorruptedBackups(&out.unreadable);
   std::sort(out.unreadable.begin(), out.unreadable.end());
   return out;
 }

@@ -1,5 +1,7 @@
 #include "backup/engine.h"
 
+#include "base/status_macros.h"
+
 #include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
@@ -58,6 +60,15 @@ absl::StatusOr<std::unique_ptr<rocksdb::BackupEngineReadOnly>> OpenReadOnly(
       rocksdb::BackupEngineReadOnly::Open(EngineOptions(dir, 0), rocksdb::Env::Default(), &raw);
   if (!s.ok()) return storage::FromRocks(s, absl::StrCat("opening backup dir ", dir));
   return std::unique_ptr<rocksdb::BackupEngineReadOnly>(raw);
+}
+
+absl::StatusOr<ReadSession> OpenForReading(const std::string& dir, absl::Duration lock_wait) {
+  KV_RETURN_IF_ERROR(RequireDir(dir, "backup dir"));
+  auto lock = DirLock::Acquire(dir, BackupOp::kRead, lock_wait);
+  if (!lock.ok()) return lock.status();
+  auto engine = OpenReadOnly(dir);
+  if (!engine.ok()) return engine.status();
+  return ReadSession{*std::move(lock), *std::move(engine)};
 }
 
 BackupInfo FromEngineInfo(const rocksdb::BackupInfo& info) {

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "backup/backup.h"
+#include "backup/dir_lock.h"
 #include "rocksdb/utilities/backup_engine.h"
 
 namespace kv::backup {
@@ -22,6 +24,15 @@ absl::StatusOr<std::unique_ptr<rocksdb::BackupEngine>> OpenWritable(const std::s
                                                                     uint64_t rate_limit);
 // Opens a read-only engine on an existing dir: NotFound when `dir` is not a directory.
 absl::StatusOr<std::unique_ptr<rocksdb::BackupEngineReadOnly>> OpenReadOnly(const std::string& dir);
+
+// What list, verify and restore read through: the dir's read lock (waiting up to
+// `lock_wait` for a purge) and a read-only engine, released together. Errors: NotFound (no
+// such dir), Aborted (busy), RocksDB's errors.
+struct ReadSession {
+  DirLock lock;
+  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine;
+};
+absl::StatusOr<ReadSession> OpenForReading(const std::string& dir, absl::Duration lock_wait);
 
 // keyvend's view of RocksDB's info (metadata decoded).
 BackupInfo FromEngineInfo(const rocksdb::BackupInfo& info);

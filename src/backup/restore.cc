@@ -57,15 +57,13 @@ absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<
   KV_RETURN_IF_ERROR(CheckDirsApart(to_dir, "restore target", backup_dir, "backup dir"));
   bool exists = false;
   KV_RETURN_IF_ERROR(RequireEmptyOrAbsent(to_dir, &exists));
-  KV_RETURN_IF_ERROR(RequireDir(backup_dir, "backup dir"));
-  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead, lock_wait);
-  if (!lock.ok()) return lock.status();
-  auto engine = OpenReadOnly(backup_dir);
-  if (!engine.ok()) return engine.status();
+  auto session = OpenForReading(backup_dir, lock_wait);
+  if (!session.ok()) return session.status();
+  rocksdb::BackupEngineReadOnly* engine = session->engine.get();
 
   rocksdb::BackupInfo raw;
   rocksdb::Status s =
-      id.has_value() ? (*engine)->GetBackupInfo(*id, &raw) : (*engine)->GetLatestBackupInfo(&raw);
+      id.has_value() ? engine->GetBackupInfo(*id, &raw) : engine->GetLatestBackupInfo(&raw);
   if (s.IsNotFound()) {
     return absl::NotFoundError(id.has_value() ? absl::StrCat("no backup ", *id, " in ", backup_dir)
                                               : absl::StrCat("no backups in ", backup_dir));
@@ -88,11 +86,11 @@ absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", to_dir));
   }
   const rocksdb::IOStatus rs =
-      (*engine)->RestoreDBFromBackup(rocksdb::RestoreOptions(), info.id, to_dir, to_dir);
+      engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), info.id, to_dir, to_dir);
   if (!rs.ok()) {
     // The engine's copying thread may still be finishing files queued before the failure:
     // destroying the engine joins it, so nothing is written after the cleanup.
-    engine->reset();
+    session->engine.reset();
     Clean(to_dir, !exists);
     return storage::FromRocks(
         rs, absl::StrCat("restoring backup ", info.id, " to ", to_dir, " (nothing kept)"));

@@ -46,18 +46,16 @@ VerifyProblem Describe(BackupId id, const rocksdb::IOStatus& s,
 
 absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional<BackupId> id,
                                     const std::string* key_check, absl::Duration lock_wait) {
-  KV_RETURN_IF_ERROR(RequireDir(backup_dir, "backup dir"));
-  auto lock = DirLock::Acquire(backup_dir, BackupOp::kRead, lock_wait);
-  if (!lock.ok()) return lock.status();
-  auto engine = OpenReadOnly(backup_dir);
-  if (!engine.ok()) return engine.status();
+  auto session = OpenForReading(backup_dir, lock_wait);
+  if (!session.ok()) return session.status();
+  rocksdb::BackupEngineReadOnly* engine = session->engine.get();
 
   std::vector<rocksdb::BackupInfo> infos;
-  (*engine)->GetBackupInfo(&infos, /*include_file_details=*/true);
+  engine->GetBackupInfo(&infos, /*include_file_details=*/true);
   std::sort(infos.begin(), infos.end(),
             [](const auto& a, const auto& b) { return a.backup_id < b.backup_id; });
   std::vector<BackupId> unreadable;
-  (*engine)->GetCorruptedBackups(&unreadable);
+  engine->GetCorruptedBackups(&unreadable);
   std::sort(unreadable.begin(), unreadable.end());
 
   VerifyReport report;
@@ -81,7 +79,7 @@ absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional
           info.backup_id, "", "wrong master key",
           "the master key given is not the one this backup's shop uses (key check differs)"});
     }
-    const rocksdb::IOStatus s = (*engine)->VerifyBackup(info.backup_id,
+    const rocksdb::IOStatus s = engine->VerifyBackup(info.backup_id,
                                                         /*verify_with_checksum=*/true);
     if (!s.ok()) report.problems.push_back(Describe(info.backup_id, s, info.file_details));
     if (report.problems.size() == problems_before) report.verified.push_back(info.backup_id);
