@@ -33,26 +33,9 @@ constexpr char kPaymentSecret[] = "pay-backup-8c2a4e6f0b1d3f57";
 // Runs keyvend-backup with `extra_env` (NAME=value; nothing else of ours named KEYVEND_*).
 CommandResult RunTool(const std::vector<std::string>& args, const std::string& scratch,
                       const std::vector<std::string>& extra_env = {}) {
-  static std::atomic<int> counter{0};
-  CommandResult r;
-  const std::string out_path = scratch + "/tool-" + std::to_string(counter.fetch_add(1)) + ".out";
-  const int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return r;
   std::vector<std::string> argv = {KEYVEND_BACKUP_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
-  const pid_t pid = Spawn(argv, ChildEnv(extra_env), fd, fd);
-  ::close(fd);
-  if (pid < 0) return r;
-  int status = 0;
-  if (!WaitPid(pid, milliseconds(300000), &status)) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    r.output = ReadWholeFile(out_path) + "\n[timed out]";
-    return r;
-  }
-  r.output = ReadWholeFile(out_path);
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  return r;
+  return RunCommand(argv, scratch, milliseconds(300000), extra_env);
 }
 
 class BackupTest : public ::testing::Test {

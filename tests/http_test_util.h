@@ -164,10 +164,11 @@ struct CommandResult {
 };
 
 // Runs `args` (argv[0] a path) to completion (at most `timeout`), capturing its output in a
-// file under `scratch_dir`.
+// file under `scratch_dir`; `extra_env` (NAME=value) is added to the child's environment.
 inline CommandResult RunCommand(const std::vector<std::string>& args,
                                 const std::string& scratch_dir,
-                                milliseconds timeout = milliseconds(60000)) {
+                                milliseconds timeout = milliseconds(60000),
+                                const std::vector<std::string>& extra_env = {}) {
   CommandResult r;
   static std::atomic<int> counter{0};
   const std::string out_path =
@@ -177,7 +178,7 @@ inline CommandResult RunCommand(const std::vector<std::string>& args,
     r.output = "open " + out_path + ": " + std::strerror(errno);
     return r;
   }
-  const pid_t pid = Spawn(args, ChildEnv({}), fd, fd);
+  const pid_t pid = Spawn(args, ChildEnv(extra_env), fd, fd);
   ::close(fd);
   if (pid < 0) {
     r.output = std::string("fork: ") + std::strerror(errno);
