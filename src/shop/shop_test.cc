@@ -257,6 +257,42 @@ TEST_F(ShopTest, ImportReportsRejectsAndDuplicatesShopWide) {
   EXPECT_TRUE(CloseAndCheck().empty());
 }
 
+// A large import is looked up and indexed in tag order, not input order: the duplicates it
+// reports must still be the right lines, and every fresh key must be indexed under its own
+// tag (a second import of the same input finds all of them stored).
+TEST_F(ShopTest, MixedImportReportsExactlyTheStoredLinesAndIndexesEveryFreshKey) {
+  const uint64_t p = MakeProduct();
+  std::string first, mixed;
+  std::vector<uint32_t> stored_lines;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string k = "MIX-" + std::to_string(i * 7919 % 100003) + "-K\n";
+    if (i % 3 == 0) {
+      first += k;
+      stored_lines.push_back(static_cast<uint32_t>(i + 1));
+    }
+    mixed += k;
+  }
+  auto r0 = shop_->ImportKeys(p, first, ParseOptions{});
+  ASSERT_TRUE(r0.ok());
+  ASSERT_EQ(r0->imported, 1000u);
+  auto r1 = shop_->ImportKeys(p, mixed, ParseOptions{});
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(r1->imported, 2000u);
+  EXPECT_EQ(r1->duplicates, 1000u);
+  std::vector<uint32_t> reported;
+  for (const DuplicateLine& d : r1->duplicate_lines) {
+    EXPECT_FALSE(d.in_input);
+    reported.push_back(d.line);
+  }
+  EXPECT_EQ(reported, stored_lines);
+  auto r2 = shop_->ImportKeys(p, mixed, ParseOptions{});
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->imported, 0u);
+  EXPECT_EQ(r2->duplicates, 3000u);
+  EXPECT_EQ(shop_->Stock(p).pool, 3000);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
 TEST_F(ShopTest, RetiredBatchIsNeverSold) {
   const uint64_t pid = MakeProduct(StockMode::kReserve, false, 10);
   const auto good = Import(pid, 3, "GOOD");
