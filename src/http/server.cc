@@ -542,8 +542,10 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
 void Server::Impl::AfterWrite(const httplib::Request& req, const httplib::Response& res) {
   ConnContext* cc = CurrentConn();
   if (cc == nullptr) return;
-  LogAccess(*cc, req.method, ClientIp(req), res.status, static_cast<int64_t>(req.body.size()),
-            static_cast<int64_t>(res.body.size()));
+  if (access_log != nullptr) {  // the client address costs a lookup: only when it is logged
+    LogAccess(*cc, req.method, ClientIp(req), res.status,
+              static_cast<int64_t>(req.body.size()), static_cast<int64_t>(res.body.size()));
+  }
   if (res.status == 413 && res.get_header_value("Connection") == "close") {
     // The refused body was never read and must never be parsed as further requests.
     cc->must_close = true;
