@@ -183,8 +183,10 @@ class LoadProtectionTest : public ::testing::Test {
 // --- 1. the connection cap -----------------------------------------------------------------------
 
 TEST_F(LoadProtectionTest, ConnectionCapAnswersAFast503AndFreesTheSlotOnClose) {
+  // (No reserve: the refused requests here are probes, which the reserve would admit; the
+  // reserve has its own test in http_edge_test.)
   ASSERT_NO_FATAL_FAILURE(Start({"--max-connections=4", "--max-connections-per-client=0",
-                                 "--keep-alive-timeout-seconds=60"}));
+                                 "--keep-alive-timeout-seconds=60", "--reserve-connections=0"}));
   std::vector<std::unique_ptr<RawConnection>> held;
   for (int i = 0; i < 4; ++i) {
     held.push_back(std::make_unique<RawConnection>(server_->port()));
@@ -665,7 +667,7 @@ TEST_F(LoadProtectionTest, InflightCapAnswersFast503AndNothingIsHalfMadeButNotif
 TEST_F(LoadProtectionTest, OpsListenerServesProbesMetricsAndNotifyWhileMainIsFull) {
   ASSERT_NO_FATAL_FAILURE(
       Start({"--ops-listen=127.0.0.1:0", "--max-connections=2", "--max-connections-per-client=0",
-             "--keep-alive-timeout-seconds=60"}));
+             "--keep-alive-timeout-seconds=60", "--reserve-connections=0"}));
   ASSERT_GT(server_->ops_port(), 0);
   ASSERT_NE(server_->ops_port(), server_->port());
   // The main listener's two slots: the merchant's client and a buyer's.

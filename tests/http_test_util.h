@@ -258,6 +258,7 @@ class ServerProcess {
     // Likewise the caps of admission control: many connections from 127.0.0.1, many
     // requests in flight.
     args.push_back("--max-connections-per-client=0");
+    args.push_back("--waiting-connections-per-client=0");
     for (const char* cls : {"order", "read", "admin", "page"}) {
       args.push_back(std::string("--inflight-") + cls + "-max=0");
     }

@@ -17,6 +17,7 @@
 #include <limits.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -78,4 +79,16 @@ std::string Cat(const Args&... args) {
     if (::kv::LogEnabled(::kv::LogLevel::level)) {                            \
       ::kv::Log(::kv::LogLevel::level, ::kv::log_internal::Cat(__VA_ARGS__)); \
     }                                                                         \
+  } while (0)
+
+// KV_CHECK(cond, "why", ...): an invariant of OUR OWN state (never of outside input, which is
+// validated and answered with an error). When it does not hold: logs the message at kError
+// and aborts, in every build (TigerBeetle: assertions stay on in production).
+#define KV_CHECK(cond, ...)                                                          \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      ::kv::Log(::kv::LogLevel::kError,                                              \
+                ::kv::log_internal::Cat("check failed: " #cond ": ", __VA_ARGS__)); \
+      ::abort();                                                                     \
+    }                                                                                \
   } while (0)

@@ -174,9 +174,33 @@ std::vector<OptionSpec> BuildOptions() {
        "Concurrent connections from one client IP (trusted proxies exempt); over it a new "
        "connection gets a fast 503 and is closed; 0 = no limit. Default: 64.",
        &Config::max_connections_per_client, nullptr, nullptr},
+      {"ops_max_connections_per_client", T::kInt, "8", 0, 10000,
+       "Concurrent connections on the ops listener from one client IP (trusted proxies and "
+       "ops_clients_exempt exempt); over it a fast 503; 0 = no limit. Default: 8.",
+       &Config::ops_max_connections_per_client, nullptr, nullptr},
+      {"ops_clients_exempt", T::kString, "", 0, 0,
+       "Comma-separated IP addresses exempt from the ops listener's per-client caps (your "
+       "payment gateway's callback addresses, your monitoring); empty = none. Default: \"\".",
+       &Config::ops_clients_exempt, &ValidProxyList, "a comma-separated list of IP addresses"},
+      {"reserve_connections", T::kInt, "16", 0, 10000,
+       "Connections the main listener admits above max_connections for one probe "
+       "(/healthz, /readyz, /metrics) or payment-notify request each, so the gateway and "
+       "the probes get through when buyers fill every slot. Default: 16.",
+       &Config::reserve_connections, nullptr, nullptr},
+      {"waiting_connections_max", T::kInt, "4096", 0, 1000000,
+       "Connections per listener accepted that have not sent a byte yet (they hold no slot "
+       "and no thread); when full, the one waiting longest is closed to make room; 0 = no "
+       "limit. Default: 4096.",
+       &Config::waiting_connections_max, nullptr, nullptr},
+      {"waiting_connections_per_client", T::kInt, "64", 0, 1000000,
+       "Connections from one client IP that have not sent a byte yet, per listener (trusted "
+       "proxies exempt); over it a fast 503; 0 = no limit. Default: 64.",
+       &Config::waiting_connections_per_client, nullptr, nullptr},
       {"header_timeout_ms", T::kInt, "10000", 100, 600000,
-       "Deadline for a whole request header, in milliseconds from its first byte (a "
-       "slow-drip client is cut off however often it sends a byte). Default: 10000.",
+       "Deadline for a whole request header, in milliseconds: a connection's first request "
+       "from the connection's accept (a silent connection is closed then), later ones from "
+       "their first byte (a slow-drip client is cut off however often it sends a byte). "
+       "Default: 10000.",
        &Config::header_timeout_ms, nullptr, nullptr},
       {"body_timeout_ms", T::kInt, "60000", 100, 3600000,
        "Deadline for a whole request body, in milliseconds from the end of its header. "

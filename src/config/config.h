@@ -71,8 +71,22 @@ struct Config {
   // Concurrent connections from one client IP (trusted proxies exempt), 0..10000;
   // 0 = no limit. Default: 64
   int64_t max_connections_per_client = 64;
-  // Whole request header deadline from its first byte, milliseconds, 100..600000.
-  // Default: 10000
+  // Concurrent connections on the ops listener from one client IP (trusted proxies and
+  // ops_clients_exempt exempt), 0..10000; 0 = no limit. Default: 8
+  int64_t ops_max_connections_per_client = 8;
+  // IP addresses exempt from the ops listener's per-client caps (the gateway, monitoring),
+  // comma-separated. Default: ""
+  std::string ops_clients_exempt;
+  // Main-listener connections admitted above max_connections for one probe or
+  // payment-notify request each, 0..10000. Default: 16
+  int64_t reserve_connections = 16;
+  // Connections per listener that have not sent a byte yet, 0..1000000 (full: the oldest
+  // is closed); 0 = no limit. Default: 4096
+  int64_t waiting_connections_max = 4096;
+  // Such connections per client IP and listener, 0..1000000; 0 = no limit. Default: 64
+  int64_t waiting_connections_per_client = 64;
+  // Whole request header deadline, milliseconds, 100..600000: the first request's from
+  // accept, later ones' from their first byte. Default: 10000
   int64_t header_timeout_ms = 10000;
   // Whole request body deadline from the end of the header, milliseconds, 100..3600000.
   // Default: 60000

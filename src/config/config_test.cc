@@ -100,7 +100,7 @@ TEST(Config, DefaultsWithNoSources) {
 
 TEST(Config, TableIsWellFormed) {
   const std::vector<OptionSpec>& opts = ConfigOptions();
-  EXPECT_EQ(opts.size(), 63u);  // 59 + 4 backup options
+  EXPECT_EQ(opts.size(), 68u);  // 59 + 4 backup options + 5 of the edge (issue 9)
   std::set<std::string> names;
   for (const OptionSpec& o : opts) {
     SCOPED_TRACE(o.name);
@@ -192,6 +192,7 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
       {"pay_url_template", "https://pay.example/{order_id}?a={amount_cents}"},
       {"log_level", "debug"},
       {"trusted_proxies", "10.0.0.1,::1"},
+      {"ops_clients_exempt", "203.0.113.7"},
       {"ops_listen", "127.0.0.1:0"},
       {"access_log", "/var/log/keyvend/access.log"},
       {"backup_dir", "/srv/keyvend-backups"},

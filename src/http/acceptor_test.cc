@@ -1,5 +1,6 @@
-// Acceptor: connection caps answered at accept with the canned 503 and a close, the
-// per-client cap and its exemptions, a freed slot admitting again, and the drain (stop
+// Acceptor: connection caps answered with the canned 503 and a close, the per-client cap
+// and its exemptions, a freed slot admitting again, silent connections waiting without a
+// slot (their own caps, eviction, deadline), the probe/notify reserve, and the drain (stop
 // accepting, wait, then cut what is left).
 #include "http/acceptor.h"
 
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "metrics/metrics.h"
@@ -20,8 +22,10 @@
 namespace kv::http {
 namespace {
 
-// A client socket connected to 127.0.0.1:port from `source` (127.0.0.x).
-int Connect(int port, const char* source = "127.0.0.1") {
+// A client socket connected to 127.0.0.1:port from `source` (127.0.0.x) that has begun a
+// request (sent `first`; "" = stays silent). Admission to a slot happens once a connection
+// has sent something: a silent one waits without a slot.
+int Connect(int port, const char* source = "127.0.0.1", const std::string& first = "G") {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in src{};
   src.sin_family = AF_INET;
@@ -38,8 +42,12 @@ int Connect(int port, const char* source = "127.0.0.1") {
     close(fd);
     return -1;
   }
+  if (!first.empty()) (void)!send(fd, first.data(), first.size(), MSG_NOSIGNAL);
   return fd;
 }
+
+int Silent(int port, const char* source = "127.0.0.1") { return Connect(port, source, ""); }
+
 
 // Everything the peer sends until it closes (or 5 s pass).
 std::string ReadToEof(int fd) {
@@ -62,6 +70,15 @@ char ReadByte(int fd) {
   return c;
 }
 
+// True when the peer closed without sending anything (within 5 s).
+bool ClosedWithoutAnswer(int fd) { return ReadToEof(fd).empty(); }
+
+// Nothing arrives within 100 ms and the connection is still open.
+bool StillWaiting(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 100) == 0;
+}
+
 // A serve function that says "A" (admitted), then echoes until the client closes or the
 // socket is shut down; it never looks at the drain fd (it plays a busy request).
 void EchoUntilClosed(const AcceptedConnection& c, std::atomic<int>* served) {
@@ -76,6 +93,17 @@ void EchoUntilClosed(const AcceptedConnection& c, std::atomic<int>* served) {
   }
 }
 
+// A listener on 127.0.0.1:0 with these caps (the rest at their defaults).
+ListenerSpec Spec(size_t max_connections, size_t per_client) {
+  ListenerSpec spec;
+  spec.name = "t";
+  spec.host = "127.0.0.1";
+  spec.backlog = 64;
+  spec.max_connections = max_connections;
+  spec.max_connections_per_client = per_client;
+  return spec;
+}
+
 struct Running {
   Registry registry;
   std::atomic<int> served{0};
@@ -83,11 +111,13 @@ struct Running {
   std::thread runner;
   int port = 0;
 
-  Running(size_t max_conns, size_t per_client, absl::flat_hash_set<std::string> exempt = {}) {
+  Running(size_t max_conns, size_t per_client, absl::flat_hash_set<std::string> exempt = {})
+      : Running(Spec(max_conns, per_client), std::move(exempt)) {}
+  explicit Running(const ListenerSpec& spec, absl::flat_hash_set<std::string> exempt = {}) {
     acceptor = std::make_unique<Acceptor>(
         &registry, [this](const AcceptedConnection& c) { EchoUntilClosed(c, &served); },
         std::move(exempt));
-    auto idx = acceptor->AddListener(ListenerSpec{"t", "127.0.0.1", 0, 64, max_conns, per_client});
+    auto idx = acceptor->AddListener(spec);
     EXPECT_TRUE(idx.ok()) << idx.status();
     port = acceptor->port(*idx);
     runner = std::thread([this] { acceptor->Run(); });
@@ -151,11 +181,101 @@ TEST(Acceptor, PerClientCapCountsPeerAddressesAndExemptsTrustedProxies) {
   for (int fd : {a, a2, b, proxies[0], proxies[1], proxies[2]}) close(fd);
 }
 
+TEST(Acceptor, SilentConnectionsWaitWithoutASlotAndAreClosedAtTheirDeadline) {
+  ListenerSpec spec = Spec(/*max_connections=*/1, 0);
+  spec.waiting_timeout_ms = 300;
+  Running r(spec);
+  std::vector<int> silent;
+  for (int i = 0; i < 10; ++i) silent.push_back(Silent(r.port));
+  // The one slot is free for a client that speaks.
+  const int speaker = Connect(r.port);
+  EXPECT_EQ(ReadByte(speaker), 'A');
+  EXPECT_EQ(r.served.load(), 1);
+  // Each silent connection is closed, unanswered, at its deadline.
+  for (int fd : silent) {
+    EXPECT_TRUE(ClosedWithoutAnswer(fd));
+    close(fd);
+  }
+  EXPECT_EQ(r.acceptor->waiting_connections(), 0u);
+  EXPECT_NE(r.Metrics().find("keyvend_http_connections_dropped_total{listener=\"t\",reason="
+                             "\"silent_timeout\"} 10"),
+            std::string::npos)
+      << r.Metrics();
+  close(speaker);
+}
+
+TEST(Acceptor, APerClientCapOnWaitingConnectionsAnswers503) {
+  ListenerSpec spec = Spec(10, 0);
+  spec.waiting_per_client_max = 2;
+  Running r(spec, {"127.0.0.3"});
+  const int a = Silent(r.port, "127.0.0.1"), b = Silent(r.port, "127.0.0.1");
+  const int c = Silent(r.port, "127.0.0.1");
+  EXPECT_TRUE(Refused503(c));
+  EXPECT_TRUE(StillWaiting(a));
+  EXPECT_TRUE(StillWaiting(b));
+  const int other = Silent(r.port, "127.0.0.2");
+  EXPECT_TRUE(StillWaiting(other)) << "another address has its own allowance";
+  int proxies[3];
+  for (int& p : proxies) {
+    p = Silent(r.port, "127.0.0.3");
+    EXPECT_TRUE(StillWaiting(p)) << "exempt addresses are not capped";
+  }
+  // A waiting connection that speaks is served.
+  (void)!send(a, "G", 1, MSG_NOSIGNAL);
+  EXPECT_EQ(ReadByte(a), 'A');
+  EXPECT_NE(r.Metrics().find("reason=\"waiting_per_client\"} 1"), std::string::npos)
+      << r.Metrics();
+  for (int fd : {a, b, c, other, proxies[0], proxies[1], proxies[2]}) close(fd);
+}
+
+TEST(Acceptor, AFullWaitingSetClosesTheConnectionWaitingLongest) {
+  ListenerSpec spec = Spec(10, 0);
+  spec.waiting_max = 3;
+  Running r(spec);
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    fds.push_back(Silent(r.port));
+    // Accepted in this order (the acceptor takes them as they come).
+    ASSERT_TRUE(StillWaiting(fds.back()));
+  }
+  const int newest = Silent(r.port);
+  EXPECT_TRUE(ClosedWithoutAnswer(fds[0])) << "the oldest makes room";
+  EXPECT_TRUE(StillWaiting(fds[1]));
+  EXPECT_TRUE(StillWaiting(fds[2]));
+  (void)!send(newest, "G", 1, MSG_NOSIGNAL);
+  EXPECT_EQ(ReadByte(newest), 'A');
+  EXPECT_NE(r.Metrics().find("reason=\"evicted\"} 1"), std::string::npos) << r.Metrics();
+  for (int fd : fds) close(fd);
+  close(newest);
+}
+
+TEST(Acceptor, TheReserveAdmitsOneProbeOrNotifyAboveTheCap) {
+  ListenerSpec spec = Spec(/*max_connections=*/1, 0);
+  spec.reserve = 2;
+  Running r(spec);
+  const int buyer = Connect(r.port);
+  ASSERT_EQ(ReadByte(buyer), 'A');
+  // Full: another buyer request is refused; a probe and a notify use the reserve.
+  const int buyer2 = Connect(r.port, "127.0.0.1", "POST /api/v1/orders HTTP/1.1\r\n");
+  EXPECT_TRUE(Refused503(buyer2));
+  const int probe = Connect(r.port, "127.0.0.1", "GET /healthz HTTP/1.1\r\n");
+  EXPECT_EQ(ReadByte(probe), 'A');
+  const int notify = Connect(r.port, "127.0.0.1", "POST /api/v1/payments/notify HTTP/1.1\r\n");
+  EXPECT_EQ(ReadByte(notify), 'A');
+  // The reserve is full too.
+  const int probe2 = Connect(r.port, "127.0.0.1", "GET /readyz HTTP/1.1\r\n");
+  EXPECT_TRUE(Refused503(probe2));
+  EXPECT_NE(r.Metrics().find("keyvend_http_connections_reserve_total{listener=\"t\"} 2"),
+            std::string::npos)
+      << r.Metrics();
+  for (int fd : {buyer, buyer2, probe, notify, probe2}) close(fd);
+}
+
 TEST(Acceptor, DrainStopsAcceptingWaitsThenCutsWhatIsLeft) {
   Registry registry;
   std::atomic<int> served{0};
   Acceptor acc(&registry, [&](const AcceptedConnection& c) { EchoUntilClosed(c, &served); }, {});
-  auto idx = acc.AddListener(ListenerSpec{"t", "127.0.0.1", 0, 64, 10, 0});
+  auto idx = acc.AddListener(Spec(10, 0));
   ASSERT_TRUE(idx.ok());
   const int port = acc.port(*idx);
   std::atomic<bool> returned{false};

@@ -15,6 +15,15 @@
 namespace kv::http {
 namespace {
 
+// The route table's vocabulary (server_internal.h: RouteSpec), short so that each row of
+// RegisterRoutes reads as one line: method, pattern, class, body, auth.
+constexpr RouteClass kOrder = RouteClass::kOrder, kRead = RouteClass::kRead,
+                     kNotify = RouteClass::kNotify, kAdminClass = RouteClass::kAdmin,
+                     kPage = RouteClass::kPage, kOps = RouteClass::kOps;
+constexpr BodyKind kNoBody = BodyKind::kNone, kJson = BodyKind::kJson,
+                   kImport = BodyKind::kImport;
+constexpr Auth kPublic = Auth::kPublic, kAdmin = Auth::kAdmin;
+
 bool ParseProductId(std::string_view s, uint64_t* id) {
   if (s.empty() || s.size() > 20) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *id);
@@ -238,14 +247,14 @@ void Server::Impl::RegisterRoutes() {
   started_mono_ns = opts.clock->MonoNowNs();
 
   // --- buyer ---
-  router.Add("GET", "/api/v1/products", false, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/products", kPage, kNoBody, kPublic}, [shop](Ctx& c) {
     JsonWriter w;
     w.BeginObject().Key("products").BeginArray();
     for (const ProductView& v : shop->ListProducts(true)) ProductJson(w, v, false);
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("GET", "/api/v1/products/{id}", false, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/products/{id}", kPage, kNoBody, kPublic}, [shop](Ctx& c) {
     uint64_t id = 0;
     std::optional<ProductView> v;
     if (ParseProductId(c.params[0], &id)) v = shop->GetProduct(id);
@@ -254,7 +263,7 @@ void Server::Impl::RegisterRoutes() {
     ProductJson(w, *v, false);
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("POST", "/api/v1/orders", false, [this, shop](Ctx& c) {
+  router.Add({"POST", "/api/v1/orders", kOrder, kJson, kPublic}, [this, shop](Ctx& c) {
     auto f = Body(c, {"product_id", "quantity", "contact", "query_password"});
     if (!f) return;
     std::optional<JsonProblem> p;
@@ -287,12 +296,12 @@ void Server::Impl::RegisterRoutes() {
         .EndObject();
     WriteJson(c.res, 201, w.Take());
   });
-  router.Add("GET", "/api/v1/orders/{order_id}", false, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/orders/{order_id}", kRead, kNoBody, kPublic}, [shop](Ctx& c) {
     auto r = shop->GetOrder(c.params[0], c.req.get_param_value("token"));
     if (Failed(c, r)) return;
     WriteJson(c.res, 200, OneOrder(*r, false));
   });
-  router.Add("POST", "/api/v1/orders/lookup", false, [this, shop](Ctx& c) {
+  router.Add({"POST", "/api/v1/orders/lookup", kRead, kJson, kPublic}, [this, shop](Ctx& c) {
     auto f = Body(c, {"contact", "query_password"});
     if (!f) return;
     std::optional<JsonProblem> p;
@@ -309,7 +318,7 @@ void Server::Impl::RegisterRoutes() {
   });
 
   // --- payment gateway ---
-  router.Add("POST", "/api/v1/payments/notify", false, [this](Ctx& c) {
+  router.Add({"POST", "/api/v1/payments/notify", kNotify, kJson, kPublic}, [this](Ctx& c) {
     PaymentResult pr;
     if (auto err = Notify(c.req.body, c.req.get_header_value("Keyvend-Signature"), &pr)) {
       return WriteError(c.res, *err);
@@ -344,7 +353,7 @@ void Server::Impl::RegisterRoutes() {
 #define KV_PRODUCT_FIELDS                                                                  \
   {"name", "description", "price_cents", "currency", "stock_mode", "allow_backorder",      \
    "max_per_order", "active"}
-  router.Add("POST", "/api/v1/admin/products", true, [this, shop, product_spec](Ctx& c) {
+  router.Add({"POST", "/api/v1/admin/products", kAdminClass, kJson, kAdmin}, [this, shop, product_spec](Ctx& c) {
     auto f = Body(c, KV_PRODUCT_FIELDS);
     if (!f) return;
     std::optional<JsonProblem> p;
@@ -366,7 +375,7 @@ void Server::Impl::RegisterRoutes() {
     ProductJson(w, *r, true);
     WriteJson(c.res, 201, w.Take());
   });
-  router.Add("PATCH", "/api/v1/admin/products/{id}", true, [this, shop, product_spec](Ctx& c) {
+  router.Add({"PATCH", "/api/v1/admin/products/{id}", kAdminClass, kJson, kAdmin}, [this, shop, product_spec](Ctx& c) {
     uint64_t id = 0;
     if (!ParseProductId(c.params[0], &id)) {
       return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
@@ -383,14 +392,14 @@ void Server::Impl::RegisterRoutes() {
     ProductJson(w, *r, true);
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("GET", "/api/v1/admin/products", true, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/products", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     JsonWriter w;
     w.BeginObject().Key("products").BeginArray();
     for (const ProductView& v : shop->ListProducts(false)) ProductJson(w, v, true);
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("POST", "/api/v1/admin/products/{id}/keys", true, [shop](Ctx& c) {
+  router.Add({"POST", "/api/v1/admin/products/{id}/keys", kAdminClass, kImport, kAdmin}, [shop](Ctx& c) {
     uint64_t id = 0;
     if (!ParseProductId(c.params[0], &id)) {
       return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
@@ -428,7 +437,7 @@ void Server::Impl::RegisterRoutes() {
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("GET", "/api/v1/admin/products/{id}/keys", true, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/products/{id}/keys", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     uint64_t id = 0;
     if (!ParseProductId(c.params[0], &id) || !shop->GetProduct(id)) {
       return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
@@ -479,7 +488,7 @@ void Server::Impl::RegisterRoutes() {
     w.EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("POST", "/api/v1/admin/products/{id}/keys/retire", true, [this, shop](Ctx& c) {
+  router.Add({"POST", "/api/v1/admin/products/{id}/keys/retire", kAdminClass, kJson, kAdmin}, [this, shop](Ctx& c) {
     uint64_t id = 0;
     if (!ParseProductId(c.params[0], &id)) {
       return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
@@ -504,7 +513,7 @@ void Server::Impl::RegisterRoutes() {
   });
 
   // --- merchant: orders, payments, deliveries, stats ---
-  router.Add("GET", "/api/v1/admin/orders", true, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/orders", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     std::optional<OrderStatus> status;
     if (c.req.has_param("status") && !c.req.get_param_value("status").empty()) {
       OrderStatus s;
@@ -536,7 +545,7 @@ void Server::Impl::RegisterRoutes() {
     w.EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("GET", "/api/v1/admin/orders/export", true, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/orders/export", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     // Streamed page by page so a large shop never builds the whole file in memory.
     auto cursor = std::make_shared<std::string>();
     auto header_done = std::make_shared<bool>(false);
@@ -568,12 +577,12 @@ void Server::Impl::RegisterRoutes() {
           return true;
         });
   });
-  router.Add("GET", "/api/v1/admin/orders/{order_id}", true, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/orders/{order_id}", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     auto r = shop->AdminGetOrder(c.params[0]);
     if (Failed(c, r)) return;
     WriteJson(c.res, 200, OneOrder(*r, true));
   });
-  router.Add("POST", "/api/v1/admin/orders/{order_id}/{action}", true, [shop](Ctx& c) {
+  router.Add({"POST", "/api/v1/admin/orders/{order_id}/{action}", kAdminClass, kJson, kAdmin}, [shop](Ctx& c) {
     const std::string& action = c.params[1];
     Result<OrderView> r = Refusal::kNotFound;
     if (action == "cancel") {
@@ -588,7 +597,7 @@ void Server::Impl::RegisterRoutes() {
     if (Failed(c, r)) return;
     WriteJson(c.res, 200, OneOrder(*r, true));
   });
-  router.Add("GET", "/api/v1/admin/payments", true, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/payments", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     std::optional<PaymentOutcome> outcome;
     const std::string state = c.req.get_param_value("state");
     if (state == "refund_due") {
@@ -617,7 +626,7 @@ void Server::Impl::RegisterRoutes() {
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("GET", "/api/v1/admin/deliveries", true, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/deliveries", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     std::optional<DeliveryState> state;
     const std::string s = c.req.get_param_value("state");
     if (!s.empty()) {
@@ -646,7 +655,7 @@ void Server::Impl::RegisterRoutes() {
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("POST", "/api/v1/admin/deliveries/replay", true, [shop](Ctx& c) {
+  router.Add({"POST", "/api/v1/admin/deliveries/replay", kAdminClass, kJson, kAdmin}, [shop](Ctx& c) {
     auto n = shop->ReplayFailedDeliveries();
     if (!n.ok()) return WriteError(c.res, ErrorFor(n.status()));
     auto delivered = shop->RunDeliveries();
@@ -656,7 +665,7 @@ void Server::Impl::RegisterRoutes() {
     w.EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add("GET", "/api/v1/admin/stats", true, [this, shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/stats", kAdminClass, kNoBody, kAdmin}, [this, shop](Ctx& c) {
     auto st = shop->Stats();
     if (!st.ok()) return WriteError(c.res, ErrorFor(st.status()));
     const double uptime_s =
@@ -705,7 +714,7 @@ void Server::Impl::RegisterRoutes() {
   // --- merchant: backups (SPEC §4, §8; ARCHITECTURE.md "Backups") ---
   // Synchronous: the answer comes when the backup is complete (or has failed). Refusals:
   // 409 invalid_state when backups are off (no backup_dir) or a backup is already running.
-  router.Add("POST", "/api/v1/admin/backups", true, [this, shop](Ctx& c) {
+  router.Add({"POST", "/api/v1/admin/backups", kAdminClass, kJson, kAdmin}, [this, shop](Ctx& c) {
     if (!c.req.body.empty() && !Body(c, {})) return;  // only an empty body or {}
     const int64_t start_ns = opts.clock->MonoNowNs();
     auto r = shop->CreateBackup("api");
@@ -728,7 +737,7 @@ void Server::Impl::RegisterRoutes() {
         .EndObject();
     WriteJson(c.res, 201, w.Take());
   });
-  router.Add("GET", "/api/v1/admin/backups", true, [this, shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/admin/backups", kAdminClass, kNoBody, kAdmin}, [this, shop](Ctx& c) {
     auto r = shop->ListBackups();
     if (Failed(c, r)) return;
     const BackupRunStats st = shop->BackupStats();
@@ -757,8 +766,8 @@ void Server::Impl::RegisterRoutes() {
   });
 
   // --- operations ---
-  router.Add("GET", "/healthz", false, [](Ctx& c) { WriteJson(c.res, 200, R"({"status":"ok"})"); });
-  router.Add("GET", "/readyz", false, [this, shop](Ctx& c) {
+  router.Add({"GET", "/healthz", kOps, kNoBody, kPublic}, [](Ctx& c) { WriteJson(c.res, 200, R"({"status":"ok"})"); });
+  router.Add({"GET", "/readyz", kOps, kNoBody, kPublic}, [this, shop](Ctx& c) {
     std::string why;
     if (draining) why = "draining";
     uint64_t stopped = 0, bg_errors = 0;
@@ -778,14 +787,14 @@ void Server::Impl::RegisterRoutes() {
     }
     WriteJson(c.res, 200, R"({"status":"ready"})");
   });
-  router.Add("GET", "/metrics", false, [this](Ctx& c) {
+  router.Add({"GET", "/metrics", kOps, kNoBody, kPublic}, [this](Ctx& c) {
     c.res.status = 200;
     c.res.set_content(registry.Render(), "text/plain; version=0.0.4");
   });
 
   // --- the sandbox gateway (demos and tests) ---
   if (opts.config.payment_sandbox) {
-    router.Add("GET", "/sandbox/pay/{order_id}", false, [shop](Ctx& c) {
+    router.Add({"GET", "/sandbox/pay/{order_id}", kPage, kNoBody, kPublic}, [shop](Ctx& c) {
       auto o = shop->AdminGetOrder(c.params[0]);
       if (!o.ok()) {
         c.res.status = 404;
@@ -804,7 +813,7 @@ void Server::Impl::RegisterRoutes() {
                        "\"><button id=pay type=submit>Pay (sandbox)</button></form>"),
           "text/html; charset=utf-8");
     });
-    router.Add("POST", "/sandbox/pay/{order_id}", false, [this, shop](Ctx& c) {
+    router.Add({"POST", "/sandbox/pay/{order_id}", kPage, kJson, kPublic}, [this, shop](Ctx& c) {
       auto o = shop->AdminGetOrder(c.params[0]);
       if (!o.ok()) {
         c.res.status = 404;

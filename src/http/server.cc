@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -19,6 +20,7 @@
 #include "absl/strings/ascii.h"
 #include "base/log.h"
 #include "base/time_format.h"
+#include "http/body_reader.h"
 #include "http/server_internal.h"
 
 namespace kv::http {
@@ -83,25 +85,26 @@ const char* RouteClassName(RouteClass c) {
   return "page";
 }
 
-void Router::Add(const char* method, const char* pattern, bool admin, Handler h) {
+void Router::Add(const RouteSpec& spec, Handler h) {
   Route r;
-  const std::string key = absl::StrCat(method, " ", pattern);
-  if (admin) {
-    r.cls = RouteClass::kAdmin;
-  } else if (key == "GET /healthz" || key == "GET /readyz" || key == "GET /metrics") {
-    r.cls = RouteClass::kOps;
-  } else if (key == "POST /api/v1/orders") {
-    r.cls = RouteClass::kOrder;
-  } else if (key == "GET /api/v1/orders/{order_id}" || key == "POST /api/v1/orders/lookup") {
-    r.cls = RouteClass::kRead;
-  } else if (key == "POST /api/v1/payments/notify") {
-    r.cls = RouteClass::kNotify;
+  r.spec = spec;
+  r.name = absl::StrCat(spec.method, " ", spec.pattern);
+  const std::string_view method(spec.method);
+  // The table's rules: a row that breaks one is a programming error that every test run
+  // hits at start (RegisterRoutes runs in Bind).
+  const bool admin_class = spec.cls == RouteClass::kAdmin;
+  KV_CHECK(admin_class == (spec.auth == Auth::kAdmin), "route ", r.name,
+           ": admin auth if and only if the admin class");
+  KV_CHECK(spec.body == BodyKind::kNone || (method != "GET" && method != "DELETE"), "route ",
+           r.name, ": a GET or DELETE takes no body");
+  KV_CHECK(spec.body != BodyKind::kImport || admin_class, "route ", r.name,
+           ": only an admin route takes the import body limit");
+  for (const Route& other : routes_) {
+    KV_CHECK(other.name != r.name, "route ", r.name, " added twice");
   }
-  r.method = method;
-  r.name = absl::StrCat(method, " ", pattern);
-  r.admin = admin;
   r.handler = std::move(h);
-  for (absl::string_view seg : absl::StrSplit(absl::string_view(pattern), '/', absl::SkipEmpty())) {
+  for (absl::string_view seg :
+       absl::StrSplit(absl::string_view(spec.pattern), '/', absl::SkipEmpty())) {
     r.segments.emplace_back(seg);
   }
   routes_.push_back(std::move(r));
@@ -133,7 +136,7 @@ const Route* Router::Match(const std::string& method, const std::string& path,
     }
     if (!ok) continue;
     *path_known = true;
-    if (r.method == method) return &r;
+    if (method == r.spec.method) return &r;
   }
   return nullptr;
 }
@@ -297,18 +300,38 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   m.acceptor = std::make_unique<Acceptor>(
       &m.registry, [mp](const AcceptedConnection& ac) { mp->ServeConnection(ac); },
       std::move(exempt));
-  ListenerSpec main_spec{"main", host, port, static_cast<int>(c.listen_backlog),
-                         static_cast<size_t>(c.max_connections),
-                         static_cast<size_t>(c.max_connections_per_client)};
+  ListenerSpec main_spec;
+  main_spec.name = "main";
+  main_spec.host = host;
+  main_spec.port = port;
+  main_spec.backlog = static_cast<int>(c.listen_backlog);
+  main_spec.max_connections = static_cast<size_t>(c.max_connections);
+  main_spec.max_connections_per_client = static_cast<size_t>(c.max_connections_per_client);
+  main_spec.reserve = static_cast<size_t>(c.reserve_connections);
+  main_spec.waiting_max = static_cast<size_t>(c.waiting_connections_max);
+  main_spec.waiting_per_client_max = static_cast<size_t>(c.waiting_connections_per_client);
+  main_spec.waiting_timeout_ms = c.header_timeout_ms;
   auto main_index = m.acceptor->AddListener(main_spec);
   if (!main_index.ok()) return main_index.status();
   m.port = m.acceptor->port(*main_index);
   s->port_ = m.port;
   if (with_ops) {
-    // The ops listener is for the gateway and the probes: no per-client cap (a gateway
-    // may call from one address).
-    ListenerSpec ops_spec{"ops", ops_host, ops_port, static_cast<int>(c.listen_backlog),
-                          static_cast<size_t>(c.ops_max_connections), 0};
+    // The ops listener is for the gateway and the probes: reachable from the outside, so it
+    // has its own per-client caps too, with the gateway's addresses exempt
+    // (ops_clients_exempt).
+    ListenerSpec ops_spec;
+    ops_spec.name = "ops";
+    ops_spec.host = ops_host;
+    ops_spec.port = ops_port;
+    ops_spec.backlog = static_cast<int>(c.listen_backlog);
+    ops_spec.max_connections = static_cast<size_t>(c.ops_max_connections);
+    ops_spec.max_connections_per_client = static_cast<size_t>(c.ops_max_connections_per_client);
+    ops_spec.waiting_max = static_cast<size_t>(c.waiting_connections_max);
+    ops_spec.waiting_per_client_max = static_cast<size_t>(c.waiting_connections_per_client);
+    ops_spec.waiting_timeout_ms = c.header_timeout_ms;
+    for (absl::string_view a : absl::StrSplit(c.ops_clients_exempt, ',', absl::SkipWhitespace())) {
+      ops_spec.cap_exempt.emplace_back(absl::StripAsciiWhitespace(a));
+    }
     auto ops_index = m.acceptor->AddListener(ops_spec);
     if (!ops_index.ok()) return ops_index.status();
     m.ops_port = m.acceptor->port(*ops_index);
@@ -344,7 +367,19 @@ void Server::Stop() {
 
 // --- per-request plumbing -------------------------------------------------------------------
 
-Server::Impl::Impl(ServerOptions o) : opts(std::move(o)) {
+std::array<uint8_t, 32> Sha256Of(std::string_view s) {
+  std::array<uint8_t, 32> out{};
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), out.data(), &n, EVP_sha256(), nullptr);
+  return out;
+}
+
+Server::Impl::Impl(ServerOptions o)
+    : opts(std::move(o)),
+      // notify: never capped (money received)
+      inflight(std::array<int64_t, kLimitedClasses>{
+          opts.config.inflight_order_max, opts.config.inflight_read_max, 0,
+          opts.config.inflight_admin_max, opts.config.inflight_page_max}) {
   const Config& c = opts.config;
   const auto limit = [](int64_t rate, int64_t burst) {
     return RateLimit{static_cast<double>(rate), static_cast<double>(burst)};
@@ -369,8 +404,6 @@ Server::Impl::Impl(ServerOptions o) : opts(std::move(o)) {
         "keyvend_http_rejected_total", "Requests refused by load protection, by route class.",
         {{"class", RouteClassName(static_cast<RouteClass>(i))}, {"reason", "rate_limited"}});
   }
-  inflight_max = {c.inflight_order_max, c.inflight_read_max, 0, c.inflight_admin_max,
-                  c.inflight_page_max};  // notify: never capped (money received)
   for (size_t i = 0; i < kLimitedClasses; ++i) {
     overloaded[i] = registry.GetCounter(
         "keyvend_http_rejected_total", "Requests refused by load protection, by route class.",
@@ -388,14 +421,17 @@ Server::Impl::Impl(ServerOptions o) : opts(std::move(o)) {
     trusted_proxies.insert(std::string(absl::StripAsciiWhitespace(p)));
   }
   in_flight = registry.GetGauge("keyvend_http_requests_in_flight", "Requests being served.");
+  if (!opts.admin_token.empty()) admin_digest = Sha256Of("Bearer " + opts.admin_token);
 }
 
-int64_t Server::Impl::BodyLimitFor(const httplib::Request& req) const {
+int64_t Server::Impl::BodyLimitFor(BodyKind kind) const {
   const Config& c = opts.config;
-  // Only the key import takes large bodies.
-  const bool import = req.method == "POST" && req.path.size() > 5 &&
-                      req.path.compare(req.path.size() - 5, 5, "/keys") == 0;
-  return import ? c.import_body_bytes_max : c.body_bytes_max;
+  switch (kind) {
+    case BodyKind::kNone: return 0;
+    case BodyKind::kJson: return c.body_bytes_max;
+    case BodyKind::kImport: return c.import_body_bytes_max;
+  }
+  return c.body_bytes_max;
 }
 
 namespace {
@@ -459,6 +495,7 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
   cc.conn = &c;
   cc.stream = &s;
   cc.ops = acceptor->name(c.listener) == "ops";
+  cc.one_request = c.reserved;
   tls_conn = &cc;
   const int drain_fd = acceptor->drain_fd();
   int64_t served = 0;
@@ -467,8 +504,14 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
       // Idle: wait for the next request's first byte (the first request gets the header
       // deadline for it, later ones the keep-alive timeout), or for a drain.
       pollfd p[2] = {{c.fd, POLLIN, 0}, {drain_fd, POLLIN, 0}};
+      // The first request's whole header is due header_timeout_ms after ACCEPT (the
+      // acceptor held the connection while it was silent), later ones' after their first
+      // byte.
       const int64_t wait_ms =
-          served == 0 ? cfg.header_timeout_ms : cfg.keep_alive_timeout_seconds * 1000;
+          served == 0
+              ? std::max<int64_t>(0, (c.accepted_ns + cfg.header_timeout_ms * 1'000'000 -
+                                      MonoNowNs()) / 1'000'000)
+              : cfg.keep_alive_timeout_seconds * 1000;
       int r;
       do {
         r = poll(p, 2, static_cast<int>(wait_ms));
@@ -476,7 +519,8 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
       if (r <= 0 || p[1].revents != 0) break;  // idle too long, or draining
     }
     size_t received = 0;
-    const int64_t header_deadline = MonoNowNs() + cfg.header_timeout_ms * 1'000'000;
+    const int64_t header_deadline =
+        (served == 0 ? c.accepted_ns : MonoNowNs()) + cfg.header_timeout_ms * 1'000'000;
     const ConnStream::HeaderResult h =
         s.ReadHeader(header_deadline, static_cast<size_t>(cfg.header_bytes_max),
                      static_cast<size_t>(cfg.header_count_max), &received);
@@ -504,6 +548,9 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
     s.set_deadline(0);  // the whole header is buffered
     cc.start_ns = MonoNowNs();
     cc.route_index = unmatched_route;
+    cc.screened = cc.refused = false;
+    cc.route = nullptr;
+    cc.params.clear();
     const uint64_t id = Mix(request_salt + request_seq.fetch_add(1, std::memory_order_relaxed));
     absl::SNPrintF(cc.request_id, sizeof cc.request_id, "%016x", id);
     const bool close = acceptor->draining() || ++served >= cfg.keep_alive_max_count;
@@ -552,91 +599,246 @@ void Server::Impl::AfterWrite(const httplib::Request& req, const httplib::Respon
   }
 }
 
-httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& req,
-                                                        httplib::Response& res) {
-  if (ConnContext* cc = CurrentConn()) res.set_header("X-Request-Id", cc->request_id);
-  // RFC 9112 §6.3: a request with neither Content-Length nor Transfer-Encoding has an empty
-  // body. cpp-httplib 0.11.4 would instead read until the peer closes (a bodyless
-  // `curl -X POST` then waits for the read timeout), so say so before it reads.
-  if ((req.method == "POST" || req.method == "PATCH" || req.method == "PUT") &&
-      !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
-    const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
+namespace {
+
+// A request header's value as a lowercase token list without spaces ("gzip, br" → "gzip,br").
+std::string LowerNoSpace(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char ch : v) {
+    if (ch != ' ' && ch != '\t') out.push_back(absl::ascii_tolower(static_cast<unsigned char>(ch)));
   }
-  if (RefuseOversized(req, res)) return httplib::Server::HandlerResponse::Handled;
-  return httplib::Server::HandlerResponse::Unhandled;
+  return out;
 }
 
-bool Server::Impl::RefuseOversized(const httplib::Request& req, httplib::Response& res) {
-  const int64_t limit = BodyLimitFor(req);
-  if (limit > 0 && req.has_header("Content-Length")) {
-    const std::string v = req.get_header_value("Content-Length");
-    const unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
-    if (n > static_cast<unsigned long long>(limit)) {
-      // Refused on the declared length, before one byte of the body is read; the
-      // connection is closed because the unread body would follow.
-      WriteError(res, HttpError{413, "payload_too_large",
-                                absl::StrCat("request body over ", limit, " bytes")});
-      res.set_header("Connection", "close");
-      if (ConnContext* cc = CurrentConn()) cc->must_close = true;
-      // cpp-httplib adds "Keep-Alive" to the answer unless the request said close.
-      auto& mutable_req = const_cast<httplib::Request&>(req);
-      mutable_req.headers.erase("Connection");
-      mutable_req.set_header("Connection", "close");
-      requests->Observe(unmatched_route, 413, 0);
+bool AllDigits(const std::string& v) {
+  if (v.empty() || v.size() > 18) return false;  // 18 digits: < 2^63, no overflow
+  for (char ch : v) {
+    if (ch < '0' || ch > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void Server::Impl::RefuseBeforeBody(const httplib::Request& req, httplib::Response& res,
+                                    const HttpError& e, bool close) {
+  WriteError(res, e);
+  ConnContext* cc = CurrentConn();
+  if (cc != nullptr) cc->refused = true;
+  if (!close) return;
+  // The body was not read and must never be parsed as the next request: the answer says
+  // so and the connection ends after it (cpp-httplib writes "Connection: close" when the
+  // request asked for it, so the request is told to).
+  res.set_header("Connection", "close");
+  if (cc != nullptr) cc->must_close = true;
+  auto& mutable_req = const_cast<httplib::Request&>(req);
+  mutable_req.headers.erase("Connection");
+  mutable_req.set_header("Connection", "close");
+}
+
+bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
+  ConnContext* cc = CurrentConn();
+  if (cc != nullptr && cc->screened) return cc->refused;  // Expect: 100-continue came first
+  if (cc != nullptr) {
+    cc->screened = true;
+    res.set_header("X-Request-Id", cc->request_id);
+  }
+  // --- framing (RFC 9112 §6): one unambiguous way to find the body's end, or no body ---
+  const size_t te_count = req.get_header_value_count("Transfer-Encoding");
+  const size_t cl_count = req.get_header_value_count("Content-Length");
+  const bool chunked = te_count > 0;
+  const std::string cl = req.get_header_value("Content-Length");
+  const bool body_declared = chunked || (cl_count > 0 && cl != "0");
+  // Repeated Content-Length lines with one value are one length (RFC 9110 §8.6).
+  bool lengths_differ = false;
+  for (size_t i = 1; i < cl_count; ++i) {
+    lengths_differ = lengths_differ || req.get_header_value("Content-Length", i) != cl;
+  }
+  if (te_count > 1 || lengths_differ || (te_count > 0 && cl_count > 0)) {
+    // Two framings (request smuggling's raw material): refuse, never guess.
+    RefuseBeforeBody(req, res,
+                     HttpError{400, "bad_request",
+                               "a request has one Content-Length or one Transfer-Encoding"},
+                     true);
+    return true;
+  }
+  if (chunked && LowerNoSpace(req.get_header_value("Transfer-Encoding")) != "chunked") {
+    RefuseBeforeBody(req, res,
+                     HttpError{501, "not_implemented",
+                               "the only transfer coding accepted is chunked"},
+                     true);
+    return true;
+  }
+  if (cl_count > 0 && !AllDigits(cl)) {
+    RefuseBeforeBody(req, res, HttpError{400, "bad_request", "malformed Content-Length"}, true);
+    return true;
+  }
+  // --- content coding: never inflate a client's body (review finding 1) ---
+  const size_t ce_count = req.get_header_value_count("Content-Encoding");
+  for (size_t i = 0; i < ce_count; ++i) {
+    const std::string ce = LowerNoSpace(req.get_header_value("Content-Encoding", i));
+    if (!ce.empty() && ce != "identity") {
+      RefuseBeforeBody(req, res,
+                       HttpError{415, "unsupported_media_type",
+                                 "request bodies are accepted only without Content-Encoding"},
+                       true);
       return true;
     }
   }
-  return false;
-}
-
-int Server::Impl::Expect100(const httplib::Request& req, httplib::Response& res) {
-  if (RefuseOversized(req, res)) return 413;
-  return 100;
-}
-
-void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res) {
-  const int64_t start = opts.clock->MonoNowNs();
-  in_flight->Inc();
-  std::vector<std::string> params;
+  // --- the route, its class's rate limit, admin auth: all before the body ---
   bool path_known = false;
+  std::vector<std::string> params;
   const Route* r = router.Match(req.method, req.path, &params, &path_known);
-  size_t route_index = unmatched_route;
-  ConnContext* cc = CurrentConn();
-  if (r != nullptr && cc != nullptr && cc->ops && r->cls != RouteClass::kOps &&
-      r->cls != RouteClass::kNotify) {
+  if (r != nullptr && cc != nullptr && cc->ops && r->spec.cls != RouteClass::kOps &&
+      r->spec.cls != RouteClass::kNotify) {
     r = nullptr;  // the ops listener serves only the notify and the ops endpoints
     path_known = false;
   }
   if (r == nullptr) {
     if (Admit(RouteClass::kPage, req, res)) {  // probing unknown paths is not free either
-      WriteError(res, path_known ? HttpError{404, "not_found", "no such route for this method"}
-                                 : HttpError{404, "not_found", "no such route"});
+      RefuseBeforeBody(req, res,
+                       path_known ? HttpError{404, "not_found", "no such route for this method"}
+                                  : HttpError{404, "not_found", "no such route"},
+                       body_declared);
+    } else {
+      RefuseBeforeBody(req, res, LastRefusal(res), body_declared);
     }
-  } else if (!Admit(r->cls, req, res)) {
-    route_index = static_cast<size_t>(r - router.routes().data());
-  } else {
-    route_index = static_cast<size_t>(r - router.routes().data());
-    const int64_t body_limit = BodyLimitFor(req);
-    if (r->admin && !AdminAuthorized(req)) {
-      WriteError(res, HttpError{401, "unauthorized", "admin token required"});
-    } else if (body_limit > 0 && static_cast<int64_t>(req.body.size()) > body_limit) {
-      WriteError(res, HttpError{413, "payload_too_large",
-                                absl::StrCat("request body over ", body_limit, " bytes")});
-    } else if (AdmitInflight(r->cls, res)) {
-      Ctx ctx{req, res, params};
-      r->handler(ctx);
-      EndInflight(r->cls);
+    return true;
+  }
+  if (cc != nullptr) cc->route_index = static_cast<size_t>(r - router.routes().data());
+  if (!Admit(r->spec.cls, req, res)) {
+    RefuseBeforeBody(req, res, LastRefusal(res), body_declared);
+    return true;
+  }
+  if (r->spec.auth == Auth::kAdmin && !AdminAuthorized(req)) {
+    RefuseBeforeBody(req, res, HttpError{401, "unauthorized", "admin token required"},
+                     body_declared);
+    return true;
+  }
+  if (body_declared) {
+    if (r->spec.body == BodyKind::kNone) {
+      RefuseBeforeBody(req, res, HttpError{400, "bad_request", "this route takes no body"},
+                       true);
+      return true;
+    }
+    const int64_t limit = BodyLimitFor(r->spec.body);
+    if (!chunked && limit > 0 && std::strtoll(cl.c_str(), nullptr, 10) > limit) {
+      // Refused on the declared length, before one byte of the body is read.
+      RefuseBeforeBody(req, res,
+                       HttpError{413, "payload_too_large",
+                                 absl::StrCat("request body over ", limit, " bytes")},
+                       true);
+      return true;
     }
   }
-  if (cc != nullptr) cc->route_index = route_index;
-  if (draining) {
+  if (cc != nullptr) {
+    cc->route = r;
+    cc->params = std::move(params);
+  }
+  return false;
+}
+
+HttpError Server::Impl::LastRefusal(const httplib::Response& res) {
+  // Admit wrote a 429 into res; RefuseBeforeBody writes it again with the close decision.
+  HttpError e{res.status, "rate_limited", "too many requests; retry later"};
+  const std::string ra = res.get_header_value("Retry-After");
+  if (!ra.empty()) e.retry_after_seconds = std::strtoll(ra.c_str(), nullptr, 10);
+  return e;
+}
+
+httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& req,
+                                                        httplib::Response& res) {
+  using HR = httplib::Server::HandlerResponse;
+  ConnContext* cc = CurrentConn();
+  if (cc == nullptr) {  // every connection is served by ServeConnection; never here
+    WriteError(res, HttpError{500, "internal", "internal error"});
+    return HR::Handled;
+  }
+  if (Screen(req, res)) {
+    requests->Observe(cc->route_index, res.status, 0);
+    return HR::Handled;
+  }
+  auto& mutable_req = const_cast<httplib::Request&>(req);
+  const bool chunked = req.has_header("Transfer-Encoding");
+  const std::string cl = req.get_header_value("Content-Length");
+  if (chunked || (!cl.empty() && cl != "0")) {
+    // The body is read here, by keyvend, bounded by the route's limit while it arrives
+    // (body_reader.h); cpp-httplib then finds it in req.body and reads nothing more.
+    const int64_t limit = BodyLimitFor(cc->route->spec.body);
+    std::string body;
+    uint64_t raw = 0;
+    const BodyRead got =
+        chunked ? ReadChunkedBody(*cc->stream, static_cast<uint64_t>(limit), &body, &raw)
+                : ReadFixedBody(*cc->stream, std::strtoull(cl.c_str(), nullptr, 10),
+                                static_cast<uint64_t>(limit), &body);
+    if (got != BodyRead::kOk) {
+      HttpError e{400, "bad_request", "malformed chunked body"};
+      if (got == BodyRead::kTooLarge) {
+        e = HttpError{413, "payload_too_large",
+                      absl::StrCat("request body over ", limit, " bytes")};
+      } else if (got == BodyRead::kIncomplete) {
+        e = (cc->stream->deadline_hit() || cc->stream->timed_out())
+                ? HttpError{408, "request_timeout", "request body not received in time"}
+                : HttpError{400, "bad_request", "request body ended early"};
+      }
+      RefuseBeforeBody(req, res, e, true);
+      requests->Observe(cc->route_index, res.status, 0);
+      return HR::Handled;
+    }
+    mutable_req.body = std::move(body);
+  }
+  // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
+  // §6.3); cpp-httplib 0.11.4 would read until the peer closes. Either way the body is in
+  // req.body now: the engine is told there is nothing left to read.
+  mutable_req.headers.erase("Transfer-Encoding");
+  mutable_req.headers.erase("Content-Length");
+  mutable_req.set_header("Content-Length", "0");
+  return HR::Unhandled;
+}
+
+int Server::Impl::Expect100(const httplib::Request& req, httplib::Response& res) {
+  // Refusals are answered instead of "100 Continue": the client never sends the body.
+  if (Screen(req, res)) {
+    if (ConnContext* cc = CurrentConn()) requests->Observe(cc->route_index, res.status, 0);
+    return res.status;
+  }
+  return 100;
+}
+
+void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res) {
+  const int64_t start = opts.clock->MonoNowNs();
+  ConnContext* cc = CurrentConn();
+  const Route* r = cc != nullptr ? cc->route : nullptr;
+  if (r == nullptr) {  // PreRoute answers every request it does not pass on; never here
+    WriteError(res, HttpError{500, "internal", "internal error"});
+    return;
+  }
+  const size_t route_index = static_cast<size_t>(r - router.routes().data());
+  {
+    // Both released on every way out, a throwing handler included.
+    GaugeHold busy(in_flight);
+    std::optional<InflightSlots::Guard> slot;
+    const bool capped = r->spec.cls != RouteClass::kOps;
+    const size_t i = static_cast<size_t>(r->spec.cls);
+    if (capped && !inflight.TryTake(i)) {
+      overloaded[i]->Inc();
+      WriteError(res, HttpError{503, "overloaded", "too many requests in progress; retry later"});
+    } else {
+      if (capped) slot.emplace(&inflight, i);
+      Ctx ctx{req, res, cc->params};
+      r->handler(ctx);
+    }
+  }
+  cc->route_index = route_index;
+  if (draining || cc->one_request) {
     // The connection ends after this answer: say so (cpp-httplib writes "Connection:
     // close" when the request asked for it).
+    cc->must_close = true;
     auto& mutable_req = const_cast<httplib::Request&>(req);
     mutable_req.headers.erase("Connection");
     mutable_req.set_header("Connection", "close");
   }
-  in_flight->Dec();
   requests->Observe(route_index, res.status,
                    static_cast<double>(opts.clock->MonoNowNs() - start) / 1e9);
 }
@@ -665,29 +867,12 @@ bool Server::Impl::Admit(RouteClass cls, const httplib::Request& req, httplib::R
   return false;
 }
 
-bool Server::Impl::AdmitInflight(RouteClass cls, httplib::Response& res) {
-  if (cls == RouteClass::kOps) return true;
-  const size_t i = static_cast<size_t>(cls);
-  const int64_t n = inflight[i].fetch_add(1, std::memory_order_acq_rel) + 1;
-  if (inflight_max[i] == 0 || n <= inflight_max[i]) return true;
-  inflight[i].fetch_sub(1, std::memory_order_acq_rel);
-  overloaded[i]->Inc();
-  WriteError(res, HttpError{503, "overloaded", "too many requests in progress; retry later"});
-  return false;
-}
-
-void Server::Impl::EndInflight(RouteClass cls) {
-  if (cls == RouteClass::kOps) return;
-  inflight[static_cast<size_t>(cls)].fetch_sub(1, std::memory_order_acq_rel);
-}
-
 bool Server::Impl::AdminAuthorized(const httplib::Request& req) const {
-  const std::string& token = opts.admin_token;
-  if (token.empty()) return false;
-  const std::string h = req.get_header_value("Authorization");
-  const std::string want = "Bearer " + token;
-  if (h.size() != want.size()) return false;
-  return CRYPTO_memcmp(h.data(), want.data(), want.size()) == 0;
+  if (opts.admin_token.empty()) return false;
+  // Digests of equal length compared in constant time: neither the token's length nor
+  // where a guess first differs shows in the time taken (review finding 9a).
+  const std::array<uint8_t, 32> got = Sha256Of(req.get_header_value("Authorization"));
+  return CRYPTO_memcmp(got.data(), admin_digest.data(), got.size()) == 0;
 }
 
 }  // namespace kv::http

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,8 @@ class Engine final : public httplib::Server {
   int placeholder_;
 };
 
+struct Route;
+
 // The connection a request arrived on and what the request's plumbing learned about it.
 // One per connection, on the thread serving it (CurrentConn()); null elsewhere.
 struct ConnContext {
@@ -81,6 +84,15 @@ struct ConnContext {
   int64_t start_ns = 0;
   size_t route_index = 0;
   char request_id[17] = {};
+  // Decided from the request head (Screen), before the body: the matched route and its
+  // parameters (null route: answered already, e.g. 404), and whether the screen answered.
+  bool screened = false;
+  bool refused = false;
+  const Route* route = nullptr;
+  std::vector<std::string> params;
+  // Per-connection: the connection was admitted from the probe/notify reserve and ends
+  // after one request.
+  bool one_request = false;
 };
 ConnContext* CurrentConn();
 
@@ -93,24 +105,44 @@ struct Ctx {
 using Handler = std::function<void(Ctx&)>;
 
 // Route classes share a rate limit (SPEC §5). kOps (health, readiness, metrics) is never
-// limited.
+// limited. The ops listener serves only kOps and kNotify routes.
 enum class RouteClass { kOrder = 0, kRead, kNotify, kAdmin, kPage, kOps };
 inline constexpr size_t kLimitedClasses = 5;
 const char* RouteClassName(RouteClass c);
 
+// What a route accepts as a body; the limit comes from the route, never from the path's
+// shape (review finding 2: any POST path ending in /keys once got the import cap).
+enum class BodyKind {
+  kNone,    // no body: a request with one is refused (400) before it is read
+  kJson,    // up to body_bytes_max
+  kImport,  // up to import_body_bytes_max (the key import only)
+};
+enum class Auth { kPublic, kAdmin };  // kAdmin: the Bearer token, checked before the body
+
+// One row of the route table (api.cc, RegisterRoutes): everything the edge decides from
+// the request head, before one byte of the body is read.
+struct RouteSpec {
+  const char* method;
+  const char* pattern;  // "/api/v1/orders/{order_id}": literal segments and {parameters}
+  RouteClass cls;
+  BodyKind body;
+  Auth auth;
+};
+
 struct Route {
-  RouteClass cls = RouteClass::kPage;
-  std::string method;
-  std::string name;  // "GET /api/v1/orders/{order_id}" (metrics label)
+  RouteSpec spec;
+  std::string name;  // "GET /api/v1/orders/{order_id}" (metrics and access-log label)
   std::vector<std::string> segments;
-  bool admin = false;
   Handler handler;
 };
 
 // Exact-segment router: no regex on the hot path.
 class Router {
  public:
-  void Add(const char* method, const char* pattern, bool admin, Handler h);
+  // Adds a row. Dies (a programming error, found by every test run) when the row
+  // contradicts itself: admin auth without the admin class or the reverse, a GET or
+  // DELETE with a body, an import body outside the admin class, a duplicate.
+  void Add(const RouteSpec& spec, Handler h);
   // The route for method + path, with its {parameters}; nullptr if none. path_known is set
   // when some route has this path (with another method).
   const Route* Match(const std::string& method, const std::string& path,
@@ -119,6 +151,58 @@ class Router {
 
  private:
   std::vector<Route> routes_;
+};
+
+// In-flight caps per route class (SPEC §5): a slot taken is given back by the guard's
+// destructor, on every path out of the handler, exceptions included (review finding 9c).
+class InflightSlots {
+ public:
+  // max[i] = 0: class i has no cap.
+  explicit InflightSlots(const std::array<int64_t, kLimitedClasses>& max) : max_(max) {}
+  // Takes a slot of class i; false (and nothing taken) when the class is at its cap.
+  bool TryTake(size_t i) {
+    const int64_t n = used_[i].fetch_add(1, std::memory_order_acq_rel) + 1;
+    if (max_[i] == 0 || n <= max_[i]) return true;
+    used_[i].fetch_sub(1, std::memory_order_acq_rel);
+    return false;
+  }
+  void Give(size_t i) { used_[i].fetch_sub(1, std::memory_order_acq_rel); }
+  int64_t used(size_t i) const { return used_[i].load(std::memory_order_acquire); }
+
+  // Holds one slot (or none) and gives it back when it goes out of scope.
+  class Guard {
+   public:
+    Guard() = default;
+    Guard(InflightSlots* s, size_t i) : slots_(s), i_(i) {}
+    Guard(Guard&& o) noexcept : slots_(o.slots_), i_(o.i_) { o.slots_ = nullptr; }
+    Guard& operator=(Guard&&) = delete;
+    ~Guard() {
+      if (slots_ != nullptr) slots_->Give(i_);
+    }
+
+   private:
+    InflightSlots* slots_ = nullptr;
+    size_t i_ = 0;
+  };
+
+ private:
+  std::array<int64_t, kLimitedClasses> max_;
+  std::array<std::atomic<int64_t>, kLimitedClasses> used_{};
+};
+
+// SHA-256 of s.
+std::array<uint8_t, 32> Sha256Of(std::string_view s);
+
+// Holds a gauge one higher for its scope.
+class GaugeHold {
+ public:
+  explicit GaugeHold(Gauge* g) : g_(g) { g_->Inc(); }
+  ~GaugeHold() { g_->Dec(); }
+  GaugeHold(const GaugeHold&) = delete;
+  GaugeHold& operator=(const GaugeHold&) = delete;
+
+ private:
+  Gauge* g_;
 };
 
 struct Server::Impl {
@@ -132,17 +216,31 @@ struct Server::Impl {
   // A response written by the connection layer itself (408, 431), ending the connection.
   void WriteRaw(ConnStream& s, int status, const char* reason, const HttpError& e);
 
+  // Before the body (cpp-httplib's pre-routing and Expect: 100-continue hooks): framing,
+  // content coding, route, rate limit, admin auth and the route's body limit are decided
+  // from the head; a refusal is answered without reading the body (and closes the
+  // connection when one was announced). PreRoute then reads the admitted body itself,
+  // bounded while it arrives (body_reader.h).
   httplib::Server::HandlerResponse PreRoute(const httplib::Request& req, httplib::Response& res);
   int Expect100(const httplib::Request& req, httplib::Response& res);
-  // Writes a 413 and returns true when the declared Content-Length is over the route's
-  // limit (decided before one byte of the body is read).
-  bool RefuseOversized(const httplib::Request& req, httplib::Response& res);
+  // True when the request was refused (res holds the answer). Once per request: a second
+  // call (PreRoute after Expect100) returns the first one's decision.
+  bool Screen(const httplib::Request& req, httplib::Response& res);
+  // Writes e; with close, the connection ends after the answer (an unread body follows).
+  void RefuseBeforeBody(const httplib::Request& req, httplib::Response& res, const HttpError& e,
+                        bool close);
+  // The 429 that Admit wrote into res, as an HttpError.
+  static HttpError LastRefusal(const httplib::Response& res);
   // After cpp-httplib wrote a response: the connection is no longer busy; a 413 or a drain
   // ends it.
   void AfterWrite(const httplib::Request& req, const httplib::Response& res);
+  // Runs the route Screen matched, under its class's in-flight cap.
   void Dispatch(const httplib::Request& req, httplib::Response& res);
+  // The Authorization header against "Bearer <admin token>" by SHA-256 digest, in
+  // constant time.
   bool AdminAuthorized(const httplib::Request& req) const;
-  int64_t BodyLimitFor(const httplib::Request& req) const;
+  // A route's body limit in bytes (0 = none, and for kNone: no body at all).
+  int64_t BodyLimitFor(BodyKind kind) const;
   void RegisterRoutes();  // api.cc
 
   // Parses a JSON body (strict); writes the 400 and returns nullopt on a problem.
@@ -172,16 +270,10 @@ struct Server::Impl {
   // X-Forwarded-For address that is not a trusted proxy.
   std::string ClientIp(const httplib::Request& req) const;
 
-  // Admits a request of class `cls` under its in-flight cap (notify and ops have none), or
-  // writes the 503 overloaded and returns false. A true return must be paired with
-  // EndInflight(cls).
-  bool AdmitInflight(RouteClass cls, httplib::Response& res);
-  void EndInflight(RouteClass cls);
-
   std::array<std::unique_ptr<RateLimiter>, kLimitedClasses> limiters;
   std::array<Counter*, kLimitedClasses> rate_limited{};
-  std::array<int64_t, kLimitedClasses> inflight_max{};  // 0 = no cap
-  std::array<std::atomic<int64_t>, kLimitedClasses> inflight{};
+  InflightSlots inflight;  // in-flight caps per class (notify and ops: none)
+  std::array<uint8_t, 32> admin_digest{};  // SHA-256("Bearer " + admin token)
   std::array<Counter*, kLimitedClasses> overloaded{};
   Counter* header_timeouts = nullptr;
   Counter* body_timeouts = nullptr;
