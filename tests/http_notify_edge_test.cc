@@ -210,6 +210,13 @@ TEST_F(HttpNotifyEdgeTest, SignedButUnusableBodiesAreRecordedFlaggedOnceAndNever
   EXPECT_TRUE(IsReceived(PostNotify(failed, http::SignNotify(kPaymentSecret, NowUnix(), failed))));
   EXPECT_EQ(Payments().size(), cases.size());
 
+  // The operator is told, by the problem alone: no value from a body reaches the log.
+  const std::string printed = server_->AllOutput();
+  EXPECT_NE(printed.find("recorded for refund review"), std::string::npos) << printed;
+  for (const char* value : {"ch 123", "支付-1", "pay-edge-str", "pay-edge-num"}) {
+    EXPECT_EQ(printed.find(value), std::string::npos) << value << " in the server's output";
+  }
+
   // The order can still be paid properly afterwards.
   const std::string good = NotifyBody(oid, "pay-edge-good", 250, "EUR");
   EXPECT_TRUE(IsReceived(PostNotify(good, http::SignNotify(kPaymentSecret, NowUnix(), good))));
