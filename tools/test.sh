@@ -12,7 +12,7 @@ if [ "${KEYVEND_SANITIZERS:-1}" != "0" ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKEYVEND_SANITIZE=address > /dev/null
   cmake --build build-asan -j"$jobs" --target base_test storage_test shop_test config_test \
     metrics_test limits_test conn_stream_test access_log_test preload_test backup_test \
-    backup_cli_test
+    backup_cli_test body_reader_test router_test signature_test
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -L unit)
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYVEND_SANITIZE=thread > /dev/null
   cmake --build build-tsan -j"$jobs" --target shop_concurrency_test acceptor_test

@@ -11,6 +11,7 @@
 #include "base/time_format.h"
 #include "http/server_internal.h"
 #include "http/signature.h"
+#include "limits/limits.h"
 
 namespace kv::http {
 namespace {
@@ -213,27 +214,53 @@ std::optional<HttpError> Server::Impl::Notify(const std::string& body,
                     opts.config.notify_tolerance_seconds)) {
     return HttpError{401, "bad_signature", "missing, malformed, stale or wrong signature"};
   }
+  // From here on the body is the gateway's word that money was received: it is recorded
+  // and acknowledged, never refused (SPEC §4). One the shop cannot use is recorded flagged
+  // "malformed" for the merchant, with what could be read of it.
+  std::optional<JsonProblem> p;  // the first thing wrong
   std::vector<JsonField> fields;
-  if (auto p = ParseObject(body, static_cast<size_t>(opts.config.json_depth_max), &fields)) {
-    return HttpError{400, p->code, p->message};
+  if (auto parse = ParseObject(body, static_cast<size_t>(opts.config.json_depth_max), &fields)) {
+    p = parse;
   }
   Fields f(std::move(fields));  // unknown fields are ignored once the signature holds
-  std::optional<JsonProblem> p;
-  auto order_id = f.Str("order_id", true, &p);
-  auto payment_id = f.Str("payment_id", true, &p);
-  auto amount = f.Int("amount_cents", true, &p);
-  auto currency = f.Str("currency", true, &p);
-  auto status = f.Str("status", true, &p);
-  if (p) {
-    return HttpError{400, p->code, p->message};
-  }
-  if (*status != "succeeded") {
+  // Each field is read on its own, so that one of the wrong type does not hide the others.
+  std::optional<JsonProblem> ps, po, pp, pa, pc;
+  auto status = f.Str("status", true, &ps);
+  if (status && *status != "succeeded") {
     // Not money received (e.g. "failed"): acknowledged, nothing recorded.
     out->outcome = PaymentOutcome::kApplied;
     out->replay = true;
     return std::nullopt;
   }
-  auto r = opts.shop->ApplyPayment(PaymentNotice{*order_id, *payment_id, *amount, *currency});
+  auto order_id = f.Str("order_id", true, &po);
+  auto payment_id = f.Str("payment_id", true, &pp);
+  auto amount = f.Int("amount_cents", true, &pa);
+  auto currency = f.Str("currency", true, &pc);
+  for (auto* q : {&ps, &po, &pp, &pa, &pc}) {
+    if (!p && *q) p = *q;
+  }
+  if (!p && !ValidPaymentId(*payment_id)) {
+    p = JsonProblem{"bad_request",
+                    absl::StrCat("payment_id must be 1..", limits::kPaymentIdBytesMax,
+                                 " printable ASCII characters without spaces")};
+  }
+  auto malformed = [&] {
+    MalformedPaymentNotice bad;
+    bad.raw_body = body;
+    bad.payment_id = payment_id.value_or("");
+    bad.order_id = order_id.value_or("");
+    bad.amount_cents = amount.value_or(0);
+    bad.currency = currency.value_or("");
+    bad.problem = p->message;
+    return bad;
+  };
+  Result<PaymentResult> r =
+      p ? opts.shop->RecordMalformedPayment(malformed())
+        : opts.shop->ApplyPayment(PaymentNotice{*order_id, *payment_id, *amount, *currency});
+  if (p && r.ok() && !r->replay) {
+    KV_LOG(kWarn,
+           "a signed notify the shop cannot use was recorded for refund review: ", p->message);
+  }
   if (!r.ok()) {
     return r.refused() ? ErrorFor(r.refusal(), r.message()) : ErrorFor(r.status());
   }
@@ -620,8 +647,14 @@ void Server::Impl::RegisterRoutes() {
           .Field("currency", p.currency)
           .Field("received_at", FormatRfc3339(FromUnixMs(p.received_ms)))
           .Field("state", p.outcome == PaymentOutcome::kApplied ? "applied" : "refund_due")
-          .Field("reason", PaymentFlagName(p.flag))
-          .EndObject();
+          .Field("reason", PaymentFlagName(p.flag));
+      if (p.flag == PaymentFlag::kMalformed) {
+        // What the gateway sent, for the refund review: the escaper makes any bytes JSON.
+        w.Field("problem", p.problem)
+            .Field("body_bytes", static_cast<int64_t>(p.body_bytes))
+            .Field("body_excerpt", p.body_excerpt);
+      }
+      w.EndObject();
     }
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());

@@ -22,6 +22,17 @@ inline constexpr size_t kContactBytesMax = 254;  // an e-mail address fits
 inline constexpr size_t kQueryPasswordBytesMax = 128;
 inline constexpr size_t kPaymentIdBytesMax = 128;
 inline constexpr size_t kCurrencyBytes = 3;  // ISO 4217 alphabetic code
+// A correctly signed notify the shop cannot use is recorded flagged "malformed" with the
+// first bytes of its body (for the merchant's refund review); the rest is not kept.
+inline constexpr size_t kPaymentBodyExcerptBytesMax = 1'024;
+inline constexpr size_t kPaymentProblemBytesMax = 200;  // what was wrong with it
+// The notify's Keyvend-Signature header: `t=<unix seconds>` and up to kNotifySignaturesMax
+// `v1=<64 hex>` values (a gateway rotating its secret signs with each secret it holds).
+// More v1 values, or a longer header, is an invalid signature.
+inline constexpr size_t kNotifySignaturesMax = 8;
+inline constexpr size_t kNotifySignatureHeaderBytesMax = 1'024;
+static_assert(kNotifySignatureHeaderBytesMax >= 2 + 12 + kNotifySignaturesMax * (4 + 64),
+              "the header cap must admit t=<12 digits> and every allowed v1 value");
 // Money: minor units; an order total must fit comfortably in int64.
 inline constexpr int64_t kPriceCentsMax = 100'000'000'000;  // 1e9 major units
 static_assert(kPriceCentsMax * kOrderQuantityMax < INT64_MAX / 2);

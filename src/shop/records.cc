@@ -83,6 +83,7 @@ std::string_view PaymentFlagName(PaymentFlag f) {
     case PaymentFlag::kOrderClosed: return "order_closed";
     case PaymentFlag::kSecondPayment: return "second_payment";
     case PaymentFlag::kNoStock: return "no_stock";
+    case PaymentFlag::kMalformed: return "malformed";
   }
   return "unknown";
 }
@@ -208,27 +209,47 @@ absl::Status DecodeOrder(std::string_view in, OrderRecord* r) {
 
 // --- payments ---------------------------------------------------------------------------
 
+namespace {
+constexpr uint8_t kPaymentVersionMalformed = 2;  // version 1 + problem, body size, excerpt
+}  // namespace
+
 std::string EncodePayment(const PaymentRecord& r) {
+  const bool v2 = !r.problem.empty() || r.body_bytes != 0 || !r.body_excerpt.empty();
   std::string s;
-  s.push_back(static_cast<char>(kRecordVersion));
+  s.push_back(static_cast<char>(v2 ? kPaymentVersionMalformed : kRecordVersion));
   PutLengthPrefixed(&s, r.order_id);
   PutVarsint64(&s, r.amount_cents);
   PutLengthPrefixed(&s, r.currency);
   PutVarsint64(&s, r.received_ms);
   s.push_back(static_cast<char>(r.outcome));
   s.push_back(static_cast<char>(r.flag));
+  if (v2) {
+    PutLengthPrefixed(&s, r.problem);
+    PutVarint64(&s, r.body_bytes);
+    PutLengthPrefixed(&s, r.body_excerpt);
+  }
   return s;
 }
 
 absl::Status DecodePayment(std::string_view in, PaymentRecord* r) {
   Reader rd(in);
-  uint8_t outcome = 0, flag = 0;
-  if (!GetVersion(&rd) || !rd.GetLengthPrefixed(&r->order_id) ||
-      !rd.GetVarsint64(&r->amount_cents) || !rd.GetLengthPrefixed(&r->currency) ||
-      !rd.GetVarsint64(&r->received_ms) || !rd.GetU8(&outcome) || !rd.GetU8(&flag) ||
-      !rd.done() || outcome < 1 || outcome > 2 || flag > 5) {
+  uint8_t version = 0, outcome = 0, flag = 0;
+  if (!rd.GetU8(&version) || (version != kRecordVersion && version != kPaymentVersionMalformed) ||
+      !rd.GetLengthPrefixed(&r->order_id) || !rd.GetVarsint64(&r->amount_cents) ||
+      !rd.GetLengthPrefixed(&r->currency) || !rd.GetVarsint64(&r->received_ms) ||
+      !rd.GetU8(&outcome) || !rd.GetU8(&flag) || outcome < 1 || outcome > 2 ||
+      flag > static_cast<uint8_t>(PaymentFlag::kMalformed)) {
     return Malformed("payment");
   }
+  r->problem.clear();
+  r->body_bytes = 0;
+  r->body_excerpt.clear();
+  if (version == kPaymentVersionMalformed &&
+      (!rd.GetLengthPrefixed(&r->problem) || !rd.GetVarint64(&r->body_bytes) ||
+       !rd.GetLengthPrefixed(&r->body_excerpt))) {
+    return Malformed("payment");
+  }
+  if (!rd.done()) return Malformed("payment");
   r->outcome = static_cast<PaymentOutcome>(outcome);
   r->flag = static_cast<PaymentFlag>(flag);
   return absl::OkStatus();

@@ -100,9 +100,13 @@ enum class PaymentFlag : uint8_t {
   kOrderClosed = 3,    // cancelled or refunded order
   kSecondPayment = 4,  // the order was already paid by another payment
   kNoStock = 5,        // no keys and no backorder: the order is refund_due
+  kMalformed = 6,      // a correctly signed notice the shop cannot use (see PaymentRecord)
 };
 std::string_view PaymentFlagName(PaymentFlag f);  // "none", "unknown_order", ...
 
+// Record versions: 1 = order_id .. flag; 2 = version 1 + problem, body_bytes, body_excerpt.
+// EncodePayment writes version 2 only for a record that carries those fields (a malformed
+// notice), so every other payment record stays byte-identical to version 1.
 struct PaymentRecord {
   std::string payment_id;  // the CF key; not encoded in the value
   std::string order_id;    // as sent by the gateway (hex), may name no order
@@ -111,6 +115,12 @@ struct PaymentRecord {
   int64_t received_ms = 0;
   PaymentOutcome outcome = PaymentOutcome::kApplied;
   PaymentFlag flag = PaymentFlag::kNone;
+  // kMalformed only (version 2): what made the notice unusable (names fields, never their
+  // values), the raw body's size and its first bytes (<= limits::kPaymentBodyExcerptBytesMax,
+  // cut at a UTF-8 boundary; may hold any bytes: escape before showing).
+  std::string problem;
+  uint64_t body_bytes = 0;
+  std::string body_excerpt;
 };
 
 enum class DeliveryState : uint8_t { kPending = 1, kBackordered = 2, kFailed = 3 };

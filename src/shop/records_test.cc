@@ -63,9 +63,20 @@ TEST(Records, OrderRoundTripWithKeys) {
   EXPECT_EQ(q.keys[1].sealed, "sealed-b");
 }
 
+// A version 1 payment record (no malformed-notice fields).
+PaymentRecord MismatchedPayment() {
+  PaymentRecord p;
+  p.order_id = "abc";
+  p.amount_cents = 500;
+  p.currency = "USD";
+  p.received_ms = 77;
+  p.outcome = PaymentOutcome::kRefundDue;
+  p.flag = PaymentFlag::kAmountMismatch;
+  return p;
+}
+
 TEST(Records, OtherRecordsRoundTrip) {
-  PaymentRecord p{"", "abc", 500, "USD", 77, PaymentOutcome::kRefundDue,
-                  PaymentFlag::kAmountMismatch};
+  const PaymentRecord p = MismatchedPayment();
   PaymentRecord p2;
   ASSERT_TRUE(DecodePayment(EncodePayment(p), &p2).ok());
   EXPECT_EQ(p2.flag, PaymentFlag::kAmountMismatch);
@@ -89,6 +100,55 @@ TEST(Records, OtherRecordsRoundTrip) {
   PoolKeyRecord k{4, "xyz"}, k2;
   ASSERT_TRUE(DecodePoolKey(EncodePoolKey(k), &k2).ok());
   EXPECT_EQ(k2.batch_id, 4u);
+}
+
+// Version 1 payment records (every record before "malformed" existed) stay as they were:
+// the same bytes are written for such a record and read back; version 2 adds the malformed
+// notice's problem, body size and excerpt.
+TEST(Records, PaymentRecordVersions) {
+  const PaymentRecord p = MismatchedPayment();
+  // The version 1 layout, byte for byte: version, order_id, amount (zigzag varint),
+  // currency, received_ms, outcome, flag.
+  const std::string v1 =
+      std::string("\x01\x03") + "abc" + "\xe8\x07" + "\x03" + "USD" + "\x9a\x01" + "\x02\x02";
+  EXPECT_EQ(EncodePayment(p), v1);
+  PaymentRecord q;
+  q.problem = "stale";
+  q.body_bytes = 9;
+  q.body_excerpt = "stale";
+  ASSERT_TRUE(DecodePayment(v1, &q).ok());
+  EXPECT_EQ(q.order_id, "abc");
+  EXPECT_EQ(q.flag, PaymentFlag::kAmountMismatch);
+  EXPECT_EQ(q.problem, "");
+  EXPECT_EQ(q.body_bytes, 0u);
+  EXPECT_EQ(q.body_excerpt, "");
+
+  PaymentRecord m;
+  m.received_ms = 5;
+  m.outcome = PaymentOutcome::kRefundDue;
+  m.flag = PaymentFlag::kMalformed;
+  m.problem = "field \"amount_cents\" must be an integer";
+  m.body_bytes = 70'000;
+  m.body_excerpt = std::string("{\"x\":\"\xff\x00\"", 9);
+  const std::string enc = EncodePayment(m);
+  EXPECT_EQ(enc[0], '\x02');
+  ASSERT_TRUE(DecodePayment(enc, &q).ok());
+  EXPECT_EQ(q.flag, PaymentFlag::kMalformed);
+  EXPECT_EQ(PaymentFlagName(q.flag), "malformed");
+  EXPECT_EQ(q.problem, m.problem);
+  EXPECT_EQ(q.body_bytes, 70'000u);
+  EXPECT_EQ(q.body_excerpt, m.body_excerpt);
+  for (size_t n = 0; n < enc.size(); ++n) {
+    EXPECT_EQ(DecodePayment(enc.substr(0, n), &q).code(), absl::StatusCode::kDataLoss) << n;
+  }
+  EXPECT_FALSE(DecodePayment(enc + "x", &q).ok());
+  EXPECT_FALSE(DecodePayment(v1 + "x", &q).ok()) << "version 1 has no version 2 fields";
+  std::string v3 = enc;
+  v3[0] = 3;
+  EXPECT_FALSE(DecodePayment(v3, &q).ok());
+  std::string flag7 = v1;
+  flag7.back() = 7;
+  EXPECT_FALSE(DecodePayment(flag7, &q).ok());
 }
 
 TEST(Records, EveryTruncationAndTrailingByteIsRefused) {

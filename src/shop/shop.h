@@ -220,6 +220,18 @@ struct PaymentNotice {
   std::string currency;
 };
 
+// A correctly signed notice the shop cannot use as a payment (SPEC §4): its body is not a
+// JSON object, a field is missing or of the wrong type, or its payment_id is not one
+// ValidPaymentId accepts. The HTTP layer fills in what it could read; the rest stays empty.
+struct MalformedPaymentNotice {
+  std::string raw_body;      // the notice exactly as signed (only an excerpt is stored)
+  std::string payment_id;    // as sent, when it was a string
+  std::string order_id;      // as sent, when it was a string
+  int64_t amount_cents = 0;  // when it was an integer
+  std::string currency;      // as sent, when it was a string
+  std::string problem;       // what is wrong, naming fields, never their values
+};
+
 struct PaymentResult {
   PaymentOutcome outcome = PaymentOutcome::kApplied;
   PaymentFlag flag = PaymentFlag::kNone;
@@ -298,8 +310,20 @@ class Shop {
   // Records a payment exactly once per payment_id and applies it (SPEC §3, §4): pays the
   // order (delivering at once when the keys are at hand), or backorders it, or flags the
   // payment for refund. Never refuses a well-formed notice: money received is always
-  // recorded. Refusal: kBadRequest (empty/oversized payment_id, bad currency).
+  // recorded. Refusal: kBadRequest (a payment_id ValidPaymentId refuses: a caller with a
+  // signed notice records that with RecordMalformedPayment instead).
   Result<PaymentResult> ApplyPayment(const PaymentNotice& notice);
+  // Records a correctly signed notice that cannot be used as a payment: outcome refund_due,
+  // flag kMalformed, with the problem, the body's size and its first
+  // limits::kPaymentBodyExcerptBytesMax bytes (cut at a UTF-8 boundary). Exactly once per
+  // record id: the notice's payment_id when ValidPaymentId accepts it, else
+  // "sha256:" + lowercase hex SHA-256 of the raw body, so the gateway's retries of one body
+  // (each signed with a new timestamp) are one record. A repeat (also of a payment_id
+  // ApplyPayment recorded) answers as the first did, replay = true, and changes nothing.
+  // Never pays or delivers: when order_id names an order, the record names it (the
+  // merchant finds the order) and order_status is the order's, unchanged. Returns after the
+  // synced write; errors are storage errors only (never a refusal).
+  Result<PaymentResult> RecordMalformedPayment(const MalformedPaymentNotice& notice);
 
   // --- merchant order actions ---
   // The order with keys (no token needed). Refusal: kOrderNotFound.
@@ -392,5 +416,9 @@ class Shop {
 
 // Order ids on the wire: 32 lowercase hex chars for 16 random bytes. False on anything else.
 bool ParseOrderId(std::string_view hex, std::string* raw);
+
+// Payment ids ApplyPayment accepts: 1..limits::kPaymentIdBytesMax bytes of printable ASCII
+// without spaces (they are stored as keys and shown to the merchant as they are).
+bool ValidPaymentId(std::string_view payment_id);
 
 }  // namespace kv

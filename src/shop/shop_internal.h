@@ -161,6 +161,9 @@ struct Shop::Impl {
   void NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const ProductRecord& cfg,
                       OrderRecord* order, CounterDelta* delta, PaymentFlag* flag,
                       uint64_t* backorder_seq);
+  // The answer to a repeat of a recorded payment (stored value `value`): its outcome and
+  // flag, replay = true, and its order's current status when the order exists.
+  Result<PaymentResult> AnswerRecordedPayment(std::string_view value) const;
 
   // Assigns keys to a paid order whose delivery-log entry is pending. Returns whether the
   // order was delivered; on a write error the entry is rescheduled with backoff.

@@ -1,9 +1,12 @@
 // Shop: payments, the write-ahead delivery log and its worker.
+#include <openssl/evp.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
 #include "base/status_macros.h"
+#include "base/utf8.h"
 #include "shop/shop_internal.h"
 
 namespace kv {
@@ -28,6 +31,28 @@ class TwoLocks {
   Mutex* b_;
 };
 
+// The record id of a malformed notice without a usable payment_id: one body, one id.
+std::string BodyDigestId(std::string_view body) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(body.data(), body.size(), md, &n, EVP_sha256(), nullptr);
+  return "sha256:" + HexEncode(std::string_view(reinterpret_cast<const char*>(md), n));
+}
+
+// The longest prefix of s of at most max_bytes that does not split a UTF-8 character (a
+// byte that is not well-formed UTF-8 counts as one).
+std::string_view Excerpt(std::string_view s, size_t max_bytes) {
+  size_t n = 0;
+  while (n < s.size()) {
+    const size_t len = std::max<size_t>(1, Utf8SequenceLength(s.substr(n)));
+    if (n + len > max_bytes) break;
+    n += len;
+  }
+  return s.substr(0, n);
+}
+
+}  // namespace
+
 bool ValidPaymentId(std::string_view s) {
   if (s.empty() || s.size() > limits::kPaymentIdBytesMax) return false;
   for (unsigned char c : s) {
@@ -36,7 +61,18 @@ bool ValidPaymentId(std::string_view s) {
   return true;
 }
 
-}  // namespace
+Result<PaymentResult> Shop::Impl::AnswerRecordedPayment(std::string_view value) const {
+  PaymentRecord prev;
+  KV_RETURN_IF_ERROR(DecodePayment(value, &prev));
+  PaymentResult res{prev.outcome, prev.flag, /*replay=*/true, std::nullopt};
+  std::string prev_oid;
+  if (ParseOrderId(prev.order_id, &prev_oid)) {
+    auto o = ReadOrder(prev_oid);
+    if (!o.ok()) return o.status();
+    if (o->has_value()) res.order_status = (*o)->status;
+  }
+  return res;
+}
 
 void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps,
                                 const ProductRecord& cfg, OrderRecord* order,
@@ -91,18 +127,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   // Exactly once per payment_id: a repeat answers the same and changes nothing.
   auto existing = m.db->Get(storage::kCfPayments, notice.payment_id);
   if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
-    PaymentRecord prev;
-    KV_RETURN_IF_ERROR(DecodePayment(**existing, &prev));
-    PaymentResult res{prev.outcome, prev.flag, /*replay=*/true, std::nullopt};
-    std::string prev_oid;
-    if (ParseOrderId(prev.order_id, &prev_oid)) {
-      auto o = m.ReadOrder(prev_oid);
-      if (!o.ok()) return o.status();
-      if (o->has_value()) res.order_status = (*o)->status;
-    }
-    return res;
-  }
+  if (existing->has_value()) return m.AnswerRecordedPayment(**existing);
 
   PaymentRecord pay;
   pay.payment_id = notice.payment_id;
@@ -249,6 +274,43 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   res.outcome = pay.outcome;
   res.flag = pay.flag;
   res.order_status = next.status;
+  return res;
+}
+
+Result<PaymentResult> Shop::RecordMalformedPayment(const MalformedPaymentNotice& notice) {
+  Impl& m = *impl_;
+  const std::string id =
+      ValidPaymentId(notice.payment_id) ? notice.payment_id : BodyDigestId(notice.raw_body);
+  // Only the payment's stripe: the order is read, never written, so its lock is not needed
+  // (a concurrent payment of that order changes nothing this record says).
+  MutexLock l(&m.StripeFor(id));
+  auto existing = m.db->Get(storage::kCfPayments, id);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) return m.AnswerRecordedPayment(**existing);
+
+  PaymentRecord pay;
+  pay.order_id = notice.order_id.substr(0, 2 * limits::kPaymentIdBytesMax);
+  pay.amount_cents = notice.amount_cents;
+  pay.currency = notice.currency.substr(0, 16);
+  pay.received_ms = m.NowMs();
+  pay.outcome = PaymentOutcome::kRefundDue;
+  pay.flag = PaymentFlag::kMalformed;
+  pay.problem = Excerpt(notice.problem, limits::kPaymentProblemBytesMax);
+  if (pay.problem.empty()) pay.problem = "unusable notice";
+  pay.body_bytes = notice.raw_body.size();
+  pay.body_excerpt = Excerpt(notice.raw_body, limits::kPaymentBodyExcerptBytesMax);
+  PaymentResult res;
+  res.outcome = pay.outcome;
+  res.flag = pay.flag;
+  std::string oid;
+  if (ParseOrderId(notice.order_id, &oid)) {
+    auto o = m.ReadOrder(oid);
+    if (!o.ok()) return o.status();
+    if (o->has_value()) res.order_status = (*o)->status;
+  }
+  rocksdb::WriteBatch b;
+  b.Put(m.db->cf(storage::kCfPayments), id, EncodePayment(pay));
+  KV_RETURN_IF_ERROR(m.db->Write(&b));
   return res;
 }
 

@@ -2,11 +2,14 @@
 #include "shop/shop.h"
 
 #include <dirent.h>
+#include <openssl/evp.h>
 
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "base/coding.h"
+#include "limits/limits.h"
 #include "shop/shop_testing.h"
 
 namespace kv {
@@ -173,6 +176,127 @@ TEST_F(ShopTest, PaymentsThatMustNotDeliverAreFlagged) {
   EXPECT_EQ(closed->flag, PaymentFlag::kOrderClosed);
   EXPECT_EQ(StatusOf(c), OrderStatus::kCancelled);
   EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+// A correctly signed notice the shop cannot use (review finding 5) is money received: it is
+// recorded once, flagged "malformed" (refund due), linked to its order when it names one, and
+// never pays or delivers.
+std::string Sha256Id(std::string_view body) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(body.data(), body.size(), md, &n, EVP_sha256(), nullptr);
+  return "sha256:" + HexEncode(std::string_view(reinterpret_cast<const char*>(md), n));
+}
+
+std::optional<PaymentRecord> FindPayment(Shop& shop, const std::string& id) {
+  auto all = shop.ListPayments(std::nullopt);
+  EXPECT_TRUE(all.ok());
+  if (!all.ok()) return std::nullopt;
+  for (const PaymentView& v : *all) {
+    if (v.record.payment_id == id) return v.record;
+  }
+  return std::nullopt;
+}
+
+TEST_F(ShopTest, SignedButUnusableNoticesAreRecordedFlaggedOnce) {
+  const uint64_t pid = MakeProduct();
+  Import(pid, 3);
+  OrderView o = Order(pid);
+  const int64_t available = shop_->Stock(pid).available;
+
+  // No usable payment_id: the record is keyed by the body's digest.
+  MalformedPaymentNotice a;
+  a.raw_body = R"({"order_id":")" + o.order_id +
+               R"(","payment_id":"ch 123","amount_cents":500,)"
+               R"("currency":"USD","status":"succeeded"})";
+  a.payment_id = "ch 123";
+  a.order_id = o.order_id;
+  a.amount_cents = 500;
+  a.currency = "USD";
+  a.problem = "payment_id must be printable";
+  ASSERT_FALSE(ValidPaymentId(a.payment_id));
+  auto r = shop_->RecordMalformedPayment(a);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->replay);
+  EXPECT_EQ(r->outcome, PaymentOutcome::kRefundDue);
+  EXPECT_EQ(r->flag, PaymentFlag::kMalformed);
+  ASSERT_TRUE(r->order_status.has_value());
+  EXPECT_EQ(*r->order_status, OrderStatus::kPendingPayment);
+  const std::string a_id = Sha256Id(a.raw_body);
+  auto rec = FindPayment(*shop_, a_id);
+  ASSERT_TRUE(rec.has_value()) << a_id;
+  EXPECT_EQ(rec->order_id, o.order_id) << "linked to the order it names";
+  EXPECT_EQ(rec->outcome, PaymentOutcome::kRefundDue);
+  EXPECT_EQ(rec->flag, PaymentFlag::kMalformed);
+  EXPECT_EQ(rec->amount_cents, 500);
+  EXPECT_EQ(rec->problem, a.problem);
+  EXPECT_EQ(rec->body_bytes, a.raw_body.size());
+  EXPECT_EQ(rec->body_excerpt, a.raw_body);
+
+  // The gateway's retry (the same body, whatever else differs): the same record, unchanged.
+  MalformedPaymentNotice retry = a;
+  retry.problem = "another wording";
+  clock_.Advance(absl::Seconds(30));
+  auto again = shop_->RecordMalformedPayment(retry);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->replay);
+  EXPECT_EQ(again->flag, PaymentFlag::kMalformed);
+  EXPECT_EQ(FindPayment(*shop_, a_id)->received_ms, rec->received_ms);
+  EXPECT_EQ(FindPayment(*shop_, a_id)->problem, a.problem);
+
+  // A usable payment_id keys the record, whatever the rest of the body says.
+  MalformedPaymentNotice b;
+  b.raw_body = R"({"order_id":")" + o.order_id + R"(","payment_id":"pay-b","amount_cents":"500"})";
+  b.payment_id = "pay-b";
+  b.order_id = o.order_id;
+  b.problem = "field \"amount_cents\" must be an integer";
+  ASSERT_TRUE(shop_->RecordMalformedPayment(b).ok());
+  MalformedPaymentNotice b2 = b;
+  b2.raw_body += " ";
+  EXPECT_TRUE(shop_->RecordMalformedPayment(b2)->replay);
+  ASSERT_TRUE(FindPayment(*shop_, "pay-b").has_value());
+  EXPECT_FALSE(FindPayment(*shop_, Sha256Id(b.raw_body)).has_value());
+  // ... and that payment_id is then recorded: a well-formed notice with it is a repeat.
+  auto late = shop_->ApplyPayment({o.order_id, "pay-b", 500, "USD"});
+  ASSERT_TRUE(late.ok());
+  EXPECT_TRUE(late->replay);
+  EXPECT_EQ(late->flag, PaymentFlag::kMalformed);
+
+  // Not even JSON, longer than the excerpt, a 3-byte character across the cut.
+  MalformedPaymentNotice c;
+  c.raw_body = std::string(limits::kPaymentBodyExcerptBytesMax - 1, 'x') + "\xe6\x94\xaf" +
+               std::string(2000, '\xff');
+  c.problem = "malformed JSON";
+  ASSERT_TRUE(shop_->RecordMalformedPayment(c).ok());
+  rec = FindPayment(*shop_, Sha256Id(c.raw_body));
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->order_id, "");
+  EXPECT_EQ(rec->body_bytes, c.raw_body.size());
+  EXPECT_EQ(rec->body_excerpt, std::string(limits::kPaymentBodyExcerptBytesMax - 1, 'x'))
+      << "cut before the character that does not fit";
+
+  // Nothing was paid, held or delivered; every malformed record is refund_due.
+  EXPECT_EQ(StatusOf(o), OrderStatus::kPendingPayment);
+  EXPECT_EQ(shop_->Stock(pid).available, available);
+  EXPECT_EQ(shop_->Stock(pid).delivered, 0);
+  auto due = shop_->ListPayments(PaymentOutcome::kRefundDue);
+  ASSERT_TRUE(due.ok());
+  EXPECT_EQ(due->size(), 3u);
+  auto st = shop_->Stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->payments_refund_due, 3u);
+
+  // The order can still be paid by a real payment; the records survive a restart and a
+  // repeat still changes nothing.
+  EXPECT_EQ(Pay(o, "pay-real").outcome, PaymentOutcome::kApplied);
+  EXPECT_EQ(StatusOf(o), OrderStatus::kDelivered);
+  Reopen();
+  auto after = shop_->RecordMalformedPayment(a);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->replay);
+  EXPECT_EQ(*after->order_status, OrderStatus::kDelivered);
+  EXPECT_EQ(shop_->ListPayments(std::nullopt)->size(), 4u);
+  EXPECT_TRUE(CloseAndCheck().empty()) << "check accepts flagged malformed records";
 }
 
 TEST_F(ShopTest, CancelAndRefundTransitions) {

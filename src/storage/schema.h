@@ -34,7 +34,12 @@
 //                    's' status(u8) ms(created) oid -> "" every other order, by status then
 //                                                 age (exactly one of 'e'/'s' per order)
 //                    'b' pid log_seq(u64 BE)    -> oid  backorder queue per product (FIFO)
-//   CF "payments"    payment_id (bytes)         -> PaymentRecord
+//   CF "payments"    payment_id (bytes)         -> PaymentRecord, exactly once per id. The
+//                                                 id is the gateway's payment_id, or, for a
+//                                                 signed notice without a usable one,
+//                                                 "sha256:" + hex SHA-256(raw body). Record
+//                                                 version 1; version 2 (a "malformed" notice)
+//                                                 appends problem, body size, body excerpt
 //   CF "delivery_log" log_seq(u64 BE)           -> DeliveryEntry: unfinished work only; an
 //                                                 entry is deleted in the batch that
 //                                                 finishes it (so seqs restart above the
@@ -45,6 +50,10 @@
 //
 // Version history: 1 = first release (this layout). An older version is upgraded in
 // storage/db.cc; a newer one is refused with a message naming both versions.
+// Record versions (the first byte of a value) evolve per record kind without a schema
+// change when the layout above stays: a reader accepts the versions it knows and refuses any
+// other (DataLoss), so a record is never misread. Payment records: 1, and 2 since the
+// "malformed" flag (only such records are written as 2).
 #pragma once
 
 #include <cstdint>
