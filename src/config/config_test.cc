@@ -100,7 +100,7 @@ TEST(Config, DefaultsWithNoSources) {
 
 TEST(Config, TableIsWellFormed) {
   const std::vector<OptionSpec>& opts = ConfigOptions();
-  EXPECT_EQ(opts.size(), 63u);  // 59 + 4 backup options
+  EXPECT_EQ(opts.size(), 68u);  // 59 + 4 backup options + 5 lookup lockout options
   std::set<std::string> names;
   for (const OptionSpec& o : opts) {
     SCOPED_TRACE(o.name);

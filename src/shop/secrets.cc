@@ -37,6 +37,10 @@ std::string PasswordTag(const KeyCipher& c, std::string_view oid, std::string_vi
   return Tagged(c, "p:", oid, password);
 }
 
+std::string LookupTag(const KeyCipher& c, std::string_view contact_tag, std::string_view password) {
+  return Tagged(c, "q:", contact_tag, password);  // the contact tag has a fixed size
+}
+
 std::string IdempotencyTag(const KeyCipher& c, std::string_view key) {
   return Tagged(c, "i:", key);
 }

@@ -17,6 +17,10 @@ std::string OrderToken(const KeyCipher& c, std::string_view oid);
 std::string ContactTag(const KeyCipher& c, std::string_view contact);
 // The tag of an order's query password, bound to the order id. 16 bytes.
 std::string PasswordTag(const KeyCipher& c, std::string_view oid, std::string_view password);
+// The tag of a query password bound to its contact (contact_tag: ContactTag's 16 bytes), the
+// value of the order's contact-index entry: a lookup computes it once, whatever the number of
+// orders under the contact. 16 bytes.
+std::string LookupTag(const KeyCipher& c, std::string_view contact_tag, std::string_view password);
 
 // The tag of a client's Idempotency-Key (CF idempotency). 16 bytes.
 std::string IdempotencyTag(const KeyCipher& c, std::string_view key);

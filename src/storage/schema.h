@@ -28,8 +28,11 @@
 //                                                 highest batch_id the next batch id)
 //   CF "orders"      oid                        -> OrderRecord (delivered keys stay sealed
 //                                                 inside the order record)
-//   CF "order_index" 'c' tag(contact) ms oid    -> ""   lookup by contact (only orders
-//                                                 created with a query password)
+//   CF "order_index" 'c' tag(contact) ms oid    -> tag(lookup) | ""   lookup by contact (only
+//                                                 orders created with a query password); the
+//                                                 value is LookupTag(tag(contact), password)
+//                                                 (shop/secrets.h), "" in entries written
+//                                                 before lookup tags (the order decides)
 //                    'e' ms(expires_at) oid     -> ""   pending_payment orders, by expiry
 //                    's' status(u8) ms(created) oid -> "" every other order, by status then
 //                                                 age (exactly one of 'e'/'s' per order)
@@ -43,8 +46,10 @@
 //                                                 created_ms, oid): written in the batch
 //                                                 that creates the order; collected >= 24 h
 //
-// Version history: 1 = first release (this layout). An older version is upgraded in
-// storage/db.cc; a newer one is refused with a message naming both versions.
+// Version history: 1 = first release (this layout). Within version 1, issue 9 added the
+// contact-index values; entries without one are still read (an older binary ignores the
+// values). An older version is upgraded in storage/db.cc; a newer one is refused with a
+// message naming both versions.
 #pragma once
 
 #include <cstdint>
