@@ -1,4 +1,4 @@
-// Black-box tests of issue 9 item 7 (review findings 6 and 9b) against the real
+// Black-box tests of issue 9 items 7 and 8 (review findings 6, 7 and 9b) against the real
 // `keyvend serve` binary on 127.0.0.1:0, with raw sockets bound to chosen loopback source
 // addresses (any 127.0.0.x is local on Linux) so that each client is a different address:
 //
@@ -8,7 +8,10 @@
 //  2. wrong tokens for one order id from ten addresses lock that order's reads, the right
 //     token included; another order is unaffected;
 //  3. a query password shorter than 6 characters is refused at order creation (400
-//     `bad_request`) and creates nothing.
+//     `bad_request`) and creates nothing;
+//  4. an Idempotency-Key replayed from another client gets 409 `idempotency_conflict` with
+//     neither the order id nor the token, and the original client's replay still gets its
+//     201 with the token (also behind a trusted proxy, by X-Forwarded-For).
 //
 // The harness turns the per-client rate limits off, so every refusal here is the lockout's.
 // No assertion is about time. Every test ends with SIGTERM (exit 0), `keyvend check` (exit 0)
@@ -193,6 +196,49 @@ TEST_F(LookupEdgeTest, AQueryPasswordShorterThanSixCharactersIsRefusedAndCreates
   EXPECT_EQ(api_->Post("/api/v1/orders", OrderBody(pid, "six@example.com", "123456")).status, 201);
   EXPECT_EQ(api_->Post("/api/v1/orders", OrderBody(pid, "none@example.com", "")).status, 201);
   EXPECT_EQ(OrdersInShop(), 2u);
+}
+
+TEST_F(LookupEdgeTest, AnIdempotencyReplayFromAnotherClientGetsNoToken) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  const std::string pid = ProductWithKeys(3);
+  // A predictable key and a guessable body (no query password: the key is the only secret).
+  const std::string body = OrderBody(pid, "buyer@example.com", "");
+  const std::vector<std::pair<std::string, std::string>> key = {{"Idempotency-Key", "checkout-42"}};
+
+  const Reply first = From("127.0.0.2", "POST", "/api/v1/orders", body, key);
+  ASSERT_EQ(first.status, 201) << first;
+  const std::string oid = first.json()["order_id"].str(), token = first.json()["token"].str();
+  ASSERT_EQ(token.size(), 32u) << first;
+
+  const Reply stolen = From("127.0.0.3", "POST", "/api/v1/orders", body, key);
+  EXPECT_TRUE(IsError(stolen, 409, "idempotency_conflict")) << stolen;
+  EXPECT_EQ(stolen.body.find(token), std::string::npos) << "the token leaked: " << stolen;
+  EXPECT_EQ(stolen.body.find(oid), std::string::npos) << "the order id leaked: " << stolen;
+
+  // The original client's retry still gets its 201, token included, and nothing new exists.
+  const Reply again = From("127.0.0.2", "POST", "/api/v1/orders", body, key);
+  ASSERT_EQ(again.status, 201) << again;
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(OrdersInShop(), 1u);
+}
+
+TEST_F(LookupEdgeTest, BehindATrustedProxyTheIdempotencyScopeIsTheForwardedClient) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--trusted-proxies=127.0.0.5"}));
+  const std::string pid = ProductWithKeys(3);
+  const std::string body = OrderBody(pid, "proxied@example.com", "a-long-password");
+  auto via = [&](const std::string& client) {
+    return From("127.0.0.5", "POST", "/api/v1/orders", body,
+                {{"Idempotency-Key", "k-7"}, {"X-Forwarded-For", client}});
+  };
+  const Reply first = via("203.0.113.10");
+  ASSERT_EQ(first.status, 201) << first;
+  const Reply other = via("203.0.113.99");
+  EXPECT_TRUE(IsError(other, 409, "idempotency_conflict")) << other;
+  EXPECT_EQ(other.body.find(first.json()["token"].str()), std::string::npos) << other;
+  const Reply again = via("203.0.113.10");
+  EXPECT_EQ(again.status, 201) << again;
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(OrdersInShop(), 1u);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
-// Order lookup and token reads under brute force (issue 9 item 7): the per-contact and
-// per-order lockouts, the query password's minimum and the constant work of a failing
-// lookup.
+// Order lookup and token reads under brute force (issue 9 items 7 and 8): the per-contact
+// and per-order lockouts, the query password's minimum, the constant work of a failing
+// lookup, and the scope of an Idempotency-Key.
+#include "base/coding.h"
 #include "rocksdb/write_batch.h"
+#include "shop/secrets.h"
 #include "shop/shop_testing.h"
 #include "storage/schema.h"
 
@@ -176,6 +178,72 @@ TEST_F(LookupTest, OffMeansNoLockout) {
   shop_ = std::move(*s);
   for (int i = 0; i < 50; ++i)
     ASSERT_EQ(Found("any@example.com", "guess-" + std::to_string(i)), 0u);
+}
+
+// --- Idempotency-Key scope ------------------------------------------------------------------
+
+TEST_F(LookupTest, AnIdempotencyReplayFromAnotherClientGetsNoTokenNorOrder) {
+  IdempotencyKey k{"checkout-42", "fingerprint-of-the-body"};
+  OrderRequest req(pid_, 1, "buyer@example.com", "", "192.0.2.1");
+  auto first = shop_->CreateOrder(req, &k);
+  ASSERT_TRUE(first.ok());
+  const int64_t held = shop_->Stock(pid_).held;
+  // The same key and body from another client: refused, nothing about the order told.
+  OrderRequest thief = req;
+  thief.client = "198.51.100.7";
+  auto stolen = shop_->CreateOrder(thief, &k);
+  ASSERT_TRUE(stolen.refused());
+  EXPECT_EQ(stolen.refusal(), Refusal::kIdempotencyConflict);
+  EXPECT_EQ(stolen.message().find(first->order_id), std::string::npos);
+  EXPECT_EQ(stolen.message().find(first->token), std::string::npos);
+  // The same key and fingerprint with another contact or password: the same refusal (the
+  // shop binds them itself, whatever the caller's fingerprint covers).
+  for (OrderRequest other :
+       {OrderRequest(pid_, 1, "other@example.com", "", "192.0.2.1"),
+        OrderRequest(pid_, 1, "buyer@example.com", "a-password", "192.0.2.1")}) {
+    auto r = shop_->CreateOrder(other, &k);
+    ASSERT_TRUE(r.refused());
+    EXPECT_EQ(r.refusal(), Refusal::kIdempotencyConflict);
+    EXPECT_EQ(r.message(), stolen.message()) << "one answer for every mismatch";
+  }
+  // The original client's retry still gets its 201 with the token; nothing new was created.
+  auto again = shop_->CreateOrder(req, &k);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->idempotent_replay);
+  EXPECT_EQ(again->order_id, first->order_id);
+  EXPECT_EQ(again->token, first->token);
+  EXPECT_EQ(shop_->Stock(pid_).held, held);
+  Reopen();
+  EXPECT_EQ(shop_->CreateOrder(req, &k)->token, first->token);
+  EXPECT_EQ(shop_->CreateOrder(thief, &k).refusal(), Refusal::kIdempotencyConflict);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+TEST_F(LookupTest, AnIdempotencyRecordFromBeforeScopesIsReadAndNeverReplaysTheToken) {
+  const OrderView o = Order(pid_, 1, "old@example.com");
+  // A version 1 record, as stored before scopes: fingerprint, created_ms, oid.
+  std::string oid;
+  ASSERT_TRUE(ParseOrderId(o.order_id, &oid));
+  std::string v1(1, '\x01');
+  PutLengthPrefixed(&v1, "fingerprint");
+  PutVarsint64(&v1, 1);
+  PutLengthPrefixed(&v1, oid);
+  IdempotencyRecord decoded;
+  ASSERT_TRUE(DecodeIdempotency(v1, &decoded).ok());
+  EXPECT_EQ(decoded.fingerprint, "fingerprint");
+  EXPECT_TRUE(decoded.scope.empty());
+  rocksdb::WriteBatch b;
+  b.Put(shop_->db()->cf(storage::kCfIdempotency), IdempotencyTag(shop_->cipher(), "old-key"), v1);
+  ASSERT_TRUE(shop_->db()->Write(&b).ok());
+  IdempotencyKey k{"old-key", "fingerprint"};
+  auto r = shop_->CreateOrder({pid_, 1, "old@example.com", ""}, &k);
+  ASSERT_TRUE(r.refused());
+  EXPECT_EQ(r.refusal(), Refusal::kIdempotencyConflict);
+  // Collection still reads it (and collects it after 24 h).
+  clock_.Advance(absl::Hours(25));
+  auto collected = shop_->CollectIdempotency(absl::Hours(24));
+  ASSERT_TRUE(collected.ok()) << collected.status();
+  EXPECT_EQ(*collected, 1u);
 }
 
 }  // namespace

@@ -45,4 +45,15 @@ std::string IdempotencyTag(const KeyCipher& c, std::string_view key) {
   return Tagged(c, "i:", key);
 }
 
+std::string IdempotencyScope(const KeyCipher& c, std::string_view contact_tag,
+                             std::string_view password, std::string_view client,
+                             std::string_view fingerprint) {
+  std::string in = "s:";
+  PutLengthPrefixed(&in, contact_tag);
+  PutLengthPrefixed(&in, password);
+  PutLengthPrefixed(&in, client);
+  in.append(fingerprint);
+  return c.UniqueTag(in);
+}
+
 }  // namespace kv

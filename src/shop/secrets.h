@@ -24,5 +24,11 @@ std::string LookupTag(const KeyCipher& c, std::string_view contact_tag, std::str
 
 // The tag of a client's Idempotency-Key (CF idempotency). 16 bytes.
 std::string IdempotencyTag(const KeyCipher& c, std::string_view key);
+// What an idempotency record is bound to (its scope): the request's contact (its 16-byte
+// ContactTag), query password, client address and body fingerprint. Keyed, so the record
+// holds nothing a copied data dir could brute-force a password from. 16 bytes.
+std::string IdempotencyScope(const KeyCipher& c, std::string_view contact_tag,
+                             std::string_view password, std::string_view client,
+                             std::string_view fingerprint);
 
 }  // namespace kv

@@ -159,7 +159,7 @@ struct OrderRequest {
   int64_t quantity = 0;
   std::string contact;
   std::string query_password;  // optional
-  std::string client;          // the buyer's address (hoarding guard); may be empty
+  std::string client;  // the buyer's address (hoarding guard, idempotency scope); may be empty
 };
 
 struct OrderView {
@@ -298,10 +298,12 @@ class Shop {
   // characters), kPendingLimit (the contact or client already has the most open pending
   // orders allowed). The view carries the order's secret token (shown once; it is derived,
   // never stored).
-  // With an idempotency key: the first success is recorded in the order's own batch; the
-  // same key with the same fingerprint answers that order again (idempotent_replay, status
-  // as first answered: pending_payment) and creates nothing; with another fingerprint:
-  // kIdempotencyConflict. A refused attempt records nothing. Records live >= 24 h.
+  // With an idempotency key: the first success is recorded in the order's own batch, bound
+  // to its scope (contact, query password, client, fingerprint). The same key in the same
+  // scope answers that order again (idempotent_replay, token included, status as first
+  // answered: pending_payment) and creates nothing; in any other scope — another body, or
+  // the same body from another client — kIdempotencyConflict, which tells nothing about the
+  // first order. A refused attempt records nothing. Records live >= 24 h.
   Result<OrderView> CreateOrder(const OrderRequest& req, const IdempotencyKey* idem = nullptr);
   // The order, with plaintext keys once delivered. A wrong token and an unknown id give the
   // same refusal (kOrderNotFound). Token compared in constant time. Wrong tokens count per

@@ -42,13 +42,15 @@ int64_t RetrySeconds(int64_t wait_ns) {
 Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKey* idem) {
   Impl& m = *impl_;
   const std::string contact_tag = m.ContactTag(req.contact);
-  std::string idem_tag;
+  std::string idem_tag, idem_scope;
   std::optional<MutexLock> idem_lock;
   if (idem != nullptr) {
     if (idem->key.empty() || idem->key.size() > 255) {
       return {Refusal::kBadRequest, "Idempotency-Key must be 1..255 bytes"};
     }
     idem_tag = IdempotencyTag(*cipher_, idem->key);
+    idem_scope =
+        IdempotencyScope(*cipher_, contact_tag, req.query_password, req.client, idem->fingerprint);
     // One request per key at a time: check-then-create must not interleave.
     idem_lock.emplace(&m.StripeFor(idem_tag));
     auto rec = db_->Get(storage::kCfIdempotency, idem_tag);
@@ -57,9 +59,16 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
       IdempotencyRecord ir;
       absl::Status ds = DecodeIdempotency(**rec, &ir);
       if (!ds.ok()) return ds;
-      if (ir.fingerprint != idem->fingerprint) {
+      // Only the same request from the same client gets the first answer (and its token)
+      // again. Another body, the same body from another client (someone who learnt the key
+      // and the body) and a record from before scopes were kept all get one refusal that
+      // says nothing about the first order — not even whether the bodies matched, which
+      // would confirm a guessed query password.
+      if (ir.scope.size() != idem_scope.size() ||
+          CRYPTO_memcmp(ir.scope.data(), idem_scope.data(), idem_scope.size()) != 0) {
         return {Refusal::kIdempotencyConflict,
-                "this Idempotency-Key was used with a different request"};
+                "this Idempotency-Key was already used, for another request or from another "
+                "client; send a new key"};
       }
       auto order = m.ReadOrder(ir.oid);
       if (!order.ok()) return order.status();
@@ -142,8 +151,11 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
           m.LookupTag(r.contact_tag, req.query_password));
   }
   if (idem != nullptr) {
-    b.Put(db_->cf(storage::kCfIdempotency), idem_tag,
-          EncodeIdempotency(IdempotencyRecord{idem->fingerprint, r.created_ms, r.oid}));
+    IdempotencyRecord ir;
+    ir.scope = idem_scope;
+    ir.created_ms = r.created_ms;
+    ir.oid = r.oid;
+    b.Put(db_->cf(storage::kCfIdempotency), idem_tag, EncodeIdempotency(ir));
   }
   CounterDelta delta;
   if (holding) delta.held = q;

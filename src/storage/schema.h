@@ -42,14 +42,19 @@
 //                                                 entry is deleted in the batch that
 //                                                 finishes it (so seqs restart above the
 //                                                 highest live entry after a restart)
-//   CF "idempotency" tag(Idempotency-Key)       -> IdempotencyRecord (body fingerprint,
-//                                                 created_ms, oid): written in the batch
-//                                                 that creates the order; collected >= 24 h
+//   CF "idempotency" tag(Idempotency-Key)       -> IdempotencyRecord: version 2 = scope
+//                                                 (tag of contact, query password, client
+//                                                 and body fingerprint), created_ms, oid;
+//                                                 version 1 (still read, never replayed) =
+//                                                 body fingerprint, created_ms, oid. Written
+//                                                 in the batch that creates the order;
+//                                                 collected >= 24 h
 //
 // Version history: 1 = first release (this layout). Within version 1, issue 9 added the
-// contact-index values; entries without one are still read (an older binary ignores the
-// values). An older version is upgraded in storage/db.cc; a newer one is refused with a
-// message naming both versions.
+// contact-index values and idempotency record version 2; both older forms are still read
+// (an older binary ignores the index values and refuses a version 2 record as DataLoss:
+// never a misread). An older version is upgraded in storage/db.cc; a newer one is refused
+// with a message naming both versions.
 #pragma once
 
 #include <cstdint>
