@@ -84,7 +84,7 @@ OrderRequest Request(uint64_t pid, int64_t quantity, int i) {
   req.quantity = quantity;
   // Contacts vary (and some repeat, as real buyers retry); a third set a lookup password.
   req.contact = absl::StrCat("buyer", i % 1499, "@example.com");
-  if (i % 3 == 0) req.query_password = absl::StrCat("pw-", i);
+  if (i % 3 == 0) req.query_password = absl::StrCat("query-pw-", i);
   return req;
 }
 

@@ -195,6 +195,11 @@ int RunServe(const std::vector<std::string>& args) {
   so.block_cache_bytes = static_cast<size_t>(cfg->block_cache_mb) << 20;
   so.pending_orders_per_contact_max = static_cast<uint32_t>(cfg->pending_orders_per_contact_max);
   so.pending_orders_per_client_max = static_cast<uint32_t>(cfg->pending_orders_per_client_max);
+  so.lookup_lockout.failures_max = static_cast<uint32_t>(cfg->lookup_failures_max);
+  so.lookup_lockout.window_seconds = cfg->lookup_failure_window_seconds;
+  so.lookup_lockout.lockout_seconds = cfg->lookup_lockout_seconds;
+  so.lookup_lockout.lockout_seconds_max = cfg->lookup_lockout_seconds_max;
+  so.lookup_lockout.keys_max = static_cast<size_t>(cfg->lookup_lockout_keys_max);
   // Backups (src/backup): the admin API's and the scheduler's.
   so.backup_dir = cfg->backup_dir;
   so.backup_interval_seconds = cfg->backup_interval_seconds;

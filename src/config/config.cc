@@ -319,6 +319,28 @@ std::vector<OptionSpec> BuildOptions() {
        "Hoarding guard: most open orders awaiting payment per client IP; 0 = no cap. "
        "Default: 20.",
        &Config::pending_orders_per_client_max, nullptr, nullptr},
+      {"lookup_failures_max", T::kInt, "10", 0, 1000000,
+       "Failed order lookups of one contact (and wrong tokens for one order id), from any "
+       "client, within lookup_failure_window_seconds that lock its lookups (reads), the "
+       "right password included; 0 = no lockout. Default: 10.",
+       &Config::lookup_failures_max, nullptr, nullptr},
+      {"lookup_failure_window_seconds", T::kInt, "600", 1, 604800,
+       "The window in which lookup_failures_max failures lock, in seconds from the first. "
+       "Default: 600.",
+       &Config::lookup_failure_window_seconds, nullptr, nullptr},
+      {"lookup_lockout_seconds", T::kInt, "60", 1, 2592000,
+       "How long a contact's (order's) first lockout lasts, in seconds; each further one "
+       "doubles, up to lookup_lockout_seconds_max. Default: 60.",
+       &Config::lookup_lockout_seconds, nullptr, nullptr},
+      {"lookup_lockout_seconds_max", T::kInt, "86400", 1, 2592000,
+       "Longest lookup lockout, in seconds; the doubling is forgotten after this long "
+       "without a lockout. Default: 86400.",
+       &Config::lookup_lockout_seconds_max, nullptr, nullptr},
+      {"lookup_lockout_keys_max", T::kInt, "100000", 16, 100000000,
+       "Contacts (and, separately, order ids) whose failure counts are kept in memory "
+       "(about 64 bytes each; lapsed ones, then the least counted, are evicted). "
+       "Default: 100000.",
+       &Config::lookup_lockout_keys_max, nullptr, nullptr},
       {"rate_limit_clients_max", T::kInt, "100000", 16, 100000000,
        "Client IPs whose rate-limit state is kept per route class (idle ones are evicted). "
        "Default: 100000.",

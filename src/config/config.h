@@ -165,6 +165,22 @@ struct Config {
   // Hoarding guard: most open orders awaiting payment per client IP; 0 = no cap.
   // Range 0..1000000. Default: 20
   int64_t pending_orders_per_client_max = 20;
+  // Failed order lookups of one contact (and wrong tokens for one order id), from any
+  // client, within lookup_failure_window_seconds that lock its lookups (reads), the right
+  // password included; 0 = no lockout. Range 0..1000000. Default: 10
+  int64_t lookup_failures_max = 10;
+  // The window of lookup_failures_max, seconds from the first failure. Range 1..604800.
+  // Default: 600
+  int64_t lookup_failure_window_seconds = 600;
+  // A first lockout, seconds; each further one doubles up to lookup_lockout_seconds_max.
+  // Range 1..2592000. Default: 60
+  int64_t lookup_lockout_seconds = 60;
+  // Longest lockout, seconds; the doubling is forgotten after this long without one.
+  // Range 1..2592000. Default: 86400
+  int64_t lookup_lockout_seconds_max = 86400;
+  // Contacts (and, separately, order ids) whose failure counts are kept in memory.
+  // Range 16..100000000. Default: 100000
+  int64_t lookup_lockout_keys_max = 100000;
   // Client IPs whose rate-limit state is kept per route class (idle ones are evicted).
   // Range 16..100000000. Default: 100000
   int64_t rate_limit_clients_max = 100000;

@@ -100,7 +100,7 @@ TEST(Config, DefaultsWithNoSources) {
 
 TEST(Config, TableIsWellFormed) {
   const std::vector<OptionSpec>& opts = ConfigOptions();
-  EXPECT_EQ(opts.size(), 68u);  // 59 + 4 backup options + 5 of the edge (issue 9)
+  EXPECT_EQ(opts.size(), 73u);  // 59 + 4 backup + 5 edge + 5 lookup lockout (issue 9)
   std::set<std::string> names;
   for (const OptionSpec& o : opts) {
     SCOPED_TRACE(o.name);

@@ -325,6 +325,10 @@ void Server::Impl::RegisterRoutes() {
   });
   router.Add({"GET", "/api/v1/orders/{order_id}", kRead, kNoBody, kPublic}, [shop](Ctx& c) {
     auto r = shop->GetOrder(c.params[0], c.req.get_param_value("token"));
+    if (r.refused() && r.refusal() == Refusal::kRateLimited) {  // this order id is locked
+      return WriteError(c.res,
+                        HttpError{429, "rate_limited", r.message(), r.retry_after_seconds()});
+    }
     if (Failed(c, r)) return;
     WriteJson(c.res, 200, OneOrder(*r, false));
   });
@@ -336,6 +340,10 @@ void Server::Impl::RegisterRoutes() {
     auto password = f->Str("query_password", true, &p);
     if (p) return BadRequest(c, p->code, p->message);
     auto r = shop->LookupOrders(*contact, *password);
+    if (r.refused() && r.refusal() == Refusal::kRateLimited) {  // this contact is locked
+      return WriteError(c.res,
+                        HttpError{429, "rate_limited", r.message(), r.retry_after_seconds()});
+    }
     if (Failed(c, r)) return;
     JsonWriter w;
     w.BeginObject().Key("orders").BeginArray();

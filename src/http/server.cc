@@ -40,7 +40,8 @@ HttpError ErrorFor(Refusal r, std::string message) {
     case Refusal::kQuantityLimit:
     case Refusal::kInvalidState:
     case Refusal::kIdempotencyConflict: status = 409; break;
-    case Refusal::kPendingLimit: status = 429; break;
+    case Refusal::kPendingLimit:
+    case Refusal::kRateLimited: status = 429; break;
   }
   return HttpError{status, std::string(RefusalCode(r)), std::move(message)};
 }

@@ -20,6 +20,10 @@ inline constexpr size_t kProductNameBytesMax = 200;
 inline constexpr size_t kProductDescriptionBytesMax = 4'000;
 inline constexpr size_t kContactBytesMax = 254;  // an e-mail address fits
 inline constexpr size_t kQueryPasswordBytesMax = 128;
+// Shortest query password accepted at order creation, in characters (UTF-8 code points);
+// an empty one is allowed (the order then cannot be looked up). SPEC §4.
+inline constexpr size_t kQueryPasswordCharsMin = 6;
+static_assert(kQueryPasswordCharsMin * 4 <= kQueryPasswordBytesMax);
 inline constexpr size_t kPaymentIdBytesMax = 128;
 inline constexpr size_t kCurrencyBytes = 3;  // ISO 4217 alphabetic code
 // A correctly signed notify the shop cannot use is recorded flagged "malformed" with the
@@ -54,7 +58,11 @@ static_assert((kOrderLockStripes & (kOrderLockStripes - 1)) == 0, "power of two"
 inline constexpr uint32_t kDeliveryAttemptsMax = 8;
 inline constexpr int64_t kDeliveryBackoffMsInitial = 200;
 inline constexpr int64_t kDeliveryBackoffMsMax = 60'000;
-// Lookup: orders returned for one contact + password.
+// Lookup: orders returned for one contact + password, and contact-index entries (the
+// contact's newest orders with a query password) one lookup visits: the work of a lookup
+// is bounded however many orders someone creates under a contact.
 inline constexpr size_t kLookupOrdersMax = 100;
+inline constexpr size_t kLookupIndexEntriesMax = 1'000;
+static_assert(kLookupOrdersMax <= kLookupIndexEntriesMax);
 
 }  // namespace kv::limits

@@ -253,8 +253,19 @@ class Checker {
           }
           break;
         }
-        case storage::kIdxContact:
+        case storage::kIdxContact: {
+          // 'c' contact_tag ms oid -> "" (before lookup tags) or the 16-byte lookup tag;
+          // only for orders created with a query password.
+          const size_t tag = storage::kTagBytes, oid = storage::kOrderIdBytes;
+          const OrderRecord* o =
+              k.size() == 1 + tag + 8 + oid ? find(k.substr(1 + tag + 8)) : nullptr;
+          const size_t v = it->value().size();
+          if (o == nullptr || o->password_tag.empty() || k.substr(1, tag) != o->contact_tag ||
+              (v != 0 && v != tag)) {
+            Violation("contact index entry disagrees with its order");
+          }
           break;
+        }
         default:
           Violation("unknown order index entry");
       }

@@ -310,8 +310,8 @@ absl::Status DecodeBatch(std::string_view in, BatchRecord* r) {
 
 std::string EncodeIdempotency(const IdempotencyRecord& r) {
   std::string s;
-  s.push_back(static_cast<char>(kRecordVersion));
-  PutLengthPrefixed(&s, r.fingerprint);
+  s.push_back(static_cast<char>(kIdempotencyRecordVersion));
+  PutLengthPrefixed(&s, r.scope);
   PutVarsint64(&s, r.created_ms);
   PutLengthPrefixed(&s, r.oid);
   return s;
@@ -319,8 +319,15 @@ std::string EncodeIdempotency(const IdempotencyRecord& r) {
 
 absl::Status DecodeIdempotency(std::string_view in, IdempotencyRecord* r) {
   Reader rd(in);
-  if (!GetVersion(&rd) || !rd.GetLengthPrefixed(&r->fingerprint) ||
-      !rd.GetVarsint64(&r->created_ms) || !rd.GetLengthPrefixed(&r->oid) || !rd.done()) {
+  uint8_t version = 0;
+  if (!rd.GetU8(&version)) return Malformed("idempotency");
+  r->scope.clear();
+  r->fingerprint.clear();
+  std::string* bound = version == kIdempotencyRecordVersion ? &r->scope
+                       : version == 1                       ? &r->fingerprint
+                                                            : nullptr;
+  if (bound == nullptr || !rd.GetLengthPrefixed(bound) || !rd.GetVarsint64(&r->created_ms) ||
+      !rd.GetLengthPrefixed(&r->oid) || !rd.done()) {
     return Malformed("idempotency");
   }
   return absl::OkStatus();

@@ -149,9 +149,15 @@ struct BatchRecord {
   bool retired_flag = false;
 };
 
-// An Idempotency-Key's first successful order creation (CF idempotency).
+// An Idempotency-Key's first successful order creation (CF idempotency). Written as
+// version 2; version 1 records (before the scope) are still read.
+inline constexpr uint8_t kIdempotencyRecordVersion = 2;
 struct IdempotencyRecord {
-  std::string fingerprint;  // of the request body
+  // Version 2: IdempotencyScope(contact, query password, client, body fingerprint), 16
+  // bytes (shop/secrets.h). Empty in a version 1 record, whose scope is unknown.
+  std::string scope;
+  // Version 1 only: the body fingerprint as the caller gave it (empty in version 2).
+  std::string fingerprint;
   int64_t created_ms = 0;
   std::string oid;  // 16 bytes
 };

@@ -151,6 +151,32 @@ TEST(Records, PaymentRecordVersions) {
   EXPECT_FALSE(DecodePayment(flag7, &q).ok());
 }
 
+TEST(Records, IdempotencyVersion2RoundTripsAndVersion1IsStillRead) {
+  IdempotencyRecord r;
+  r.scope = std::string(16, 's');
+  r.created_ms = 1234;
+  r.oid = std::string(16, 'o');
+  const std::string enc = EncodeIdempotency(r);
+  EXPECT_EQ(enc[0], 2);
+  IdempotencyRecord q;
+  ASSERT_TRUE(DecodeIdempotency(enc, &q).ok());
+  EXPECT_EQ(q.scope, r.scope);
+  EXPECT_TRUE(q.fingerprint.empty());
+  EXPECT_EQ(q.created_ms, 1234);
+  EXPECT_EQ(q.oid, r.oid);
+  for (size_t n = 0; n < enc.size(); ++n)
+    EXPECT_FALSE(DecodeIdempotency(enc.substr(0, n), &q).ok());
+  EXPECT_FALSE(DecodeIdempotency(enc + "x", &q).ok());
+  std::string v1 = enc;
+  v1[0] = 1;  // the same layout with a fingerprint where the scope is
+  ASSERT_TRUE(DecodeIdempotency(v1, &q).ok());
+  EXPECT_EQ(q.fingerprint, r.scope);
+  EXPECT_TRUE(q.scope.empty());
+  std::string v3 = enc;
+  v3[0] = 3;
+  EXPECT_FALSE(DecodeIdempotency(v3, &q).ok());
+}
+
 TEST(Records, EveryTruncationAndTrailingByteIsRefused) {
   OrderRecord o;
   o.currency = "USD";

@@ -15,6 +15,7 @@ std::string_view RefusalCode(Refusal r) {
     case Refusal::kIdempotencyConflict: return "idempotency_conflict";
     case Refusal::kPendingLimit: return "pending_limit";
     case Refusal::kNotFound: return "not_found";
+    case Refusal::kRateLimited: return "rate_limited";
   }
   return "internal";
 }

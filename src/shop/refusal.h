@@ -26,6 +26,8 @@ enum class Refusal : uint8_t {
   kIdempotencyConflict = 9,
   kPendingLimit = 10,        // hoarding guard
   kNotFound = 11,            // some other named thing (e.g. a key batch) does not exist
+  kRateLimited = 12,         // too many failed lookups of this contact or order (HTTP 429,
+                             // with retry_after_seconds)
 };
 
 // The API error code ("out_of_stock", ...). Never empty.
@@ -37,7 +39,8 @@ template <typename T>
 class Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Refusal r, std::string message = {}) : v_(RefusalBox{r, std::move(message)}) {}
+  Result(Refusal r, std::string message = {}, int64_t retry_after_seconds = 0)
+      : v_(RefusalBox{r, std::move(message), retry_after_seconds}) {}
   Result(absl::Status status) : v_(std::move(status)) {}  // NOLINT: must not be OK
 
   bool ok() const { return v_.index() == 0; }
@@ -53,12 +56,16 @@ class Result {
 
   Refusal refusal() const { return std::get<1>(v_).refusal; }
   const std::string& message() const { return std::get<1>(v_).message; }
+  // For a refusal that passes with time (kRateLimited): seconds until a retry may succeed;
+  // 0 otherwise.
+  int64_t retry_after_seconds() const { return std::get<1>(v_).retry_after_seconds; }
   const absl::Status& status() const { return std::get<2>(v_); }
 
  private:
   struct RefusalBox {
     Refusal refusal;
     std::string message;
+    int64_t retry_after_seconds = 0;
   };
   std::variant<T, RefusalBox, absl::Status> v_;
 };

@@ -37,8 +37,23 @@ std::string PasswordTag(const KeyCipher& c, std::string_view oid, std::string_vi
   return Tagged(c, "p:", oid, password);
 }
 
+std::string LookupTag(const KeyCipher& c, std::string_view contact_tag, std::string_view password) {
+  return Tagged(c, "q:", contact_tag, password);  // the contact tag has a fixed size
+}
+
 std::string IdempotencyTag(const KeyCipher& c, std::string_view key) {
   return Tagged(c, "i:", key);
+}
+
+std::string IdempotencyScope(const KeyCipher& c, std::string_view contact_tag,
+                             std::string_view password, std::string_view client,
+                             std::string_view fingerprint) {
+  std::string in = "s:";
+  PutLengthPrefixed(&in, contact_tag);
+  PutLengthPrefixed(&in, password);
+  PutLengthPrefixed(&in, client);
+  in.append(fingerprint);
+  return c.UniqueTag(in);
 }
 
 }  // namespace kv

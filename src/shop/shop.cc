@@ -66,6 +66,9 @@ std::string Shop::Impl::ContactTag(std::string_view contact) const {
 std::string Shop::Impl::PasswordTag(std::string_view oid, std::string_view pw) const {
   return kv::PasswordTag(*cipher, oid, pw);
 }
+std::string Shop::Impl::LookupTag(std::string_view contact_tag, std::string_view pw) const {
+  return kv::LookupTag(*cipher, contact_tag, pw);
+}
 
 absl::StatusOr<std::optional<OrderRecord>> Shop::Impl::ReadOrder(const std::string& oid) const {
   auto v = db->Get(storage::kCfOrders, oid);

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "base/clock.h"
 #include "base/random.h"
+#include "limits/failure_lockout.h"
 #include "limits/limits.h"
 #include "shop/key_import.h"
 #include "shop/records.h"
@@ -61,6 +62,12 @@ struct ShopOptions {
   // its configured values).
   uint32_t pending_orders_per_contact_max = 0;
   uint32_t pending_orders_per_client_max = 0;
+  // Failed order lookups per contact, and failed token reads per order id, lock that
+  // contact's lookups (that order's reads) for a growing time, whatever the client (SPEC
+  // §4; limits/failure_lockout.h). In memory: a restart forgets the counts. Default:
+  // LockoutPolicy{} (10 failures in 600 s lock for 60 s, doubling up to 86400 s; 100000
+  // contacts and 100000 order ids kept); failures_max = 0 turns it off.
+  LockoutPolicy lookup_lockout;
   // Delivery retries before an entry is "failed". Default 8.
   uint32_t delivery_attempts_max = limits::kDeliveryAttemptsMax;
   size_t block_cache_bytes = 64 << 20;
@@ -152,7 +159,7 @@ struct OrderRequest {
   int64_t quantity = 0;
   std::string contact;
   std::string query_password;  // optional
-  std::string client;          // the buyer's address (hoarding guard); may be empty
+  std::string client;  // the buyer's address (hoarding guard, idempotency scope); may be empty
 };
 
 struct OrderView {
@@ -176,6 +183,14 @@ struct OrderView {
 struct IdempotencyKey {
   std::string key;          // 1..255 bytes, as the client sent it
   std::string fingerprint;  // e.g. SHA-256 of the raw body; compared byte-exactly
+};
+
+// The work one LookupOrders call did (tests check that a failing lookup costs the same
+// whether or not the contact has orders).
+struct LookupWork {
+  uint32_t tags = 0;           // keyed HMACs computed
+  uint32_t order_reads = 0;    // order records read
+  uint32_t index_entries = 0;  // contact-index entries visited
 };
 
 struct OrderPage {
@@ -290,21 +305,34 @@ class Shop {
 
   // --- orders (buyer) ---
   // Creates an order, filled whole or refused whole. Refusals: kInvalidQuantity,
-  // kProductNotFound, kProductInactive, kQuantityLimit, kOutOfStock, kBadRequest (contact),
-  // kPendingLimit (the contact or client already has the most open pending orders allowed).
-  // The view carries the order's secret token (shown once; it is derived, never stored).
-  // With an idempotency key: the first success is recorded in the order's own batch; the
-  // same key with the same fingerprint answers that order again (idempotent_replay, status
-  // as first answered: pending_payment) and creates nothing; with another fingerprint:
-  // kIdempotencyConflict. A refused attempt records nothing. Records live >= 24 h.
+  // kProductNotFound, kProductInactive, kQuantityLimit, kOutOfStock, kBadRequest (contact;
+  // a query password that is not empty and shorter than limits::kQueryPasswordCharsMin
+  // characters), kPendingLimit (the contact or client already has the most open pending
+  // orders allowed). The view carries the order's secret token (shown once; it is derived,
+  // never stored).
+  // With an idempotency key: the first success is recorded in the order's own batch, bound
+  // to its scope (contact, query password, client, fingerprint). The same key in the same
+  // scope answers that order again (idempotent_replay, token included, status as first
+  // answered: pending_payment) and creates nothing; in any other scope — another body, or
+  // the same body from another client — kIdempotencyConflict, which tells nothing about the
+  // first order. A refused attempt records nothing. Records live >= 24 h.
   Result<OrderView> CreateOrder(const OrderRequest& req, const IdempotencyKey* idem = nullptr);
   // The order, with plaintext keys once delivered. A wrong token and an unknown id give the
-  // same refusal (kOrderNotFound). Token compared in constant time.
+  // same refusal (kOrderNotFound). Token compared in constant time. Wrong tokens count per
+  // order id: after lookup_lockout.failures_max of them the id's reads are refused for a
+  // while, the right token included (kRateLimited, with retry_after_seconds).
   Result<OrderView> GetOrder(std::string_view order_id, std::string_view token);
   // Orders created with this contact and password (newest first, at most
-  // limits::kLookupOrdersMax), each with its token. No match: an empty list.
+  // limits::kLookupOrdersMax, among the newest limits::kLookupIndexEntriesMax of the
+  // contact's lookable orders), each with its token. No match: an empty list, counted as a
+  // failure of the contact; after lookup_lockout.failures_max of them the contact's lookups
+  // are refused for a while, the right password included (kRateLimited, with
+  // retry_after_seconds). A failing lookup does the same keyed work whether or not the
+  // contact has orders (one contact tag, one lookup tag, no order read); `work`, when not
+  // null, receives what this call did.
   Result<std::vector<OrderView>> LookupOrders(std::string_view contact,
-                                              std::string_view query_password);
+                                              std::string_view query_password,
+                                              LookupWork* work = nullptr);
 
   // --- payments (gateway) ---
   // Records a payment exactly once per payment_id and applies it (SPEC §3, §4): pays the

@@ -104,7 +104,14 @@ struct ExpiryItem {
 
 struct Shop::Impl {
   Impl(Shop* s, const ShopOptions& o, storage::Db* d, KeyCipher* c)
-      : owner(s), opts(o), db(d), cipher(c), clock(o.clock), random(o.random) {
+      : owner(s),
+        opts(o),
+        db(d),
+        cipher(c),
+        clock(o.clock),
+        random(o.random),
+        contact_lockout(o.clock, o.lookup_lockout),
+        order_lockout(o.clock, o.lookup_lockout) {
     for (auto& p : products) p.store(nullptr, std::memory_order_relaxed);
   }
 
@@ -132,6 +139,7 @@ struct Shop::Impl {
   std::string TokenFor(std::string_view oid) const;
   std::string ContactTag(std::string_view contact) const;
   std::string PasswordTag(std::string_view oid, std::string_view pw) const;
+  std::string LookupTag(std::string_view contact_tag, std::string_view pw) const;
 
   // --- batch helpers ---
   // Writes `next` and keeps the status/expiry indexes in step with `prev` (nullptr: new).
@@ -216,6 +224,11 @@ struct Shop::Impl {
     absl::flat_hash_map<std::string, uint32_t> open ABSL_GUARDED_BY(mu);
   };
   std::array<PendingShard, 16> pending;
+
+  // Failed lookups per contact tag, failed token reads per order id (SPEC §4). Two tables,
+  // so that spraying random order ids cannot evict a contact's count.
+  FailureLockout contact_lockout;
+  FailureLockout order_lockout;
   PendingShard& PendingShardFor(const std::string& key) {
     return pending[std::hash<std::string>{}(key) % pending.size()];
   }

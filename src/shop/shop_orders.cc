@@ -1,9 +1,12 @@
 // Shop: orders — creation (the hot path), reads, lookup, cancel, refund and hold expiry.
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
 #include "base/status_macros.h"
+#include "base/utf8.h"
 #include "shop/secrets.h"
 #include "shop/shop_internal.h"
 
@@ -19,17 +22,35 @@ bool ValidContact(std::string_view c) {
   return true;
 }
 
+// Characters as a person counts them: UTF-8 code points (a stray byte counts as one).
+size_t Chars(std::string_view s) {
+  size_t n = 0;
+  while (!s.empty()) {
+    s.remove_prefix(std::max<size_t>(1, Utf8SequenceLength(s)));
+    ++n;
+  }
+  return n;
+}
+
+// A lockout's wait as Retry-After: whole seconds, rounded up, at least 1.
+int64_t RetrySeconds(int64_t wait_ns) {
+  return std::max<int64_t>(1, (wait_ns + 999'999'999) / 1'000'000'000);
+}
+
 }  // namespace
 
 Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKey* idem) {
   Impl& m = *impl_;
-  std::string idem_tag;
+  const std::string contact_tag = m.ContactTag(req.contact);
+  std::string idem_tag, idem_scope;
   std::optional<MutexLock> idem_lock;
   if (idem != nullptr) {
     if (idem->key.empty() || idem->key.size() > 255) {
       return {Refusal::kBadRequest, "Idempotency-Key must be 1..255 bytes"};
     }
     idem_tag = IdempotencyTag(*cipher_, idem->key);
+    idem_scope =
+        IdempotencyScope(*cipher_, contact_tag, req.query_password, req.client, idem->fingerprint);
     // One request per key at a time: check-then-create must not interleave.
     idem_lock.emplace(&m.StripeFor(idem_tag));
     auto rec = db_->Get(storage::kCfIdempotency, idem_tag);
@@ -38,9 +59,16 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
       IdempotencyRecord ir;
       absl::Status ds = DecodeIdempotency(**rec, &ir);
       if (!ds.ok()) return ds;
-      if (ir.fingerprint != idem->fingerprint) {
+      // Only the same request from the same client gets the first answer (and its token)
+      // again. Another body, the same body from another client (someone who learnt the key
+      // and the body) and a record from before scopes were kept all get one refusal that
+      // says nothing about the first order — not even whether the bodies matched, which
+      // would confirm a guessed query password.
+      if (ir.scope.size() != idem_scope.size() ||
+          CRYPTO_memcmp(ir.scope.data(), idem_scope.data(), idem_scope.size()) != 0) {
         return {Refusal::kIdempotencyConflict,
-                "this Idempotency-Key was used with a different request"};
+                "this Idempotency-Key was already used, for another request or from another "
+                "client; send a new key"};
       }
       auto order = m.ReadOrder(ir.oid);
       if (!order.ok()) return order.status();
@@ -73,9 +101,14 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
     return {Refusal::kBadRequest, absl::StrCat("query_password must be at most ",
                                                limits::kQueryPasswordBytesMax, " bytes")};
   }
+  if (!req.query_password.empty() && Chars(req.query_password) < limits::kQueryPasswordCharsMin) {
+    return {Refusal::kBadRequest,
+            absl::StrCat("query_password must be at least ", limits::kQueryPasswordCharsMin,
+                         " characters (or left out: the order then cannot be looked up)")};
+  }
 
   OrderRecord r;
-  r.contact_tag = m.ContactTag(req.contact);
+  r.contact_tag = contact_tag;
   r.client = req.client.substr(0, 64);
   // Hoarding guard (SPEC §3): a slot per open pending order, taken before the stock.
   if (!m.TryHoldPending(r)) {
@@ -110,15 +143,19 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
 
   rocksdb::WriteBatch b;
   m.PutOrder(&b, nullptr, r);
-  // Lookup finds only orders created with a query password, so only those are indexed.
+  // Lookup finds only orders created with a query password, so only those are indexed; the
+  // entry carries the password's lookup tag, so a lookup reads no order it does not return.
   if (!r.password_tag.empty()) {
     b.Put(db_->cf(storage::kCfOrderIndex),
           storage::ContactIndexKey(r.contact_tag, static_cast<uint64_t>(r.created_ms), r.oid),
-          rocksdb::Slice());
+          m.LookupTag(r.contact_tag, req.query_password));
   }
   if (idem != nullptr) {
-    b.Put(db_->cf(storage::kCfIdempotency), idem_tag,
-          EncodeIdempotency(IdempotencyRecord{idem->fingerprint, r.created_ms, r.oid}));
+    IdempotencyRecord ir;
+    ir.scope = idem_scope;
+    ir.created_ms = r.created_ms;
+    ir.oid = r.oid;
+    b.Put(db_->cf(storage::kCfIdempotency), idem_tag, EncodeIdempotency(ir));
   }
   CounterDelta delta;
   if (holding) delta.held = q;
@@ -140,12 +177,17 @@ Result<OrderView> Shop::GetOrder(std::string_view order_id, std::string_view tok
   Impl& m = *impl_;
   std::string oid;
   if (!ParseOrderId(order_id, &oid)) return {Refusal::kOrderNotFound, "no such order"};
+  // Wrong tokens count per order id, known or not (the answer must not tell them apart).
+  if (const int64_t wait = m.order_lockout.Begin(oid); wait > 0) {
+    return {Refusal::kRateLimited, "too many wrong tokens for this order; retry later",
+            RetrySeconds(wait)};
+  }
   const std::string want = m.TokenFor(oid);
   // Compare before reading so that timing does not tell a known id from an unknown one.
-  if (token.size() != want.size() ||
-      CRYPTO_memcmp(token.data(), want.data(), want.size()) != 0) {
-    return {Refusal::kOrderNotFound, "no such order"};
-  }
+  const bool right =
+      token.size() == want.size() && CRYPTO_memcmp(token.data(), want.data(), want.size()) == 0;
+  m.order_lockout.Finish(oid, !right);
+  if (!right) return {Refusal::kOrderNotFound, "no such order"};
   auto r = m.ReadOrder(oid);
   if (!r.ok()) return r.status();
   if (!r->has_value()) return {Refusal::kOrderNotFound, "no such order"};
@@ -163,34 +205,70 @@ Result<OrderView> Shop::AdminGetOrder(std::string_view order_id) {
 }
 
 Result<std::vector<OrderView>> Shop::LookupOrders(std::string_view contact,
-                                                  std::string_view query_password) {
+                                                  std::string_view query_password,
+                                                  LookupWork* work) {
   Impl& m = *impl_;
-  std::vector<OrderView> out;
+  LookupWork unused;
+  LookupWork& w = work != nullptr ? *work : unused;
+  w = LookupWork{};
   if (!ValidContact(contact) || query_password.empty() ||
       query_password.size() > limits::kQueryPasswordBytesMax) {
-    return out;
+    return std::vector<OrderView>();  // matches nothing; no secret was tried
   }
-  std::string prefix(1, storage::kIdxContact);
-  prefix += m.ContactTag(contact);
-  auto it = db_->NewIterator(storage::kCfOrderIndex);
-  // Newest first: seek past the prefix and walk back.
-  std::string end = prefix;
-  end.append(8 + storage::kOrderIdBytes, '\xff');
-  it->SeekForPrev(end);
-  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limits::kLookupOrdersMax;
-       it->Prev()) {
-    if (it->key().size() != prefix.size() + 8 + storage::kOrderIdBytes) continue;
-    std::string oid(it->key().data() + prefix.size() + 8, storage::kOrderIdBytes);
-    auto r = m.ReadOrder(oid);
-    if (!r.ok()) return r.status();
-    if (!r->has_value() || (*r)->password_tag.empty()) continue;
-    const std::string want = m.PasswordTag(oid, query_password);
-    if (CRYPTO_memcmp(want.data(), (*r)->password_tag.data(), want.size()) != 0) continue;
-    OrderView v = m.View(**r, true);
-    v.token = m.TokenFor(oid);
-    out.push_back(std::move(v));
+  const std::string ctag = m.ContactTag(contact);
+  ++w.tags;
+  if (const int64_t wait = m.contact_lockout.Begin(ctag); wait > 0) {
+    return {Refusal::kRateLimited, "too many failed lookups for this contact; retry later",
+            RetrySeconds(wait)};
   }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  // From here a failing lookup costs the same keyed work whether or not the contact has
+  // orders: this one tag, compared against each index entry's (a cheap constant-time
+  // compare per entry); an order is read only when its entry matches.
+  const std::string ltag = m.LookupTag(ctag, query_password);
+  ++w.tags;
+  std::vector<OrderView> out;
+  absl::Status s = [&]() -> absl::Status {
+    std::string prefix(1, storage::kIdxContact);
+    prefix += ctag;
+    auto it = db_->NewIterator(storage::kCfOrderIndex);
+    // Newest first: seek past the prefix and walk back.
+    std::string end = prefix;
+    end.append(8 + storage::kOrderIdBytes, '\xff');
+    it->SeekForPrev(end);
+    for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limits::kLookupOrdersMax &&
+           w.index_entries < limits::kLookupIndexEntriesMax;
+         it->Prev()) {
+      ++w.index_entries;
+      if (it->key().size() != prefix.size() + 8 + storage::kOrderIdBytes) continue;
+      const rocksdb::Slice tag = it->value();
+      if (tag.size() == storage::kTagBytes) {
+        if (CRYPTO_memcmp(tag.data(), ltag.data(), ltag.size()) != 0) continue;
+      } else if (!tag.empty()) {
+        return absl::DataLossError("malformed contact index entry");
+      }  // empty: an entry written before lookup tags; the order record decides alone
+      std::string oid(it->key().data() + prefix.size() + 8, storage::kOrderIdBytes);
+      auto r = m.ReadOrder(oid);
+      ++w.order_reads;
+      if (!r.ok()) return r.status();
+      if (!r->has_value() || (*r)->password_tag.empty()) continue;
+      // The order record is the authority on its password.
+      const std::string want = m.PasswordTag(oid, query_password);
+      ++w.tags;
+      if ((*r)->password_tag.size() != want.size() ||
+          CRYPTO_memcmp(want.data(), (*r)->password_tag.data(), want.size()) != 0) {
+        continue;
+      }
+      OrderView v = m.View(**r, true);
+      v.token = m.TokenFor(oid);
+      ++w.tags;
+      out.push_back(std::move(v));
+    }
+    if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+    return absl::OkStatus();
+  }();
+  // A failure is a lookup that found nothing; an error tried nothing.
+  m.contact_lockout.Finish(ctag, s.ok() && out.empty());
+  if (!s.ok()) return s;
   return out;
 }
 

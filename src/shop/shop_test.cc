@@ -69,7 +69,7 @@ TEST_F(ShopTest, OrderRefusals) {
 TEST_F(ShopTest, BuyerFlowDeliversKeysOnceAndOnEveryRead) {
   const uint64_t pid = MakeProduct();
   const auto keys = Import(pid, 3);
-  OrderView o = Order(pid, 2, "Buyer@Example.com", "pw1");
+  OrderView o = Order(pid, 2, "Buyer@Example.com", "pw1-secret");
   EXPECT_EQ(o.status, OrderStatus::kPendingPayment);
   EXPECT_EQ(o.amount_cents, 1000);
   EXPECT_EQ(o.token.size(), 32u);
@@ -102,13 +102,13 @@ TEST_F(ShopTest, BuyerFlowDeliversKeysOnceAndOnEveryRead) {
   EXPECT_EQ(s.sellable(), 1);
 
   // Lookup by contact (case-insensitive) + password.
-  auto found = shop_->LookupOrders("buyer@example.COM", "pw1");
+  auto found = shop_->LookupOrders("buyer@example.COM", "pw1-secret");
   ASSERT_TRUE(found.ok());
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ((*found)[0].token, o.token);
   EXPECT_EQ((*found)[0].keys, after->keys);
   EXPECT_TRUE(shop_->LookupOrders("buyer@example.com", "wrong")->empty());
-  EXPECT_TRUE(shop_->LookupOrders("other@example.com", "pw1")->empty());
+  EXPECT_TRUE(shop_->LookupOrders("other@example.com", "pw1-secret")->empty());
 
   // Reopen: everything survives, counters rebuilt.
   Reopen();

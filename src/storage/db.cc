@@ -172,7 +172,27 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
     return absl::FailedPreconditionError(
         absl::StrCat(dir, " has unknown schema version ", found, "; refusing to open it"));
   }
-  // found == kSchemaVersion: nothing to upgrade yet. Upgrades from older versions go here.
+  // Upgrades from older versions. The key check below runs first on the version's record;
+  // an upgrade rewrites nothing a wrong key could misread.
+  if (found < kSchemaVersion) {
+    // 1 -> 2 (issue 9): version 2 adds record versions a version-1 binary cannot read
+    // (payment v2, idempotency v2, contact-index values); every version-1 record is still
+    // read as it is. The upgrade only stamps the new version, synced, so that a version-1
+    // binary then refuses the whole dir with a clear message instead of failing on the
+    // first new record.
+    if (!check->has_value() || (*check)->size() != opts.key_check.size() ||
+        CRYPTO_memcmp((*check)->data(), opts.key_check.data(), opts.key_check.size()) != 0) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "wrong master key for data dir ", dir, "; refusing to open (or upgrade) it"));
+    }
+    rocksdb::WriteBatch b;
+    std::string v;
+    PutFixed32BE(&v, kSchemaVersion);
+    b.Put(db->cf(kCfMeta), rocksdb::Slice(kMetaSchemaVersion.data(), kMetaSchemaVersion.size()),
+          v);
+    absl::Status ws = db->Write(&b, /*sync=*/true);
+    if (!ws.ok()) return ws;
+  }
   if (!check->has_value() || (*check)->size() != opts.key_check.size() ||
       CRYPTO_memcmp((*check)->data(), opts.key_check.data(), opts.key_check.size()) != 0) {
     return absl::PermissionDeniedError(absl::StrCat(

@@ -114,6 +114,28 @@ TEST(DataDir, NewerSchemaVersionIsRefusedUnchanged) {
   }
 }
 
+TEST(DataDir, VersionOneIsUpgradedByStampingTheVersion) {
+  testing::TempDir t;
+  auto stamp = [](auto& d, uint32_t version) {
+    rocksdb::WriteBatch b;
+    std::string v;
+    PutFixed32BE(&v, version);
+    b.Put(d.db->cf(kCfMeta), std::string(kMetaSchemaVersion), v);
+    return d.db->Write(&b);
+  };
+  {
+    auto d = OpenDataDir(Opts(t), SecureRandom::Get());
+    ASSERT_TRUE(d.ok());
+    ASSERT_TRUE(stamp(*d, 1).ok());
+  }
+  auto d = OpenDataDir(Opts(t), SecureRandom::Get());
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto v = d->db->Get(kCfMeta, std::string(kMetaSchemaVersion));
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ(DecodeFixed32BE((*v)->data()), 2u);
+  EXPECT_EQ(kSchemaVersion, 2u);
+}
+
 TEST(DataDir, ForeignRocksDbIsRefused) {
   testing::TempDir t;
   {

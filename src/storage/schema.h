@@ -28,8 +28,11 @@
 //                                                 highest batch_id the next batch id)
 //   CF "orders"      oid                        -> OrderRecord (delivered keys stay sealed
 //                                                 inside the order record)
-//   CF "order_index" 'c' tag(contact) ms oid    -> ""   lookup by contact (only orders
-//                                                 created with a query password)
+//   CF "order_index" 'c' tag(contact) ms oid    -> tag(lookup) | ""   lookup by contact (only
+//                                                 orders created with a query password); the
+//                                                 value is LookupTag(tag(contact), password)
+//                                                 (shop/secrets.h), "" in entries written
+//                                                 before lookup tags (the order decides)
 //                    'e' ms(expires_at) oid     -> ""   pending_payment orders, by expiry
 //                    's' status(u8) ms(created) oid -> "" every other order, by status then
 //                                                 age (exactly one of 'e'/'s' per order)
@@ -44,16 +47,21 @@
 //                                                 entry is deleted in the batch that
 //                                                 finishes it (so seqs restart above the
 //                                                 highest live entry after a restart)
-//   CF "idempotency" tag(Idempotency-Key)       -> IdempotencyRecord (body fingerprint,
-//                                                 created_ms, oid): written in the batch
-//                                                 that creates the order; collected >= 24 h
+//   CF "idempotency" tag(Idempotency-Key)       -> IdempotencyRecord: version 2 = scope
+//                                                 (tag of contact, query password, client
+//                                                 and body fingerprint), created_ms, oid;
+//                                                 version 1 (still read, never replayed) =
+//                                                 body fingerprint, created_ms, oid. Written
+//                                                 in the batch that creates the order;
+//                                                 collected >= 24 h
 //
-// Version history: 1 = first release (this layout). An older version is upgraded in
-// storage/db.cc; a newer one is refused with a message naming both versions.
-// Record versions (the first byte of a value) evolve per record kind without a schema
-// change when the layout above stays: a reader accepts the versions it knows and refuses any
-// other (DataLoss), so a record is never misread. Payment records: 1, and 2 since the
-// "malformed" flag (only such records are written as 2).
+// Version history: 1 = first release. 2 (issue 9) = 1 plus payment records version 2 (only
+// "malformed" records are written as 2), idempotency records version 2 (scoped) and values
+// for contact-index entries; every version-1 form is still read. A version-1 dir is upgraded
+// on open by stamping version 2 (storage/db.cc; nothing else is rewritten), so an older
+// binary refuses it as a whole, naming both versions, rather than failing on one record.
+// A reader accepts the record versions it knows and refuses any other (DataLoss), so a
+// record is never misread.
 #pragma once
 
 #include <cstdint>
@@ -64,7 +72,7 @@
 
 namespace kv::storage {
 
-inline constexpr uint32_t kSchemaVersion = 1;
+inline constexpr uint32_t kSchemaVersion = 2;
 
 enum Cf : int {
   kCfDefault = 0,  // required by RocksDB; unused
