@@ -45,5 +45,8 @@ inline constexpr int64_t kDeliveryBackoffMsInitial = 200;
 inline constexpr int64_t kDeliveryBackoffMsMax = 60'000;
 // Lookup: orders returned for one contact + password.
 inline constexpr size_t kLookupOrdersMax = 100;
+// The admin token (KEYVEND_ADMIN_TOKEN), bytes: `keyvend serve` refuses to start with a
+// shorter one. 32 random hex characters are 128 bits, beyond any online guessing.
+inline constexpr size_t kAdminTokenBytesMin = 32;
 
 }  // namespace kv::limits
