@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/hardening.h"
@@ -194,8 +195,8 @@ int RunServe(const std::vector<std::string>& args) {
   }
   // The secrets leave the environment at once (base/secret.h): a child process, a later
   // getenv and /proc/PID/environ no longer see them.
-  const std::string admin_token = kv::TakeSecretFromEnv("KEYVEND_ADMIN_TOKEN").value_or("");
-  const std::string payment_secret = kv::TakeSecretFromEnv("KEYVEND_PAYMENT_SECRET").value_or("");
+  std::string admin_token = kv::TakeSecretFromEnv("KEYVEND_ADMIN_TOKEN").value_or("");
+  std::string payment_secret = kv::TakeSecretFromEnv("KEYVEND_PAYMENT_SECRET").value_or("");
   if (!admin_token.empty() && admin_token.size() < kv::limits::kAdminTokenBytesMin) {
     // Never the token itself, nor its length.
     std::fprintf(stderr,
@@ -251,8 +252,8 @@ int RunServe(const std::vector<std::string>& args) {
   ho.shop = shop->get();
   ho.clock = kv::RealClock::Get();
   ho.random = kv::SecureRandom::Get();
-  ho.admin_token = admin_token;
-  ho.payment_secret = payment_secret;
+  ho.admin_token = std::move(admin_token);  // moved: one copy of each secret in memory
+  ho.payment_secret = std::move(payment_secret);
   if (ho.admin_token.empty()) {
     KV_LOG(kWarn, "KEYVEND_ADMIN_TOKEN is not set; the admin API refuses every request");
   }
