@@ -23,7 +23,7 @@
 namespace kv::httptest {
 namespace {
 
-constexpr char kAdminToken[] = "adm-alert-rules-5d1e";
+constexpr char kAdminToken[] = "adm-alert-rules-5d1e-0123456789abcdef012";
 constexpr char kPaymentSecret[] = "pay-alert-rules-8c2f";
 
 

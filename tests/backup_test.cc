@@ -27,7 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kAdminToken[] = "adm-backup-5e1f0c3a9d7b2e48";
+constexpr char kAdminToken[] = "adm-backup-5e1f0c3a9d7b2e48-0123456789ab";
 constexpr char kPaymentSecret[] = "pay-backup-8c2a4e6f0b1d3f57";
 
 // Runs keyvend-backup with `extra_env` (NAME=value; nothing else of ours named KEYVEND_*).

@@ -29,7 +29,7 @@
 namespace kv::httptest {
 namespace {
 
-constexpr char kAdminToken[] = "adm-7f3c9e21b0d84a56a1c2e3f4";
+constexpr char kAdminToken[] = "adm-7f3c9e21b0d84a56a1c2e3f4-0123456789a";
 constexpr char kPaymentSecret[] = "pay-secret-4b2d8e6f1a3c5e7d9b0a";
 
 class HttpApiTest : public ::testing::Test {
@@ -1084,7 +1084,8 @@ namespace {
 // SPEC §5: token buckets per route class, global and per client IP, 429 + Retry-After;
 // the client IP comes from X-Forwarded-For only when the peer is a trusted proxy.
 TEST(HttpRateLimitTest, PerClientBucketsAnswer429WithRetryAfterAndIsolateClients) {
-  httptest::ServerProcess server({"KEYVEND_ADMIN_TOKEN=a", "KEYVEND_PAYMENT_SECRET=s"});
+  httptest::ServerProcess server(
+      {"KEYVEND_ADMIN_TOKEN=adm-ratelimit-0123456789abcdef0123456789", "KEYVEND_PAYMENT_SECRET=s"});
   std::string error;
   ASSERT_TRUE(server.Start({"--rate-limit-read-per-client-per-second", "1",
                             "--rate-limit-read-per-client-burst", "3",
@@ -1134,11 +1135,13 @@ namespace {
 
 // SPEC §3 hoarding guard over HTTP: 429 pending_limit with Retry-After.
 TEST(HttpRateLimitTest, HoardingGuardAnswers429PendingLimit) {
-  httptest::ServerProcess server({"KEYVEND_ADMIN_TOKEN=a", "KEYVEND_PAYMENT_SECRET=s"});
+  httptest::ServerProcess server(
+      {"KEYVEND_ADMIN_TOKEN=adm-ratelimit-0123456789abcdef0123456789", "KEYVEND_PAYMENT_SECRET=s"});
   std::string error;
   ASSERT_TRUE(server.Start({"--pending-orders-per-contact-max", "1"}, &error)) << error;
   httplib::Client cli("127.0.0.1", server.port());
-  const httplib::Headers admin = {{"Authorization", "Bearer a"}};
+  const httplib::Headers admin = {
+      {"Authorization", "Bearer adm-ratelimit-0123456789abcdef0123456789"}};
   auto p = cli.Post("/api/v1/admin/products", admin,
                     R"({"name":"Hoard","price_cents":100,"currency":"EUR"})", "application/json");
   ASSERT_TRUE(p && p->status == 201);

@@ -18,7 +18,7 @@
 namespace kv::httptest {
 namespace {
 
-constexpr char kAdminToken[] = "adm-conc-5d1e0c9b7a";
+constexpr char kAdminToken[] = "adm-conc-5d1e0c9b7a-0123456789abcdef0123";
 constexpr char kPaymentSecret[] = "pay-conc-2f4a6c8e0b";
 constexpr int kKeys = 1000;
 constexpr int kThreads = 64;

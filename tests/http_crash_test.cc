@@ -27,7 +27,7 @@
 namespace kv::httptest {
 namespace {
 
-constexpr char kAdminToken[] = "adm-crash-8c6e4a2f0d";
+constexpr char kAdminToken[] = "adm-crash-8c6e4a2f0d-0123456789abcdef012";
 constexpr char kPaymentSecret[] = "pay-crash-1b3d5f7a9c";
 constexpr int kKeys = 1800;  // 6 rounds x 296 keys ordered per round, plus some
 constexpr int kOrdersPerRound = 200;

@@ -39,7 +39,7 @@
 namespace kv::httptest {
 namespace {
 
-constexpr char kAdminToken[] = "adm-load-3e5a7c9b1d2f";
+constexpr char kAdminToken[] = "adm-load-3e5a7c9b1d2f-0123456789abcdef01";
 constexpr char kPaymentSecret[] = "pay-load-8f6d4b2a0c1e";
 constexpr milliseconds kLiveness(20000);  // how long any single answer may take
 

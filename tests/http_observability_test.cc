@@ -11,7 +11,7 @@
 namespace kv::httptest {
 namespace {
 
-constexpr char kAdminToken[] = "adm-obs-51c0d7e2a9f34b86";
+constexpr char kAdminToken[] = "adm-obs-51c0d7e2a9f34b86-0123456789abcde";
 constexpr char kPaymentSecret[] = "pay-obs-9e8d7c6b5a4f3e2d1c0b";
 
 std::vector<std::string> Lines(const std::string& text) {

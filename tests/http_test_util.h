@@ -230,6 +230,10 @@ class ServerProcess {
   const std::string& ops_url() const { return ops_url_; }
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
+  // Words run before the keyvend binary, e.g. {"/usr/bin/setpriv", "--reuid=65534", ...,
+  // "--"}: a launcher that changes something about the process and then execs the rest
+  // (so pid() is still keyvend's). Empty (the default): keyvend is executed directly.
+  void set_launcher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
 
   // Starts `keyvend serve` with the fixed arguments plus `extra_args` and waits (up to
   // `timeout`) for its listening line. On failure *error says why (with the child's
@@ -263,6 +267,7 @@ class ServerProcess {
       args.push_back(std::string("--inflight-") + cls + "-max=0");
     }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
+    args.insert(args.begin(), launcher_.begin(), launcher_.end());
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       *error = std::string("pipe2: ") + std::strerror(errno);
@@ -436,6 +441,7 @@ class ServerProcess {
 
   kv::testing::TempDir tmp_;
   std::vector<std::string> env_;
+  std::vector<std::string> launcher_;
   pid_t pid_ = -1;
   int port_ = 0;
   std::string url_;

@@ -17,7 +17,7 @@
 namespace kv::httptest {
 namespace {
 
-constexpr char kAdminToken[] = "adm-preload-serve-4e1f";
+constexpr char kAdminToken[] = "adm-preload-serve-4e1f-0123456789abcdef0";
 constexpr char kPaymentSecret[] = "pay-preload-serve-8a2c";
 
 TEST(PreloadServeTest, PreloadedKeysAreSoldOnceEachByTheRestartedShop) {

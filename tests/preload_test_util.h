@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,6 +76,13 @@ inline ProcResult RunProc(const std::vector<std::string>& args, const std::strin
 // Creates a shop in `data_dir` (key file `key_file`) with product 1 and `old_keys` keys
 // "OLD-<i>" imported the normal way. Returns false (after a failed assertion) on error.
 inline bool MakeShop(const std::string& data_dir, const std::string& key_file, int old_keys) {
+  // The umask of every keyvend binary (base/hardening.h) until the shop is closed: files
+  // made with the test's umask would be made private by the tool's first open, with a
+  // warning on its stderr.
+  struct Umask077 {
+    mode_t old = ::umask(077);
+    ~Umask077() { ::umask(old); }
+  } umask077;
   ShopOptions o;
   o.data_dir = data_dir;
   o.master_key_file = key_file;

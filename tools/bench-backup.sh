@@ -59,7 +59,7 @@ cleanup() {  # only the processes this script started, by pid
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-export KEYVEND_ADMIN_TOKEN=bench-admin KEYVEND_PAYMENT_SECRET=bench-secret
+export KEYVEND_ADMIN_TOKEN=bench-admin-0123456789abcdef0123456789 KEYVEND_PAYMENT_SECRET=bench-secret
 auth=(-H "Authorization: Bearer $KEYVEND_ADMIN_TOKEN")
 
 args=(--listen 127.0.0.1:0 --data-dir "$tmp/data" --master-key-file "$tmp/master.key"

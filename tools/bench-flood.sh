@@ -53,7 +53,7 @@ cleanup() {  # kills the servers this script started and has not stopped yet, by
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-export KEYVEND_ADMIN_TOKEN=bench-admin KEYVEND_PAYMENT_SECRET=bench-secret
+export KEYVEND_ADMIN_TOKEN=bench-admin-0123456789abcdef0123456789 KEYVEND_PAYMENT_SECRET=bench-secret
 auth=(-H "Authorization: Bearer $KEYVEND_ADMIN_TOKEN")
 
 # Settings every server here shares: long keep-alive (the load generator keeps its

@@ -33,17 +33,17 @@ wait_url() {  # file -> prints the URL once the server printed its listening lin
   exit 1
 }
 
-export KEYVEND_ADMIN_TOKEN=bench-admin KEYVEND_PAYMENT_SECRET=bench-secret
+export KEYVEND_ADMIN_TOKEN=bench-admin-0123456789abcdef0123456789 KEYVEND_PAYMENT_SECRET=bench-secret
 "$build/src/keyvend" serve "${common[@]}" --data-dir "$tmp/data" --payment-sandbox \
   --hold-seconds 3600 > "$tmp/shop.log" 2>&1 &
 shop=$(wait_url "$tmp/shop.log")
 "$build/src/http_baseline" "${common[@]}" > "$tmp/base.log" 2>&1 &
 base=$(wait_url "$tmp/base.log")
 
-curl -sf -X POST "$shop/api/v1/admin/products" -H "Authorization: Bearer bench-admin" \
+curl -sf -X POST "$shop/api/v1/admin/products" -H "Authorization: Bearer $KEYVEND_ADMIN_TOKEN" \
   -d '{"name":"hot","price_cents":100,"currency":"EUR","max_per_order":1}' > /dev/null
 python3 -c 'print("\n".join(f"BENCH-{i:08d}-KEY" for i in range(900000)))' > "$tmp/keys.txt"
-curl -sf -X POST "$shop/api/v1/admin/products/1/keys" -H "Authorization: Bearer bench-admin" \
+curl -sf -X POST "$shop/api/v1/admin/products/1/keys" -H "Authorization: Bearer $KEYVEND_ADMIN_TOKEN" \
   -H 'Content-Type: text/plain' --data-binary @"$tmp/keys.txt" > /dev/null
 cat > "$tmp/order.lua" <<'LUA'
 wrk.method = "POST"

@@ -61,7 +61,7 @@ chmod 644 "$tmp/base.txt" "$tmp/new.txt"
 mkdir "$tmp/chunks"
 split -l "$chunk" -d -a 4 "$tmp/new.txt" "$tmp/chunks/new-"
 
-export KEYVEND_ADMIN_TOKEN=bench-admin KEYVEND_PAYMENT_SECRET=bench-secret
+export KEYVEND_ADMIN_TOKEN=bench-admin-0123456789abcdef0123456789 KEYVEND_PAYMENT_SECRET=bench-secret
 serve_args=(--listen 127.0.0.1:0 --payment-sandbox --import-body-bytes-max 1073741824)
 for cls in order read notify admin page; do
   serve_args+=(--rate-limit-$cls-per-second=0 --rate-limit-$cls-per-client-per-second=0)
@@ -121,7 +121,7 @@ sync
 imported=0
 t0=$(now)
 for f in "$tmp"/chunks/new-*; do
-  r=$(T curl -sf -X POST "$url/api/v1/admin/products/1/keys" -H "Authorization: Bearer bench-admin" \
+  r=$(T curl -sf -X POST "$url/api/v1/admin/products/1/keys" -H "Authorization: Bearer $KEYVEND_ADMIN_TOKEN" \
         -H 'Content-Type: text/plain' --data-binary @"$f")
   imported=$((imported + $(echo "$r" | sed -n 's/.*"imported":\([0-9]*\).*/\1/p')))
 done

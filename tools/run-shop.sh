@@ -16,6 +16,7 @@ if [ ! -f "$secrets" ]; then
   (umask 077
    {
      echo "# keyvend demo secrets (generated $(date -u +%FT%TZ)); keep this file private."
+     # 24 random bytes = 48 hex characters (keyvend serve wants at least 32).
      echo "export KEYVEND_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
      echo "export KEYVEND_PAYMENT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
    } > "$secrets")

@@ -7,18 +7,22 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
 #include <cstdlib>
-#include <optional>
-#include <thread>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "base/hardening.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "base/secret.h"
 #include "config/config.h"
 #include "http/server.h"
+#include "limits/limits.h"
 #include "shop/check.h"
 #include "shop/demo_catalogue.h"
 #include "shop/shop.h"
@@ -40,7 +44,10 @@ constexpr char kUsage[] =
     "  --master-key-file FILE  key-encryption master key (env KEYVEND_MASTER_KEY_FILE;\n"
     "                          default DIR.master-key, beside the data dir)\n"
     "\n"
-    "exit codes (check): 0 all invariants hold, 1 violations (each named), 2 could not run\n";
+    "exit codes (check): 0 all invariants hold, 1 violations (each named), 2 could not run\n"
+    "\n"
+    "Core dumps are off (a core holds the keys' encryption subkeys and the secrets); for\n"
+    "debugging, KEYVEND_ALLOW_CORE_DUMPS=1 (serve: also --allow-core-dumps) turns them on.\n";
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -83,7 +90,16 @@ bool ParseDirArgs(const char* cmd, const std::vector<std::string>& args, std::st
   return true;
 }
 
+// The offline subcommands' core-dump switch (serve has its allow_core_dumps option). False
+// after printing the error of a bad KEYVEND_ALLOW_CORE_DUMPS.
+bool ApplyCoreDumpEnv(const char* cmd) {
+  absl::Status s = kv::ApplyAllowCoreDumpsEnv(std::getenv(kv::kAllowCoreDumpsEnv));
+  if (!s.ok()) std::fprintf(stderr, "keyvend %s: %s\n", cmd, std::string(s.message()).c_str());
+  return s.ok();
+}
+
 int RunDemoSeed(const std::vector<std::string>& args) {
+  if (!ApplyCoreDumpEnv("demo-seed")) return 2;
   std::string data_dir, key_file;
   std::map<std::string, std::string> extra;
   if (!ParseDirArgs("demo-seed", args, &data_dir, &key_file, {"--catalogue"}, &extra)) return 2;
@@ -111,6 +127,7 @@ int RunDemoSeed(const std::vector<std::string>& args) {
 }
 
 int RunCheck(const std::vector<std::string>& args) {
+  if (!ApplyCoreDumpEnv("check")) return 2;
   std::string data_dir, key_file;
   std::map<std::string, std::string> extra;
   if (!ParseDirArgs("check", args, &data_dir, &key_file, {}, &extra)) return 2;
@@ -149,10 +166,12 @@ std::optional<std::string> GetEnv(const std::string& name) {
 int RunServe(const std::vector<std::string>& args) {
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h") {
-      std::printf("usage: keyvend serve [options]\n\n%s\nsecrets (environment only):\n"
-                  "  KEYVEND_ADMIN_TOKEN     bearer token of the admin API\n"
-                  "  KEYVEND_PAYMENT_SECRET  HMAC secret of payment notifications\n",
-                  kv::ConfigHelp().c_str());
+      std::printf(
+          "usage: keyvend serve [options]\n\n%s\nsecrets (environment only):\n"
+          "  KEYVEND_ADMIN_TOKEN     bearer token of the admin API, at least 32 "
+          "characters\n"
+          "  KEYVEND_PAYMENT_SECRET  HMAC secret of payment notifications\n",
+          kv::ConfigHelp().c_str());
       return 0;
     }
   }
@@ -164,6 +183,29 @@ int RunServe(const std::vector<std::string>& args) {
   kv::LogLevel level = kv::LogLevel::kInfo;
   kv::ParseLogLevel(cfg->log_level, &level);  // validated by LoadConfig
   kv::SetLogLevel(level);
+  // main() hardened the process before anything was read; only the config can relax it.
+  if (cfg->allow_core_dumps) {
+    if (absl::Status s = kv::AllowCoreDumps(); !s.ok()) {
+      KV_LOG(kError, "allow_core_dumps: ", std::string(s.message()));
+      return 1;
+    }
+    KV_LOG(kWarn,
+           "allow_core_dumps is on: a core dump of this process holds the key "
+           "encryption subkeys, delivered keys and the secrets; keep it private");
+  }
+  // The secrets leave the environment at once (base/secret.h): a child process, a later
+  // getenv and /proc/PID/environ no longer see them.
+  std::string admin_token = kv::TakeSecretFromEnv("KEYVEND_ADMIN_TOKEN").value_or("");
+  std::string payment_secret = kv::TakeSecretFromEnv("KEYVEND_PAYMENT_SECRET").value_or("");
+  if (!admin_token.empty() && admin_token.size() < kv::limits::kAdminTokenBytesMin) {
+    // Never the token itself, nor its length.
+    std::fprintf(stderr,
+                 "keyvend: KEYVEND_ADMIN_TOKEN is too short: the admin token must be at least "
+                 "%zu characters (e.g. `openssl rand -hex 32`), or unset to turn the admin "
+                 "API off\n",
+                 kv::limits::kAdminTokenBytesMin);
+    return 2;
+  }
   // Every connection and every open RocksDB file is a descriptor: take what the hard limit
   // allows (the soft default of 1024 is below max_connections + the database's files).
   rlimit nofile{};
@@ -215,8 +257,8 @@ int RunServe(const std::vector<std::string>& args) {
   ho.shop = shop->get();
   ho.clock = kv::RealClock::Get();
   ho.random = kv::SecureRandom::Get();
-  ho.admin_token = GetEnv("KEYVEND_ADMIN_TOKEN").value_or("");
-  ho.payment_secret = GetEnv("KEYVEND_PAYMENT_SECRET").value_or("");
+  ho.admin_token = std::move(admin_token);  // moved: one copy of each secret in memory
+  ho.payment_secret = std::move(payment_secret);
   if (ho.admin_token.empty()) {
     KV_LOG(kWarn, "KEYVEND_ADMIN_TOKEN is not set; the admin API refuses every request");
   }
@@ -257,6 +299,12 @@ int RunServe(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First of all, before any secret is read: no core dumps, private files
+  // (base/hardening.h). Each subcommand may relax the core part when asked to.
+  if (absl::Status s = kv::HardenProcess(); !s.ok()) {
+    std::fprintf(stderr, "keyvend: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);

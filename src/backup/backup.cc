@@ -14,8 +14,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "backup/dir_lock.h"
 #include "backup/engine.h"
+#include "base/hardening.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "storage/rocks_status.h"
 
@@ -85,10 +88,29 @@ bool StopToken::stopped() const {
 }
 
 // Creates `dir` (parents as needed) with the leaf private to its owner: a backup holds the
-// shop's orders (buyers' contacts) and sealed keys.
+// shop's orders (buyers' contacts) and sealed keys. An existing one made before keyvend set
+// umask 077 (files 0644) is made private, as the data dir is (storage/data_dir.cc says why)
+// — if it is a backup dir (the engine's meta/) or empty: another non-empty dir keeps its
+// modes.
 absl::Status EnsureBackupDir(const std::string& dir) {
   std::error_code ec;
-  if (fs::is_directory(dir, ec)) return absl::OkStatus();
+  if (fs::is_directory(dir, ec)) {
+    if (!fs::is_directory(fs::path(dir) / "meta", ec) && !fs::is_empty(dir, ec)) {
+      return absl::OkStatus();
+    }
+    auto changed = MakeDirPrivate(dir);
+    if (!changed.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("backup dir: ", changed.status().message()));
+    }
+    if (changed->entries_changed > 0) {
+      KV_LOG(kWarn, absl::StrFormat("backup dir %s was open to group/others (mode %04o); made "
+                                    "it private: %u entries now allow only their owner",
+                                    dir, changed->dir_mode_before,
+                                    static_cast<unsigned>(changed->entries_changed)));
+    }
+    return absl::OkStatus();
+  }
   const fs::path parent = fs::path(dir).lexically_normal().parent_path();
   ec.clear();  // is_directory set it for a dir that does not exist yet
   if (!parent.empty()) fs::create_directories(parent, ec);

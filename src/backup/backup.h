@@ -131,7 +131,8 @@ absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional
                                     absl::Duration lock_wait = kShortOpLockWait);
 
 // Restores backup `id` (or the latest) into `to_dir`, which must not exist or be empty
-// (created with mode 0700 if missing). Before copying, the backup's metadata must decode
+// (created with mode 0700 if missing; an existing empty one is made private the same way,
+// base/hardening.h MakeDirPrivate). Before copying, the backup's metadata must decode
 // and its key check equal `key_check` (the value of the master key the restored shop will
 // use). Every file's checksum is checked while it is copied. Outcomes:
 //  - the restored backup's info;
@@ -158,8 +159,10 @@ absl::StatusOr<PurgeResult> Purge(const std::string& backup_dir, uint32_t keep,
                                   absl::Duration lock_wait = kShortOpLockWait);
 
 // Creates the backup dir (parents as needed; the dir itself 0700: a backup holds buyers'
-// contacts and sealed keys) unless it exists. Errors: Unavailable naming what could not be
-// created.
+// contacts and sealed keys) unless it exists; an existing one that is a backup dir or empty
+// is made private (base/hardening.h MakeDirPrivate, logged when something changed).
+// Errors: Unavailable naming what could not be created; FailedPrecondition when an
+// existing dir open to group/others cannot be made private.
 absl::Status EnsureBackupDir(const std::string& dir);
 
 // OK when neither of the two directories lies inside the other (component-wise, after

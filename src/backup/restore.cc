@@ -10,6 +10,7 @@
 #include "backup/backup.h"
 #include "backup/dir_lock.h"
 #include "backup/engine.h"
+#include "base/hardening.h"
 #include "base/status_macros.h"
 #include "storage/rocks_status.h"
 
@@ -84,6 +85,11 @@ absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<
 
   if (!exists && ::mkdir(to_dir.c_str(), 0700) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", to_dir));
+  }
+  if (exists) {
+    // An empty dir made by the operator: private before anything is written into it.
+    auto changed = MakeDirPrivate(to_dir);
+    if (!changed.ok()) return changed.status();
   }
   const rocksdb::IOStatus rs =
       engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), info.id, to_dir, to_dir);

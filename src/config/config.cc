@@ -359,6 +359,12 @@ std::vector<OptionSpec> BuildOptions() {
       {"log_level", T::kString, "info", 0, 0,
        "Least severe log messages written: debug, info, warn or error. Default: info.",
        &Config::log_level, &ValidLogLevel, "one of debug|info|warn|error"},
+      {"allow_core_dumps", T::kBool, "false", 0, 0,
+       "Let the process write core dumps, for debugging only: by default keyvend sets its "
+       "core size limit to 0 and makes itself non-dumpable at start, since a core holds the "
+       "key-encryption subkeys, delivered keys and the secrets; true puts back the core "
+       "limit it was started with (ulimit -c). Default: false.",
+       &Config::allow_core_dumps, nullptr, nullptr},
       // --- backups (src/backup) ---
       {"backup_dir", T::kString, "", 0, 0,
        "Directory of the shop's backups (POST /api/v1/admin/backups, scheduled backups, "

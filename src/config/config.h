@@ -194,6 +194,9 @@ struct Config {
   int64_t block_cache_mb = 64;
   // Least severe log messages written: debug|info|warn|error. Default: info
   std::string log_level = "info";
+  // Let the process dump core (debugging only): a core holds the encryption subkeys,
+  // delivered keys and the secrets (base/hardening.h). Default: false
+  bool allow_core_dumps = false;
   // --- backups (src/backup) ---
   // Directory of the shop's backups (POST /api/v1/admin/backups, scheduled backups,
   // `keyvend-backup create --url`); "" = backups off. Default: ""

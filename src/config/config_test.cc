@@ -94,13 +94,14 @@ TEST(Config, DefaultsWithNoSources) {
   EXPECT_EQ(c->json_depth_max, 16);
   EXPECT_EQ(c->block_cache_mb, 64);
   EXPECT_EQ(c->log_level, "info");
+  EXPECT_FALSE(c->allow_core_dumps);
   // The struct's initializers and the table's default texts agree.
   EXPECT_EQ(*c, Defaults());
 }
 
 TEST(Config, TableIsWellFormed) {
   const std::vector<OptionSpec>& opts = ConfigOptions();
-  EXPECT_EQ(opts.size(), 73u);  // 59 + 4 backup + 5 edge + 5 lookup lockout (issue 9)
+  EXPECT_EQ(opts.size(), 74u);  // 59 + 4 backup + 5 edge + 5 lookup lockout + allow_core_dumps
   std::set<std::string> names;
   for (const OptionSpec& o : opts) {
     SCOPED_TRACE(o.name);
@@ -188,6 +189,7 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
       {"listen", "0.0.0.0:0"},
       {"master_key_file", "/etc/keyvend/key"},
       {"payment_sandbox", "true"},
+      {"allow_core_dumps", "true"},
       {"public_url", "https://shop.example"},
       {"pay_url_template", "https://pay.example/{order_id}?a={amount_cents}"},
       {"log_level", "debug"},

@@ -64,5 +64,8 @@ inline constexpr int64_t kDeliveryBackoffMsMax = 60'000;
 inline constexpr size_t kLookupOrdersMax = 100;
 inline constexpr size_t kLookupIndexEntriesMax = 1'000;
 static_assert(kLookupOrdersMax <= kLookupIndexEntriesMax);
+// The admin token (KEYVEND_ADMIN_TOKEN), bytes: `keyvend serve` refuses to start with a
+// shorter one. 32 random hex characters are 128 bits, beyond any online guessing.
+inline constexpr size_t kAdminTokenBytesMin = 32;
 
 }  // namespace kv::limits

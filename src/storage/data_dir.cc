@@ -2,7 +2,13 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <system_error>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/hardening.h"
+#include "base/log.h"
 #include "storage/master_key.h"
 
 namespace kv::storage {
@@ -11,6 +17,31 @@ namespace {
 bool Exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
+}
+
+// An existing data dir that group or others may read (every shop made before the umask 077
+// of base/hardening.h: dir 0755, files 0644) is made private rather than refused: the fix
+// only removes access, loses nothing, and refusing would stop every upgraded shop at its
+// first start. A mode that cannot be changed (another owner) is refused. Only a dir that is
+// the shop's is changed: one holding its database, or an empty one (made for a new shop). A
+// non-empty dir without a database (a home dir named by mistake) keeps its modes; what
+// keyvend writes into it is private anyway, by the umask.
+absl::Status MakeExistingDataDirPrivate(const std::string& dir, bool holds_db) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return absl::OkStatus();
+  if (!holds_db && !std::filesystem::is_empty(dir, ec)) return absl::OkStatus();
+  auto changed = MakeDirPrivate(dir);
+  if (!changed.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("data dir: ", changed.status().message()));
+  }
+  if (changed->entries_changed > 0) {
+    KV_LOG(kWarn,
+           absl::StrFormat("data dir %s was open to group/others (mode %04o); made it private: "
+                           "%u entries (the dir, subdirs, files) now allow only their owner",
+                           dir, changed->dir_mode_before,
+                           static_cast<unsigned>(changed->entries_changed)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -55,6 +86,8 @@ absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* ra
     out.created = true;
   }
   out.cipher = std::make_unique<KeyCipher>(KeyCipher::Derive(master));
+  absl::Status private_dir = MakeExistingDataDirPrivate(opts.data_dir, db_exists);
+  if (!private_dir.ok()) return private_dir;
   DbOptions dbo;
   dbo.create_if_missing = opts.create_if_missing;
   dbo.key_check = out.cipher->KeyCheckValue();

@@ -32,7 +32,14 @@ struct OpenedDataDir {
 //  - InvalidArgument: the key file path lies inside the data dir;
 //  - FailedPrecondition: an existing database but no key file ("refusing to create a new
 //    key for an existing shop");
-//  - the key file's own load errors (malformed, too permissive mode).
+//  - the key file's own load errors (malformed, too permissive mode);
+//  - FailedPrecondition: the data dir is open to group/others and its mode cannot be
+//    changed.
+// An existing data dir open to group or others (made before keyvend set umask 077) is made
+// private first (base/hardening.h MakeDirPrivate: 0700 dirs, no group/other bits on files),
+// with a warning in the log naming its old mode — when it holds the shop's database or is
+// empty; a non-empty dir without a database is not the shop's and keeps its modes. A new
+// one is created with the process's umask (077 in every keyvend binary).
 // `random` generates a new master key; it is not retained.
 absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* random);
 

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <fstream>
 #include <thread>
 
 #include "base/random.h"
@@ -36,6 +37,41 @@ TEST(DataDir, CreatesKeyFileForNewDirAndReopens) {
   auto v = d->db->Get(kCfMeta, kMetaSchemaVersion);
   ASSERT_TRUE(v.ok() && v->has_value());
   EXPECT_EQ(DecodeFixed32BE((*v)->data()), kSchemaVersion);
+}
+
+unsigned ModeOf(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0xffff;
+}
+
+// Review finding 9d: a data dir made before umask 077 (0755, files 0644) is made private.
+TEST(DataDir, AnOpenedShopsDirIsMadePrivate) {
+  testing::TempDir t;
+  { ASSERT_TRUE(OpenDataDir(Opts(t), SecureRandom::Get()).ok()); }
+  ASSERT_EQ(::chmod(t.Sub("data").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(t.Sub("data/IDENTITY").c_str(), 0644), 0);
+  // As in every keyvend binary, so that what RocksDB writes now is private by itself.
+  const mode_t old_umask = ::umask(077);
+  auto d = OpenDataDir(Opts(t), SecureRandom::Get());
+  ::umask(old_umask);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(ModeOf(t.Sub("data")), 0700u);
+  EXPECT_EQ(ModeOf(t.Sub("data/IDENTITY")), 0600u);
+}
+
+// A non-empty dir without a database is not the shop's: its modes are left alone.
+TEST(DataDir, AForeignNonEmptyDirKeepsItsModes) {
+  testing::TempDir t;
+  ASSERT_EQ(::mkdir(t.Sub("data").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(t.Sub("data/photos").c_str(), 0755), 0);
+  { std::ofstream(t.Sub("data/notes.txt")) << "x"; }
+  ASSERT_EQ(::chmod(t.Sub("data").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(t.Sub("data/notes.txt").c_str(), 0644), 0);
+  auto d = OpenDataDir(Opts(t), SecureRandom::Get());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(ModeOf(t.Sub("data")), 0755u);
+  EXPECT_EQ(ModeOf(t.Sub("data/photos")), 0755u);
+  EXPECT_EQ(ModeOf(t.Sub("data/notes.txt")), 0644u);
 }
 
 TEST(DataDir, WrongMasterKeyIsRefused) {
