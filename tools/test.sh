@@ -2,9 +2,10 @@
 # Installs what is missing, builds and runs the whole test suite (the README's second
 # command; .ci/run calls exactly this). Sanitizer builds run first (ASan+UBSan over the
 # unit tests, built with clang and its thread-safety analysis as errors; TSan over the
-# concurrency tests), then the thread-safety check of every TU the clang build did not
-# compile (tools/thread-safety.sh); the last line is ctest's summary of the main build.
-# KEYVEND_SANITIZERS=0 skips the sanitizer builds.
+# concurrency tests), then the fuzz targets for 30 s each (tools/fuzz.sh), then the
+# thread-safety check of every TU the clang builds did not compile (tools/thread-safety.sh);
+# the last line is ctest's summary of the main build. KEYVEND_SANITIZERS=0 skips the
+# sanitizer builds, KEYVEND_FUZZ_SECONDS=0 the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
@@ -23,8 +24,11 @@ if [ "${KEYVEND_SANITIZERS:-1}" != "0" ]; then
   (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/../tools/tsan-suppressions.txt" ctest --output-on-failure -j1 -L concurrency)
 fi
 
+if [ "${KEYVEND_FUZZ_SECONDS:-30}" != "0" ]; then
+  ./tools/fuzz.sh
+fi
 checked=()
-for d in build-asan; do
+for d in build-asan build-fuzz; do
   [ -f "$d/compile_commands.json" ] && checked+=("$d")
 done
 ./tools/thread-safety.sh "${checked[@]}"
