@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config ccache
       librocksdb-dev libcpp-httplib-dev libsimdjson-dev libabsl-dev
       libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-      curl python3)
+      curl python3
+      clang libclang-rt-14-dev)  # fuzzing (libFuzzer, ASan, UBSan) and -Wthread-safety
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite (the README's second
 # command; .ci/run calls exactly this). Sanitizer builds run first (ASan+UBSan over the
-# unit tests, TSan over the concurrency tests); the last line is ctest's summary of the
-# main build. KEYVEND_SANITIZERS=0 skips the sanitizer builds.
+# unit tests, built with clang and its thread-safety analysis as errors; TSan over the
+# concurrency tests), then the fuzz targets for 30 s each (tools/fuzz.sh), then the
+# thread-safety check of every TU the clang builds did not compile (tools/thread-safety.sh);
+# the last line is ctest's summary of the main build. KEYVEND_SANITIZERS=0 skips the
+# sanitizer builds, KEYVEND_FUZZ_SECONDS=0 the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
 jobs=2
 
 if [ "${KEYVEND_SANITIZERS:-1}" != "0" ]; then
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKEYVEND_SANITIZE=address > /dev/null
+  # clang, so that the thread-safety analysis comes with this build for free.
+  cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+    -DKEYVEND_SANITIZE=address -DKEYVEND_THREAD_SAFETY=ON > /dev/null
   cmake --build build-asan -j"$jobs" --target base_test storage_test shop_test config_test \
     metrics_test limits_test conn_stream_test access_log_test preload_test backup_test \
     backup_cli_test body_reader_test router_test signature_test
@@ -18,6 +23,15 @@ if [ "${KEYVEND_SANITIZERS:-1}" != "0" ]; then
   cmake --build build-tsan -j"$jobs" --target shop_concurrency_test acceptor_test
   (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/../tools/tsan-suppressions.txt" ctest --output-on-failure -j1 -L concurrency)
 fi
+
+if [ "${KEYVEND_FUZZ_SECONDS:-30}" != "0" ]; then
+  ./tools/fuzz.sh
+fi
+checked=()
+for d in build-asan build-fuzz; do
+  [ -f "$d/compile_commands.json" ] && checked+=("$d")
+done
+./tools/thread-safety.sh "${checked[@]}"
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 cmake --build build -j"$jobs"

@@ -32,7 +32,7 @@ SecureRandom* SecureRandom::Get() {
 BufferedSecureRandom::~BufferedSecureRandom() { OPENSSL_cleanse(block_, sizeof(block_)); }
 
 void BufferedSecureRandom::Fill(uint8_t* out, size_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (n > 0) {
     if (used_ == kBlockBytes) {
       SecureRandom::Get()->Fill(block_, kBlockBytes);
@@ -49,7 +49,7 @@ void BufferedSecureRandom::Fill(uint8_t* out, size_t n) {
 }
 
 void SeededRandom::Fill(uint8_t* out, size_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (size_t i = 0; i < n; ++i) {
     if (i % 8 == 0) {
       state_ += 0x9e3779b97f4a7c15ULL;

@@ -4,7 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
+
+#include "base/mutex.h"
 
 namespace kv {
 
@@ -38,9 +39,9 @@ class BufferedSecureRandom final : public Random {
   void Fill(uint8_t* out, size_t n) override;
 
  private:
-  std::mutex mu_;
-  uint8_t block_[kBlockBytes];
-  size_t used_ = kBlockBytes;  // bytes of block_ already handed out
+  Mutex mu_;
+  uint8_t block_[kBlockBytes] ABSL_GUARDED_BY(mu_);
+  size_t used_ ABSL_GUARDED_BY(mu_) = kBlockBytes;  // bytes of block_ already handed out
 };
 
 // A deterministic generator for tests (splitmix64). NOT for secrets. Thread-safe.
@@ -50,8 +51,8 @@ class SeededRandom final : public Random {
   void Fill(uint8_t* out, size_t n) override;
 
  private:
-  std::mutex mu_;
-  uint64_t state_;
+  Mutex mu_;
+  uint64_t state_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kv

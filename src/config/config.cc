@@ -423,9 +423,20 @@ const OptionSpec* FindOption(const std::string& name) {
   return nullptr;
 }
 
+// flag == FlagName(o), without building the name (a config load looks up every flag word
+// against every option).
+bool IsFlagOf(const std::string& flag, const OptionSpec& o) {
+  const size_t n = std::char_traits<char>::length(o.name);
+  if (flag.size() != n + 2 || flag.compare(0, 2, "--") != 0) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (flag[i + 2] != (o.name[i] == '_' ? '-' : o.name[i])) return false;
+  }
+  return true;
+}
+
 const OptionSpec* FindFlag(const std::string& flag) {
   for (const OptionSpec& o : ConfigOptions()) {
-    if (flag == FlagName(o)) return &o;
+    if (IsFlagOf(flag, o)) return &o;
   }
   return nullptr;
 }

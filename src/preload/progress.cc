@@ -119,10 +119,10 @@ Progress::~Progress() {
   Finish();
   if (ticker_.joinable()) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     ticker_.join();
   }
 }
@@ -130,7 +130,7 @@ Progress::~Progress() {
 void Progress::Phase(std::string_view name, uint64_t total, ProgressUnit unit) {
   if (!enabled_) return;
   Finish();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   phase_ = std::string(name);
   total_ = total;
   unit_ = unit;
@@ -141,7 +141,7 @@ void Progress::Phase(std::string_view name, uint64_t total, ProgressUnit unit) {
 
 void Progress::Finish() {
   if (!enabled_) return;
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (!active_) return;
   Draw(/*final_line=*/true);
   active_ = false;
@@ -166,9 +166,9 @@ void Progress::Draw(bool final_line) {
 }
 
 void Progress::Tick() {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   while (!stop_) {
-    cv_.wait_for(l, kRedrawInterval, [this] { return stop_; });
+    cv_.WaitFor(&mu_, kRedrawInterval);  // a spurious wakeup only draws early
     if (!stop_ && active_) Draw(/*final_line=*/false);
   }
 }

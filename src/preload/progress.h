@@ -7,12 +7,12 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+
+#include "base/mutex.h"
 
 namespace kv::preload {
 
@@ -51,20 +51,20 @@ class Progress {
   bool enabled() const { return enabled_; }
 
  private:
-  void Draw(bool final_line);
+  void Draw(bool final_line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Tick();
 
   const int fd_;
   const bool enabled_;
   std::atomic<uint64_t> done_{0};
-  std::mutex mu_;  // guards the phase fields, stop_, and drawing
-  std::condition_variable cv_;
-  std::string phase_;
-  uint64_t total_ = 0;
-  ProgressUnit unit_ = ProgressUnit::kKeys;
-  int64_t phase_start_ns_ = 0;
-  bool active_ = false;
-  bool stop_ = false;
+  Mutex mu_;  // guards the phase fields, stop_, and drawing
+  CondVar cv_;
+  std::string phase_ ABSL_GUARDED_BY(mu_);
+  uint64_t total_ ABSL_GUARDED_BY(mu_) = 0;
+  ProgressUnit unit_ ABSL_GUARDED_BY(mu_) = ProgressUnit::kKeys;
+  int64_t phase_start_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  bool active_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread ticker_;
 };
 

@@ -196,10 +196,10 @@ void Shop::Impl::ScheduleExpiry(const OrderRecord& r) {
 
 void Shop::Impl::Kick() {
   {
-    std::lock_guard<std::mutex> l(work_mu);
+    MutexLock l(&work_mu);
     kicked = true;
   }
-  work_cv.notify_one();
+  work_cv.Signal();
 }
 
 // --- lifecycle --------------------------------------------------------------------------
@@ -210,10 +210,10 @@ Shop::~Shop() {
   ShutdownBackups();  // a backup reads the database: it ends before anything closes
   if (impl_ != nullptr) {
     {
-      std::lock_guard<std::mutex> l(impl_->work_mu);
+      MutexLock l(&impl_->work_mu);
       impl_->stop = true;
     }
-    impl_->work_cv.notify_all();
+    impl_->work_cv.SignalAll();
     if (impl_->worker.joinable()) impl_->worker.join();
   }
   impl_.reset();
@@ -366,13 +366,15 @@ absl::Status Shop::Recover() {
 void Shop::StartWorkers() {
   Impl* m = impl_.get();
   m->worker = std::thread([this, m] {
-    std::unique_lock<std::mutex> l(m->work_mu);
     int64_t last_collect_ns = m->clock->MonoNowNs();
-    while (!m->stop) {
-      m->work_cv.wait_for(l, std::chrono::milliseconds(100), [m] { return m->stop || m->kicked; });
-      if (m->stop) break;
-      m->kicked = false;
-      l.unlock();
+    while (true) {
+      {
+        MutexLock l(&m->work_mu);
+        // A pass every 100 ms, or at once when kicked (a spurious wakeup: a pass early).
+        if (!m->stop && !m->kicked) m->work_cv.WaitFor(&m->work_mu, std::chrono::milliseconds(100));
+        if (m->stop) break;
+        m->kicked = false;
+      }
       // Errors are retried on the next pass; the log keeps the work.
       (void)RunExpiry();
       (void)RunDeliveries();
@@ -382,7 +384,6 @@ void Shop::StartWorkers() {
         last_collect_ns = now;
         (void)CollectIdempotency(absl::Hours(24));
       }
-      l.lock();
     }
   });
 }

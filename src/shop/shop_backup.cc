@@ -50,14 +50,17 @@ void Shop::InitBackups() {
   if (!opts_.start_workers || opts_.backup_interval_seconds <= 0) return;
   const auto interval = std::chrono::seconds(opts_.backup_interval_seconds);
   b->scheduler = std::thread([this, b, interval] {
-    std::unique_lock<std::mutex> l(b->sched_mu);
     auto due = std::chrono::steady_clock::now() + interval;
     while (true) {
-      if (b->sched_cv.wait_until(l, due, [b] { return b->sched_stop; })) break;
-      l.unlock();
+      {
+        MutexLock l(&b->sched_mu);
+        while (!b->sched_stop && std::chrono::steady_clock::now() < due) {
+          b->sched_cv.WaitUntil(&b->sched_mu, due);
+        }
+        if (b->sched_stop) break;
+      }
       absl::Status s = RunScheduledBackup();
       if (!s.ok()) KV_LOG(kWarn, "scheduled backup: ", std::string(s.message()));
-      l.lock();
       // Fixed rate; a round that overran its interval is followed by the next one at once
       // only once, not by a burst of catch-ups.
       due += interval;
@@ -71,10 +74,10 @@ void Shop::ShutdownBackups() {
   if (backups_ == nullptr) return;
   StopBackups();
   {
-    std::lock_guard<std::mutex> l(backups_->sched_mu);
+    MutexLock l(&backups_->sched_mu);
     backups_->sched_stop = true;
   }
-  backups_->sched_cv.notify_all();
+  backups_->sched_cv.SignalAll();
   if (backups_->scheduler.joinable()) backups_->scheduler.join();
 }
 

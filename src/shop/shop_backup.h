@@ -3,7 +3,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -24,9 +23,9 @@ struct Shop::Backups {
   BackupRunStats stats ABSL_GUARDED_BY(stats_mu);
 
   // The scheduler thread (only with backup_interval_seconds > 0 and start_workers).
-  std::mutex sched_mu;
-  std::condition_variable sched_cv;
-  bool sched_stop = false;  // guarded by sched_mu
+  Mutex sched_mu;
+  CondVar sched_cv;
+  bool sched_stop ABSL_GUARDED_BY(sched_mu) = false;
   std::thread scheduler;
 };
 

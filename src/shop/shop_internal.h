@@ -4,7 +4,6 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <queue>
@@ -237,10 +236,10 @@ struct Shop::Impl {
   void GiveSlot(const std::string& key);
 
   // Worker thread.
-  std::mutex work_mu;
-  std::condition_variable work_cv;
-  bool stop = false;    // guarded by work_mu
-  bool kicked = false;  // guarded by work_mu
+  Mutex work_mu;
+  CondVar work_cv;
+  bool stop ABSL_GUARDED_BY(work_mu) = false;
+  bool kicked ABSL_GUARDED_BY(work_mu) = false;
   std::thread worker;
 };
 

@@ -1,6 +1,5 @@
-// libFuzzer entry point for ParseKeys. Not built by CMake yet; build by hand, e.g.
-//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Isrc \
-//     src/shop/key_import.cc src/shop/key_import_fuzz.cc <abseil libs> -o /tmp/key_import_fuzz
+// libFuzzer target for the key-import parser (ParseKeys, .txt and .csv): tools/fuzz.sh
+// builds and runs it (build-fuzz/fuzz/key_import_fuzz).
 //
 // Besides "never crashes", it checks the result's invariants and compares it against a
 // deliberately naive reference parser (byte at a time, a std::string per field, a std::set
@@ -15,19 +14,11 @@
 #include <utility>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "shop/key_import.h"
 
 namespace kv {
 namespace {
-
-// Not assert(): the check must survive -DNDEBUG builds.
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (0)
 
 // --- reference parser ------------------------------------------------------------------------
 
