@@ -32,31 +32,6 @@ constexpr milliseconds kLiveness(20000);
 // the tests set (a server that waited for the body would not answer in this time).
 constexpr milliseconds kBeforeBody(5000);
 
-double MsSince(SteadyClock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
-}
-
-HttpMessage Exchange(RawConnection& c, const std::string& request,
-                     milliseconds timeout = kLiveness) {
-  (void)c.Send(request);
-  return c.ReadResponse(timeout);
-}
-
-// The error with `status` and `code`, saying Connection: close, then the server closes.
-::testing::AssertionResult IsErrorThenClose(const HttpMessage& m, RawConnection& c, int status,
-                                            const std::string& code) {
-  ::testing::AssertionResult shape = IsError(m.AsReply(), status, code);
-  if (!shape) return shape;
-  if (m.header("Connection") != "close") {
-    return ::testing::AssertionFailure() << "no Connection: close on the " << status << ":\n"
-                                         << m.raw;
-  }
-  if (!c.ReadToEof(kLiveness)) {
-    return ::testing::AssertionFailure() << "the connection stayed open after the " << status;
-  }
-  return ::testing::AssertionSuccess();
-}
-
 // The server's peak resident memory (VmHWM), in KiB; -1 if unreadable.
 int64_t PeakRssKib(pid_t pid) {
   std::istringstream in(ReadWholeFile("/proc/" + std::to_string(pid) + "/status"));
@@ -154,10 +129,11 @@ class EdgeTest : public ::testing::Test {
   static std::string SignedNotify(const Json& order, const std::string& payment_id) {
     const std::string body = NotifyBody(order["order_id"].str(), payment_id,
                                         order["amount_cents"].num(), order["currency"].str());
-    return RawRequest("POST", "/api/v1/payments/notify",
-                      {{"Content-Type", "application/json"},
-                       {"Keyvend-Signature", kv::http::SignNotify(kPaymentSecret, NowUnix(), body)}},
-                      body);
+    return RawRequest(
+        "POST", "/api/v1/payments/notify",
+        {{"Content-Type", "application/json"},
+         {"Keyvend-Signature", kv::http::SignNotify(kPaymentSecret, NowUnix(), body)}},
+        body);
   }
   std::string Metrics() {
     Api api(server_->port(), "");
@@ -179,8 +155,11 @@ TEST_F(EdgeTest, CompressedBodiesAreRefused415BeforeTheyAreReadOnEveryRouteAndLi
   // about 60 MiB each.
   const std::string zeros(60 << 20, '\0');
   const std::vector<std::pair<std::string, std::string>> bombs = {
-      {"br", BrotliZeros(256)}, {"gzip", Gzip(zeros, 31)}, {"deflate", Gzip(zeros, 15)},
-      {"GZip", Gzip(zeros, 31)}, {"identity, gzip", Gzip(zeros, 31)}};
+      {"br", BrotliZeros(256)},
+      {"gzip", Gzip(zeros, 31)},
+      {"deflate", Gzip(zeros, 15)},
+      {"GZip", Gzip(zeros, 31)},
+      {"identity, gzip", Gzip(zeros, 31)}};
   for (const auto& [enc, body] : bombs) ASSERT_LT(body.size(), 65536u) << enc;
   std::printf("bomb sizes: br %zu, gzip %zu, deflate %zu bytes\n", bombs[0].second.size(),
               bombs[1].second.size(), bombs[2].second.size());
@@ -240,9 +219,9 @@ TEST_F(EdgeTest, ChunkedBodiesAreBoundedWhileReadAndOtherTransferCodingsRefused)
   // 100 MiB announced in 4 KiB chunks: refused once the 17th chunk would pass 64 KiB.
   for (const size_t chunk : {size_t{4096}, size_t{1} << 20}) {
     RawConnection c(server_->port());
-    ASSERT_TRUE(c.Send(Head("POST", "/api/v1/orders",
-                            {{"Content-Type", "application/json"},
-                             {"Transfer-Encoding", "chunked"}})));
+    ASSERT_TRUE(
+        c.Send(Head("POST", "/api/v1/orders",
+                    {{"Content-Type", "application/json"}, {"Transfer-Encoding", "chunked"}})));
     char size_line[32];
     std::snprintf(size_line, sizeof size_line, "%zx\r\n", chunk);
     const std::string frame = size_line + std::string(chunk, ' ') + "\r\n";
@@ -268,10 +247,10 @@ TEST_F(EdgeTest, ChunkedBodiesAreBoundedWhileReadAndOtherTransferCodingsRefused)
     std::snprintf(a, sizeof a, "%zx", half.size());
     std::snprintf(b, sizeof b, "%zX", rest.size());
     RawConnection c(server_->port());
-    const HttpMessage m = Exchange(
-        c, Head("POST", "/api/v1/orders",
-                {{"Content-Type", "application/json"}, {"Transfer-Encoding", "chunked"}}) +
-               a + ";ext=1\r\n" + half + "\r\n" + b + "\r\n" + rest + "\r\n0\r\n\r\n");
+    const HttpMessage m =
+        Exchange(c, Head("POST", "/api/v1/orders",
+                         {{"Content-Type", "application/json"}, {"Transfer-Encoding", "chunked"}}) +
+                        a + ";ext=1\r\n" + half + "\r\n" + b + "\r\n" + rest + "\r\n0\r\n\r\n");
     EXPECT_EQ(m.status, 201) << m;
     // The connection stays usable: the next request on it is served.
     EXPECT_EQ(Exchange(c, RawRequest("GET", "/healthz")).status, 200);
@@ -333,8 +312,7 @@ TEST_F(EdgeTest, RouteAuthAndTheRoutesOwnLimitAreDecidedBeforeTheBody) {
        401, "unauthorized"},
       {"a path ending in /keys that is no route",
        Head("POST", "/api/v1/orders/x/keys", {{"Content-Length", sixty_mib}}), 404, "not_found"},
-      {"an unknown path", Head("POST", "/nowhere", {{"Content-Length", "1000"}}), 404,
-       "not_found"},
+      {"an unknown path", Head("POST", "/nowhere", {{"Content-Length", "1000"}}), 404, "not_found"},
       {"an order over the JSON limit",
        Head("POST", "/api/v1/orders", {{"Content-Length", "65537"}}), 413, "payload_too_large"},
       {"a body on a GET", Head("GET", "/healthz", {{"Content-Length", "10"}}), 400, "bad_request"},
@@ -375,10 +353,9 @@ TEST_F(EdgeTest, RouteAuthAndTheRoutesOwnLimitAreDecidedBeforeTheBody) {
 
 TEST_F(EdgeTest, SilentConnectionsFromManyAddressesLeaveProbesAndTheNotifyAnswering) {
   // The shipped defaults for the caps this is about (the harness turns some off).
-  ASSERT_NO_FATAL_FAILURE(Start({"--ops-listen=127.0.0.1:0", "--max-connections=256",
-                                 "--max-connections-per-client=64",
-                                 "--waiting-connections-per-client=64",
-                                 "--header-timeout-ms=4000"}));
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--ops-listen=127.0.0.1:0", "--max-connections=256", "--max-connections-per-client=64",
+             "--waiting-connections-per-client=64", "--header-timeout-ms=4000"}));
   Api admin(server_->port(), kAdminToken);
   const std::string pid = Stocked(admin, 2);
   const Json first = Order(admin, pid), second = Order(admin, pid);
@@ -400,8 +377,7 @@ TEST_F(EdgeTest, SilentConnectionsFromManyAddressesLeaveProbesAndTheNotifyAnswer
   ASSERT_TRUE(PollUntil(
       [&] {
         const std::string m = Metrics();
-        return MetricValue(m, "keyvend_http_waiting_connections", {{"listener", "main"}}) ==
-                   512 &&
+        return MetricValue(m, "keyvend_http_waiting_connections", {{"listener", "main"}}) == 512 &&
                MetricValue(m, "keyvend_http_waiting_connections", {{"listener", "ops"}}) == 64;
       },
       kLiveness))
@@ -430,8 +406,8 @@ TEST_F(EdgeTest, SilentConnectionsFromManyAddressesLeaveProbesAndTheNotifyAnswer
                 p.port == server_->port() ? "main" : "ops", m.status, MsSince(t0));
   }
   for (const Json* o : {&first, &second}) {
-    const Reply r = admin.Get("/api/v1/orders/" + (*o)["order_id"].str() + "?token=" +
-                              (*o)["token"].str());
+    const Reply r =
+        admin.Get("/api/v1/orders/" + (*o)["order_id"].str() + "?token=" + (*o)["token"].str());
     EXPECT_EQ(r.json()["status"].str(), "delivered") << r;
   }
   // A 65th silent connection from one address is refused with the canned 503.
@@ -483,9 +459,9 @@ TEST_F(EdgeTest, TheHeaderDeadlineCountsFromAccept) {
 }
 
 TEST_F(EdgeTest, TheOpsListenerCapsEachClientButNotItsExemptAddresses) {
-  ASSERT_NO_FATAL_FAILURE(Start({"--ops-listen=127.0.0.1:0", "--ops-max-connections-per-client=2",
-                                 "--ops-clients-exempt=127.0.0.7",
-                                 "--keep-alive-timeout-seconds=60"}));
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--ops-listen=127.0.0.1:0", "--ops-max-connections-per-client=2",
+             "--ops-clients-exempt=127.0.0.7", "--keep-alive-timeout-seconds=60"}));
   std::vector<std::unique_ptr<RawConnection>> held;
   for (int i = 0; i < 2; ++i) {
     held.push_back(std::make_unique<RawConnection>(server_->ops_port(), "127.0.0.6"));
@@ -510,8 +486,8 @@ TEST_F(EdgeTest, TheOpsListenerCapsEachClientButNotItsExemptAddresses) {
 }
 
 TEST_F(EdgeTest, TheReserveLetsProbesAndTheNotifyThroughAFullMainListener) {
-  ASSERT_NO_FATAL_FAILURE(Start({"--max-connections=2", "--reserve-connections=4",
-                                 "--keep-alive-timeout-seconds=60"}));
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--max-connections=2", "--reserve-connections=4", "--keep-alive-timeout-seconds=60"}));
   Json order;
   {
     Api admin(server_->port(), kAdminToken);  // its connection ends with this block
@@ -546,9 +522,9 @@ TEST_F(EdgeTest, TheReserveLetsProbesAndTheNotifyThroughAFullMainListener) {
   }
   buyers.clear();
   const std::string m = Metrics();
-  EXPECT_GE(MetricValue(m, "keyvend_http_connections_reserve_total", {{"listener", "main"}})
-                .value_or(0),
-            2)
+  EXPECT_GE(
+      MetricValue(m, "keyvend_http_connections_reserve_total", {{"listener", "main"}}).value_or(0),
+      2)
       << m;
 }
 

@@ -43,37 +43,9 @@ constexpr char kAdminToken[] = "adm-load-3e5a7c9b1d2f-0123456789abcdef01";
 constexpr char kPaymentSecret[] = "pay-load-8f6d4b2a0c1e";
 constexpr milliseconds kLiveness(20000);  // how long any single answer may take
 
-double MsSince(SteadyClock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
-}
-
-// Sends `request` on `c` and reads one whole response. A failed send still reads: a
-// connection refused at accept may have answered (and closed) before the request went out.
-HttpMessage Exchange(RawConnection& c, const std::string& request,
-                     milliseconds timeout = kLiveness) {
-  (void)c.Send(request);
-  return c.ReadResponse(timeout);
-}
-
 const std::string& HealthzRequest() {
   static const std::string* r = new std::string(RawRequest("GET", "/healthz"));
   return *r;
-}
-
-// An error answer with `status` and `code` that ends the connection: it says
-// Connection: close, then the server closes.
-::testing::AssertionResult IsErrorThenClose(const HttpMessage& m, RawConnection& c, int status,
-                                            const std::string& code) {
-  ::testing::AssertionResult shape = IsError(m.AsReply(), status, code);
-  if (!shape) return shape;
-  if (m.header("Connection") != "close") {
-    return ::testing::AssertionFailure() << "no Connection: close on the " << status << ":\n"
-                                         << m.raw;
-  }
-  if (!c.ReadToEof(kLiveness)) {
-    return ::testing::AssertionFailure() << "the connection stayed open after the " << status;
-  }
-  return ::testing::AssertionSuccess();
 }
 
 // The canned refusal at accept: 503 `overloaded` (with Retry-After), then the close.

@@ -1096,6 +1096,36 @@ inline RawResponse RawExchange(int port, const std::string& request, millisecond
 
 // The value of the sample `name{labels}` in a Prometheus text exposition (the label set must
 // be exactly `labels`, in any order); nullopt when there is no such sample.
+// Milliseconds since t0.
+inline double MsSince(SteadyClock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+}
+
+// Sends `request` on `c` and reads one whole response. A failed send still reads: a
+// connection refused at accept may have answered (and closed) before the request went out.
+inline HttpMessage Exchange(RawConnection& c, const std::string& request,
+                            milliseconds timeout = milliseconds(20000)) {
+  (void)c.Send(request);
+  return c.ReadResponse(timeout);
+}
+
+// An error answer with `status` and `code` that ends the connection: it says
+// Connection: close, then the server closes (within `timeout`).
+inline ::testing::AssertionResult IsErrorThenClose(const HttpMessage& m, RawConnection& c,
+                                                   int status, const std::string& code,
+                                                   milliseconds timeout = milliseconds(20000)) {
+  ::testing::AssertionResult shape = IsError(m.AsReply(), status, code);
+  if (!shape) return shape;
+  if (m.header("Connection") != "close") {
+    return ::testing::AssertionFailure() << "no Connection: close on the " << status << ":\n"
+                                         << m.raw;
+  }
+  if (!c.ReadToEof(timeout)) {
+    return ::testing::AssertionFailure() << "the connection stayed open after the " << status;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 inline std::optional<double> MetricValue(
     const std::string& exposition, const std::string& name,
     const std::vector<std::pair<std::string, std::string>>& labels = {}) {

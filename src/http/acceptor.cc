@@ -29,10 +29,10 @@ const std::string& Refusal() {
     const std::string body =
         "{\"error\":{\"code\":\"overloaded\",\"message\":\"too many connections; retry "
         "later\"}}";
-    return new std::string(absl::StrCat(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Retry-After: 1\r\nConnection: close\r\nContent-Length: ",
-        body.size(), "\r\n\r\n", body));
+    return new std::string(
+        absl::StrCat("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Retry-After: 1\r\nConnection: close\r\nContent-Length: ",
+                     body.size(), "\r\n\r\n", body));
   }();
   return *r;
 }
@@ -143,12 +143,12 @@ absl::StatusOr<size_t> Acceptor::AddListener(const ListenerSpec& spec) {
       "accept() failures for lack of descriptors or memory (the connection waits in the "
       "backlog), by listener.",
       by_listener);
-  l->rejected_client = metrics_->GetCounter(
-      "keyvend_http_connections_rejected_total", help,
-      {{"listener", spec.name}, {"reason", "max_connections_per_client"}});
-  l->rejected_waiting_client = metrics_->GetCounter(
-      "keyvend_http_connections_rejected_total", help,
-      {{"listener", spec.name}, {"reason", "waiting_per_client"}});
+  l->rejected_client =
+      metrics_->GetCounter("keyvend_http_connections_rejected_total", help,
+                           {{"listener", spec.name}, {"reason", "max_connections_per_client"}});
+  l->rejected_waiting_client =
+      metrics_->GetCounter("keyvend_http_connections_rejected_total", help,
+                           {{"listener", spec.name}, {"reason", "waiting_per_client"}});
   l->waiting_gauge = metrics_->GetGauge(
       "keyvend_http_waiting_connections",
       "Connections accepted that have not sent a byte yet (no slot, no thread), by listener.",
@@ -157,8 +157,9 @@ absl::StatusOr<size_t> Acceptor::AddListener(const ListenerSpec& spec) {
       "Connections closed while waiting for their first byte, by listener and reason "
       "(silent_timeout: silent past the header deadline; evicted: the longest-waiting one, "
       "closed to make room when the waiting set was full).";
-  l->silent_timeouts = metrics_->GetCounter("keyvend_http_connections_dropped_total", dropped_help,
-                                            {{"listener", spec.name}, {"reason", "silent_timeout"}});
+  l->silent_timeouts =
+      metrics_->GetCounter("keyvend_http_connections_dropped_total", dropped_help,
+                           {{"listener", spec.name}, {"reason", "silent_timeout"}});
   l->evictions = metrics_->GetCounter("keyvend_http_connections_dropped_total", dropped_help,
                                       {{"listener", spec.name}, {"reason", "evicted"}});
   l->reserve_admitted = metrics_->GetCounter(
@@ -453,10 +454,9 @@ void Acceptor::MaybeLogTally(Listener& l, int64_t now) {
   if (!l.tally.any() || now - l.last_log_ns < kLogIntervalMs * 1'000'000) return;
   const Tally& t = l.tally;
   KV_LOG(kWarn, "listener ", l.spec.name, ": connections refused with 503: ", t.cap,
-         " at the connection cap, ", t.per_client, " at the per-client cap, ",
-         t.waiting_per_client, " over the per-client waiting cap; closed while silent: ",
-         t.silent_timeout, " past the header deadline, ", t.evicted,
-         " evicted (waiting set full)");
+         " at the connection cap, ", t.per_client, " at the per-client cap, ", t.waiting_per_client,
+         " over the per-client waiting cap; closed while silent: ", t.silent_timeout,
+         " past the header deadline, ", t.evicted, " evicted (waiting set full)");
   l.tally = Tally{};
   l.last_log_ns = now;
 }

@@ -83,8 +83,8 @@ struct AcceptedConnection {
 
 class Acceptor {
  public:
-  static constexpr int kLingerMs = 200;       // a refused socket's read-and-discard time
-  static constexpr size_t kLingerMax = 1024;  // refused sockets lingering at once
+  static constexpr int kLingerMs = 200;              // a refused socket's read-and-discard time
+  static constexpr size_t kLingerMax = 1024;         // refused sockets lingering at once
   static constexpr int64_t kLogIntervalMs = 10'000;  // refusal summaries, per listener
 
   // serve(conn) runs on a pool thread and must not close conn.fd (the acceptor does).
@@ -192,10 +192,10 @@ class Acceptor {
   std::atomic<size_t> waiting_total_{0};
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // work for the pool, or stop
-  std::condition_variable done_cv_;  // a connection ended
+  std::condition_variable cv_;                           // work for the pool, or stop
+  std::condition_variable done_cv_;                      // a connection ended
   absl::flat_hash_map<std::string, size_t> per_client_;  // open connections by peer IP
-  absl::flat_hash_set<int> live_fds_;                     // admitted, not yet closed
+  absl::flat_hash_set<int> live_fds_;                    // admitted, not yet closed
   std::deque<AcceptedConnection> pending_;
   size_t waiting_workers_ = 0;
   bool stop_workers_ = false;

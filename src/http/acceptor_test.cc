@@ -48,7 +48,6 @@ int Connect(int port, const char* source = "127.0.0.1", const std::string& first
 
 int Silent(int port, const char* source = "127.0.0.1") { return Connect(port, source, ""); }
 
-
 // Everything the peer sends until it closes (or 5 s pass).
 std::string ReadToEof(int fd) {
   std::string out;
@@ -146,9 +145,10 @@ TEST(Acceptor, OverTheCapAConnectionGetsA503AndIsClosedAndAFreedSlotAdmitsAgain)
   ASSERT_GE(c, 0);
   EXPECT_TRUE(Refused503(c));
   close(c);
-  EXPECT_NE(r.Metrics().find(
-                "keyvend_http_connections_rejected_total{listener=\"t\",reason=\"max_connections\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      r.Metrics().find(
+          "keyvend_http_connections_rejected_total{listener=\"t\",reason=\"max_connections\"} 1"),
+      std::string::npos)
       << r.Metrics();
   close(a);
   // The slot is freed when a's serve function has returned: retry until admitted.
@@ -223,8 +223,7 @@ TEST(Acceptor, APerClientCapOnWaitingConnectionsAnswers503) {
   // A waiting connection that speaks is served.
   (void)!send(a, "G", 1, MSG_NOSIGNAL);
   EXPECT_EQ(ReadByte(a), 'A');
-  EXPECT_NE(r.Metrics().find("reason=\"waiting_per_client\"} 1"), std::string::npos)
-      << r.Metrics();
+  EXPECT_NE(r.Metrics().find("reason=\"waiting_per_client\"} 1"), std::string::npos) << r.Metrics();
   for (int fd : {a, b, c, other, proxies[0], proxies[1], proxies[2]}) close(fd);
 }
 

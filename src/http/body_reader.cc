@@ -74,10 +74,13 @@ bool ParseChunkSize(const std::string& line, uint64_t* size) {
 
 BodyRead FromLine(Line l) {
   switch (l) {
-    case Line::kOk: return BodyRead::kOk;
-    case Line::kIncomplete: return BodyRead::kIncomplete;
+    case Line::kOk:
+      return BodyRead::kOk;
+    case Line::kIncomplete:
+      return BodyRead::kIncomplete;
     case Line::kTooLong:
-    case Line::kBareLf: return BodyRead::kMalformed;
+    case Line::kBareLf:
+      return BodyRead::kMalformed;
   }
   return BodyRead::kMalformed;
 }

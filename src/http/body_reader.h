@@ -55,7 +55,6 @@ BodyRead ReadFixedBody(httplib::Stream& s, uint64_t length, uint64_t limit, std:
 
 // Reads a chunked body (RFC 9112 §7.1), decoded, into *out; chunk extensions and trailers
 // are read and dropped. *raw_bytes: bytes consumed from the stream (content + framing).
-BodyRead ReadChunkedBody(httplib::Stream& s, uint64_t limit, std::string* out,
-                         uint64_t* raw_bytes);
+BodyRead ReadChunkedBody(httplib::Stream& s, uint64_t limit, std::string* out, uint64_t* raw_bytes);
 
 }  // namespace kv::http

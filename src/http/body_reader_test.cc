@@ -64,8 +64,7 @@ TEST(BodyReader, FixedBodyCutShortIsIncomplete) {
 }
 
 TEST(BodyReader, ChunkedBodyIsDecodedWithExtensionsAndTrailersDropped) {
-  StringStream s(
-      "5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nNEXT", 2);
+  StringStream s("5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nNEXT", 2);
   std::string out;
   uint64_t raw = 0;
   EXPECT_EQ(ReadChunkedBody(s, 100, &out, &raw), BodyRead::kOk);
@@ -120,12 +119,12 @@ TEST(BodyReader, TinyChunksAreBoundedByTheFramingAllowance) {
 
 TEST(BodyReader, ChunkedFramingErrorsAreMalformed) {
   const char* bad[] = {
-      "zz\r\nabc\r\n0\r\n\r\n",          // not hex
-      "\r\nabc\r\n0\r\n\r\n",            // no size
-      "3\r\nabcd\r\n0\r\n\r\n",          // data longer than announced
-      "3\nabc\r\n0\r\n\r\n",             // bare LF
-      "3 x\r\nabc\r\n0\r\n\r\n",         // junk after the size
-      "11111111111111111\r\n",           // 17 hex digits: more than 64 bits
+      "zz\r\nabc\r\n0\r\n\r\n",   // not hex
+      "\r\nabc\r\n0\r\n\r\n",     // no size
+      "3\r\nabcd\r\n0\r\n\r\n",   // data longer than announced
+      "3\nabc\r\n0\r\n\r\n",      // bare LF
+      "3 x\r\nabc\r\n0\r\n\r\n",  // junk after the size
+      "11111111111111111\r\n",    // 17 hex digits: more than 64 bits
   };
   for (const char* in : bad) {
     StringStream s(in);
@@ -164,7 +163,8 @@ TEST(BodyReader, OversizedTrailersAreRefused) {
 TEST(BodyReader, ZeroLimitMeansNoLimit) {
   const std::string big(300000, 'k');
   std::string in;
-  for (size_t off = 0; off < big.size(); off += 50000) in += "c350\r\n" + big.substr(off, 50000) + "\r\n";
+  for (size_t off = 0; off < big.size(); off += 50000)
+    in += "c350\r\n" + big.substr(off, 50000) + "\r\n";
   in += "0\r\n\r\n";
   StringStream s(in);
   std::string out;

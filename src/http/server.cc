@@ -8,16 +8,16 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 #include "base/log.h"
 #include "base/time_format.h"
 #include "http/body_reader.h"
@@ -31,17 +31,25 @@ HttpError ErrorFor(Refusal r, std::string message) {
   int status = 400;
   switch (r) {
     case Refusal::kBadRequest:
-    case Refusal::kInvalidQuantity: status = 400; break;
+    case Refusal::kInvalidQuantity:
+      status = 400;
+      break;
     case Refusal::kProductNotFound:
     case Refusal::kOrderNotFound:
-    case Refusal::kNotFound: status = 404; break;
+    case Refusal::kNotFound:
+      status = 404;
+      break;
     case Refusal::kOutOfStock:
     case Refusal::kProductInactive:
     case Refusal::kQuantityLimit:
     case Refusal::kInvalidState:
-    case Refusal::kIdempotencyConflict: status = 409; break;
+    case Refusal::kIdempotencyConflict:
+      status = 409;
+      break;
     case Refusal::kPendingLimit:
-    case Refusal::kRateLimited: status = 429; break;
+    case Refusal::kRateLimited:
+      status = 429;
+      break;
   }
   return HttpError{status, std::string(RefusalCode(r)), std::move(message)};
 }
@@ -76,12 +84,18 @@ void WriteJson(httplib::Response& res, int status, std::string body) {
 
 const char* RouteClassName(RouteClass c) {
   switch (c) {
-    case RouteClass::kOrder: return "order";
-    case RouteClass::kRead: return "read";
-    case RouteClass::kNotify: return "notify";
-    case RouteClass::kAdmin: return "admin";
-    case RouteClass::kPage: return "page";
-    case RouteClass::kOps: return "ops";
+    case RouteClass::kOrder:
+      return "order";
+    case RouteClass::kRead:
+      return "read";
+    case RouteClass::kNotify:
+      return "notify";
+    case RouteClass::kAdmin:
+      return "admin";
+    case RouteClass::kPage:
+      return "page";
+    case RouteClass::kOps:
+      return "ops";
   }
   return "page";
 }
@@ -242,15 +256,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   svr.set_keep_alive_timeout(static_cast<time_t>(c.keep_alive_timeout_seconds));
   svr.set_keep_alive_max_count(static_cast<size_t>(c.keep_alive_max_count));
   Impl* mp = &m;
-  svr.set_pre_routing_handler([mp](const httplib::Request& req, httplib::Response& res) {
-    return mp->PreRoute(req, res);
-  });
+  svr.set_pre_routing_handler(
+      [mp](const httplib::Request& req, httplib::Response& res) { return mp->PreRoute(req, res); });
   // cpp-httplib calls the logger after the response is written.
   svr.set_logger([mp](const httplib::Request& req, const httplib::Response& res) {
     mp->AfterWrite(req, res);
   });
-  svr.set_expect_100_continue_handler(
-      [mp](const httplib::Request& req, httplib::Response& res) { return mp->Expect100(req, res); });
+  svr.set_expect_100_continue_handler([mp](const httplib::Request& req, httplib::Response& res) {
+    return mp->Expect100(req, res);
+  });
   auto dispatch = [mp](const httplib::Request& req, httplib::Response& res) {
     mp->Dispatch(req, res);
   };
@@ -273,8 +287,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
       auto& mutable_req = const_cast<httplib::Request&>(req);
       mutable_req.headers.erase("Connection");
       mutable_req.set_header("Connection", "close");
-      WriteError(res, HttpError{408, "request_timeout",
-                                "request body not received in time"});
+      WriteError(res, HttpError{408, "request_timeout", "request body not received in time"});
       return;
     }
     if (!res.body.empty()) return;
@@ -286,14 +299,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
       WriteError(res, HttpError{res.status, "bad_request", "malformed request"});
     }
   });
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                               std::exception_ptr) {
-    WriteError(res, HttpError{500, "internal", "internal error"});
-  });
+  svr.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        WriteError(res, HttpError{500, "internal", "internal error"});
+      });
 
   if (!c.access_log.empty()) {
-    auto log = AccessLog::Open(c.access_log, static_cast<size_t>(c.access_log_buffer_lines),
-                               &m.registry);
+    auto log =
+        AccessLog::Open(c.access_log, static_cast<size_t>(c.access_log_buffer_lines), &m.registry);
     if (!log.ok()) return log.status();
     m.access_log = std::move(*log);
   }
@@ -301,17 +314,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   m.acceptor = std::make_unique<Acceptor>(
       &m.registry, [mp](const AcceptedConnection& ac) { mp->ServeConnection(ac); },
       std::move(exempt));
-  ListenerSpec main_spec;
-  main_spec.name = "main";
-  main_spec.host = host;
-  main_spec.port = port;
-  main_spec.backlog = static_cast<int>(c.listen_backlog);
-  main_spec.max_connections = static_cast<size_t>(c.max_connections);
-  main_spec.max_connections_per_client = static_cast<size_t>(c.max_connections_per_client);
+  // One listener's spec from the config: its address and connection caps; both listeners
+  // share the waiting-connection caps and deadline.
+  const auto spec = [&c](const char* name, const std::string& h, int p, int64_t max,
+                         int64_t per_client) {
+    ListenerSpec l;
+    l.name = name;
+    l.host = h;
+    l.port = p;
+    l.backlog = static_cast<int>(c.listen_backlog);
+    l.max_connections = static_cast<size_t>(max);
+    l.max_connections_per_client = static_cast<size_t>(per_client);
+    l.waiting_max = static_cast<size_t>(c.waiting_connections_max);
+    l.waiting_per_client_max = static_cast<size_t>(c.waiting_connections_per_client);
+    l.waiting_timeout_ms = c.header_timeout_ms;
+    return l;
+  };
+  ListenerSpec main_spec =
+      spec("main", host, port, c.max_connections, c.max_connections_per_client);
   main_spec.reserve = static_cast<size_t>(c.reserve_connections);
-  main_spec.waiting_max = static_cast<size_t>(c.waiting_connections_max);
-  main_spec.waiting_per_client_max = static_cast<size_t>(c.waiting_connections_per_client);
-  main_spec.waiting_timeout_ms = c.header_timeout_ms;
   auto main_index = m.acceptor->AddListener(main_spec);
   if (!main_index.ok()) return main_index.status();
   m.port = m.acceptor->port(*main_index);
@@ -320,16 +341,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
     // The ops listener is for the gateway and the probes: reachable from the outside, so it
     // has its own per-client caps too, with the gateway's addresses exempt
     // (ops_clients_exempt).
-    ListenerSpec ops_spec;
-    ops_spec.name = "ops";
-    ops_spec.host = ops_host;
-    ops_spec.port = ops_port;
-    ops_spec.backlog = static_cast<int>(c.listen_backlog);
-    ops_spec.max_connections = static_cast<size_t>(c.ops_max_connections);
-    ops_spec.max_connections_per_client = static_cast<size_t>(c.ops_max_connections_per_client);
-    ops_spec.waiting_max = static_cast<size_t>(c.waiting_connections_max);
-    ops_spec.waiting_per_client_max = static_cast<size_t>(c.waiting_connections_per_client);
-    ops_spec.waiting_timeout_ms = c.header_timeout_ms;
+    ListenerSpec ops_spec =
+        spec("ops", ops_host, ops_port, c.ops_max_connections, c.ops_max_connections_per_client);
     for (absl::string_view a : absl::StrSplit(c.ops_clients_exempt, ',', absl::SkipWhitespace())) {
       ops_spec.cap_exempt.emplace_back(absl::StripAsciiWhitespace(a));
     }
@@ -398,9 +411,9 @@ Server::Impl::Impl(ServerOptions o)
        c.rate_limit_page_per_client_per_second, c.rate_limit_page_per_client_burst},
   }};
   for (size_t i = 0; i < kLimitedClasses; ++i) {
-    limiters[i] = std::make_unique<RateLimiter>(
-        opts.clock, limit(table[i][0], table[i][1]), limit(table[i][2], table[i][3]),
-        static_cast<size_t>(c.rate_limit_clients_max));
+    limiters[i] = std::make_unique<RateLimiter>(opts.clock, limit(table[i][0], table[i][1]),
+                                                limit(table[i][2], table[i][3]),
+                                                static_cast<size_t>(c.rate_limit_clients_max));
     rate_limited[i] = registry.GetCounter(
         "keyvend_http_rejected_total", "Requests refused by load protection, by route class.",
         {{"class", RouteClassName(static_cast<RouteClass>(i))}, {"reason", "rate_limited"}});
@@ -428,9 +441,12 @@ Server::Impl::Impl(ServerOptions o)
 int64_t Server::Impl::BodyLimitFor(BodyKind kind) const {
   const Config& c = opts.config;
   switch (kind) {
-    case BodyKind::kNone: return 0;
-    case BodyKind::kJson: return c.body_bytes_max;
-    case BodyKind::kImport: return c.import_body_bytes_max;
+    case BodyKind::kNone:
+      return 0;
+    case BodyKind::kJson:
+      return c.body_bytes_max;
+    case BodyKind::kImport:
+      return c.import_body_bytes_max;
   }
   return c.body_bytes_max;
 }
@@ -478,8 +494,8 @@ void Server::Impl::LogAccess(const ConnContext& cc, const std::string& method,
   r.request_id = cc.request_id;
   r.listener = cc.ops ? "ops" : "main";
   r.method = method;
-  r.route = cc.route_index < router.routes().size() ? router.routes()[cc.route_index].name
-                                                    : "unmatched";
+  r.route =
+      cc.route_index < router.routes().size() ? router.routes()[cc.route_index].name : "unmatched";
   r.status = status;
   r.latency_us = cc.start_ns > 0 ? (MonoNowNs() - cc.start_ns) / 1000 : 0;
   r.client_ip = client_ip;
@@ -509,10 +525,10 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
       // acceptor held the connection while it was silent), later ones' after their first
       // byte.
       const int64_t wait_ms =
-          served == 0
-              ? std::max<int64_t>(0, (c.accepted_ns + cfg.header_timeout_ms * 1'000'000 -
-                                      MonoNowNs()) / 1'000'000)
-              : cfg.keep_alive_timeout_seconds * 1000;
+          served == 0 ? std::max<int64_t>(
+                            0, (c.accepted_ns + cfg.header_timeout_ms * 1'000'000 - MonoNowNs()) /
+                                   1'000'000)
+                      : cfg.keep_alive_timeout_seconds * 1000;
       int r;
       do {
         r = poll(p, 2, static_cast<int>(wait_ms));
@@ -540,10 +556,8 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
       WriteRaw(s, 431, "Request Header Fields Too Large",
                HttpError{431, "header_too_large",
                          h == ConnStream::HeaderResult::kTooLarge
-                             ? absl::StrCat("request header over ", cfg.header_bytes_max,
-                                            " bytes")
-                             : absl::StrCat("more than ", cfg.header_count_max,
-                                            " header lines")});
+                             ? absl::StrCat("request header over ", cfg.header_bytes_max, " bytes")
+                             : absl::StrCat("more than ", cfg.header_count_max, " header lines")});
       break;
     }
     s.set_deadline(0);  // the whole header is buffered
@@ -591,8 +605,8 @@ void Server::Impl::AfterWrite(const httplib::Request& req, const httplib::Respon
   ConnContext* cc = CurrentConn();
   if (cc == nullptr) return;
   if (access_log != nullptr) {  // the client address costs a lookup: only when it is logged
-    LogAccess(*cc, req.method, ClientIp(req), res.status,
-              static_cast<int64_t>(req.body.size()), static_cast<int64_t>(res.body.size()));
+    LogAccess(*cc, req.method, ClientIp(req), res.status, static_cast<int64_t>(req.body.size()),
+              static_cast<int64_t>(res.body.size()));
   }
   if (res.status == 413 && res.get_header_value("Connection") == "close") {
     // The refused body was never read and must never be parsed as further requests.
@@ -658,17 +672,16 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
   }
   if (te_count > 1 || lengths_differ || (te_count > 0 && cl_count > 0)) {
     // Two framings (request smuggling's raw material): refuse, never guess.
-    RefuseBeforeBody(req, res,
-                     HttpError{400, "bad_request",
-                               "a request has one Content-Length or one Transfer-Encoding"},
-                     true);
+    RefuseBeforeBody(
+        req, res,
+        HttpError{400, "bad_request", "a request has one Content-Length or one Transfer-Encoding"},
+        true);
     return true;
   }
   if (chunked && LowerNoSpace(req.get_header_value("Transfer-Encoding")) != "chunked") {
-    RefuseBeforeBody(req, res,
-                     HttpError{501, "not_implemented",
-                               "the only transfer coding accepted is chunked"},
-                     true);
+    RefuseBeforeBody(
+        req, res, HttpError{501, "not_implemented", "the only transfer coding accepted is chunked"},
+        true);
     return true;
   }
   if (cl_count > 0 && !AllDigits(cl)) {
@@ -719,17 +732,16 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
   }
   if (body_declared) {
     if (r->spec.body == BodyKind::kNone) {
-      RefuseBeforeBody(req, res, HttpError{400, "bad_request", "this route takes no body"},
-                       true);
+      RefuseBeforeBody(req, res, HttpError{400, "bad_request", "this route takes no body"}, true);
       return true;
     }
     const int64_t limit = BodyLimitFor(r->spec.body);
     if (!chunked && limit > 0 && std::strtoll(cl.c_str(), nullptr, 10) > limit) {
       // Refused on the declared length, before one byte of the body is read.
-      RefuseBeforeBody(req, res,
-                       HttpError{413, "payload_too_large",
-                                 absl::StrCat("request body over ", limit, " bytes")},
-                       true);
+      RefuseBeforeBody(
+          req, res,
+          HttpError{413, "payload_too_large", absl::StrCat("request body over ", limit, " bytes")},
+          true);
       return true;
     }
   }
@@ -841,7 +853,7 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
     mutable_req.set_header("Connection", "close");
   }
   requests->Observe(route_index, res.status,
-                   static_cast<double>(opts.clock->MonoNowNs() - start) / 1e9);
+                    static_cast<double>(opts.clock->MonoNowNs() - start) / 1e9);
 }
 
 std::string Server::Impl::ClientIp(const httplib::Request& req) const {

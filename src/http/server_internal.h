@@ -19,9 +19,9 @@
 #include "http/access_log.h"
 #include "http/conn_stream.h"
 #include "http/json.h"
-#include "limits/rate_limiter.h"
 #include "http/server.h"
 #include "httplib.h"
+#include "limits/rate_limiter.h"
 #include "metrics/metrics.h"
 
 namespace kv::http {
@@ -272,7 +272,7 @@ struct Server::Impl {
 
   std::array<std::unique_ptr<RateLimiter>, kLimitedClasses> limiters;
   std::array<Counter*, kLimitedClasses> rate_limited{};
-  InflightSlots inflight;  // in-flight caps per class (notify and ops: none)
+  InflightSlots inflight;                  // in-flight caps per class (notify and ops: none)
   std::array<uint8_t, 32> admin_digest{};  // SHA-256("Bearer " + admin token)
   std::array<Counter*, kLimitedClasses> overloaded{};
   Counter* header_timeouts = nullptr;
