@@ -72,11 +72,17 @@ Acceptor::Acceptor(Registry* metrics, ServeFn serve, absl::flat_hash_set<std::st
 Acceptor::~Acceptor() {
   BeginDrain(0);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     stop_workers_ = true;
   }
-  cv_.notify_all();
-  for (std::thread& t : workers_) {
+  cv_.SignalAll();
+  // No worker is added any more (Run has returned, or never ran): the list is stable.
+  std::vector<std::thread> workers;
+  {
+    MutexLock l(&mu_);
+    workers.swap(workers_);
+  }
+  for (std::thread& t : workers) {
     if (t.joinable()) t.join();
   }
   for (auto& l : listeners_) {
@@ -180,7 +186,7 @@ absl::StatusOr<size_t> Acceptor::AddListener(const ListenerSpec& spec) {
 }
 
 size_t Acceptor::open_connections() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return live_fds_.size();
 }
 
@@ -190,7 +196,7 @@ void Acceptor::BeginDrain(int64_t drain_timeout_ms) {
   const uint64_t one = 1;
   if (drain_fd_ >= 0) (void)!::write(drain_fd_, &one, sizeof one);
   if (wake_pipe_[1] >= 0) (void)!::write(wake_pipe_[1], "x", 1);
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 void Acceptor::Refuse(int fd) {
@@ -376,7 +382,7 @@ void Acceptor::AdmitReadable(AcceptedConnection c) {
   bool admitted = false;
   bool by_client = false;
   {
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock g(&mu_);
     const bool capped_client =
         l.spec.max_connections_per_client > 0 && !l.exempt.contains(c.peer_ip);
     size_t* per_client = capped_client ? &per_client_[c.peer_ip] : nullptr;
@@ -462,37 +468,38 @@ void Acceptor::MaybeLogTally(Listener& l, int64_t now) {
 }
 
 void Acceptor::Submit(AcceptedConnection c) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(&mu_);
   pending_.push_back(std::move(c));
   if (waiting_workers_ >= pending_.size()) {
-    cv_.notify_one();
+    cv_.Signal();
   } else {
     workers_.emplace_back([this] { WorkerLoop(); });
   }
 }
 
 void Acceptor::WorkerLoop() {
-  std::unique_lock<std::mutex> g(mu_);
   while (true) {
-    while (pending_.empty() && !stop_workers_) {
-      ++waiting_workers_;
-      cv_.wait(g);
-      --waiting_workers_;
+    AcceptedConnection c;
+    {
+      MutexLock g(&mu_);
+      while (pending_.empty() && !stop_workers_) {
+        ++waiting_workers_;
+        cv_.Wait(&mu_);
+        --waiting_workers_;
+      }
+      if (pending_.empty()) return;  // stopping
+      c = std::move(pending_.front());
+      pending_.pop_front();
     }
-    if (pending_.empty()) return;  // stopping
-    AcceptedConnection c = std::move(pending_.front());
-    pending_.pop_front();
-    g.unlock();
     serve_(c);
     Finish(c);
-    g.lock();
   }
 }
 
 void Acceptor::Finish(const AcceptedConnection& c) {
   Listener& l = *listeners_[c.listener];
   {
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock g(&mu_);
     live_fds_.erase(c.fd);  // before close: a forced shutdown never hits a reused fd
     if (c.reserved) {
       --l.reserved_open;
@@ -504,7 +511,7 @@ void Acceptor::Finish(const AcceptedConnection& c) {
     close(c.fd);
   }
   l.open_gauge->Dec();
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 void Acceptor::Run() {
@@ -547,17 +554,17 @@ void Acceptor::Run() {
   for (int fd : parked) DropWaiting(fd, true);
   for (auto& l : listeners_) MaybeLogTally(*l, INT64_MAX / 2);
 
-  std::unique_lock<std::mutex> g(mu_);
+  MutexLock g(&mu_);
   const int64_t deadline = drain_deadline_ns_.load();
   while (!live_fds_.empty()) {
     const int64_t left_ns = deadline - MonoNowNs();
     if (left_ns <= 0) break;
-    done_cv_.wait_for(g, std::chrono::nanoseconds(left_ns));
+    done_cv_.WaitFor(&mu_, std::chrono::nanoseconds(left_ns));
   }
   // Past the deadline: cut what is left. A handler in the middle of a shop call finishes
   // it (its commit is whole either way); its response write then fails.
   for (int fd : live_fds_) shutdown(fd, SHUT_RDWR);
-  while (!live_fds_.empty()) done_cv_.wait(g);
+  while (!live_fds_.empty()) done_cv_.Wait(&mu_);
 }
 
 }  // namespace kv::http

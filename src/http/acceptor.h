@@ -33,7 +33,6 @@
 #include <poll.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -47,6 +46,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "base/mutex.h"
 #include "metrics/metrics.h"
 
 namespace kv::http {
@@ -191,15 +191,16 @@ class Acceptor {
   uint64_t next_seq_ = 1;
   std::atomic<size_t> waiting_total_{0};
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;                           // work for the pool, or stop
-  std::condition_variable done_cv_;                      // a connection ended
-  absl::flat_hash_map<std::string, size_t> per_client_;  // open connections by peer IP
-  absl::flat_hash_set<int> live_fds_;                    // admitted, not yet closed
-  std::deque<AcceptedConnection> pending_;
-  size_t waiting_workers_ = 0;
-  bool stop_workers_ = false;
-  std::vector<std::thread> workers_;
+  mutable Mutex mu_;
+  CondVar cv_;       // work for the pool, or stop
+  CondVar done_cv_;  // a connection ended
+  // Open connections by peer IP.
+  absl::flat_hash_map<std::string, size_t> per_client_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<int> live_fds_ ABSL_GUARDED_BY(mu_);  // admitted, not yet closed
+  std::deque<AcceptedConnection> pending_ ABSL_GUARDED_BY(mu_);
+  size_t waiting_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_workers_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kv::http
