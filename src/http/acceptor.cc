@@ -354,7 +354,8 @@ void Acceptor::OnParkedEvent(int fd) {
     DropWaiting(fd, true);
     return;
   }
-  AcceptedConnection c = std::move(it->second.conn);
+  // A copy: DropWaiting's bookkeeping reads the parked record (its peer address).
+  AcceptedConnection c = it->second.conn;
   DropWaiting(fd, false);
   AdmitReadable(std::move(c));
 }

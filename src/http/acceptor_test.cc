@@ -227,6 +227,24 @@ TEST(Acceptor, APerClientCapOnWaitingConnectionsAnswers503) {
   for (int fd : {a, b, c, other, proxies[0], proxies[1], proxies[2]}) close(fd);
 }
 
+// A connection that waited and then spoke gives its waiting place back: a client that
+// always connects first and sends later is never refused for it.
+TEST(Acceptor, AConnectionThatSpeaksGivesItsWaitingPlaceBack) {
+  ListenerSpec spec = Spec(10, 0);
+  spec.waiting_per_client_max = 2;
+  Running r(spec);
+  for (int i = 0; i < 10; ++i) {
+    const int fd = Silent(r.port);
+    ASSERT_TRUE(StillWaiting(fd)) << i;
+    (void)!send(fd, "G", 1, MSG_NOSIGNAL);
+    ASSERT_EQ(ReadByte(fd), 'A') << "round " << i;
+    close(fd);
+  }
+  EXPECT_EQ(r.served.load(), 10);
+  EXPECT_NE(r.Metrics().find("reason=\"waiting_per_client\"} 0"), std::string::npos)
+      << r.Metrics();
+}
+
 TEST(Acceptor, AFullWaitingSetClosesTheConnectionWaitingLongest) {
   ListenerSpec spec = Spec(10, 0);
   spec.waiting_max = 3;
