@@ -190,9 +190,6 @@ class InflightSlots {
   std::array<std::atomic<int64_t>, kLimitedClasses> used_{};
 };
 
-// SHA-256 of s.
-std::array<uint8_t, 32> Sha256Of(std::string_view s);
-
 // Holds a gauge one higher for its scope.
 class GaugeHold {
  public:
@@ -273,7 +270,6 @@ struct Server::Impl {
   std::array<std::unique_ptr<RateLimiter>, kLimitedClasses> limiters;
   std::array<Counter*, kLimitedClasses> rate_limited{};
   InflightSlots inflight;                  // in-flight caps per class (notify and ops: none)
-  std::array<uint8_t, 32> admin_digest{};  // SHA-256("Bearer " + admin token)
   std::array<Counter*, kLimitedClasses> overloaded{};
   Counter* header_timeouts = nullptr;
   Counter* body_timeouts = nullptr;
