@@ -702,19 +702,18 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
     path_known = false;
   }
   if (r == nullptr) {
-    if (Admit(RouteClass::kPage, req, res)) {  // probing unknown paths is not free either
-      RefuseBeforeBody(req, res,
-                       path_known ? HttpError{404, "not_found", "no such route for this method"}
+    // Probing unknown paths is not free either: the page class's rate limit first.
+    const std::optional<HttpError> limited = Throttle(RouteClass::kPage, req);
+    RefuseBeforeBody(req, res,
+                     limited      ? *limited
+                     : path_known ? HttpError{404, "not_found", "no such route for this method"}
                                   : HttpError{404, "not_found", "no such route"},
-                       body_declared);
-    } else {
-      RefuseBeforeBody(req, res, LastRefusal(res), body_declared);
-    }
+                     body_declared);
     return true;
   }
   if (cc != nullptr) cc->route_index = static_cast<size_t>(r - router.routes().data());
-  if (!Admit(r->spec.cls, req, res)) {
-    RefuseBeforeBody(req, res, LastRefusal(res), body_declared);
+  if (const std::optional<HttpError> limited = Throttle(r->spec.cls, req)) {
+    RefuseBeforeBody(req, res, *limited, body_declared);
     return true;
   }
   if (r->spec.auth == Auth::kAdmin && !AdminAuthorized(req)) {
@@ -742,14 +741,6 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
     cc->params = std::move(params);
   }
   return false;
-}
-
-HttpError Server::Impl::LastRefusal(const httplib::Response& res) {
-  // Admit wrote a 429 into res; RefuseBeforeBody writes it again with the close decision.
-  HttpError e{res.status, "rate_limited", "too many requests; retry later"};
-  const std::string ra = res.get_header_value("Retry-After");
-  if (!ra.empty()) e.retry_after_seconds = std::strtoll(ra.c_str(), nullptr, 10);
-  return e;
 }
 
 httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& req,
@@ -861,15 +852,14 @@ std::string Server::Impl::ClientIp(const httplib::Request& req) const {
   return hops.empty() ? req.remote_addr : std::string(absl::StripAsciiWhitespace(hops.front()));
 }
 
-bool Server::Impl::Admit(RouteClass cls, const httplib::Request& req, httplib::Response& res) {
-  if (cls == RouteClass::kOps) return true;
+std::optional<HttpError> Server::Impl::Throttle(RouteClass cls, const httplib::Request& req) {
+  if (cls == RouteClass::kOps) return std::nullopt;
   const size_t i = static_cast<size_t>(cls);
   const int64_t wait_ns = limiters[i]->Admit(ClientIp(req));
-  if (wait_ns == 0) return true;
+  if (wait_ns == 0) return std::nullopt;
   rate_limited[i]->Inc();
-  WriteError(res, HttpError{429, "rate_limited", "too many requests; retry later",
-                            (wait_ns + 999'999'999) / 1'000'000'000});
-  return false;
+  return HttpError{429, "rate_limited", "too many requests; retry later",
+                   (wait_ns + 999'999'999) / 1'000'000'000};
 }
 
 bool Server::Impl::AdminAuthorized(const httplib::Request& req) const {

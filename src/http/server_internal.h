@@ -226,8 +226,6 @@ struct Server::Impl {
   // Writes e; with close, the connection ends after the answer (an unread body follows).
   void RefuseBeforeBody(const httplib::Request& req, httplib::Response& res, const HttpError& e,
                         bool close);
-  // The 429 that Admit wrote into res, as an HttpError.
-  static HttpError LastRefusal(const httplib::Response& res);
   // After cpp-httplib wrote a response: the connection is no longer busy; a 413 or a drain
   // ends it.
   void AfterWrite(const httplib::Request& req, const httplib::Response& res);
@@ -261,15 +259,16 @@ struct Server::Impl {
   std::unique_ptr<RequestMetrics> requests;
   size_t unmatched_route = 0;
   Gauge* in_flight = nullptr;
-  // Admits a request of class `cls` from this client, or writes the 429 and returns false.
-  bool Admit(RouteClass cls, const httplib::Request& req, httplib::Response& res);
+  // Takes a token of class `cls` for this client: nullopt when admitted, else the 429
+  // (counted) with its Retry-After.
+  std::optional<HttpError> Throttle(RouteClass cls, const httplib::Request& req);
   // The client's address: the peer, or — when the peer is a trusted proxy — the rightmost
   // X-Forwarded-For address that is not a trusted proxy.
   std::string ClientIp(const httplib::Request& req) const;
 
   std::array<std::unique_ptr<RateLimiter>, kLimitedClasses> limiters;
   std::array<Counter*, kLimitedClasses> rate_limited{};
-  InflightSlots inflight;                  // in-flight caps per class (notify and ops: none)
+  InflightSlots inflight;  // in-flight caps per class (notify and ops: none)
   std::array<Counter*, kLimitedClasses> overloaded{};
   Counter* header_timeouts = nullptr;
   Counter* body_timeouts = nullptr;
