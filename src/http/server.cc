@@ -361,9 +361,14 @@ std::string Server::ops_url() const {
 }
 
 bool Server::Run() {
-  impl_->run_called = true;
+  {
+    MutexLock l(&impl_->run_mu);
+    impl_->run_state = Impl::RunState::kRunning;
+  }
   impl_->acceptor->Run();  // returns after the drain
-  impl_->run_done = true;
+  MutexLock l(&impl_->run_mu);
+  impl_->run_state = Impl::RunState::kDone;
+  impl_->run_cv.SignalAll();
   return true;
 }
 
@@ -374,9 +379,8 @@ void Server::RequestStop() {
 
 void Server::Stop() {
   RequestStop();
-  if (impl_->run_called) {
-    while (!impl_->run_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  MutexLock l(&impl_->run_mu);
+  while (impl_->run_state == Impl::RunState::kRunning) impl_->run_cv.Wait(&impl_->run_mu);
 }
 
 // --- per-request plumbing -------------------------------------------------------------------

@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "base/mutex.h"
 #include "http/acceptor.h"
 #include "http/access_log.h"
 #include "http/conn_stream.h"
@@ -281,8 +282,11 @@ struct Server::Impl {
   uint64_t request_salt = 0;
   absl::flat_hash_set<std::string> trusted_proxies;
   std::atomic<bool> draining{false};
-  std::atomic<bool> run_called{false};
-  std::atomic<bool> run_done{false};
+  // Run's life, for Stop: Stop waits on run_cv until a running Run has returned.
+  enum class RunState { kNotStarted, kRunning, kDone };
+  Mutex run_mu;
+  CondVar run_cv;
+  RunState run_state ABSL_GUARDED_BY(run_mu) = RunState::kNotStarted;
   std::atomic<uint64_t> orders_created{0};
   std::atomic<uint64_t> payments_received{0};
   int64_t started_mono_ns = 0;
