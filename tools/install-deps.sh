@@ -6,7 +6,8 @@ PKGS=(build-essential cmake pkg-config ccache
       librocksdb-dev libcpp-httplib-dev libsimdjson-dev libabsl-dev
       libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
       curl python3
-      clang libclang-rt-14-dev)  # fuzzing (libFuzzer, ASan, UBSan) and -Wthread-safety
+      clang libclang-rt-14-dev  # fuzzing (libFuzzer, ASan, UBSan) and -Wthread-safety
+      clang-format)             # tools/format-check.sh (the format gate of tools/test.sh)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

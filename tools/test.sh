@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite (the README's second
-# command; .ci/run calls exactly this). Sanitizer builds run first (ASan+UBSan over the
-# unit tests, built with clang and its thread-safety analysis as errors; TSan over the
-# concurrency tests), then the fuzz targets for 30 s each (tools/fuzz.sh), then the
-# thread-safety check of every TU the clang builds did not compile (tools/thread-safety.sh);
-# the last line is ctest's summary of the main build. KEYVEND_SANITIZERS=0 skips the
-# sanitizer builds, KEYVEND_FUZZ_SECONDS=0 the fuzzing.
+# command; .ci/run calls exactly this). First the sanitizer builds (ASan+UBSan over the tests labelled unit, built with clang and its
+# thread-safety analysis as errors; TSan over the tests labelled concurrency — each job
+# builds the target tests_<label>, so a new test joins by its label), then the fuzz targets
+# for 30 s each (tools/fuzz.sh), then the thread-safety check of every TU the clang builds
+# did not compile (tools/thread-safety.sh); the last line is ctest's summary of the main
+# build. KEYVEND_SANITIZERS=0 skips the sanitizer builds, KEYVEND_FUZZ_SECONDS=0 the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
 jobs=2
+# ccache (CMakeLists.txt uses it when present): paths relative to the checkout, so a clone
+# in another directory reuses the objects of an earlier build.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 
 if [ "${KEYVEND_SANITIZERS:-1}" != "0" ]; then
   # clang, so that the thread-safety analysis comes with this build for free.
   cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
     -DKEYVEND_SANITIZE=address -DKEYVEND_THREAD_SAFETY=ON > /dev/null
-  cmake --build build-asan -j"$jobs" --target base_test storage_test shop_test config_test \
-    metrics_test limits_test conn_stream_test access_log_test preload_test backup_test \
-    backup_cli_test body_reader_test router_test signature_test
+  cmake --build build-asan -j"$jobs" --target tests_unit
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -L unit)
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYVEND_SANITIZE=thread > /dev/null
-  cmake --build build-tsan -j"$jobs" --target shop_concurrency_test acceptor_test
+  cmake --build build-tsan -j"$jobs" --target tests_concurrency
   (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/../tools/tsan-suppressions.txt" ctest --output-on-failure -j1 -L concurrency)
 fi
 
