@@ -113,7 +113,7 @@ struct VerifyProblem {
   std::string detail;  // RocksDB's message (paths and checksums; never record contents)
 };
 
-struct VerifyReport {
+struct [[nodiscard]] VerifyReport {
   std::vector<BackupId> verified;  // every file read back and its checksum matched
   std::vector<VerifyProblem> problems;
   bool ok() const { return problems.empty(); }
@@ -148,7 +148,7 @@ absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<
                                    const std::string& to_dir, const std::string& key_check,
                                    absl::Duration lock_wait = kShortOpLockWait);
 
-struct PurgeResult {
+struct [[nodiscard]] PurgeResult {
   std::vector<BackupId> deleted;
   std::vector<BackupId> kept;
 };

@@ -44,7 +44,7 @@ enum class Verdict : uint8_t {
   kAlreadyStored = 2,     // the shop has stocked this text before (any product)
 };
 
-struct DedupeResult {
+struct [[nodiscard]] DedupeResult {
   std::vector<Verdict> verdicts;  // one per input key, by input index
   // The fresh keys' tags, sorted by tag, one entry per distinct text; index = input index.
   std::vector<TagEntry> fresh_by_tag;

@@ -50,7 +50,7 @@ struct PreloadOptions {
   std::function<void(IngestPoint)> ingest_hook;
 };
 
-struct PreloadResult {
+struct [[nodiscard]] PreloadResult {
   RunCounts counts;
   // Lines not loaded, by file then line (report.h). Paths are those of `files`.
   std::vector<InputFile> files;

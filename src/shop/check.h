@@ -13,7 +13,7 @@
 
 namespace kv {
 
-struct CheckReport {
+struct [[nodiscard]] CheckReport {
   std::vector<std::string> violations;  // empty: every invariant holds
   uint64_t products = 0;
   uint64_t orders = 0;

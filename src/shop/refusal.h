@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "absl/status/status.h"
+#include "base/log.h"
 
 namespace kv {
 
@@ -34,14 +35,18 @@ enum class Refusal : uint8_t {
 std::string_view RefusalCode(Refusal r);
 
 // The outcome of a domain call: a value, a refusal (with a human message that never holds
-// a card key), or an infrastructure error. Exactly one is set.
+// a card key), or an infrastructure error. Exactly one is set. [[nodiscard]]: a caller
+// that drops one has dropped a refusal or an error.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Refusal r, std::string message = {}, int64_t retry_after_seconds = 0)
       : v_(RefusalBox{r, std::move(message), retry_after_seconds}) {}
-  Result(absl::Status status) : v_(std::move(status)) {}  // NOLINT: must not be OK
+  // An infrastructure error; an OK status here is our bug (aborts, in every build).
+  Result(absl::Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
+    KV_CHECK(!std::get<2>(v_).ok(), "Result built from an OK status");
+  }
 
   bool ok() const { return v_.index() == 0; }
   bool refused() const { return v_.index() == 1; }

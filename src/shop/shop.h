@@ -132,7 +132,7 @@ struct DuplicateLine {
   bool in_input = false;  // true: repeats an earlier line; false: the shop already had it
 };
 
-struct ImportResult {
+struct [[nodiscard]] ImportResult {
   uint64_t batch_id = 0;           // 0 when nothing was imported (no batch written)
   uint64_t imported = 0;           // keys stored by this import (incl. those served to backorders)
   uint64_t duplicates = 0;         // within the input + already stored anywhere in the shop
@@ -141,7 +141,7 @@ struct ImportResult {
   std::vector<DuplicateLine> duplicate_lines;  // by line number
 };
 
-struct RetireResult {
+struct [[nodiscard]] RetireResult {
   uint64_t batch_id = 0;
   uint64_t retired = 0;  // unsold keys removed from sale by this call
 };
@@ -247,7 +247,7 @@ struct MalformedPaymentNotice {
   std::string problem;       // what is wrong, naming fields, never their values
 };
 
-struct PaymentResult {
+struct [[nodiscard]] PaymentResult {
   PaymentOutcome outcome = PaymentOutcome::kApplied;
   PaymentFlag flag = PaymentFlag::kNone;
   bool replay = false;  // this payment_id was already recorded; nothing changed
