@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "app/backup_online.h"
 #include "backup/backup.h"
+#include "base/cli_flags.h"
 #include "base/coding.h"
 #include "base/json_string.h"
 #include "base/time_format.h"
@@ -86,21 +87,20 @@ constexpr char kHelp[] =
 
 // --- arguments ------------------------------------------------------------------------------
 
-struct Args {
-  std::string command;
-  std::map<std::string, std::string> values;  // "--data-dir" -> "DIR"
-  std::set<std::string> flags;                // "--json"
-  bool Has(const std::string& n) const { return values.count(n) > 0; }
-  std::string Get(const std::string& n) const {
-    auto it = values.find(n);
-    return it == values.end() ? std::string() : it->second;
-  }
-};
-
-const std::set<std::string> kValueOptions = {
-    "--data-dir", "--backup-dir", "--url",  "--master-key-file",
-    "--id",       "--to",         "--keep", "--timeout-seconds"};
-const std::set<std::string> kFlagOptions = {"--json", "--skip-check"};
+// Every flag of every command; each command takes its own (kCommandOptions).
+const CliGrammar kGrammar = {{{"--data-dir"},
+                              {"--backup-dir"},
+                              {"--url"},
+                              {"--master-key-file"},
+                              {"--id"},
+                              {"--to"},
+                              {"--keep"},
+                              {"--timeout-seconds"},
+                              {"--json", /*takes_value=*/false},
+                              {"--skip-check", false}},
+                             /*positional=*/false,
+                             /*repeat_ok=*/false,
+                             /*empty_ok=*/false};
 
 // Which options each command takes (besides --master-key-file, which all take).
 const std::map<std::string, std::set<std::string>> kCommandOptions = {
@@ -126,9 +126,8 @@ class Cli {
   }
   template <typename... T>
   int Fail(const T&... parts) {
-    const std::string s =
-        absl::StrCat("keyvend-backup ", args_.command, args_.command.empty() ? "" : " ",
-                     "failed: ", parts..., "\n");
+    const std::string s = absl::StrCat("keyvend-backup ", command_, command_.empty() ? "" : " ",
+                                       "failed: ", parts..., "\n");
     std::fwrite(s.data(), 1, s.size(), err_);
     return kExitFailed;
   }
@@ -144,7 +143,7 @@ class Cli {
   std::string Env(const std::string& name) const { return env_(name).value_or(""); }
   // A value from its flag, else its environment variable, else "".
   std::string FlagOrEnv(const std::string& flag, const std::string& var) const {
-    return args_.Has(flag) ? args_.Get(flag) : Env(var);
+    return flags_.GetOrEnv(flag, var, env_);
   }
   std::string KeyFile() const { return FlagOrEnv("--master-key-file", "KEYVEND_MASTER_KEY_FILE"); }
   // Parses --id; false after printing a usage error.
@@ -167,7 +166,8 @@ class Cli {
   const EnvLookup& env_;
   std::FILE* out_;
   std::FILE* err_;
-  Args args_;
+  std::string command_;
+  CliFlags flags_;
 };
 
 std::string Bytes(uint64_t n) {
@@ -206,52 +206,35 @@ bool DataDirInUse(const std::string& data_dir) {
 
 int Cli::Run(const std::vector<std::string>& words) {
   if (words.empty()) return Usage("a command is required");
-  for (const std::string& w : words) {
-    if (w == "--help" || w == "-h" || w == "help") {
-      std::fputs(kHelp, out_);
-      return kExitOk;
-    }
+  if (words[0] == "--help" || words[0] == "-h" || words[0] == "help") {
+    std::fputs(kHelp, out_);
+    return kExitOk;
   }
-  args_.command = words[0];
-  auto cmd = kCommandOptions.find(args_.command);
+  command_ = words[0];
+  auto cmd = kCommandOptions.find(command_);
   if (cmd == kCommandOptions.end()) return Usage("unknown command \"", words[0], "\"");
-  for (size_t i = 1; i < words.size(); ++i) {
-    std::string name = words[i], value;
-    const size_t eq = name.find('=');
-    const bool inline_value = eq != std::string::npos;
-    if (inline_value) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    const bool known_value = kValueOptions.count(name) > 0;
-    const bool known_flag = kFlagOptions.count(name) > 0;
-    if (!known_value && !known_flag) return Usage("unknown argument \"", words[i], "\"");
-    if (name != "--master-key-file" && cmd->second.count(name) == 0) {
-      return Usage(args_.command, " does not take ", name);
-    }
-    if (known_flag) {
-      if (inline_value) return Usage(name, " takes no value");
-      args_.flags.insert(name);
-      continue;
-    }
-    if (!inline_value) {
-      if (i + 1 >= words.size()) return Usage(name, " needs a value");
-      value = words[++i];
-    }
-    if (value.empty()) return Usage(name, " needs a non-empty value");
-    if (args_.Has(name)) return Usage(name, " is given twice");
-    args_.values[name] = value;
+  absl::StatusOr<CliFlags> flags = CliFlags::Parse({words.begin() + 1, words.end()}, kGrammar);
+  if (!flags.ok()) return Usage(flags.status().message());
+  if (flags->help()) {
+    std::fputs(kHelp, out_);
+    return kExitOk;
   }
-  if (args_.command == "create") return Create();
-  if (args_.command == "list") return List();
-  if (args_.command == "verify") return Verify();
-  if (args_.command == "restore") return Restore();
+  for (const std::string& name : flags->given()) {
+    if (name != "--master-key-file" && cmd->second.count(name) == 0) {
+      return Usage(command_, " does not take ", name);
+    }
+  }
+  flags_ = *std::move(flags);
+  if (command_ == "create") return Create();
+  if (command_ == "list") return List();
+  if (command_ == "verify") return Verify();
+  if (command_ == "restore") return Restore();
   return Purge();
 }
 
 bool Cli::ParseId(std::optional<backup::BackupId>* id, int* rc) {
-  if (!args_.Has("--id")) return true;
-  const std::string v = args_.Get("--id");
+  if (!flags_.Has("--id")) return true;
+  const std::string v = flags_.Get("--id");
   backup::BackupId n = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc() || p != v.data() + v.size() || n == 0) {
@@ -271,15 +254,15 @@ absl::StatusOr<std::string> Cli::KeyCheckOf(const std::string& path) const {
 // --- create ---------------------------------------------------------------------------------
 
 int Cli::Create() {
-  if (args_.Has("--url")) {
-    if (args_.Has("--data-dir") || args_.Has("--backup-dir")) {
+  if (flags_.Has("--url")) {
+    if (flags_.Has("--data-dir") || flags_.Has("--backup-dir")) {
       return Usage(
           "create --url backs up a running shop into the backup_dir of its own "
           "configuration: drop --data-dir/--backup-dir");
     }
-    return CreateOnline(args_.Get("--url"));
+    return CreateOnline(flags_.Get("--url"));
   }
-  if (args_.Has("--timeout-seconds")) return Usage("--timeout-seconds goes with --url");
+  if (flags_.Has("--timeout-seconds")) return Usage("--timeout-seconds goes with --url");
   const std::string data_dir = FlagOrEnv("--data-dir", "KEYVEND_DATA_DIR");
   const std::string backup_dir = FlagOrEnv("--backup-dir", "KEYVEND_BACKUP_DIR");
   if (data_dir.empty() || backup_dir.empty()) {
@@ -291,15 +274,14 @@ int Cli::Create() {
 }
 
 int Cli::CreateOffline(const std::string& data_dir_in, const std::string& backup_dir) {
-  std::string data_dir = data_dir_in;
-  while (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
+  const std::string data_dir = storage::StripTrailingSlashes(data_dir_in);
   if (DataDirInUse(data_dir)) {
     return Fail("data dir ", data_dir,
                 " is in use (a running shop?): back a running shop up online with "
                 "`keyvend-backup create --url http://HOST:PORT`, or stop it first");
   }
   std::string key_file = KeyFile();
-  if (key_file.empty()) key_file = data_dir + ".master-key";
+  if (key_file.empty()) key_file = storage::DefaultMasterKeyFile(data_dir);
   absl::Status apart =
       backup::CheckDirsApart(key_file, "master key file", backup_dir, "backup dir");
   if (!apart.ok()) {
@@ -329,8 +311,8 @@ int Cli::CreateOnline(const std::string& url_in) {
     return Usage("--url must be http://HOST:PORT (or https://), not \"", url_in, "\"");
   }
   int64_t timeout = 3600;
-  if (args_.Has("--timeout-seconds")) {
-    const std::string v = args_.Get("--timeout-seconds");
+  if (flags_.Has("--timeout-seconds")) {
+    const std::string v = flags_.Get("--timeout-seconds");
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), timeout);
     if (ec != std::errc() || p != v.data() + v.size() || timeout < 1 || timeout > 86400) {
       return Usage("--timeout-seconds must be 1..86400");
@@ -392,7 +374,7 @@ int Cli::List() {
   }
   if (id.has_value() && shown.empty()) return Fail("no backup ", *id, " in ", dir);
 
-  if (args_.flags.count("--json")) {
+  if (flags_.Has("--json")) {
     std::string j = absl::StrCat("{\"backup_dir\":", JsonString(dir), ",\"backups\":[");
     for (const backup::BackupInfo& b : shown) {
       if (&b != &shown.front()) j += ",";
@@ -486,14 +468,13 @@ int Cli::Verify() {
 
 int Cli::Restore() {
   const std::string dir = FlagOrEnv("--backup-dir", "KEYVEND_BACKUP_DIR");
-  std::string to = args_.Get("--to");
+  const std::string to = storage::StripTrailingSlashes(flags_.Get("--to"));
   if (dir.empty() || to.empty()) return Usage("restore needs --backup-dir B and --to DIR");
-  while (to.size() > 1 && to.back() == '/') to.pop_back();
   std::optional<backup::BackupId> id;
   int rc = 0;
   if (!ParseId(&id, &rc)) return rc;
   std::string key_file = KeyFile();
-  if (key_file.empty()) key_file = to + ".master-key";
+  if (key_file.empty()) key_file = storage::DefaultMasterKeyFile(to);
   absl::Status outside = CheckKeyFileOutsideDir(key_file, to);
   if (!outside.ok()) return FailStatus(outside);
   auto kcv = KeyCheckOf(key_file);
@@ -511,7 +492,7 @@ int Cli::Restore() {
   // Open it as the shop will: schema version and key check, the write-ahead log replayed.
   auto opened = storage::OpenExistingDataDir(to, key_file);
   if (!opened.ok()) return Fail("the restored dir does not open: ", opened.status().message());
-  if (!args_.flags.count("--skip-check")) {
+  if (!flags_.Has("--skip-check")) {
     auto report = CheckShop(*opened->db, *opened->cipher);
     if (!report.ok()) return Fail("keyvend check could not run: ", report.status().message());
     for (const std::string& v : report->violations) Out("VIOLATION: ", v, "\n");
@@ -527,8 +508,8 @@ int Cli::Restore() {
 
 int Cli::Purge() {
   const std::string dir = FlagOrEnv("--backup-dir", "KEYVEND_BACKUP_DIR");
-  if (dir.empty() || !args_.Has("--keep")) return Usage("purge needs --backup-dir B --keep N");
-  const std::string v = args_.Get("--keep");
+  if (dir.empty() || !flags_.Has("--keep")) return Usage("purge needs --backup-dir B --keep N");
+  const std::string v = flags_.Get("--keep");
   uint32_t keep = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), keep);
   if (ec != std::errc() || p != v.data() + v.size() || keep == 0) {

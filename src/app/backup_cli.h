@@ -16,10 +16,10 @@
 #pragma once
 
 #include <cstdio>
-#include <functional>
-#include <optional>
 #include <string>
 #include <vector>
+
+#include "base/cli_flags.h"
 
 namespace kv {
 
@@ -27,13 +27,12 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 
-// The environment as the CLI sees it (KEYVEND_DATA_DIR, KEYVEND_BACKUP_DIR,
-// KEYVEND_MASTER_KEY_FILE, KEYVEND_ADMIN_TOKEN); nullopt = unset.
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-
-// Runs one command. `args` are the words after the program name. Results go to `out`,
-// errors and usage to `err`. Returns the exit code. Not thread-safe with itself only in that
-// two runs on one backup dir exclude each other (backup/dir_lock.h: the second gets exit 1).
+// Runs one command. `args` are the words after the program name, parsed in the offline
+// tools' grammar (base/cli_flags.h); `env` is the environment as the CLI sees it
+// (KEYVEND_DATA_DIR, KEYVEND_BACKUP_DIR, KEYVEND_MASTER_KEY_FILE, KEYVEND_ADMIN_TOKEN).
+// Results go to `out`, errors and usage to `err`. Returns the exit code. Not thread-safe
+// with itself only in that two runs on one backup dir exclude each other
+// (backup/dir_lock.h: the second gets exit 1).
 int RunBackupCli(const std::vector<std::string>& args, const EnvLookup& env, std::FILE* out,
                  std::FILE* err);
 

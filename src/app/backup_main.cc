@@ -14,9 +14,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "keyvend-backup: %s\n", std::string(s.message()).c_str());
     return kv::kExitUsage;
   }
-  const auto env = [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    return v == nullptr ? std::nullopt : std::optional<std::string>(v);
-  };
-  return kv::RunBackupCli({argv + 1, argv + argc}, env, stdout, stderr);
+  return kv::RunBackupCli({argv + 1, argv + argc}, kv::ProcessEnv(), stdout, stderr);
 }

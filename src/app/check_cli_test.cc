@@ -101,6 +101,12 @@ TEST_F(CheckCli, CannotRunExitsTwo) {
   EXPECT_EQ(missing.code, 2) << missing.out;
   CliRun usage = Check("--bogus");
   EXPECT_EQ(usage.code, 2);
+  // The offline tools' shared parser (base/cli_flags.h) and its message.
+  EXPECT_NE(usage.out.find("keyvend check: unknown option '--bogus'"), std::string::npos)
+      << usage.out;
+  CliRun help = Check("--help");
+  EXPECT_EQ(help.code, 0) << help.out;
+  EXPECT_NE(help.out.find("usage: keyvend"), std::string::npos) << help.out;
   // The default key file is DIR.master-key beside the data dir.
   CliRun dflt = Check("--data-dir " + data_);
   EXPECT_EQ(dflt.code, 2) << dflt.out;  // no such file: refuses, creates nothing

@@ -5,17 +5,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "base/cli_flags.h"
 #include "base/hardening.h"
 #include "base/log.h"
 #include "base/random.h"
@@ -49,45 +48,34 @@ constexpr char kUsage[] =
     "Core dumps are off (a core holds the keys' encryption subkeys and the secrets); for\n"
     "debugging, KEYVEND_ALLOW_CORE_DUMPS=1 (serve: also --allow-core-dumps) turns them on.\n";
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? std::string() : std::string(v);
-}
-
-// The --data-dir / --master-key-file pair shared by the offline subcommands; other flags
-// go to `extra` (name -> value). False on a usage error (printed).
-bool ParseDirArgs(const char* cmd, const std::vector<std::string>& args, std::string* data_dir,
-                  std::string* key_file, std::vector<std::string> extra_names,
-                  std::map<std::string, std::string>* extra) {
-  *data_dir = Env("KEYVEND_DATA_DIR");
-  *key_file = Env("KEYVEND_MASTER_KEY_FILE");
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string name = args[i], value;
-    const size_t eq = name.find('=');
-    if (eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      std::fprintf(stderr, "keyvend %s: %s needs a value\n\n%s", cmd, name.c_str(), kUsage);
-      return false;
-    }
-    if (name == "--data-dir") {
-      *data_dir = value;
-    } else if (name == "--master-key-file") {
-      *key_file = value;
-    } else if (std::find(extra_names.begin(), extra_names.end(), name) != extra_names.end()) {
-      (*extra)[name] = value;
-    } else {
-      std::fprintf(stderr, "keyvend %s: unknown argument '%s'\n\n%s", cmd, name.c_str(), kUsage);
-      return false;
-    }
+// The --data-dir / --master-key-file pair every offline subcommand takes, plus its own
+// `extra` flags, in the offline tools' grammar (base/cli_flags.h). The data dir: the flag,
+// else KEYVEND_DATA_DIR, else the config's default; the key file: the flag, else
+// KEYVEND_MASTER_KEY_FILE, else storage::DefaultMasterKeyFile. Returns -1 to go on, else
+// the exit code after printing the usage (0 for --help, 2 for a usage error).
+int ParseDirArgs(const char* cmd, const std::vector<std::string>& args,
+                 const std::vector<kv::FlagSpec>& extra, kv::CliFlags* flags, std::string* data_dir,
+                 std::string* key_file) {
+  kv::CliGrammar grammar = {{{"--data-dir"}, {"--master-key-file"}}};
+  grammar.flags.insert(grammar.flags.end(), extra.begin(), extra.end());
+  absl::StatusOr<kv::CliFlags> parsed = kv::CliFlags::Parse(args, grammar);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "keyvend %s: %s\n\n%s", cmd,
+                 std::string(parsed.status().message()).c_str(), kUsage);
+    return 2;
   }
-  if (data_dir->empty()) *data_dir = "./keyvend-data";
-  while (data_dir->size() > 1 && data_dir->back() == '/') data_dir->pop_back();
-  if (key_file->empty()) *key_file = *data_dir + ".master-key";
-  return true;
+  if (parsed->help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  *flags = *std::move(parsed);
+  const kv::EnvLookup env = kv::ProcessEnv();
+  *data_dir =
+      kv::storage::StripTrailingSlashes(flags->GetOrEnv("--data-dir", "KEYVEND_DATA_DIR", env));
+  if (data_dir->empty()) *data_dir = kv::Config().data_dir;
+  *key_file = flags->GetOrEnv("--master-key-file", "KEYVEND_MASTER_KEY_FILE", env);
+  if (key_file->empty()) *key_file = kv::storage::DefaultMasterKeyFile(*data_dir);
+  return -1;
 }
 
 // The offline subcommands' core-dump switch (serve has its allow_core_dumps option). False
@@ -100,10 +88,11 @@ bool ApplyCoreDumpEnv(const char* cmd) {
 
 int RunDemoSeed(const std::vector<std::string>& args) {
   if (!ApplyCoreDumpEnv("demo-seed")) return 2;
+  kv::CliFlags flags;
   std::string data_dir, key_file;
-  std::map<std::string, std::string> extra;
-  if (!ParseDirArgs("demo-seed", args, &data_dir, &key_file, {"--catalogue"}, &extra)) return 2;
-  if (!extra.count("--catalogue")) {
+  const int rc = ParseDirArgs("demo-seed", args, {{"--catalogue"}}, &flags, &data_dir, &key_file);
+  if (rc >= 0) return rc;
+  if (!flags.Has("--catalogue")) {
     std::fprintf(stderr, "keyvend demo-seed: --catalogue FILE is required\n");
     return 2;
   }
@@ -116,7 +105,7 @@ int RunDemoSeed(const std::vector<std::string>& args) {
     std::fprintf(stderr, "keyvend demo-seed: %s\n", std::string(shop.status().message()).c_str());
     return 1;
   }
-  auto n = kv::LoadDemoCatalogue(shop->get(), extra["--catalogue"]);
+  auto n = kv::LoadDemoCatalogue(shop->get(), flags.Get("--catalogue"));
   if (!n.ok()) {
     std::fprintf(stderr, "keyvend demo-seed: %s\n", std::string(n.status().message()).c_str());
     return 1;
@@ -128,9 +117,10 @@ int RunDemoSeed(const std::vector<std::string>& args) {
 
 int RunCheck(const std::vector<std::string>& args) {
   if (!ApplyCoreDumpEnv("check")) return 2;
+  kv::CliFlags flags;
   std::string data_dir, key_file;
-  std::map<std::string, std::string> extra;
-  if (!ParseDirArgs("check", args, &data_dir, &key_file, {}, &extra)) return 2;
+  const int rc = ParseDirArgs("check", args, {}, &flags, &data_dir, &key_file);
+  if (rc >= 0) return rc;
   auto opened = kv::storage::OpenExistingDataDir(data_dir, key_file, 64 << 20);
   if (!opened.ok()) {
     std::fprintf(stderr, "keyvend check: cannot run: %s\n",
@@ -157,12 +147,6 @@ int RunCheck(const std::vector<std::string>& args) {
   return report->violations.empty() ? 0 : 1;
 }
 
-std::optional<std::string> GetEnv(const std::string& name) {
-  const char* v = std::getenv(name.c_str());
-  if (v == nullptr) return std::nullopt;
-  return std::string(v);
-}
-
 int RunServe(const std::vector<std::string>& args) {
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h") {
@@ -175,7 +159,7 @@ int RunServe(const std::vector<std::string>& args) {
       return 0;
     }
   }
-  auto cfg = kv::LoadConfig(args, GetEnv);
+  auto cfg = kv::LoadConfig(args, kv::ProcessEnv());
   if (!cfg.ok()) {
     std::fprintf(stderr, "keyvend: %s\n", std::string(cfg.status().message()).c_str());
     return 2;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "limits/limits.h"
+#include "storage/data_dir.h"
 
 namespace kv {
 namespace {
@@ -97,298 +98,45 @@ bool ValidPayUrlTemplate(const std::string& v) {
 
 constexpr const char* kListenExpected =
     "HOST:PORT with a non-empty host and a port in 0..65535 (IPv6 as [ADDR]:PORT)";
+constexpr const char* kPayUrlTemplateExpected =
+    "empty, or an http:// or https:// URL whose only {placeholders} are {order_id} and "
+    "{amount_cents}";
 
-// The table. Int defaults and bounds that the domain also names come from limits.h and
-// are cross-checked below, so the two cannot drift apart.
-std::vector<OptionSpec> BuildOptions() {
-  using T = OptionType;
-  return {
-      {"data_dir", T::kString, "./keyvend-data", 0, 0,
-       "Directory holding the shop's database (RocksDB). Default: ./keyvend-data.",
-       &Config::data_dir, &ValidDataDir, "a non-empty path"},
-      {"listen", T::kString, "127.0.0.1:8080", 0, 0,
-       "Address the HTTP server binds, HOST:PORT ([ADDR]:PORT for IPv6); port 0 picks a "
-       "free port, printed at start. Default: 127.0.0.1:8080.",
-       &Config::listen, &ValidListen, kListenExpected},
-      {"master_key_file", T::kString, "", 0, 0,
-       "File holding the key-encryption master key, kept outside the data dir; empty means "
-       "<data_dir>.master-key. Default: \"\".",
-       &Config::master_key_file, nullptr, nullptr},
-      {"payment_sandbox", T::kBool, "false", 0, 0,
-       "Turn on the sandbox payment gateway (a pay page whose button sends a signed notify); "
-       "for demos and tests, never for real money. Default: false.",
-       &Config::payment_sandbox, nullptr, nullptr},
-      {"public_url", T::kString, "", 0, 0,
-       "Base URL buyers reach the shop at, used in links; empty means http:// plus the "
-       "address actually bound. Default: \"\".",
-       &Config::public_url, &ValidPublicUrl, "empty, or an http:// or https:// URL"},
-      {"pay_url_template", T::kString, "", 0, 0,
-       "The payment gateway's page for an order, with {order_id} and {amount_cents} filled "
-       "in; empty means none (the sandbox page when payment_sandbox is on). Default: \"\".",
-       &Config::pay_url_template, &ValidPayUrlTemplate,
-       "empty, or an http:// or https:// URL whose only {placeholders} are {order_id} and "
-       "{amount_cents}"},
-      {"hold_seconds", T::kInt, "900", 1, limits::kHoldSecondsMax,
-       "Seconds a new order holds its keys out of stock while waiting for payment. "
-       "Default: 900.",
-       &Config::hold_seconds, nullptr, nullptr},
-      {"hold_grace_seconds", T::kInt, "120", 0, 86400,
-       "Seconds after an order expires before its hold is released, so a payment already "
-       "in flight still finds its keys. Default: 120.",
-       &Config::hold_grace_seconds, nullptr, nullptr},
-      {"notify_tolerance_seconds", T::kInt, "300", 1, 3600,
-       "Largest difference, in seconds, between a payment notify's signed timestamp and "
-       "the shop's clock; older or newer notifies are refused. Default: 300.",
-       &Config::notify_tolerance_seconds, nullptr, nullptr},
-      {"max_connections", T::kInt, "256", 1, 10000,
-       "Concurrent HTTP connections served on the main listener (one worker thread each); "
-       "over it a new connection gets a fast 503 and is closed. Default: 256.",
-       &Config::max_connections, nullptr, nullptr},
-      {"listen_backlog", T::kInt, "1024", 1, 65535,
-       "Length of the kernel's queue of connections not yet accepted. Default: 1024.",
-       &Config::listen_backlog, nullptr, nullptr},
-      {"keep_alive_max_count", T::kInt, "10000", 1, 1000000,
-       "Requests served on one keep-alive connection before it is closed. Default: 10000.",
-       &Config::keep_alive_max_count, nullptr, nullptr},
-      {"keep_alive_timeout_seconds", T::kInt, "5", 1, 3600,
-       "Seconds an idle keep-alive connection is kept open waiting for its next request. "
-       "Default: 5.",
-       &Config::keep_alive_timeout_seconds, nullptr, nullptr},
-      {"read_timeout_ms", T::kInt, "5000", 10, 600000,
-       "Read timeout for a client's request, in milliseconds; a slower client is "
-       "disconnected. Default: 5000.",
-       &Config::read_timeout_ms, nullptr, nullptr},
-      {"write_timeout_ms", T::kInt, "5000", 10, 600000,
-       "Write timeout for a response, in milliseconds; a client that does not read is "
-       "disconnected. Default: 5000.",
-       &Config::write_timeout_ms, nullptr, nullptr},
-      {"ops_listen", T::kString, "", 0, 0,
-       "Second listener, HOST:PORT, serving only the payment notify, /healthz, /readyz and "
-       "/metrics with its own connection cap (for the gateway and the probes, reachable "
-       "when buyer traffic has hit every cap); empty = none. Default: \"\".",
-       &Config::ops_listen, &ValidOptionalListen, "empty or HOST:PORT"},
-      {"ops_max_connections", T::kInt, "64", 1, 10000,
-       "Concurrent connections served on the ops listener. Default: 64.",
-       &Config::ops_max_connections, nullptr, nullptr},
-      {"max_connections_per_client", T::kInt, "64", 0, 10000,
-       "Concurrent connections from one client IP (trusted proxies exempt); over it a new "
-       "connection gets a fast 503 and is closed; 0 = no limit. Default: 64.",
-       &Config::max_connections_per_client, nullptr, nullptr},
-      {"ops_max_connections_per_client", T::kInt, "8", 0, 10000,
-       "Concurrent connections on the ops listener from one client IP (trusted proxies and "
-       "ops_clients_exempt exempt); over it a fast 503; 0 = no limit. Default: 8.",
-       &Config::ops_max_connections_per_client, nullptr, nullptr},
-      {"ops_clients_exempt", T::kString, "", 0, 0,
-       "Comma-separated IP addresses exempt from the ops listener's per-client caps (your "
-       "payment gateway's callback addresses, your monitoring); empty = none. Default: \"\".",
-       &Config::ops_clients_exempt, &ValidProxyList, "a comma-separated list of IP addresses"},
-      {"reserve_connections", T::kInt, "16", 0, 10000,
-       "Connections the main listener admits above max_connections for one probe "
-       "(/healthz, /readyz, /metrics) or payment-notify request each, so the gateway and "
-       "the probes get through when buyers fill every slot. Default: 16.",
-       &Config::reserve_connections, nullptr, nullptr},
-      {"waiting_connections_max", T::kInt, "4096", 0, 1000000,
-       "Connections per listener accepted that have not sent a byte yet (they hold no slot "
-       "and no thread); when full, the one waiting longest is closed to make room; 0 = no "
-       "limit. Default: 4096.",
-       &Config::waiting_connections_max, nullptr, nullptr},
-      {"waiting_connections_per_client", T::kInt, "64", 0, 1000000,
-       "Connections from one client IP that have not sent a byte yet, per listener (trusted "
-       "proxies exempt); over it a fast 503; 0 = no limit. Default: 64.",
-       &Config::waiting_connections_per_client, nullptr, nullptr},
-      {"header_timeout_ms", T::kInt, "10000", 100, 600000,
-       "Deadline for a whole request header, in milliseconds: a connection's first request "
-       "from the connection's accept (a silent connection is closed then), later ones from "
-       "their first byte (a slow-drip client is cut off however often it sends a byte). "
-       "Default: 10000.",
-       &Config::header_timeout_ms, nullptr, nullptr},
-      {"body_timeout_ms", T::kInt, "60000", 100, 3600000,
-       "Deadline for a whole request body, in milliseconds from the end of its header. "
-       "Default: 60000.",
-       &Config::body_timeout_ms, nullptr, nullptr},
-      {"header_bytes_max", T::kInt, "16384", 0, 1048576,
-       "Largest request header (request line and header lines), in bytes; over it 431; "
-       "0 = no limit. Default: 16384.",
-       &Config::header_bytes_max, nullptr, nullptr},
-      {"header_count_max", T::kInt, "64", 0, 10000,
-       "Most header lines in one request; over it 431; 0 = no limit. Default: 64.",
-       &Config::header_count_max, nullptr, nullptr},
-      {"inflight_order_max", T::kInt, "64", 0, 100000,
-       "Order creations handled at once; over it a fast 503 overloaded; 0 = no limit. "
-       "Default: 64.",
-       &Config::inflight_order_max, nullptr, nullptr},
-      {"inflight_read_max", T::kInt, "64", 0, 100000,
-       "Order reads and lookups handled at once; over it a fast 503 overloaded; 0 = no "
-       "limit. Default: 64.",
-       &Config::inflight_read_max, nullptr, nullptr},
-      {"inflight_admin_max", T::kInt, "16", 0, 100000,
-       "Admin requests handled at once; over it a fast 503 overloaded; 0 = no limit. "
-       "Default: 16.",
-       &Config::inflight_admin_max, nullptr, nullptr},
-      {"inflight_page_max", T::kInt, "64", 0, 100000,
-       "Catalogue and page requests handled at once; over it a fast 503 overloaded; 0 = no "
-       "limit. Default: 64.",
-       &Config::inflight_page_max, nullptr, nullptr},
-      {"drain_timeout_ms", T::kInt, "10000", 0, 600000,
-       "On SIGTERM/SIGINT, milliseconds in-flight requests get to finish before their "
-       "connections are cut. Default: 10000.",
-       &Config::drain_timeout_ms, nullptr, nullptr},
-      {"access_log", T::kString, "", 0, 0,
-       "Access log file, one JSON line per request (never a key, token or query string); "
-       "\"-\" = standard error; empty = none. Default: \"\".",
-       &Config::access_log, nullptr, nullptr},
-      {"access_log_buffer_lines", T::kInt, "65536", 16, 10000000,
-       "Access-log lines held in memory for the writer; when full, new lines are dropped "
-       "and counted (a request never waits for the disk). Default: 65536.",
-       &Config::access_log_buffer_lines, nullptr, nullptr},
-      {"body_bytes_max", T::kInt, "65536", 0, 16777216,
-       "Largest JSON request body, in bytes; 0 means no limit. Default: 65536.",
-       &Config::body_bytes_max, nullptr, nullptr},
-      {"import_body_bytes_max", T::kInt, "67108864", 0, 1073741824,
-       "Largest admin key-import request body, in bytes; 0 means no limit. "
-       "Default: 67108864.",
-       &Config::import_body_bytes_max, nullptr, nullptr},
-      {"json_depth_max", T::kInt, "16", 1, 256,
-       "Deepest nesting of JSON arrays and objects accepted in a request body. Default: 16.",
-       &Config::json_depth_max, nullptr, nullptr},
-      {"rate_limit_order_per_second", T::kInt, "1000", 0, 1000000,
-       "Requests per second for order creation (POST /api/v1/orders), all clients together; 0 = no limit. Default: 1000.",
-       &Config::rate_limit_order_per_second, nullptr, nullptr},
-      {"rate_limit_order_burst", T::kInt, "2000", 1, 10000000,
-       "Burst (bucket size) of rate_limit_order_per_second. Default: 2000.",
-       &Config::rate_limit_order_burst, nullptr, nullptr},
-      {"rate_limit_order_per_client_per_second", T::kInt, "5", 0, 1000000,
-       "Requests per second for order creation (POST /api/v1/orders) from one client IP; 0 = no limit. Default: 5.",
-       &Config::rate_limit_order_per_client_per_second, nullptr, nullptr},
-      {"rate_limit_order_per_client_burst", T::kInt, "10", 1, 10000000,
-       "Burst (bucket size) of rate_limit_order_per_client_per_second. Default: 10.",
-       &Config::rate_limit_order_per_client_burst, nullptr, nullptr},
-      {"rate_limit_read_per_second", T::kInt, "2000", 0, 1000000,
-       "Requests per second for order reads and lookups, all clients together; 0 = no limit. Default: 2000.",
-       &Config::rate_limit_read_per_second, nullptr, nullptr},
-      {"rate_limit_read_burst", T::kInt, "4000", 1, 10000000,
-       "Burst (bucket size) of rate_limit_read_per_second. Default: 4000.",
-       &Config::rate_limit_read_burst, nullptr, nullptr},
-      {"rate_limit_read_per_client_per_second", T::kInt, "20", 0, 1000000,
-       "Requests per second for order reads and lookups from one client IP; 0 = no limit. Default: 20.",
-       &Config::rate_limit_read_per_client_per_second, nullptr, nullptr},
-      {"rate_limit_read_per_client_burst", T::kInt, "40", 1, 10000000,
-       "Burst (bucket size) of rate_limit_read_per_client_per_second. Default: 40.",
-       &Config::rate_limit_read_per_client_burst, nullptr, nullptr},
-      {"rate_limit_notify_per_second", T::kInt, "2000", 0, 1000000,
-       "Requests per second for payment notifications, all clients together; 0 = no limit. Default: 2000.",
-       &Config::rate_limit_notify_per_second, nullptr, nullptr},
-      {"rate_limit_notify_burst", T::kInt, "4000", 1, 10000000,
-       "Burst (bucket size) of rate_limit_notify_per_second. Default: 4000.",
-       &Config::rate_limit_notify_burst, nullptr, nullptr},
-      {"rate_limit_notify_per_client_per_second", T::kInt, "0", 0, 1000000,
-       "Requests per second for payment notifications from one client IP; 0 = no limit. Default: 0.",
-       &Config::rate_limit_notify_per_client_per_second, nullptr, nullptr},
-      {"rate_limit_notify_per_client_burst", T::kInt, "1", 1, 10000000,
-       "Burst (bucket size) of rate_limit_notify_per_client_per_second. Default: 1.",
-       &Config::rate_limit_notify_per_client_burst, nullptr, nullptr},
-      {"rate_limit_admin_per_second", T::kInt, "200", 0, 1000000,
-       "Requests per second for the admin API, all clients together; 0 = no limit. Default: 200.",
-       &Config::rate_limit_admin_per_second, nullptr, nullptr},
-      {"rate_limit_admin_burst", T::kInt, "400", 1, 10000000,
-       "Burst (bucket size) of rate_limit_admin_per_second. Default: 400.",
-       &Config::rate_limit_admin_burst, nullptr, nullptr},
-      {"rate_limit_admin_per_client_per_second", T::kInt, "50", 0, 1000000,
-       "Requests per second for the admin API from one client IP; 0 = no limit. Default: 50.",
-       &Config::rate_limit_admin_per_client_per_second, nullptr, nullptr},
-      {"rate_limit_admin_per_client_burst", T::kInt, "100", 1, 10000000,
-       "Burst (bucket size) of rate_limit_admin_per_client_per_second. Default: 100.",
-       &Config::rate_limit_admin_per_client_burst, nullptr, nullptr},
-      {"rate_limit_page_per_second", T::kInt, "5000", 0, 1000000,
-       "Requests per second for product listings and the sandbox pages, all clients together; 0 = no limit. Default: 5000.",
-       &Config::rate_limit_page_per_second, nullptr, nullptr},
-      {"rate_limit_page_burst", T::kInt, "10000", 1, 10000000,
-       "Burst (bucket size) of rate_limit_page_per_second. Default: 10000.",
-       &Config::rate_limit_page_burst, nullptr, nullptr},
-      {"rate_limit_page_per_client_per_second", T::kInt, "50", 0, 1000000,
-       "Requests per second for product listings and the sandbox pages from one client IP; 0 = no limit. Default: 50.",
-       &Config::rate_limit_page_per_client_per_second, nullptr, nullptr},
-      {"rate_limit_page_per_client_burst", T::kInt, "100", 1, 10000000,
-       "Burst (bucket size) of rate_limit_page_per_client_per_second. Default: 100.",
-       &Config::rate_limit_page_per_client_burst, nullptr, nullptr},
-      {"pending_orders_per_contact_max", T::kInt, "5", 0, 1000000,
-       "Hoarding guard: most open orders awaiting payment per buyer contact; 0 = no cap. "
-       "Default: 5.",
-       &Config::pending_orders_per_contact_max, nullptr, nullptr},
-      {"pending_orders_per_client_max", T::kInt, "20", 0, 1000000,
-       "Hoarding guard: most open orders awaiting payment per client IP; 0 = no cap. "
-       "Default: 20.",
-       &Config::pending_orders_per_client_max, nullptr, nullptr},
-      {"lookup_failures_max", T::kInt, "10", 0, 1000000,
-       "Failed order lookups of one contact (and wrong tokens for one order id), from any "
-       "client, within lookup_failure_window_seconds that lock its lookups (reads), the "
-       "right password included; 0 = no lockout. Default: 10.",
-       &Config::lookup_failures_max, nullptr, nullptr},
-      {"lookup_failure_window_seconds", T::kInt, "600", 1, 604800,
-       "The window in which lookup_failures_max failures lock, in seconds from the first. "
-       "Default: 600.",
-       &Config::lookup_failure_window_seconds, nullptr, nullptr},
-      {"lookup_lockout_seconds", T::kInt, "60", 1, 2592000,
-       "How long a contact's (order's) first lockout lasts, in seconds; each further one "
-       "doubles, up to lookup_lockout_seconds_max. Default: 60.",
-       &Config::lookup_lockout_seconds, nullptr, nullptr},
-      {"lookup_lockout_seconds_max", T::kInt, "86400", 1, 2592000,
-       "Longest lookup lockout, in seconds; the doubling is forgotten after this long "
-       "without a lockout. Default: 86400.",
-       &Config::lookup_lockout_seconds_max, nullptr, nullptr},
-      {"lookup_lockout_keys_max", T::kInt, "100000", 16, 100000000,
-       "Contacts (and, separately, order ids) whose failure counts are kept in memory "
-       "(about 64 bytes each; lapsed ones, then the least counted, are evicted). "
-       "Default: 100000.",
-       &Config::lookup_lockout_keys_max, nullptr, nullptr},
-      {"rate_limit_clients_max", T::kInt, "100000", 16, 100000000,
-       "Client IPs whose rate-limit state is kept per route class (idle ones are evicted). "
-       "Default: 100000.",
-       &Config::rate_limit_clients_max, nullptr, nullptr},
-      {"trusted_proxies", T::kString, "", 0, 0,
-       "Comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the "
-       "client; empty = trust none. Default: \"\".",
-       &Config::trusted_proxies, &ValidProxyList, "a comma-separated list of IP addresses"},
-      {"delivery_backlog_max", T::kInt, "10000", 0, 1000000000,
-       "Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no "
-       "limit. Default: 10000.",
-       &Config::delivery_backlog_max, nullptr, nullptr},
-      {"block_cache_mb", T::kInt, "64", 8, 65536,
-       "Size of RocksDB's block cache, in MiB. Default: 64.", &Config::block_cache_mb,
-       nullptr, nullptr},
-      {"log_level", T::kString, "info", 0, 0,
-       "Least severe log messages written: debug, info, warn or error. Default: info.",
-       &Config::log_level, &ValidLogLevel, "one of debug|info|warn|error"},
-      {"allow_core_dumps", T::kBool, "false", 0, 0,
-       "Let the process write core dumps, for debugging only: by default keyvend sets its "
-       "core size limit to 0 and makes itself non-dumpable at start, since a core holds the "
-       "key-encryption subkeys, delivered keys and the secrets; true puts back the core "
-       "limit it was started with (ulimit -c). Default: false.",
-       &Config::allow_core_dumps, nullptr, nullptr},
-      // --- backups (src/backup) ---
-      {"backup_dir", T::kString, "", 0, 0,
-       "Directory of the shop's backups (POST /api/v1/admin/backups, scheduled backups, "
-       "keyvend-backup create --url); apart from the data dir and the master key file; "
-       "empty = backups off. Default: \"\".",
-       &Config::backup_dir, nullptr, nullptr},
-      {"backup_interval_seconds", T::kInt, "0", 0, 31536000,
-       "Seconds between scheduled backups into backup_dir; 0 = none. Default: 0.",
-       &Config::backup_interval_seconds, nullptr, nullptr},
-      {"backup_keep", T::kInt, "7", 0, 100000,
-       "Backups kept by the scheduler: after each scheduled backup the older ones are "
-       "purged; 0 = keep all. Default: 7.",
-       &Config::backup_keep, nullptr, nullptr},
-      {"backup_rate_limit_mb", T::kInt, "8", 0, 100000,
-       "MiB per second an online backup may write: its writes compete with the shop's "
-       "synced commits for the disk (tools/bench-backup.sh measures the trade); 0 = as "
-       "fast as it can. Default: 8.",
-       &Config::backup_rate_limit_mb, nullptr, nullptr},
-  };
+// Every int default within its range, checked when this file compiles.
+#define KV_CONFIG_CHECK_INT(name, dflt, min, max, doc) \
+  static_assert((min) <= (dflt) && (dflt) <= (max), #name ": default outside min..max");
+#define KV_CONFIG_IGNORE(...)
+KV_CONFIG_OPTIONS(KV_CONFIG_CHECK_INT, KV_CONFIG_IGNORE, KV_CONFIG_IGNORE)
+#undef KV_CONFIG_CHECK_INT
+#undef KV_CONFIG_IGNORE
+
+// A value as text, the way the file, the environment and the flags write it.
+std::string IntText(int64_t v) { return absl::StrCat(v); }
+std::string BoolText(bool v) { return v ? "true" : "false"; }
+
+// The doc line as shown: the entry's text, then its default ("" shown as "").
+std::string DocWithDefault(const char* doc, const std::string& default_value) {
+  return absl::StrCat(doc, " Default: ", default_value.empty() ? "\"\"" : default_value, ".");
 }
 
-static_assert(limits::kHoldSecondsMax == 604800);
-static_assert(limits::kHoldSecondsDefault == 900);
-static_assert(limits::kHoldGraceSecondsDefault == 120);
+// The table: one row per KV_CONFIG_OPTIONS entry (config.h), in its order.
+std::vector<OptionSpec> BuildOptions() {
+  std::vector<OptionSpec> rows;
+#define KV_CONFIG_INT_ROW(name, dflt, min, max, doc)                \
+  rows.push_back({#name, OptionType::kInt, IntText(dflt), min, max, \
+                  DocWithDefault(doc, IntText(dflt)), &Config::name, nullptr, nullptr});
+#define KV_CONFIG_BOOL_ROW(name, dflt, doc)                       \
+  rows.push_back({#name, OptionType::kBool, BoolText(dflt), 0, 0, \
+                  DocWithDefault(doc, BoolText(dflt)), &Config::name, nullptr, nullptr});
+#define KV_CONFIG_STRING_ROW(name, dflt, valid, expected, doc)                       \
+  rows.push_back({#name, OptionType::kString, dflt, 0, 0, DocWithDefault(doc, dflt), \
+                  &Config::name, valid, expected});
+  KV_CONFIG_OPTIONS(KV_CONFIG_INT_ROW, KV_CONFIG_BOOL_ROW, KV_CONFIG_STRING_ROW)
+#undef KV_CONFIG_INT_ROW
+#undef KV_CONFIG_BOOL_ROW
+#undef KV_CONFIG_STRING_ROW
+  return rows;
+}
 
 std::string FlagName(const OptionSpec& o) {
   std::string s = absl::StrCat("--", o.name);
@@ -441,16 +189,26 @@ const OptionSpec* FindFlag(const std::string& flag) {
   return nullptr;
 }
 
-std::string Expected(const OptionSpec& o) {
+// The valid values as --help and the example file list them: "1..604800",
+// "true|false|1|0|yes|no", or what a string option expects.
+std::string ValidText(const OptionSpec& o) {
   switch (o.type) {
     case OptionType::kInt:
-      return absl::StrCat("an integer in ", o.min, "..", o.max);
+      return absl::StrCat(o.min, "..", o.max);
     case OptionType::kBool:
-      return "one of true|false|1|0|yes|no";
+      return "true|false|1|0|yes|no";
     case OptionType::kString:
       break;
   }
   return o.expected != nullptr ? std::string(o.expected) : "text without control characters";
+}
+
+// The same, as an error message's "expected ...".
+std::string Expected(const OptionSpec& o) {
+  const char* what = o.type == OptionType::kInt    ? "an integer in "
+                     : o.type == OptionType::kBool ? "one of "
+                                                   : "";
+  return absl::StrCat(what, ValidText(o));
 }
 
 bool ParseInt(const std::string& v, int64_t* out) {
@@ -690,18 +448,6 @@ std::string FileValue(const std::string& v) {
   return quote ? absl::StrCat("\"", v, "\"") : v;
 }
 
-std::string ValidText(const OptionSpec& o) {
-  switch (o.type) {
-    case OptionType::kInt:
-      return absl::StrCat(o.min, "..", o.max);
-    case OptionType::kBool:
-      return "true|false|1|0|yes|no";
-    case OptionType::kString:
-      break;
-  }
-  return o.expected != nullptr ? std::string(o.expected) : "text without control characters";
-}
-
 }  // namespace
 
 const std::vector<OptionSpec>& ConfigOptions() {
@@ -716,11 +462,7 @@ absl::StatusOr<Config> LoadConfig(
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args);
   if (!parsed.ok()) return parsed.status();
 
-  Config cfg;
-  for (const OptionSpec& o : ConfigOptions()) {
-    absl::Status s = SetOption(o, o.default_value, "default", &cfg);
-    if (!s.ok()) return absl::InternalError(s.message());  // a bad table row: our bug
-  }
+  Config cfg;  // the defaults: the struct is generated from the table
 
   std::optional<std::string> file = parsed->config_file;
   std::string file_from = "--config";
@@ -749,10 +491,7 @@ absl::StatusOr<Config> LoadConfig(
   }
 
   if (cfg.master_key_file.empty()) {
-    std::string dir = cfg.data_dir;
-    // Strip trailing slashes, keeping a lone "/" so the key never lands in the cwd.
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    cfg.master_key_file = dir + ".master-key";
+    cfg.master_key_file = storage::DefaultMasterKeyFile(cfg.data_dir);
   }
   return cfg;
 }

@@ -19,212 +19,252 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "limits/limits.h"
 
 namespace kv {
 
-// The server's settings. One field per option; each field's name is the option's name.
-// A default-constructed Config holds the documented defaults (before Load's derivations).
+enum class OptionType { kString, kBool, kInt };
+
+// THE OPTION TABLE: the one place an option is written. Everything else is generated from
+// it — the Config struct below (one member per option, initialised to its default), the
+// rows of ConfigOptions() with their default text and "Default: ..." doc suffix, the example
+// config data/keyvend.conf, `keyvend serve --help`, and a compile-time check that every int
+// default lies in its range. Adding an option is adding one entry here (and regenerating
+// data/keyvend.conf, see ARCHITECTURE.md "Configuration").
+//
+// Entries, in documentation order, expanded with one macro per type:
+//   INT(name, default, min, max, doc)      int64_t; default and bounds typed constants,
+//                                          limits.h names where the domain has one
+//   BOOL(name, default, doc)               bool
+//   STRING(name, default, valid, expected, doc)
+//                                          std::string; `valid` (a bool(const std::string&)
+//                                          in config.cc, or nullptr) checks a value without
+//                                          control characters, `expected` says what a valid
+//                                          one looks like (nullptr with a null `valid`)
+// `doc` is one line without its default: " Default: <value>." is appended when rendered.
+// The name is the snake_case option: flag --name-with-dashes, env KEYVEND_NAME_UPPER.
+#define KV_CONFIG_OPTIONS(INT, BOOL, STRING)                                                     \
+  STRING(data_dir, "./keyvend-data", ValidDataDir, "a non-empty path",                           \
+         "Directory holding the shop's database (RocksDB).")                                     \
+  STRING(listen, "127.0.0.1:8080", ValidListen, kListenExpected,                                 \
+         "Address the HTTP server binds, HOST:PORT ([ADDR]:PORT for IPv6); port 0 picks a free " \
+         "port, printed at start.")                                                              \
+  STRING(master_key_file, "", nullptr, nullptr,                                                  \
+         "File holding the key-encryption master key, kept outside the data dir; empty means "   \
+         "<data_dir>.master-key.")                                                               \
+  BOOL(payment_sandbox, false,                                                                   \
+       "Turn on the sandbox payment gateway (a pay page whose button sends a signed notify); "   \
+       "for demos and tests, never for real money.")                                             \
+  STRING(public_url, "", ValidPublicUrl, "empty, or an http:// or https:// URL",                 \
+         "Base URL buyers reach the shop at, used in links; empty means http:// plus the "       \
+         "address actually bound.")                                                              \
+  STRING(pay_url_template, "", ValidPayUrlTemplate, kPayUrlTemplateExpected,                     \
+         "The payment gateway's page for an order, with {order_id} and {amount_cents} filled "   \
+         "in; empty means none (the sandbox page when payment_sandbox is on).")                  \
+  INT(hold_seconds, limits::kHoldSecondsDefault, 1, limits::kHoldSecondsMax,                     \
+      "Seconds a new order holds its keys out of stock while waiting for payment.")              \
+  INT(hold_grace_seconds, limits::kHoldGraceSecondsDefault, 0, limits::kHoldGraceSecondsMax,     \
+      "Seconds after an order expires before its hold is released, so a payment already in "     \
+      "flight still finds its keys.")                                                            \
+  INT(notify_tolerance_seconds, 300, 1, 3600,                                                    \
+      "Largest difference, in seconds, between a payment notify's signed timestamp and the "     \
+      "shop's clock; older or newer notifies are refused.")                                      \
+  INT(max_connections, 256, 1, 10000,                                                            \
+      "Concurrent HTTP connections served on the main listener (one worker thread each); "       \
+      "over it a new connection gets a fast 503 and is closed.")                                 \
+  INT(listen_backlog, 1024, 1, 65535,                                                            \
+      "Length of the kernel's queue of connections not yet accepted.")                           \
+  INT(keep_alive_max_count, 10000, 1, 1000000,                                                   \
+      "Requests served on one keep-alive connection before it is closed.")                       \
+  INT(keep_alive_timeout_seconds, 5, 1, 3600,                                                    \
+      "Seconds an idle keep-alive connection is kept open waiting for its next request.")        \
+  INT(read_timeout_ms, 5000, 10, 600000,                                                         \
+      "Read timeout for a client's request, in milliseconds; a slower client is "                \
+      "disconnected.")                                                                           \
+  INT(write_timeout_ms, 5000, 10, 600000,                                                        \
+      "Write timeout for a response, in milliseconds; a client that does not read is "           \
+      "disconnected.")                                                                           \
+  STRING(ops_listen, "", ValidOptionalListen, "empty or HOST:PORT",                              \
+         "Second listener, HOST:PORT, serving only the payment notify, /healthz, /readyz and "   \
+         "/metrics with its own connection cap (for the gateway and the probes, reachable when " \
+         "buyer traffic has hit every cap); empty = none.")                                      \
+  INT(ops_max_connections, 64, 1, 10000, "Concurrent connections served on the ops listener.")   \
+  INT(max_connections_per_client, 64, 0, 10000,                                                  \
+      "Concurrent connections from one client IP (trusted proxies exempt); over it a new "       \
+      "connection gets a fast 503 and is closed; 0 = no limit.")                                 \
+  INT(ops_max_connections_per_client, 8, 0, 10000,                                               \
+      "Concurrent connections on the ops listener from one client IP (trusted proxies and "      \
+      "ops_clients_exempt exempt); over it a fast 503; 0 = no limit.")                           \
+  STRING(ops_clients_exempt, "", ValidProxyList, "a comma-separated list of IP addresses",       \
+         "Comma-separated IP addresses exempt from the ops listener's per-client caps (your "    \
+         "payment gateway's callback addresses, your monitoring); empty = none.")                \
+  INT(reserve_connections, 16, 0, 10000,                                                         \
+      "Connections the main listener admits above max_connections for one probe (/healthz, "     \
+      "/readyz, /metrics) or payment-notify request each, so the gateway and the probes get "    \
+      "through when buyers fill every slot.")                                                    \
+  INT(waiting_connections_max, 4096, 0, 1000000,                                                 \
+      "Connections per listener accepted that have not sent a byte yet (they hold no slot "      \
+      "and no thread); when full, the one waiting longest is closed to make room; 0 = no "       \
+      "limit.")                                                                                  \
+  INT(waiting_connections_per_client, 64, 0, 1000000,                                            \
+      "Connections from one client IP that have not sent a byte yet, per listener (trusted "     \
+      "proxies exempt); over it a fast 503; 0 = no limit.")                                      \
+  INT(header_timeout_ms, 10000, 100, 600000,                                                     \
+      "Deadline for a whole request header, in milliseconds: a connection's first request "      \
+      "from the connection's accept (a silent connection is closed then), later ones from "      \
+      "their first byte (a slow-drip client is cut off however often it sends a byte).")         \
+  INT(body_timeout_ms, 60000, 100, 3600000,                                                      \
+      "Deadline for a whole request body, in milliseconds from the end of its header.")          \
+  INT(header_bytes_max, 16384, 0, 1048576,                                                       \
+      "Largest request header (request line and header lines), in bytes; over it 431; 0 = no "   \
+      "limit.")                                                                                  \
+  INT(header_count_max, 64, 0, 10000,                                                            \
+      "Most header lines in one request; over it 431; 0 = no limit.")                            \
+  INT(inflight_order_max, 64, 0, 100000,                                                         \
+      "Order creations handled at once; over it a fast 503 overloaded; 0 = no limit.")           \
+  INT(inflight_read_max, 64, 0, 100000,                                                          \
+      "Order reads and lookups handled at once; over it a fast 503 overloaded; 0 = no limit.")   \
+  INT(inflight_admin_max, 16, 0, 100000,                                                         \
+      "Admin requests handled at once; over it a fast 503 overloaded; 0 = no limit.")            \
+  INT(inflight_page_max, 64, 0, 100000,                                                          \
+      "Catalogue and page requests handled at once; over it a fast 503 overloaded; 0 = no "      \
+      "limit.")                                                                                  \
+  INT(drain_timeout_ms, 10000, 0, 600000,                                                        \
+      "On SIGTERM/SIGINT, milliseconds in-flight requests get to finish before their "           \
+      "connections are cut.")                                                                    \
+  STRING(access_log, "", nullptr, nullptr,                                                       \
+         "Access log file, one JSON line per request (never a key, token or query string); "     \
+         "\"-\" = standard error; empty = none.")                                                \
+  INT(access_log_buffer_lines, 65536, 16, 10000000,                                              \
+      "Access-log lines held in memory for the writer; when full, new lines are dropped and "    \
+      "counted (a request never waits for the disk).")                                           \
+  INT(body_bytes_max, 65536, 0, 16777216,                                                        \
+      "Largest JSON request body, in bytes; 0 means no limit.")                                  \
+  INT(import_body_bytes_max, 67108864, 0, 1073741824,                                            \
+      "Largest admin key-import request body, in bytes; 0 means no limit.")                      \
+  INT(json_depth_max, 16, 1, 256,                                                                \
+      "Deepest nesting of JSON arrays and objects accepted in a request body.")                  \
+  INT(rate_limit_order_per_second, 1000, 0, 1000000,                                             \
+      "Requests per second for order creation (POST /api/v1/orders), all clients together; 0 "   \
+      "= no limit.")                                                                             \
+  INT(rate_limit_order_burst, 2000, 1, 10000000,                                                 \
+      "Burst (bucket size) of rate_limit_order_per_second.")                                     \
+  INT(rate_limit_order_per_client_per_second, 5, 0, 1000000,                                     \
+      "Requests per second for order creation (POST /api/v1/orders) from one client IP; 0 = "    \
+      "no limit.")                                                                               \
+  INT(rate_limit_order_per_client_burst, 10, 1, 10000000,                                        \
+      "Burst (bucket size) of rate_limit_order_per_client_per_second.")                          \
+  INT(rate_limit_read_per_second, 2000, 0, 1000000,                                              \
+      "Requests per second for order reads and lookups, all clients together; 0 = no limit.")    \
+  INT(rate_limit_read_burst, 4000, 1, 10000000,                                                  \
+      "Burst (bucket size) of rate_limit_read_per_second.")                                      \
+  INT(rate_limit_read_per_client_per_second, 20, 0, 1000000,                                     \
+      "Requests per second for order reads and lookups from one client IP; 0 = no limit.")       \
+  INT(rate_limit_read_per_client_burst, 40, 1, 10000000,                                         \
+      "Burst (bucket size) of rate_limit_read_per_client_per_second.")                           \
+  INT(rate_limit_notify_per_second, 2000, 0, 1000000,                                            \
+      "Requests per second for payment notifications, all clients together; 0 = no limit.")      \
+  INT(rate_limit_notify_burst, 4000, 1, 10000000,                                                \
+      "Burst (bucket size) of rate_limit_notify_per_second.")                                    \
+  INT(rate_limit_notify_per_client_per_second, 0, 0, 1000000,                                    \
+      "Requests per second for payment notifications from one client IP; 0 = no limit.")         \
+  INT(rate_limit_notify_per_client_burst, 1, 1, 10000000,                                        \
+      "Burst (bucket size) of rate_limit_notify_per_client_per_second.")                         \
+  INT(rate_limit_admin_per_second, 200, 0, 1000000,                                              \
+      "Requests per second for the admin API, all clients together; 0 = no limit.")              \
+  INT(rate_limit_admin_burst, 400, 1, 10000000,                                                  \
+      "Burst (bucket size) of rate_limit_admin_per_second.")                                     \
+  INT(rate_limit_admin_per_client_per_second, 50, 0, 1000000,                                    \
+      "Requests per second for the admin API from one client IP; 0 = no limit.")                 \
+  INT(rate_limit_admin_per_client_burst, 100, 1, 10000000,                                       \
+      "Burst (bucket size) of rate_limit_admin_per_client_per_second.")                          \
+  INT(rate_limit_page_per_second, 5000, 0, 1000000,                                              \
+      "Requests per second for product listings and the sandbox pages, all clients together; "   \
+      "0 = no limit.")                                                                           \
+  INT(rate_limit_page_burst, 10000, 1, 10000000,                                                 \
+      "Burst (bucket size) of rate_limit_page_per_second.")                                      \
+  INT(rate_limit_page_per_client_per_second, 50, 0, 1000000,                                     \
+      "Requests per second for product listings and the sandbox pages from one client IP; 0 "    \
+      "= no limit.")                                                                             \
+  INT(rate_limit_page_per_client_burst, 100, 1, 10000000,                                        \
+      "Burst (bucket size) of rate_limit_page_per_client_per_second.")                           \
+  INT(pending_orders_per_contact_max, 5, 0, 1000000,                                             \
+      "Hoarding guard: most open orders awaiting payment per buyer contact; 0 = no cap.")        \
+  INT(pending_orders_per_client_max, 20, 0, 1000000,                                             \
+      "Hoarding guard: most open orders awaiting payment per client IP; 0 = no cap.")            \
+  INT(lookup_failures_max, 10, 0, 1000000,                                                       \
+      "Failed order lookups of one contact (and wrong tokens for one order id), from any "       \
+      "client, within lookup_failure_window_seconds that lock its lookups (reads), the right "   \
+      "password included; 0 = no lockout.")                                                      \
+  INT(lookup_failure_window_seconds, 600, 1, 604800,                                             \
+      "The window in which lookup_failures_max failures lock, in seconds from the first.")       \
+  INT(lookup_lockout_seconds, 60, 1, 2592000,                                                    \
+      "How long a contact's (order's) first lockout lasts, in seconds; each further one "        \
+      "doubles, up to lookup_lockout_seconds_max.")                                              \
+  INT(lookup_lockout_seconds_max, 86400, 1, 2592000,                                             \
+      "Longest lookup lockout, in seconds; the doubling is forgotten after this long without "   \
+      "a lockout.")                                                                              \
+  INT(lookup_lockout_keys_max, 100000, 16, 100000000,                                            \
+      "Contacts (and, separately, order ids) whose failure counts are kept in memory (about "    \
+      "64 bytes each; lapsed ones, then the least counted, are evicted).")                       \
+  INT(rate_limit_clients_max, 100000, 16, 100000000,                                             \
+      "Client IPs whose rate-limit state is kept per route class (idle ones are evicted).")      \
+  STRING(trusted_proxies, "", ValidProxyList, "a comma-separated list of IP addresses",          \
+         "Comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the "      \
+         "client; empty = trust none.")                                                          \
+  INT(delivery_backlog_max, 10000, 0, 1000000000,                                                \
+      "Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no "        \
+      "limit.")                                                                                  \
+  INT(block_cache_mb, 64, 8, 65536, "Size of RocksDB's block cache, in MiB.")                    \
+  STRING(log_level, "info", ValidLogLevel, "one of debug|info|warn|error",                       \
+         "Least severe log messages written: debug, info, warn or error.")                       \
+  BOOL(allow_core_dumps, false,                                                                  \
+       "Let the process write core dumps, for debugging only: by default keyvend sets its "      \
+       "core size limit to 0 and makes itself non-dumpable at start, since a core holds the "    \
+       "key-encryption subkeys, delivered keys and the secrets; true puts back the core limit "  \
+       "it was started with (ulimit -c).")                                                       \
+  /* backups (src/backup) */                                                                     \
+  STRING(backup_dir, "", nullptr, nullptr,                                                       \
+         "Directory of the shop's backups (POST /api/v1/admin/backups, scheduled backups, "      \
+         "keyvend-backup create --url); apart from the data dir and the master key file; empty " \
+         "= backups off.")                                                                       \
+  INT(backup_interval_seconds, 0, 0, 31536000,                                                   \
+      "Seconds between scheduled backups into backup_dir; 0 = none.")                            \
+  INT(backup_keep, 7, 0, 100000,                                                                 \
+      "Backups kept by the scheduler: after each scheduled backup the older ones are purged; "   \
+      "0 = keep all.")                                                                           \
+  INT(backup_rate_limit_mb, 8, 0, 100000,                                                        \
+      "MiB per second an online backup may write: its writes compete with the shop's synced "    \
+      "commits for the disk (tools/bench-backup.sh measures the trade); 0 = as fast as it "      \
+      "can.")
+
+// The server's settings: one member per KV_CONFIG_OPTIONS entry, of its type, named as the
+// option and initialised to its default, so a default-constructed Config holds the
+// documented defaults. LoadConfig then resolves master_key_file ("" = <data_dir>.master-key,
+// storage/data_dir.h DefaultMasterKeyFile), so after LoadConfig it is never empty; the
+// server fills an empty public_url in with the address it bound.
 struct Config {
-  // Directory holding the shop's RocksDB database. Default: ./keyvend-data
-  std::string data_dir = "./keyvend-data";
-  // HOST:PORT the HTTP server binds ([ADDR]:PORT for IPv6); port 0 = pick a free one.
-  // Default: 127.0.0.1:8080
-  std::string listen = "127.0.0.1:8080";
-  // Key-encryption master key file, kept outside the data dir. "" = <data_dir>.master-key;
-  // LoadConfig resolves it, so after LoadConfig it is never empty. Default: ""
-  std::string master_key_file;
-  // Turns on the sandbox payment gateway (demos and tests). Default: false
-  bool payment_sandbox = false;
-  // Base URL buyers reach the shop at. "" = "http://" + the address actually bound (the
-  // server fills it in). Default: ""
-  std::string public_url;
-  // The gateway's payment page for an order; may contain {order_id} and {amount_cents}.
-  // Default: ""
-  std::string pay_url_template;
-  // Seconds a new order holds its keys waiting for payment, 1..604800. Default: 900
-  int64_t hold_seconds = 900;
-  // Seconds after expires_at before an expired order's hold is released, 0..86400.
-  // Default: 120
-  int64_t hold_grace_seconds = 120;
-  // Largest accepted |our clock - a payment notify's signed t=|, seconds, 1..3600.
-  // Default: 300
-  int64_t notify_tolerance_seconds = 300;
-  // Concurrent connections on the main listener (one worker thread each); over it a fast
-  // 503 and close, 1..10000. Default: 256
-  int64_t max_connections = 256;
-  // Kernel queue of connections not yet accepted, 1..65535. Default: 1024
-  int64_t listen_backlog = 1024;
-  // Requests served on one keep-alive connection, 1..1000000. Default: 10000
-  int64_t keep_alive_max_count = 10000;
-  // Seconds an idle keep-alive connection waits for its next request, 1..3600. Default: 5
-  int64_t keep_alive_timeout_seconds = 5;
-  // Read timeout for a request, milliseconds, 10..600000. Default: 5000
-  int64_t read_timeout_ms = 5000;
-  // Write timeout for a response, milliseconds, 10..600000. Default: 5000
-  int64_t write_timeout_ms = 5000;
-  // Second listener (HOST:PORT) serving only the payment notify and /healthz, /readyz,
-  // /metrics, with its own connection cap, for the gateway and the probes; "" = none.
-  // Default: ""
-  std::string ops_listen;
-  // Concurrent connections on the ops listener, 1..10000. Default: 64
-  int64_t ops_max_connections = 64;
-  // Concurrent connections from one client IP (trusted proxies exempt), 0..10000;
-  // 0 = no limit. Default: 64
-  int64_t max_connections_per_client = 64;
-  // Concurrent connections on the ops listener from one client IP (trusted proxies and
-  // ops_clients_exempt exempt), 0..10000; 0 = no limit. Default: 8
-  int64_t ops_max_connections_per_client = 8;
-  // IP addresses exempt from the ops listener's per-client caps (the gateway, monitoring),
-  // comma-separated. Default: ""
-  std::string ops_clients_exempt;
-  // Main-listener connections admitted above max_connections for one probe or
-  // payment-notify request each, 0..10000. Default: 16
-  int64_t reserve_connections = 16;
-  // Connections per listener that have not sent a byte yet, 0..1000000 (full: the oldest
-  // is closed); 0 = no limit. Default: 4096
-  int64_t waiting_connections_max = 4096;
-  // Such connections per client IP and listener, 0..1000000; 0 = no limit. Default: 64
-  int64_t waiting_connections_per_client = 64;
-  // Whole request header deadline, milliseconds, 100..600000: the first request's from
-  // accept, later ones' from their first byte. Default: 10000
-  int64_t header_timeout_ms = 10000;
-  // Whole request body deadline from the end of the header, milliseconds, 100..3600000.
-  // Default: 60000
-  int64_t body_timeout_ms = 60000;
-  // Largest request header (request line + header lines), bytes, 0..1048576; 0 = no
-  // limit. Default: 16384
-  int64_t header_bytes_max = 16384;
-  // Most header lines in one request, 0..10000; 0 = no limit. Default: 64
-  int64_t header_count_max = 64;
-  // Order-creation requests being handled at once, 0..100000; 0 = no limit. Default: 64
-  int64_t inflight_order_max = 64;
-  // Order reads and lookups being handled at once, 0..100000; 0 = no limit. Default: 64
-  int64_t inflight_read_max = 64;
-  // Admin requests being handled at once, 0..100000; 0 = no limit. Default: 16
-  int64_t inflight_admin_max = 16;
-  // Page and catalogue requests being handled at once, 0..100000; 0 = no limit.
-  // Default: 64
-  int64_t inflight_page_max = 64;
-  // Milliseconds a drain (SIGTERM) waits for in-flight requests, 0..600000. Default: 10000
-  int64_t drain_timeout_ms = 10000;
-  // Access log file (JSON lines); "-" = standard error; "" = none. Default: ""
-  std::string access_log;
-  // Access-log lines buffered in memory before new ones are dropped (and counted),
-  // 16..10000000. Default: 65536
-  int64_t access_log_buffer_lines = 65536;
-  // Largest JSON request body, bytes, 0..16777216; 0 = no limit. Default: 65536
-  int64_t body_bytes_max = 65536;
-  // Largest key-import request body, bytes, 0..1073741824; 0 = no limit.
-  // Default: 67108864
-  int64_t import_body_bytes_max = 67108864;
-  // Deepest nesting of JSON arrays/objects accepted, 1..256. Default: 16
-  int64_t json_depth_max = 16;
-  // Requests per second for order creation (POST /api/v1/orders), all clients together; 0 = no limit. Range 0..1000000. Default: 1000
-  int64_t rate_limit_order_per_second = 1000;
-  // Burst (bucket size) of rate_limit_order_per_second. Range 1..10000000. Default: 2000
-  int64_t rate_limit_order_burst = 2000;
-  // Requests per second for order creation (POST /api/v1/orders) from one client IP; 0 = no limit. Range 0..1000000. Default: 5
-  int64_t rate_limit_order_per_client_per_second = 5;
-  // Burst (bucket size) of rate_limit_order_per_client_per_second. Range 1..10000000. Default: 10
-  int64_t rate_limit_order_per_client_burst = 10;
-  // Requests per second for order reads and lookups, all clients together; 0 = no limit. Range 0..1000000. Default: 2000
-  int64_t rate_limit_read_per_second = 2000;
-  // Burst (bucket size) of rate_limit_read_per_second. Range 1..10000000. Default: 4000
-  int64_t rate_limit_read_burst = 4000;
-  // Requests per second for order reads and lookups from one client IP; 0 = no limit. Range 0..1000000. Default: 20
-  int64_t rate_limit_read_per_client_per_second = 20;
-  // Burst (bucket size) of rate_limit_read_per_client_per_second. Range 1..10000000. Default: 40
-  int64_t rate_limit_read_per_client_burst = 40;
-  // Requests per second for payment notifications, all clients together; 0 = no limit. Range 0..1000000. Default: 2000
-  int64_t rate_limit_notify_per_second = 2000;
-  // Burst (bucket size) of rate_limit_notify_per_second. Range 1..10000000. Default: 4000
-  int64_t rate_limit_notify_burst = 4000;
-  // Requests per second for payment notifications from one client IP; 0 = no limit. Range 0..1000000. Default: 0
-  int64_t rate_limit_notify_per_client_per_second = 0;
-  // Burst (bucket size) of rate_limit_notify_per_client_per_second. Range 1..10000000. Default: 1
-  int64_t rate_limit_notify_per_client_burst = 1;
-  // Requests per second for the admin API, all clients together; 0 = no limit. Range 0..1000000. Default: 200
-  int64_t rate_limit_admin_per_second = 200;
-  // Burst (bucket size) of rate_limit_admin_per_second. Range 1..10000000. Default: 400
-  int64_t rate_limit_admin_burst = 400;
-  // Requests per second for the admin API from one client IP; 0 = no limit. Range 0..1000000. Default: 50
-  int64_t rate_limit_admin_per_client_per_second = 50;
-  // Burst (bucket size) of rate_limit_admin_per_client_per_second. Range 1..10000000. Default: 100
-  int64_t rate_limit_admin_per_client_burst = 100;
-  // Requests per second for product listings and the sandbox pages, all clients together; 0 = no limit. Range 0..1000000. Default: 5000
-  int64_t rate_limit_page_per_second = 5000;
-  // Burst (bucket size) of rate_limit_page_per_second. Range 1..10000000. Default: 10000
-  int64_t rate_limit_page_burst = 10000;
-  // Requests per second for product listings and the sandbox pages from one client IP; 0 = no limit. Range 0..1000000. Default: 50
-  int64_t rate_limit_page_per_client_per_second = 50;
-  // Burst (bucket size) of rate_limit_page_per_client_per_second. Range 1..10000000. Default: 100
-  int64_t rate_limit_page_per_client_burst = 100;
-  // Hoarding guard: most open orders awaiting payment per buyer contact; 0 = no cap.
-  // Range 0..1000000. Default: 5
-  int64_t pending_orders_per_contact_max = 5;
-  // Hoarding guard: most open orders awaiting payment per client IP; 0 = no cap.
-  // Range 0..1000000. Default: 20
-  int64_t pending_orders_per_client_max = 20;
-  // Failed order lookups of one contact (and wrong tokens for one order id), from any
-  // client, within lookup_failure_window_seconds that lock its lookups (reads), the right
-  // password included; 0 = no lockout. Range 0..1000000. Default: 10
-  int64_t lookup_failures_max = 10;
-  // The window of lookup_failures_max, seconds from the first failure. Range 1..604800.
-  // Default: 600
-  int64_t lookup_failure_window_seconds = 600;
-  // A first lockout, seconds; each further one doubles up to lookup_lockout_seconds_max.
-  // Range 1..2592000. Default: 60
-  int64_t lookup_lockout_seconds = 60;
-  // Longest lockout, seconds; the doubling is forgotten after this long without one.
-  // Range 1..2592000. Default: 86400
-  int64_t lookup_lockout_seconds_max = 86400;
-  // Contacts (and, separately, order ids) whose failure counts are kept in memory.
-  // Range 16..100000000. Default: 100000
-  int64_t lookup_lockout_keys_max = 100000;
-  // Client IPs whose rate-limit state is kept per route class (idle ones are evicted).
-  // Range 16..100000000. Default: 100000
-  int64_t rate_limit_clients_max = 100000;
-  // Comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the
-  // client; empty = trust none. Default: ""
-  std::string trusted_proxies;
-  // Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no
-  // limit. Range 0..1000000000. Default: 10000
-  int64_t delivery_backlog_max = 10000;
-  // RocksDB block cache, MiB, 8..65536. Default: 64
-  int64_t block_cache_mb = 64;
-  // Least severe log messages written: debug|info|warn|error. Default: info
-  std::string log_level = "info";
-  // Let the process dump core (debugging only): a core holds the encryption subkeys,
-  // delivered keys and the secrets (base/hardening.h). Default: false
-  bool allow_core_dumps = false;
-  // --- backups (src/backup) ---
-  // Directory of the shop's backups (POST /api/v1/admin/backups, scheduled backups,
-  // `keyvend-backup create --url`); "" = backups off. Default: ""
-  std::string backup_dir;
-  // Seconds between scheduled backups, 0..31536000; 0 = none. Default: 0
-  int64_t backup_interval_seconds = 0;
-  // Backups the scheduler keeps (older ones are purged after each scheduled backup),
-  // 0..100000; 0 = keep all. Default: 7
-  int64_t backup_keep = 7;
-  // MiB per second an online backup may write, 0..100000; 0 = as fast as it can.
-  // Default: 8
-  int64_t backup_rate_limit_mb = 8;
+#define KV_CONFIG_INT_MEMBER(name, dflt, min, max, doc) int64_t name = dflt;
+#define KV_CONFIG_BOOL_MEMBER(name, dflt, doc) bool name = dflt;
+#define KV_CONFIG_STRING_MEMBER(name, dflt, valid, expected, doc) std::string name = dflt;
+  KV_CONFIG_OPTIONS(KV_CONFIG_INT_MEMBER, KV_CONFIG_BOOL_MEMBER, KV_CONFIG_STRING_MEMBER)
+#undef KV_CONFIG_INT_MEMBER
+#undef KV_CONFIG_BOOL_MEMBER
+#undef KV_CONFIG_STRING_MEMBER
 
   friend bool operator==(const Config&, const Config&) = default;
 };
 
-enum class OptionType { kString, kBool, kInt };
-
 // Which Config field an option sets; the alternative always matches OptionSpec::type.
 using ConfigField = std::variant<std::string Config::*, bool Config::*, int64_t Config::*>;
 
-// One row of the option table.
+// One row of the option table, generated from its KV_CONFIG_OPTIONS entry.
 struct OptionSpec {
   const char* name;           // snake_case; flag --name-with-dashes, env KEYVEND_NAME_UPPER
   OptionType type;
-  const char* default_value;  // as text, exactly as it would be written in the file
+  std::string default_value;  // the typed default as text, as it would be written in the file
   int64_t min, max;           // kInt only (inclusive); 0 otherwise
-  const char* doc;            // one line; ends with "Default: <value>." ("" shown as "")
+  std::string doc;            // the entry's doc + " Default: <value>." ("" shown as "")
   ConfigField field;
   // kString only, may be null: true when the (control-character-free) value is acceptable.
   bool (*valid)(const std::string& value);
@@ -232,7 +272,8 @@ struct OptionSpec {
   const char* expected;
 };
 
-// The table, in documentation order. Lives for the whole process; thread-safe.
+// The table, in documentation order (KV_CONFIG_OPTIONS's). Lives for the whole process;
+// thread-safe.
 const std::vector<OptionSpec>& ConfigOptions();
 
 // Builds the config: defaults <- file <- environment <- flags.

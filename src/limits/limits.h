@@ -47,10 +47,14 @@ inline constexpr size_t kImportKeysMax = 1'000'000;
 // Input positions are 32-bit indexes, well above this.
 inline constexpr size_t kPreloadKeysMax = 100'000'000;
 static_assert(kPreloadKeysMax < (size_t{1} << 32));
-// Hold timing defaults, seconds (SPEC §3).
+// Hold timing, seconds (SPEC §3): defaults and the largest values the config accepts and
+// Shop::Open allows (one bound each, so the two cannot disagree).
 inline constexpr int64_t kHoldSecondsDefault = 900;
-inline constexpr int64_t kHoldGraceSecondsDefault = 120;
 inline constexpr int64_t kHoldSecondsMax = 7 * 24 * 3600;
+inline constexpr int64_t kHoldGraceSecondsDefault = 120;
+inline constexpr int64_t kHoldGraceSecondsMax = 24 * 3600;
+static_assert(kHoldSecondsDefault <= kHoldSecondsMax);
+static_assert(kHoldGraceSecondsDefault <= kHoldGraceSecondsMax);
 // Striped per-order locks: orders hashing to one stripe serialize their state changes.
 inline constexpr size_t kOrderLockStripes = 4'096;
 static_assert((kOrderLockStripes & (kOrderLockStripes - 1)) == 0, "power of two");

@@ -2,10 +2,9 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
-
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
+#include "base/cli_flags.h"
+#include "storage/data_dir.h"
 
 namespace kv::preload {
 namespace {
@@ -55,6 +54,16 @@ constexpr char kUsage[] =
     "     product, unreadable file, CSV without the key column, wrong master key, I/O)\n"
     "  2  usage: bad or missing arguments\n";
 
+const CliGrammar kGrammar = {{{"--data-dir"},
+                              {"--product"},
+                              {"--master-key-file"},
+                              {"--format"},
+                              {"--column"},
+                              {"--threads"},
+                              {"--dry-run", /*takes_value=*/false},
+                              {"--no-progress", false}},
+                             /*positional=*/true};
+
 bool ParseThreads(const std::string& v, int* out) {
   int n = 0;
   if (!absl::SimpleAtoi(v, &n) || n < 1 || n > 256) return false;
@@ -67,83 +76,50 @@ bool ParseThreads(const std::string& v, int* out) {
 std::string Usage() { return kUsage; }
 
 absl::StatusOr<CliArgs> ParseArgs(const std::vector<std::string>& args, const GetEnvFn& getenv) {
+  absl::StatusOr<CliFlags> f = CliFlags::Parse(args, kGrammar);
+  if (!f.ok()) return f.status();
   CliArgs a;
-  std::optional<std::string> data_dir, key_file;
-  bool product_set = false;
-  bool options_done = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (options_done || arg.size() < 2 || arg[0] != '-') {
-      a.opts.files.push_back(arg);
-      continue;
-    }
-    if (arg == "--") {
-      options_done = true;
-      continue;
-    }
-    if (arg == "-h" || arg == "--help") {
-      a.help = true;
-      return a;
-    }
-    if (arg == "--dry-run") {
-      a.opts.dry_run = true;
-      continue;
-    }
-    if (arg == "--no-progress") {
-      a.progress = false;
-      continue;
-    }
-    std::string name = arg, value;
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (name == "--data-dir" || name == "--product" || name == "--master-key-file" ||
-               name == "--format" || name == "--column" || name == "--threads") {
-      if (i + 1 == args.size()) return absl::InvalidArgumentError(name + " needs a value");
-      value = args[++i];
+  if (f->help()) {
+    a.help = true;
+    return a;
+  }
+  a.opts.dry_run = f->Has("--dry-run");
+  a.progress = !f->Has("--no-progress");
+  a.opts.files = f->positional();
+  if (f->Has("--product") &&
+      (!absl::SimpleAtoi(f->Get("--product"), &a.opts.product_id) || a.opts.product_id == 0)) {
+    return absl::InvalidArgumentError("--product needs a product id (a positive integer)");
+  }
+  if (f->Has("--format")) {
+    const std::string format = f->Get("--format");
+    if (format == "txt") {
+      a.opts.input.format = KeyFormat::kText;
+    } else if (format == "csv") {
+      a.opts.input.format = KeyFormat::kCsv;
     } else {
-      return absl::InvalidArgumentError("unknown option '" + arg + "'");
-    }
-    if (name == "--data-dir") {
-      data_dir = value;
-    } else if (name == "--product") {
-      if (!absl::SimpleAtoi(value, &a.opts.product_id) || a.opts.product_id == 0) {
-        return absl::InvalidArgumentError("--product needs a product id (a positive integer)");
-      }
-      product_set = true;
-    } else if (name == "--master-key-file") {
-      key_file = value;
-    } else if (name == "--format") {
-      if (value == "txt") {
-        a.opts.input.format = KeyFormat::kText;
-      } else if (value == "csv") {
-        a.opts.input.format = KeyFormat::kCsv;
-      } else {
-        return absl::InvalidArgumentError("--format must be txt or csv");
-      }
-    } else if (name == "--column") {
-      if (value.empty()) return absl::InvalidArgumentError("--column needs a column name");
-      a.opts.input.csv_column = value;
-    } else if (name == "--threads") {
-      if (!ParseThreads(value, &a.opts.threads)) {
-        return absl::InvalidArgumentError("--threads must be 1..256");
-      }
-    } else {
-      return absl::InvalidArgumentError("unknown option '" + name + "'");
+      return absl::InvalidArgumentError("--format must be txt or csv");
     }
   }
-  if (!data_dir.has_value() || data_dir->empty()) data_dir = getenv("KEYVEND_DATA_DIR");
-  if (!data_dir.has_value() || data_dir->empty()) {
+  if (f->Has("--column")) {
+    a.opts.input.csv_column = f->Get("--column");
+    if (a.opts.input.csv_column.empty()) {
+      return absl::InvalidArgumentError("--column needs a column name");
+    }
+  }
+  if (f->Has("--threads") && !ParseThreads(f->Get("--threads"), &a.opts.threads)) {
+    return absl::InvalidArgumentError("--threads must be 1..256");
+  }
+  a.opts.data_dir =
+      storage::StripTrailingSlashes(f->GetOrEnv("--data-dir", "KEYVEND_DATA_DIR", getenv));
+  if (a.opts.data_dir.empty()) {
     return absl::InvalidArgumentError("--data-dir is required (or KEYVEND_DATA_DIR)");
   }
-  while (data_dir->size() > 1 && data_dir->back() == '/') data_dir->pop_back();
-  if (!key_file.has_value() || key_file->empty()) key_file = getenv("KEYVEND_MASTER_KEY_FILE");
-  if (!key_file.has_value() || key_file->empty()) key_file = *data_dir + ".master-key";
-  if (!product_set) return absl::InvalidArgumentError("--product is required");
+  a.opts.master_key_file = f->GetOrEnv("--master-key-file", "KEYVEND_MASTER_KEY_FILE", getenv);
+  if (a.opts.master_key_file.empty()) {
+    a.opts.master_key_file = storage::DefaultMasterKeyFile(a.opts.data_dir);
+  }
+  if (!f->Has("--product")) return absl::InvalidArgumentError("--product is required");
   if (a.opts.files.empty()) return absl::InvalidArgumentError("no input FILE given");
-  a.opts.data_dir = *data_dir;
-  a.opts.master_key_file = *key_file;
   return a;
 }
 
@@ -179,13 +155,8 @@ int Run(const std::vector<std::string>& args, const GetEnvFn& getenv, FILE* out,
 }
 
 int Main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto getenv = [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (v == nullptr) return std::nullopt;
-    return std::string(v);
-  };
-  return Run(args, getenv, stdout, stderr, STDERR_FILENO, ::isatty(STDERR_FILENO) == 1);
+  return Run({argv + 1, argv + argc}, ProcessEnv(), stdout, stderr, STDERR_FILENO,
+             ::isatty(STDERR_FILENO) == 1);
 }
 
 }  // namespace kv::preload

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/cli_flags.h"
 #include "preload/preload.h"
 
 namespace kv::preload {
@@ -32,12 +33,13 @@ struct CliArgs {
 };
 
 // Looks up an environment variable (injected so tests do not touch the real environment).
-using GetEnvFn = std::function<std::optional<std::string>(const std::string& name)>;
+using GetEnvFn = EnvLookup;
 
-// Parses the arguments after the program name. Flags take "--name value" or "--name=value";
-// "--" ends the options. Environment: KEYVEND_DATA_DIR (when --data-dir is absent) and
-// KEYVEND_MASTER_KEY_FILE (when --master-key-file is absent; default <data-dir>.master-key,
-// as for `keyvend check`). InvalidArgument with a one-line message on a usage error.
+// Parses the arguments after the program name, in the offline tools' grammar
+// (base/cli_flags.h): "--name value" or "--name=value"; "--" ends the options.
+// Environment: KEYVEND_DATA_DIR (when --data-dir is absent or empty) and
+// KEYVEND_MASTER_KEY_FILE (likewise; default storage::DefaultMasterKeyFile(data dir), as
+// for `keyvend check`). InvalidArgument with a one-line message on a usage error.
 absl::StatusOr<CliArgs> ParseArgs(const std::vector<std::string>& args, const GetEnvFn& getenv);
 
 // The --help text: synopsis, options with defaults, examples, exit codes.

@@ -222,7 +222,7 @@ Shop::~Shop() {
 
 absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
   if (opts.hold_seconds < 1 || opts.hold_seconds > limits::kHoldSecondsMax ||
-      opts.hold_grace_seconds < 0 || opts.hold_grace_seconds > limits::kHoldSecondsMax) {
+      opts.hold_grace_seconds < 0 || opts.hold_grace_seconds > limits::kHoldGraceSecondsMax) {
     return absl::InvalidArgumentError("hold_seconds / hold_grace_seconds out of range");
   }
   KV_RETURN_IF_ERROR(ValidateBackupOptions(opts));

@@ -46,6 +46,15 @@ absl::Status MakeExistingDataDirPrivate(const std::string& dir, bool holds_db) {
 
 }  // namespace
 
+std::string StripTrailingSlashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+std::string DefaultMasterKeyFile(const std::string& data_dir) {
+  return StripTrailingSlashes(data_dir) + ".master-key";
+}
+
 absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* random) {
   if (opts.data_dir.empty()) return absl::InvalidArgumentError("data dir must be set");
   if (opts.master_key_file.empty()) {

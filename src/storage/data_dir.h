@@ -28,6 +28,16 @@ struct OpenedDataDir {
   bool created = false;  // true when this call created the database
 };
 
+// `path` without its trailing slashes, a lone "/" kept ("/srv/shop//" -> "/srv/shop").
+std::string StripTrailingSlashes(std::string path);
+
+// The master key file of a data dir when none is named: "<data_dir>.master-key", beside the
+// dir (data_dir's trailing slashes dropped first, so "/srv/shop/" gives
+// "/srv/shop.master-key" and "/" gives "/.master-key", never a file in the cwd). The one
+// place this convention is written: the config, `keyvend check`/`demo-seed`,
+// keyvend-preload and keyvend-backup all call it.
+std::string DefaultMasterKeyFile(const std::string& data_dir);
+
 // Opens (or creates) the data dir. Outcomes: those of Db::Open, plus
 //  - InvalidArgument: the key file path lies inside the data dir;
 //  - FailedPrecondition: an existing database but no key file ("refusing to create a new
