@@ -15,6 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "http_test_util.h"
+#include "kit/exposition.h"
 
 #ifndef KEYVEND_SOURCE_DIR
 #error "KEYVEND_SOURCE_DIR must name the source tree"
@@ -225,67 +226,21 @@ ExprRefs ParseExpr(const std::string& expr) {
 
 // --- the exposition ----------------------------------------------------------------------------
 
-struct Family {
-  std::string type;
-  std::set<std::string> label_names;
-  std::set<std::pair<std::string, std::string>> label_values;
+// The label names a family's samples carry, and every (name, value) pair they use.
+struct LabelsSeen {
+  std::set<std::string> names;
+  std::set<std::pair<std::string, std::string>> values;
 };
 
-// Families by name from `# TYPE` lines, with the labels their samples carry.
-std::map<std::string, Family> ParseExposition(const std::string& text) {
-  std::map<std::string, Family> families;
-  static const std::regex label_re(R"(([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)\")");
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    const std::string line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (line.rfind("# TYPE ", 0) == 0) {
-      const std::string rest = line.substr(7);
-      const size_t sp = rest.find(' ');
-      families[rest.substr(0, sp)].type = sp == std::string::npos ? "" : rest.substr(sp + 1);
-      continue;
-    }
-    if (line.empty() || line[0] == '#') continue;
-    const size_t end = line.find_first_of("{ ");
-    std::string name = line.substr(0, end);
-    if (families.count(name) == 0) {
-      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
-        const std::string s = suffix;
-        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
-          name.resize(name.size() - s.size());
-          break;
-        }
-      }
-    }
-    auto f = families.find(name);
-    if (f == families.end() || end == std::string::npos || line[end] != '{') continue;
-    const std::string labels = line.substr(end + 1, line.find('}', end) - end - 1);
-    for (auto it = std::sregex_iterator(labels.begin(), labels.end(), label_re);
-         it != std::sregex_iterator(); ++it) {
-      f->second.label_names.insert((*it)[1]);
-      f->second.label_values.emplace((*it)[1], (*it)[2]);
+LabelsSeen LabelsOf(const testing::MetricFamily& f) {
+  LabelsSeen seen;
+  for (const testing::Sample& s : f.samples) {
+    for (const auto& [name, value] : s.labels) {
+      seen.names.insert(name);
+      seen.values.emplace(name, value);
     }
   }
-  return families;
-}
-
-// The family a name in an expr refers to: itself, or a histogram's (or summary's) family
-// for name_bucket / name_sum / name_count. "" when the server declares neither.
-std::string FamilyOf(const std::string& name, const std::map<std::string, Family>& families) {
-  if (families.count(name) != 0) return name;
-  for (const std::string suffix : {"_bucket", "_sum", "_count"}) {
-    if (name.size() <= suffix.size() ||
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-      continue;
-    }
-    const auto f = families.find(name.substr(0, name.size() - suffix.size()));
-    if (f != families.end() && (f->second.type == "histogram" || f->second.type == "summary")) {
-      return f->first;
-    }
-  }
-  return "";
+  return seen;
 }
 
 std::string Join(const std::set<std::string>& s) {
@@ -297,7 +252,7 @@ std::string Join(const std::set<std::string>& s) {
 // --- tests ------------------------------------------------------------------------------------
 
 TEST(AlertRulesTest, EveryRuleIsComplete) {
-  const std::string text = ReadWholeFile(RulesPath());
+  const std::string text = ReadFile(RulesPath());
   ASSERT_FALSE(text.empty()) << "cannot read " << RulesPath();
   const RulesFile f = ParseRules(text);
   for (const std::string& p : f.problems) ADD_FAILURE() << RulesPath() << " " << p;
@@ -325,7 +280,7 @@ TEST(AlertRulesTest, EveryRuleIsComplete) {
 }
 
 TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
-  const RulesFile f = ParseRules(ReadWholeFile(RulesPath()));
+  const RulesFile f = ParseRules(ReadFile(RulesPath()));
   ASSERT_FALSE(f.rules.empty()) << "cannot read rules from " << RulesPath();
 
   ServerProcess server({std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
@@ -358,7 +313,8 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
     ASSERT_EQ(r.status, 200) << r;
     exposition = r.body;
   }
-  const std::map<std::string, Family> families = ParseExposition(exposition);
+  const absl::StatusOr<testing::Exposition> parsed = testing::ParseExposition(exposition);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
 
   std::set<std::string> checked;
   for (const Rule& rule : f.rules) {
@@ -368,22 +324,23 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
     std::set<std::string> expr_labels;  // labels of the exported families this expr reads
     bool all_found = true;
     for (const MetricRef& ref : refs.metrics) {
-      const std::string family = FamilyOf(ref.name, families);
-      if (family.empty()) {
+      const testing::MetricFamily* fam = parsed->FamilyOf(ref.name);
+      if (fam == nullptr) {
         all_found = false;
         ADD_FAILURE() << ref.name << " is not declared (# TYPE) on GET /metrics";
         continue;
       }
+      const std::string& family = fam->name;
       checked.insert(family);
-      const Family& fam = families.at(family);
-      expr_labels.insert(fam.label_names.begin(), fam.label_names.end());
+      const LabelsSeen labels = LabelsOf(*fam);
+      expr_labels.insert(labels.names.begin(), labels.names.end());
       for (const std::string& label : ref.matcher_labels) {
-        EXPECT_EQ(fam.label_names.count(label), 1u)
-            << ref.name << " has no label `" << label << "` (it has: " << Join(fam.label_names)
+        EXPECT_EQ(labels.names.count(label), 1u)
+            << ref.name << " has no label `" << label << "` (it has: " << Join(labels.names)
             << ")";
       }
       for (const auto& [label, value] : ref.equal) {
-        EXPECT_EQ(fam.label_values.count({label, value}), 1u)
+        EXPECT_EQ(labels.values.count({label, value}), 1u)
             << "no " << family << " series has " << label << "=\"" << value << "\"";
       }
     }
@@ -398,8 +355,8 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
 
   const int status = server.Terminate();
   EXPECT_TRUE(ExitedZero(status)) << "SIGTERM: " << DescribeWait(status);
-  const CommandResult check = RunKeyvendCheck(server.data_dir(), server.key_file(), server.root());
-  EXPECT_EQ(check.exit_code, 0) << check.output;
+  const RunResult check = RunKeyvendCheck(server.data_dir(), server.key_file());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
 }
 
 // The scanner itself, on a small file with the mistakes it must catch.
@@ -436,12 +393,16 @@ TEST(AlertRulesTest, ScannerCatchesLayoutMistakes) {
   EXPECT_EQ(refs.metrics[0].equal[0].second, "order");
   EXPECT_EQ(refs.metrics[1].name, "keyvend_y_bucket");
   EXPECT_EQ(refs.grouping, (std::vector<std::string>{"class"}));
-  const std::map<std::string, Family> fams = ParseExposition(
-      "# TYPE keyvend_y histogram\n"
-      "keyvend_y_bucket{route=\"r\",le=\"+Inf\"} 1\nkeyvend_y_sum{route=\"r\"} 0\n");
-  EXPECT_EQ(FamilyOf("keyvend_y_bucket", fams), "keyvend_y");
-  EXPECT_EQ(FamilyOf("keyvend_x_total", fams), "");
-  EXPECT_EQ(fams.at("keyvend_y").label_names, (std::set<std::string>{"le", "route"}));
+  // The kit's exposition reader (strict: HELP and TYPE, and a histogram's _sum and _count).
+  const absl::StatusOr<testing::Exposition> fams = testing::ParseExposition(
+      "# HELP keyvend_y Y.\n# TYPE keyvend_y histogram\n"
+      "keyvend_y_bucket{route=\"r\",le=\"+Inf\"} 1\nkeyvend_y_sum{route=\"r\"} 0\n"
+      "keyvend_y_count{route=\"r\"} 1\n");
+  ASSERT_TRUE(fams.ok()) << fams.status();
+  ASSERT_NE(fams->FamilyOf("keyvend_y_bucket"), nullptr);
+  EXPECT_EQ(fams->FamilyOf("keyvend_y_bucket")->name, "keyvend_y");
+  EXPECT_EQ(fams->FamilyOf("keyvend_x_total"), nullptr);
+  EXPECT_EQ(LabelsOf(*fams->Family("keyvend_y")).names, (std::set<std::string>{"le", "route"}));
 }
 
 }  // namespace

@@ -31,11 +31,11 @@ constexpr char kAdminToken[] = "adm-backup-5e1f0c3a9d7b2e48-0123456789ab";
 constexpr char kPaymentSecret[] = "pay-backup-8c2a4e6f0b1d3f57";
 
 // Runs keyvend-backup with `extra_env` (NAME=value; nothing else of ours named KEYVEND_*).
-CommandResult RunTool(const std::vector<std::string>& args, const std::string& scratch,
-                      const std::vector<std::string>& extra_env = {}) {
+RunResult RunTool(const std::vector<std::string>& args,
+                  const std::vector<std::string>& extra_env = {}) {
   std::vector<std::string> argv = {KEYVEND_BACKUP_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv, scratch, milliseconds(300000), extra_env);
+  return RunCommand(argv, {.env = extra_env, .timeout = milliseconds(300000)});
 }
 
 class BackupTest : public ::testing::Test {
@@ -72,13 +72,13 @@ class BackupTest : public ::testing::Test {
   std::string Root() const { return server_->root(); }
   std::string BackupDir() const { return Root() + "/backups"; }
 
-  CommandResult Tool(const std::vector<std::string>& args,
+  RunResult Tool(const std::vector<std::string>& args,
                      const std::vector<std::string>& env = {}) {
-    CommandResult r = RunTool(args, Root(), env);
-    printed_ += r.output;
+    RunResult r = RunTool(args, env);
+    printed_ += r.out;
     return r;
   }
-  CommandResult CreateOnline() {
+  RunResult CreateOnline() {
     return Tool({"create", "--url", server_->url(), "--master-key-file", server_->key_file()},
                 {std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken});
   }
@@ -170,14 +170,14 @@ TEST_F(BackupTest, OnlineBackupUnderOrderLoadRestoresEveryAcknowledgedOrder) {
     std::lock_guard<std::mutex> l(mu);
     before = acked;
   }
-  const CommandResult created = CreateOnline();
+  const RunResult created = CreateOnline();
   // Let the buyers run a little past the backup, then stop them.
   std::this_thread::sleep_for(milliseconds(200));
   stop = true;
   for (std::thread& b : buyers) b.join();
-  ASSERT_EQ(created.exit_code, 0) << created.output;
-  EXPECT_NE(created.output.find("backup 1 of " + server_->url()), std::string::npos)
-      << created.output;
+  ASSERT_EQ(created.exit_code, 0) << created.out;
+  EXPECT_NE(created.out.find("backup 1 of " + server_->url()), std::string::npos)
+      << created.out;
   EXPECT_EQ(errors.load(), 0);
   size_t total = 0;
   {
@@ -187,26 +187,26 @@ TEST_F(BackupTest, OnlineBackupUnderOrderLoadRestoresEveryAcknowledgedOrder) {
   EXPECT_GT(total, before.size()) << "selling went on during and after the backup";
 
   // While the shop runs, its data dir cannot be backed up offline.
-  const CommandResult offline =
+  const RunResult offline =
       Tool({"create", "--data-dir", server_->data_dir(), "--backup-dir", Root() + "/offline",
             "--master-key-file", server_->key_file()});
-  EXPECT_EQ(offline.exit_code, 1) << offline.output;
-  EXPECT_NE(offline.output.find("create --url"), std::string::npos) << offline.output;
+  EXPECT_EQ(offline.exit_code, 1) << offline.out;
+  EXPECT_NE(offline.out.find("create --url"), std::string::npos) << offline.out;
 
-  const CommandResult verified =
+  const RunResult verified =
       Tool({"verify", "--backup-dir", BackupDir(), "--master-key-file", server_->key_file()});
-  EXPECT_EQ(verified.exit_code, 0) << verified.output;
-  EXPECT_NE(verified.output.find("backup 1: OK"), std::string::npos) << verified.output;
+  EXPECT_EQ(verified.exit_code, 0) << verified.out;
+  EXPECT_NE(verified.out.find("backup 1: OK"), std::string::npos) << verified.out;
 
   const std::string to = Root() + "/restored";
-  const CommandResult restored = Tool({"restore", "--backup-dir", BackupDir(), "--to", to,
+  const RunResult restored = Tool({"restore", "--backup-dir", BackupDir(), "--to", to,
                                        "--master-key-file", server_->key_file()});
-  ASSERT_EQ(restored.exit_code, 0) << restored.output;
-  EXPECT_NE(restored.output.find("keyvend check: OK"), std::string::npos) << restored.output;
+  ASSERT_EQ(restored.exit_code, 0) << restored.out;
+  EXPECT_NE(restored.out.find("keyvend check: OK"), std::string::npos) << restored.out;
 
   ASSERT_TRUE(ExitedZero(server_->Terminate()));
-  const CommandResult check = RunKeyvendCheck(server_->data_dir(), server_->key_file(), Root());
-  EXPECT_EQ(check.exit_code, 0) << check.output;
+  const RunResult check = RunKeyvendCheck(server_->data_dir(), server_->key_file());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
 
   // A server on the restored dir serves every order acknowledged before the backup.
   restored_ = NewServer();
@@ -232,8 +232,8 @@ TEST_F(BackupTest, OnlineBackupUnderOrderLoadRestoresEveryAcknowledgedOrder) {
   }
   EXPECT_GT(paid, 0u);
   ASSERT_TRUE(ExitedZero(restored_->Terminate()));
-  const CommandResult check2 = RunKeyvendCheck(to, server_->key_file(), Root());
-  EXPECT_EQ(check2.exit_code, 0) << check2.output;
+  const RunResult check2 = RunKeyvendCheck(to, server_->key_file());
+  EXPECT_EQ(check2.exit_code, 0) << check2.out;
 }
 
 TEST_F(BackupTest, FlippedByteFailsVerifyNamingTheFileAndRestoreRefuses) {
@@ -258,14 +258,14 @@ TEST_F(BackupTest, FlippedByteFailsVerifyNamingTheFileAndRestoreRefuses) {
     f.put(static_cast<char>(c ^ 0x40));
   }
   const std::string rel = fs::relative(victim, BackupDir()).string();
-  const CommandResult v = Tool({"verify", "--backup-dir", BackupDir()});
-  EXPECT_EQ(v.exit_code, 1) << v.output;
-  EXPECT_NE(v.output.find("backup 1: CORRUPT " + rel + ": checksum mismatch"), std::string::npos)
-      << v.output;
+  const RunResult v = Tool({"verify", "--backup-dir", BackupDir()});
+  EXPECT_EQ(v.exit_code, 1) << v.out;
+  EXPECT_NE(v.out.find("backup 1: CORRUPT " + rel + ": checksum mismatch"), std::string::npos)
+      << v.out;
   const std::string to = Root() + "/restored";
-  const CommandResult r = Tool({"restore", "--backup-dir", BackupDir(), "--to", to,
+  const RunResult r = Tool({"restore", "--backup-dir", BackupDir(), "--to", to,
                                 "--master-key-file", server_->key_file()});
-  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_FALSE(fs::exists(to));
 }
 
@@ -279,9 +279,9 @@ TEST_F(BackupTest, PurgeKeepsExactlyN) {
     EXPECT_EQ(r.json()["backup"]["id"].str(), std::to_string(i + 1));
     EXPECT_EQ(r.json()["backup"]["keys"].num(), 10 * (i + 1));
   }
-  const CommandResult p = Tool({"purge", "--backup-dir", BackupDir(), "--keep", "2"});
-  ASSERT_EQ(p.exit_code, 0) << p.output;
-  EXPECT_NE(p.output.find("purged 1, 2, 3; kept 4, 5"), std::string::npos) << p.output;
+  const RunResult p = Tool({"purge", "--backup-dir", BackupDir(), "--keep", "2"});
+  ASSERT_EQ(p.exit_code, 0) << p.out;
+  EXPECT_NE(p.out.find("purged 1, 2, 3; kept 4, 5"), std::string::npos) << p.out;
   const Reply list = api_->AdminGet("/api/v1/admin/backups");
   ASSERT_EQ(list.status, 200) << list;
   const Json j = list.json();
@@ -290,8 +290,8 @@ TEST_F(BackupTest, PurgeKeepsExactlyN) {
   EXPECT_EQ(j["backups"][1]["id"].str(), "5");
   EXPECT_EQ(j["backups"][1]["keys"].num(), 50);
   EXPECT_EQ(j["backup_dir"].str(), BackupDir());
-  const CommandResult v = Tool({"verify", "--backup-dir", BackupDir()});
-  EXPECT_EQ(v.exit_code, 0) << v.output;
+  const RunResult v = Tool({"verify", "--backup-dir", BackupDir()});
+  EXPECT_EQ(v.exit_code, 0) << v.out;
 }
 
 TEST_F(BackupTest, AdminRoutesRefuseWhenBackupsAreOffOrWithoutTheToken) {
@@ -301,15 +301,15 @@ TEST_F(BackupTest, AdminRoutesRefuseWhenBackupsAreOffOrWithoutTheToken) {
   EXPECT_TRUE(IsError(api_->Post("/api/v1/admin/backups", ""), 401, "unauthorized"));
   EXPECT_TRUE(
       IsError(api_->AdminPost("/api/v1/admin/backups", R"({"dir":"/tmp"})"), 400, "unknown_field"));
-  const CommandResult c = CreateOnline();
-  EXPECT_EQ(c.exit_code, 1) << c.output;
-  EXPECT_NE(c.output.find("409 invalid_state"), std::string::npos) << c.output;
-  const CommandResult no_token = Tool({"create", "--url", server_->url()});
-  EXPECT_EQ(no_token.exit_code, 2) << no_token.output;
-  const CommandResult wrong_token =
+  const RunResult c = CreateOnline();
+  EXPECT_EQ(c.exit_code, 1) << c.out;
+  EXPECT_NE(c.out.find("409 invalid_state"), std::string::npos) << c.out;
+  const RunResult no_token = Tool({"create", "--url", server_->url()});
+  EXPECT_EQ(no_token.exit_code, 2) << no_token.out;
+  const RunResult wrong_token =
       Tool({"create", "--url", server_->url()}, {"KEYVEND_ADMIN_TOKEN=nope"});
-  EXPECT_EQ(wrong_token.exit_code, 1) << wrong_token.output;
-  EXPECT_NE(wrong_token.output.find("401 unauthorized"), std::string::npos) << wrong_token.output;
+  EXPECT_EQ(wrong_token.exit_code, 1) << wrong_token.out;
+  EXPECT_NE(wrong_token.out.find("401 unauthorized"), std::string::npos) << wrong_token.out;
 }
 
 // SIGTERM while an online backup runs: the backup is stopped (its request answers 503
@@ -335,11 +335,11 @@ TEST_F(BackupTest, SigtermStopsARunningBackup) {
   ASSERT_TRUE(running);
   EXPECT_TRUE(ExitedZero(status)) << DescribeWait(status);
   EXPECT_TRUE(IsError(answer, 503, "not_ready")) << answer;
-  const CommandResult l = Tool({"list", "--backup-dir", BackupDir(), "--json"});
-  ASSERT_EQ(l.exit_code, 0) << l.output;
-  EXPECT_EQ(Json::Parse(l.output)["backups"].size(), 0u) << l.output;
-  const CommandResult check = RunKeyvendCheck(server_->data_dir(), server_->key_file(), Root());
-  EXPECT_EQ(check.exit_code, 0) << check.output;
+  const RunResult l = Tool({"list", "--backup-dir", BackupDir(), "--json"});
+  ASSERT_EQ(l.exit_code, 0) << l.out;
+  EXPECT_EQ(Json::Parse(l.out)["backups"].size(), 0u) << l.out;
+  const RunResult check = RunKeyvendCheck(server_->data_dir(), server_->key_file());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
 }
 
 TEST_F(BackupTest, SchedulerKeepsNAndTheMetricsSayWhen) {
@@ -366,10 +366,10 @@ TEST_F(BackupTest, SchedulerKeepsNAndTheMetricsSayWhen) {
   EXPECT_TRUE(list.json()["last_success_at"].is_string());
   ASSERT_TRUE(ExitedZero(server_->Terminate()));
   // After the shutdown no round is half done: exactly the newest 2 are left.
-  const CommandResult l = Tool({"list", "--backup-dir", BackupDir(), "--json"});
-  ASSERT_EQ(l.exit_code, 0) << l.output;
-  const Json j = Json::Parse(l.output);
-  ASSERT_EQ(j["backups"].size(), 2u) << l.output;
+  const RunResult l = Tool({"list", "--backup-dir", BackupDir(), "--json"});
+  ASSERT_EQ(l.exit_code, 0) << l.out;
+  const Json j = Json::Parse(l.out);
+  ASSERT_EQ(j["backups"].size(), 2u) << l.out;
   EXPECT_EQ(j["backups"][0]["source"].str(), "schedule");
   EXPECT_EQ(std::stoi(j["backups"][1]["id"].str()), std::stoi(j["backups"][0]["id"].str()) + 1);
 }

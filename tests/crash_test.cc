@@ -40,6 +40,8 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "shop/shop.h"
+#include "kit/files.h"
+#include "kit/process.h"
 #include "test_util.h"
 
 #ifndef CRASH_CHILD_PATH
@@ -54,85 +56,38 @@ using std::chrono::milliseconds;
 using testing::CheckDataDir;
 using testing::Describe;
 using testing::FormatReport;
+using testing::ReadFile;
 using testing::ShopDir;
 
 constexpr uint64_t kProductId = 1;
 constexpr int kKills = 20;
 constexpr uint64_t kDefaultSeed = 20261121;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A child process whose stdout we read through a pipe and whose stderr goes to a file.
+// A crash child (kit/process.h) whose stdout the test reads line by line through a pipe.
 class Child {
  public:
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  // fork + exec. Everything the child needs is prepared before fork: between fork and exec
-  // it only calls async-signal-safe functions.
   bool Start(const std::vector<std::string>& args, const std::string& stderr_path,
              std::string* error) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      *error = absl::StrCat("pipe2: ", std::strerror(errno));
-      return false;
-    }
-    const int err_fd =
-        ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (err_fd < 0) {
-      *error = absl::StrCat("open ", stderr_path, ": ", std::strerror(errno));
-      ::close(fds[0]);
-      ::close(fds[1]);
-      return false;
-    }
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv;
-    for (std::string& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      *error = absl::StrCat("fork: ", std::strerror(errno));
-      ::close(fds[0]);
-      ::close(fds[1]);
-      ::close(err_fd);
-      return false;
-    }
-    if (pid == 0) {
-      // dup2 clears FD_CLOEXEC on the new descriptor; every other fd closes at exec.
-      if (::dup2(fds[1], STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0) _exit(126);
-      ::execv(argv[0], argv.data());
-      _exit(127);
-    }
-    ::close(fds[1]);
-    ::close(err_fd);
-    pid_ = pid;
-    fd_ = fds[0];
-    return true;
+    return child_.Start(args,
+                        {.env = {},
+                         .out = testing::Output::Pipe(),
+                         .err = testing::Output::File(stderr_path)},
+                        error);
   }
 
   // Waits up to `timeout` for output and appends the complete lines to *lines.
   // Returns false once the pipe is at EOF (the child and all its threads are gone).
   bool Read(milliseconds timeout, std::vector<std::string>* lines) {
-    if (fd_ < 0) return false;
-    pollfd p{fd_, POLLIN, 0};
+    const int fd = child_.stdout_fd();
+    if (fd < 0 || eof_) return false;
+    pollfd p{fd, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, timeout.count())));
     if (r == 0 || (r < 0 && errno == EINTR)) return true;
     char buf[1 << 16];
-    const ssize_t n = ::read(fd_, buf, sizeof(buf));
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
     if (n <= 0) {
-      ::close(fd_);
-      fd_ = -1;
+      eof_ = true;
       return false;
     }
     partial_.append(buf, static_cast<size_t>(n));
@@ -147,30 +102,16 @@ class Child {
   }
 
   // True while the child has not exited (reaps it if it has; *status then tells how).
-  bool Running(int* status) {
-    const pid_t w = ::waitpid(pid_, status, WNOHANG);
-    if (w == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    return w == 0;
-  }
+  bool Running(int* status) { return !child_.Exited(status) && child_.running(); }
 
   // SIGKILL, then reap. Returns the wait status.
-  int Kill() {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    return status;
-  }
+  int Kill() { return child_.Kill9(); }
 
   const std::string& partial() const { return partial_; }
 
  private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
+  testing::Child child_;
+  bool eof_ = false;
   std::string partial_;
 };
 

@@ -24,13 +24,15 @@
 
 #include "gtest/gtest.h"
 #include "http_test_util.h"
-#include "metrics/exposition_check.h"
+#include "kit/exposition.h"
 
 namespace kv::httptest {
 namespace {
 
 constexpr char kAdminToken[] = "adm-7f3c9e21b0d84a56a1c2e3f4-0123456789a";
 constexpr char kPaymentSecret[] = "pay-secret-4b2d8e6f1a3c5e7d9b0a";
+
+bool IsReceived(const Reply& r);
 
 class HttpApiTest : public ::testing::Test {
  protected:
@@ -150,6 +152,78 @@ class HttpApiTest : public ::testing::Test {
     return r.json();
   }
 
+  // The buyer flow's paid order: product "Game card 25" (250 cents) with 7 keys, an order
+  // of 2 by buyer@example.com with query password "open-sesame-1", paid by the signed
+  // notify "pay-<tag>-1" and delivered (asserted on the way).
+  struct Paid {
+    std::string pid;
+    Json order;
+    std::string oid, token;
+    std::vector<std::string> keys;
+  };
+  Paid BuyAndPay() {
+    Paid p;
+    p.pid = CreateProduct("Game card 25", 250);
+    ImportKeys(p.pid, NewKeys(7, "buy"));
+    p.order = CreateOrder(p.pid, 2, "buyer@example.com", "open-sesame-1");
+    p.oid = p.order["order_id"].str();
+    p.token = p.order["token"].str();
+    EXPECT_TRUE(IsReceived(Pay(p.order, "pay-" + tag_ + "-1")));
+    const Json got = GetOrder(p.oid, p.token);
+    EXPECT_EQ(got["status"].str(), "delivered");
+    p.keys = Keys(got);
+    EXPECT_EQ(p.keys.size(), 2u);
+    EXPECT_EQ(Stock(p.pid), 5);
+    return p;
+  }
+
+  // The merchant tests' shop: product "Admin card" (300 cents) with 10 keys, 5 pending
+  // orders of 1 (admin-buyer-<i>@example.com), orders[0] and orders[1] paid.
+  struct AdminScene {
+    std::string pid;
+    std::vector<std::string> keys;
+    std::vector<Json> orders;
+    std::set<std::string> all_ids;
+    std::string o0;  // orders[0]'s id
+  };
+  AdminScene MakeAdminScene() {
+    AdminScene s;
+    s.pid = CreateProduct("Admin card", 300);
+    s.keys = NewKeys(10, "adm");
+    ImportKeys(s.pid, s.keys);
+    for (int i = 0; i < 5; ++i) {
+      s.orders.push_back(
+          CreateOrder(s.pid, 1, "admin-buyer-" + std::to_string(i) + "@example.com"));
+    }
+    for (const Json& o : s.orders) s.all_ids.insert(o["order_id"].str());
+    EXPECT_TRUE(IsReceived(Pay(s.orders[0], "pay-adm-0-" + tag_)));
+    EXPECT_TRUE(IsReceived(Pay(s.orders[1], "pay-adm-1-" + tag_)));
+    s.o0 = s.orders[0]["order_id"].str();
+    return s;
+  }
+  // The merchant's actions on the scene: orders[2] cancelled and then paid (refund_due),
+  // orders[0] refunded.
+  void CancelPayRefund(const AdminScene& s) {
+    const std::string o2 = s.orders[2]["order_id"].str();
+    Reply r = api_->AdminPost("/api/v1/admin/orders/" + o2 + "/cancel", "");
+    EXPECT_EQ(r.status, 200) << r;
+    EXPECT_TRUE(IsReceived(Pay(s.orders[2], "pay-adm-2-" + tag_)));
+    r = api_->AdminPost("/api/v1/admin/orders/" + s.o0 + "/refund", "");
+    EXPECT_EQ(r.status, 200) << r;
+    EXPECT_EQ(r.json()["status"].str(), "refunded") << r;
+  }
+  // A second product "Backorder card" (on_payment, backorders allowed) whose one order is
+  // paid with no stock, then served by an import of one key. Its id.
+  std::string ServeABackorder() {
+    const std::string bo = CreateProduct("Backorder card", 700,
+                                         R"(,"stock_mode":"on_payment","allow_backorder":true)");
+    const Json o = CreateOrder(bo, 1, "patient@example.com");
+    EXPECT_TRUE(IsReceived(Pay(o, "pay-bo-" + tag_)));
+    EXPECT_EQ(ImportKeys(bo, NewKeys(1, "bo"))["backorders_served"].num(), 1);
+    EXPECT_EQ(GetOrder(o["order_id"].str(), o["token"].str())["status"].str(), "delivered");
+    return bo;
+  }
+
   static std::vector<std::string> Keys(const Json& order) {
     std::vector<std::string> out;
     for (const Json& k : order["keys"].items()) out.push_back(k.str());
@@ -187,7 +261,7 @@ int64_t ParseUtc(const std::string& s) {
 
 // --- the buyer flow -------------------------------------------------------------------------
 
-TEST_F(HttpApiTest, BuyerFlowImportOrderPayReadLookup) {
+TEST_F(HttpApiTest, BuyerFlowImportsTextAndCsvKeys) {
   const std::string pid = CreateProduct("Game card 25", 250);
 
   // Keys as text/plain (with an empty line, a repeated key and an overlong line reported
@@ -204,7 +278,7 @@ TEST_F(HttpApiTest, BuyerFlowImportOrderPayReadLookup) {
   EXPECT_EQ(j["imported"].num(), 4) << r;
   EXPECT_EQ(j["duplicates"].num(), 1) << r;
   bool empty_line3 = false, too_long_line5 = false;
-  for (const Json& rej : j["rejected"].items()) {
+  for (const Json& rej : j["rejected"].items(2)) {
     empty_line3 |= rej["line"].num() == 3 && rej["reason"].str() == "empty";
     too_long_line5 |= rej["line"].num() == 5 && rej["reason"].str() == "too_long";
   }
@@ -228,7 +302,7 @@ TEST_F(HttpApiTest, BuyerFlowImportOrderPayReadLookup) {
   j = r.json();
   ASSERT_TRUE(j["products"].is_array()) << r;
   bool listed = false;
-  for (const Json& p : j["products"].items()) {
+  for (const Json& p : j["products"].items(1)) {  // the test's one product
     if (p["id"].str() != pid) continue;
     listed = true;
     EXPECT_EQ(p["stock"].num(), 7) << r;
@@ -236,10 +310,15 @@ TEST_F(HttpApiTest, BuyerFlowImportOrderPayReadLookup) {
     EXPECT_EQ(p["currency"].str(), "EUR");
   }
   EXPECT_TRUE(listed) << r;
+}
+
+TEST_F(HttpApiTest, BuyerFlowOrderPayRead) {
+  const std::string pid = CreateProduct("Game card 25", 250);
+  ImportKeys(pid, NewKeys(7, "buy"));
 
   // Order: 201 with exactly SPEC §4's fields.
   const int64_t before = NowUnix();
-  r = OrderRaw(pid, 2, "buyer@example.com", "open-sesame-1");
+  Reply r = OrderRaw(pid, 2, "buyer@example.com", "open-sesame-1");
   ASSERT_EQ(r.status, 201) << r;
   const Json order = r.json();
   std::vector<std::string> fields = order.keys();
@@ -301,6 +380,19 @@ TEST_F(HttpApiTest, BuyerFlowImportOrderPayReadLookup) {
   EXPECT_EQ(Stock(pid), 5);
   EXPECT_EQ(Payments()["payments"].size(), payments_after_pay);
   EXPECT_EQ(Payments("refund_due")["payments"].size(), 0u);
+}
+
+// A second payment, a wrong amount or currency, an unknown order and a failed attempt:
+// acknowledged, recorded (flagged for refund) or ignored, never paying anything.
+TEST_F(HttpApiTest, PaymentsThatCannotPayAreFlaggedOrIgnored) {
+  const Paid paid = BuyAndPay();
+  const std::string& pid = paid.pid;
+  const Json& order = paid.order;
+  const std::string& oid = paid.oid;
+  const std::string& token = paid.token;
+  const std::vector<std::string>& keys = paid.keys;
+  Reply r;
+  Json got;
 
   // A second, different payment for the paid order: recorded for refund, no new keys.
   const std::string second = "pay-" + tag_ + "-2";
@@ -359,6 +451,14 @@ TEST_F(HttpApiTest, BuyerFlowImportOrderPayReadLookup) {
   EXPECT_TRUE(IsReceived(r)) << r;
   EXPECT_EQ(Payments()["payments"].size(), before_failed);
   EXPECT_EQ(GetOrder(oid2, order2["token"].str())["status"].str(), "pending_payment");
+}
+
+TEST_F(HttpApiTest, BadSignaturesChangeNothing) {
+  const Paid paid = BuyAndPay();
+  const std::string& pid = paid.pid;
+  const Json order2 = CreateOrder(pid, 1, "other@example.com");
+  const std::string oid2 = order2["order_id"].str();
+  Json got;
 
   // Forged, stale, future and missing signatures: 401 bad_signature, nothing changes.
   const int64_t stock2 = Stock(pid);
@@ -393,6 +493,16 @@ TEST_F(HttpApiTest, BuyerFlowImportOrderPayReadLookup) {
   EXPECT_EQ(got["keys"].size(), 0u);
   EXPECT_EQ(Stock(pid), stock2);
   EXPECT_EQ(Payments()["payments"].size(), payments_before);
+}
+
+TEST_F(HttpApiTest, WrongTokenAndLookupByContact) {
+  const Paid paid = BuyAndPay();
+  const std::string& oid = paid.oid;
+  const std::string& token = paid.token;
+  const std::vector<std::string>& keys = paid.keys;
+  CreateOrder(paid.pid, 1, "other@example.com");  // without a query password
+  Reply r;
+  Json j;
 
   // A wrong token answers exactly as an unknown order does.
   const Reply wrong_token = GetOrderRaw(oid, std::string(token.size(), '0'));
@@ -616,7 +726,9 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
   EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":1,\"contact\":\"a@b.c\"}"), 409,
                       "product_inactive"));
   r = api_->Get("/api/v1/products");
-  for (const Json& prod : r.json()["products"].items()) {
+  ASSERT_EQ(r.status, 200) << r;
+  // The test's only product is inactive: the buyers' list is empty.
+  for (const Json& prod : r.json()["products"].items(0)) {
     EXPECT_NE(prod["id"].str(), pid) << "an inactive product is not listed to buyers";
   }
   r = api_->AdminPatch("/api/v1/admin/products/" + pid, R"({"active":true})");
@@ -660,19 +772,11 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
 
 // --- the merchant -------------------------------------------------------------------------------
 
-TEST_F(HttpApiTest, AdminOrdersPagingActionsExportDeliveriesStatsKeys) {
-  const std::string pid = CreateProduct("Admin card", 300);
-  const std::vector<std::string> keys = NewKeys(10, "adm");
-  ImportKeys(pid, keys);
-
-  std::vector<Json> orders;
-  for (int i = 0; i < 5; ++i) {
-    orders.push_back(CreateOrder(pid, 1, "admin-buyer-" + std::to_string(i) + "@example.com"));
-  }
-  std::set<std::string> all_ids;
-  for (const Json& o : orders) all_ids.insert(o["order_id"].str());
-  ASSERT_TRUE(IsReceived(Pay(orders[0], "pay-adm-0-" + tag_)));
-  ASSERT_TRUE(IsReceived(Pay(orders[1], "pay-adm-1-" + tag_)));
+TEST_F(HttpApiTest, AdminOrdersPageAndFilterByStatus) {
+  const AdminScene scene = MakeAdminScene();
+  const std::string& pid = scene.pid;
+  const std::vector<Json>& orders = scene.orders;
+  const std::set<std::string>& all_ids = scene.all_ids;
 
   // Paging: limit 2 gives 3 pages, next_cursor null at the end, every order once.
   std::set<std::string> seen;
@@ -725,6 +829,12 @@ TEST_F(HttpApiTest, AdminOrdersPagingActionsExportDeliveriesStatsKeys) {
   EXPECT_TRUE(ids_with_status("refunded", 5).empty());
   EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/orders?status=bogus"), 400, "bad_request"));
   EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/orders?limit=0"), 400, "bad_request"));
+}
+
+TEST_F(HttpApiTest, AdminOrderViewCancelRefundRedeliver) {
+  const AdminScene scene = MakeAdminScene();
+  const std::string& pid = scene.pid;
+  const std::vector<Json>& orders = scene.orders;
 
   // One order, with its keys, contact and payment.
   const std::string o0 = orders[0]["order_id"].str();
@@ -768,6 +878,16 @@ TEST_F(HttpApiTest, AdminOrdersPagingActionsExportDeliveriesStatsKeys) {
       api_->AdminPost("/api/v1/admin/orders/" + orders[3]["order_id"].str() + "/redeliver", ""),
       409, "invalid_state"))
       << "nothing to redeliver for a pending order";
+}
+
+TEST_F(HttpApiTest, AdminOrdersExportAsCsvWithoutKeys) {
+  const AdminScene scene = MakeAdminScene();
+  const std::vector<std::string>& keys = scene.keys;
+  const std::vector<Json>& orders = scene.orders;
+  const std::set<std::string>& all_ids = scene.all_ids;
+  const std::string& o0 = scene.o0;
+  CancelPayRefund(scene);
+  Reply r;
 
   // Export: a CSV with a header line and one line per order, no keys.
   r = api_->AdminGet("/api/v1/admin/orders/export");
@@ -792,7 +912,10 @@ TEST_F(HttpApiTest, AdminOrdersPagingActionsExportDeliveriesStatsKeys) {
   EXPECT_EQ(exported, all_ids);
   EXPECT_NE(r.body.find(o0 + ",refunded,"), std::string::npos) << r.body;
   for (const std::string& k : keys) EXPECT_EQ(r.body.find(k), std::string::npos);
+}
 
+TEST_F(HttpApiTest, AdminDeliveriesBackorderWaitsAndImportServesIt) {
+  Reply r;
   // Deliveries: a backorder waits in the log, an import serves it, replay is harmless.
   const std::string bo = CreateProduct("Backorder card", 700,
                                        R"(,"stock_mode":"on_payment","allow_backorder":true)");
@@ -821,6 +944,15 @@ TEST_F(HttpApiTest, AdminOrdersPagingActionsExportDeliveriesStatsKeys) {
   r = api_->AdminPost("/api/v1/admin/deliveries/replay", "");
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.json()["replayed"].num(), 0) << r;
+}
+
+// The counts after the merchant's actions (CancelPayRefund) and a served backorder.
+TEST_F(HttpApiTest, AdminStatsAndMaskedKeysListing) {
+  const AdminScene scene = MakeAdminScene();
+  const std::string& pid = scene.pid;
+  CancelPayRefund(scene);
+  ServeABackorder();
+  Reply r;
 
   // Stats.
   r = api_->AdminGet("/api/v1/admin/stats");
@@ -853,6 +985,12 @@ TEST_F(HttpApiTest, AdminOrdersPagingActionsExportDeliveriesStatsKeys) {
     // No substring long enough to identify a key either (the unique middle part).
     EXPECT_EQ(r.body.find(k.substr(3, k.size() - 6)), std::string::npos);
   }
+}
+
+TEST_F(HttpApiTest, AdminKeyIsUniqueAcrossProducts) {
+  const AdminScene scene = MakeAdminScene();
+  const std::vector<std::string>& keys = scene.keys;
+  Reply r;
 
   // A key is unique across the whole shop: the same code cannot be stocked in another
   // product (SPEC §2.6).
@@ -865,6 +1003,11 @@ TEST_F(HttpApiTest, AdminOrdersPagingActionsExportDeliveriesStatsKeys) {
   EXPECT_EQ(r.json()["imported"].num(), 1) << r;
   EXPECT_EQ(r.json()["duplicates"].num(), 1) << r;
   EXPECT_EQ(Stock(dup_product), 1);
+}
+
+TEST_F(HttpApiTest, AdminRetiredBatchIsNeverSold) {
+  Reply r;
+  Json kl;
 
   // Retire a bad batch: its unsold keys are never sold afterwards.
   const std::string rp = CreateProduct("Retire card", 100);
@@ -918,25 +1061,25 @@ TEST_F(HttpApiTest, HealthReadinessAndMetrics) {
   r = api_->Get("/metrics");
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.header("Content-Type").rfind("text/plain", 0), 0u) << r.header("Content-Type");
-  const absl::Status valid = CheckExposition(r.body);
-  EXPECT_TRUE(valid.ok()) << valid << "\n" << r.body.substr(0, 4000);
+  const absl::StatusOr<testing::Exposition> metrics = testing::ParseExposition(r.body);
+  ASSERT_TRUE(metrics.ok()) << metrics.status() << "\n" << r.body.substr(0, 4000);
 
-  // keyvend_http_requests_total{route="POST /api/v1/orders",code="201"} >= 1
+  // keyvend_http_requests_total{route="POST /api/v1/orders",code="201",...} >= 1
+  const testing::MetricFamily* requests = metrics->Family("keyvend_http_requests_total");
+  ASSERT_NE(requests, nullptr) << r.body.substr(0, 20000);
   bool order_201 = false;
-  size_t start = 0;
-  while (start < r.body.size()) {
-    size_t nl = r.body.find('\n', start);
-    if (nl == std::string::npos) nl = r.body.size();
-    const std::string line = r.body.substr(start, nl - start);
-    start = nl + 1;
-    if (line.rfind("keyvend_http_requests_total{", 0) != 0) continue;
-    if (line.find("route=\"POST /api/v1/orders\"") == std::string::npos) continue;
-    if (line.find("code=\"201\"") == std::string::npos) continue;
-    order_201 = std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr) >= 1;
+  for (const testing::Sample& sample : requests->samples) {
+    const auto has = [&](const std::string& name, const std::string& value) {
+      return std::find(sample.labels.begin(), sample.labels.end(), std::pair(name, value)) !=
+             sample.labels.end();
+    };
+    if (has("route", "POST /api/v1/orders") && has("code", "201")) {
+      order_201 = sample.value >= 1;
+    }
   }
   EXPECT_TRUE(order_201) << r.body.substr(0, 20000);
-  EXPECT_NE(r.body.find("keyvend_stock_available{product=\"" + pid + "\"} 1"),
-            std::string::npos);
+  EXPECT_EQ(metrics->Value("keyvend_stock_available", {{"product", pid}}), 1.0)
+      << r.body.substr(0, 20000);
   for (const std::string& k : imported_) EXPECT_EQ(r.body.find(k), std::string::npos);
 }
 

@@ -234,9 +234,8 @@ TEST_F(HttpCrashTest, KillNineMidNotifiesLosesNoAcknowledgedPayment) {
 
     // The killed dir is consistent as it lies (counters = recount, no key twice, every paid
     // order delivered or with an unfinished delivery-log entry).
-    const CommandResult check = RunKeyvendCheck(server_.data_dir(), server_.key_file(),
-                                                server_.root());
-    EXPECT_EQ(check.exit_code, 0) << "after kill " << round << ":\n" << check.output;
+    const RunResult check = RunKeyvendCheck(server_.data_dir(), server_.key_file());
+    EXPECT_EQ(check.exit_code, 0) << "after kill " << round << ":\n" << check.out;
 
     ASSERT_NO_FATAL_FAILURE(StartServer());
     VerifyAll("after kill " + std::to_string(round));
@@ -274,11 +273,11 @@ TEST_F(HttpCrashTest, KillNineMidNotifiesLosesNoAcknowledgedPayment) {
 
   const int status = server_.Terminate();
   EXPECT_TRUE(ExitedZero(status))
-      << DescribeWait(status) << "\n" << ReadWholeFile(server_.stderr_path());
-  const CommandResult check =
-      RunKeyvendCheck(server_.data_dir(), server_.key_file(), server_.root());
-  EXPECT_EQ(check.exit_code, 0) << check.output;
-  const std::string printed = server_.AllOutput() + check.output;
+      << DescribeWait(status) << "\n" << ReadFile(server_.stderr_path());
+  const RunResult check =
+      RunKeyvendCheck(server_.data_dir(), server_.key_file());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+  const std::string printed = server_.AllOutput() + check.out;
   for (const std::string& k : imported_) {
     ASSERT_EQ(printed.find(k), std::string::npos) << "a card key in the server's output";
   }

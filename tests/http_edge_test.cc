@@ -34,7 +34,7 @@ constexpr milliseconds kBeforeBody(5000);
 
 // The server's peak resident memory (VmHWM), in KiB; -1 if unreadable.
 int64_t PeakRssKib(pid_t pid) {
-  std::istringstream in(ReadWholeFile("/proc/" + std::to_string(pid) + "/status"));
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/status"));
   for (std::string line; std::getline(in, line);) {
     if (line.rfind("VmHWM:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
   }

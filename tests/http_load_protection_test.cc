@@ -34,7 +34,7 @@
 
 #include "gtest/gtest.h"
 #include "http_test_util.h"
-#include "metrics/exposition_check.h"
+#include "kit/exposition.h"
 
 namespace kv::httptest {
 namespace {
@@ -783,7 +783,7 @@ TEST_F(LoadProtectionTest, SigtermUnderLoadCutsNoResponseAndLosesNothingAcknowle
   const double drain_ms = MsSince(t0);
   for (std::thread& th : pool) th.join();
   EXPECT_TRUE(ExitedZero(status)) << DescribeWait(status) << "; stderr:\n"
-                                  << ReadWholeFile(server_->stderr_path());
+                                  << ReadFile(server_->stderr_path());
 
   LoadResult all;
   for (const LoadResult& r : results) {
@@ -861,9 +861,9 @@ TEST_F(LoadProtectionTest, SecondSignalExitsAtOnceWhileTheDrainWaits) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << DescribeWait(status);
   EXPECT_TRUE(c.ReadToEof(kLiveness));
 
-  const CommandResult check =
-      RunKeyvendCheck(server_->data_dir(), server_->key_file(), server_->root());
-  EXPECT_EQ(check.exit_code, 0) << check.output;
+  const RunResult check =
+      RunKeyvendCheck(server_->data_dir(), server_->key_file());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
   // The shop starts again on the same data dir (TearDown then drains it with exit 0).
   ASSERT_NO_FATAL_FAILURE(Start({}));
   Api api(server_->port(), kAdminToken);

@@ -78,7 +78,7 @@ TEST(HttpObservabilityTest, AccessLogHasOneJsonLinePerRequestWithTheRouteAndNoSe
   const int status = server.Terminate();
   ASSERT_TRUE(ExitedZero(status)) << DescribeWait(status);
 
-  const std::string text = ReadWholeFile(log_path);
+  const std::string text = ReadFile(log_path);
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.back(), '\n');
   const std::vector<std::string> lines = Lines(text);
@@ -121,8 +121,8 @@ TEST(HttpObservabilityTest, AccessLogHasOneJsonLinePerRequestWithTheRouteAndNoSe
         std::string(kPaymentSecret), product + "/keys"}) {
     EXPECT_EQ(text.find(secret), std::string::npos) << "the access log holds " << secret;
   }
-  const CommandResult check = RunKeyvendCheck(server.data_dir(), server.key_file(), server.root());
-  EXPECT_EQ(check.exit_code, 0) << check.output;
+  const RunResult check = RunKeyvendCheck(server.data_dir(), server.key_file());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
 }
 
 TEST(HttpObservabilityTest, LogLevelFiltersTheProcessLog) {
@@ -135,7 +135,7 @@ TEST(HttpObservabilityTest, LogLevelFiltersTheProcessLog) {
     ASSERT_TRUE(server.Start({"--log-level=" + level}, &error)) << error;
     const int status = server.Terminate();
     ASSERT_TRUE(ExitedZero(status)) << DescribeWait(status);
-    const std::string err = ReadWholeFile(server.stderr_path());
+    const std::string err = ReadFile(server.stderr_path());
     EXPECT_NE(err.find(" warn keyvend: KEYVEND_ADMIN_TOKEN is not set"), std::string::npos) << err;
     const bool info_shown = err.find(" info keyvend: stopped") != std::string::npos;
     EXPECT_EQ(info_shown, level == "info") << err;

@@ -79,7 +79,7 @@ std::string ProcPath(pid_t pid, const char* entry) {
 // The soft "Max core file size" of /proc/PID/limits, as written there ("0", "unlimited",
 // bytes); "?" when it cannot be read.
 std::string CoreSoftLimit(pid_t pid) {
-  std::istringstream in(ReadWholeFile(ProcPath(pid, "limits")));
+  std::istringstream in(ReadFile(ProcPath(pid, "limits")));
   for (std::string line; std::getline(in, line);) {
     if (line.rfind("Max core file size", 0) != 0) continue;
     std::istringstream fields(line.substr(std::strlen("Max core file size")));
@@ -195,20 +195,20 @@ class BlockedOnStdout {
     while (::write(fds[1], chunk.data(), chunk.size()) > 0) {
     }
     ::fcntl(fds[1], F_SETFL, flags);
-    const int err_fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    pid_ = Spawn(args, ChildEnv(env), fds[1], err_fd);
+    ChildOptions options;
+    options.env = env;
+    options.out = Output::Fd(fds[1]);
+    options.err = Output::AppendTo(stderr_path);
+    std::string error;
+    EXPECT_TRUE(child_.Start(args, options, &error)) << error;
     ::close(fds[1]);
-    if (err_fd >= 0) ::close(err_fd);
   }
   ~BlockedOnStdout() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    child_.Kill9();
     if (read_fd_ >= 0) ::close(read_fd_);
   }
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
 
   // Waits until the command runs its own main: its main thread is blocked in write(2)
   // (ld.so and the launcher write nothing), or its /proc/PID/syscall is closed to us, which
@@ -216,7 +216,7 @@ class BlockedOnStdout {
   bool AwaitInMain() {
     return PollUntil(
         [&] {
-          const int fd = ::open(ProcPath(pid_, "syscall").c_str(), O_RDONLY | O_CLOEXEC);
+          const int fd = ::open(ProcPath(child_.pid(), "syscall").c_str(), O_RDONLY | O_CLOEXEC);
           if (fd < 0) return errno == EACCES || errno == EPERM;
           char buf[64] = {0};
           const ssize_t n = ::read(fd, buf, sizeof buf - 1);
@@ -234,15 +234,12 @@ class BlockedOnStdout {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
     }
-    int status = 0;
-    const bool exited = WaitPid(pid_, milliseconds(60000), &status);
-    if (!exited) return -1;
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const int status = child_.Wait(milliseconds(60000));
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
  private:
-  pid_t pid_ = -1;
+  Child child_;
   int read_fd_ = -1;
 };
 
@@ -287,7 +284,7 @@ TEST_F(SecretsTest, ServeRunsWithCoreLimitZeroNotDumpableAndItsSecretsOutOfItsEn
   ExpectHardened(server.pid(), "keyvend serve");
   if (RunningAsRoot()) {
     // Root may still read it (CAP_SYS_PTRACE): the secrets are no longer there.
-    const std::string environ_text = ReadWholeFile(ProcPath(server.pid(), "environ"));
+    const std::string environ_text = ReadFile(ProcPath(server.pid(), "environ"));
     EXPECT_NE(environ_text.find("PATH="), std::string::npos) << "environ not read";
     EXPECT_EQ(environ_text.find(kAdminToken), std::string::npos);
     EXPECT_EQ(environ_text.find(kPaymentSecret), std::string::npos);
@@ -371,10 +368,9 @@ TEST_F(SecretsTest, DataDirBackupDirAndEveryFileInThemArePrivate) {
 
   // keyvend-backup restores into a private tree too (its umask, not the caller's).
   const std::string restored = server.root() + "/restored";
-  CommandResult r = RunCommand({KEYVEND_BACKUP_BIN, "restore", "--backup-dir", backups, "--to",
-                                restored, "--master-key-file", server.key_file()},
-                               server.root());
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  RunResult r = RunCommand({KEYVEND_BACKUP_BIN, "restore", "--backup-dir", backups, "--to",
+                                restored, "--master-key-file", server.key_file()});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_GT(ExpectPrivateTree(restored), 3u);
 }
 
@@ -384,20 +380,21 @@ TEST_F(SecretsTest, AnAdminTokenShorterThan32CharactersStopsServeWithoutPrinting
   for (const std::string& token :
        {std::string("x"), std::string("short-admin-token-0123456789abc")}) {
     SCOPED_TRACE(token.size());
-    CommandResult r = RunCommand(
+    RunResult r = RunCommand(
         {KEYVEND_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.Sub("data"),
          "--master-key-file", t.Sub("master.key"), "--payment-sandbox"},
-        t.path(), milliseconds(20000),
-        {"KEYVEND_ADMIN_TOKEN=" + token, std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret});
-    EXPECT_EQ(r.exit_code, 2) << r.output;
-    EXPECT_NE(r.output.find("KEYVEND_ADMIN_TOKEN is too short: the admin token must be at "
+        {.env = {"KEYVEND_ADMIN_TOKEN=" + token,
+                 std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret},
+         .timeout = milliseconds(20000)});
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_NE(r.out.find("KEYVEND_ADMIN_TOKEN is too short: the admin token must be at "
                             "least 32 characters"),
               std::string::npos)
-        << r.output;
+        << r.out;
     if (token.size() > 1) {
-      EXPECT_EQ(r.output.find(token), std::string::npos) << r.output;
+      EXPECT_EQ(r.out.find(token), std::string::npos) << r.out;
     }
-    EXPECT_EQ(r.output.find(kPaymentSecret), std::string::npos) << r.output;
+    EXPECT_EQ(r.out.find(kPaymentSecret), std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(t.Sub("data"))) << "refused before anything was created";
   }
   // 32 characters are enough.
@@ -444,7 +441,7 @@ TEST_F(SecretsTest, OfflineCommandsRunWithCoreLimitZeroNotDumpableUnlessAllowed)
       } else {
         ExpectHardened(run.pid(), name);
       }
-      EXPECT_EQ(run.Finish(), 0) << name << ": " << ReadWholeFile(t.Sub("stderr"));
+      EXPECT_EQ(run.Finish(), 0) << name << ": " << ReadFile(t.Sub("stderr"));
     }
     // Started with umask 022, they left private files.
     ExpectPrivateTree(data);
@@ -457,13 +454,13 @@ TEST_F(SecretsTest, OfflineCommandsRunWithCoreLimitZeroNotDumpableUnlessAllowed)
        {std::vector<std::string>{KEYVEND_BIN, "check", "--data-dir", t.Sub("d")},
         std::vector<std::string>{PRELOAD_BIN, "--help"},
         std::vector<std::string>{KEYVEND_BACKUP_BIN, "list", "--backup-dir", t.Sub("b")}}) {
-    CommandResult r =
-        RunCommand(command, t.path(), milliseconds(60000), {"KEYVEND_ALLOW_CORE_DUMPS=maybe"});
-    EXPECT_EQ(r.exit_code, 2) << command[0] << ": " << r.output;
-    EXPECT_NE(r.output.find("invalid value \"maybe\" for KEYVEND_ALLOW_CORE_DUMPS: expected "
+    RunResult r =
+        RunCommand(command, {.env = {"KEYVEND_ALLOW_CORE_DUMPS=maybe"}});
+    EXPECT_EQ(r.exit_code, 2) << command[0] << ": " << r.out;
+    EXPECT_NE(r.out.find("invalid value \"maybe\" for KEYVEND_ALLOW_CORE_DUMPS: expected "
                             "one of true|false|1|0|yes|no"),
               std::string::npos)
-        << r.output;
+        << r.out;
   }
 }
 

@@ -11,6 +11,7 @@
 //
 // KEYVEND_PRELOAD_CRASH_SEED=<n> reproduces a kill schedule (up to timing).
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -23,7 +24,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "base/testing.h"
+#include "kit/files.h"
 #include "gtest/gtest.h"
 #include "preload_test_util.h"
 #include "test_util.h"
@@ -107,7 +108,7 @@ class PreloadCrashTest : public ::testing::Test {
 
   // Reruns the binary to completion: every new key exactly once, nothing else.
   void RerunIsExact(const std::string& run, bool batch_was_in, const std::string& what) {
-    auto r = RunProc(PreloadCmd(run), tmp_.Sub(run + "/rerun"));
+    auto r = RunProc(PreloadCmd(run));
     ASSERT_EQ(r.exit_code, 0) << what << ": " << r.err;
     // The rerun loads exactly what the kill left out.
     const std::string loaded = absl::StrCat("loaded ", batch_was_in ? 0 : new_keys_, " keys into");
@@ -141,8 +142,7 @@ TEST_F(PreloadCrashTest, StopPointsLeaveNoneOrAll) {
     const std::string what = absl::StrCat(stops[i].point, " +", stops[i].delay_us, "us");
     Fresh(run);
     auto r = RunProc({PRELOAD_CRASH_CHILD, Data(run), Key(run), "1", input(), stops[i].point,
-                      std::to_string(stops[i].delay_us)},
-                     tmp_.Sub(run + "/child"));
+                      std::to_string(stops[i].delay_us)});
     ASSERT_TRUE(r.signal == SIGKILL || r.exit_code == 0) << what << ": " << r.err;
     const bool batch_in = NoneOrAll(run, what);
     if (stops[i].point == "ssts") {
@@ -168,7 +168,7 @@ TEST_F(PreloadCrashTest, RandomKillsThenRerun) {
   // How long an uninterrupted run takes here, so kills spread over all of it.
   Fresh("full");
   const auto t0 = std::chrono::steady_clock::now();
-  auto full = RunProc(PreloadCmd("full"), tmp_.Sub("full/run"));
+  auto full = RunProc(PreloadCmd("full"));
   const auto full_us =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
           .count();
@@ -183,15 +183,23 @@ TEST_F(PreloadCrashTest, RandomKillsThenRerun) {
         static_cast<int64_t>(rng() % static_cast<uint64_t>(full_us * 11 / 10 + 1));
     const std::string what =
         absl::StrCat("kill ", k, " at ", delay_us / 1000, " ms of ~", full_us / 1000);
-    preloadtest::Proc p =
-        preloadtest::Spawn(PreloadCmd(run), tmp_.Sub(run + "/out"), tmp_.Sub(run + "/err"));
-    ASSERT_GT(p.pid, 0);
+    testing::Child p;
+    std::string error;
+    ASSERT_TRUE(p.Start(PreloadCmd(run),
+                        {.env = {},
+                         .out = testing::Output::File(tmp_.Sub(run + "/out")),
+                         .err = testing::Output::File(tmp_.Sub(run + "/err"))},
+                        &error))
+        << error;
     std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
-    ::kill(p.pid, SIGKILL);
-    auto r = preloadtest::Wait(p);
-    ASSERT_TRUE(r.signal == SIGKILL || r.exit_code == 0) << what << ": " << r.err;
+    const int status = p.Kill9();  // a child that finished first is reaped with its status
+    const bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    const bool exited_zero = testing::ExitedZero(status);
+    ASSERT_TRUE(killed || exited_zero)
+        << what << ": " << testing::DescribeWait(status) << ": "
+        << testing::ReadFile(tmp_.Sub(run + "/err"));
     const bool batch_in = NoneOrAll(run, what);
-    if (r.exit_code == 0) {
+    if (exited_zero) {
       EXPECT_TRUE(batch_in) << what;  // it finished before the kill
     }
     (batch_in ? in : out)++;

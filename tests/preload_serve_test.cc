@@ -48,15 +48,15 @@ TEST(PreloadServeTest, PreloadedKeysAreSoldOnceEachByTheRestartedShop) {
                                             "--master-key-file", server.key_file(),
                                             "--product",  product,      file};
   // A running shop locks its data dir: refused, nothing changed, the endpoint named.
-  CommandResult busy = RunCommand(preload, server.root());
-  EXPECT_EQ(busy.exit_code, 1) << busy.output;
-  EXPECT_NE(busy.output.find("/api/v1/admin/products/"), std::string::npos) << busy.output;
+  RunResult busy = RunCommand(preload);
+  EXPECT_EQ(busy.exit_code, 1) << busy.out;
+  EXPECT_NE(busy.out.find("/api/v1/admin/products/"), std::string::npos) << busy.out;
 
   ASSERT_TRUE(ExitedZero(server.Terminate()));
-  CommandResult loaded = RunCommand(preload, server.root());
-  ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
+  RunResult loaded = RunCommand(preload);
+  ASSERT_EQ(loaded.exit_code, 0) << loaded.out;
   for (const std::string& k : keys) {
-    EXPECT_EQ(loaded.output.find(k), std::string::npos) << "a key in the preload's output";
+    EXPECT_EQ(loaded.out.find(k), std::string::npos) << "a key in the preload's output";
   }
 
   ASSERT_TRUE(server.Start({}, &error)) << error;
@@ -87,8 +87,8 @@ TEST(PreloadServeTest, PreloadedKeysAreSoldOnceEachByTheRestartedShop) {
                                               ",\"quantity\":1,\"contact\":\"late@example.test\"}");
   EXPECT_TRUE(IsError(over, 409, "out_of_stock")) << over;
   ASSERT_TRUE(ExitedZero(server.Terminate()));
-  const CommandResult check = RunKeyvendCheck(server.data_dir(), server.key_file(), server.root());
-  EXPECT_EQ(check.exit_code, 0) << check.output;
+  const RunResult check = RunKeyvendCheck(server.data_dir(), server.key_file());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
 }
 
 }  // namespace

@@ -1,22 +1,18 @@
-// Helpers for the black-box keyvend-preload tests: child processes with their output in
-// files, a stopped shop to preload into, and the decrypted content of a product's pool
+// Helpers for the black-box keyvend-preload tests: the tools run through the test kit
+// (kit/process.h), a stopped shop to preload into, and the decrypted content of a product's pool
 // (the ground truth for "no key lost, none stored twice").
 #pragma once
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
+#include <chrono>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "base/testing.h"
+#include "kit/files.h"
+#include "kit/process.h"
 #include "gtest/gtest.h"
 #include "shop/shop.h"
 #include "storage/data_dir.h"
@@ -24,53 +20,12 @@
 
 namespace kv::preloadtest {
 
-struct Proc {
-  pid_t pid = -1;
-  std::string out_path, err_path;
-};
-
-struct ProcResult {
-  int exit_code = -1;  // when it exited
-  int signal = 0;      // when a signal ended it
-  std::string out, err;
-};
-
-// Starts `args` (args[0] is the binary's path) with stdout and stderr into files.
-inline Proc Spawn(const std::vector<std::string>& args, const std::string& out_path,
-                  const std::string& err_path) {
-  Proc p{-1, out_path, err_path};
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  for (std::string& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (out < 0 || err < 0) return p;
-  p.pid = ::fork();
-  if (p.pid == 0) {
-    if (::dup2(out, STDOUT_FILENO) < 0 || ::dup2(err, STDERR_FILENO) < 0) _exit(126);
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
-  ::close(out);
-  ::close(err);
-  return p;
-}
-
-inline ProcResult Wait(const Proc& p) {
-  ProcResult r;
-  int status = 0;
-  while (::waitpid(p.pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  r.out = kv::testing::ReadFile(p.out_path);
-  r.err = kv::testing::ReadFile(p.err_path);
-  return r;
-}
-
-inline ProcResult RunProc(const std::vector<std::string>& args, const std::string& scratch) {
-  return Wait(Spawn(args, scratch + ".out", scratch + ".err"));
+// Runs `args` (args[0] the binary's path) to completion with the kit's explicit
+// environment (nothing of the developer's KEYVEND_* reaches the tool), at most `timeout`;
+// stdout in .out and stderr in .err.
+inline testing::RunResult RunProc(const std::vector<std::string>& args,
+                                  std::chrono::milliseconds timeout = std::chrono::minutes(5)) {
+  return testing::RunCommand(args, {.env = {}, .timeout = timeout, .merge_stderr = false});
 }
 
 // Creates a shop in `data_dir` (key file `key_file`) with product 1 and `old_keys` keys

@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "base/testing.h"
+#include "kit/files.h"
 #include "gtest/gtest.h"
 #include "preload_test_util.h"
 #include "shop/shop.h"
@@ -130,15 +130,14 @@ TEST_F(PreloadToolTest, MillionLinesExactReportAndCheckPasses) {
       "keyvend-preload: loaded 989000 keys into product 1 (batch 2); rejected 1000 lines; "
       "duplicates 10000 (in input 9000, already stored 1000)");
 
-  auto r = RunProc(Cmd({txt, csv}), tmp_.Sub("preload"));
+  auto r = RunProc(Cmd({txt, csv}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");  // stderr is a file, not a terminal: no progress bar
   const std::vector<std::string> got = SplitLines(r.out);
   ASSERT_EQ(got.size(), want_report.size());
   for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want_report[i]) << "report line " << i;
 
-  auto check = RunProc({KEYVEND_BIN, "check", "--data-dir", data(), "--master-key-file", key()},
-                       tmp_.Sub("check"));
+  auto check = RunProc({KEYVEND_BIN, "check", "--data-dir", data(), "--master-key-file", key()});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   EXPECT_NE(check.out.find("keyvend check: OK"), std::string::npos) << check.out;
 
@@ -163,19 +162,19 @@ TEST_F(PreloadToolTest, RunningShopAndUsageErrorsHaveTheirExitCodes) {
     o.start_workers = false;
     auto running = Shop::Open(o);  // holds the data dir's lock, as `keyvend serve` would
     ASSERT_TRUE(running.ok());
-    auto r = RunProc(Cmd({f}), tmp_.Sub("locked"));
+    auto r = RunProc(Cmd({f}));
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("the shop is running"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("POST /api/v1/admin/products/1/keys"), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "");
   }
-  auto usage = RunProc({PRELOAD_BIN, "--product", "1", f}, tmp_.Sub("usage"));
+  auto usage = RunProc({PRELOAD_BIN, "--product", "1", f});
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_NE(usage.err.find("--data-dir is required"), std::string::npos) << usage.err;
-  auto help = RunProc({PRELOAD_BIN, "--help"}, tmp_.Sub("help"));
+  auto help = RunProc({PRELOAD_BIN, "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("exit codes:"), std::string::npos);
-  auto ok = RunProc(Cmd({f}), tmp_.Sub("ok"));
+  auto ok = RunProc(Cmd({f}));
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_EQ(ReadPool(data(), key(), 1).entries, 2u);
 }

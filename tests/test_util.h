@@ -1,6 +1,6 @@
 // Shared helpers for keyvend's concurrency and crash tests: hermetic temp dirs, a shop
 // laid out as <tmp>/data + <tmp>/master.key (the key OUTSIDE the data dir), the offline
-// invariant check, polling with a deadline, and readable descriptions of domain results.
+// invariant check, PollUntil (kit/poll.h), and readable descriptions of domain results.
 #pragma once
 
 #include <stdlib.h>
@@ -19,7 +19,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "base/testing.h"
+#include "kit/files.h"
+#include "kit/poll.h"
 #include "shop/check.h"
 #include "shop/records.h"
 #include "shop/refusal.h"
@@ -91,19 +92,6 @@ std::string Describe(const Result<T>& r) {
 }
 
 inline std::string Describe(OrderStatus s) { return std::string(OrderStatusName(s)); }
-
-// Polls `cond` until it holds or `timeout` passes; returns its last value. For conditions
-// that a background thread makes true (never sleep a fixed time instead).
-template <typename F>
-bool PollUntil(F&& cond, std::chrono::milliseconds timeout,
-               std::chrono::milliseconds step = std::chrono::milliseconds(2)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    if (cond()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return cond();
-    std::this_thread::sleep_for(step);
-  }
-}
 
 // Runs fn(i) for every i in [0, n) on `threads` threads that start together (a latch), each
 // taking the next index from a shared counter. fn must be thread-safe.

@@ -11,7 +11,7 @@
 #include <map>
 
 #include "gtest/gtest.h"
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 #include "simdjson.h"
 
 namespace kv {

@@ -3,9 +3,11 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "base/random.h"
-#include "base/testing.h"
+#include "kit/files.h"
+#include "kit/process.h"
 #include "gtest/gtest.h"
 #include "shop/shop.h"
 #include "storage/counter_merge.h"
@@ -20,15 +22,12 @@ struct CliRun {
   std::string out;
 };
 
-CliRun Check(const std::string& args) {
-  const std::string cmd = std::string(KEYVEND_BIN) + " check " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+// `keyvend check ARGS` through the test kit: its own environment (nothing of ours named
+// KEYVEND_*), stdout and stderr together.
+CliRun Check(std::vector<std::string> args) {
+  args.insert(args.begin(), {KEYVEND_BIN, "check"});
+  const testing::RunResult r = testing::RunCommand(args);
+  return {r.exit_code, r.out};
 }
 
 class CheckCli : public ::testing::Test {
@@ -51,7 +50,9 @@ class CheckCli : public ::testing::Test {
     ASSERT_TRUE((*shop)->ApplyPayment({order->order_id, "pay-1", 200, "EUR"}).ok());
     (*shop)->CreateOrder({pid, 1, "c@d.e", ""});  // an open hold
   }
-  std::string Args() const { return "--data-dir " + data_ + " --master-key-file " + key_; }
+  std::vector<std::string> Args() const {
+    return {"--data-dir", data_, "--master-key-file", key_};
+  }
 
   testing::TempDir tmp_;
   std::string data_ = tmp_.Sub("data");
@@ -94,12 +95,12 @@ TEST_F(CheckCli, CannotRunExitsTwo) {
   }
   const std::string other = tmp_.Sub("other.key");
   ASSERT_TRUE(CreateMasterKeyFile(other, SecureRandom::Get()).ok());
-  CliRun wrong = Check("--data-dir " + data_ + " --master-key-file " + other);
+  CliRun wrong = Check({"--data-dir", data_, "--master-key-file", other});
   EXPECT_EQ(wrong.code, 2) << wrong.out;
   EXPECT_NE(wrong.out.find("wrong master key"), std::string::npos) << wrong.out;
-  CliRun missing = Check("--data-dir " + tmp_.Sub("nothing") + " --master-key-file " + key_);
+  CliRun missing = Check({"--data-dir", tmp_.Sub("nothing"), "--master-key-file", key_});
   EXPECT_EQ(missing.code, 2) << missing.out;
-  CliRun usage = Check("--bogus");
+  CliRun usage = Check({"--bogus"});
   EXPECT_EQ(usage.code, 2);
   // The offline tools' shared parser (base/cli_flags.h) and its message.
   EXPECT_NE(usage.out.find("keyvend check: unknown option '--bogus'"), std::string::npos)
@@ -108,7 +109,7 @@ TEST_F(CheckCli, CannotRunExitsTwo) {
   EXPECT_EQ(help.code, 0) << help.out;
   EXPECT_NE(help.out.find("usage: keyvend"), std::string::npos) << help.out;
   // The default key file is DIR.master-key beside the data dir.
-  CliRun dflt = Check("--data-dir " + data_);
+  CliRun dflt = Check({"--data-dir", data_});
   EXPECT_EQ(dflt.code, 2) << dflt.out;  // no such file: refuses, creates nothing
   FILE* f = fopen((data_ + ".master-key").c_str(), "r");
   EXPECT_EQ(f, nullptr);

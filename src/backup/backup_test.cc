@@ -14,7 +14,7 @@
 #include "backup/dir_lock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/utilities/backup_engine.h"
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 
 namespace kv::backup {
 namespace {

@@ -3,7 +3,7 @@
 #include <optional>
 #include <thread>
 
-#include "base/testing.h"
+#include "kit/files.h"
 #include "gtest/gtest.h"
 
 namespace kv::backup {

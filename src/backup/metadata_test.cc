@@ -3,7 +3,7 @@
 #include "absl/strings/str_replace.h"
 #include "base/time_format.h"
 #include "gtest/gtest.h"
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 
 namespace kv::backup {
 namespace {

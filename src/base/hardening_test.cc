@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "base/testing.h"
+#include "kit/files.h"
 #include "gtest/gtest.h"
 
 namespace kv {

@@ -12,7 +12,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "base/testing.h"
+#include "kit/files.h"
 #include "base/time_format.h"
 #include "gtest/gtest.h"
 

@@ -11,7 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "base/testing.h"
+#include "kit/files.h"
 #include "gtest/gtest.h"
 #include "storage/data_dir.h"
 

@@ -12,10 +12,12 @@
 #include <thread>
 #include <vector>
 
-#include "metrics/exposition_check.h"
+#include "kit/exposition.h"
 
 namespace kv {
 namespace {
+
+using testing::CheckExposition;
 
 std::string Fmt(double v) {
   std::string s;

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 
 namespace kv::preload {
 namespace {

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "base/testing.h"
+#include "kit/files.h"
 #include "gtest/gtest.h"
 
 namespace kv::preload {

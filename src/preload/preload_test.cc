@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/iterator.h"
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 #include "storage/schema.h"
 
 namespace kv::preload {

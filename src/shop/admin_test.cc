@@ -1,5 +1,5 @@
 // Idempotent order creation and the merchant's views.
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 
 namespace kv {
 namespace {

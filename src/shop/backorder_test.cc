@@ -1,5 +1,5 @@
 // Backorders: per-product FIFO queues served by imports before any key becomes stock.
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 
 namespace kv {
 namespace {

@@ -1,7 +1,7 @@
 // keyvend check: passes on a healthy shop and names each planted violation.
 #include "shop/check.h"
 
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 #include "storage/counter_merge.h"
 
 namespace kv {

@@ -1,5 +1,5 @@
 // Holds: expiry on a monotonic timer over the stored expires_at, with a grace period.
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 
 namespace kv {
 namespace {

@@ -4,7 +4,7 @@
 #include "base/coding.h"
 #include "rocksdb/write_batch.h"
 #include "shop/secrets.h"
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 #include "storage/schema.h"
 
 namespace kv {

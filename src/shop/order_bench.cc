@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/random.h"
-#include "base/testing.h"
+#include "kit/files.h"
 #include "benchmark/benchmark.h"
 #include "shop/shop.h"
 #include "storage/counter_merge.h"

@@ -5,7 +5,7 @@
 #include "backup/dir_lock.h"
 #include "base/time_format.h"
 #include "gtest/gtest.h"
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 
 namespace kv {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "base/coding.h"
 #include "limits/limits.h"
-#include "shop/shop_testing.h"
+#include "kit/shop_fixture.h"
 
 namespace kv {
 namespace {

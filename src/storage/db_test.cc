@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "base/random.h"
-#include "base/testing.h"
+#include "kit/files.h"
 #include "gtest/gtest.h"
 #include "storage/data_dir.h"
 #include "storage/master_key.h"

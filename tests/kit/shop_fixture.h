@@ -1,4 +1,4 @@
-// Test fixture for the shop's unit tests: a Shop on a temp dir with a FakeClock and no
+// The shop fixture of the unit tests: a Shop on a temp dir with a FakeClock and no
 // background threads, plus helpers that assert as they go. Test-only.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "base/testing.h"
+#include "kit/files.h"
 #include "gtest/gtest.h"
 #include "shop/check.h"
 #include "shop/shop.h"

@@ -1,24 +1,4 @@
-// CheckExposition: a strict validator of the Prometheus text exposition format 0.0.4, for
-// tests (metrics_test, and the HTTP black-box tests on a live `GET /metrics`).
-// Header-only; needs absl::status.
-//
-// It checks, line by line:
-//  - the text is empty or ends with "\n"; blank lines and plain `#` comments are ignored;
-//  - `# HELP name text` and `# TYPE name type` (counter|gauge|histogram|summary|untyped)
-//    appear at most once per family, both before the family's first sample; a family's
-//    lines are contiguous (a family never reappears after another one started);
-//  - every sample line is `name[{label="value",...}] value [timestamp]` with a valid metric
-//    name belonging to the current family (histograms: name_bucket/_sum/_count; summaries:
-//    name, name_sum, name_count), valid and distinct label names, label values escaped
-//    only with \\ \" \n, HELP text escaped only with \\ \n, a value Go's ParseFloat takes
-//    (incl. +Inf, -Inf, NaN), an optional integer timestamp;
-//  - no series (name + label set) appears twice; counters are not negative;
-//  - every histogram series has _bucket lines with an `le` label, `le` strictly increasing,
-//    cumulative counts non-decreasing, an le="+Inf" bucket, and _sum and _count, with
-//    _count == the +Inf bucket.
-// Stricter than Prometheus itself in requiring HELP and TYPE for every family (keyvend's
-// registry always writes both).
-#pragma once
+#include "kit/exposition.h"
 
 #include <algorithm>
 #include <charconv>
@@ -26,27 +6,23 @@
 #include <cstdint>
 #include <map>
 #include <set>
-#include <string>
-#include <string_view>
 #include <system_error>
-#include <utility>
-#include <vector>
 
-#include "absl/status/status.h"
+#include "gtest/gtest.h"
 
-namespace kv {
-namespace exposition_internal {
+namespace kv::testing {
+namespace {
 
-inline bool IsNameStart(char c, bool colon_ok) {
+bool IsNameStart(char c, bool colon_ok) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon_ok && c == ':');
 }
-inline bool IsNameChar(char c, bool colon_ok) {
+bool IsNameChar(char c, bool colon_ok) {
   return IsNameStart(c, colon_ok) || (c >= '0' && c <= '9');
 }
-inline bool IsBlank(char c) { return c == ' ' || c == '\t'; }
+bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
 // Reads a metric (colon_ok) or label name at *pos.
-inline bool ReadName(std::string_view line, size_t* pos, bool colon_ok, std::string* name) {
+bool ReadName(std::string_view line, size_t* pos, bool colon_ok, std::string* name) {
   size_t p = *pos;
   if (p >= line.size() || !IsNameStart(line[p], colon_ok)) return false;
   while (p < line.size() && IsNameChar(line[p], colon_ok)) ++p;
@@ -55,14 +31,8 @@ inline bool ReadName(std::string_view line, size_t* pos, bool colon_ok, std::str
   return true;
 }
 
-inline bool IsValidName(std::string_view s, bool colon_ok) {
-  size_t pos = 0;
-  std::string name;
-  return ReadName(s, &pos, colon_ok, &name) && pos == s.size();
-}
-
 // A float as Go's strconv.ParseFloat reads it in the text format.
-inline bool ParseValue(std::string_view s, double* v) {
+bool ParseValue(std::string_view s, double* v) {
   if (s == "+Inf" || s == "Inf") {
     *v = HUGE_VAL;
     return true;
@@ -99,7 +69,7 @@ inline bool ParseValue(std::string_view s, double* v) {
   return true;
 }
 
-inline bool ParseTimestamp(std::string_view s) {
+bool ParseTimestamp(std::string_view s) {
   if (!s.empty() && s[0] == '-') s.remove_prefix(1);
   if (s.empty()) return false;
   int64_t t = 0;
@@ -108,7 +78,7 @@ inline bool ParseTimestamp(std::string_view s) {
 }
 
 // Reads `{name="value",...}` at *pos (which is at '{'); values unescaped into *labels.
-inline bool ReadLabels(std::string_view line, size_t* pos,
+bool ReadLabels(std::string_view line, size_t* pos,
                        std::vector<std::pair<std::string, std::string>>* labels,
                        std::string* err) {
   size_t p = *pos + 1;
@@ -191,7 +161,7 @@ inline bool ReadLabels(std::string_view line, size_t* pos,
 }
 
 // A canonical key for a label set (sorted by label name).
-inline std::string LabelKey(std::vector<std::pair<std::string, std::string>> labels) {
+std::string LabelKey(std::vector<std::pair<std::string, std::string>> labels) {
   std::sort(labels.begin(), labels.end());
   std::string key;
   for (const auto& [n, v] : labels) {
@@ -225,13 +195,13 @@ struct FamilyState {
   std::map<std::string, HistogramSeries> histograms;  // by label key without "le"
 };
 
-inline std::string Where(int line_no, std::string_view line) {
+std::string Where(int line_no, std::string_view line) {
   std::string shown(line.substr(0, 200));
   if (line.size() > 200) shown += "...";
   return "line " + std::to_string(line_no) + " `" + shown + "`: ";
 }
 
-inline absl::Status CloseFamily(const FamilyState& f) {
+absl::Status CloseFamily(const FamilyState& f) {
   if (f.type != "histogram") return absl::OkStatus();
   for (const auto& [key, h] : f.histograms) {
     const std::string series = f.name + "{" + key + "}";
@@ -256,10 +226,10 @@ inline absl::Status CloseFamily(const FamilyState& f) {
   return absl::OkStatus();
 }
 
-}  // namespace exposition_internal
+}  // namespace
 
-inline absl::Status CheckExposition(std::string_view text) {
-  using namespace exposition_internal;  // NOLINT
+absl::StatusOr<Exposition> ParseExposition(std::string_view text) {
+  Exposition parsed;
   if (!text.empty() && text.back() != '\n') {
     return absl::InvalidArgumentError("the exposition does not end with a newline");
   }
@@ -285,6 +255,7 @@ inline absl::Status CheckExposition(std::string_view text) {
     cur.name = name;
     cur.first_line = n;
     have_cur = true;
+    parsed.families.push_back(MetricFamily{name, "", {}});
     return absl::OkStatus();
   };
 
@@ -345,6 +316,7 @@ inline absl::Status CheckExposition(std::string_view text) {
         }
         cur.type = std::string(type);
         cur.type_seen = true;
+        parsed.families.back().type = cur.type;
       }
       continue;
     }
@@ -414,6 +386,7 @@ inline absl::Status CheckExposition(std::string_view text) {
                                         (cur.help_seen ? "# TYPE" : "# HELP"));
     }
     cur.has_samples = true;
+    parsed.families.back().samples.push_back(Sample{name, labels, value});
 
     if (!series_seen.insert(name + "{" + LabelKey(labels) + "}").second) {
       return absl::InvalidArgumentError(where + "duplicate series");
@@ -479,8 +452,55 @@ inline absl::Status CheckExposition(std::string_view text) {
       }
     }
   }
-  if (have_cur) return CloseFamily(cur);
-  return absl::OkStatus();
+  if (have_cur) {
+    absl::Status s = CloseFamily(cur);
+    if (!s.ok()) return s;
+  }
+  return parsed;
 }
 
-}  // namespace kv
+absl::Status CheckExposition(std::string_view text) { return ParseExposition(text).status(); }
+
+const MetricFamily* Exposition::Family(std::string_view name) const {
+  for (const MetricFamily& f : families) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+const MetricFamily* Exposition::FamilyOf(std::string_view name) const {
+  if (const MetricFamily* f = Family(name)) return f;
+  for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
+    if (name.size() <= suffix.size() || !name.ends_with(suffix)) continue;
+    const MetricFamily* f = Family(name.substr(0, name.size() - suffix.size()));
+    if (f != nullptr && (f->type == "histogram" || f->type == "summary")) return f;
+  }
+  return nullptr;
+}
+
+std::optional<double> Exposition::Value(std::string_view name, const Labels& labels) const {
+  Labels want = labels;
+  std::sort(want.begin(), want.end());
+  for (const MetricFamily& f : families) {
+    for (const Sample& s : f.samples) {
+      if (s.name != name) continue;
+      Labels got = s.labels;
+      std::sort(got.begin(), got.end());
+      if (got == want) return s.value;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<double> MetricValue(std::string_view exposition, std::string_view name,
+                                  const Labels& labels) {
+  const absl::StatusOr<Exposition> parsed = ParseExposition(exposition);
+  if (!parsed.ok()) {
+    ADD_FAILURE() << "not a valid exposition: " << parsed.status() << "\n"
+                  << exposition.substr(0, 2000);
+    return std::nullopt;
+  }
+  return parsed->Value(name, labels);
+}
+
+}  // namespace kv::testing
