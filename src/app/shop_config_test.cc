@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "base/testing.h"
+#include "kit/files.h"
 #include "config/config.h"
 #include "gtest/gtest.h"
 #include "shop/shop.h"
