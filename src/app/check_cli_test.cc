@@ -105,7 +105,7 @@ TEST_F(CheckCli, CannotRunExitsTwo) {
   // The offline tools' shared parser (base/cli_flags.h) and its message.
   EXPECT_NE(usage.out.find("keyvend check: unknown option '--bogus'"), std::string::npos)
       << usage.out;
-  CliRun help = Check("--help");
+  CliRun help = Check({"--help"});
   EXPECT_EQ(help.code, 0) << help.out;
   EXPECT_NE(help.out.find("usage: keyvend"), std::string::npos) << help.out;
   // The default key file is DIR.master-key beside the data dir.
