@@ -46,7 +46,7 @@ started=$(date +%s)
 cmake --build "$build" -j2 --target keyvend keyvend-backup flood_bench > /dev/null
 bin=$build/src/keyvend
 tool=$build/src/keyvend-backup
-bench=$build/src/flood_bench
+bench=$build/bench/flood_bench
 
 tmp=$(mktemp -d)
 server_pid=""

@@ -39,7 +39,7 @@ if ! [[ "$rounds" =~ ^[1-9]$ ]]; then
 fi
 cmake --build "$build" -j2 --target keyvend flood_bench > /dev/null
 bin=$build/src/keyvend
-bench=$build/src/flood_bench
+bench=$build/bench/flood_bench
 
 tmp=$(mktemp -d)
 cleanup() {  # kills the servers this script started and has not stopped yet, by pid

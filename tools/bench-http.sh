@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Order creation on one hot product over HTTP (keyvend serve, synced, real domain) beside a
-# do-nothing cpp-httplib handler with the same server settings (http_baseline), measured in
-# the same run with wrk at 64 and 256 connections on loopback. Prints rate, p50, p99 and the
-# ratio.   tools/bench-http.sh [build-dir] [seconds-per-run]
+# Order creation on one hot product over HTTP (keyvend serve, synced, real domain) beside
+# bench/http_baseline — cpp-httplib's own server (its accept loop, a thread per connection)
+# with a do-nothing handler, NOT keyvend's connection layer — measured in the same run with
+# wrk at 64 and 256 connections on loopback. Prints rate, p50, p99 and the ratio.
+#   tools/bench-http.sh [build-dir] [seconds-per-run]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -37,7 +38,7 @@ export KEYVEND_ADMIN_TOKEN=bench-admin-0123456789abcdef0123456789 KEYVEND_PAYMEN
 "$build/src/keyvend" serve "${common[@]}" --data-dir "$tmp/data" --payment-sandbox \
   --hold-seconds 3600 > "$tmp/shop.log" 2>&1 &
 shop=$(wait_url "$tmp/shop.log")
-"$build/src/http_baseline" "${common[@]}" > "$tmp/base.log" 2>&1 &
+"$build/bench/http_baseline" "${common[@]}" > "$tmp/base.log" 2>&1 &
 base=$(wait_url "$tmp/base.log")
 
 curl -sf -X POST "$shop/api/v1/admin/products" -H "Authorization: Bearer $KEYVEND_ADMIN_TOKEN" \
