@@ -5,7 +5,8 @@
 #
 #   tools/bench-backup.sh [build-dir] [keys (default 3000000)]
 #
-# 1. `keyvend serve` (limits off, as in bench-flood's throughput part) with a backup_dir; one
+# 1. `keyvend serve` (limits off: data/bench.conf, as in bench-flood's throughput part) with
+#    a backup_dir; one
 #    reserve-mode product; KEYS card keys imported through the admin endpoint in batches of
 #    500,000; then it waits (<= 60 s) for RocksDB's compaction debt to drain.
 # 2. flood_bench creates orders over CONNECTIONS keep-alive connections (closed loop) for the
@@ -23,6 +24,7 @@
 # 3 minutes with the defaults on 2 cores; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/lib.sh
 build=${1:-build}
 keys=${2:-3000000}
 conns=${CONNECTIONS:-64}
@@ -43,53 +45,22 @@ if ! [[ "$rounds" =~ ^[1-5]$ ]]; then
   exit 2
 fi
 started=$(date +%s)
-cmake --build "$build" -j2 --target keyvend keyvend-backup flood_bench > /dev/null
-bin=$build/src/keyvend
-tool=$build/src/keyvend-backup
-bench=$build/src/flood_bench
-
-tmp=$(mktemp -d)
-server_pid=""
+kv_init "$build" keyvend keyvend-backup flood_bench
+tool=$KV_BUILD/src/keyvend-backup
+bench=$KV_BENCH/flood_bench
+tmp=$KV_TMP
 load_pid=""
-cleanup() {  # only the processes this script started, by pid
-  for p in $load_pid $server_pid; do
-    kill -KILL "$p" 2> /dev/null || true
-    wait "$p" 2> /dev/null || true
-  done
-  rm -rf "$tmp"
+kv_on_exit() {  # the load generator, if it still runs (the server is lib.sh's)
+  if [ -n "$load_pid" ]; then
+    kill -KILL "$load_pid" 2> /dev/null || true
+    wait "$load_pid" 2> /dev/null || true
+  fi
 }
-trap cleanup EXIT
-export KEYVEND_ADMIN_TOKEN=bench-admin-0123456789abcdef0123456789 KEYVEND_PAYMENT_SECRET=bench-secret
-auth=(-H "Authorization: Bearer $KEYVEND_ADMIN_TOKEN")
 
-args=(--listen 127.0.0.1:0 --data-dir "$tmp/data" --master-key-file "$tmp/master.key"
-      --payment-sandbox --hold-seconds 3600 --keep-alive-max-count 1000000
-      --keep-alive-timeout-seconds 60 --max-connections 300 --max-connections-per-client 0
-      --pending-orders-per-contact-max 0 --pending-orders-per-client-max 0
-      --backup-dir "$tmp/backups" "${rate_args[@]}")
-for cls in order read notify admin page; do
-  args+=(--rate-limit-$cls-per-second 0 --rate-limit-$cls-per-client-per-second 0)
-done
-for cls in order read admin page; do args+=(--inflight-$cls-max 0); done
-"$bin" serve "${args[@]}" > "$tmp/serve.out" 2> "$tmp/serve.err" &
-server_pid=$!
-url=""
-for _ in $(seq 1 300); do
-  url=$(sed -n 's/^keyvend listening on \(http:[^ ]*\).*/\1/p' "$tmp/serve.out" | head -1)
-  [ -n "$url" ] && break
-  kill -0 "$server_pid" 2> /dev/null || break
-  sleep 0.05
-done
-if [ -z "$url" ]; then
-  echo "the server did not start:" >&2
-  cat "$tmp/serve.err" >&2
-  exit 1
-fi
+kv_serve shop off "$tmp/data" --backup-dir "$tmp/backups" "${rate_args[@]}"
+url=$(kv_url shop)
 
-metric() {  # NAME-WITH-LABELS: its value on /metrics (0 when absent)
-  curl -sf --max-time 5 "$url/metrics" | awk -v m="$1" 'index($0, m " ") == 1 {print $NF}' |
-    tail -1 | sed 's/^$/0/'
-}
+metric() { kv_metric "$url" "$1"; }  # NAME-WITH-LABELS: its value (0 when absent)
 orders() { metric 'keyvend_http_requests_total{route="POST /api/v1/orders",code="201"}'; }
 on_disk() {  # bytes in the backup dir, files shared between backups counted once
   if [ -d "$tmp/backups" ]; then
@@ -105,18 +76,14 @@ echo "keyvend backup benchmark: $(git rev-parse --short HEAD 2> /dev/null || ech
   "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- 1. the shop's data -------------------------------------------------------------------------
-pid=$(curl -sf --max-time 10 -X POST "$url/api/v1/admin/products" "${auth[@]}" \
-  -d '{"name":"bench","price_cents":100,"currency":"EUR","max_per_order":1}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+pid=$(kv_product "$url" '{"name":"bench","price_cents":100,"currency":"EUR","max_per_order":1}')
 t0=$(now)
 batch=500000
 for ((start = 0; start < keys; start += batch)); do
   n=$(( keys - start < batch ? keys - start : batch ))
   python3 -c "import sys; s=$start; print('\n'.join(f'BACKUP-BENCH-{i:09d}-KEY' for i in range(s, s+$n)))" \
     > "$tmp/keys.txt"
-  got=$(curl -sf --max-time 300 -X POST "$url/api/v1/admin/products/$pid/keys" "${auth[@]}" \
-    -H 'Content-Type: text/plain' --data-binary @"$tmp/keys.txt" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["imported"])')
+  got=$(kv_import "$url" "$pid" "$tmp/keys.txt")
   if [ "$got" != "$n" ]; then
     echo "import of keys $start.. gave $got of $n" >&2
     exit 1
@@ -188,15 +155,9 @@ for row in sys.argv[1:]:
 PY
 
 # --- 3. afterwards --------------------------------------------------------------------------------
-kill -TERM "$server_pid" 2> /dev/null || true
-for _ in $(seq 1 300); do
-  kill -0 "$server_pid" 2> /dev/null || break
-  sleep 0.1
-done
-wait "$server_pid" 2> /dev/null || true
-server_pid=""
+kv_stop shop
 echo
-echo "   $("$bin" check --data-dir "$tmp/data" --master-key-file "$tmp/master.key" 2>&1 | tail -1)"
+echo "   $(kv_check "$tmp/data")"
 "$tool" list --backup-dir "$tmp/backups" | sed 's/^/   /'
-echo "   $("$tool" verify --backup-dir "$tmp/backups" --master-key-file "$tmp/master.key" 2>&1 | tail -1)"
+echo "   $("$tool" verify --backup-dir "$tmp/backups" --master-key-file "$tmp/data.master-key" 2>&1 | tail -1)"
 echo "   (run took $(( $(date +%s) - started )) s)"

@@ -8,8 +8,10 @@
 #     connections; each with a /healthz prober every 10 ms and signed payment notifies for
 #     every 20th accepted order. Targets: accepted orders hold R with p99 < 20 ms, the excess
 #     gets 429/503, /healthz p99 and max < 50 ms, every notify 200.
-# Probes and notifies go to the ops listener (--ops-listen) when the server serves one;
-# otherwise to the main listener, and the output says so.
+# Probes and notifies go to the flood server's ops listener (--ops-listen 127.0.0.1:0).
+# Servers: limits "off" is data/bench.conf (tools/lib.sh); "on" is that file with every limit
+# set back on far above the load by flags; the flood server has the shipped defaults plus
+# the flags printed with its results (so notify keeps its default rate limits).
 #
 #   tools/bench-flood.sh [build-dir] [seconds per flood run (default 12, at most 20)]
 # About 70 s with the defaults. On loopback the load generator shares the cores with
@@ -19,6 +21,7 @@
 # for the flood server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/lib.sh
 build=${1:-build}
 flood_secs=${2:-12}
 tput_secs=${THROUGHPUT_SECONDS:-5}
@@ -37,78 +40,12 @@ if ! [[ "$rounds" =~ ^[1-9]$ ]]; then
   echo "THROUGHPUT_ROUNDS is 1..9 (got $rounds)" >&2
   exit 2
 fi
-cmake --build "$build" -j2 --target keyvend flood_bench > /dev/null
-bin=$build/src/keyvend
-bench=$build/src/flood_bench
+kv_init "$build" keyvend flood_bench
+bench=$KV_BENCH/flood_bench
 
-tmp=$(mktemp -d)
-cleanup() {  # kills the servers this script started and has not stopped yet, by pid
-  local f p
-  for f in "$tmp"/*/pid; do
-    [ -e "$f" ] || continue
-    p=$(cat "$f")
-    kill -KILL "$p" 2> /dev/null || true
-    wait "$p" 2> /dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-export KEYVEND_ADMIN_TOKEN=bench-admin-0123456789abcdef0123456789 KEYVEND_PAYMENT_SECRET=bench-secret
-auth=(-H "Authorization: Bearer $KEYVEND_ADMIN_TOKEN")
-
-# Settings every server here shares: long keep-alive (the load generator keeps its
-# connections), holds that do not expire during the run, room for every connection.
-common=(--listen 127.0.0.1:0 --payment-sandbox --hold-seconds 3600
-        --keep-alive-max-count 1000000 --keep-alive-timeout-seconds 60)
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_server NAME ARGS...: starts `keyvend serve` in $tmp/NAME and waits (<= 15 s) for its
-# listening line; leaves the URL in $tmp/NAME/url and the pid in $tmp/NAME/pid.
-start_server() {
-  local name=$1
-  shift
-  mkdir -p "$tmp/$name"
-  "$bin" serve "${common[@]}" --data-dir "$tmp/$name/data" \
-    --master-key-file "$tmp/$name/master.key" "$@" \
-    > "$tmp/$name/stdout" 2> "$tmp/$name/stderr" &
-  local pid=$!
-  echo "$pid" > "$tmp/$name/pid"
-  for _ in $(seq 1 300); do
-    if grep -q "keyvend listening on http://" "$tmp/$name/stdout" 2> /dev/null; then
-      sed -n 's/^keyvend listening on \(http:[^ ]*\).*/\1/p' "$tmp/$name/stdout" | head -1 \
-        > "$tmp/$name/url"
-      return 0
-    fi
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.05
-  done
-  echo "server $name did not start:" >&2
-  cat "$tmp/$name/stderr" >&2
-  kill -KILL "$pid" 2> /dev/null || true
-  wait "$pid" 2> /dev/null || true
-  rm -f "$tmp/$name/pid"
-  return 1
-}
-
-stop_server() {  # NAME: SIGTERM, wait <= 30 s, then `keyvend check` on its data dir
-  local name=$1 pid
-  pid=$(cat "$tmp/$name/pid")
-  kill -TERM "$pid" 2> /dev/null || true
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2> /dev/null; then
-    echo "   $name: did not exit within 30 s of SIGTERM; killed" >&2
-    kill -KILL "$pid" 2> /dev/null || true
-  fi
-  wait "$pid" 2> /dev/null || true
-  rm -f "$tmp/$name/pid"
-  echo "   $name: $("$bin" check --data-dir "$tmp/$name/data" \
-    --master-key-file "$tmp/$name/master.key" 2>&1 | tail -1)"
+stop_server() {  # NAME: kv_stop, then `keyvend check` on its data dir
+  kv_stop "$1"
+  echo "   $1: $(kv_check "$KV_TMP/$1/data")"
 }
 
 # new_product URL KEYS: a product that never runs out (on_payment: an order holds nothing;
@@ -116,14 +53,12 @@ stop_server() {  # NAME: SIGTERM, wait <= 30 s, then `keyvend check` on its data
 # so that the sampled payments deliver. Prints its id.
 new_product() {
   local url=$1 keys=$2 id
-  id=$(curl -sf --max-time 10 -X POST "$url/api/v1/admin/products" "${auth[@]}" \
-    -d '{"name":"flood","price_cents":100,"currency":"EUR","stock_mode":"on_payment","allow_backorder":true,"max_per_order":1}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  id=$(kv_product "$url" \
+    '{"name":"flood","price_cents":100,"currency":"EUR","stock_mode":"on_payment","allow_backorder":true,"max_per_order":1}')
   if [ "$keys" -gt 0 ]; then
     python3 -c "import sys; print('\n'.join(f'FLOOD-{i:08d}-KEY' for i in range($keys)))" \
-      > "$tmp/keys.txt"
-    curl -sf --max-time 60 -X POST "$url/api/v1/admin/products/$id/keys" "${auth[@]}" \
-      -H 'Content-Type: text/plain' --data-binary @"$tmp/keys.txt" > /dev/null
+      > "$KV_TMP/keys.txt"
+    kv_import "$url" "$id" "$KV_TMP/keys.txt" > /dev/null
   fi
   echo "$id"
 }
@@ -136,25 +71,23 @@ echo "keyvend flood benchmark: $(git rev-parse --short HEAD 2> /dev/null || echo
   "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- 1. throughput: limits off vs on ---------------------------------------------------------
-off=(--max-connections 300 --max-connections-per-client 0
-     --pending-orders-per-contact-max 0 --pending-orders-per-client-max 0)
-on=(--max-connections 300 --max-connections-per-client 10000
+# "on": every limit data/bench.conf turns off, back on far above the load.
+on=(--max-connections-per-client 10000
+    --waiting-connections-max 100000 --waiting-connections-per-client 10000
     --pending-orders-per-contact-max 1000000 --pending-orders-per-client-max 1000000)
 for cls in order read notify admin page; do
-  off+=(--rate-limit-$cls-per-second 0 --rate-limit-$cls-per-client-per-second 0)
   on+=(--rate-limit-$cls-per-second 1000000 --rate-limit-$cls-burst 10000000
        --rate-limit-$cls-per-client-per-second 1000000
        --rate-limit-$cls-per-client-burst 10000000)
 done
 for cls in order read admin page; do
-  off+=(--inflight-$cls-max 0)
   on+=(--inflight-$cls-max 100000)
 done
-start_server off "${off[@]}"
-start_server on "${on[@]}"
+kv_serve off off "$KV_TMP/off/data"
+kv_serve on off "$KV_TMP/on/data" "${on[@]}"
 declare -A url pid_of
 for s in off on; do
-  url[$s]=$(cat "$tmp/$s/url")
+  url[$s]=$(kv_url "$s")
   pid_of[$s]=$(new_product "${url[$s]}" 0)
 done
 
@@ -166,16 +99,16 @@ echo
 echo "== 1. order throughput, load protection off vs on =="
 echo "   $tput_conns connections, closed loop, ${tput_secs} s per run, $rounds rounds (odd rounds off"
 echo "   then on, even rounds on then off) after a 1 s warm-up of each server; 'on' = every rate"
-echo "   limit, in-flight cap, per-client connection cap and pending-order cap enabled far above"
-echo "   the load (a server that does not enforce one yet runs it as off)"
-run_throughput off "$tmp/warm-off" 1
-run_throughput on "$tmp/warm-on" 1
+echo "   limit, in-flight cap, per-client and waiting-connection cap and pending-order cap enabled"
+echo "   far above the load (a server that does not enforce one yet runs it as off)"
+run_throughput off "$KV_TMP/warm-off" 1
+run_throughput on "$KV_TMP/warm-on" 1
 printf "   %-6s %-4s %10s %9s %9s %9s\n" round mode orders/s p50_ms p99_ms refused
 for r in $(seq 1 "$rounds"); do
   order="off on"
   [ $((r % 2)) = 0 ] && order="on off"
   for s in $order; do
-    f="$tmp/tput-$r-$s"
+    f="$KV_TMP/tput-$r-$s"
     run_throughput "$s" "$f" "$tput_secs"
     if ! grep -q '^RESULT ' "$f"; then
       echo "flood_bench failed:" >&2
@@ -187,7 +120,7 @@ for r in $(seq 1 "$rounds"); do
       "$(field "$f" p50_accepted_ms)" "$(field "$f" p99_accepted_ms)" "$refused"
   done
 done
-python3 - "$tmp" "$rounds" <<'PY'
+python3 - "$KV_TMP" "$rounds" <<'PY'
 import re, statistics, sys
 tmp, rounds = sys.argv[1], range(1, int(sys.argv[2]) + 1)
 def rate(r, s):
@@ -216,37 +149,15 @@ flood=(--max-connections 512 --max-connections-per-client 0
 # Per-client limits are off because every buyer here is 127.0.0.1; the pending-order caps are
 # off because the buyers never pay (only sampled orders are paid). Notify keeps its default
 # limits (2000/s global); the in-flight order cap keeps its default (64).
-ops_port=$(free_port)
-ops_note=""
-flood_name=flood
-if ! start_server flood "${flood[@]}" --ops-listen "127.0.0.1:$ops_port" "${flood_extra[@]}" \
-  2> /dev/null; then
-  ops_note="the server refused --ops-listen; started without it"
-  flood_name=flood-no-ops
-  start_server "$flood_name" "${flood[@]}" "${flood_extra[@]}"
+kv_serve flood default "$KV_TMP/flood/data" "${flood[@]}" --ops-listen 127.0.0.1:0 \
+  "${flood_extra[@]}"
+flood_url=$(kv_url flood)
+ops_url=$(kv_ops_url flood)
+if [ -z "$ops_url" ]; then
+  echo "the flood server printed no ops listener" >&2
+  exit 1
 fi
-flood_url=$(cat "$tmp/$flood_name/url")
-ops_url=""
-if [ -z "$ops_note" ]; then
-  # The ops listener, if the server has one, answers /healthz on the port we gave it.
-  for _ in $(seq 1 40); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
-      "http://127.0.0.1:$ops_port/healthz" || true)
-    if [ "$code" = 200 ]; then
-      ops_url="http://127.0.0.1:$ops_port"
-      break
-    fi
-    sleep 0.05
-  done
-  [ -n "$ops_url" ] || ops_note="the server accepted --ops-listen but nothing answers on it (no ops listener yet)"
-fi
-if [ -n "$ops_url" ]; then
-  echo "   ops listener: $ops_url (healthz prober and notifies use it; buyers use $flood_url)"
-else
-  ops_url=$flood_url
-  echo "   ops listener: NONE — $ops_note;"
-  echo "   the healthz prober and the notifies share the main listener $flood_url with the flood"
-fi
+echo "   ops listener: $ops_url (healthz prober and notifies use it; buyers use $flood_url)"
 keys=$(( (rate * flood_secs + rate) / 20 * 2 * 2 + 1000 ))  # two runs, with margin
 flood_pid=$(new_product "$flood_url" "$keys")
 echo "   product $flood_pid: on_payment, backorder allowed, $keys keys (for the sampled payments)"
@@ -258,11 +169,11 @@ run_flood() {
   shift
   "$bench" --mode flood --url "$flood_url" --ops-url "$ops_url" --product "$flood_pid" \
     --connections "$flood_conns" --seconds "$flood_secs" --configured-rate "$rate" \
-    --notify-every 20 --probe-interval-ms 10 "$@" > "$tmp/$name.out" 2>&1 || true
-  sed 's/^/   /' "$tmp/$name.out"
-  grep -q '^RESULT ' "$tmp/$name.out" || exit 1
+    --notify-every 20 --probe-interval-ms 10 "$@" > "$KV_TMP/$name.out" 2>&1 || true
+  sed 's/^/   /' "$KV_TMP/$name.out"
+  grep -q '^RESULT ' "$KV_TMP/$name.out" || exit 1
   echo
-  python3 - "$tmp/$name.out" "$rate" <<'PY'
+  python3 - "$KV_TMP/$name.out" "$rate" <<'PY'
 import sys
 line = [l for l in open(sys.argv[1]) if l.startswith("RESULT ")][-1]
 r = dict(kv.split("=", 1) for kv in line.split()[1:])
@@ -306,6 +217,6 @@ echo "-- 2b. paced: exactly 10x the configured rate ($((10 * rate))/s) on a fixe
 echo "   the $flood_conns connections (the issue's literal flood) --"
 echo
 run_flood flood-paced --offered-rate $((10 * rate))
-stop_server "$flood_name"
+stop_server flood
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

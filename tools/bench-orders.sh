@@ -4,10 +4,13 @@
 # interleaved, at 1, 8 and 64 threads. Prints medians and the ratios.
 #   tools/bench-orders.sh [build-dir] [repetitions]
 set -euo pipefail
+cd "$(dirname "$0")/.."
 build=${1:-build}
 reps=${2:-3}
+cmake --build "$build" -j2 --target order_bench > /dev/null
 out=$(mktemp)
-"$build/src/order_bench" --benchmark_repetitions="$reps" --benchmark_format=json \
+trap 'rm -f "$out"' EXIT
+"$build/bench/order_bench" --benchmark_repetitions="$reps" --benchmark_format=json \
   --benchmark_report_aggregates_only=false > "$out"
 python3 - "$out" <<'PY'
 import json, statistics, sys, re
@@ -25,4 +28,3 @@ for t in (1, 8, 64):
     dom = statistics.median(rates[("domain_create_order", t)])
     print(f"{t:>7} {raw:>16.0f} {shp:>17.0f} {dom:>10.0f} {dom/raw:>11.2f} {dom/shp:>13.2f}")
 PY
-rm -f "$out"

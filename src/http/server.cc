@@ -156,31 +156,6 @@ const Route* Router::Match(const std::string& method, const std::string& path,
   return nullptr;
 }
 
-// --- the connection queue -------------------------------------------------------------------
-
-namespace {
-
-// cpp-httplib serves one connection per pool thread for the connection's whole life; the
-// pool is sized to max_connections. Each task is one connection: counting them here gives
-// the open-connections gauge.
-class ConnectionPool final : public httplib::ThreadPool {
- public:
-  ConnectionPool(size_t n, Gauge* open) : httplib::ThreadPool(n), open_(open) {}
-  void enqueue(std::function<void()> fn) override {
-    Gauge* g = open_;
-    g->Inc();
-    httplib::ThreadPool::enqueue([fn = std::move(fn), g] {
-      fn();
-      g->Dec();
-    });
-  }
-
- private:
-  Gauge* open_;
-};
-
-}  // namespace
-
 // --- server lifecycle -----------------------------------------------------------------------
 
 size_t GlobalBodyCap(const Config& c) {
@@ -189,32 +164,6 @@ size_t GlobalBodyCap(const Config& c) {
     return std::numeric_limits<size_t>::max();
   }
   return static_cast<size_t>(std::max(c.body_bytes_max, c.import_body_bytes_max));
-}
-
-void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_connections,
-                         int* listen_fd) {
-  const size_t threads = static_cast<size_t>(c.max_connections);
-  Gauge* open = open_connections;
-  svr.new_task_queue = [threads, open] { return new ConnectionPool(threads, open); };
-  svr.set_tcp_nodelay(true);
-  svr.set_keep_alive_max_count(static_cast<size_t>(c.keep_alive_max_count));
-  svr.set_keep_alive_timeout(static_cast<time_t>(c.keep_alive_timeout_seconds));
-  svr.set_read_timeout(c.read_timeout_ms / 1000, (c.read_timeout_ms % 1000) * 1000);
-  svr.set_write_timeout(c.write_timeout_ms / 1000, (c.write_timeout_ms % 1000) * 1000);
-  // The largest body any route accepts; each route's own limit is enforced from
-  // Content-Length before the body is read (pre-routing / Expect: 100-continue).
-  svr.set_payload_max_length(GlobalBodyCap(c));
-  svr.set_socket_options([listen_fd](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    *listen_fd = sock;
-  });
-}
-
-void RaiseBacklog(int listen_fd, const Config& c) {
-  // cpp-httplib 0.11 listens with a backlog of 5 and has no setter: listen() again on the
-  // same socket raises it (DEPS.md item 2).
-  if (listen_fd >= 0) ::listen(listen_fd, static_cast<int>(c.listen_backlog));
 }
 
 Server::~Server() {

@@ -38,17 +38,9 @@ HttpError ErrorFor(const absl::Status& s);
 void WriteError(httplib::Response& res, const HttpError& e);
 void WriteJson(httplib::Response& res, int status, std::string body);
 
-// Every cpp-httplib setting keyvend chooses (threads = max_connections with an
-// open-connections gauge, TCP_NODELAY, keep-alive, timeouts, payload cap, SO_REUSEADDR and
-// the listening socket's fd for RaiseBacklog). Shared with the HTTP baseline benchmark so
-// both run with the same settings.
-void ApplyServerSettings(httplib::Server& svr, const Config& c, Gauge* open_connections,
-                         int* listen_fd);
 // The engine's payload cap: the largest body any route accepts (unlimited when a route's
 // limit is 0). Each route's own limit is checked from Content-Length before reading.
 size_t GlobalBodyCap(const Config& c);
-// Call after bind: raises the listen backlog to c.listen_backlog.
-void RaiseBacklog(int listen_fd, const Config& c);
 
 // cpp-httplib's request engine (parsing, routing to our handlers, response writing) run on
 // keyvend's own connections: process_request is protected, the rest of httplib::Server's
