@@ -485,7 +485,7 @@ void Server::Impl::RegisterRoutes() {
         return BadRequest(c, "bad_request", "malformed cursor");
       }
     }
-    const size_t limit = 100;
+    const size_t limit = limits::kPoolKeysPageSize;
     auto keys = shop->ListPoolKeys(id, limit, after);
     auto batches = shop->ListBatches(id);
     if (Failed(c, keys) || Failed(c, batches)) return;
@@ -557,12 +557,14 @@ void Server::Impl::RegisterRoutes() {
       }
       status = s;
     }
-    int64_t limit = 50;
+    int64_t limit = limits::kOrdersPageSizeDefault;
     if (c.req.has_param("limit")) {
       const std::string l = c.req.get_param_value("limit");
       auto [ptr, ec] = std::from_chars(l.data(), l.data() + l.size(), limit);
-      if (ec != std::errc() || ptr != l.data() + l.size() || limit < 1 || limit > 500) {
-        return BadRequest(c, "bad_request", "limit must be 1..500");
+      if (ec != std::errc() || ptr != l.data() + l.size() || limit < 1 ||
+          limit > limits::kOrdersPageSizeMax) {
+        return BadRequest(c, "bad_request",
+                          absl::StrCat("limit must be 1..", limits::kOrdersPageSizeMax));
       }
     }
     auto page = shop->ListOrders(status, static_cast<size_t>(limit),
@@ -594,7 +596,7 @@ void Server::Impl::RegisterRoutes() {
                   "expires_at,payment_id\r\n";
             *header_done = true;
           }
-          auto page = shop->ListOrders(std::nullopt, 500, *cursor);
+          auto page = shop->ListOrders(std::nullopt, limits::kExportPageSize, *cursor);
           if (!page.ok()) return false;  // the client sees a truncated stream
           for (const OrderView& o : page->orders) {
             absl::StrAppend(&out, o.order_id, ",", std::string(OrderStatusName(o.status)), ",",
