@@ -142,9 +142,9 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
   if (!version->has_value()) {
     // A database without a schema record is new only if it holds nothing at all.
     for (int c = kCfDefault; c < kCfCount; ++c) {
-      auto it = db->NewIterator(static_cast<Cf>(c));
-      it->SeekToFirst();
-      if (it->Valid()) {
+      auto last = db->LastKey(static_cast<Cf>(c));
+      if (!last.ok()) return last.status();
+      if (last->has_value()) {
         return absl::FailedPreconditionError(absl::StrCat(
             dir, " holds a RocksDB database without a keyvend schema record; refusing it"));
       }
