@@ -85,7 +85,7 @@ void CheckGet(const std::optional<T>& v, const std::optional<JsonProblem>& p,
   // problem (handlers report the first one).
   if (!before && p) FUZZ_CHECK(!v);
   if (before) FUZZ_CHECK(p && p->message == before->message);
-  if (p) FUZZ_CHECK(p->code == "bad_request" && !p->message.empty());
+  if (p) FUZZ_CHECK(p->wire == Wire::kBadRequest && !p->message.empty());
 }
 
 // One route's use of a body: CheckKnown over its fields, then its getters in its order.
@@ -98,7 +98,7 @@ struct Getter {
 void AsHandler(const Fields& f, std::initializer_list<std::string_view> allowed,
                std::initializer_list<Getter> getters) {
   if (std::optional<JsonProblem> p = f.CheckKnown(allowed)) {
-    FUZZ_CHECK(p->code == "unknown_field" && !p->message.empty());
+    FUZZ_CHECK(p->wire == Wire::kUnknownField && !p->message.empty());
   }
   std::optional<JsonProblem> p;
   for (const Getter& g : getters) {
@@ -161,7 +161,7 @@ void Check(std::string_view body, size_t depth) {
   std::vector<JsonField> fields;
   const std::optional<JsonProblem> p = ParseObject(body, depth, &fields);
   if (p) {
-    FUZZ_CHECK(p->code == "bad_request" && !p->message.empty());
+    FUZZ_CHECK(p->wire == Wire::kBadRequest && !p->message.empty());
     return;
   }
   std::set<std::string_view> names;

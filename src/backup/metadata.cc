@@ -124,7 +124,8 @@ absl::StatusOr<BackupMetadata> DescribeDb(const storage::Db& db, absl::Time now,
                &m.key_check);
   if (!s.ok()) return storage::FromRocks(s, "reading the key check");
 
-  // Visits every record of `cf` whose key starts with `prefix`.
+  // Visits every record of `cf` whose key starts with `prefix`, at the snapshot (so not
+  // Db::ForEach, which reads the latest state; like it, it returns the iterator's status).
   const auto scan = [&](Cf cf, std::string_view prefix, const auto& visit) -> absl::Status {
     std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(ro, db.cf(cf)));
     const rocksdb::Slice p(prefix.data(), prefix.size());
@@ -142,12 +143,12 @@ absl::StatusOr<BackupMetadata> DescribeDb(const storage::Db& db, absl::Time now,
   int64_t imported = 0, pool = 0;
   st = scan(storage::kCfCounters, "", [&](const rocksdb::Iterator& it) {
     int64_t n = 0;
-    if (it.key().size() != 9 || !storage::DecodeCounter(it.value(), &n)) {
+    const auto k = storage::ParseCounterKey(std::string_view(it.key().data(), it.key().size()));
+    if (!k || !storage::DecodeCounter(it.value(), &n)) {
       return absl::DataLossError("malformed counter record");
     }
-    const auto kind = static_cast<storage::CounterKind>(it.key()[8]);
-    if (kind == storage::CounterKind::kImported) imported += n;
-    if (kind == storage::CounterKind::kPool) pool += n;
+    if (k->kind == storage::CounterKind::kImported) imported += n;
+    if (k->kind == storage::CounterKind::kPool) pool += n;
     return absl::OkStatus();
   });
   if (!st.ok()) return st;

@@ -130,10 +130,12 @@ std::string OneOrder(const OrderView& o, bool admin) {
 }
 
 // Answers a domain Result's failure; returns true when it did.
+// `bad_request_as`: the wire row of a kBadRequest on this route (ErrorFor).
 template <typename T>
-bool Failed(Ctx& c, const Result<T>& r) {
+bool Failed(Ctx& c, const Result<T>& r, Wire bad_request_as = Wire::kBadRequest) {
   if (r.ok()) return false;
-  WriteError(c.res, r.refused() ? ErrorFor(r.refusal(), r.message()) : ErrorFor(r.status()));
+  WriteError(c.res, r.refused() ? ErrorFor(r.refusal(), r.message(), bad_request_as)
+                                : ErrorFor(r.status()));
   return true;
 }
 
@@ -144,9 +146,10 @@ bool Failed(Ctx& c, const absl::StatusOr<T>& r) {
   return true;
 }
 
-void BadRequest(Ctx& c, const std::string& code, const std::string& message) {
-  WriteError(c.res, HttpError{400, code, message});
+void BadRequest(Ctx& c, std::string message) {
+  WriteError(c.res, MakeError(Wire::kBadRequest, std::move(message)));
 }
+void BadRequest(Ctx& c, const JsonProblem& p) { WriteError(c.res, MakeError(p.wire, p.message)); }
 
 std::string HtmlEscape(std::string_view s) {
   std::string out;
@@ -187,13 +190,13 @@ std::optional<Fields> Server::Impl::Body(Ctx& c, std::initializer_list<std::stri
                                          bool ignore_unknown) {
   std::vector<JsonField> fields;
   if (auto p = ParseObject(c.req.body, static_cast<size_t>(opts.config.json_depth_max), &fields)) {
-    BadRequest(c, p->code, p->message);
+    BadRequest(c, *p);
     return std::nullopt;
   }
   Fields f(std::move(fields));
   if (!ignore_unknown) {
     if (auto p = f.CheckKnown(allowed)) {
-      BadRequest(c, p->code, p->message);
+      BadRequest(c, *p);
       return std::nullopt;
     }
   }
@@ -212,7 +215,7 @@ std::optional<HttpError> Server::Impl::Notify(const std::string& body,
   const int64_t now = absl::ToUnixSeconds(opts.clock->WallNow());
   if (!VerifyNotify(signature, body, opts.payment_secret, now,
                     opts.config.notify_tolerance_seconds)) {
-    return HttpError{401, "bad_signature", "missing, malformed, stale or wrong signature"};
+    return MakeError(Wire::kBadSignature, "missing, malformed, stale or wrong signature");
   }
   // From here on the body is the gateway's word that money was received: it is recorded
   // and acknowledged, never refused (SPEC §4). One the shop cannot use is recorded flagged
@@ -240,7 +243,7 @@ std::optional<HttpError> Server::Impl::Notify(const std::string& body,
     if (!p && *q) p = *q;
   }
   if (!p && !ValidPaymentId(*payment_id)) {
-    p = JsonProblem{"bad_request",
+    p = JsonProblem{Wire::kBadRequest,
                     absl::StrCat("payment_id must be 1..", limits::kPaymentIdBytesMax,
                                  " printable ASCII characters without spaces")};
   }
@@ -298,7 +301,7 @@ void Server::Impl::RegisterRoutes() {
     auto qty = f->Int("quantity", true, &p);
     auto contact = f->Str("contact", true, &p);
     auto password = f->Str("query_password", false, &p);
-    if (p) return BadRequest(c, p->code, p->message);
+    if (p) return BadRequest(c, *p);
     uint64_t pid = 0;
     if (!ParseProductId(*pid_s, &pid)) {
       return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
@@ -326,8 +329,7 @@ void Server::Impl::RegisterRoutes() {
   router.Add({"GET", "/api/v1/orders/{order_id}", kRead, kNoBody, kPublic}, [shop](Ctx& c) {
     auto r = shop->GetOrder(c.params[0], c.req.get_param_value("token"));
     if (r.refused() && r.refusal() == Refusal::kRateLimited) {  // this order id is locked
-      return WriteError(c.res,
-                        HttpError{429, "rate_limited", r.message(), r.retry_after_seconds()});
+      return WriteError(c.res, MakeError(Wire::kRateLimited, r.message(), r.retry_after_seconds()));
     }
     if (Failed(c, r)) return;
     WriteJson(c.res, 200, OneOrder(*r, false));
@@ -338,11 +340,10 @@ void Server::Impl::RegisterRoutes() {
     std::optional<JsonProblem> p;
     auto contact = f->Str("contact", true, &p);
     auto password = f->Str("query_password", true, &p);
-    if (p) return BadRequest(c, p->code, p->message);
+    if (p) return BadRequest(c, *p);
     auto r = shop->LookupOrders(*contact, *password);
     if (r.refused() && r.refusal() == Refusal::kRateLimited) {  // this contact is locked
-      return WriteError(c.res,
-                        HttpError{429, "rate_limited", r.message(), r.retry_after_seconds()});
+      return WriteError(c.res, MakeError(Wire::kRateLimited, r.message(), r.retry_after_seconds()));
     }
     if (Failed(c, r)) return;
     JsonWriter w;
@@ -371,15 +372,15 @@ void Server::Impl::RegisterRoutes() {
     if (auto mode = f.Str("stock_mode", false, p)) {
       StockMode m;
       if (!ParseStockMode(*mode, &m) && !*p) {
-        *p = JsonProblem{"bad_request", "stock_mode must be \"reserve\" or \"on_payment\""};
+        *p = JsonProblem{Wire::kBadRequest, "stock_mode must be \"reserve\" or \"on_payment\""};
       }
       out->stock_mode = m;
     }
     out->allow_backorder = f.Bool("allow_backorder", false, p);
     if (auto mpo = f.Int("max_per_order", false, p)) {
       if ((*mpo < 1 || *mpo > limits::kOrderQuantityMax) && !*p) {
-        *p = JsonProblem{"bad_request", absl::StrCat("max_per_order must be 1..",
-                                                     limits::kOrderQuantityMax)};
+        *p = JsonProblem{Wire::kBadRequest,
+                         absl::StrCat("max_per_order must be 1..", limits::kOrderQuantityMax)};
       }
       out->max_per_order = static_cast<uint32_t>(std::clamp<int64_t>(*mpo, 0, UINT32_MAX));
     }
@@ -394,7 +395,7 @@ void Server::Impl::RegisterRoutes() {
     std::optional<JsonProblem> p;
     ProductPatch patch;
     product_spec(*f, &patch, &p, true);
-    if (p) return BadRequest(c, p->code, p->message);
+    if (p) return BadRequest(c, *p);
     ProductSpec spec;
     spec.name = *patch.name;
     spec.description = patch.description.value_or("");
@@ -420,7 +421,7 @@ void Server::Impl::RegisterRoutes() {
     std::optional<JsonProblem> p;
     ProductPatch patch;
     product_spec(*f, &patch, &p, false);
-    if (p) return BadRequest(c, p->code, p->message);
+    if (p) return BadRequest(c, *p);
     auto r = shop->UpdateProduct(id, patch);
     if (Failed(c, r)) return;
     JsonWriter w;
@@ -445,13 +446,11 @@ void Server::Impl::RegisterRoutes() {
       po.format = KeyFormat::kCsv;
       if (c.req.has_param("column")) po.csv_column = c.req.get_param_value("column");
     } else if (type.rfind("text/plain", 0) != 0) {
-      return BadRequest(c, "bad_request", "keys must be sent as text/plain or text/csv");
+      return BadRequest(c, "keys must be sent as text/plain or text/csv");
     }
     auto r = shop->ImportKeys(id, c.req.body, po);
-    if (r.refused() && r.refusal() == Refusal::kBadRequest) {
-      return BadRequest(c, "invalid_key_line", r.message());
-    }
-    if (Failed(c, r)) return;
+    // The import's bad request is a key line the shop could not read (SPEC: invalid_key_line).
+    if (Failed(c, r, Wire::kInvalidKeyLine)) return;
     JsonWriter w;
     w.BeginObject();
     if (r->batch_id == 0) {
@@ -482,10 +481,10 @@ void Server::Impl::RegisterRoutes() {
       const std::string cur = c.req.get_param_value("cursor");
       auto [ptr, ec] = std::from_chars(cur.data(), cur.data() + cur.size(), after);
       if (ec != std::errc() || ptr != cur.data() + cur.size()) {
-        return BadRequest(c, "bad_request", "malformed cursor");
+        return BadRequest(c, "malformed cursor");
       }
     }
-    const size_t limit = 100;
+    const size_t limit = limits::kPoolKeysPageSize;
     auto keys = shop->ListPoolKeys(id, limit, after);
     auto batches = shop->ListBatches(id);
     if (Failed(c, keys) || Failed(c, batches)) return;
@@ -532,7 +531,7 @@ void Server::Impl::RegisterRoutes() {
     if (!f) return;
     std::optional<JsonProblem> p;
     auto batch = f->Str("batch_id", true, &p);
-    if (p) return BadRequest(c, p->code, p->message);
+    if (p) return BadRequest(c, *p);
     uint64_t batch_id = 0;
     if (!ParseProductId(*batch, &batch_id)) {
       return WriteError(c.res, ErrorFor(Refusal::kNotFound, "no such key batch"));
@@ -553,16 +552,17 @@ void Server::Impl::RegisterRoutes() {
     if (c.req.has_param("status") && !c.req.get_param_value("status").empty()) {
       OrderStatus s;
       if (!ParseOrderStatus(c.req.get_param_value("status"), &s)) {
-        return BadRequest(c, "bad_request", "unknown order status");
+        return BadRequest(c, "unknown order status");
       }
       status = s;
     }
-    int64_t limit = 50;
+    int64_t limit = limits::kOrdersPageSizeDefault;
     if (c.req.has_param("limit")) {
       const std::string l = c.req.get_param_value("limit");
       auto [ptr, ec] = std::from_chars(l.data(), l.data() + l.size(), limit);
-      if (ec != std::errc() || ptr != l.data() + l.size() || limit < 1 || limit > 500) {
-        return BadRequest(c, "bad_request", "limit must be 1..500");
+      if (ec != std::errc() || ptr != l.data() + l.size() || limit < 1 ||
+          limit > limits::kOrdersPageSizeMax) {
+        return BadRequest(c, absl::StrCat("limit must be 1..", limits::kOrdersPageSizeMax));
       }
     }
     auto page = shop->ListOrders(status, static_cast<size_t>(limit),
@@ -594,7 +594,7 @@ void Server::Impl::RegisterRoutes() {
                   "expires_at,payment_id\r\n";
             *header_done = true;
           }
-          auto page = shop->ListOrders(std::nullopt, 500, *cursor);
+          auto page = shop->ListOrders(std::nullopt, limits::kExportPageSize, *cursor);
           if (!page.ok()) return false;  // the client sees a truncated stream
           for (const OrderView& o : page->orders) {
             absl::StrAppend(&out, o.order_id, ",", std::string(OrderStatusName(o.status)), ",",
@@ -627,7 +627,7 @@ void Server::Impl::RegisterRoutes() {
     } else if (action == "redeliver") {
       r = shop->RedeliverOrder(c.params[0]);
     } else {
-      return WriteError(c.res, HttpError{404, "not_found", "no such route"});
+      return WriteError(c.res, MakeError(Wire::kNotFound, "no such route"));
     }
     if (Failed(c, r)) return;
     WriteJson(c.res, 200, OneOrder(*r, true));
@@ -640,7 +640,7 @@ void Server::Impl::RegisterRoutes() {
     } else if (state == "applied") {
       outcome = PaymentOutcome::kApplied;
     } else if (!state.empty()) {
-      return BadRequest(c, "bad_request", "state must be refund_due or applied");
+      return BadRequest(c, "state must be refund_due or applied");
     }
     auto r = shop->ListPayments(outcome);
     if (Failed(c, r)) return;
@@ -673,7 +673,7 @@ void Server::Impl::RegisterRoutes() {
     if (!s.empty()) {
       DeliveryState d;
       if (!ParseDeliveryState(s, &d)) {
-        return BadRequest(c, "bad_request", "state must be pending, backordered or failed");
+        return BadRequest(c, "state must be pending, backordered or failed");
       }
       state = d;
     }
@@ -762,13 +762,13 @@ void Server::Impl::RegisterRoutes() {
     if (r.refused()) return WriteError(c.res, ErrorFor(r.refusal(), r.message()));
     if (r.failed()) {
       if (absl::IsCancelled(r.status())) {
-        return WriteError(c.res, HttpError{503, "not_ready",
-                                           "the shop is shutting down; the backup was stopped"});
+        return WriteError(
+            c.res, MakeError(Wire::kNotReady, "the shop is shutting down; the backup was stopped"));
       }
       // The admin may see why (paths and RocksDB's words; never a record's content).
       KV_LOG(kError, "backup failed: ", std::string(r.status().message()));
-      return WriteError(c.res, HttpError{500, "internal",
-                                         absl::StrCat("backup failed: ", r.status().message())});
+      return WriteError(
+          c.res, MakeError(Wire::kInternal, absl::StrCat("backup failed: ", r.status().message())));
     }
     JsonWriter w;
     w.BeginObject().Key("backup");
@@ -824,7 +824,7 @@ void Server::Impl::RegisterRoutes() {
       }
     }
     if (!why.empty()) {
-      return WriteError(c.res, HttpError{503, "not_ready", why});
+      return WriteError(c.res, MakeError(Wire::kNotReady, why));
     }
     WriteJson(c.res, 200, R"({"status":"ready"})");
   });

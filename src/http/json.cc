@@ -75,27 +75,28 @@ std::optional<JsonProblem> ParseObject(std::string_view body, size_t max_depth,
   if (parser_depth != max_depth) {
     // Capacity grows on demand in parse(); only the depth is fixed here.
     if (parser.allocate(4096, max_depth) != simdjson::SUCCESS) {
-      return JsonProblem{"bad_request", "cannot allocate a JSON parser"};
+      return JsonProblem{Wire::kBadRequest, "cannot allocate a JSON parser"};
     }
     parser_depth = max_depth;
   }
   simdjson::dom::element doc;
   const simdjson::error_code err = parser.parse(body.data(), body.size(), true).get(doc);
   if (err == simdjson::DEPTH_ERROR) {
-    return JsonProblem{"bad_request", "JSON nested deeper than " + std::to_string(max_depth)};
+    return JsonProblem{Wire::kBadRequest, "JSON nested deeper than " + std::to_string(max_depth)};
   }
   if (err != simdjson::SUCCESS) {
-    return JsonProblem{"bad_request", std::string("malformed JSON: ") + simdjson::error_message(err)};
+    return JsonProblem{Wire::kBadRequest,
+                       std::string("malformed JSON: ") + simdjson::error_message(err)};
   }
   simdjson::dom::object obj;
   if (doc.get_object().get(obj) != simdjson::SUCCESS) {
-    return JsonProblem{"bad_request", "the body must be a JSON object"};
+    return JsonProblem{Wire::kBadRequest, "the body must be a JSON object"};
   }
   std::unordered_set<std::string_view> seen;
   out->clear();
   for (auto [key, value] : obj) {
     if (!seen.insert(key).second) {
-      return JsonProblem{"bad_request", "duplicate field \"" + std::string(key) + "\""};
+      return JsonProblem{Wire::kBadRequest, "duplicate field \"" + std::string(key) + "\""};
     }
     JsonField f;
     f.name = std::string(key);
@@ -138,7 +139,7 @@ std::optional<JsonProblem> Fields::CheckKnown(std::initializer_list<std::string_
   for (const JsonField& f : fields_) {
     bool known = false;
     for (std::string_view a : allowed) known = known || a == f.name;
-    if (!known) return JsonProblem{"unknown_field", "unknown field \"" + f.name + "\""};
+    if (!known) return JsonProblem{Wire::kUnknownField, "unknown field \"" + f.name + "\""};
   }
   return std::nullopt;
 }
@@ -151,13 +152,13 @@ std::optional<T> Get(const JsonField* f, std::string_view name, bool required,
                      T JsonField::*member) {
   if (f == nullptr || f->kind == JsonField::Kind::kNull) {
     if (required && !*p) {
-      *p = JsonProblem{"bad_request", "missing field \"" + std::string(name) + "\""};
+      *p = JsonProblem{Wire::kBadRequest, "missing field \"" + std::string(name) + "\""};
     }
     return std::nullopt;
   }
   if (f->kind != want) {
     if (!*p) {
-      *p = JsonProblem{"bad_request",
+      *p = JsonProblem{Wire::kBadRequest,
                        "field \"" + std::string(name) + "\" must be " + type_name};
     }
     return std::nullopt;

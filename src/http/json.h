@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/json_string.h"
+#include "http/wire_errors.h"
 
 namespace kv::http {
 
@@ -54,7 +55,7 @@ struct JsonField {
 };
 
 struct JsonProblem {
-  std::string code;  // "bad_request" | "unknown_field"
+  Wire wire;  // Wire::kBadRequest, or Wire::kUnknownField (CheckKnown)
   std::string message;
 };
 

@@ -27,41 +27,27 @@ namespace kv::http {
 
 // --- errors -----------------------------------------------------------------------------
 
-HttpError ErrorFor(Refusal r, std::string message) {
-  int status = 400;
-  switch (r) {
-    case Refusal::kBadRequest:
-    case Refusal::kInvalidQuantity:
-      status = 400;
-      break;
-    case Refusal::kProductNotFound:
-    case Refusal::kOrderNotFound:
-    case Refusal::kNotFound:
-      status = 404;
-      break;
-    case Refusal::kOutOfStock:
-    case Refusal::kProductInactive:
-    case Refusal::kQuantityLimit:
-    case Refusal::kInvalidState:
-    case Refusal::kIdempotencyConflict:
-      status = 409;
-      break;
-    case Refusal::kPendingLimit:
-    case Refusal::kRateLimited:
-      status = 429;
-      break;
-  }
-  return HttpError{status, std::string(RefusalCode(r)), std::move(message)};
+HttpError ErrorFor(Refusal r, std::string message, Wire bad_request_as) {
+  return MakeError(r == Refusal::kBadRequest ? bad_request_as : WireFor(r), std::move(message));
 }
 
 HttpError ErrorFor(const absl::Status& s) {
   // Infrastructure failures: never echo internals that could hold data; the code says what
   // the client can do (retry later).
   if (absl::IsUnavailable(s)) {
-    return HttpError{503, "storage_unavailable", "storage is unavailable; retry later"};
+    return MakeError(Wire::kStorageUnavailable, "storage is unavailable; retry later");
   }
   KV_LOG(kError, "internal error: ", std::string(s.message()));
-  return HttpError{500, "internal", "internal error"};
+  return MakeError(Wire::kInternal, "internal error");
+}
+
+// The connection ends after this answer, and the answer says so: cpp-httplib decides
+// between "Connection: close" and "Keep-Alive" after our handler, from the request's own
+// Connection header, so that header is rewritten (the request is otherwise const to us).
+void AnswerCloses(const httplib::Request& req) {
+  auto& mutable_req = const_cast<httplib::Request&>(req);
+  mutable_req.headers.erase("Connection");
+  mutable_req.set_header("Connection", "close");
 }
 
 void WriteError(httplib::Response& res, const HttpError& e) {
@@ -233,24 +219,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
       // decides between "Connection: close" and "Keep-Alive" after this handler, from the
       // request's own Connection header).
       cc->must_close = true;
-      auto& mutable_req = const_cast<httplib::Request&>(req);
-      mutable_req.headers.erase("Connection");
-      mutable_req.set_header("Connection", "close");
-      WriteError(res, HttpError{408, "request_timeout", "request body not received in time"});
+      AnswerCloses(req);
+      WriteError(res, MakeError(Wire::kRequestTimeout, "request body not received in time"));
       return;
     }
     if (!res.body.empty()) return;
     if (res.status == 413) {
-      WriteError(res, HttpError{413, "payload_too_large", "request body too large"});
+      WriteError(res, MakeError(Wire::kPayloadTooLarge, "request body too large"));
     } else if (res.status == 404) {
-      WriteError(res, HttpError{404, "not_found", "no such route"});
+      WriteError(res, MakeError(Wire::kNotFound, "no such route"));
     } else {
-      WriteError(res, HttpError{res.status, "bad_request", "malformed request"});
+      HttpError e = MakeError(Wire::kBadRequest, "malformed request");
+      e.status = res.status;  // cpp-httplib's own status (e.g. 414) with the generic code
+      WriteError(res, e);
     }
   });
   svr.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-        WriteError(res, HttpError{500, "internal", "internal error"});
+        WriteError(res, MakeError(Wire::kInternal, "internal error"));
       });
 
   if (!c.access_log.empty()) {
@@ -491,7 +477,7 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
       if (received > 0) {  // a request begun and not finished in time (slow drip)
         header_timeouts->Inc();
         WriteRaw(s, 408, "Request Timeout",
-                 HttpError{408, "request_timeout", "request header not received in time"});
+                 MakeError(Wire::kRequestTimeout, "request header not received in time"));
       }
       break;
     }
@@ -499,10 +485,10 @@ void Server::Impl::ServeConnection(const AcceptedConnection& c) {
       header_too_large->Inc();
       cc.must_close = true;
       WriteRaw(s, 431, "Request Header Fields Too Large",
-               HttpError{431, "header_too_large",
+               MakeError(Wire::kHeaderTooLarge,
                          h == ConnStream::HeaderResult::kTooLarge
                              ? absl::StrCat("request header over ", cfg.header_bytes_max, " bytes")
-                             : absl::StrCat("more than ", cfg.header_count_max, " header lines")});
+                             : absl::StrCat("more than ", cfg.header_count_max, " header lines")));
       break;
     }
     s.set_deadline(0);  // the whole header is buffered
@@ -592,9 +578,7 @@ void Server::Impl::RefuseBeforeBody(const httplib::Request& req, httplib::Respon
   // request asked for it, so the request is told to).
   res.set_header("Connection", "close");
   if (cc != nullptr) cc->must_close = true;
-  auto& mutable_req = const_cast<httplib::Request&>(req);
-  mutable_req.headers.erase("Connection");
-  mutable_req.set_header("Connection", "close");
+  AnswerCloses(req);
 }
 
 bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
@@ -619,18 +603,18 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
     // Two framings (request smuggling's raw material): refuse, never guess.
     RefuseBeforeBody(
         req, res,
-        HttpError{400, "bad_request", "a request has one Content-Length or one Transfer-Encoding"},
+        MakeError(Wire::kBadRequest, "a request has one Content-Length or one Transfer-Encoding"),
         true);
     return true;
   }
   if (chunked && LowerNoSpace(req.get_header_value("Transfer-Encoding")) != "chunked") {
     RefuseBeforeBody(
-        req, res, HttpError{501, "not_implemented", "the only transfer coding accepted is chunked"},
+        req, res, MakeError(Wire::kNotImplemented, "the only transfer coding accepted is chunked"),
         true);
     return true;
   }
   if (cl_count > 0 && !AllDigits(cl)) {
-    RefuseBeforeBody(req, res, HttpError{400, "bad_request", "malformed Content-Length"}, true);
+    RefuseBeforeBody(req, res, MakeError(Wire::kBadRequest, "malformed Content-Length"), true);
     return true;
   }
   // --- content coding: never inflate a client's body (review finding 1) ---
@@ -639,8 +623,8 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
     const std::string ce = LowerNoSpace(req.get_header_value("Content-Encoding", i));
     if (!ce.empty() && ce != "identity") {
       RefuseBeforeBody(req, res,
-                       HttpError{415, "unsupported_media_type",
-                                 "request bodies are accepted only without Content-Encoding"},
+                       MakeError(Wire::kUnsupportedMediaType,
+                                 "request bodies are accepted only without Content-Encoding"),
                        true);
       return true;
     }
@@ -659,8 +643,8 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
     const std::optional<HttpError> limited = Throttle(RouteClass::kPage, req);
     RefuseBeforeBody(req, res,
                      limited      ? *limited
-                     : path_known ? HttpError{404, "not_found", "no such route for this method"}
-                                  : HttpError{404, "not_found", "no such route"},
+                     : path_known ? MakeError(Wire::kNotFound, "no such route for this method")
+                                  : MakeError(Wire::kNotFound, "no such route"),
                      body_declared);
     return true;
   }
@@ -670,13 +654,13 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
     return true;
   }
   if (r->spec.auth == Auth::kAdmin && !AdminAuthorized(req)) {
-    RefuseBeforeBody(req, res, HttpError{401, "unauthorized", "admin token required"},
+    RefuseBeforeBody(req, res, MakeError(Wire::kUnauthorized, "admin token required"),
                      body_declared);
     return true;
   }
   if (body_declared) {
     if (r->spec.body == BodyKind::kNone) {
-      RefuseBeforeBody(req, res, HttpError{400, "bad_request", "this route takes no body"}, true);
+      RefuseBeforeBody(req, res, MakeError(Wire::kBadRequest, "this route takes no body"), true);
       return true;
     }
     const int64_t limit = BodyLimitFor(r->spec.body);
@@ -684,7 +668,7 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
       // Refused on the declared length, before one byte of the body is read.
       RefuseBeforeBody(
           req, res,
-          HttpError{413, "payload_too_large", absl::StrCat("request body over ", limit, " bytes")},
+          MakeError(Wire::kPayloadTooLarge, absl::StrCat("request body over ", limit, " bytes")),
           true);
       return true;
     }
@@ -701,7 +685,7 @@ httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& 
   using HR = httplib::Server::HandlerResponse;
   ConnContext* cc = CurrentConn();
   if (cc == nullptr) {  // every connection is served by ServeConnection; never here
-    WriteError(res, HttpError{500, "internal", "internal error"});
+    WriteError(res, MakeError(Wire::kInternal, "internal error"));
     return HR::Handled;
   }
   if (Screen(req, res)) {
@@ -722,14 +706,13 @@ httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& 
                 : ReadFixedBody(*cc->stream, std::strtoull(cl.c_str(), nullptr, 10),
                                 static_cast<uint64_t>(limit), &body);
     if (got != BodyRead::kOk) {
-      HttpError e{400, "bad_request", "malformed chunked body"};
+      HttpError e = MakeError(Wire::kBadRequest, "malformed chunked body");
       if (got == BodyRead::kTooLarge) {
-        e = HttpError{413, "payload_too_large",
-                      absl::StrCat("request body over ", limit, " bytes")};
+        e = MakeError(Wire::kPayloadTooLarge, absl::StrCat("request body over ", limit, " bytes"));
       } else if (got == BodyRead::kIncomplete) {
         e = (cc->stream->deadline_hit() || cc->stream->timed_out())
-                ? HttpError{408, "request_timeout", "request body not received in time"}
-                : HttpError{400, "bad_request", "request body ended early"};
+                ? MakeError(Wire::kRequestTimeout, "request body not received in time")
+                : MakeError(Wire::kBadRequest, "request body ended early");
       }
       RefuseBeforeBody(req, res, e, true);
       requests->Observe(cc->route_index, res.status, 0);
@@ -760,7 +743,7 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
   ConnContext* cc = CurrentConn();
   const Route* r = cc != nullptr ? cc->route : nullptr;
   if (r == nullptr) {  // PreRoute answers every request it does not pass on; never here
-    WriteError(res, HttpError{500, "internal", "internal error"});
+    WriteError(res, MakeError(Wire::kInternal, "internal error"));
     return;
   }
   const size_t route_index = static_cast<size_t>(r - router.routes().data());
@@ -772,7 +755,7 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
     const size_t i = static_cast<size_t>(r->spec.cls);
     if (capped && !inflight.TryTake(i)) {
       overloaded[i]->Inc();
-      WriteError(res, HttpError{503, "overloaded", "too many requests in progress; retry later"});
+      WriteError(res, MakeError(Wire::kOverloaded, "too many requests in progress; retry later"));
     } else {
       if (capped) slot.emplace(&inflight, i);
       Ctx ctx{req, res, cc->params};
@@ -784,9 +767,7 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
     // The connection ends after this answer: say so (cpp-httplib writes "Connection:
     // close" when the request asked for it).
     cc->must_close = true;
-    auto& mutable_req = const_cast<httplib::Request&>(req);
-    mutable_req.headers.erase("Connection");
-    mutable_req.set_header("Connection", "close");
+    AnswerCloses(req);
   }
   requests->Observe(route_index, res.status,
                     static_cast<double>(opts.clock->MonoNowNs() - start) / 1e9);
@@ -811,8 +792,8 @@ std::optional<HttpError> Server::Impl::Throttle(RouteClass cls, const httplib::R
   const int64_t wait_ns = limiters[i]->Admit(ClientIp(req));
   if (wait_ns == 0) return std::nullopt;
   rate_limited[i]->Inc();
-  return HttpError{429, "rate_limited", "too many requests; retry later",
-                   (wait_ns + 999'999'999) / 1'000'000'000};
+  return MakeError(Wire::kRateLimited, "too many requests; retry later",
+                   (wait_ns + 999'999'999) / 1'000'000'000);
 }
 
 bool Server::Impl::AdminAuthorized(const httplib::Request& req) const {

@@ -21,21 +21,21 @@
 #include "http/conn_stream.h"
 #include "http/json.h"
 #include "http/server.h"
+#include "http/wire_errors.h"
 #include "httplib.h"
 #include "limits/rate_limiter.h"
 #include "metrics/metrics.h"
 
 namespace kv::http {
 
-struct HttpError {
-  int status;
-  std::string code;
-  std::string message;
-  int64_t retry_after_seconds = 1;  // sent with 429 and 503
-};
-HttpError ErrorFor(Refusal r, std::string message);
+// A refusal as its wire row (wire_errors.h). `bad_request_as`: the row a kBadRequest travels
+// as on this route (the key import's is SPEC's invalid_key_line).
+HttpError ErrorFor(Refusal r, std::string message, Wire bad_request_as = Wire::kBadRequest);
+// An infrastructure failure: Unavailable -> storage_unavailable, else internal (logged).
 HttpError ErrorFor(const absl::Status& s);
 void WriteError(httplib::Response& res, const HttpError& e);
+// Makes cpp-httplib answer "Connection: close" and end the connection after this request.
+void AnswerCloses(const httplib::Request& req);
 void WriteJson(httplib::Response& res, int status, std::string body);
 
 // The engine's payload cap: the largest body any route accepts (unlimited when a route's

@@ -72,4 +72,33 @@ static_assert(kLookupOrdersMax <= kLookupIndexEntriesMax);
 // shorter one. 32 random hex characters are 128 bits, beyond any online guessing.
 inline constexpr size_t kAdminTokenBytesMin = 32;
 
+// --- bounds the shop and the API used as bare numbers until issue 10 ---
+// An Idempotency-Key header, bytes (1..this; a longer one is refused).
+inline constexpr size_t kIdempotencyKeyBytesMax = 255;
+// The client label an order keeps for the per-client hoarding guard, bytes (truncated).
+inline constexpr size_t kOrderClientBytesMax = 64;
+// The currency a payment record keeps from a gateway's notice, bytes (truncated; a valid
+// one is kCurrencyBytes, the rest is kept only to show the merchant what came).
+inline constexpr size_t kPaymentCurrencyBytesMax = 16;
+static_assert(kPaymentCurrencyBytesMax >= kCurrencyBytes);
+// The error text a failed delivery attempt leaves in its log entry, bytes (truncated).
+inline constexpr size_t kDeliveryErrorBytesMax = 200;
+// Admin pages: pool keys per page of GET .../keys; orders per page of GET /admin/orders
+// (default and maximum of `limit`); orders per page while streaming the CSV export.
+inline constexpr size_t kPoolKeysPageSize = 100;
+inline constexpr int64_t kOrdersPageSizeDefault = 50;
+inline constexpr int64_t kOrdersPageSizeMax = 500;
+inline constexpr size_t kExportPageSize = 500;
+static_assert(kOrdersPageSizeDefault >= 1 && kOrdersPageSizeDefault <= kOrdersPageSizeMax);
+// The shop's worker: a pass (expiry, delivery retries) at least this often, milliseconds;
+// idempotency records are kept at least kIdempotencyKeepSeconds and collected about every
+// kIdempotencyCollectEverySeconds.
+inline constexpr int64_t kWorkerPassMs = 100;
+inline constexpr int64_t kIdempotencyKeepSeconds = 24 * 3600;
+inline constexpr int64_t kIdempotencyCollectEverySeconds = 3600;
+static_assert(kIdempotencyCollectEverySeconds <= kIdempotencyKeepSeconds);
+// RocksDB's block cache when the caller names none, bytes (the config's block_cache_mb
+// default is the same 64 MiB).
+inline constexpr size_t kBlockCacheBytesDefault = size_t{64} << 20;
+
 }  // namespace kv::limits

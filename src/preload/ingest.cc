@@ -130,10 +130,10 @@ absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const Inge
     SstSeries& files = *pool_files[t];
     std::string record;
     for (size_t i = begin; i < end && errors[t].ok(); ++i) {
-      const std::string pool_key = storage::PoolKey(plan.product_id, plan.first_seq + i);
-      record =
-          EncodePoolKey(PoolKeyRecord{plan.batch_id, cipher.Seal(texts[i], pool_key, &random)});
-      errors[t] = files.Put(pool_key, record);
+      const uint64_t seq = plan.first_seq + i;
+      record = EncodePoolKey(PoolKeyRecord{
+          plan.batch_id, cipher.SealPoolKey(texts[i], plan.product_id, seq, &random)});
+      errors[t] = files.Put(storage::PoolKey(plan.product_id, seq), record);
       if (progress != nullptr && (i - begin + 1) % kProgressEveryKeys == 0) {
         progress->Add(kProgressEveryKeys);
       }

@@ -139,7 +139,7 @@ OrderView Shop::Impl::View(const OrderRecord& r, bool with_keys) const {
   v.payment_id = r.payment_id;
   if (with_keys) {
     for (const DeliveredKey& k : r.keys) {
-      auto text = cipher->Open(k.sealed, storage::PoolKey(r.product_id, k.seq));
+      auto text = cipher->OpenPoolKey(k.sealed, r.product_id, k.seq);
       // A key that fails authentication is never shown (tampered data dir); the order
       // view shows a placeholder so the merchant sees something is wrong.
       v.keys.push_back(text.ok() ? *text : std::string("<unreadable key>"));
@@ -248,111 +248,127 @@ absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
 
 absl::Status Shop::Recover() {
   Impl& m = *impl_;
+  // Every scan below returns its read error (Db::ForEach): a failed read taken for the end
+  // of the data would undercount next_seq / next_log_seq and reuse sequence numbers.
   // Products.
-  {
-    MutexLock l(&m.products_mu);
-    auto it = db_->NewIterator(storage::kCfProducts);
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      ProductRecord r;
-      KV_RETURN_IF_ERROR(DecodeProduct(std::string_view(it->value().data(), it->value().size()), &r));
-      if (r.id == 0 || r.id > limits::kProductsMax) return absl::DataLossError("bad product id");
-      m.owned.push_back(std::make_unique<ProductState>(r));
-      m.products[r.id].store(m.owned.back().get(), std::memory_order_release);
-      m.next_product_id = std::max(m.next_product_id, r.id + 1);
-    }
-    if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
-  }
+  KV_RETURN_IF_ERROR(
+      db_->ForEach(storage::kCfProducts, "",
+                   [&](std::string_view, std::string_view value) -> absl::StatusOr<storage::Scan> {
+                     ProductRecord r;
+                     KV_RETURN_IF_ERROR(DecodeProduct(value, &r));
+                     if (r.id == 0 || r.id > limits::kProductsMax)
+                       return absl::DataLossError("bad product id");
+                     MutexLock l(&m.products_mu);
+                     m.owned.push_back(std::make_unique<ProductState>(r));
+                     m.products[r.id].store(m.owned.back().get(), std::memory_order_release);
+                     m.next_product_id = std::max(m.next_product_id, r.id + 1);
+                     return storage::Scan::kNext;
+                   }));
   // Counters.
-  {
-    auto it = db_->NewIterator(storage::kCfCounters);
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != 9) return absl::DataLossError("malformed counter key");
-      const uint64_t pid = DecodeFixed64BE(it->key().data());
-      ProductState* ps = m.Product(pid);
-      if (ps == nullptr) return absl::DataLossError("counter for an unknown product");
-      int64_t v;
-      if (!storage::DecodeCounter(it->value(), &v)) return absl::DataLossError("malformed counter");
-      switch (static_cast<storage::CounterKind>(it->key()[8])) {
-        case storage::CounterKind::kPool: ps->pool = v; break;
-        case storage::CounterKind::kHeld: ps->held = v; break;
-        case storage::CounterKind::kOwed: ps->owed = v; break;
-        case storage::CounterKind::kDelivered: ps->delivered = v; break;
-        case storage::CounterKind::kImported: ps->imported = v; break;
-        case storage::CounterKind::kRetired: ps->retired = v; break;
-        default: return absl::DataLossError("unknown counter kind");
-      }
-    }
-    if (!it->status().ok()) return absl::DataLossError(it->status().ToString());
-  }
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      storage::kCfCounters, "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        auto k = storage::ParseCounterKey(key);
+        if (!k) return absl::DataLossError("malformed counter key");
+        ProductState* ps = m.Product(k->pid);
+        if (ps == nullptr) return absl::DataLossError("counter for an unknown product");
+        int64_t v;
+        if (!storage::DecodeCounter(value, &v)) return absl::DataLossError("malformed counter");
+        switch (k->kind) {
+          case storage::CounterKind::kPool:
+            ps->pool = v;
+            break;
+          case storage::CounterKind::kHeld:
+            ps->held = v;
+            break;
+          case storage::CounterKind::kOwed:
+            ps->owed = v;
+            break;
+          case storage::CounterKind::kDelivered:
+            ps->delivered = v;
+            break;
+          case storage::CounterKind::kImported:
+            ps->imported = v;
+            break;
+          case storage::CounterKind::kRetired:
+            ps->retired = v;
+            break;
+        }
+        return storage::Scan::kNext;
+      }));
   // Batches: next seq / batch id, retired batches.
-  {
-    auto it = db_->NewIterator(storage::kCfBatches);
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != 16) return absl::DataLossError("malformed batch key");
-      ProductState* ps = m.Product(DecodeFixed64BE(it->key().data()));
-      if (ps == nullptr) return absl::DataLossError("batch of an unknown product");
-      BatchRecord b;
-      KV_RETURN_IF_ERROR(DecodeBatch(std::string_view(it->value().data(), it->value().size()), &b));
-      b.batch_id = DecodeFixed64BE(it->key().data() + 8);
-      MutexLock l(&ps->pool_mu);
-      ps->next_batch_id = std::max(ps->next_batch_id, b.batch_id + 1);
-      ps->next_seq = std::max(ps->next_seq, b.last_seq + 1);
-      if (b.retired_flag) ps->retired_batches.insert(b.batch_id);
-    }
-  }
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      storage::kCfBatches, "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        auto k = storage::ParseBatchKey(key);
+        if (!k) return absl::DataLossError("malformed batch key");
+        ProductState* ps = m.Product(k->pid);
+        if (ps == nullptr) return absl::DataLossError("batch of an unknown product");
+        BatchRecord b;
+        KV_RETURN_IF_ERROR(DecodeBatch(value, &b));
+        b.batch_id = k->batch_id;
+        MutexLock l(&ps->pool_mu);
+        ps->next_batch_id = std::max(ps->next_batch_id, b.batch_id + 1);
+        ps->next_seq = std::max(ps->next_seq, b.last_seq + 1);
+        if (b.retired_flag) ps->retired_batches.insert(b.batch_id);
+        return storage::Scan::kNext;
+      }));
   // Delivery log: next seq.
   uint64_t max_log = 0;
   {
-    auto it = db_->NewIterator(storage::kCfDeliveryLog);
-    it->SeekToLast();
-    if (it->Valid()) max_log = DecodeFixed64BE(it->key().data());
+    auto last = db_->LastKey(storage::kCfDeliveryLog);
+    if (!last.ok()) return last.status();
+    if (last->has_value()) {
+      auto seq = storage::ParseU64Key(**last);
+      if (!seq) return absl::DataLossError("malformed delivery-log key");
+      max_log = *seq;
+    }
   }
   // Order index: backorder queues and holds to expire.
-  {
-    auto it = db_->NewIterator(storage::kCfOrderIndex);
-    const std::string bprefix(1, storage::kIdxBackorder);
-    for (it->Seek(bprefix); it->Valid() && it->key().starts_with(bprefix); it->Next()) {
-      if (it->key().size() != 17) return absl::DataLossError("malformed backorder index key");
-      const uint64_t pid = DecodeFixed64BE(it->key().data() + 1);
-      const uint64_t seq = DecodeFixed64BE(it->key().data() + 9);
-      ProductState* ps = m.Product(pid);
-      if (ps == nullptr) return absl::DataLossError("backorder of an unknown product");
-      std::string oid = it->value().ToString();
-      auto order = m.ReadOrder(oid);
-      if (!order.ok()) return order.status();
-      if (!order->has_value()) return absl::DataLossError("backorder of an unknown order");
-      MutexLock l(&ps->pool_mu);
-      ps->backorders[seq] = BackorderItem{oid, (*order)->quantity};
-      max_log = std::max(max_log, seq);
-    }
-    const std::string eprefix(1, storage::kIdxExpiry);
-    for (it->Seek(eprefix); it->Valid() && it->key().starts_with(eprefix); it->Next()) {
-      if (it->key().size() != 1 + 8 + storage::kOrderIdBytes) {
-        return absl::DataLossError("malformed expiry index key");
-      }
-      OrderRecord r;
-      r.expires_ms = static_cast<int64_t>(DecodeFixed64BE(it->key().data() + 1));
-      r.oid = std::string(it->key().data() + 9, storage::kOrderIdBytes);
-      m.ScheduleExpiry(r);
-      if (opts_.pending_orders_per_contact_max > 0 || opts_.pending_orders_per_client_max > 0) {
-        // The hoarding guard's counts of open pending orders, from the orders themselves
-        // (over the cap is allowed here: caps may have been lowered since).
-        auto order = m.ReadOrder(r.oid);
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      storage::kCfOrderIndex, std::string(1, storage::kIdxBackorder),
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        auto k = storage::ParseBackorderIndexKey(key);
+        if (!k) return absl::DataLossError("malformed backorder index key");
+        ProductState* ps = m.Product(k->pid);
+        if (ps == nullptr) return absl::DataLossError("backorder of an unknown product");
+        std::string oid(value);
+        auto order = m.ReadOrder(oid);
         if (!order.ok()) return order.status();
-        if (!order->has_value()) return absl::DataLossError("expiry index names a lost order");
-        if (opts_.pending_orders_per_contact_max > 0) {
-          Impl::PendingShard& sh = m.PendingShardFor("c:" + (*order)->contact_tag);
-          MutexLock pl(&sh.mu);
-          ++sh.open["c:" + (*order)->contact_tag];
+        if (!order->has_value()) return absl::DataLossError("backorder of an unknown order");
+        MutexLock l(&ps->pool_mu);
+        ps->backorders[k->log_seq] = BackorderItem{oid, (*order)->quantity};
+        max_log = std::max(max_log, k->log_seq);
+        return storage::Scan::kNext;
+      }));
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      storage::kCfOrderIndex, std::string(1, storage::kIdxExpiry),
+      [&](std::string_view key, std::string_view) -> absl::StatusOr<storage::Scan> {
+        auto k = storage::ParseExpiryIndexKey(key);
+        if (!k) return absl::DataLossError("malformed expiry index key");
+        OrderRecord r;
+        r.expires_ms = static_cast<int64_t>(k->expires_ms);
+        r.oid = std::string(k->oid);
+        m.ScheduleExpiry(r);
+        if (opts_.pending_orders_per_contact_max > 0 || opts_.pending_orders_per_client_max > 0) {
+          // The hoarding guard's counts of open pending orders, from the orders themselves
+          // (over the cap is allowed here: caps may have been lowered since).
+          auto order = m.ReadOrder(r.oid);
+          if (!order.ok()) return order.status();
+          if (!order->has_value()) return absl::DataLossError("expiry index names a lost order");
+          if (opts_.pending_orders_per_contact_max > 0) {
+            Impl::PendingShard& sh = m.PendingShardFor("c:" + (*order)->contact_tag);
+            MutexLock pl(&sh.mu);
+            ++sh.open["c:" + (*order)->contact_tag];
+          }
+          if (opts_.pending_orders_per_client_max > 0 && !(*order)->client.empty()) {
+            Impl::PendingShard& sh = m.PendingShardFor("i:" + (*order)->client);
+            MutexLock pl(&sh.mu);
+            ++sh.open["i:" + (*order)->client];
+          }
         }
-        if (opts_.pending_orders_per_client_max > 0 && !(*order)->client.empty()) {
-          Impl::PendingShard& sh = m.PendingShardFor("i:" + (*order)->client);
-          MutexLock pl(&sh.mu);
-          ++sh.open["i:" + (*order)->client];
-        }
-      }
-    }
-  }
+        return storage::Scan::kNext;
+      }));
   m.next_log_seq = max_log + 1;
   // Memory view of stock from the durable counters (I5).
   for (uint64_t id = 1; id <= limits::kProductsMax; ++id) {
@@ -370,8 +386,11 @@ void Shop::StartWorkers() {
     while (true) {
       {
         MutexLock l(&m->work_mu);
-        // A pass every 100 ms, or at once when kicked (a spurious wakeup: a pass early).
-        if (!m->stop && !m->kicked) m->work_cv.WaitFor(&m->work_mu, std::chrono::milliseconds(100));
+        // A pass every kWorkerPassMs, or at once when kicked (a spurious wakeup: a pass
+        // early).
+        if (!m->stop && !m->kicked) {
+          m->work_cv.WaitFor(&m->work_mu, std::chrono::milliseconds(limits::kWorkerPassMs));
+        }
         if (m->stop) break;
         m->kicked = false;
       }
@@ -380,9 +399,9 @@ void Shop::StartWorkers() {
       (void)RunDeliveries();
       // Idempotency records are kept at least 24 h; collected about once an hour.
       const int64_t now = m->clock->MonoNowNs();
-      if (now - last_collect_ns >= int64_t{3600} * 1'000'000'000) {
+      if (now - last_collect_ns >= limits::kIdempotencyCollectEverySeconds * 1'000'000'000) {
         last_collect_ns = now;
-        (void)CollectIdempotency(absl::Hours(24));
+        (void)CollectIdempotency(absl::Seconds(limits::kIdempotencyKeepSeconds));
       }
     }
   });

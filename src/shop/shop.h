@@ -70,7 +70,7 @@ struct ShopOptions {
   LockoutPolicy lookup_lockout;
   // Delivery retries before an entry is "failed". Default 8.
   uint32_t delivery_attempts_max = limits::kDeliveryAttemptsMax;
-  size_t block_cache_bytes = 64 << 20;
+  size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
 
   // --- backups (backup/backup.h; the server sets these from its config) ---
   // Directory of the shop's backups; "" = backups off. Must not overlap data_dir nor hold

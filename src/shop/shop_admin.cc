@@ -7,91 +7,96 @@
 
 namespace kv {
 
-namespace {
-
-std::string_view Sv(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
-}  // namespace
-
 Result<OrderPage> Shop::ListOrders(std::optional<OrderStatus> status, size_t limit,
                                    std::string_view cursor) {
   Impl& m = *impl_;
   if (limit == 0) return {Refusal::kBadRequest, "limit must be at least 1"};
-  // Which CF and key prefix hold the listing; an oid sits at a fixed offset of each key.
+  // Which CF and key prefix hold the listing, and where a key of it holds its oid (the
+  // schema's parsers; a key of another shape is skipped, as a cursor of one is refused).
   storage::Cf cf = storage::kCfOrders;
   std::string prefix;
-  size_t oid_offset = 0;
+  std::optional<std::string_view> (*oid_of)(std::string_view) = [](std::string_view k) {
+    return k.size() == storage::kOrderIdBytes ? std::optional<std::string_view>(k) : std::nullopt;
+  };
   if (status == OrderStatus::kPendingPayment) {
     cf = storage::kCfOrderIndex;
     prefix = std::string(1, storage::kIdxExpiry);
-    oid_offset = 1 + 8;
+    oid_of = [](std::string_view k) -> std::optional<std::string_view> {
+      auto p = storage::ParseExpiryIndexKey(k);
+      if (!p) return std::nullopt;
+      return p->oid;
+    };
   } else if (status) {
     cf = storage::kCfOrderIndex;
-    prefix = std::string(1, storage::kIdxStatus) + static_cast<char>(*status);
-    oid_offset = 2 + 8;
+    prefix = storage::StatusIndexPrefix(static_cast<uint8_t>(*status));
+    oid_of = [](std::string_view k) -> std::optional<std::string_view> {
+      auto p = storage::ParseStatusIndexKey(k);
+      if (!p) return std::nullopt;
+      return p->oid;
+    };
   }
-  const size_t key_size = oid_offset + storage::kOrderIdBytes;
   std::string start = prefix;
   if (!cursor.empty()) {
     std::string after;
-    if (!HexDecode(cursor, &after) || after.size() != key_size ||
-        after.compare(0, prefix.size(), prefix) != 0) {
+    if (!HexDecode(cursor, &after) || !after.starts_with(prefix) || !oid_of(after)) {
       return {Refusal::kBadRequest, "malformed cursor"};
     }
     start = after;
     start.push_back('\0');  // strictly after the cursor's key
   }
   OrderPage page;
-  auto it = db_->NewIterator(cf);
   std::string last;
-  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (it->key().size() != key_size) continue;
-    if (page.orders.size() == limit) {
-      page.next_cursor = HexEncode(last);
-      break;
-    }
-    const std::string oid(it->key().data() + oid_offset, storage::kOrderIdBytes);
-    std::optional<OrderRecord> rec;
-    if (cf == storage::kCfOrders) {
-      OrderRecord r;
-      KV_RETURN_IF_ERROR(DecodeOrder(Sv(it->value()), &r));
-      r.oid = oid;
-      rec = std::move(r);
-    } else {
-      auto r = m.ReadOrder(oid);
-      if (!r.ok()) return r.status();
-      rec = std::move(*r);
-    }
-    if (rec) page.orders.push_back(m.View(*rec, false));
-    last = it->key().ToString();
-  }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      cf, prefix, start,
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        const auto oid_view = oid_of(key);
+        if (!oid_view) return storage::Scan::kNext;
+        if (page.orders.size() == limit) {
+          page.next_cursor = HexEncode(last);
+          return storage::Scan::kStop;
+        }
+        const std::string oid(*oid_view);
+        std::optional<OrderRecord> rec;
+        if (cf == storage::kCfOrders) {
+          OrderRecord r;
+          KV_RETURN_IF_ERROR(DecodeOrder(value, &r));
+          r.oid = oid;
+          rec = std::move(r);
+        } else {
+          auto r = m.ReadOrder(oid);
+          if (!r.ok()) return r.status();
+          rec = std::move(*r);
+        }
+        if (rec) page.orders.push_back(m.View(*rec, false));
+        last = std::string(key);
+        return storage::Scan::kNext;
+      }));
   return page;
 }
 
 absl::Status Shop::ForEachOrder(const std::function<bool(const OrderView&)>& f) {
-  auto it = db_->NewIterator(storage::kCfOrders);
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    OrderRecord r;
-    KV_RETURN_IF_ERROR(DecodeOrder(Sv(it->value()), &r));
-    r.oid = it->key().ToString();
-    if (!f(impl_->View(r, false))) break;
-  }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
-  return absl::OkStatus();
+  return db_->ForEach(
+      storage::kCfOrders, "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        OrderRecord r;
+        KV_RETURN_IF_ERROR(DecodeOrder(value, &r));
+        r.oid = std::string(key);
+        return f(impl_->View(r, false)) ? storage::Scan::kNext : storage::Scan::kStop;
+      });
 }
 
 absl::StatusOr<std::vector<PaymentView>> Shop::ListPayments(
     std::optional<PaymentOutcome> outcome) {
   std::vector<PaymentView> out;
-  auto it = db_->NewIterator(storage::kCfPayments);
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    PaymentRecord p;
-    KV_RETURN_IF_ERROR(DecodePayment(Sv(it->value()), &p));
-    p.payment_id = it->key().ToString();
-    if (!outcome || p.outcome == *outcome) out.push_back(PaymentView{std::move(p)});
-  }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      storage::kCfPayments, "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        PaymentRecord p;
+        KV_RETURN_IF_ERROR(DecodePayment(value, &p));
+        p.payment_id = std::string(key);
+        if (!outcome || p.outcome == *outcome) out.push_back(PaymentView{std::move(p)});
+        return storage::Scan::kNext;
+      }));
   return out;
 }
 
@@ -133,19 +138,25 @@ Result<OrderView> Shop::RedeliverOrder(std::string_view order_id) {
 
 absl::StatusOr<ShopStats> Shop::Stats() {
   ShopStats st;
-  auto it = db_->NewIterator(storage::kCfOrderIndex);
-  uint64_t pending = 0;
-  const std::string e(1, storage::kIdxExpiry);
-  for (it->Seek(e); it->Valid() && it->key().starts_with(e); it->Next()) ++pending;
-  st.orders_by_status.emplace_back(OrderStatus::kPendingPayment, pending);
+  // Counts the entries under one order-index prefix.
+  const auto count = [this](const std::string& prefix) -> absl::StatusOr<uint64_t> {
+    uint64_t n = 0;
+    KV_RETURN_IF_ERROR(
+        db_->ForEach(storage::kCfOrderIndex, prefix, [&](std::string_view, std::string_view) {
+          ++n;
+          return storage::Scan::kNext;
+        }));
+    return n;
+  };
+  auto pending = count(std::string(1, storage::kIdxExpiry));
+  if (!pending.ok()) return pending.status();
+  st.orders_by_status.emplace_back(OrderStatus::kPendingPayment, *pending);
   for (OrderStatus s : kAllOrderStatuses) {
     if (s == OrderStatus::kPendingPayment) continue;
-    const std::string p = std::string(1, storage::kIdxStatus) + static_cast<char>(s);
-    uint64_t n = 0;
-    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) ++n;
-    st.orders_by_status.emplace_back(s, n);
+    auto n = count(storage::StatusIndexPrefix(static_cast<uint8_t>(s)));
+    if (!n.ok()) return n.status();
+    st.orders_by_status.emplace_back(s, *n);
   }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
   auto backlog = Backlog();
   if (!backlog.ok()) return backlog.status();
   st.deliveries = *backlog;
@@ -179,16 +190,17 @@ absl::StatusOr<size_t> Shop::CollectIdempotency(absl::Duration max_age) {
   const int64_t cutoff = m.NowMs() - absl::ToInt64Milliseconds(max_age);
   rocksdb::WriteBatch b;
   size_t n = 0;
-  auto it = db_->NewIterator(storage::kCfIdempotency);
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    IdempotencyRecord r;
-    KV_RETURN_IF_ERROR(DecodeIdempotency(Sv(it->value()), &r));
-    if (r.created_ms < cutoff) {
-      b.Delete(db_->cf(storage::kCfIdempotency), it->key());
-      ++n;
-    }
-  }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      storage::kCfIdempotency, "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        IdempotencyRecord r;
+        KV_RETURN_IF_ERROR(DecodeIdempotency(value, &r));
+        if (r.created_ms < cutoff) {
+          b.Delete(db_->cf(storage::kCfIdempotency), rocksdb::Slice(key.data(), key.size()));
+          ++n;
+        }
+        return storage::Scan::kNext;
+      }));
   if (n > 0) KV_RETURN_IF_ERROR(db_->Write(&b));
   return n;
 }

@@ -12,23 +12,25 @@ absl::Status Shop::Impl::SelectKeysLocked(ProductState* ps, uint32_t q,
                                           std::vector<TakenKey>* out) {
   out->clear();
   if (q == 0) return absl::OkStatus();
-  auto it = db->NewIterator(storage::kCfPool);
-  const std::string prefix = storage::U64Key(ps->id);
   uint64_t last = ps->cursor;
-  for (it->Seek(storage::PoolKey(ps->id, ps->cursor));
-       it->Valid() && it->key().starts_with(prefix) && out->size() < q; it->Next()) {
-    if (it->key().size() != 16) return absl::DataLossError("malformed pool key");
-    const uint64_t seq = DecodeFixed64BE(it->key().data() + 8);
-    if (ps->inflight.contains(seq)) continue;
-    PoolKeyRecord rec;
-    KV_RETURN_IF_ERROR(DecodePoolKey(std::string_view(it->value().data(), it->value().size()), &rec));
-    if (ps->retired_batches.contains(rec.batch_id)) continue;  // zombie of a failed write
-    out->push_back(TakenKey{seq, rec.batch_id, std::move(rec.sealed)});
-    last = seq + 1;
-  }
-  if (!it->status().ok()) {
+  absl::Status s = db->ForEach(
+      storage::kCfPool, storage::U64Key(ps->id), storage::PoolKey(ps->id, ps->cursor),
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        ps->pool_mu.AssertHeld();  // by our caller, for the whole scan
+        auto k = storage::ParsePoolKey(key);
+        if (!k) return absl::DataLossError("malformed pool key");
+        if (ps->inflight.contains(k->seq)) return storage::Scan::kNext;
+        PoolKeyRecord rec;
+        KV_RETURN_IF_ERROR(DecodePoolKey(value, &rec));
+        if (ps->retired_batches.contains(rec.batch_id))
+          return storage::Scan::kNext;  // zombie of a failed write
+        out->push_back(TakenKey{k->seq, rec.batch_id, std::move(rec.sealed)});
+        last = k->seq + 1;
+        return out->size() < q ? storage::Scan::kNext : storage::Scan::kStop;
+      });
+  if (!s.ok()) {
     out->clear();
-    return absl::UnavailableError(absl::StrCat("reading the key pool: ", it->status().ToString()));
+    return absl::Status(s.code(), absl::StrCat("reading the key pool: ", s.message()));
   }
   for (const TakenKey& k : *out) ps->inflight.insert(k.seq);
   ps->cursor = last;
@@ -229,9 +231,9 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   rocksdb::WriteBatch b;
   for (size_t j = 0; j < fresh_idx.size(); ++j) {
     const uint64_t seq = first_seq + j;
-    const std::string pool_key = storage::PoolKey(product_id, seq);
-    fresh.push_back(TakenKey{seq, batch_id,
-                             m.cipher->Seal(parsed->keys[fresh_idx[j]].text, pool_key, m.random)});
+    fresh.push_back(TakenKey{
+        seq, batch_id,
+        m.cipher->SealPoolKey(parsed->keys[fresh_idx[j]].text, product_id, seq, m.random)});
   }
   // A fresh key's seq follows its input order: fresh_idx[j] gets first_seq + j.
   std::vector<uint64_t> seq_of(n_in, 0);
@@ -290,15 +292,17 @@ Result<RetireResult> Shop::RetireBatch(uint64_t product_id, uint64_t batch_id) {
   KV_RETURN_IF_ERROR(DecodeBatch(**v, &batch));
   batch.batch_id = batch_id;
   std::vector<uint64_t> seqs;
-  auto it = m.db->NewIterator(storage::kCfPool);
-  for (it->Seek(storage::PoolKey(product_id, batch.first_seq)); it->Valid(); it->Next()) {
-    if (it->key().size() != 16 || DecodeFixed64BE(it->key().data()) != product_id) break;
-    const uint64_t seq = DecodeFixed64BE(it->key().data() + 8);
-    if (seq > batch.last_seq) break;
-    if (ps->inflight.contains(seq)) continue;  // being delivered right now; see FinishInflight
-    seqs.push_back(seq);
-  }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  KV_RETURN_IF_ERROR(m.db->ForEach(
+      storage::kCfPool, storage::U64Key(product_id), storage::PoolKey(product_id, batch.first_seq),
+      [&](std::string_view key, std::string_view) -> absl::StatusOr<storage::Scan> {
+        ps->pool_mu.AssertHeld();  // pl, for the whole scan
+        auto k = storage::ParsePoolKey(key);
+        if (!k) return absl::DataLossError("malformed pool key");
+        if (k->seq > batch.last_seq) return storage::Scan::kStop;
+        // In flight: being delivered right now; see FinishInflight.
+        if (!ps->inflight.contains(k->seq)) seqs.push_back(k->seq);
+        return storage::Scan::kNext;
+      }));
   const int64_t r = static_cast<int64_t>(seqs.size());
   rocksdb::WriteBatch b;
   for (uint64_t seq : seqs) b.Delete(m.db->cf(storage::kCfPool), storage::PoolKey(product_id, seq));
@@ -325,24 +329,25 @@ Result<std::vector<PoolKeyView>> Shop::ListPoolKeys(uint64_t product_id, size_t 
   Impl& m = *impl_;
   if (m.Product(product_id) == nullptr) return {Refusal::kProductNotFound, "no such product"};
   std::vector<PoolKeyView> out;
-  auto it = m.db->NewIterator(storage::kCfPool);
-  const std::string prefix = storage::U64Key(product_id);
-  for (it->Seek(storage::PoolKey(product_id, after_seq + 1));
-       it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
-    PoolKeyRecord r;
-    KV_RETURN_IF_ERROR(DecodePoolKey(std::string_view(it->value().data(), it->value().size()), &r));
-    const uint64_t seq = DecodeFixed64BE(it->key().data() + 8);
-    auto text = m.cipher->Open(r.sealed, storage::PoolKey(product_id, seq));
-    PoolKeyView v{seq, r.batch_id, "<unreadable key>"};
-    if (text.ok()) {
-      const std::string& t = *text;
-      v.masked = t.size() <= 6 ? std::string(4, '*')
-                               : t.substr(0, 2) + std::string(t.size() - 4, '*') +
-                                     t.substr(t.size() - 2);
-    }
-    out.push_back(std::move(v));
-  }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  if (limit == 0) return out;
+  KV_RETURN_IF_ERROR(m.db->ForEach(
+      storage::kCfPool, storage::U64Key(product_id), storage::PoolKey(product_id, after_seq + 1),
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        auto k = storage::ParsePoolKey(key);
+        if (!k) return absl::DataLossError("malformed pool key");
+        PoolKeyRecord r;
+        KV_RETURN_IF_ERROR(DecodePoolKey(value, &r));
+        auto text = m.cipher->OpenPoolKey(r.sealed, product_id, k->seq);
+        PoolKeyView v{k->seq, r.batch_id, "<unreadable key>"};
+        if (text.ok()) {
+          const std::string& t = *text;
+          v.masked = t.size() <= 6
+                         ? std::string(4, '*')
+                         : t.substr(0, 2) + std::string(t.size() - 4, '*') + t.substr(t.size() - 2);
+        }
+        out.push_back(std::move(v));
+        return out.size() < limit ? storage::Scan::kNext : storage::Scan::kStop;
+      }));
   return out;
 }
 
@@ -350,15 +355,17 @@ Result<std::vector<BatchRecord>> Shop::ListBatches(uint64_t product_id) {
   Impl& m = *impl_;
   if (m.Product(product_id) == nullptr) return {Refusal::kProductNotFound, "no such product"};
   std::vector<BatchRecord> out;
-  auto it = m.db->NewIterator(storage::kCfBatches);
-  const std::string prefix = storage::U64Key(product_id);
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    BatchRecord b;
-    KV_RETURN_IF_ERROR(DecodeBatch(std::string_view(it->value().data(), it->value().size()), &b));
-    b.batch_id = DecodeFixed64BE(it->key().data() + 8);
-    out.push_back(b);
-  }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  KV_RETURN_IF_ERROR(m.db->ForEach(
+      storage::kCfBatches, storage::U64Key(product_id),
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        auto k = storage::ParseBatchKey(key);
+        if (!k) return absl::DataLossError("malformed batch key");
+        BatchRecord b;
+        KV_RETURN_IF_ERROR(DecodeBatch(value, &b));
+        b.batch_id = k->batch_id;
+        out.push_back(b);
+        return storage::Scan::kNext;
+      }));
   return out;
 }
 

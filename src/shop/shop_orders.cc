@@ -45,8 +45,9 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
   std::string idem_tag, idem_scope;
   std::optional<MutexLock> idem_lock;
   if (idem != nullptr) {
-    if (idem->key.empty() || idem->key.size() > 255) {
-      return {Refusal::kBadRequest, "Idempotency-Key must be 1..255 bytes"};
+    if (idem->key.empty() || idem->key.size() > limits::kIdempotencyKeyBytesMax) {
+      return {Refusal::kBadRequest, absl::StrCat("Idempotency-Key must be 1..",
+                                                 limits::kIdempotencyKeyBytesMax, " bytes")};
     }
     idem_tag = IdempotencyTag(*cipher_, idem->key);
     idem_scope =
@@ -109,7 +110,7 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
 
   OrderRecord r;
   r.contact_tag = contact_tag;
-  r.client = req.client.substr(0, 64);
+  r.client = req.client.substr(0, limits::kOrderClientBytesMax);
   // Hoarding guard (SPEC §3): a slot per open pending order, taken before the stock.
   if (!m.TryHoldPending(r)) {
     return {Refusal::kPendingLimit, "too many open orders awaiting payment; pay or wait for "
@@ -228,10 +229,10 @@ Result<std::vector<OrderView>> Shop::LookupOrders(std::string_view contact,
   ++w.tags;
   std::vector<OrderView> out;
   absl::Status s = [&]() -> absl::Status {
-    std::string prefix(1, storage::kIdxContact);
-    prefix += ctag;
+    const std::string prefix = storage::ContactIndexPrefix(ctag);
+    // Newest first: seek past the prefix and walk back (the one backward scan, so not a
+    // Db::ForEach; its status is checked below).
     auto it = db_->NewIterator(storage::kCfOrderIndex);
-    // Newest first: seek past the prefix and walk back.
     std::string end = prefix;
     end.append(8 + storage::kOrderIdBytes, '\xff');
     it->SeekForPrev(end);
@@ -239,14 +240,16 @@ Result<std::vector<OrderView>> Shop::LookupOrders(std::string_view contact,
            w.index_entries < limits::kLookupIndexEntriesMax;
          it->Prev()) {
       ++w.index_entries;
-      if (it->key().size() != prefix.size() + 8 + storage::kOrderIdBytes) continue;
+      const auto key =
+          storage::ParseContactIndexKey(std::string_view(it->key().data(), it->key().size()));
+      if (!key) continue;
       const rocksdb::Slice tag = it->value();
       if (tag.size() == storage::kTagBytes) {
         if (CRYPTO_memcmp(tag.data(), ltag.data(), ltag.size()) != 0) continue;
       } else if (!tag.empty()) {
         return absl::DataLossError("malformed contact index entry");
       }  // empty: an entry written before lookup tags; the order record decides alone
-      std::string oid(it->key().data() + prefix.size() + 8, storage::kOrderIdBytes);
+      std::string oid(key->oid);
       auto r = m.ReadOrder(oid);
       ++w.order_reads;
       if (!r.ok()) return r.status();

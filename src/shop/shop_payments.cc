@@ -113,7 +113,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   }
   // Anything else a correctly signed notice carries is money received: it is recorded (and
   // flagged when it cannot pay its order), never refused. Gateways send lowercase codes.
-  std::string currency = notice.currency.substr(0, 16);
+  std::string currency = notice.currency.substr(0, limits::kPaymentCurrencyBytesMax);
   for (char& ch : currency) {
     if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 32);
   }
@@ -291,7 +291,7 @@ Result<PaymentResult> Shop::RecordMalformedPayment(const MalformedPaymentNotice&
   PaymentRecord pay;
   pay.order_id = notice.order_id.substr(0, 2 * limits::kPaymentIdBytesMax);
   pay.amount_cents = notice.amount_cents;
-  pay.currency = notice.currency.substr(0, 16);
+  pay.currency = notice.currency.substr(0, limits::kPaymentCurrencyBytesMax);
   pay.received_ms = m.NowMs();
   pay.outcome = PaymentOutcome::kRefundDue;
   pay.flag = PaymentFlag::kMalformed;
@@ -322,25 +322,25 @@ absl::StatusOr<size_t> Shop::RunDeliveries() {
   std::vector<DeliveryEntry> due;
   if (m.log_dirty.exchange(false)) {
     bool waiting = false;  // pending entries left for a later pass (backoff)
-    auto it = m.db->NewIterator(storage::kCfDeliveryLog);
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      DeliveryEntry e;
-      absl::Status ds = DecodeDelivery(std::string_view(it->value().data(), it->value().size()), &e);
-      if (!ds.ok()) {
-        m.log_dirty = true;
-        return ds;
-      }
-      e.log_seq = DecodeFixed64BE(it->key().data());
-      if (e.state != DeliveryState::kPending) continue;
-      if (e.next_attempt_ms <= now) {
-        due.push_back(e);
-      } else {
-        waiting = true;
-      }
-    }
-    if (!it->status().ok()) {
+    absl::Status s = m.db->ForEach(
+        storage::kCfDeliveryLog, "",
+        [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+          auto seq = storage::ParseU64Key(key);
+          if (!seq) return absl::DataLossError("malformed delivery-log key");
+          DeliveryEntry e;
+          KV_RETURN_IF_ERROR(DecodeDelivery(value, &e));
+          e.log_seq = *seq;
+          if (e.state != DeliveryState::kPending) return storage::Scan::kNext;
+          if (e.next_attempt_ms <= now) {
+            due.push_back(e);
+          } else {
+            waiting = true;
+          }
+          return storage::Scan::kNext;
+        });
+    if (!s.ok()) {
       m.log_dirty = true;
-      return absl::UnavailableError(it->status().ToString());
+      return s;
     }
     if (waiting) m.log_dirty = true;
   }
@@ -449,7 +449,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
         limits::kDeliveryBackoffMsInitial << std::min<uint32_t>(e.attempts, 20));
     e.next_attempt_ms = NowMs() + backoff;
     if (e.attempts >= opts.delivery_attempts_max) e.state = DeliveryState::kFailed;
-    e.last_error = std::string(s.message().substr(0, 200));
+    e.last_error = std::string(s.message().substr(0, limits::kDeliveryErrorBytesMax));
     rocksdb::WriteBatch eb;
     eb.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
     (void)db->Write(&eb);
@@ -468,14 +468,17 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
 absl::StatusOr<std::vector<DeliveryEntry>> Shop::ListDeliveries(
     std::optional<DeliveryState> state) {
   std::vector<DeliveryEntry> out;
-  auto it = db_->NewIterator(storage::kCfDeliveryLog);
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    DeliveryEntry e;
-    KV_RETURN_IF_ERROR(DecodeDelivery(std::string_view(it->value().data(), it->value().size()), &e));
-    e.log_seq = DecodeFixed64BE(it->key().data());
-    if (!state || e.state == *state) out.push_back(std::move(e));
-  }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      storage::kCfDeliveryLog, "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        auto seq = storage::ParseU64Key(key);
+        if (!seq) return absl::DataLossError("malformed delivery-log key");
+        DeliveryEntry e;
+        KV_RETURN_IF_ERROR(DecodeDelivery(value, &e));
+        e.log_seq = *seq;
+        if (!state || e.state == *state) out.push_back(std::move(e));
+        return storage::Scan::kNext;
+      }));
   return out;
 }
 

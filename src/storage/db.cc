@@ -6,6 +6,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
@@ -141,9 +142,9 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
   if (!version->has_value()) {
     // A database without a schema record is new only if it holds nothing at all.
     for (int c = kCfDefault; c < kCfCount; ++c) {
-      auto it = db->NewIterator(static_cast<Cf>(c));
-      it->SeekToFirst();
-      if (it->Valid()) {
+      auto last = db->LastKey(static_cast<Cf>(c));
+      if (!last.ok()) return last.status();
+      if (last->has_value()) {
         return absl::FailedPreconditionError(absl::StrCat(
             dir, " holds a RocksDB database without a keyvend schema record; refusing it"));
       }
@@ -222,6 +223,29 @@ std::unique_ptr<rocksdb::Iterator> Db::NewIterator(Cf c) const {
   rocksdb::ReadOptions ro;
   ro.total_order_seek = true;
   return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(ro, handles_[c]));
+}
+
+absl::Status Db::ForEach(Cf c, std::string_view prefix, std::string_view start, ScanFn fn) const {
+  auto it = NewIterator(c);
+  const rocksdb::Slice p(prefix.data(), prefix.size());
+  const std::string_view from = start < prefix ? prefix : start;
+  for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid() && it->key().starts_with(p);
+       it->Next()) {
+    auto step = fn(std::string_view(it->key().data(), it->key().size()),
+                   std::string_view(it->value().data(), it->value().size()));
+    if (!step.ok()) return step.status();
+    if (*step == Scan::kStop) break;
+  }
+  return FromRocks(it->status(), absl::StrCat("scanning ", kCfNames[c]));
+}
+
+absl::StatusOr<std::optional<std::string>> Db::LastKey(Cf c) const {
+  auto it = NewIterator(c);
+  it->SeekToLast();
+  if (it->Valid()) return std::optional<std::string>(it->key().ToString());
+  KV_RETURN_IF_ERROR(
+      FromRocks(it->status(), absl::StrCat("reading the last key of ", kCfNames[c])));
+  return std::optional<std::string>();
 }
 
 absl::StatusOr<uint64_t> Db::GetMetaU64(std::string_view key, uint64_t dflt) const {

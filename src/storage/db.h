@@ -9,13 +9,22 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "limits/limits.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 #include "storage/schema.h"
 
 namespace kv::storage {
+
+// What a ForEach visitor tells the scan to do next.
+enum class Scan : uint8_t { kNext, kStop };
+// A ForEach visitor: one entry's key and value (valid only during the call). Returns kNext,
+// kStop (end the scan early, OK), or an error (ends the scan; ForEach returns it as is).
+using ScanFn =
+    absl::FunctionRef<absl::StatusOr<Scan>(std::string_view key, std::string_view value)>;
 
 struct DbOptions {
   // Create the database when `dir` holds none. Default: true.
@@ -24,7 +33,7 @@ struct DbOptions {
   // created; compared (constant time) on every later open. Required (32 bytes).
   std::string key_check;
   // RocksDB block cache for all column families, bytes. Default: 64 MiB.
-  size_t block_cache_bytes = 64 << 20;
+  size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
 };
 
 // True when `s` is Db::Open's "the dir is locked by another process" outcome (also when
@@ -61,7 +70,24 @@ class Db {
   // Point read. Outcomes: a value; std::nullopt when absent; an error status otherwise.
   absl::StatusOr<std::optional<std::string>> Get(Cf c, std::string_view key) const;
 
-  // An iterator over one column family (caller owns it). total_order is always on.
+  // Visits, in key order, every entry of `c` whose key starts with `prefix`, beginning at
+  // the first key >= `start` (start < prefix means the prefix's first key). Outcomes:
+  //  - OK: the scan reached the prefix's end, or `fn` returned kStop;
+  //  - the first error `fn` returned, unchanged;
+  //  - the iterator's own error (I/O, a checksum mismatch) via FromRocks, naming the CF:
+  //    a failed read is never taken for the end of the data.
+  // Every full or prefix scan of the shop goes through here. Thread-safe (its own iterator).
+  absl::Status ForEach(Cf c, std::string_view prefix, std::string_view start, ScanFn fn) const;
+  absl::Status ForEach(Cf c, std::string_view prefix, ScanFn fn) const {
+    return ForEach(c, prefix, prefix, fn);
+  }
+
+  // The last (highest) key of `c`: std::nullopt when the CF is empty; an error when the
+  // read fails.
+  absl::StatusOr<std::optional<std::string>> LastKey(Cf c) const;
+
+  // An iterator over one column family (caller owns it). total_order is always on. The
+  // caller must check its status() after the loop; prefer ForEach, which does.
   std::unique_ptr<rocksdb::Iterator> NewIterator(Cf c) const;
 
   // Reads a u64 BE from CF meta; `dflt` when absent.

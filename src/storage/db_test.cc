@@ -209,5 +209,58 @@ TEST(Db, ManyThreadsSyncedWritesAllLand) {
   EXPECT_EQ(DecodeFixed64LE((*v)->data()), 800u);
 }
 
+// Db::ForEach: the prefix, the start, an early stop and a visitor's error; LastKey.
+TEST(DbScan, ForEachVisitsThePrefixFromStartAndStopsWhenTold) {
+  testing::TempDir t;
+  auto d = OpenDataDir(Opts(t), SecureRandom::Get());
+  ASSERT_TRUE(d.ok()) << d.status();
+  Db& db = *d->db;
+  auto empty = db.LastKey(kCfPool);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_FALSE(empty->has_value());
+  rocksdb::WriteBatch b;
+  for (uint64_t pid : {1, 2, 3}) {
+    for (uint64_t seq = 1; seq <= 5; ++seq) b.Put(db.cf(kCfPool), PoolKey(pid, seq), "v");
+  }
+  ASSERT_TRUE(db.Write(&b).ok());
+
+  std::vector<uint64_t> seqs;
+  const auto collect = [&](std::string_view key, std::string_view value) -> absl::StatusOr<Scan> {
+    auto k = ParsePoolKey(key);
+    EXPECT_TRUE(k.has_value());
+    EXPECT_EQ(value, "v");
+    seqs.push_back(k->pid * 100 + k->seq);
+    return Scan::kNext;
+  };
+  ASSERT_TRUE(db.ForEach(kCfPool, U64Key(2), collect).ok());
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{201, 202, 203, 204, 205}));
+  seqs.clear();
+  ASSERT_TRUE(db.ForEach(kCfPool, U64Key(2), PoolKey(2, 4), collect).ok());
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{204, 205}));
+  seqs.clear();
+  ASSERT_TRUE(db.ForEach(kCfPool, "", collect).ok());
+  EXPECT_EQ(seqs.size(), 15u);
+
+  size_t visited = 0;
+  ASSERT_TRUE(db.ForEach(kCfPool, "", [&](std::string_view, std::string_view) {
+                  return ++visited == 3 ? Scan::kStop : Scan::kNext;
+                }).ok());
+  EXPECT_EQ(visited, 3u);
+
+  visited = 0;
+  absl::Status s =
+      db.ForEach(kCfPool, "", [&](std::string_view, std::string_view) -> absl::StatusOr<Scan> {
+        if (++visited == 2) return absl::DataLossError("planted");
+        return Scan::kNext;
+      });
+  EXPECT_EQ(s, absl::DataLossError("planted"));
+  EXPECT_EQ(visited, 2u);
+
+  auto last = db.LastKey(kCfPool);
+  ASSERT_TRUE(last.ok()) << last.status();
+  ASSERT_TRUE(last->has_value());
+  EXPECT_EQ(**last, PoolKey(3, 5));
+}
+
 }  // namespace
 }  // namespace kv::storage

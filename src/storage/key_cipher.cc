@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "base/log.h"
+#include "storage/schema.h"
 
 namespace kv {
 namespace {
@@ -219,6 +220,16 @@ absl::StatusOr<std::string> KeyCipher::Open(std::string_view sealed, std::string
     return absl::DataLossError(kAuthFailed);
   }
   return plaintext;
+}
+
+std::string KeyCipher::SealPoolKey(std::string_view key_text, uint64_t pid, uint64_t seq,
+                                   Random* random) const {
+  return Seal(key_text, storage::PoolKey(pid, seq), random);
+}
+
+absl::StatusOr<std::string> KeyCipher::OpenPoolKey(std::string_view sealed, uint64_t pid,
+                                                   uint64_t seq) const {
+  return Open(sealed, storage::PoolKey(pid, seq));
 }
 
 std::string KeyCipher::UniqueTag(std::string_view key) const {

@@ -63,6 +63,16 @@ class KeyCipher {
   // or when any byte of it, or the aad, or the key differs; no plaintext is released then.
   absl::StatusOr<std::string> Open(std::string_view sealed, std::string_view aad) const;
 
+  // The key-position rule, written once: a card key in product `pid` at sequence `seq` is
+  // sealed with aad = storage::PoolKey(pid, seq), the key of its CF "pool" record, so a
+  // sealed key copied to another product, seq or order fails to open. It keeps that aad for
+  // life (also once delivered into an order record). Every seal and open of a card key goes
+  // through these two; Seal/Open above stay for other uses and tests.
+  std::string SealPoolKey(std::string_view key_text, uint64_t pid, uint64_t seq,
+                          Random* random) const;
+  absl::StatusOr<std::string> OpenPoolKey(std::string_view sealed, uint64_t pid,
+                                          uint64_t seq) const;
+
   // The 16-byte uniqueness tag of a card key: the first 16 bytes of HMAC-SHA256(uniq, key).
   // Deterministic for one master key, so it can index "has this code been stocked before"
   // without the index holding the code itself.

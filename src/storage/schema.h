@@ -4,6 +4,9 @@
 // One RocksDB database; one column family per kind of record. Integers inside KEYS are
 // fixed-width big-endian (byte order = numeric order). VALUES start with a one-byte record
 // format version and are encoded by shop/records.cc (varints, length-prefixed strings).
+// Every key shape below has one builder and one parser in this header (`PoolKey` /
+// `ParsePoolKey`, ...), LevelDB's AppendInternalKey/ParseInternalKey pair: no reader
+// decodes a key by hand, so sizes and offsets are written here only.
 //
 //   pid   := u64 BE            product id, dense 1..limits::kProductsMax
 //   oid   := 16 bytes          order id (random; shown as 32 hex chars)
@@ -65,6 +68,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -121,48 +125,156 @@ inline constexpr char kIdxBackorder = 'b';
 inline constexpr size_t kOrderIdBytes = 16;
 inline constexpr size_t kTagBytes = 16;
 
+// --- the key codec ------------------------------------------------------------------------
+// Each builder has its parser beside it. A parser takes a whole key and returns its parts,
+// or std::nullopt when the key does not have the builder's exact shape (wrong size, wrong
+// index prefix, unknown counter kind); a caller treats that as DataLoss. Parts that are
+// bytes (oid, tag) are views into the key given and live as long as it.
+
+// Exact key sizes, bytes.
+inline constexpr size_t kU64KeyBytes = 8;          // pid; log_seq
+inline constexpr size_t kCounterKeyBytes = 8 + 1;  // pid kind
+inline constexpr size_t kPoolKeyBytes = 8 + 8;     // pid seq; pid batch_id
+inline constexpr size_t kContactIndexKeyBytes = 1 + kTagBytes + 8 + kOrderIdBytes;
+inline constexpr size_t kExpiryIndexKeyBytes = 1 + 8 + kOrderIdBytes;
+inline constexpr size_t kStatusIndexKeyBytes = 1 + 1 + 8 + kOrderIdBytes;
+inline constexpr size_t kBackorderIndexKeyBytes = 1 + 8 + 8;
+
+// CF "products" (pid) and CF "delivery_log" (log_seq).
 inline std::string U64Key(uint64_t v) {
   std::string k;
   PutFixed64BE(&k, v);
   return k;
 }
+inline std::optional<uint64_t> ParseU64Key(std::string_view k) {
+  if (k.size() != kU64KeyBytes) return std::nullopt;
+  return DecodeFixed64BE(k.data());
+}
+
+// CF "counters".
 inline std::string CounterKey(uint64_t pid, CounterKind kind) {
   std::string k = U64Key(pid);
   k.push_back(static_cast<char>(kind));
   return k;
 }
+struct CounterKeyParts {
+  uint64_t pid;
+  CounterKind kind;  // one of kAllCounterKinds
+};
+inline std::optional<CounterKeyParts> ParseCounterKey(std::string_view k) {
+  if (k.size() != kCounterKeyBytes) return std::nullopt;
+  const auto kind = static_cast<CounterKind>(static_cast<uint8_t>(k[8]));
+  for (CounterKind known : kAllCounterKinds) {
+    if (kind == known) return CounterKeyParts{DecodeFixed64BE(k.data()), kind};
+  }
+  return std::nullopt;
+}
+
+// CF "pool". A pooled key's ciphertext is sealed with this key as its AAD
+// (KeyCipher::SealPoolKey / OpenPoolKey), and CF "key_tags" stores it as its value.
 inline std::string PoolKey(uint64_t pid, uint64_t seq) {
   std::string k = U64Key(pid);
   PutFixed64BE(&k, seq);
   return k;
 }
+struct PoolKeyParts {
+  uint64_t pid;
+  uint64_t seq;
+};
+inline std::optional<PoolKeyParts> ParsePoolKey(std::string_view k) {
+  if (k.size() != kPoolKeyBytes) return std::nullopt;
+  return PoolKeyParts{DecodeFixed64BE(k.data()), DecodeFixed64BE(k.data() + 8)};
+}
+
+// CF "batches": the pool key's shape with the batch id in place of the seq.
 inline std::string BatchKey(uint64_t pid, uint64_t batch_id) { return PoolKey(pid, batch_id); }
-inline std::string ContactIndexKey(std::string_view contact_tag, uint64_t created_ms,
-                                   std::string_view oid) {
+struct BatchKeyParts {
+  uint64_t pid;
+  uint64_t batch_id;
+};
+inline std::optional<BatchKeyParts> ParseBatchKey(std::string_view k) {
+  auto p = ParsePoolKey(k);
+  if (!p) return std::nullopt;
+  return BatchKeyParts{p->pid, p->seq};
+}
+
+// CF "order_index", 'c' entries. ContactIndexPrefix: every entry of one contact.
+inline std::string ContactIndexPrefix(std::string_view contact_tag) {
   std::string k(1, kIdxContact);
   k.append(contact_tag);
+  return k;
+}
+inline std::string ContactIndexKey(std::string_view contact_tag, uint64_t created_ms,
+                                   std::string_view oid) {
+  std::string k = ContactIndexPrefix(contact_tag);
   PutFixed64BE(&k, created_ms);
   k.append(oid);
   return k;
 }
+struct ContactIndexKeyParts {
+  std::string_view contact_tag;  // kTagBytes
+  uint64_t created_ms;
+  std::string_view oid;  // kOrderIdBytes
+};
+inline std::optional<ContactIndexKeyParts> ParseContactIndexKey(std::string_view k) {
+  if (k.size() != kContactIndexKeyBytes || k[0] != kIdxContact) return std::nullopt;
+  return ContactIndexKeyParts{k.substr(1, kTagBytes), DecodeFixed64BE(k.data() + 1 + kTagBytes),
+                              k.substr(1 + kTagBytes + 8)};
+}
+
+// CF "order_index", 'e' entries.
 inline std::string ExpiryIndexKey(uint64_t expires_ms, std::string_view oid) {
   std::string k(1, kIdxExpiry);
   PutFixed64BE(&k, expires_ms);
   k.append(oid);
   return k;
 }
-inline std::string StatusIndexKey(uint8_t status, uint64_t created_ms, std::string_view oid) {
+struct ExpiryIndexKeyParts {
+  uint64_t expires_ms;
+  std::string_view oid;  // kOrderIdBytes
+};
+inline std::optional<ExpiryIndexKeyParts> ParseExpiryIndexKey(std::string_view k) {
+  if (k.size() != kExpiryIndexKeyBytes || k[0] != kIdxExpiry) return std::nullopt;
+  return ExpiryIndexKeyParts{DecodeFixed64BE(k.data() + 1), k.substr(1 + 8)};
+}
+
+// CF "order_index", 's' entries. StatusIndexPrefix: every entry of one status.
+inline std::string StatusIndexPrefix(uint8_t status) {
   std::string k(1, kIdxStatus);
   k.push_back(static_cast<char>(status));
+  return k;
+}
+inline std::string StatusIndexKey(uint8_t status, uint64_t created_ms, std::string_view oid) {
+  std::string k = StatusIndexPrefix(status);
   PutFixed64BE(&k, created_ms);
   k.append(oid);
   return k;
 }
+struct StatusIndexKeyParts {
+  uint8_t status;  // not checked against OrderStatus (shop/records.h decides)
+  uint64_t created_ms;
+  std::string_view oid;  // kOrderIdBytes
+};
+inline std::optional<StatusIndexKeyParts> ParseStatusIndexKey(std::string_view k) {
+  if (k.size() != kStatusIndexKeyBytes || k[0] != kIdxStatus) return std::nullopt;
+  return StatusIndexKeyParts{static_cast<uint8_t>(k[1]), DecodeFixed64BE(k.data() + 2),
+                             k.substr(2 + 8)};
+}
+
+// CF "order_index", 'b' entries.
 inline std::string BackorderIndexKey(uint64_t pid, uint64_t log_seq) {
   std::string k(1, kIdxBackorder);
   PutFixed64BE(&k, pid);
   PutFixed64BE(&k, log_seq);
   return k;
+}
+struct BackorderIndexKeyParts {
+  uint64_t pid;
+  uint64_t log_seq;
+};
+inline std::optional<BackorderIndexKeyParts> ParseBackorderIndexKey(std::string_view k) {
+  if (k.size() != kBackorderIndexKeyBytes || k[0] != kIdxBackorder) return std::nullopt;
+  return BackorderIndexKeyParts{DecodeFixed64BE(k.data() + 1), DecodeFixed64BE(k.data() + 9)};
 }
 
 }  // namespace kv::storage
