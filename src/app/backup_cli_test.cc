@@ -56,7 +56,7 @@ class BackupCliTest : public kv::testing::ShopTest {
   void MakeStoppedShop() {
     const uint64_t pid = MakeProduct();
     keys_ = Import(pid, 30, "CLI-SECRET-KEY");
-    for (int i = 0; i < 4; ++i) Pay(Order(pid, 2));
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(Pay(Order(pid, 2)).outcome, PaymentOutcome::kApplied);
     Order(pid, 1);
     shop_.reset();
   }

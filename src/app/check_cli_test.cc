@@ -48,7 +48,7 @@ class CheckCli : public ::testing::Test {
     auto order = (*shop)->CreateOrder({pid, 2, "a@b.c", ""});
     ASSERT_TRUE(order.ok());
     ASSERT_TRUE((*shop)->ApplyPayment({order->order_id, "pay-1", 200, "EUR"}).ok());
-    (*shop)->CreateOrder({pid, 1, "c@d.e", ""});  // an open hold
+    ASSERT_TRUE((*shop)->CreateOrder({pid, 1, "c@d.e", ""}).ok());  // an open hold
   }
   std::vector<std::string> Args() const {
     return {"--data-dir", data_, "--master-key-file", key_};

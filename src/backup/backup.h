@@ -163,12 +163,12 @@ absl::StatusOr<PurgeResult> Purge(const std::string& backup_dir, uint32_t keep,
 // is made private (base/hardening.h MakeDirPrivate, logged when something changed).
 // Errors: Unavailable naming what could not be created; FailedPrecondition when an
 // existing dir open to group/others cannot be made private.
-absl::Status EnsureBackupDir(const std::string& dir);
+[[nodiscard]] absl::Status EnsureBackupDir(const std::string& dir);
 
 // OK when neither of the two directories lies inside the other (component-wise, after
 // resolving symlinks of existing parts); InvalidArgument naming both otherwise. `what_a`
 // and `what_b` name them in the message ("backup dir", "data dir").
-absl::Status CheckDirsApart(const std::string& a, const char* what_a, const std::string& b,
+[[nodiscard]] absl::Status CheckDirsApart(const std::string& a, const char* what_a, const std::string& b,
                             const char* what_b);
 
 }  // namespace kv::backup

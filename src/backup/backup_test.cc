@@ -43,9 +43,9 @@ class BackupTest : public kv::testing::ShopTest {
     Import(p2, 5);
     for (int i = 0; i < 5; ++i) orders_.push_back(Order(p1, 2));
     orders_.push_back(Order(p2, 1));
-    Pay(orders_[0]);
-    Pay(orders_[1]);
-    Pay(orders_.back());
+    EXPECT_EQ(Pay(orders_[0]).outcome, PaymentOutcome::kApplied);
+    EXPECT_EQ(Pay(orders_[1]).outcome, PaymentOutcome::kApplied);
+    EXPECT_EQ(Pay(orders_.back()).outcome, PaymentOutcome::kApplied);
   }
   std::unique_ptr<Shop> OpenShopOn(const std::string& dir) {
     ShopOptions o = Options();

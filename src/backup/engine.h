@@ -38,6 +38,6 @@ absl::StatusOr<ReadSession> OpenForReading(const std::string& dir, absl::Duratio
 BackupInfo FromEngineInfo(const rocksdb::BackupInfo& info);
 
 // NotFound when `dir` is not an existing directory.
-absl::Status RequireDir(const std::string& dir, const char* what);
+[[nodiscard]] absl::Status RequireDir(const std::string& dir, const char* what);
 
 }  // namespace kv::backup

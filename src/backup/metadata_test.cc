@@ -85,8 +85,8 @@ TEST_F(DescribeDbTest, CountsProductsKeysAndOrdersFromTheDatabase) {
   const OrderView a = Order(p1, 2);
   Order(p1, 1);
   const OrderView c = Order(p2, 3);
-  Pay(a);  // delivered: 2 keys leave p1's pool
-  Pay(c);  // delivered: 3 keys leave p2's pool
+  EXPECT_EQ(Pay(a).outcome, PaymentOutcome::kApplied);  // delivered: 2 keys leave p1's pool
+  EXPECT_EQ(Pay(c).outcome, PaymentOutcome::kApplied);  // delivered: 3 keys leave p2's pool
   auto m = DescribeDb(*shop_->db(), clock_.WallNow(), "offline");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->products, 2u);

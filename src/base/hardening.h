@@ -38,19 +38,19 @@ inline constexpr char kAllowCoreDumpsEnv[] = "KEYVEND_ALLOW_CORE_DUMPS";
 // PR_SET_DUMPABLE 0. Returns OK, or Internal naming the call that failed (none fails on
 // Linux with these arguments; a main refuses to run rather than run unprotected). Calling
 // it again is harmless and keeps the first remembered limit.
-absl::Status HardenProcess();
+[[nodiscard]] absl::Status HardenProcess();
 
 // Undoes the core-dump part of HardenProcess (the umask stays 077): the RLIMIT_CORE soft
 // limit goes back to the one HardenProcess found (capped at the hard limit; unchanged if
 // HardenProcess was never called) and the process is dumpable again. Returns OK or
 // Internal naming the call that failed.
-absl::Status AllowCoreDumps();
+[[nodiscard]] absl::Status AllowCoreDumps();
 
 // The offline commands' switch. `value` is KEYVEND_ALLOW_CORE_DUMPS's value (nullptr =
 // unset): unset or false|0|no does nothing; true|1|yes calls AllowCoreDumps; any other
 // value is InvalidArgument ("invalid value ... for KEYVEND_ALLOW_CORE_DUMPS: expected one
 // of true|false|1|0|yes|no"), the words a config bool takes.
-absl::Status ApplyAllowCoreDumpsEnv(const char* value);
+[[nodiscard]] absl::Status ApplyAllowCoreDumpsEnv(const char* value);
 
 // What MakeDirPrivate changed.
 struct PrivateDirChange {

@@ -68,13 +68,13 @@ struct IngestOptions {
 // Errors: Internal for a bad argument (n == 0, tags not matching texts), else the
 // file-system or RocksDB error (Unavailable / DataLoss ...), in which case nothing became
 // visible and the temp dir is removed (best effort).
-absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const IngestPlan& plan,
+[[nodiscard]] absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const IngestPlan& plan,
                             const std::vector<std::string_view>& texts,
                             const std::vector<TagEntry>& tags, const IngestOptions& opts,
                             Progress* progress);
 
 // Removes `dir` and everything in it (leftovers of a run that died before ingesting).
 // OK when it does not exist.
-absl::Status RemoveTmpDir(const std::string& dir);
+[[nodiscard]] absl::Status RemoveTmpDir(const std::string& dir);
 
 }  // namespace kv::preload

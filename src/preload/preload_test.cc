@@ -85,7 +85,7 @@ TEST_F(PreloadTest, LoadsNewKeysReportsTheRestAndTheShopSellsThem) {
   std::vector<std::string> sold;
   for (int i = 0; i < 7; ++i) {
     OrderView o = Order(pid);
-    Pay(o);
+    EXPECT_EQ(Pay(o).outcome, PaymentOutcome::kApplied);
     auto got = shop_->GetOrder(o.order_id, o.token);
     ASSERT_TRUE(got.ok());
     ASSERT_EQ(got->keys.size(), 1u);
@@ -138,8 +138,8 @@ TEST_F(PreloadTest, WaitingBackordersAreServedFirstWithTheFirstKeys) {
   const uint64_t pid = MakeProduct(StockMode::kOnPayment, /*backorder=*/true);
   OrderView a = Order(pid, 2, "a@x.y");
   OrderView b = Order(pid, 1, "b@x.y");
-  Pay(a);
-  Pay(b);
+  EXPECT_EQ(Pay(a).outcome, PaymentOutcome::kApplied);
+  EXPECT_EQ(Pay(b).outcome, PaymentOutcome::kApplied);
   ASSERT_EQ(StatusOf(a), OrderStatus::kBackordered);
   ASSERT_EQ(shop_->Stock(pid).owed, 3);
   std::string text;

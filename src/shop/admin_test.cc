@@ -13,7 +13,7 @@ TEST_F(ShopTest, IdempotencyKeyAnswersTheFirstOrderAgain) {
   auto first = shop_->CreateOrder({pid, 1, "a@b.c", ""}, &k);
   ASSERT_TRUE(first.ok());
   EXPECT_FALSE(first->idempotent_replay);
-  Pay(*first);  // the order moves on; the replayed answer is still the first one
+  EXPECT_EQ(Pay(*first).outcome, PaymentOutcome::kApplied);  // the order moves on; the replayed answer is still the first one
   auto again = shop_->CreateOrder({pid, 1, "a@b.c", ""}, &k);
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->idempotent_replay);
@@ -51,7 +51,7 @@ TEST_F(ShopTest, ListOrdersPagesByStatus) {
     all.push_back(Order(pid));
     clock_.Advance(absl::Milliseconds(10));
   }
-  for (int i = 0; i < 3; ++i) Pay(all[i]);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Pay(all[i]).outcome, PaymentOutcome::kApplied);
   auto delivered = shop_->ListOrders(OrderStatus::kDelivered, 2, "");
   ASSERT_TRUE(delivered.ok());
   ASSERT_EQ(delivered->orders.size(), 2u);
@@ -97,7 +97,7 @@ TEST_F(ShopTest, RedeliverRunsAStuckDeliveryNow) {
   const uint64_t pid = MakeProduct();
   Import(pid, 2);
   OrderView o = Order(pid);
-  Pay(o);
+  EXPECT_EQ(Pay(o).outcome, PaymentOutcome::kApplied);
   EXPECT_EQ(StatusOf(o), OrderStatus::kPaid);
   auto r = shop_->RedeliverOrder(o.order_id);
   ASSERT_TRUE(r.ok());
@@ -159,7 +159,7 @@ TEST_F(HoardingTest, OpenPendingOrdersAreCappedPerContactAndPerClient) {
   auto blocked = order("f@x.y", "10.0.0.7");
   ASSERT_TRUE(blocked.ok());
   EXPECT_EQ(order("f@x.y", "10.0.0.7").refusal(), Refusal::kPendingLimit);
-  Pay(*paid);
+  EXPECT_EQ(Pay(*paid).outcome, PaymentOutcome::kApplied);
   ASSERT_TRUE(order("f@x.y", "10.0.0.7").ok());
   ASSERT_TRUE(shop_->CancelOrder(blocked->order_id).ok());
   ASSERT_TRUE(order("f@x.y", "10.0.0.7").ok());

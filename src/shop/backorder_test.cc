@@ -56,8 +56,8 @@ TEST_F(ShopTest, BackorderQueueIsStrictFifoAndSurvivesRestart) {
   const uint64_t pid = MakeProduct(StockMode::kOnPayment, true, 5);
   OrderView big = Order(pid, 3);
   OrderView small = Order(pid, 1);
-  Pay(big);
-  Pay(small);
+  EXPECT_EQ(Pay(big).outcome, PaymentOutcome::kApplied);
+  EXPECT_EQ(Pay(small).outcome, PaymentOutcome::kApplied);
   Reopen();  // the queue is rebuilt from the backorder index
   auto imp = shop_->ImportKeys(pid, "A\nB\n", ParseOptions{});
   EXPECT_EQ(imp->backorders_served, 0u);  // the head needs 3: the later order waits behind it
@@ -76,8 +76,8 @@ TEST_F(ShopTest, OneProductsBackordersDoNotHoldUpAnother) {
   const uint64_t b = MakeProduct(StockMode::kOnPayment, true);
   OrderView oa = Order(a, 5);
   OrderView ob = Order(b, 1);
-  Pay(oa);
-  Pay(ob);
+  EXPECT_EQ(Pay(oa).outcome, PaymentOutcome::kApplied);
+  EXPECT_EQ(Pay(ob).outcome, PaymentOutcome::kApplied);
   Import(b, 1);
   EXPECT_EQ(StatusOf(ob), OrderStatus::kDelivered);
   EXPECT_EQ(StatusOf(oa), OrderStatus::kBackordered);

@@ -170,18 +170,18 @@ struct PoolKeyRecord {
 // Codecs. Encode* never fails; Decode* returns DataLoss on a malformed value or an unknown
 // record version, and never reads past the input.
 std::string EncodeProduct(const ProductRecord& r);
-absl::Status DecodeProduct(std::string_view in, ProductRecord* r);
+[[nodiscard]] absl::Status DecodeProduct(std::string_view in, ProductRecord* r);
 std::string EncodeOrder(const OrderRecord& r);
-absl::Status DecodeOrder(std::string_view in, OrderRecord* r);
+[[nodiscard]] absl::Status DecodeOrder(std::string_view in, OrderRecord* r);
 std::string EncodePayment(const PaymentRecord& r);
-absl::Status DecodePayment(std::string_view in, PaymentRecord* r);
+[[nodiscard]] absl::Status DecodePayment(std::string_view in, PaymentRecord* r);
 std::string EncodeDelivery(const DeliveryEntry& r);
-absl::Status DecodeDelivery(std::string_view in, DeliveryEntry* r);
+[[nodiscard]] absl::Status DecodeDelivery(std::string_view in, DeliveryEntry* r);
 std::string EncodeBatch(const BatchRecord& r);
-absl::Status DecodeBatch(std::string_view in, BatchRecord* r);
+[[nodiscard]] absl::Status DecodeBatch(std::string_view in, BatchRecord* r);
 std::string EncodeIdempotency(const IdempotencyRecord& r);
-absl::Status DecodeIdempotency(std::string_view in, IdempotencyRecord* r);
+[[nodiscard]] absl::Status DecodeIdempotency(std::string_view in, IdempotencyRecord* r);
 std::string EncodePoolKey(const PoolKeyRecord& r);
-absl::Status DecodePoolKey(std::string_view in, PoolKeyRecord* r);
+[[nodiscard]] absl::Status DecodePoolKey(std::string_view in, PoolKeyRecord* r);
 
 }  // namespace kv

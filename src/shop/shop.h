@@ -367,7 +367,7 @@ class Shop {
   Result<OrderPage> ListOrders(std::optional<OrderStatus> status, size_t limit,
                                std::string_view cursor);
   // Calls f for every order (without keys) until it returns false. For CSV export.
-  absl::Status ForEachOrder(const std::function<bool(const OrderView&)>& f);
+  [[nodiscard]] absl::Status ForEachOrder(const std::function<bool(const OrderView&)>& f);
   // Recorded payments, optionally only those with the given outcome.
   absl::StatusOr<std::vector<PaymentView>> ListPayments(std::optional<PaymentOutcome> outcome);
   // Puts the order's failed or pending delivery back to work at once and runs it.
@@ -407,7 +407,7 @@ class Shop {
   // One scheduled round: CreateBackup("schedule"), then a purge down to backup_keep (when
   // > 0). The scheduler thread runs it every backup_interval_seconds; tests call it.
   // Returns the first failure (a refusal becomes FailedPrecondition).
-  absl::Status RunScheduledBackup();
+  [[nodiscard]] absl::Status RunScheduledBackup();
   BackupRunStats BackupStats() const;
   // Stops a running backup (it ends with Cancelled) and refuses every later one. Called at
   // shutdown: a backup is not worth holding up a drain; its partial files are removed at
@@ -428,7 +428,7 @@ class Shop {
 
  private:
   explicit Shop(const ShopOptions& opts);
-  absl::Status Recover();
+  [[nodiscard]] absl::Status Recover();
   void StartWorkers();
   // Backups (shop_backup.cc): state, last success from the dir, the scheduler thread; and
   // its shutdown (before the database closes).

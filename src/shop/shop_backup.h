@@ -33,6 +33,6 @@ struct Shop::Backups {
 // dir and the data dir are apart, and the master key file is not inside the backup dir (a
 // backup must never carry its own key). InvalidArgument naming both paths otherwise. Then
 // it creates the backup dir if missing (Unavailable when it cannot).
-absl::Status ValidateBackupOptions(const ShopOptions& opts);
+[[nodiscard]] absl::Status ValidateBackupOptions(const ShopOptions& opts);
 
 }  // namespace kv

@@ -313,7 +313,7 @@ TEST_F(ShopTest, CancelAndRefundTransitions) {
 
   OrderView b = Order(pid, 1);
   EXPECT_EQ(shop_->RefundOrder(b.order_id).refusal(), Refusal::kInvalidState);  // pending
-  Pay(b);
+  EXPECT_EQ(Pay(b).outcome, PaymentOutcome::kApplied);
   EXPECT_EQ(shop_->CancelOrder(b.order_id).refusal(), Refusal::kInvalidState);  // delivered
   auto r = shop_->RefundOrder(b.order_id);
   ASSERT_TRUE(r.ok());
@@ -431,7 +431,7 @@ TEST_F(ShopTest, RetiredBatchIsNeverSold) {
   PaymentResult p = Pay(o);
   EXPECT_EQ(p.flag, PaymentFlag::kNoStock);
   OrderView o2 = Order(pid, 3);
-  Pay(o2);
+  EXPECT_EQ(Pay(o2).outcome, PaymentOutcome::kApplied);
   auto got = shop_->AdminGetOrder(o2.order_id);
   ASSERT_EQ(got->keys.size(), 3u);
   for (const auto& k : got->keys) EXPECT_EQ(k.rfind("GOOD", 0), 0u) << "a retired key was sold";
@@ -447,7 +447,7 @@ TEST_F(ShopTest, KeysAreEncryptedAtRest) {
   const uint64_t pid = MakeProduct();
   const auto keys = Import(pid, 50, "PLAINTEXTSECRET");
   OrderView o = Order(pid, 2);
-  Pay(o);
+  EXPECT_EQ(Pay(o).outcome, PaymentOutcome::kApplied);
   ASSERT_TRUE(shop_->db()->raw()->Flush(rocksdb::FlushOptions(), shop_->db()->cf(storage::kCfPool)).ok());
   shop_.reset();
   DIR* d = opendir(tmp_.Sub("data").c_str());
@@ -486,7 +486,7 @@ TEST_F(ShopTest, WriteAheadPathDeliversThroughTheWorker) {
   // An entry that exhausted its retries is "failed": the worker leaves it, a replay by hand
   // puts it back to work.
   OrderView f = Order(pid, 1);
-  Pay(f);
+  EXPECT_EQ(Pay(f).outcome, PaymentOutcome::kApplied);
   {
     auto entries = shop_->ListDeliveries(DeliveryState::kPending);
     ASSERT_EQ(entries->size(), 1u);
@@ -508,7 +508,7 @@ TEST_F(ShopTest, WriteAheadPathDeliversThroughTheWorker) {
   Import(pid, 1);
   // Paid but undelivered, then refunded: the log entry and the hold go.
   OrderView o2 = Order(pid, 1);
-  Pay(o2);
+  EXPECT_EQ(Pay(o2).outcome, PaymentOutcome::kApplied);
   ASSERT_TRUE(shop_->RefundOrder(o2.order_id).ok());
   EXPECT_TRUE(shop_->ListDeliveries(std::nullopt)->empty());
   EXPECT_EQ(shop_->Stock(pid).sellable(), 1);

@@ -65,7 +65,7 @@ class Db {
 
   // Commits `batch` atomically. sync=true fsyncs the WAL before returning, so concurrent
   // callers group-commit. Thread-safe. Errors are Unavailable (I/O, disk full) or DataLoss.
-  absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
+  [[nodiscard]] absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
 
   // Point read. Outcomes: a value; std::nullopt when absent; an error status otherwise.
   absl::StatusOr<std::optional<std::string>> Get(Cf c, std::string_view key) const;
@@ -77,8 +77,8 @@ class Db {
   //  - the iterator's own error (I/O, a checksum mismatch) via FromRocks, naming the CF:
   //    a failed read is never taken for the end of the data.
   // Every full or prefix scan of the shop goes through here. Thread-safe (its own iterator).
-  absl::Status ForEach(Cf c, std::string_view prefix, std::string_view start, ScanFn fn) const;
-  absl::Status ForEach(Cf c, std::string_view prefix, ScanFn fn) const {
+  [[nodiscard]] absl::Status ForEach(Cf c, std::string_view prefix, std::string_view start, ScanFn fn) const;
+  [[nodiscard]] absl::Status ForEach(Cf c, std::string_view prefix, ScanFn fn) const {
     return ForEach(c, prefix, prefix, fn);
   }
 

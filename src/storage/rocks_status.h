@@ -11,6 +11,6 @@ namespace kv::storage {
 // OK stays OK. Otherwise maps the RocksDB code to the closest absl code (NotFound,
 // Corruption->DataLoss, IOError/NoSpace->Unavailable, Busy/TryAgain->Unavailable, ...) and
 // prefixes the message with `context`. Messages never contain record values.
-absl::Status FromRocks(const rocksdb::Status& s, std::string_view context);
+[[nodiscard]] absl::Status FromRocks(const rocksdb::Status& s, std::string_view context);
 
 }  // namespace kv::storage

@@ -66,7 +66,7 @@ struct Exposition {
 // The exposition in `text`, or InvalidArgument naming the first line that breaks a rule.
 absl::StatusOr<Exposition> ParseExposition(std::string_view text);
 // ParseExposition's verdict alone.
-absl::Status CheckExposition(std::string_view text);
+[[nodiscard]] absl::Status CheckExposition(std::string_view text);
 
 // The value of `name{labels}` in `exposition`; nullopt when there is no such sample. An
 // exposition that is not valid fails the test (and gives nullopt).
