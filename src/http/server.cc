@@ -1,4 +1,5 @@
-// The HTTP server: cpp-httplib plumbing (threads, timeouts, limits, backlog), the router,
+// The HTTP server: cpp-httplib request handling on the acceptor's connections (keep-alive,
+// timeouts, the screen before the body, limits), the router,
 // error mapping and the ops endpoints. The API's handlers are in api.cc.
 #include "http/server.h"
 

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/random.h"
+#include "limits/limits.h"
 #include "storage/db.h"
 #include "storage/key_cipher.h"
 
@@ -19,7 +20,7 @@ struct DataDirOptions {
   // Create the data dir (and the key file, if missing) when the dir holds no database.
   // Tools that must not create anything (check, backup verify) set false. Default: true.
   bool create_if_missing = true;
-  size_t block_cache_bytes = 64 << 20;
+  size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
 };
 
 struct OpenedDataDir {
