@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
   httplib::Server svr;
   int listen_fd = -1;
   ApplyServerSettings(svr, *cfg, open, &listen_fd);
-  const std::string body = R"({"order_id":"00000000000000000000000000000000","status":"pending_payment"})";
+  const std::string body =
+      R"({"order_id":"00000000000000000000000000000000","status":"pending_payment"})";
   svr.Post(".*", [&body](const httplib::Request&, httplib::Response& res) {
     res.status = 201;
     res.set_content(body, "application/json");

@@ -4,10 +4,10 @@
 //
 //   order_bench [--benchmark_repetitions=N] [google-benchmark flags]
 //   tools/bench-orders.sh     runs it and prints each figure and the domain/raw ratio
-#include <atomic>
-#include <algorithm>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/random.h"
-#include "kit/files.h"
 #include "benchmark/benchmark.h"
+#include "kit/files.h"
 #include "shop/shop.h"
 #include "storage/counter_merge.h"
 #include "storage/data_dir.h"
@@ -79,7 +79,8 @@ void BM_CreateOrder(benchmark::State& state) {
   Shop* shop = g_world->shop.get();
   for (auto _ : state) {
     const uint64_t n = g_world->counter.fetch_add(1);
-    auto r = shop->CreateOrder(OrderRequest{g_world->pid, 1, absl::StrCat("b", n % 5000, "@x.y"), ""});
+    auto r =
+        shop->CreateOrder(OrderRequest{g_world->pid, 1, absl::StrCat("b", n % 5000, "@x.y"), ""});
     if (!r.ok()) state.SkipWithError("order refused or failed");
   }
   state.SetItemsProcessed(state.iterations());
@@ -148,11 +149,17 @@ int main(int argc, char** argv) {
   for (int threads : {1, 8, 64}) {
     const int iters = g_orders_per_run / threads;
     benchmark::RegisterBenchmark("raw_writebatch_sync", BM_RawWriteBatch)
-        ->Threads(threads)->Iterations(iters)->UseRealTime();
+        ->Threads(threads)
+        ->Iterations(iters)
+        ->UseRealTime();
     benchmark::RegisterBenchmark("raw_order_shaped_sync", BM_RawOrderShaped)
-        ->Threads(threads)->Iterations(iters)->UseRealTime();
+        ->Threads(threads)
+        ->Iterations(iters)
+        ->UseRealTime();
     benchmark::RegisterBenchmark("domain_create_order", BM_CreateOrder)
-        ->Threads(threads)->Iterations(iters)->UseRealTime();
+        ->Threads(threads)
+        ->Iterations(iters)
+        ->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -27,7 +27,6 @@ namespace {
 constexpr char kAdminToken[] = "adm-alert-rules-5d1e-0123456789abcdef012";
 constexpr char kPaymentSecret[] = "pay-alert-rules-8c2f";
 
-
 std::string RulesPath() {
   return std::string(KEYVEND_SOURCE_DIR) + "/data/alerts/keyvend.rules.yml";
 }
@@ -336,8 +335,7 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
       expr_labels.insert(labels.names.begin(), labels.names.end());
       for (const std::string& label : ref.matcher_labels) {
         EXPECT_EQ(labels.names.count(label), 1u)
-            << ref.name << " has no label `" << label << "` (it has: " << Join(labels.names)
-            << ")";
+            << ref.name << " has no label `" << label << "` (it has: " << Join(labels.names) << ")";
       }
       for (const auto& [label, value] : ref.equal) {
         EXPECT_EQ(labels.values.count({label, value}), 1u)

@@ -72,8 +72,7 @@ class BackupTest : public ::testing::Test {
   std::string Root() const { return server_->root(); }
   std::string BackupDir() const { return Root() + "/backups"; }
 
-  RunResult Tool(const std::vector<std::string>& args,
-                     const std::vector<std::string>& env = {}) {
+  RunResult Tool(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
     RunResult r = RunTool(args, env);
     printed_ += r.out;
     return r;
@@ -176,8 +175,7 @@ TEST_F(BackupTest, OnlineBackupUnderOrderLoadRestoresEveryAcknowledgedOrder) {
   stop = true;
   for (std::thread& b : buyers) b.join();
   ASSERT_EQ(created.exit_code, 0) << created.out;
-  EXPECT_NE(created.out.find("backup 1 of " + server_->url()), std::string::npos)
-      << created.out;
+  EXPECT_NE(created.out.find("backup 1 of " + server_->url()), std::string::npos) << created.out;
   EXPECT_EQ(errors.load(), 0);
   size_t total = 0;
   {
@@ -187,9 +185,8 @@ TEST_F(BackupTest, OnlineBackupUnderOrderLoadRestoresEveryAcknowledgedOrder) {
   EXPECT_GT(total, before.size()) << "selling went on during and after the backup";
 
   // While the shop runs, its data dir cannot be backed up offline.
-  const RunResult offline =
-      Tool({"create", "--data-dir", server_->data_dir(), "--backup-dir", Root() + "/offline",
-            "--master-key-file", server_->key_file()});
+  const RunResult offline = Tool({"create", "--data-dir", server_->data_dir(), "--backup-dir",
+                                  Root() + "/offline", "--master-key-file", server_->key_file()});
   EXPECT_EQ(offline.exit_code, 1) << offline.out;
   EXPECT_NE(offline.out.find("create --url"), std::string::npos) << offline.out;
 
@@ -200,7 +197,7 @@ TEST_F(BackupTest, OnlineBackupUnderOrderLoadRestoresEveryAcknowledgedOrder) {
 
   const std::string to = Root() + "/restored";
   const RunResult restored = Tool({"restore", "--backup-dir", BackupDir(), "--to", to,
-                                       "--master-key-file", server_->key_file()});
+                                   "--master-key-file", server_->key_file()});
   ASSERT_EQ(restored.exit_code, 0) << restored.out;
   EXPECT_NE(restored.out.find("keyvend check: OK"), std::string::npos) << restored.out;
 
@@ -263,8 +260,8 @@ TEST_F(BackupTest, FlippedByteFailsVerifyNamingTheFileAndRestoreRefuses) {
   EXPECT_NE(v.out.find("backup 1: CORRUPT " + rel + ": checksum mismatch"), std::string::npos)
       << v.out;
   const std::string to = Root() + "/restored";
-  const RunResult r = Tool({"restore", "--backup-dir", BackupDir(), "--to", to,
-                                "--master-key-file", server_->key_file()});
+  const RunResult r = Tool({"restore", "--backup-dir", BackupDir(), "--to", to, "--master-key-file",
+                            server_->key_file()});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_FALSE(fs::exists(to));
 }

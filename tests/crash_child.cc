@@ -62,7 +62,8 @@ void Emit(std::string line) {
 template <typename T>
 std::string Describe(const Result<T>& r) {
   if (r.ok()) return "ok";
-  if (r.refused()) return absl::StrCat("refused ", std::string(RefusalCode(r.refusal())), ": ", r.message());
+  if (r.refused())
+    return absl::StrCat("refused ", std::string(RefusalCode(r.refusal())), ": ", r.message());
   return absl::StrCat("failed ", r.status().ToString());
 }
 
@@ -76,10 +77,9 @@ bool ImportKeys(Shop& shop, const std::string& prefix, int n) {
   for (int i = 0; i < n; ++i) absl::StrAppend(&text, prefix, "-k", i, "\n");
   auto r = shop.ImportKeys(kProductId, text, ParseOptions{});
   if (!r.ok() || r->imported != static_cast<uint64_t>(n)) {
-    Emit(absl::StrCat("ERROR import ", prefix, ": ", Describe(r),
-                      r.ok() ? absl::StrCat(" imported=", r->imported, " duplicates=",
-                                            r->duplicates)
-                             : ""));
+    Emit(absl::StrCat(
+        "ERROR import ", prefix, ": ", Describe(r),
+        r.ok() ? absl::StrCat(" imported=", r->imported, " duplicates=", r->duplicates) : ""));
     return false;
   }
   return true;
@@ -128,10 +128,10 @@ void Buyer(Shop* shop, uint64_t seed, int t) {
     const bool good_state = paid->order_status == OrderStatus::kDelivered ||
                             paid->order_status == OrderStatus::kBackordered;
     if (paid->outcome != PaymentOutcome::kApplied || paid->replay || !good_state) {
-      Emit(absl::StrCat("ERROR ApplyPayment ", notice.payment_id, " answered outcome=",
-                        static_cast<int>(paid->outcome), " flag=",
-                        std::string(PaymentFlagName(paid->flag)), " replay=", paid->replay,
-                        " status=", StatusName(paid->order_status)));
+      Emit(absl::StrCat("ERROR ApplyPayment ", notice.payment_id,
+                        " answered outcome=", static_cast<int>(paid->outcome),
+                        " flag=", std::string(PaymentFlagName(paid->flag)),
+                        " replay=", paid->replay, " status=", StatusName(paid->order_status)));
     }
     acknowledged.emplace_back(notice, paid->outcome);
     if (acknowledged.size() > 32) acknowledged.pop_front();
@@ -156,10 +156,10 @@ void Buyer(Shop* shop, uint64_t seed, int t) {
       const auto& [again, outcome] = acknowledged[rng() % acknowledged.size()];
       auto r = shop->ApplyPayment(again);
       if (!r.ok() || !r->replay || r->outcome != outcome) {
-        Emit(absl::StrCat("ERROR duplicate notify ", again.payment_id, ": ", Describe(r),
-                          r.ok() ? absl::StrCat(" replay=", r->replay, " outcome=",
-                                                static_cast<int>(r->outcome))
-                                 : ""));
+        Emit(absl::StrCat(
+            "ERROR duplicate notify ", again.payment_id, ": ", Describe(r),
+            r.ok() ? absl::StrCat(" replay=", r->replay, " outcome=", static_cast<int>(r->outcome))
+                   : ""));
       }
     }
   }
@@ -190,8 +190,7 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  if (data_dir.empty() || key_file.empty() || !have_seed || threads < 1 ||
-      import_interval_ms < 1) {
+  if (data_dir.empty() || key_file.empty() || !have_seed || threads < 1 || import_interval_ms < 1) {
     std::fprintf(stderr,
                  "usage: crash_child --data-dir D --master-key-file K --seed N [--threads T] "
                  "[--import-interval-ms M]\n");

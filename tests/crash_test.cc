@@ -39,9 +39,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
-#include "shop/shop.h"
 #include "kit/files.h"
 #include "kit/process.h"
+#include "shop/shop.h"
 #include "test_util.h"
 
 #ifndef CRASH_CHILD_PATH
@@ -68,11 +68,10 @@ class Child {
  public:
   bool Start(const std::vector<std::string>& args, const std::string& stderr_path,
              std::string* error) {
-    return child_.Start(args,
-                        {.env = {},
-                         .out = testing::Output::Pipe(),
-                         .err = testing::Output::File(stderr_path)},
-                        error);
+    return child_.Start(
+        args,
+        {.env = {}, .out = testing::Output::Pipe(), .err = testing::Output::File(stderr_path)},
+        error);
   }
 
   // Waits up to `timeout` for output and appends the complete lines to *lines.
@@ -188,8 +187,8 @@ class CrashTest : public ::testing::Test {
       const OrderStatus st = v->status;
       if (known.run == run) {
         auto by_token = shop.GetOrder(id, known.token);
-        EXPECT_TRUE(by_token.ok()) << "order " << id << " no longer opens with its token: "
-                                   << Describe(by_token);
+        EXPECT_TRUE(by_token.ok())
+            << "order " << id << " no longer opens with its token: " << Describe(by_token);
       }
       if (!known.payment_id.empty()) {
         if (!known.refunded && st == OrderStatus::kRefunded &&
@@ -204,8 +203,8 @@ class CrashTest : public ::testing::Test {
         } else {
           EXPECT_TRUE(st == OrderStatus::kDelivered || st == OrderStatus::kBackordered ||
                       st == OrderStatus::kRefundDue)
-              << "acknowledged payment " << known.payment_id << " (run " << known.run
-              << "): order " << id << " is " << Describe(st);
+              << "acknowledged payment " << known.payment_id << " (run " << known.run << "): order "
+              << id << " is " << Describe(st);
         }
         EXPECT_EQ(v->payment_id, known.payment_id) << "order " << id;
         // The gateway retries an old notice after the restart: a replay, nothing changes.
@@ -229,12 +228,23 @@ class CrashTest : public ::testing::Test {
             << "order " << id << " (run " << known.run << ") is " << Describe(st);
       }
       switch (st) {
-        case OrderStatus::kDelivered: ++delivered; break;
-        case OrderStatus::kBackordered: ++backordered; break;
-        case OrderStatus::kRefundDue: ++refund_due; break;
-        case OrderStatus::kPendingPayment: ++pending; break;
-        case OrderStatus::kRefunded: ++refunded; break;
-        default: break;
+        case OrderStatus::kDelivered:
+          ++delivered;
+          break;
+        case OrderStatus::kBackordered:
+          ++backordered;
+          break;
+        case OrderStatus::kRefundDue:
+          ++refund_due;
+          break;
+        case OrderStatus::kPendingPayment:
+          ++pending;
+          break;
+        case OrderStatus::kRefunded:
+          ++refunded;
+          break;
+        default:
+          break;
       }
       if (st == OrderStatus::kDelivered) {
         EXPECT_EQ(v->keys.size(), v->quantity) << "order " << id;
@@ -263,8 +273,8 @@ class CrashTest : public ::testing::Test {
     ASSERT_TRUE(waiting.ok()) << waiting.status();
     if (!waiting->empty()) {
       EXPECT_LT(sc.available + sc.owed, static_cast<int64_t>(waiting->front().quantity))
-          << "the oldest backorder waits although stock could serve it: available="
-          << sc.available << " owed=" << sc.owed << " pool=" << sc.pool << " held=" << sc.held;
+          << "the oldest backorder waits although stock could serve it: available=" << sc.available
+          << " owed=" << sc.owed << " pool=" << sc.pool << " held=" << sc.held;
     }
     std::printf(
         "  kill %2d: %zu orders known (%d delivered, %d backordered, %d refund_due, %d "
@@ -297,9 +307,8 @@ TEST_F(CrashTest, KillNineUnderLoadKeepsEveryInvariant) {
     const std::string log_path = dir_.root() + "/child-" + std::to_string(run) + ".stderr";
     Child child;
     std::string error;
-    ASSERT_TRUE(child.Start({CRASH_CHILD_PATH, "--data-dir", dir_.data_dir(),
-                             "--master-key-file", dir_.key_file(), "--seed",
-                             std::to_string(child_seed)},
+    ASSERT_TRUE(child.Start({CRASH_CHILD_PATH, "--data-dir", dir_.data_dir(), "--master-key-file",
+                             dir_.key_file(), "--seed", std::to_string(child_seed)},
                             log_path, &error))
         << error;
     const auto start = Clock::now();
@@ -317,8 +326,8 @@ TEST_F(CrashTest, KillNineUnderLoadKeepsEveryInvariant) {
       for (const std::string& l : lines) OnLine(run, l);
       if (eof) break;
     }
-    const int ms_alive = static_cast<int>(
-        std::chrono::duration_cast<milliseconds>(Clock::now() - start).count());
+    const int ms_alive =
+        static_cast<int>(std::chrono::duration_cast<milliseconds>(Clock::now() - start).count());
     int status = 0;
     const bool running = !eof && child.Running(&status);
     if (running) {
@@ -365,15 +374,15 @@ TEST_F(CrashTest, KillNineUnderLoadKeepsEveryInvariant) {
     ASSERT_TRUE(errors_.empty()) << "the child reported " << errors_.size()
                                  << " impossible outcomes, first: " << errors_.front();
     // The first kill that broke something is the one to look at; later ones only repeat it.
-    ASSERT_FALSE(HasFailure()) << "stopped after kill " << run << " (KEYVEND_CRASH_SEED="
-                               << seed_ << ")";
+    ASSERT_FALSE(HasFailure()) << "stopped after kill " << run << " (KEYVEND_CRASH_SEED=" << seed_
+                               << ")";
   }
-  const auto total =
-      std::chrono::duration_cast<milliseconds>(Clock::now() - test_start).count();
-  std::printf("crash_test: %d kills, %zu orders, %d payments, %d cancels and %d refunds "
-              "acknowledged, %lld ms; last check: %s",
-              kills_while_running, orders_.size(), paid_, cancelled_, refunded_,
-              static_cast<long long>(total), FormatReport(last_report_).c_str());
+  const auto total = std::chrono::duration_cast<milliseconds>(Clock::now() - test_start).count();
+  std::printf(
+      "crash_test: %d kills, %zu orders, %d payments, %d cancels and %d refunds "
+      "acknowledged, %lld ms; last check: %s",
+      kills_while_running, orders_.size(), paid_, cancelled_, refunded_,
+      static_cast<long long>(total), FormatReport(last_report_).c_str());
   EXPECT_EQ(kills_while_running, kKills) << "every kill must hit a running child";
   EXPECT_GT(paid_, 0) << "no payment was ever acknowledged";
   EXPECT_TRUE(errors_.empty());

@@ -67,10 +67,10 @@ class HttpApiTest : public ::testing::Test {
   // Creates a product; `extra` is appended to the JSON object (e.g. ,"max_per_order":2).
   std::string CreateProduct(const std::string& name, int64_t price_cents = 250,
                             const std::string& extra = "") {
-    const Reply r = api_->AdminPost(
-        "/api/v1/admin/products", "{\"name\":" + Quote(name) + ",\"price_cents\":" +
-                                      std::to_string(price_cents) + ",\"currency\":\"EUR\"" +
-                                      extra + "}");
+    const Reply r = api_->AdminPost("/api/v1/admin/products",
+                                    "{\"name\":" + Quote(name) +
+                                        ",\"price_cents\":" + std::to_string(price_cents) +
+                                        ",\"currency\":\"EUR\"" + extra + "}");
     EXPECT_EQ(r.status, 201) << r;
     const Json j = r.json();
     EXPECT_TRUE(j["id"].is_string()) << r;
@@ -141,8 +141,8 @@ class HttpApiTest : public ::testing::Test {
   // Pays an order with a correctly signed notify matching its amount and currency.
   Reply Pay(const Json& order, const std::string& payment_id) {
     return SendNotify(*api_, kPaymentSecret,
-                      NotifyBody(order["order_id"].str(), payment_id,
-                                 order["amount_cents"].num(), order["currency"].str()));
+                      NotifyBody(order["order_id"].str(), payment_id, order["amount_cents"].num(),
+                                 order["currency"].str()));
   }
 
   Json Payments(const std::string& state = "") {
@@ -248,8 +248,7 @@ bool IsReceived(const Reply& r) {
 }
 
 const std::regex& Rfc3339Utc() {
-  static const std::regex* re =
-      new std::regex(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$)");
+  static const std::regex* re = new std::regex(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$)");
   return *re;
 }
 
@@ -323,8 +322,8 @@ TEST_F(HttpApiTest, BuyerFlowOrderPayRead) {
   const Json order = r.json();
   std::vector<std::string> fields = order.keys();
   std::sort(fields.begin(), fields.end());
-  EXPECT_EQ(fields, (std::vector<std::string>{"amount_cents", "currency", "expires_at",
-                                               "order_id", "pay_url", "status", "token"}))
+  EXPECT_EQ(fields, (std::vector<std::string>{"amount_cents", "currency", "expires_at", "order_id",
+                                              "pay_url", "status", "token"}))
       << r;
   const std::string oid = order["order_id"].str();
   const std::string token = order["token"].str();
@@ -471,10 +470,9 @@ TEST_F(HttpApiTest, BadSignaturesChangeNothing) {
   EXPECT_TRUE(IsError(
       post_notify({{sig_header, http::SignNotify("not-the-secret", NowUnix(), good)}}, good), 401,
       "bad_signature"));
-  EXPECT_TRUE(IsError(post_notify({{sig_header, http::SignNotify(kPaymentSecret, NowUnix(),
-                                                                 good + " ")}},
-                                  good),
-                      401, "bad_signature"))
+  EXPECT_TRUE(IsError(
+      post_notify({{sig_header, http::SignNotify(kPaymentSecret, NowUnix(), good + " ")}}, good),
+      401, "bad_signature"))
       << "a signature over another body";
   EXPECT_TRUE(IsError(
       post_notify({{sig_header, http::SignNotify(kPaymentSecret, NowUnix() - 301, good)}}, good),
@@ -530,10 +528,8 @@ TEST_F(HttpApiTest, WrongTokenAndLookupByContact) {
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_TRUE(r.json()["orders"].is_array() && r.json()["orders"].size() == 0) << r;
   // The order created without a password is not found by any password.
-  r = api_->Post("/api/v1/orders/lookup",
-                 R"({"contact":"other@example.com","query_password":""})");
-  EXPECT_TRUE(r.status == 200 ? r.json()["orders"].size() == 0
-                              : IsError(r, 400, "bad_request"))
+  r = api_->Post("/api/v1/orders/lookup", R"({"contact":"other@example.com","query_password":""})");
+  EXPECT_TRUE(r.status == 200 ? r.json()["orders"].size() == 0 : IsError(r, 400, "bad_request"))
       << r;
 }
 
@@ -613,8 +609,8 @@ TEST_F(HttpApiTest, IdempotencyKeyReplaysTheFirst201) {
   const httplib::Headers k3 = {{"Idempotency-Key", "idem-" + tag_ + "-3"}};
   const std::string bad =
       "{\"product_id\":" + Quote(pid) + ",\"quantity\":0,\"contact\":\"idem@example.com\"}";
-  EXPECT_TRUE(IsError(api_->Post("/api/v1/orders", bad, "application/json", k3), 400,
-                      "invalid_quantity"));
+  EXPECT_TRUE(
+      IsError(api_->Post("/api/v1/orders", bad, "application/json", k3), 400, "invalid_quantity"));
   const Reply retried = api_->Post("/api/v1/orders", body, "application/json", k3);
   EXPECT_EQ(retried.status, 201) << retried;
   EXPECT_EQ(Stock(pid), 2);
@@ -636,15 +632,15 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
 
   // 400 bad_request: malformed JSON, wrong type, missing field, not an object.
   EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":1,"), 400, "bad_request"));
-  EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":1,\"contact\":\"a@b.c\"} x"), 400,
-                      "bad_request"))
+  EXPECT_TRUE(
+      IsError(post_order("{" + p + ",\"quantity\":1,\"contact\":\"a@b.c\"} x"), 400, "bad_request"))
       << "trailing content";
   EXPECT_TRUE(IsError(post_order(""), 400, "bad_request")) << "empty body";
   EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":\"1\",\"contact\":\"a@b.c\"}"), 400,
                       "bad_request"))
       << "quantity as a string";
-  EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":1.5,\"contact\":\"a@b.c\"}"), 400,
-                      "bad_request"))
+  EXPECT_TRUE(
+      IsError(post_order("{" + p + ",\"quantity\":1.5,\"contact\":\"a@b.c\"}"), 400, "bad_request"))
       << "quantity as a float";
   EXPECT_TRUE(IsError(post_order("{\"product_id\":7,\"quantity\":1,\"contact\":\"a@b.c\"}"), 400,
                       "bad_request"))
@@ -652,19 +648,20 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
   EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":1}"), 400, "bad_request"))
       << "missing contact";
   EXPECT_TRUE(IsError(post_order("[1,2]"), 400, "bad_request"));
-  EXPECT_TRUE(IsError(
-      api_->AdminPost("/api/v1/admin/products",
-                      R"({"name":"x","price_cents":"100","currency":"EUR"})"),
-      400, "bad_request"))
-      << "price_cents as a string";
-  EXPECT_TRUE(IsError(api_->Post("/api/v1/orders/lookup", R"({"contact":"a@b.c"})"), 400,
-                      "bad_request"));
-  // unknown_field, in a buyer body and a merchant body.
-  EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":1,\"contact\":\"a@b.c\",\"coupon\":\"x\"}"),
-                      400, "unknown_field"));
   EXPECT_TRUE(IsError(api_->AdminPost("/api/v1/admin/products",
-                                      R"({"name":"x","price_cents":1,"currency":"EUR","colour":1})"),
-                      400, "unknown_field"));
+                                      R"({"name":"x","price_cents":"100","currency":"EUR"})"),
+                      400, "bad_request"))
+      << "price_cents as a string";
+  EXPECT_TRUE(
+      IsError(api_->Post("/api/v1/orders/lookup", R"({"contact":"a@b.c"})"), 400, "bad_request"));
+  // unknown_field, in a buyer body and a merchant body.
+  EXPECT_TRUE(
+      IsError(post_order("{" + p + ",\"quantity\":1,\"contact\":\"a@b.c\",\"coupon\":\"x\"}"), 400,
+              "unknown_field"));
+  EXPECT_TRUE(
+      IsError(api_->AdminPost("/api/v1/admin/products",
+                              R"({"name":"x","price_cents":1,"currency":"EUR","colour":1})"),
+              400, "unknown_field"));
   // invalid_quantity: 0 and negative.
   EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":0,\"contact\":\"a@b.c\"}"), 400,
                       "invalid_quantity"));
@@ -683,12 +680,12 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
   EXPECT_TRUE(IsError(api_->Get("/api/v1/admin/orders",
                                 {{"Authorization", std::string("Bearer ") + kAdminToken + "x"}}),
                       401, "unauthorized"));
-  EXPECT_TRUE(IsError(api_->Get("/api/v1/admin/orders",
-                                {{"Authorization", std::string("Basic ") + kAdminToken}}),
-                      401, "unauthorized"));
-  EXPECT_TRUE(IsError(api_->Post("/api/v1/admin/products",
-                                 R"({"name":"x","price_cents":1,"currency":"EUR"})"),
-                      401, "unauthorized"));
+  EXPECT_TRUE(IsError(
+      api_->Get("/api/v1/admin/orders", {{"Authorization", std::string("Basic ") + kAdminToken}}),
+      401, "unauthorized"));
+  EXPECT_TRUE(IsError(
+      api_->Post("/api/v1/admin/products", R"({"name":"x","price_cents":1,"currency":"EUR"})"), 401,
+      "unauthorized"));
   // 401 bad_signature.
   EXPECT_TRUE(IsError(api_->Post("/api/v1/payments/notify",
                                  NotifyBody("0123456789abcdef0123456789abcdef", "p", 1, "EUR")),
@@ -701,23 +698,23 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
   EXPECT_TRUE(IsError(api_->Get("/api/v1/products/abc"), 404, "product_not_found"));
   EXPECT_TRUE(IsError(post_order(R"({"product_id":"999999","quantity":1,"contact":"a@b.c"})"), 404,
                       "product_not_found"));
-  EXPECT_TRUE(IsError(api_->AdminPatch("/api/v1/admin/products/999999", R"({"active":false})"),
-                      404, "product_not_found"));
-  EXPECT_TRUE(IsError(GetOrderRaw("0123456789abcdef0123456789abcdef", "t"), 404,
+  EXPECT_TRUE(IsError(api_->AdminPatch("/api/v1/admin/products/999999", R"({"active":false})"), 404,
+                      "product_not_found"));
+  EXPECT_TRUE(
+      IsError(GetOrderRaw("0123456789abcdef0123456789abcdef", "t"), 404, "order_not_found"));
+  EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/orders/0123456789abcdef0123456789abcdef"), 404,
                       "order_not_found"));
-  EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/orders/0123456789abcdef0123456789abcdef"),
-                      404, "order_not_found"));
-  EXPECT_TRUE(IsError(
-      api_->AdminPost("/api/v1/admin/orders/0123456789abcdef0123456789abcdef/cancel", ""), 404,
-      "order_not_found"));
+  EXPECT_TRUE(
+      IsError(api_->AdminPost("/api/v1/admin/orders/0123456789abcdef0123456789abcdef/cancel", ""),
+              404, "order_not_found"));
 
   // 409 out_of_stock, quantity_limit, product_inactive, invalid_state, idempotency_conflict.
   EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":3,\"contact\":\"a@b.c\"}"), 409,
                       "quantity_limit"))
       << "max_per_order is 2";
   const Json held = CreateOrder(pid, 2, "holder@example.com");  // 1 key left
-  EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":2,\"contact\":\"a@b.c\"}"), 409,
-                      "out_of_stock"))
+  EXPECT_TRUE(
+      IsError(post_order("{" + p + ",\"quantity\":2,\"contact\":\"a@b.c\"}"), 409, "out_of_stock"))
       << "filled whole or not at all";
   EXPECT_EQ(Stock(pid), 1);
   Reply r = api_->AdminPatch("/api/v1/admin/products/" + pid, R"({"active":false})");
@@ -735,10 +732,9 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
   ASSERT_EQ(r.status, 200) << r;
   ASSERT_TRUE(IsReceived(Pay(held, "pay-err-" + tag_)));
   ASSERT_EQ(GetOrder(held["order_id"].str(), held["token"].str())["status"].str(), "delivered");
-  EXPECT_TRUE(IsError(api_->AdminPost("/api/v1/admin/orders/" + held["order_id"].str() +
-                                          "/cancel",
-                                      ""),
-                      409, "invalid_state"))
+  EXPECT_TRUE(
+      IsError(api_->AdminPost("/api/v1/admin/orders/" + held["order_id"].str() + "/cancel", ""),
+              409, "invalid_state"))
       << "cancel a delivered order";
   const httplib::Headers idem = {{"Idempotency-Key", "err-idem-" + tag_}};
   ASSERT_EQ(api_->Post(order_path, "{" + p + ",\"quantity\":1,\"contact\":\"a@b.c\"}",
@@ -748,12 +744,12 @@ TEST_F(HttpApiTest, EveryErrorCodeWithItsShape) {
   EXPECT_TRUE(IsError(api_->Post(order_path, "{" + p + ",\"quantity\":1,\"contact\":\"b@b.c\"}",
                                  "application/json", idem),
                       409, "idempotency_conflict"));
-  EXPECT_TRUE(IsError(post_order("{" + p + ",\"quantity\":1,\"contact\":\"a@b.c\"}"), 409,
-                      "out_of_stock"));
+  EXPECT_TRUE(
+      IsError(post_order("{" + p + ",\"quantity\":1,\"contact\":\"a@b.c\"}"), 409, "out_of_stock"));
 
   // 413 payload_too_large: a JSON body over body_bytes_max (64 KiB by default).
-  const std::string big = "{" + p + ",\"quantity\":1,\"contact\":\"" + std::string(70000, 'a') +
-                          "\"}";
+  const std::string big =
+      "{" + p + ",\"quantity\":1,\"contact\":\"" + std::string(70000, 'a') + "\"}";
   EXPECT_TRUE(IsError(post_order(big), 413, "payload_too_large"));
 
   // Nothing the refusals did changed the shop.
@@ -809,9 +805,8 @@ TEST_F(HttpApiTest, AdminOrdersPageAndFilterByStatus) {
     std::set<std::string> ids;
     std::string cur;
     for (int guard = 0; guard < 20; ++guard) {
-      const Reply r = api_->AdminGet("/api/v1/admin/orders?status=" + status +
-                                     "&limit=" + std::to_string(limit) +
-                                     (cur.empty() ? "" : "&cursor=" + cur));
+      const Reply r = api_->AdminGet("/api/v1/admin/orders?status=" + status + "&limit=" +
+                                     std::to_string(limit) + (cur.empty() ? "" : "&cursor=" + cur));
       EXPECT_EQ(r.status, 200) << r;
       const Json j = r.json();
       for (const Json& o : j["orders"].items()) {
@@ -872,8 +867,8 @@ TEST_F(HttpApiTest, AdminOrderViewCancelRefundRedeliver) {
   r = api_->AdminPost("/api/v1/admin/orders/" + o0 + "/refund", "");
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.json()["status"].str(), "refunded");
-  EXPECT_TRUE(IsError(api_->AdminPost("/api/v1/admin/orders/" + o0 + "/refund", ""), 409,
-                      "invalid_state"));
+  EXPECT_TRUE(
+      IsError(api_->AdminPost("/api/v1/admin/orders/" + o0 + "/refund", ""), 409, "invalid_state"));
   EXPECT_TRUE(IsError(
       api_->AdminPost("/api/v1/admin/orders/" + orders[3]["order_id"].str() + "/redeliver", ""),
       409, "invalid_state"))
@@ -917,8 +912,8 @@ TEST_F(HttpApiTest, AdminOrdersExportAsCsvWithoutKeys) {
 TEST_F(HttpApiTest, AdminDeliveriesBackorderWaitsAndImportServesIt) {
   Reply r;
   // Deliveries: a backorder waits in the log, an import serves it, replay is harmless.
-  const std::string bo = CreateProduct("Backorder card", 700,
-                                       R"(,"stock_mode":"on_payment","allow_backorder":true)");
+  const std::string bo =
+      CreateProduct("Backorder card", 700, R"(,"stock_mode":"on_payment","allow_backorder":true)");
   const Json bo_order = CreateOrder(bo, 1, "patient@example.com");
   ASSERT_TRUE(IsReceived(Pay(bo_order, "pay-bo-" + tag_)));
   EXPECT_EQ(AdminOrder(bo_order["order_id"].str())["status"].str(), "backordered");
@@ -930,8 +925,7 @@ TEST_F(HttpApiTest, AdminDeliveriesBackorderWaitsAndImportServesIt) {
   r = api_->AdminGet("/api/v1/admin/deliveries?state=failed");
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.json()["deliveries"].size(), 0u) << r;
-  EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/deliveries?state=bogus"), 400,
-                      "bad_request"));
+  EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/deliveries?state=bogus"), 400, "bad_request"));
   const std::vector<std::string> bo_keys = NewKeys(1, "bo");
   const Json imp = ImportKeys(bo, bo_keys);
   EXPECT_EQ(imp["backorders_served"].num(), 1);
@@ -1039,9 +1033,9 @@ TEST_F(HttpApiTest, AdminRetiredBatchIsNeverSold) {
     if (b["batch_id"].str() == bad_id) flagged = b["retired_batch"].boolean();
   }
   EXPECT_TRUE(flagged) << r;
-  EXPECT_TRUE(IsError(api_->AdminPost("/api/v1/admin/products/" + rp + "/keys/retire",
-                                      R"({"batch_id":"999"})"),
-                      404, "not_found"));
+  EXPECT_TRUE(IsError(
+      api_->AdminPost("/api/v1/admin/products/" + rp + "/keys/retire", R"({"batch_id":"999"})"),
+      404, "not_found"));
 }
 
 // --- operations ----------------------------------------------------------------------------------
@@ -1093,18 +1087,17 @@ TEST_F(HttpApiTest, EightMebibyteBodyRefusedBeforeItIsSent) {
       "Content-Length: 8388608\r\n\r\n";
   const auto t0 = SteadyClock::now();
   RawResponse raw = RawExchange(server_->port(), head, milliseconds(10000));
-  const auto ms =
-      std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0).count();
+  const auto ms = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0).count();
   ASSERT_TRUE(raw.connected);
   ASSERT_TRUE(raw.complete) << "no complete response within 10 s without the body: " << raw.data;
   EXPECT_EQ(raw.status, 413) << raw.data;
   Reply as_reply;
   as_reply.status = raw.status;
   as_reply.body = raw.body;
-  as_reply.headers.emplace("Content-Type", raw.data.find("Content-Type: application/json") !=
-                                                   std::string::npos
-                                               ? "application/json"
-                                               : "?");
+  as_reply.headers.emplace("Content-Type",
+                           raw.data.find("Content-Type: application/json") != std::string::npos
+                               ? "application/json"
+                               : "?");
   EXPECT_TRUE(IsError(as_reply, 413, "payload_too_large")) << raw.data;
   EXPECT_LT(ms, 5000) << "the refusal waited for a body";
 
@@ -1144,7 +1137,8 @@ TEST_F(HttpApiTest, OversizedBodyConnectionIsClosedAfterThe413) {
   EXPECT_EQ(raw.status, 413) << raw.data;
   EXPECT_NE(raw.data.find("Connection: close"), std::string::npos) << raw.data;
   EXPECT_EQ(raw.data.find("Keep-Alive:"), std::string::npos)
-      << "the 413 says both close and keep-alive:\n" << raw.data;
+      << "the 413 says both close and keep-alive:\n"
+      << raw.data;
   // What a client sends next on this connection is the refused request's body: here it
   // happens to be a request of its own, as a smuggled one would be. It must never be
   // served; the server closes (read to EOF, at most 3 s: below the 5 s keep-alive).
@@ -1181,14 +1175,13 @@ TEST_F(HttpApiTest, SignedNotifyWithAForeignCurrencyCodeIsRecordedAndFlagged) {
   const std::string pid = CreateProduct("Currency card", 250);
   ImportKeys(pid, NewKeys(2, "cur"));
   const Json lower = CreateOrder(pid, 1, "lower@example.com");
-  EXPECT_TRUE(IsReceived(SendNotify(*api_, kPaymentSecret,
-                                    NotifyBody(lower["order_id"].str(), "pay-low-" + tag_, 250,
-                                               "eur"))));
+  EXPECT_TRUE(IsReceived(SendNotify(
+      *api_, kPaymentSecret, NotifyBody(lower["order_id"].str(), "pay-low-" + tag_, 250, "eur"))));
   EXPECT_EQ(GetOrder(lower["order_id"].str(), lower["token"].str())["status"].str(), "delivered");
   const Json order = CreateOrder(pid, 1, "currency@example.com");
   const std::string payment = "pay-cur-" + tag_;
-  const Reply r = SendNotify(*api_, kPaymentSecret,
-                             NotifyBody(order["order_id"].str(), payment, 250, "e1r"));
+  const Reply r =
+      SendNotify(*api_, kPaymentSecret, NotifyBody(order["order_id"].str(), payment, 250, "e1r"));
   EXPECT_TRUE(IsReceived(r)) << "a correctly signed notify must be acknowledged: " << r;
   bool flagged = false;
   for (const Json& p : Payments("refund_due")["payments"].items()) {
@@ -1213,8 +1206,7 @@ TEST_F(HttpApiTest, SigtermDrainsPromptlyDespiteAnIdleKeepAliveConnection) {
   const auto t0 = SteadyClock::now();
   status = server_->Terminate(milliseconds(12000));  // SIGKILL after 12 s
   const auto ms = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0).count();
-  EXPECT_TRUE(ExitedZero(status))
-      << DescribeWait(status) << " after " << ms << " ms";
+  EXPECT_TRUE(ExitedZero(status)) << DescribeWait(status) << " after " << ms << " ms";
   EXPECT_LT(ms, 10000) << "SIGTERM waited for an idle keep-alive connection";
 }
 
@@ -1230,10 +1222,10 @@ TEST(HttpRateLimitTest, PerClientBucketsAnswer429WithRetryAfterAndIsolateClients
   httptest::ServerProcess server(
       {"KEYVEND_ADMIN_TOKEN=adm-ratelimit-0123456789abcdef0123456789", "KEYVEND_PAYMENT_SECRET=s"});
   std::string error;
-  ASSERT_TRUE(server.Start({"--rate-limit-read-per-client-per-second", "1",
-                            "--rate-limit-read-per-client-burst", "3",
-                            "--trusted-proxies", "127.0.0.1"},
-                           &error))
+  ASSERT_TRUE(
+      server.Start({"--rate-limit-read-per-client-per-second", "1",
+                    "--rate-limit-read-per-client-burst", "3", "--trusted-proxies", "127.0.0.1"},
+                   &error))
       << error;
   httplib::Client cli("127.0.0.1", server.port());
   auto get = [&](const std::string& forwarded_for) {
@@ -1264,8 +1256,9 @@ TEST(HttpRateLimitTest, PerClientBucketsAnswer429WithRetryAfterAndIsolateClients
   for (int i = 0; i < 20; ++i) EXPECT_EQ(cli.Get("/healthz")->status, 200);
   auto metrics = cli.Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("keyvend_http_rejected_total{class=\"read\",reason=\"rate_limited\"} 2"),
-            std::string::npos)
+  EXPECT_NE(
+      metrics->body.find("keyvend_http_rejected_total{class=\"read\",reason=\"rate_limited\"} 2"),
+      std::string::npos)
       << metrics->body.substr(0, 2000);
   EXPECT_EQ(server.Terminate(), 0);
 }
@@ -1300,9 +1293,9 @@ TEST(HttpRateLimitTest, HoardingGuardAnswers429PendingLimit) {
   EXPECT_NE(second->body.find("\"pending_limit\""), std::string::npos) << second->body;
   EXPECT_TRUE(second->has_header("Retry-After"));
   // Another buyer is not affected, and stock held only the first order.
-  auto other = cli.Post("/api/v1/orders",
-                        R"({"product_id":"1","quantity":1,"contact":"other@example.com"})",
-                        "application/json");
+  auto other =
+      cli.Post("/api/v1/orders", R"({"product_id":"1","quantity":1,"contact":"other@example.com"})",
+               "application/json");
   ASSERT_TRUE(other);
   EXPECT_EQ(other->status, 201);
   auto products = cli.Get("/api/v1/products");

@@ -47,8 +47,8 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
   std::set<std::string> imported;
   std::string body;
   for (int i = 0; i < kKeys; ++i) {
-    const std::string k = "FLASH-" + std::to_string(NowUnix() % 100000) + "-" +
-                          std::to_string(100000 + i) + "-X9";
+    const std::string k =
+        "FLASH-" + std::to_string(NowUnix() % 100000) + "-" + std::to_string(100000 + i) + "-X9";
     imported.insert(k);
     body += k + "\n";
   }
@@ -87,8 +87,8 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
   });
   const auto race_ms =
       std::chrono::duration_cast<milliseconds>(SteadyClock::now() - race_start).count();
-  EXPECT_TRUE(unexpected.empty()) << unexpected.size() << " unexpected answers, first: "
-                                  << unexpected.front();
+  EXPECT_TRUE(unexpected.empty()) << unexpected.size()
+                                  << " unexpected answers, first: " << unexpected.front();
   ASSERT_EQ(created.size(), static_cast<size_t>(kKeys)) << "oversold or undersold";
   EXPECT_EQ(out_of_stock.load(), kThreads * kAttemptsPerThread - kKeys);
   std::set<std::string> ids;
@@ -108,9 +108,9 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
   OnThreads(kThreads, server.port(), kAdminToken, [&](int, Api& api) {
     for (int i = next.fetch_add(1); i < kKeys; i = next.fetch_add(1)) {
       const Created& c = created[static_cast<size_t>(i)];
-      const Reply rep = SendNotify(api, kPaymentSecret,
-                                   NotifyBody(c.order_id, "flash-pay-" + std::to_string(i),
-                                              c.amount_cents, "EUR"));
+      const Reply rep = SendNotify(
+          api, kPaymentSecret,
+          NotifyBody(c.order_id, "flash-pay-" + std::to_string(i), c.amount_cents, "EUR"));
       const Json j = rep.json();
       if (rep.status == 200 && j["received"].boolean()) {
         paid.fetch_add(1);
@@ -145,8 +145,8 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
       delivered.insert(j["keys"][0].str());
     }
   });
-  EXPECT_TRUE(read_errors.empty()) << read_errors.size() << " orders not delivered, first: "
-                                   << read_errors.front();
+  EXPECT_TRUE(read_errors.empty())
+      << read_errors.size() << " orders not delivered, first: " << read_errors.front();
   const std::set<std::string> distinct(delivered.begin(), delivered.end());
   EXPECT_EQ(delivered.size(), static_cast<size_t>(kKeys));
   EXPECT_EQ(distinct.size(), delivered.size()) << "a key delivered to two orders";
@@ -169,13 +169,13 @@ TEST(HttpConcurrencyTest, FlashSaleSellsEveryKeyExactlyOnce) {
   // --- drain, exit 0, check ---
   admin_api.reset();  // no idle keep-alive connection left (the drain waits for them)
   ExpectCleanStop(server, std::vector<std::string>(imported.begin(), imported.end()));
-  std::printf("http_concurrency_test: %d attempts on %d connections in %lld ms (%zu created, %d "
-              "out_of_stock); %d notifies in %lld ms; total %lld ms\n",
-              kThreads * kAttemptsPerThread, kThreads, static_cast<long long>(race_ms),
-              created.size(), out_of_stock.load(), kKeys, static_cast<long long>(pay_ms),
-              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
-                                         SteadyClock::now() - t0)
-                                         .count()));
+  std::printf(
+      "http_concurrency_test: %d attempts on %d connections in %lld ms (%zu created, %d "
+      "out_of_stock); %d notifies in %lld ms; total %lld ms\n",
+      kThreads * kAttemptsPerThread, kThreads, static_cast<long long>(race_ms), created.size(),
+      out_of_stock.load(), kKeys, static_cast<long long>(pay_ms),
+      static_cast<long long>(
+          std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0).count()));
 }
 
 }  // namespace

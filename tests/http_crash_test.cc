@@ -13,9 +13,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <latch>
-#include <random>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -37,7 +37,7 @@ struct KillPlan {
   int after_acks;  // the kill follows the round's after_acks-th 200
   bool delayed;    // false: at once, from the thread that got it; true: 1..12 ms later
 };
-constexpr KillPlan kPlans[] = {{1, false},  {20, false}, {60, false},
+constexpr KillPlan kPlans[] = {{1, false},   {20, false}, {60, false},
                                {130, false}, {1, true},   {30, true}};
 
 struct Order {
@@ -47,8 +47,8 @@ struct Order {
   int64_t quantity = 0;
   int round = 0;
   std::string payment_id;
-  bool acked = false;               // a notify for it was answered 200
-  std::vector<std::string> keys;    // as first seen delivered
+  bool acked = false;             // a notify for it was answered 200
+  std::vector<std::string> keys;  // as first seen delivered
 };
 
 class HttpCrashTest : public ::testing::Test {
@@ -143,8 +143,8 @@ TEST_F(HttpCrashTest, KillNineMidNotifiesLosesNoAcknowledgedPayment) {
     pid = r.json()["id"].str();
     std::string body;
     for (int i = 0; i < kKeys; ++i) {
-      const std::string k = "CRASH-" + std::to_string(NowUnix() % 100000) + "-" +
-                            std::to_string(200000 + i) + "-K";
+      const std::string k =
+          "CRASH-" + std::to_string(NowUnix() % 100000) + "-" + std::to_string(200000 + i) + "-K";
       imported_.insert(k);
       body += k + "\n";
     }
@@ -163,11 +163,11 @@ TEST_F(HttpCrashTest, KillNineMidNotifiesLosesNoAcknowledgedPayment) {
       Api api(server_.port(), kAdminToken);
       for (int i = 0; i < kOrdersPerRound; ++i) {
         const int64_t qty = 1 + (i % 3 == 0 ? 1 : 0) + (i % 7 == 0 ? 1 : 0);
-        const Reply r = api.Post(
-            "/api/v1/orders", "{\"product_id\":" + Quote(pid) +
-                                  ",\"quantity\":" + std::to_string(qty) +
-                                  ",\"contact\":\"crash-" + std::to_string(round) + "-" +
-                                  std::to_string(i) + "@example.com\"}");
+        const Reply r =
+            api.Post("/api/v1/orders", "{\"product_id\":" + Quote(pid) +
+                                           ",\"quantity\":" + std::to_string(qty) +
+                                           ",\"contact\":\"crash-" + std::to_string(round) + "-" +
+                                           std::to_string(i) + "@example.com\"}");
         ASSERT_EQ(r.status, 201) << r;
         const Json j = r.json();
         Order o;
@@ -196,8 +196,8 @@ TEST_F(HttpCrashTest, KillNineMidNotifiesLosesNoAcknowledgedPayment) {
         ready.arrive_and_wait();
         for (size_t i = next.fetch_add(1); i < orders_.size(); i = next.fetch_add(1)) {
           Order& o = orders_[i];  // this thread's alone
-          const Reply r = SendNotify(api, kPaymentSecret,
-                                     NotifyBody(o.id, o.payment_id, o.amount, "EUR"));
+          const Reply r =
+              SendNotify(api, kPaymentSecret, NotifyBody(o.id, o.payment_id, o.amount, "EUR"));
           if (r.status < 0) break;  // the server is gone
           if (r.status == 200 && r.json()["received"].boolean()) {
             o.acked = true;
@@ -226,8 +226,7 @@ TEST_F(HttpCrashTest, KillNineMidNotifiesLosesNoAcknowledgedPayment) {
     int acked = 0;
     for (size_t i = first; i < orders_.size(); ++i) acked += orders_[i].acked ? 1 : 0;
     std::printf("round %d: kill -9 %d ms after the %d%s 200; %d of %d notifies acknowledged\n",
-                round, delay_ms, kill_after, kill_after == 1 ? "st" : "th", acked,
-                kOrdersPerRound);
+                round, delay_ms, kill_after, kill_after == 1 ? "st" : "th", acked, kOrdersPerRound);
     std::fflush(stdout);
     EXPECT_GE(acked, kill_after);
     EXPECT_LT(acked, kOrdersPerRound) << "the kill did not land mid-way";
@@ -272,10 +271,9 @@ TEST_F(HttpCrashTest, KillNineMidNotifiesLosesNoAcknowledgedPayment) {
   }
 
   const int status = server_.Terminate();
-  EXPECT_TRUE(ExitedZero(status))
-      << DescribeWait(status) << "\n" << ReadFile(server_.stderr_path());
-  const RunResult check =
-      RunKeyvendCheck(server_.data_dir(), server_.key_file());
+  EXPECT_TRUE(ExitedZero(status)) << DescribeWait(status) << "\n"
+                                  << ReadFile(server_.stderr_path());
+  const RunResult check = RunKeyvendCheck(server_.data_dir(), server_.key_file());
   EXPECT_EQ(check.exit_code, 0) << check.out;
   const std::string printed = server_.AllOutput() + check.out;
   for (const std::string& k : imported_) {

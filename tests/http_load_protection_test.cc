@@ -481,9 +481,8 @@ TEST_F(LoadProtectionTest, ZeroImportBodyLimitMeansNoneWhileJsonKeepsItsLimit) {
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.json()["imported"].num(), 200);
   EXPECT_EQ(Stock(admin, pid), 200);
-  const std::string big_json =
-      "{\"product_id\":" + Quote(pid) + ",\"quantity\":1,\"contact\":\"" +
-      std::string(2000, 'c') + "@example.com\"}";
+  const std::string big_json = "{\"product_id\":" + Quote(pid) + ",\"quantity\":1,\"contact\":\"" +
+                               std::string(2000, 'c') + "@example.com\"}";
   EXPECT_TRUE(IsError(admin.Post("/api/v1/orders", big_json), 413, "payload_too_large"));
   EXPECT_EQ(OrdersInShop(admin), 0);
 }
@@ -861,8 +860,7 @@ TEST_F(LoadProtectionTest, SecondSignalExitsAtOnceWhileTheDrainWaits) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << DescribeWait(status);
   EXPECT_TRUE(c.ReadToEof(kLiveness));
 
-  const RunResult check =
-      RunKeyvendCheck(server_->data_dir(), server_->key_file());
+  const RunResult check = RunKeyvendCheck(server_->data_dir(), server_->key_file());
   EXPECT_EQ(check.exit_code, 0) << check.out;
   // The shop starts again on the same data dir (TearDown then drains it with exit 0).
   ASSERT_NO_FATAL_FAILURE(Start({}));

@@ -83,8 +83,8 @@ TEST(HttpObservabilityTest, AccessLogHasOneJsonLinePerRequestWithTheRouteAndNoSe
   EXPECT_EQ(text.back(), '\n');
   const std::vector<std::string> lines = Lines(text);
   ASSERT_EQ(lines.size(), requests) << text;
-  const std::set<std::string> want_fields = {"ts",     "request_id", "listener",  "method",
-                                             "route",  "status",     "latency_ms", "client_ip",
+  const std::set<std::string> want_fields = {"ts",       "request_id", "listener",   "method",
+                                             "route",    "status",     "latency_ms", "client_ip",
                                              "bytes_in", "bytes_out"};
   std::set<std::string> ids, routes;
   bool order_line_found = false;

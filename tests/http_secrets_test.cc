@@ -369,7 +369,7 @@ TEST_F(SecretsTest, DataDirBackupDirAndEveryFileInThemArePrivate) {
   // keyvend-backup restores into a private tree too (its umask, not the caller's).
   const std::string restored = server.root() + "/restored";
   RunResult r = RunCommand({KEYVEND_BACKUP_BIN, "restore", "--backup-dir", backups, "--to",
-                                restored, "--master-key-file", server.key_file()});
+                            restored, "--master-key-file", server.key_file()});
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_GT(ExpectPrivateTree(restored), 3u);
 }
@@ -380,15 +380,15 @@ TEST_F(SecretsTest, AnAdminTokenShorterThan32CharactersStopsServeWithoutPrinting
   for (const std::string& token :
        {std::string("x"), std::string("short-admin-token-0123456789abc")}) {
     SCOPED_TRACE(token.size());
-    RunResult r = RunCommand(
-        {KEYVEND_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.Sub("data"),
-         "--master-key-file", t.Sub("master.key"), "--payment-sandbox"},
-        {.env = {"KEYVEND_ADMIN_TOKEN=" + token,
-                 std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret},
-         .timeout = milliseconds(20000)});
+    RunResult r =
+        RunCommand({KEYVEND_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.Sub("data"),
+                    "--master-key-file", t.Sub("master.key"), "--payment-sandbox"},
+                   {.env = {"KEYVEND_ADMIN_TOKEN=" + token,
+                            std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret},
+                    .timeout = milliseconds(20000)});
     EXPECT_EQ(r.exit_code, 2) << r.out;
     EXPECT_NE(r.out.find("KEYVEND_ADMIN_TOKEN is too short: the admin token must be at "
-                            "least 32 characters"),
+                         "least 32 characters"),
               std::string::npos)
         << r.out;
     if (token.size() > 1) {
@@ -454,11 +454,10 @@ TEST_F(SecretsTest, OfflineCommandsRunWithCoreLimitZeroNotDumpableUnlessAllowed)
        {std::vector<std::string>{KEYVEND_BIN, "check", "--data-dir", t.Sub("d")},
         std::vector<std::string>{PRELOAD_BIN, "--help"},
         std::vector<std::string>{KEYVEND_BACKUP_BIN, "list", "--backup-dir", t.Sub("b")}}) {
-    RunResult r =
-        RunCommand(command, {.env = {"KEYVEND_ALLOW_CORE_DUMPS=maybe"}});
+    RunResult r = RunCommand(command, {.env = {"KEYVEND_ALLOW_CORE_DUMPS=maybe"}});
     EXPECT_EQ(r.exit_code, 2) << command[0] << ": " << r.out;
     EXPECT_NE(r.out.find("invalid value \"maybe\" for KEYVEND_ALLOW_CORE_DUMPS: expected "
-                            "one of true|false|1|0|yes|no"),
+                         "one of true|false|1|0|yes|no"),
               std::string::npos)
         << r.out;
   }

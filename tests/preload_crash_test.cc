@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 #include "preload_test_util.h"
 #include "test_util.h"
 
@@ -195,9 +195,8 @@ TEST_F(PreloadCrashTest, RandomKillsThenRerun) {
     const int status = p.Kill9();  // a child that finished first is reaped with its status
     const bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     const bool exited_zero = testing::ExitedZero(status);
-    ASSERT_TRUE(killed || exited_zero)
-        << what << ": " << testing::DescribeWait(status) << ": "
-        << testing::ReadFile(tmp_.Sub(run + "/err"));
+    ASSERT_TRUE(killed || exited_zero) << what << ": " << testing::DescribeWait(status) << ": "
+                                       << testing::ReadFile(tmp_.Sub(run + "/err"));
     const bool batch_in = NoneOrAll(run, what);
     if (exited_zero) {
       EXPECT_TRUE(batch_in) << what;  // it finished before the kill

@@ -44,9 +44,9 @@ TEST(PreloadServeTest, PreloadedKeysAreSoldOnceEachByTheRestartedShop) {
       out << k << "\n";
     }
   }
-  const std::vector<std::string> preload = {PRELOAD_BIN,  "--data-dir", server.data_dir(),
-                                            "--master-key-file", server.key_file(),
-                                            "--product",  product,      file};
+  const std::vector<std::string> preload = {
+      PRELOAD_BIN,       "--data-dir", server.data_dir(), "--master-key-file",
+      server.key_file(), "--product",  product,           file};
   // A running shop locks its data dir: refused, nothing changed, the endpoint named.
   RunResult busy = RunCommand(preload);
   EXPECT_EQ(busy.exit_code, 1) << busy.out;
@@ -67,13 +67,13 @@ TEST(PreloadServeTest, PreloadedKeysAreSoldOnceEachByTheRestartedShop) {
   std::set<std::string> sold;
   for (int i = 0; i < kKeys; ++i) {
     Reply o = api.Post("/api/v1/orders", "{\"product_id\":" + Quote(product) +
-                                             ",\"quantity\":1,\"contact\":\"b" +
-                                             std::to_string(i) + "@example.test\"}");
+                                             ",\"quantity\":1,\"contact\":\"b" + std::to_string(i) +
+                                             "@example.test\"}");
     ASSERT_EQ(o.status, 201) << o;
     const std::string id = o.json()["order_id"].str();
     const std::string token = o.json()["token"].str();
-    Reply n = SendNotify(api, kPaymentSecret,
-                         NotifyBody(id, "pay-pre-" + std::to_string(i), 500, "EUR"));
+    Reply n =
+        SendNotify(api, kPaymentSecret, NotifyBody(id, "pay-pre-" + std::to_string(i), 500, "EUR"));
     ASSERT_EQ(n.status, 200) << n;
     Reply g = api.Get("/api/v1/orders/" + id + "?token=" + token);
     ASSERT_EQ(g.status, 200) << g;

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 #include "kit/files.h"
 #include "kit/process.h"
-#include "gtest/gtest.h"
 #include "shop/shop.h"
 #include "storage/data_dir.h"
 #include "storage/schema.h"

@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 #include "preload_test_util.h"
 #include "shop/shop.h"
 

@@ -55,9 +55,8 @@ void OpenShop(const ShopOptions& opts, std::unique_ptr<Shop>* out) {
 }
 
 // Creates a product and imports `keys` into it (all must be stored).
-void CreateStockedProduct(Shop& shop, StockMode mode, bool allow_backorder,
-                          uint32_t max_per_order, const std::vector<std::string>& keys,
-                          uint64_t* pid) {
+void CreateStockedProduct(Shop& shop, StockMode mode, bool allow_backorder, uint32_t max_per_order,
+                          const std::vector<std::string>& keys, uint64_t* pid) {
   ProductSpec spec;
   spec.name = "Flash sale gift card";
   spec.price_cents = kPriceCents;
@@ -109,9 +108,8 @@ void ExpectCheckPasses(const ShopDir& dir, CheckReport* out) {
 std::vector<std::optional<Result<OrderView>>> CreateOrdersConcurrently(
     Shop& shop, uint64_t pid, const std::vector<int64_t>& quantities) {
   std::vector<std::optional<Result<OrderView>>> out(quantities.size());
-  ParallelFor(kThreads, static_cast<int>(quantities.size()), [&](int i) {
-    out[i].emplace(shop.CreateOrder(Request(pid, quantities[i], i)));
-  });
+  ParallelFor(kThreads, static_cast<int>(quantities.size()),
+              [&](int i) { out[i].emplace(shop.CreateOrder(Request(pid, quantities[i], i))); });
   return out;
 }
 
@@ -126,9 +124,8 @@ std::vector<std::optional<Result<PaymentResult>>> PayConcurrently(
 std::vector<std::optional<Result<OrderView>>> ReadConcurrently(
     Shop& shop, const std::vector<OrderView>& orders) {
   std::vector<std::optional<Result<OrderView>>> out(orders.size());
-  ParallelFor(kThreads, static_cast<int>(orders.size()), [&](int i) {
-    out[i].emplace(shop.GetOrder(orders[i].order_id, orders[i].token));
-  });
+  ParallelFor(kThreads, static_cast<int>(orders.size()),
+              [&](int i) { out[i].emplace(shop.GetOrder(orders[i].order_id, orders[i].token)); });
   return out;
 }
 
@@ -161,8 +158,7 @@ TEST(ShopConcurrencyTest, ReserveFlashSaleHoldsThenDeliversEachKeyOnce) {
                                                  /*allow_backorder=*/false, 5, keys, &pid));
 
     // Order creation is the contended step: the hold is the no-oversell decision.
-    const auto created =
-        CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kAttempts, 1));
+    const auto created = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kAttempts, 1));
     std::vector<OrderView> orders;
     std::set<std::string> ids;
     int out_of_stock = 0, other = 0;
@@ -259,8 +255,7 @@ TEST(ShopConcurrencyTest, ReserveMixedQuantitiesNeverHoldMoreThanStock) {
     std::unique_ptr<Shop> shop;
     ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(
-        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    ASSERT_NO_FATAL_FAILURE(CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
     std::vector<int64_t> quantities(kAttempts);
     std::mt19937 rng(7);
     for (int64_t& q : quantities) q = 1 + static_cast<int64_t>(rng() % 3);
@@ -430,10 +425,8 @@ TEST(ShopConcurrencyTest, RacingDuplicateAndSecondPaymentsDeliverOnce) {
     std::unique_ptr<Shop> shop;
     ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(
-        CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
-    const auto created =
-        CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kOrdersN, 1));
+    ASSERT_NO_FATAL_FAILURE(CreateStockedProduct(*shop, StockMode::kReserve, false, 5, keys, &pid));
+    const auto created = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kOrdersN, 1));
     std::vector<OrderView> orders;
     for (const auto& r : created) {
       ASSERT_TRUE(r->ok()) << Describe(*r);
@@ -543,8 +536,7 @@ void ExpectAllDelivered(Shop& shop, const std::vector<OrderView>& orders,
 void OpenStockedShop(const ShopOptions& opts, const std::vector<std::string>& keys,
                      std::unique_ptr<Shop>* shop, uint64_t* pid) {
   ASSERT_NO_FATAL_FAILURE(OpenShop(opts, shop));
-  ASSERT_NO_FATAL_FAILURE(
-      CreateStockedProduct(**shop, StockMode::kReserve, false, 5, keys, pid));
+  ASSERT_NO_FATAL_FAILURE(CreateStockedProduct(**shop, StockMode::kReserve, false, 5, keys, pid));
 }
 
 TEST(ShopConcurrencyTest, WriteAheadPaymentsAreDeliveredByRunDeliveries) {
@@ -726,15 +718,14 @@ TEST(ShopConcurrencyTest, WriteAheadLiveWorkerDeliversDuringPaymentRace) {
       EXPECT_TRUE(*(*r)->order_status == OrderStatus::kPaid ||
                   *(*r)->order_status == OrderStatus::kDelivered);
     }
-    const bool done = PollUntil([&] { return shop->Stock(pid).delivered == kN; },
-                                std::chrono::seconds(20));
+    const bool done =
+        PollUntil([&] { return shop->Stock(pid).delivered == kN; }, std::chrono::seconds(20));
     ASSERT_TRUE(done) << "worker delivered only " << shop->Stock(pid).delivered << " of " << kN;
     ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
   }
   CheckReport report;
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
 }
-
 
 // --- holds expire while late payments and new buyers race for the released keys -----------
 
@@ -834,9 +825,10 @@ TEST(ShopConcurrencyTest, HoldExpiryRacesLatePaymentsAndNewBuyers) {
       }
     }
     const int held_late = static_cast<int>(late_orders.size());
-    std::printf("expiry race: %zu holds expired, %d late payments delivered, %d refund_due, "
-                "%d new buyers got keys\n",
-                expired, delivered_first, kKeys - delivered_first, held_late);
+    std::printf(
+        "expiry race: %zu holds expired, %d late payments delivered, %d refund_due, "
+        "%d new buyers got keys\n",
+        expired, delivered_first, kKeys - delivered_first, held_late);
     EXPECT_LE(delivered_first + held_late, kKeys) << "oversold";
     StockCounts st = shop->Stock(pid);
     EXPECT_EQ(st.held, held_late);
@@ -964,7 +956,6 @@ TEST(ShopConcurrencyTest, RetireBatchRacingPaymentsNeverSellsARetiredKey) {
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
 }
 
-
 // --- backorders: imports and the worker serve the queue while buyers keep paying ----------
 
 TEST(ShopConcurrencyTest, BackordersServedWhileImportsAndPaymentsRace) {
@@ -1051,8 +1042,8 @@ TEST(ShopConcurrencyTest, BackordersServedWhileImportsAndPaymentsRace) {
     auto r = shop->ImportKeys(pid, JoinLines(last), ParseOptions{});
     ASSERT_TRUE(r.ok()) << Describe(r);
     imported.insert(last.begin(), last.end());
-    const bool served = PollUntil(
-        [&] { return shop->Stock(pid).delivered == paid_units; }, std::chrono::seconds(20));
+    const bool served = PollUntil([&] { return shop->Stock(pid).delivered == paid_units; },
+                                  std::chrono::seconds(20));
     const StockCounts st = shop->Stock(pid);
     ASSERT_TRUE(served) << "delivered " << st.delivered << " of " << paid_units
                         << " paid keys; owed=" << st.owed << " pool=" << st.pool;
@@ -1074,10 +1065,10 @@ TEST(ShopConcurrencyTest, BackordersServedWhileImportsAndPaymentsRace) {
       }
     }
     EXPECT_EQ(static_cast<int64_t>(delivered.size()), paid_units);
-    std::printf("backorder race: %d import batches during the sale, %lld keys paid for, "
-                "%lld served by the last import\n",
-                batches, static_cast<long long>(paid_units),
-                static_cast<long long>(r->backorders_served));
+    std::printf(
+        "backorder race: %d import batches during the sale, %lld keys paid for, "
+        "%lld served by the last import\n",
+        batches, static_cast<long long>(paid_units), static_cast<long long>(r->backorders_served));
   }
   CheckReport report;
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));

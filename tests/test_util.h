@@ -29,7 +29,6 @@
 
 namespace kv::testing {
 
-
 // A shop's files in a temp dir: data dir <tmp>/data, master key <tmp>/master.key.
 class ShopDir {
  public:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite (the README's second
-# command; .ci/run calls exactly this). First the sanitizer builds (ASan+UBSan over the tests labelled unit, built with clang and its
+# command; .ci/run calls exactly this). First the format gate (tools/format-check.sh), then
+# the sanitizer builds (ASan+UBSan over the tests labelled unit, built with clang and its
 # thread-safety analysis as errors; TSan over the tests labelled concurrency — each job
 # builds the target tests_<label>, so a new test joins by its label), then the fuzz targets
 # for 30 s each (tools/fuzz.sh), then the thread-safety check of every TU the clang builds
@@ -9,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
+./tools/format-check.sh
 jobs=2
 # ccache (CMakeLists.txt uses it when present): paths relative to the checkout, so a clone
 # in another directory reuses the objects of an earlier build.

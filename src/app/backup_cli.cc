@@ -347,8 +347,8 @@ int Cli::CreateOnline(const std::string& url_in) {
 
 // --- list, verify -----------------------------------------------------------------------------
 
-int Cli::ReadDirIdAndKey(const char* cmd, std::string* dir,
-                         std::optional<backup::BackupId>* id, std::optional<std::string>* kcv) {
+int Cli::ReadDirIdAndKey(const char* cmd, std::string* dir, std::optional<backup::BackupId>* id,
+                         std::optional<std::string>* kcv) {
   *dir = FlagOrEnv("--backup-dir", "KEYVEND_BACKUP_DIR");
   if (dir->empty()) return Usage(cmd, " needs --backup-dir B");
   int rc = 0;

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "base/random.h"
+#include "gtest/gtest.h"
 #include "kit/files.h"
 #include "kit/process.h"
-#include "gtest/gtest.h"
 #include "shop/shop.h"
 #include "storage/counter_merge.h"
 #include "storage/data_dir.h"
@@ -50,9 +50,7 @@ class CheckCli : public ::testing::Test {
     ASSERT_TRUE((*shop)->ApplyPayment({order->order_id, "pay-1", 200, "EUR"}).ok());
     ASSERT_TRUE((*shop)->CreateOrder({pid, 1, "c@d.e", ""}).ok());  // an open hold
   }
-  std::vector<std::string> Args() const {
-    return {"--data-dir", data_, "--master-key-file", key_};
-  }
+  std::vector<std::string> Args() const { return {"--data-dir", data_, "--master-key-file", key_}; }
 
   testing::TempDir tmp_;
   std::string data_ = tmp_.Sub("data");

@@ -121,7 +121,8 @@ int RunCheck(const std::vector<std::string>& args) {
   std::string data_dir, key_file;
   const int rc = ParseDirArgs("check", args, {}, &flags, &data_dir, &key_file);
   if (rc >= 0) return rc;
-  auto opened = kv::storage::OpenExistingDataDir(data_dir, key_file, kv::limits::kBlockCacheBytesDefault);
+  auto opened =
+      kv::storage::OpenExistingDataDir(data_dir, key_file, kv::limits::kBlockCacheBytesDefault);
   if (!opened.ok()) {
     std::fprintf(stderr, "keyvend check: cannot run: %s\n",
                  std::string(opened.status().message()).c_str());

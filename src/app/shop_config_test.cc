@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <string>
 
-#include "kit/files.h"
 #include "config/config.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 #include "shop/shop.h"
 
 namespace kv {

@@ -168,7 +168,7 @@ absl::StatusOr<PurgeResult> Purge(const std::string& backup_dir, uint32_t keep,
 // OK when neither of the two directories lies inside the other (component-wise, after
 // resolving symlinks of existing parts); InvalidArgument naming both otherwise. `what_a`
 // and `what_b` name them in the message ("backup dir", "data dir").
-[[nodiscard]] absl::Status CheckDirsApart(const std::string& a, const char* what_a, const std::string& b,
-                            const char* what_b);
+[[nodiscard]] absl::Status CheckDirsApart(const std::string& a, const char* what_a,
+                                          const std::string& b, const char* what_b);
 
 }  // namespace kv::backup

@@ -13,8 +13,8 @@
 #include "absl/strings/match.h"
 #include "backup/dir_lock.h"
 #include "gtest/gtest.h"
-#include "rocksdb/utilities/backup_engine.h"
 #include "kit/shop_fixture.h"
+#include "rocksdb/utilities/backup_engine.h"
 
 namespace kv::backup {
 namespace {

@@ -3,8 +3,8 @@
 #include <optional>
 #include <thread>
 
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 
 namespace kv::backup {
 namespace {

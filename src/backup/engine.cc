@@ -1,10 +1,9 @@
 #include "backup/engine.h"
 
-#include "base/status_macros.h"
-
 #include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "rocksdb/env.h"
 #include "storage/rocks_status.h"
 

@@ -80,7 +80,7 @@ absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional
           "the master key given is not the one this backup's shop uses (key check differs)"});
     }
     const rocksdb::IOStatus s = engine->VerifyBackup(info.backup_id,
-                                                        /*verify_with_checksum=*/true);
+                                                     /*verify_with_checksum=*/true);
     if (!s.ok()) report.problems.push_back(Describe(info.backup_id, s, info.file_details));
     if (report.problems.size() == problems_before) report.verified.push_back(info.backup_id);
   }

@@ -2,9 +2,9 @@
 
 #include <time.h>
 
-#include "absl/time/clock.h"
-
 #include <cassert>
+
+#include "absl/time/clock.h"
 
 namespace kv {
 

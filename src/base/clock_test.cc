@@ -33,7 +33,9 @@ TEST(FakeClock, WallStepLeavesMonotonicAlone) {
 // Our conversion, not the kernel's clock: MonoNowNs is CLOCK_MONOTONIC in nanoseconds (a
 // reading in another unit, or of CLOCK_REALTIME, falls outside the bracket).
 TEST(RealClock, MonoNowIsClockMonotonicInNanoseconds) {
-  const auto ns = [](const timespec& ts) { return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec; };
+  const auto ns = [](const timespec& ts) {
+    return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  };
   timespec before, after;
   ASSERT_EQ(clock_gettime(CLOCK_MONOTONIC, &before), 0);
   const int64_t got = RealClock::Get()->MonoNowNs();

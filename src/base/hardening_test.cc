@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 
 namespace kv {
 namespace {

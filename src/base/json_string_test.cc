@@ -21,7 +21,9 @@ TEST(JsonString, EscapesQuotesBackslashesAndControlsAndKeepsUtf8) {
 }
 
 TEST(JsonString, InvalidUtf8BytesBecomeEscapesSoTheOutputStaysValid) {
-  EXPECT_EQ(J("a\xff" "b\xc3"), R"("a\u00ffb\u00c3")");
+  EXPECT_EQ(J("a\xff"
+              "b\xc3"),
+            R"("a\u00ffb\u00c3")");
   EXPECT_EQ(J("\xed\xa0\x80"), R"("\u00ed\u00a0\u0080")") << "a UTF-16 surrogate is not UTF-8";
 }
 

@@ -84,11 +84,11 @@ std::string Cat(const Args&... args) {
 // KV_CHECK(cond, "why", ...): an invariant of OUR OWN state (never of outside input, which is
 // validated and answered with an error). When it does not hold: logs the message at kError
 // and aborts, in every build (TigerBeetle: assertions stay on in production).
-#define KV_CHECK(cond, ...)                                                          \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      ::kv::Log(::kv::LogLevel::kError,                                              \
+#define KV_CHECK(cond, ...)                                                         \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      ::kv::Log(::kv::LogLevel::kError,                                             \
                 ::kv::log_internal::Cat("check failed: " #cond ": ", __VA_ARGS__)); \
-      ::abort();                                                                     \
-    }                                                                                \
+      ::abort();                                                                    \
+    }                                                                               \
   } while (0)

@@ -12,9 +12,9 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "kit/files.h"
 #include "base/time_format.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 
 namespace kv {
 namespace {

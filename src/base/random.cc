@@ -4,11 +4,10 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-
 #include <climits>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace kv {
 

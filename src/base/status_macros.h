@@ -9,10 +9,10 @@
 #define KV_CONCAT_(a, b) KV_CONCAT_INNER_(a, b)
 
 // Evaluates expr (an absl::Status); returns it from the enclosing function if not OK.
-#define KV_RETURN_IF_ERROR(expr)               \
-  do {                                         \
-    ::absl::Status kv_status_ = (expr);        \
-    if (!kv_status_.ok()) return kv_status_;   \
+#define KV_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status kv_status_ = (expr);      \
+    if (!kv_status_.ok()) return kv_status_; \
   } while (0)
 
 // lhs = value of expr (an absl::StatusOr<T>), or returns its status if not OK.

@@ -344,8 +344,8 @@ absl::Status ApplyFile(const std::string& path, const std::string& text, Config*
       }
       value = raw.substr(1, close - 1);
       std::string after = Trim(raw.substr(close + 1));
-      if (!after.empty() && !(after[0] == '#' && close + 1 < raw.size() &&
-                              IsBlank(raw[close + 1]))) {
+      if (!after.empty() &&
+          !(after[0] == '#' && close + 1 < raw.size() && IsBlank(raw[close + 1]))) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ": unexpected text after the quoted value for ", o->name));
       }
@@ -363,9 +363,8 @@ absl::Status ApplyFile(const std::string& path, const std::string& text, Config*
 
     size_t index = static_cast<size_t>(o - ConfigOptions().data());
     if (set_on_line[index] != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": ", o->name,
-                                                     " is already set on line ",
-                                                     set_on_line[index]));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", o->name, " is already set on line ", set_on_line[index]));
     }
     set_on_line[index] = line_no;
     absl::Status s = SetOption(*o, value, where, cfg);
@@ -440,8 +439,8 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args) {
 
 // A value as it must be written in the file to read back unchanged.
 std::string FileValue(const std::string& v) {
-  bool quote = v.empty() || IsBlank(v.front()) || IsBlank(v.back()) || v.front() == '"' ||
-               v.front() == '#';
+  bool quote =
+      v.empty() || IsBlank(v.front()) || IsBlank(v.back()) || v.front() == '"' || v.front() == '#';
   for (size_t i = 1; i < v.size() && !quote; ++i) {
     quote = v[i] == '#' && IsBlank(v[i - 1]);
   }
@@ -529,8 +528,7 @@ std::string ConfigHelp() {
                           : o.type == OptionType::kBool ? "[=BOOL]"
                                                         : " VALUE";
     absl::StrAppend(&out, "  ", FlagName(o), metavar, "  (env ", EnvName(o.name),
-                    "; file: ", o.name, ")\n      ", o.doc, "\n      Valid: ", ValidText(o),
-                    ".\n");
+                    "; file: ", o.name, ")\n      ", o.doc, "\n      Valid: ", ValidText(o), ".\n");
   }
   absl::StrAppend(&out,
                   "Secrets come from the environment only: KEYVEND_ADMIN_TOKEN, "
@@ -560,8 +558,7 @@ bool ParseHostPort(const std::string& s, std::string* host, int* port) {
     p = s.substr(colon + 1);
     if (h.size() > 253) return false;  // longest DNS name
     for (char c : h) {
-      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' &&
-          c != '_') {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
         return false;  // includes ':' — a bare IPv6 address needs brackets
       }
     }

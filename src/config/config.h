@@ -260,7 +260,7 @@ using ConfigField = std::variant<std::string Config::*, bool Config::*, int64_t 
 
 // One row of the option table, generated from its KV_CONFIG_OPTIONS entry.
 struct OptionSpec {
-  const char* name;           // snake_case; flag --name-with-dashes, env KEYVEND_NAME_UPPER
+  const char* name;  // snake_case; flag --name-with-dashes, env KEYVEND_NAME_UPPER
   OptionType type;
   std::string default_value;  // the typed default as text, as it would be written in the file
   int64_t min, max;           // kInt only (inclusive); 0 otherwise

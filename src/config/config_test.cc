@@ -11,8 +11,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 #include "storage/data_dir.h"
 
 namespace kv {
@@ -248,8 +248,7 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
     absl::StatusOr<Config> a = Load({"--config", f.path()});
     absl::StatusOr<Config> b = Load({}, {{env, v}});
     // A bool flag takes its value only after '=' (bare means true).
-    absl::StatusOr<Config> c =
-        o.type == OptionType::kBool ? Load({flag}) : Load({flag, v});
+    absl::StatusOr<Config> c = o.type == OptionType::kBool ? Load({flag}) : Load({flag, v});
     absl::StatusOr<Config> d = Load({flag + "=" + v});
     ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
     EXPECT_NE(*a, Defaults());
@@ -305,8 +304,9 @@ TEST(Config, UnknownOptionInFileHasLineNumber) {
             absl::StrCat(f.path(), ":12: unknown option \"hold_secs\""));
   ConfigFile dashed("hold-seconds = 5\n");
   EXPECT_EQ(ErrorOf({"--config", dashed.path()}),
-            absl::StrCat(dashed.path(), ":1: unknown option \"hold-seconds\" (did you mean "
-                                        "hold_seconds?)"));
+            absl::StrCat(dashed.path(),
+                         ":1: unknown option \"hold-seconds\" (did you mean "
+                         "hold_seconds?)"));
   // `config` is a flag, not an option a file can set.
   ConfigFile nested("config = /etc/other.conf\n");
   EXPECT_EQ(ErrorOf({"--config", nested.path()}),
@@ -397,16 +397,15 @@ TEST(Config, IntRangeEdgesForEveryIntOption) {
     EXPECT_EQ((*hi).*field, o.max);
     std::string expected = absl::StrCat("expected an integer in ", o.min, "..", o.max);
     for (const std::string& bad :
-         {std::to_string(o.min - 1), std::to_string(o.max + 1),
-          std::string("99999999999999999999"), std::string("-99999999999999999999"),
-          std::string("12abc"), std::string(""), std::string(" 5"), std::string("5 "),
-          std::string("+5"), std::string("1.5"), std::string("0x10"), std::string("1e3"),
-          std::string("-")}) {
+         {std::to_string(o.min - 1), std::to_string(o.max + 1), std::string("99999999999999999999"),
+          std::string("-99999999999999999999"), std::string("12abc"), std::string(""),
+          std::string(" 5"), std::string("5 "), std::string("+5"), std::string("1.5"),
+          std::string("0x10"), std::string("1e3"), std::string("-")}) {
       SCOPED_TRACE(bad);
       std::string msg = ErrorOf({}, {{var, bad}});
       EXPECT_TRUE(absl::StartsWith(msg, "invalid value \"")) << msg;
-      EXPECT_TRUE(absl::EndsWith(msg, absl::StrCat(" for ", o.name, " (from ", var, "): ",
-                                                   expected)))
+      EXPECT_TRUE(
+          absl::EndsWith(msg, absl::StrCat(" for ", o.name, " (from ", var, "): ", expected)))
           << msg;
     }
   }
@@ -436,8 +435,8 @@ TEST(Config, Urls) {
   for (const std::string bad : {"shop.example", "http://", "ftp://x", "https://a b"}) {
     EXPECT_FALSE(Load({"--public-url", bad}).ok()) << bad;
   }
-  EXPECT_TRUE(Load({"--pay-url-template", "https://pay.example/p?o={order_id}&a={amount_cents}"})
-                  .ok());
+  EXPECT_TRUE(
+      Load({"--pay-url-template", "https://pay.example/p?o={order_id}&a={amount_cents}"}).ok());
   EXPECT_TRUE(Load({"--pay-url-template", "https://pay.example/fixed"}).ok());
   EXPECT_EQ(ErrorOf({"--pay-url-template", "https://pay.example/{orderid}"}),
             "invalid value \"https://pay.example/{orderid}\" for pay_url_template (from "
@@ -522,8 +521,7 @@ TEST(Config, MasterKeyFileDerivedFromDataDir) {
   EXPECT_EQ(Load({"--data-dir", "/srv/shop//"})->master_key_file, "/srv/shop.master-key");
   EXPECT_EQ(Load({"--data-dir", "rel"})->master_key_file, "rel.master-key");
   EXPECT_EQ(Load({"--data-dir", "/"})->master_key_file, "/.master-key");
-  EXPECT_EQ(Load({"--data-dir", "/srv/shop/", "--master-key-file", "/k"})->master_key_file,
-            "/k");
+  EXPECT_EQ(Load({"--data-dir", "/srv/shop/", "--master-key-file", "/k"})->master_key_file, "/k");
   // data_dir keeps its slash; only the derived name drops it.
   EXPECT_EQ(Load({"--data-dir", "/srv/shop/"})->data_dir, "/srv/shop/");
   EXPECT_EQ(ErrorOf({"--data-dir="}),
@@ -540,8 +538,7 @@ TEST(Config, ConfigFileFromFlagOrEnvironment) {
   EXPECT_EQ(Load({}, {{"KEYVEND_CONFIG", b.path()}})->hold_seconds, 22);
   // The flag wins; the file the environment names is then not read at all.
   EXPECT_EQ(Load({"--config", a.path()}, {{"KEYVEND_CONFIG", b.path()}})->hold_seconds, 11);
-  EXPECT_EQ(Load({"--config", a.path()}, {{"KEYVEND_CONFIG", "/nonexistent/x.conf"}})
-                ->hold_seconds,
+  EXPECT_EQ(Load({"--config", a.path()}, {{"KEYVEND_CONFIG", "/nonexistent/x.conf"}})->hold_seconds,
             11);
   // Last --config wins, like any flag.
   EXPECT_EQ(Load({"--config", a.path(), "--config=" + b.path()})->hold_seconds, 22);
@@ -552,8 +549,7 @@ TEST(Config, MissingConfigFileNamedExplicitly) {
             "config file \"/nonexistent/keyvend.conf\" (from --config): no such file");
   EXPECT_EQ(ErrorOf({}, {{"KEYVEND_CONFIG", "/nonexistent/keyvend.conf"}}),
             "config file \"/nonexistent/keyvend.conf\" (from KEYVEND_CONFIG): no such file");
-  EXPECT_EQ(ErrorOf({"--config="}),
-            "config file \"\" (from --config): no such file");
+  EXPECT_EQ(ErrorOf({"--config="}), "config file \"\" (from --config): no such file");
   testing::TempDir dir;
   EXPECT_EQ(ErrorOf({"--config", dir.path()}),
             absl::StrCat("config file \"", dir.path(), "\" (from --config): not a regular file"));

@@ -241,8 +241,7 @@ TEST(Acceptor, AConnectionThatSpeaksGivesItsWaitingPlaceBack) {
     close(fd);
   }
   EXPECT_EQ(r.served.load(), 10);
-  EXPECT_NE(r.Metrics().find("reason=\"waiting_per_client\"} 0"), std::string::npos)
-      << r.Metrics();
+  EXPECT_NE(r.Metrics().find("reason=\"waiting_per_client\"} 0"), std::string::npos) << r.Metrics();
 }
 
 TEST(Acceptor, AFullWaitingSetClosesTheConnectionWaitingLongest) {

@@ -10,8 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "base/time_format.h"
 #include "base/json_string.h"
+#include "base/time_format.h"
 
 namespace kv::http {
 namespace {

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 #include "simdjson.h"
 
 namespace kv::http {

@@ -21,8 +21,7 @@ namespace {
 constexpr RouteClass kOrder = RouteClass::kOrder, kRead = RouteClass::kRead,
                      kNotify = RouteClass::kNotify, kAdminClass = RouteClass::kAdmin,
                      kPage = RouteClass::kPage, kOps = RouteClass::kOps;
-constexpr BodyKind kNoBody = BodyKind::kNone, kJson = BodyKind::kJson,
-                   kImport = BodyKind::kImport;
+constexpr BodyKind kNoBody = BodyKind::kNone, kJson = BodyKind::kJson, kImport = BodyKind::kImport;
 constexpr Auth kPublic = Auth::kPublic, kAdmin = Auth::kAdmin;
 
 bool ParseProductId(std::string_view s, uint64_t* id) {
@@ -52,7 +51,8 @@ void ProductJson(JsonWriter& w, const ProductView& v, bool admin) {
       .FieldBool("active", p.active)
       .Field("stock", v.stock.sellable());
   if (admin) {
-    w.Key("counts").BeginObject()
+    w.Key("counts")
+        .BeginObject()
         .Field("available", v.stock.available)
         .Field("pool", v.stock.pool)
         .Field("held", v.stock.held)
@@ -155,12 +155,23 @@ std::string HtmlEscape(std::string_view s) {
   std::string out;
   for (char ch : s) {
     switch (ch) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(ch);
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(ch);
     }
   }
   return out;
@@ -206,12 +217,13 @@ std::optional<Fields> Server::Impl::Body(Ctx& c, std::initializer_list<std::stri
 std::string Server::Impl::PayUrl(const OrderView& o) const {
   const Config& cfg = opts.config;
   if (cfg.payment_sandbox) return absl::StrCat(cfg.public_url, "/sandbox/pay/", o.order_id);
-  return absl::StrReplaceAll(cfg.pay_url_template, {{"{order_id}", o.order_id},
-                                                    {"{amount_cents}", std::to_string(o.amount_cents)}});
+  return absl::StrReplaceAll(
+      cfg.pay_url_template,
+      {{"{order_id}", o.order_id}, {"{amount_cents}", std::to_string(o.amount_cents)}});
 }
 
-std::optional<HttpError> Server::Impl::Notify(const std::string& body,
-                                              const std::string& signature, PaymentResult* out) {
+std::optional<HttpError> Server::Impl::Notify(const std::string& body, const std::string& signature,
+                                              PaymentResult* out) {
   const int64_t now = absl::ToUnixSeconds(opts.clock->WallNow());
   if (!VerifyNotify(signature, body, opts.payment_secret, now,
                     opts.config.notify_tolerance_seconds)) {
@@ -386,48 +398,50 @@ void Server::Impl::RegisterRoutes() {
     }
     out->active = f.Bool("active", false, p);
   };
-#define KV_PRODUCT_FIELDS                                                                  \
-  {"name", "description", "price_cents", "currency", "stock_mode", "allow_backorder",      \
-   "max_per_order", "active"}
-  router.Add({"POST", "/api/v1/admin/products", kAdminClass, kJson, kAdmin}, [this, shop, product_spec](Ctx& c) {
-    auto f = Body(c, KV_PRODUCT_FIELDS);
-    if (!f) return;
-    std::optional<JsonProblem> p;
-    ProductPatch patch;
-    product_spec(*f, &patch, &p, true);
-    if (p) return BadRequest(c, *p);
-    ProductSpec spec;
-    spec.name = *patch.name;
-    spec.description = patch.description.value_or("");
-    spec.price_cents = *patch.price_cents;
-    spec.currency = *patch.currency;
-    spec.stock_mode = patch.stock_mode.value_or(StockMode::kReserve);
-    spec.allow_backorder = patch.allow_backorder.value_or(false);
-    spec.max_per_order = patch.max_per_order.value_or(limits::kMaxPerOrderDefault);
-    spec.active = patch.active.value_or(true);
-    auto r = shop->CreateProduct(spec);
-    if (Failed(c, r)) return;
-    JsonWriter w;
-    ProductJson(w, *r, true);
-    WriteJson(c.res, 201, w.Take());
-  });
-  router.Add({"PATCH", "/api/v1/admin/products/{id}", kAdminClass, kJson, kAdmin}, [this, shop, product_spec](Ctx& c) {
-    uint64_t id = 0;
-    if (!ParseProductId(c.params[0], &id)) {
-      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
-    }
-    auto f = Body(c, KV_PRODUCT_FIELDS);
-    if (!f) return;
-    std::optional<JsonProblem> p;
-    ProductPatch patch;
-    product_spec(*f, &patch, &p, false);
-    if (p) return BadRequest(c, *p);
-    auto r = shop->UpdateProduct(id, patch);
-    if (Failed(c, r)) return;
-    JsonWriter w;
-    ProductJson(w, *r, true);
-    WriteJson(c.res, 200, w.Take());
-  });
+#define KV_PRODUCT_FIELDS                                        \
+  {"name",       "description",     "price_cents",   "currency", \
+   "stock_mode", "allow_backorder", "max_per_order", "active"}
+  router.Add({"POST", "/api/v1/admin/products", kAdminClass, kJson, kAdmin},
+             [this, shop, product_spec](Ctx& c) {
+               auto f = Body(c, KV_PRODUCT_FIELDS);
+               if (!f) return;
+               std::optional<JsonProblem> p;
+               ProductPatch patch;
+               product_spec(*f, &patch, &p, true);
+               if (p) return BadRequest(c, *p);
+               ProductSpec spec;
+               spec.name = *patch.name;
+               spec.description = patch.description.value_or("");
+               spec.price_cents = *patch.price_cents;
+               spec.currency = *patch.currency;
+               spec.stock_mode = patch.stock_mode.value_or(StockMode::kReserve);
+               spec.allow_backorder = patch.allow_backorder.value_or(false);
+               spec.max_per_order = patch.max_per_order.value_or(limits::kMaxPerOrderDefault);
+               spec.active = patch.active.value_or(true);
+               auto r = shop->CreateProduct(spec);
+               if (Failed(c, r)) return;
+               JsonWriter w;
+               ProductJson(w, *r, true);
+               WriteJson(c.res, 201, w.Take());
+             });
+  router.Add({"PATCH", "/api/v1/admin/products/{id}", kAdminClass, kJson, kAdmin},
+             [this, shop, product_spec](Ctx& c) {
+               uint64_t id = 0;
+               if (!ParseProductId(c.params[0], &id)) {
+                 return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+               }
+               auto f = Body(c, KV_PRODUCT_FIELDS);
+               if (!f) return;
+               std::optional<JsonProblem> p;
+               ProductPatch patch;
+               product_spec(*f, &patch, &p, false);
+               if (p) return BadRequest(c, *p);
+               auto r = shop->UpdateProduct(id, patch);
+               if (Failed(c, r)) return;
+               JsonWriter w;
+               ProductJson(w, *r, true);
+               WriteJson(c.res, 200, w.Take());
+             });
   router.Add({"GET", "/api/v1/admin/products", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     JsonWriter w;
     w.BeginObject().Key("products").BeginArray();
@@ -435,116 +449,126 @@ void Server::Impl::RegisterRoutes() {
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add({"POST", "/api/v1/admin/products/{id}/keys", kAdminClass, kImport, kAdmin}, [shop](Ctx& c) {
-    uint64_t id = 0;
-    if (!ParseProductId(c.params[0], &id)) {
-      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
-    }
-    const std::string type = c.req.get_header_value("Content-Type");
-    ParseOptions po;
-    if (type.rfind("text/csv", 0) == 0) {
-      po.format = KeyFormat::kCsv;
-      if (c.req.has_param("column")) po.csv_column = c.req.get_param_value("column");
-    } else if (type.rfind("text/plain", 0) != 0) {
-      return BadRequest(c, "keys must be sent as text/plain or text/csv");
-    }
-    auto r = shop->ImportKeys(id, c.req.body, po);
-    // The import's bad request is a key line the shop could not read (SPEC: invalid_key_line).
-    if (Failed(c, r, Wire::kInvalidKeyLine)) return;
-    JsonWriter w;
-    w.BeginObject();
-    if (r->batch_id == 0) {
-      w.Key("batch_id").Null();
-    } else {
-      w.Field("batch_id", std::to_string(r->batch_id));
-    }
-    w.Field("imported", static_cast<int64_t>(r->imported))
-        .Field("duplicates", static_cast<int64_t>(r->duplicates))
-        .Field("backorders_served", static_cast<int64_t>(r->backorders_served));
-    w.Key("rejected").BeginArray();
-    for (const RejectedLine& rl : r->rejected) {
-      w.BeginObject()
-          .Field("line", static_cast<int64_t>(rl.line))
-          .Field("reason", LineRejectName(rl.reason))
-          .EndObject();
-    }
-    w.EndArray().EndObject();
-    WriteJson(c.res, 200, w.Take());
-  });
-  router.Add({"GET", "/api/v1/admin/products/{id}/keys", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
-    uint64_t id = 0;
-    if (!ParseProductId(c.params[0], &id) || !shop->GetProduct(id)) {
-      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
-    }
-    uint64_t after = 0;
-    if (c.req.has_param("cursor")) {
-      const std::string cur = c.req.get_param_value("cursor");
-      auto [ptr, ec] = std::from_chars(cur.data(), cur.data() + cur.size(), after);
-      if (ec != std::errc() || ptr != cur.data() + cur.size()) {
-        return BadRequest(c, "malformed cursor");
-      }
-    }
-    const size_t limit = limits::kPoolKeysPageSize;
-    auto keys = shop->ListPoolKeys(id, limit, after);
-    auto batches = shop->ListBatches(id);
-    if (Failed(c, keys) || Failed(c, batches)) return;
-    const StockCounts s = shop->Stock(id);
-    JsonWriter w;
-    w.BeginObject().Field("product_id", std::to_string(id));
-    w.Key("counts").BeginObject()
-        .Field("available", s.available).Field("pool", s.pool).Field("held", s.held)
-        .Field("owed", s.owed).Field("delivered", s.delivered).Field("imported", s.imported)
-        .Field("retired", s.retired).EndObject();
-    w.Key("batches").BeginArray();
-    for (const BatchRecord& b : *batches) {
-      w.BeginObject()
-          .Field("batch_id", std::to_string(b.batch_id))
-          .Field("created_at", FormatRfc3339(FromUnixMs(b.created_ms)))
-          .Field("imported", static_cast<int64_t>(b.imported))
-          .Field("retired", static_cast<int64_t>(b.retired))
-          .FieldBool("retired_batch", b.retired_flag)
-          .EndObject();
-    }
-    w.EndArray().Key("keys").BeginArray();
-    for (const PoolKeyView& k : *keys) {
-      w.BeginObject()
-          .Field("seq", std::to_string(k.seq))
-          .Field("batch_id", std::to_string(k.batch_id))
-          .Field("key", k.masked)
-          .EndObject();
-    }
-    w.EndArray();
-    if (keys->size() == limit) {
-      w.Field("next_cursor", std::to_string(keys->back().seq));
-    } else {
-      w.Key("next_cursor").Null();
-    }
-    w.EndObject();
-    WriteJson(c.res, 200, w.Take());
-  });
-  router.Add({"POST", "/api/v1/admin/products/{id}/keys/retire", kAdminClass, kJson, kAdmin}, [this, shop](Ctx& c) {
-    uint64_t id = 0;
-    if (!ParseProductId(c.params[0], &id)) {
-      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
-    }
-    auto f = Body(c, {"batch_id"});
-    if (!f) return;
-    std::optional<JsonProblem> p;
-    auto batch = f->Str("batch_id", true, &p);
-    if (p) return BadRequest(c, *p);
-    uint64_t batch_id = 0;
-    if (!ParseProductId(*batch, &batch_id)) {
-      return WriteError(c.res, ErrorFor(Refusal::kNotFound, "no such key batch"));
-    }
-    auto r = shop->RetireBatch(id, batch_id);
-    if (Failed(c, r)) return;
-    JsonWriter w;
-    w.BeginObject()
-        .Field("batch_id", std::to_string(r->batch_id))
-        .Field("retired", static_cast<int64_t>(r->retired))
-        .EndObject();
-    WriteJson(c.res, 200, w.Take());
-  });
+  router.Add({"POST", "/api/v1/admin/products/{id}/keys", kAdminClass, kImport, kAdmin},
+             [shop](Ctx& c) {
+               uint64_t id = 0;
+               if (!ParseProductId(c.params[0], &id)) {
+                 return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+               }
+               const std::string type = c.req.get_header_value("Content-Type");
+               ParseOptions po;
+               if (type.rfind("text/csv", 0) == 0) {
+                 po.format = KeyFormat::kCsv;
+                 if (c.req.has_param("column")) po.csv_column = c.req.get_param_value("column");
+               } else if (type.rfind("text/plain", 0) != 0) {
+                 return BadRequest(c, "keys must be sent as text/plain or text/csv");
+               }
+               auto r = shop->ImportKeys(id, c.req.body, po);
+               // The import's bad request is a key line the shop could not read (SPEC:
+               // invalid_key_line).
+               if (Failed(c, r, Wire::kInvalidKeyLine)) return;
+               JsonWriter w;
+               w.BeginObject();
+               if (r->batch_id == 0) {
+                 w.Key("batch_id").Null();
+               } else {
+                 w.Field("batch_id", std::to_string(r->batch_id));
+               }
+               w.Field("imported", static_cast<int64_t>(r->imported))
+                   .Field("duplicates", static_cast<int64_t>(r->duplicates))
+                   .Field("backorders_served", static_cast<int64_t>(r->backorders_served));
+               w.Key("rejected").BeginArray();
+               for (const RejectedLine& rl : r->rejected) {
+                 w.BeginObject()
+                     .Field("line", static_cast<int64_t>(rl.line))
+                     .Field("reason", LineRejectName(rl.reason))
+                     .EndObject();
+               }
+               w.EndArray().EndObject();
+               WriteJson(c.res, 200, w.Take());
+             });
+  router.Add({"GET", "/api/v1/admin/products/{id}/keys", kAdminClass, kNoBody, kAdmin},
+             [shop](Ctx& c) {
+               uint64_t id = 0;
+               if (!ParseProductId(c.params[0], &id) || !shop->GetProduct(id)) {
+                 return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+               }
+               uint64_t after = 0;
+               if (c.req.has_param("cursor")) {
+                 const std::string cur = c.req.get_param_value("cursor");
+                 auto [ptr, ec] = std::from_chars(cur.data(), cur.data() + cur.size(), after);
+                 if (ec != std::errc() || ptr != cur.data() + cur.size()) {
+                   return BadRequest(c, "malformed cursor");
+                 }
+               }
+               const size_t limit = limits::kPoolKeysPageSize;
+               auto keys = shop->ListPoolKeys(id, limit, after);
+               auto batches = shop->ListBatches(id);
+               if (Failed(c, keys) || Failed(c, batches)) return;
+               const StockCounts s = shop->Stock(id);
+               JsonWriter w;
+               w.BeginObject().Field("product_id", std::to_string(id));
+               w.Key("counts")
+                   .BeginObject()
+                   .Field("available", s.available)
+                   .Field("pool", s.pool)
+                   .Field("held", s.held)
+                   .Field("owed", s.owed)
+                   .Field("delivered", s.delivered)
+                   .Field("imported", s.imported)
+                   .Field("retired", s.retired)
+                   .EndObject();
+               w.Key("batches").BeginArray();
+               for (const BatchRecord& b : *batches) {
+                 w.BeginObject()
+                     .Field("batch_id", std::to_string(b.batch_id))
+                     .Field("created_at", FormatRfc3339(FromUnixMs(b.created_ms)))
+                     .Field("imported", static_cast<int64_t>(b.imported))
+                     .Field("retired", static_cast<int64_t>(b.retired))
+                     .FieldBool("retired_batch", b.retired_flag)
+                     .EndObject();
+               }
+               w.EndArray().Key("keys").BeginArray();
+               for (const PoolKeyView& k : *keys) {
+                 w.BeginObject()
+                     .Field("seq", std::to_string(k.seq))
+                     .Field("batch_id", std::to_string(k.batch_id))
+                     .Field("key", k.masked)
+                     .EndObject();
+               }
+               w.EndArray();
+               if (keys->size() == limit) {
+                 w.Field("next_cursor", std::to_string(keys->back().seq));
+               } else {
+                 w.Key("next_cursor").Null();
+               }
+               w.EndObject();
+               WriteJson(c.res, 200, w.Take());
+             });
+  router.Add({"POST", "/api/v1/admin/products/{id}/keys/retire", kAdminClass, kJson, kAdmin},
+             [this, shop](Ctx& c) {
+               uint64_t id = 0;
+               if (!ParseProductId(c.params[0], &id)) {
+                 return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+               }
+               auto f = Body(c, {"batch_id"});
+               if (!f) return;
+               std::optional<JsonProblem> p;
+               auto batch = f->Str("batch_id", true, &p);
+               if (p) return BadRequest(c, *p);
+               uint64_t batch_id = 0;
+               if (!ParseProductId(*batch, &batch_id)) {
+                 return WriteError(c.res, ErrorFor(Refusal::kNotFound, "no such key batch"));
+               }
+               auto r = shop->RetireBatch(id, batch_id);
+               if (Failed(c, r)) return;
+               JsonWriter w;
+               w.BeginObject()
+                   .Field("batch_id", std::to_string(r->batch_id))
+                   .Field("retired", static_cast<int64_t>(r->retired))
+                   .EndObject();
+               WriteJson(c.res, 200, w.Take());
+             });
 
   // --- merchant: orders, payments, deliveries, stats ---
   router.Add({"GET", "/api/v1/admin/orders", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
@@ -565,8 +589,8 @@ void Server::Impl::RegisterRoutes() {
         return BadRequest(c, absl::StrCat("limit must be 1..", limits::kOrdersPageSizeMax));
       }
     }
-    auto page = shop->ListOrders(status, static_cast<size_t>(limit),
-                                 c.req.get_param_value("cursor"));
+    auto page =
+        shop->ListOrders(status, static_cast<size_t>(limit), c.req.get_param_value("cursor"));
     if (Failed(c, page)) return;
     JsonWriter w;
     w.BeginObject().Key("orders").BeginArray();
@@ -586,52 +610,54 @@ void Server::Impl::RegisterRoutes() {
     auto header_done = std::make_shared<bool>(false);
     c.res.status = 200;
     c.res.set_header("Content-Disposition", "attachment; filename=\"orders.csv\"");
-    c.res.set_chunked_content_provider(
-        "text/csv", [shop, cursor, header_done](size_t, httplib::DataSink& sink) {
-          std::string out;
-          if (!*header_done) {
-            out = "order_id,status,product_id,quantity,amount_cents,currency,contact,created_at,"
-                  "expires_at,payment_id\r\n";
-            *header_done = true;
-          }
-          auto page = shop->ListOrders(std::nullopt, limits::kExportPageSize, *cursor);
-          if (!page.ok()) return false;  // the client sees a truncated stream
-          for (const OrderView& o : page->orders) {
-            absl::StrAppend(&out, o.order_id, ",", std::string(OrderStatusName(o.status)), ",",
-                            o.product_id, ",", o.quantity, ",", o.amount_cents, ",", o.currency,
-                            ",");
-            CsvField(&out, o.contact);
-            absl::StrAppend(&out, ",", FormatRfc3339(o.created_at), ",",
-                            FormatRfc3339(o.expires_at), ",");
-            CsvField(&out, o.payment_id);
-            out += "\r\n";
-          }
-          if (!out.empty() && !sink.write(out.data(), out.size())) return false;
-          *cursor = page->next_cursor;
-          if (cursor->empty()) sink.done();
-          return true;
-        });
+    c.res.set_chunked_content_provider("text/csv", [shop, cursor, header_done](
+                                                       size_t, httplib::DataSink& sink) {
+      std::string out;
+      if (!*header_done) {
+        out =
+            "order_id,status,product_id,quantity,amount_cents,currency,contact,created_at,"
+            "expires_at,payment_id\r\n";
+        *header_done = true;
+      }
+      auto page = shop->ListOrders(std::nullopt, limits::kExportPageSize, *cursor);
+      if (!page.ok()) return false;  // the client sees a truncated stream
+      for (const OrderView& o : page->orders) {
+        absl::StrAppend(&out, o.order_id, ",", std::string(OrderStatusName(o.status)), ",",
+                        o.product_id, ",", o.quantity, ",", o.amount_cents, ",", o.currency, ",");
+        CsvField(&out, o.contact);
+        absl::StrAppend(&out, ",", FormatRfc3339(o.created_at), ",", FormatRfc3339(o.expires_at),
+                        ",");
+        CsvField(&out, o.payment_id);
+        out += "\r\n";
+      }
+      if (!out.empty() && !sink.write(out.data(), out.size())) return false;
+      *cursor = page->next_cursor;
+      if (cursor->empty()) sink.done();
+      return true;
+    });
   });
-  router.Add({"GET", "/api/v1/admin/orders/{order_id}", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
-    auto r = shop->AdminGetOrder(c.params[0]);
-    if (Failed(c, r)) return;
-    WriteJson(c.res, 200, OneOrder(*r, true));
-  });
-  router.Add({"POST", "/api/v1/admin/orders/{order_id}/{action}", kAdminClass, kJson, kAdmin}, [shop](Ctx& c) {
-    const std::string& action = c.params[1];
-    Result<OrderView> r = Refusal::kNotFound;
-    if (action == "cancel") {
-      r = shop->CancelOrder(c.params[0]);
-    } else if (action == "refund") {
-      r = shop->RefundOrder(c.params[0]);
-    } else if (action == "redeliver") {
-      r = shop->RedeliverOrder(c.params[0]);
-    } else {
-      return WriteError(c.res, MakeError(Wire::kNotFound, "no such route"));
-    }
-    if (Failed(c, r)) return;
-    WriteJson(c.res, 200, OneOrder(*r, true));
-  });
+  router.Add({"GET", "/api/v1/admin/orders/{order_id}", kAdminClass, kNoBody, kAdmin},
+             [shop](Ctx& c) {
+               auto r = shop->AdminGetOrder(c.params[0]);
+               if (Failed(c, r)) return;
+               WriteJson(c.res, 200, OneOrder(*r, true));
+             });
+  router.Add({"POST", "/api/v1/admin/orders/{order_id}/{action}", kAdminClass, kJson, kAdmin},
+             [shop](Ctx& c) {
+               const std::string& action = c.params[1];
+               Result<OrderView> r = Refusal::kNotFound;
+               if (action == "cancel") {
+                 r = shop->CancelOrder(c.params[0]);
+               } else if (action == "refund") {
+                 r = shop->RefundOrder(c.params[0]);
+               } else if (action == "redeliver") {
+                 r = shop->RedeliverOrder(c.params[0]);
+               } else {
+                 return WriteError(c.res, MakeError(Wire::kNotFound, "no such route"));
+               }
+               if (Failed(c, r)) return;
+               WriteJson(c.res, 200, OneOrder(*r, true));
+             });
   router.Add({"GET", "/api/v1/admin/payments", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     std::optional<PaymentOutcome> outcome;
     const std::string state = c.req.get_param_value("state");
@@ -696,16 +722,17 @@ void Server::Impl::RegisterRoutes() {
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add({"POST", "/api/v1/admin/deliveries/replay", kAdminClass, kJson, kAdmin}, [shop](Ctx& c) {
-    auto n = shop->ReplayFailedDeliveries();
-    if (!n.ok()) return WriteError(c.res, ErrorFor(n.status()));
-    auto delivered = shop->RunDeliveries();
-    JsonWriter w;
-    w.BeginObject().Field("replayed", static_cast<int64_t>(*n));
-    if (delivered.ok()) w.Field("delivered", static_cast<int64_t>(*delivered));
-    w.EndObject();
-    WriteJson(c.res, 200, w.Take());
-  });
+  router.Add({"POST", "/api/v1/admin/deliveries/replay", kAdminClass, kJson, kAdmin},
+             [shop](Ctx& c) {
+               auto n = shop->ReplayFailedDeliveries();
+               if (!n.ok()) return WriteError(c.res, ErrorFor(n.status()));
+               auto delivered = shop->RunDeliveries();
+               JsonWriter w;
+               w.BeginObject().Field("replayed", static_cast<int64_t>(*n));
+               if (delivered.ok()) w.Field("delivered", static_cast<int64_t>(*delivered));
+               w.EndObject();
+               WriteJson(c.res, 200, w.Take());
+             });
   router.Add({"GET", "/api/v1/admin/stats", kAdminClass, kNoBody, kAdmin}, [this, shop](Ctx& c) {
     auto st = shop->Stats();
     if (!st.ok()) return WriteError(c.res, ErrorFor(st.status()));
@@ -733,20 +760,25 @@ void Server::Impl::RegisterRoutes() {
     }
     w.EndArray();
     w.Key("sales").BeginObject().Field("keys_delivered", keys_delivered).EndObject();
-    w.Key("payments").BeginObject()
-        .Field("refund_due", static_cast<int64_t>(st->payments_refund_due)).EndObject();
-    w.Key("deliveries").BeginObject()
+    w.Key("payments")
+        .BeginObject()
+        .Field("refund_due", static_cast<int64_t>(st->payments_refund_due))
+        .EndObject();
+    w.Key("deliveries")
+        .BeginObject()
         .Field("pending", static_cast<int64_t>(st->deliveries.pending))
         .Field("backordered", static_cast<int64_t>(st->deliveries.backordered))
         .Field("failed", static_cast<int64_t>(st->deliveries.failed))
         .EndObject();
     // Rates since this process started (per second).
-    w.Key("rates").BeginObject()
+    w.Key("rates")
+        .BeginObject()
         .Field("uptime_seconds", static_cast<int64_t>(uptime_s))
         .Field("orders_created_per_minute",
                static_cast<int64_t>(60.0 * static_cast<double>(orders_created.load()) / uptime_s))
-        .Field("payments_per_minute",
-               static_cast<int64_t>(60.0 * static_cast<double>(payments_received.load()) / uptime_s))
+        .Field(
+            "payments_per_minute",
+            static_cast<int64_t>(60.0 * static_cast<double>(payments_received.load()) / uptime_s))
         .EndObject();
     w.EndObject();
     WriteJson(c.res, 200, w.Take());
@@ -807,7 +839,8 @@ void Server::Impl::RegisterRoutes() {
   });
 
   // --- operations ---
-  router.Add({"GET", "/healthz", kOps, kNoBody, kPublic}, [](Ctx& c) { WriteJson(c.res, 200, R"({"status":"ok"})"); });
+  router.Add({"GET", "/healthz", kOps, kNoBody, kPublic},
+             [](Ctx& c) { WriteJson(c.res, 200, R"({"status":"ok"})"); });
   router.Add({"GET", "/readyz", kOps, kNoBody, kPublic}, [this, shop](Ctx& c) {
     std::string why;
     if (draining) why = "draining";
@@ -847,8 +880,8 @@ void Server::Impl::RegisterRoutes() {
       c.res.status = 200;
       c.res.set_content(
           absl::StrCat("<!doctype html><meta charset=utf-8><title>keyvend sandbox payment</title>",
-                       "<h1>Sandbox payment</h1><p>Order <code>", id, "</code>: ",
-                       o->amount_cents, " ", HtmlEscape(o->currency), " (minor units), status <b>",
+                       "<h1>Sandbox payment</h1><p>Order <code>", id, "</code>: ", o->amount_cents,
+                       " ", HtmlEscape(o->currency), " (minor units), status <b>",
                        std::string(OrderStatusName(o->status)), "</b>.</p>",
                        "<form method=post action=\"/sandbox/pay/", id,
                        "\"><button id=pay type=submit>Pay (sandbox)</button></form>"),
@@ -921,8 +954,8 @@ void Server::Impl::RegisterRoutes() {
   Clock* clock = opts.clock;
   registry.AddCollector(
       "keyvend_delivery_backlog_oldest_seconds",
-      "Age of the oldest unfinished delivery-log entry by state, seconds (0 when none).",
-      "gauge", [shop, clock](std::vector<Sample>* out) {
+      "Age of the oldest unfinished delivery-log entry by state, seconds (0 when none).", "gauge",
+      [shop, clock](std::vector<Sample>* out) {
         auto b = shop->Backlog();
         if (!b.ok()) return;
         const int64_t now_ms = UnixMs(clock->WallNow());
@@ -935,34 +968,34 @@ void Server::Impl::RegisterRoutes() {
         out->push_back(Sample{{{"state", "failed"}}, age(b->oldest_failed_ms)});
       });
   // Backups (API and scheduler): when the last one succeeded or failed, how long it took.
-  registry.AddCollector("keyvend_backup_last_success_timestamp_seconds",
-                        "Unix time the newest backup finished (from the backup dir at start, "
-                        "then each success); 0 = none.",
-                        "gauge", [shop](std::vector<Sample>* out) {
-                          const BackupRunStats st = shop->BackupStats();
-                          out->push_back(
-                              Sample{{}, static_cast<double>(st.last_success_unix_ms) / 1e3});
-                        });
-  registry.AddCollector("keyvend_backup_last_failure_timestamp_seconds",
-                        "Unix time of the last failed backup since the server started; "
-                        "0 = none.",
-                        "gauge", [shop](std::vector<Sample>* out) {
-                          const BackupRunStats st = shop->BackupStats();
-                          out->push_back(
-                              Sample{{}, static_cast<double>(st.last_failure_unix_ms) / 1e3});
-                        });
+  registry.AddCollector(
+      "keyvend_backup_last_success_timestamp_seconds",
+      "Unix time the newest backup finished (from the backup dir at start, "
+      "then each success); 0 = none.",
+      "gauge", [shop](std::vector<Sample>* out) {
+        const BackupRunStats st = shop->BackupStats();
+        out->push_back(Sample{{}, static_cast<double>(st.last_success_unix_ms) / 1e3});
+      });
+  registry.AddCollector(
+      "keyvend_backup_last_failure_timestamp_seconds",
+      "Unix time of the last failed backup since the server started; "
+      "0 = none.",
+      "gauge", [shop](std::vector<Sample>* out) {
+        const BackupRunStats st = shop->BackupStats();
+        out->push_back(Sample{{}, static_cast<double>(st.last_failure_unix_ms) / 1e3});
+      });
   registry.AddCollector("keyvend_backup_last_duration_seconds",
                         "Duration of the last finished backup attempt, seconds.", "gauge",
                         [shop](std::vector<Sample>* out) {
                           out->push_back(Sample{{}, shop->BackupStats().last_duration_seconds});
                         });
-  registry.AddCollector("keyvend_backup_running", "1 while a backup is running, else 0.",
-                        "gauge", [shop](std::vector<Sample>* out) {
+  registry.AddCollector("keyvend_backup_running", "1 while a backup is running, else 0.", "gauge",
+                        [shop](std::vector<Sample>* out) {
                           out->push_back(Sample{{}, shop->BackupStats().running ? 1.0 : 0.0});
                         });
   registry.AddCollector(
-      "keyvend_backups_total", "Backup attempts since the server started, by result.",
-      "counter", [shop](std::vector<Sample>* out) {
+      "keyvend_backups_total", "Backup attempts since the server started, by result.", "counter",
+      [shop](std::vector<Sample>* out) {
         const BackupRunStats st = shop->BackupStats();
         out->push_back(Sample{{{"result", "success"}}, static_cast<double>(st.succeeded)});
         out->push_back(Sample{{{"result", "failure"}}, static_cast<double>(st.failed)});

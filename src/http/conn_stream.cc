@@ -85,9 +85,7 @@ ssize_t ConnStream::Fill() {
   }
 }
 
-bool ConnStream::is_readable() const {
-  return rpos_ < rend_ || WaitReadable(ReadWaitMs()) == 1;
-}
+bool ConnStream::is_readable() const { return rpos_ < rend_ || WaitReadable(ReadWaitMs()) == 1; }
 
 bool ConnStream::is_writable() const { return !write_failed_; }
 

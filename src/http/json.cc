@@ -135,7 +135,8 @@ const JsonField* Fields::Find(std::string_view name) const {
   return nullptr;
 }
 
-std::optional<JsonProblem> Fields::CheckKnown(std::initializer_list<std::string_view> allowed) const {
+std::optional<JsonProblem> Fields::CheckKnown(
+    std::initializer_list<std::string_view> allowed) const {
   for (const JsonField& f : fields_) {
     bool known = false;
     for (std::string_view a : allowed) known = known || a == f.name;
@@ -147,9 +148,8 @@ std::optional<JsonProblem> Fields::CheckKnown(std::initializer_list<std::string_
 namespace {
 
 template <typename T>
-std::optional<T> Get(const JsonField* f, std::string_view name, bool required,
-                     JsonField::Kind want, const char* type_name, std::optional<JsonProblem>* p,
-                     T JsonField::*member) {
+std::optional<T> Get(const JsonField* f, std::string_view name, bool required, JsonField::Kind want,
+                     const char* type_name, std::optional<JsonProblem>* p, T JsonField::*member) {
   if (f == nullptr || f->kind == JsonField::Kind::kNull) {
     if (required && !*p) {
       *p = JsonProblem{Wire::kBadRequest, "missing field \"" + std::string(name) + "\""};

@@ -75,9 +75,12 @@ class Fields {
   std::optional<JsonProblem> CheckKnown(std::initializer_list<std::string_view> allowed) const;
   // Each getter: nullopt + no problem when absent and !required; a problem when required and
   // absent or null, or of the wrong type.
-  std::optional<std::string> Str(std::string_view name, bool required, std::optional<JsonProblem>* p) const;
-  std::optional<int64_t> Int(std::string_view name, bool required, std::optional<JsonProblem>* p) const;
-  std::optional<bool> Bool(std::string_view name, bool required, std::optional<JsonProblem>* p) const;
+  std::optional<std::string> Str(std::string_view name, bool required,
+                                 std::optional<JsonProblem>* p) const;
+  std::optional<int64_t> Int(std::string_view name, bool required,
+                             std::optional<JsonProblem>* p) const;
+  std::optional<bool> Bool(std::string_view name, bool required,
+                           std::optional<JsonProblem>* p) const;
   bool Has(std::string_view name) const { return Find(name) != nullptr; }
 
  private:

@@ -17,11 +17,11 @@ namespace kv::http {
 
 struct ServerOptions {
   Config config;
-  Shop* shop = nullptr;            // not owned; outlives the server
-  Clock* clock = nullptr;          // not owned
-  Random* random = nullptr;        // not owned (sandbox payment ids)
-  std::string admin_token;         // empty: admin routes always answer 401
-  std::string payment_secret;      // empty: every notify is refused (401)
+  Shop* shop = nullptr;        // not owned; outlives the server
+  Clock* clock = nullptr;      // not owned
+  Random* random = nullptr;    // not owned (sandbox payment ids)
+  std::string admin_token;     // empty: admin routes always answer 401
+  std::string payment_secret;  // empty: every notify is refused (401)
 };
 
 class Server {

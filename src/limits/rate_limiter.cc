@@ -26,7 +26,8 @@ int64_t TokenBucket::Take(int64_t now_ns) {
     return 0;
   }
   const double missing = 1.0 - tokens_;
-  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(missing / limit_.rate_per_second * 1e9)));
+  return std::max<int64_t>(1,
+                           static_cast<int64_t>(std::ceil(missing / limit_.rate_per_second * 1e9)));
 }
 
 bool TokenBucket::FullAt(int64_t now_ns) const {

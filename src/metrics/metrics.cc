@@ -88,10 +88,17 @@ void AppendDouble(std::string* out, double v) {
 void AppendEscapedLabelValue(std::string* out, std::string_view v) {
   for (char c : v) {
     switch (c) {
-      case '\\': out->append("\\\\"); break;
-      case '"': out->append("\\\""); break;
-      case '\n': out->append("\\n"); break;
-      default: out->push_back(c);
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      default:
+        out->push_back(c);
     }
   }
 }
@@ -99,9 +106,14 @@ void AppendEscapedLabelValue(std::string* out, std::string_view v) {
 void AppendEscapedHelp(std::string* out, std::string_view v) {
   for (char c : v) {
     switch (c) {
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      default: out->push_back(c);
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      default:
+        out->push_back(c);
     }
   }
 }
@@ -144,10 +156,14 @@ Registry::~Registry() = default;
 
 const char* Registry::TypeName(Type type) {
   switch (type) {
-    case Type::kCounter: return "counter";
-    case Type::kGauge: return "gauge";
-    case Type::kHistogram: return "histogram";
-    case Type::kUntyped: return "untyped";
+    case Type::kCounter:
+      return "counter";
+    case Type::kGauge:
+      return "gauge";
+    case Type::kHistogram:
+      return "histogram";
+    case Type::kUntyped:
+      return "untyped";
   }
   return "untyped";
 }
@@ -202,8 +218,7 @@ Registry::Child* Registry::GetChild(std::string_view name, std::string_view help
     f = it->second.get();
     if (f->collect) Die("metric " + sname + " is already registered as a collector");
     if (f->type != type) {
-      Die("metric " + sname + " registered as " + TypeName(f->type) + ", now as " +
-          TypeName(type));
+      Die("metric " + sname + " registered as " + TypeName(f->type) + ", now as " + TypeName(type));
     }
     bool same = labels.size() == f->label_names.size();
     for (size_t i = 0; same && i < labels.size(); ++i) {
@@ -227,18 +242,24 @@ Registry::Child* Registry::GetChild(std::string_view name, std::string_view help
     child->label_text.push_back('"');
   }
   switch (type) {
-    case Type::kCounter: child->counter = std::make_unique<Counter>(); break;
-    case Type::kGauge: child->gauge = std::make_unique<Gauge>(); break;
-    case Type::kHistogram: child->histogram = std::make_unique<Histogram>(); break;
-    case Type::kUntyped: break;
+    case Type::kCounter:
+      child->counter = std::make_unique<Counter>();
+      break;
+    case Type::kGauge:
+      child->gauge = std::make_unique<Gauge>();
+      break;
+    case Type::kHistogram:
+      child->histogram = std::make_unique<Histogram>();
+      break;
+    case Type::kUntyped:
+      break;
   }
   Child* c = child.get();
   f->children.emplace(std::move(values), std::move(child));
   return c;
 }
 
-Counter* Registry::GetCounter(std::string_view name, std::string_view help,
-                              const Labels& labels) {
+Counter* Registry::GetCounter(std::string_view name, std::string_view help, const Labels& labels) {
   return GetChild(name, help, Type::kCounter, labels)->counter.get();
 }
 
@@ -251,8 +272,8 @@ Histogram* Registry::GetHistogram(std::string_view name, std::string_view help,
   return GetChild(name, help, Type::kHistogram, labels)->histogram.get();
 }
 
-void Registry::AddCollector(std::string_view name, std::string_view help,
-                            std::string_view type, CollectFn collect) {
+void Registry::AddCollector(std::string_view name, std::string_view help, std::string_view type,
+                            CollectFn collect) {
   const std::string sname(name);
   if (!IsValidMetricName(name)) Die("invalid metric name \"" + sname + "\"");
   if (!collect) Die("collector " + sname + " has no function");
@@ -417,8 +438,8 @@ RequestMetrics::RequestMetrics(Registry* registry, std::vector<std::string> rout
   }
   for (std::string& name : route_names) {
     auto route = std::make_unique<Route>();
-    route->latency = registry->GetHistogram(kDurationName, "HTTP request latency in seconds, by route.",
-                                            {{"route", name}});
+    route->latency = registry->GetHistogram(
+        kDurationName, "HTTP request latency in seconds, by route.", {{"route", name}});
     route->name = std::move(name);
     state_->routes.push_back(std::move(route));
   }
@@ -429,22 +450,22 @@ RequestMetrics::RequestMetrics(Registry* registry, std::vector<std::string> rout
   });
 
   std::shared_ptr<const State> state = state_;
-  registry->AddCollector(
-      kRequestsName, "HTTP requests answered, by route and status code.", "counter",
-      [state](std::vector<Sample>* out) {
-        for (size_t idx : state->by_name) {
-          const Route& r = *state->routes[idx];
-          for (size_t slot = 0; slot < kNumCodeSlots; ++slot) {
-            const uint64_t n = r.codes[slot].load(std::memory_order_relaxed);
-            if (n == 0) continue;
-            std::string code = slot == kNumCodeSlots - 1
-                                   ? std::string("other")
-                                   : std::to_string(kMinStatus + static_cast<int>(slot));
-            out->push_back(Sample{{{"route", r.name}, {"code", std::move(code)}},
-                                  static_cast<double>(n)});
-          }
-        }
-      });
+  registry->AddCollector(kRequestsName, "HTTP requests answered, by route and status code.",
+                         "counter", [state](std::vector<Sample>* out) {
+                           for (size_t idx : state->by_name) {
+                             const Route& r = *state->routes[idx];
+                             for (size_t slot = 0; slot < kNumCodeSlots; ++slot) {
+                               const uint64_t n = r.codes[slot].load(std::memory_order_relaxed);
+                               if (n == 0) continue;
+                               std::string code =
+                                   slot == kNumCodeSlots - 1
+                                       ? std::string("other")
+                                       : std::to_string(kMinStatus + static_cast<int>(slot));
+                               out->push_back(Sample{{{"route", r.name}, {"code", std::move(code)}},
+                                                     static_cast<double>(n)});
+                             }
+                           }
+                         });
 }
 
 void RequestMetrics::Observe(size_t route, int status, double seconds) {

@@ -7,9 +7,9 @@
 // mutex, which the hot path never touches.
 //
 //   kv::Registry reg;
-//   kv::Gauge* in_flight = reg.GetGauge("keyvend_http_requests_in_flight", "Requests being served.");
-//   kv::RequestMetrics http(&reg, {"GET /api/v1/products", "POST /api/v1/orders", "unmatched"});
-//   http.Observe(1, 201, 0.0042);           // route index, status, seconds
+//   kv::Gauge* in_flight = reg.GetGauge("keyvend_http_requests_in_flight", "Requests being
+//   served."); kv::RequestMetrics http(&reg, {"GET /api/v1/products", "POST /api/v1/orders",
+//   "unmatched"}); http.Observe(1, 201, 0.0042);           // route index, status, seconds
 //   std::string body = reg.Render();        // Content-Type: text/plain; version=0.0.4
 //
 // Registration mistakes (an invalid name, the same name with another type or other label
@@ -166,8 +166,7 @@ class Registry {
   // free text (escaped on output). Histograms may not use the label name "le".
   Counter* GetCounter(std::string_view name, std::string_view help, const Labels& labels = {});
   Gauge* GetGauge(std::string_view name, std::string_view help, const Labels& labels = {});
-  Histogram* GetHistogram(std::string_view name, std::string_view help,
-                          const Labels& labels = {});
+  Histogram* GetHistogram(std::string_view name, std::string_view help, const Labels& labels = {});
 
   // A family whose samples are computed at scrape time (stock per product, delivery
   // backlog, RocksDB stats, ...). type: "gauge", "counter" or "untyped". One collector per
@@ -187,8 +186,7 @@ class Registry {
   struct Child;
   struct Family;
 
-  Child* GetChild(std::string_view name, std::string_view help, Type type,
-                  const Labels& labels);
+  Child* GetChild(std::string_view name, std::string_view help, Type type, const Labels& labels);
   // Aborts if `name` (type `type`) would produce sample names that collide with another
   // family's (e.g. a gauge "x_count" next to a histogram "x"). mu_ held.
   void CheckNoSuffixClash(const std::string& name, Type type) const
@@ -239,9 +237,8 @@ class RequestMetrics {
     std::vector<size_t> by_name;  // route indexes sorted by name, for rendering
   };
   static size_t CodeSlot(int status) {
-    return status >= kMinStatus && status <= kMaxStatus
-               ? static_cast<size_t>(status - kMinStatus)
-               : kNumCodeSlots - 1;
+    return status >= kMinStatus && status <= kMaxStatus ? static_cast<size_t>(status - kMinStatus)
+                                                        : kNumCodeSlots - 1;
   }
 
   std::shared_ptr<State> state_;

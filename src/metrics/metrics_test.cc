@@ -25,9 +25,9 @@ std::string Fmt(double v) {
   return s;
 }
 
-#define EXPECT_VALID_EXPOSITION(text)                  \
-  do {                                                 \
-    absl::Status st_ = CheckExposition(text);          \
+#define EXPECT_VALID_EXPOSITION(text)                          \
+  do {                                                         \
+    absl::Status st_ = CheckExposition(text);                  \
     EXPECT_TRUE(st_.ok()) << st_.ToString() << "\n" << (text); \
   } while (0)
 
@@ -177,8 +177,7 @@ TEST(Histogram, BoundsAreInclusive) {
   EXPECT_EQ(Histogram::BucketIndex(0), 0u);
   EXPECT_EQ(Histogram::BucketIndex(-1), 0u);
   EXPECT_EQ(Histogram::BucketIndex(1e9), Histogram::kNumBounds);
-  EXPECT_EQ(Histogram::BucketIndex(std::numeric_limits<double>::infinity()),
-            Histogram::kNumBounds);
+  EXPECT_EQ(Histogram::BucketIndex(std::numeric_limits<double>::infinity()), Histogram::kNumBounds);
   EXPECT_EQ(Histogram::BucketIndex(std::nan("")), Histogram::kNumBounds);
 }
 
@@ -192,9 +191,8 @@ TEST(Histogram, CumulativeBucketsAtBoundaries) {
   for (size_t i = 0; i < Histogram::kNumBuckets; ++i) EXPECT_EQ(h->BucketCount(i), 1u) << i;
   const std::string got = r.Render();
   for (size_t i = 0; i < Histogram::kNumBuckets; ++i) {
-    const std::string line = "kv_b_seconds_bucket{le=\"" +
-                             std::string(Histogram::kBoundLabels[i]) + "\"} " +
-                             std::to_string(i + 1) + "\n";
+    const std::string line = "kv_b_seconds_bucket{le=\"" + std::string(Histogram::kBoundLabels[i]) +
+                             "\"} " + std::to_string(i + 1) + "\n";
     EXPECT_NE(got.find(line), std::string::npos) << line << got;
   }
   EXPECT_NE(got.find("kv_b_seconds_count 15\n"), std::string::npos) << got;
@@ -345,14 +343,17 @@ TEST(Collector, SamplesAppearInNameOrder) {
                    ++calls;
                    out->push_back({{{"product", "p1"}}, 42});
                    out->push_back({{{"product", "p\"2"}}, 0.5});
-                   out->push_back({{{"bad-label", "x"}}, 1});  // dropped
+                   out->push_back({{{"bad-label", "x"}}, 1});   // dropped
                    out->push_back({{{"__reserved", "x"}}, 1});  // dropped
                    out->push_back({{}, 7});
                  });
   r.AddCollector("kv_backlog_age_seconds", "Age of the oldest entry.", "gauge",
-                 [](std::vector<Sample>* out) { out->push_back({{}, 1.25}); });
-  r.AddCollector("kv_stalls_total", "Write stalls.", "counter",
-                 [](std::vector<Sample>* out) { out->push_back({{}, 3}); });
+                 [](std::vector<Sample>* out) {
+                   out->push_back({{}, 1.25});
+                 });
+  r.AddCollector("kv_stalls_total", "Write stalls.", "counter", [](std::vector<Sample>* out) {
+    out->push_back({{}, 3});
+  });
   r.AddCollector("kv_empty", "Nothing yet.", "untyped", [](std::vector<Sample>*) {});
   r.GetGauge("kv_pending", "Pending holds.")->Set(2);
   const std::string got = r.Render();
@@ -537,7 +538,9 @@ TEST(CheckExposition, RejectsBrokenText) {
       // not cumulative
       head + "h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
       // le not increasing
-      head + "h_bucket{le=\"1\"} 1\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+      head +
+          "h_bucket{le=\"1\"} 1\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count "
+          "1\n",
       // missing _sum / _count / buckets, le missing, plain sample name
       head + "h_bucket{le=\"+Inf\"} 1\nh_count 1\n",
       head + "h_bucket{le=\"+Inf\"} 1\nh_sum 1\n",
@@ -567,9 +570,8 @@ TEST(RequestMetrics, MicroBenchmark) {
       });
     }
     for (auto& t : threads) t.join();
-    const double ns = std::chrono::duration<double, std::nano>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
+    const double ns =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
     return ns / (double{kThreads} * kPerThread);
   };
   const double same_route = run([&](int, int i) { m.Observe(0, 200, 0.0001 * (i & 63)); });
@@ -581,8 +583,7 @@ TEST(RequestMetrics, MicroBenchmark) {
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < kPerThread; ++i) m.Observe(1, 201, 0.0001 * (i & 63));
   const double single =
-      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
-          .count() /
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() /
       kPerThread;
   std::printf(
       "[ bench ] %d threads x %d: RequestMetrics::Observe same route %.1f ns/op, mixed routes "

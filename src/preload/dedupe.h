@@ -61,8 +61,8 @@ void SortByTag(std::vector<TagEntry>* entries, int threads);
 
 // For each entry of `sorted` (sorted by tag, distinct tags), sets (*stored)[k] = true when
 // CF key_tags holds the entry's tag. Errors: Unavailable when reading the index fails.
-[[nodiscard]] absl::Status FindStored(const storage::Db& db, const std::vector<TagEntry>& sorted, int threads,
-                        std::vector<bool>* stored, Progress* progress);
+[[nodiscard]] absl::Status FindStored(const storage::Db& db, const std::vector<TagEntry>& sorted,
+                                      int threads, std::vector<bool>* stored, Progress* progress);
 
 // Steps 1-4 over the accepted keys of a run. Errors: those of FindStored.
 absl::StatusOr<DedupeResult> Dedupe(const std::vector<InputKey>& keys, const KeyCipher& cipher,

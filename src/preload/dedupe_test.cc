@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/random.h"
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 #include "rocksdb/write_batch.h"
 #include "shop/secrets.h"
 #include "storage/data_dir.h"

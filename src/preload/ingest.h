@@ -68,10 +68,11 @@ struct IngestOptions {
 // Errors: Internal for a bad argument (n == 0, tags not matching texts), else the
 // file-system or RocksDB error (Unavailable / DataLoss ...), in which case nothing became
 // visible and the temp dir is removed (best effort).
-[[nodiscard]] absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher, const IngestPlan& plan,
-                            const std::vector<std::string_view>& texts,
-                            const std::vector<TagEntry>& tags, const IngestOptions& opts,
-                            Progress* progress);
+[[nodiscard]] absl::Status WriteAndIngest(storage::Db& db, const KeyCipher& cipher,
+                                          const IngestPlan& plan,
+                                          const std::vector<std::string_view>& texts,
+                                          const std::vector<TagEntry>& tags,
+                                          const IngestOptions& opts, Progress* progress);
 
 // Removes `dir` and everything in it (leftovers of a run that died before ingesting).
 // OK when it does not exist.

@@ -5,8 +5,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 
 namespace kv::preload {
 namespace {

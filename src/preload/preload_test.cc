@@ -8,8 +8,8 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "rocksdb/iterator.h"
 #include "kit/shop_fixture.h"
+#include "rocksdb/iterator.h"
 #include "storage/schema.h"
 
 namespace kv::preload {

@@ -13,7 +13,9 @@ TEST_F(ShopTest, IdempotencyKeyAnswersTheFirstOrderAgain) {
   auto first = shop_->CreateOrder({pid, 1, "a@b.c", ""}, &k);
   ASSERT_TRUE(first.ok());
   EXPECT_FALSE(first->idempotent_replay);
-  EXPECT_EQ(Pay(*first).outcome, PaymentOutcome::kApplied);  // the order moves on; the replayed answer is still the first one
+  EXPECT_EQ(
+      Pay(*first).outcome,
+      PaymentOutcome::kApplied);  // the order moves on; the replayed answer is still the first one
   auto again = shop_->CreateOrder({pid, 1, "a@b.c", ""}, &k);
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->idempotent_replay);

@@ -29,7 +29,8 @@ TEST_F(ShopTest, ImportServesOldestBackordersFirstAndStockStaysZero) {
   EXPECT_EQ(backlog->oldest_pending_ms, 0);
   EXPECT_EQ(backlog->oldest_failed_ms, 0);
   // The merchant stops taking backorders, then imports 6 keys.
-  ASSERT_TRUE(shop_->UpdateProduct(pid, Patch([](ProductPatch& p) { p.allow_backorder = false; })).ok());
+  ASSERT_TRUE(
+      shop_->UpdateProduct(pid, Patch([](ProductPatch& p) { p.allow_backorder = false; })).ok());
   auto imp = shop_->ImportKeys(pid, "K1\nK2\nK3\nK4\nK5\nK6\n", ParseOptions{});
   ASSERT_TRUE(imp.ok());
   EXPECT_EQ(imp->backorders_served, 6u);
@@ -92,8 +93,8 @@ TEST_F(ShopTest, OneProductsBackordersDoNotHoldUpAnother) {
 TEST_F(ShopTest, ReleasedHoldServesAWaitingBackorder) {
   const uint64_t pid = MakeProduct(StockMode::kReserve, true);
   Import(pid, 1);
-  OrderView holder = Order(pid);            // holds the only key
-  OrderView waiting = Order(pid);           // accepted unheld (backorders allowed)
+  OrderView holder = Order(pid);   // holds the only key
+  OrderView waiting = Order(pid);  // accepted unheld (backorders allowed)
   EXPECT_EQ(*Pay(waiting).order_status, OrderStatus::kBackordered);
   ASSERT_TRUE(shop_->CancelOrder(holder.order_id).ok());
   EXPECT_EQ(*shop_->RunDeliveries(), 1u);  // the worker serves it from the released key

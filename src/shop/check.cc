@@ -27,24 +27,36 @@ struct Counts {
 
 int64_t& Field(Counts& c, CounterKind k) {
   switch (k) {
-    case CounterKind::kPool: return c.pool;
-    case CounterKind::kHeld: return c.held;
-    case CounterKind::kOwed: return c.owed;
-    case CounterKind::kDelivered: return c.delivered;
-    case CounterKind::kImported: return c.imported;
-    case CounterKind::kRetired: return c.retired;
+    case CounterKind::kPool:
+      return c.pool;
+    case CounterKind::kHeld:
+      return c.held;
+    case CounterKind::kOwed:
+      return c.owed;
+    case CounterKind::kDelivered:
+      return c.delivered;
+    case CounterKind::kImported:
+      return c.imported;
+    case CounterKind::kRetired:
+      return c.retired;
   }
   return c.pool;
 }
 
 std::string_view CounterName(CounterKind k) {
   switch (k) {
-    case CounterKind::kPool: return "pool";
-    case CounterKind::kHeld: return "held";
-    case CounterKind::kOwed: return "owed";
-    case CounterKind::kDelivered: return "delivered";
-    case CounterKind::kImported: return "imported";
-    case CounterKind::kRetired: return "retired";
+    case CounterKind::kPool:
+      return "pool";
+    case CounterKind::kHeld:
+      return "held";
+    case CounterKind::kOwed:
+      return "owed";
+    case CounterKind::kDelivered:
+      return "delivered";
+    case CounterKind::kImported:
+      return "imported";
+    case CounterKind::kRetired:
+      return "retired";
   }
   return "?";
 }
@@ -73,8 +85,8 @@ class Checker {
   void CheckKey(uint64_t pid, uint64_t seq, std::string_view sealed, std::string_view where) {
     auto text = cipher_.OpenPoolKey(sealed, pid, seq);
     if (!text.ok()) {
-      Violation(absl::StrCat("key ", pid, "/", seq, " (", std::string(where),
-                             ") fails authentication"));
+      Violation(
+          absl::StrCat("key ", pid, "/", seq, " (", std::string(where), ") fails authentication"));
       return;
     }
     const std::string tag = KeyTag(cipher_, *text);
@@ -222,8 +234,9 @@ class Checker {
           return Scan::kNext;
         }));
     for (const auto& [seq, v] : want_log_) {
-      Violation(absl::StrCat("order ", HexEncode(v.first), " is ", std::string(OrderStatusName(v.second)),
-                             " but its delivery-log entry ", seq, " is missing"));
+      Violation(absl::StrCat("order ", HexEncode(v.first), " is ",
+                             std::string(OrderStatusName(v.second)), " but its delivery-log entry ",
+                             seq, " is missing"));
     }
     return absl::OkStatus();
   }
@@ -345,11 +358,11 @@ class Checker {
     for (const auto& [oid, o] : orders_) {
       if (o.payment_id.empty()) continue;
       auto r = recorded.find(o.payment_id);
-      const bool ok = r != recorded.end() &&
-                      (r->second == PaymentFlag::kNone ||
-                       (r->second == PaymentFlag::kNoStock &&
-                        (o.status == OrderStatus::kRefundDue ||
-                         o.status == OrderStatus::kRefunded)));
+      const bool ok =
+          r != recorded.end() &&
+          (r->second == PaymentFlag::kNone ||
+           (r->second == PaymentFlag::kNoStock &&
+            (o.status == OrderStatus::kRefundDue || o.status == OrderStatus::kRefunded)));
       if (!ok) {
         Violation(absl::StrCat("order ", HexEncode(oid), " names payment ", o.payment_id,
                                " that is not recorded for it"));

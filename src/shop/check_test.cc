@@ -19,11 +19,12 @@ class CheckTest : public testing::ShopTest {
     OrderView a = Order(pid, 2);
     EXPECT_EQ(Pay(a).outcome, PaymentOutcome::kApplied);
     delivered_ = a;
-    Order(pid, 1);                                 // pending hold
-    OrderView c = Order(pid, 1);                   // hold on the last key
+    Order(pid, 1);                // pending hold
+    OrderView c = Order(pid, 1);  // hold on the last key
     ASSERT_TRUE(shop_->CancelOrder(c.order_id).ok());
-    OrderView d = Order(pid, 2);                   // backorder (only 1 free)
-    EXPECT_TRUE(shop_->ApplyPayment({std::string(32, 'c'), "stray", 1, "USD"}).ok());  // flagged payment
+    OrderView d = Order(pid, 2);  // backorder (only 1 free)
+    EXPECT_TRUE(
+        shop_->ApplyPayment({std::string(32, 'c'), "stray", 1, "USD"}).ok());  // flagged payment
     EXPECT_EQ(Pay(d).outcome, PaymentOutcome::kApplied);
     EXPECT_TRUE(CloseAndCheck().empty());
   }

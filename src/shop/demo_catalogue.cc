@@ -21,7 +21,8 @@ absl::StatusOr<int> LoadDemoCatalogue(Shop* shop, const std::string& path) {
     if (line.empty() || line[0] == '#') continue;
     std::vector<std::string> f = absl::StrSplit(line, '\t');
     const std::string where = absl::StrCat(path, ":", line_no);
-    if (f.size() != 8) return absl::InvalidArgumentError(absl::StrCat(where, ": expected 8 fields"));
+    if (f.size() != 8)
+      return absl::InvalidArgumentError(absl::StrCat(where, ": expected 8 fields"));
     ProductSpec spec;
     spec.name = f[0];
     spec.currency = f[2];

@@ -2,9 +2,9 @@
 // and per-order lockouts, the query password's minimum, the constant work of a failing
 // lookup, and the scope of an Idempotency-Key.
 #include "base/coding.h"
+#include "kit/shop_fixture.h"
 #include "rocksdb/write_batch.h"
 #include "shop/secrets.h"
-#include "kit/shop_fixture.h"
 #include "storage/schema.h"
 
 namespace kv {

@@ -28,22 +28,33 @@ std::string_view StockModeName(StockMode m) {
 }
 
 bool ParseStockMode(std::string_view s, StockMode* out) {
-  if (s == "reserve") *out = StockMode::kReserve;
-  else if (s == "on_payment") *out = StockMode::kOnPayment;
-  else return false;
+  if (s == "reserve")
+    *out = StockMode::kReserve;
+  else if (s == "on_payment")
+    *out = StockMode::kOnPayment;
+  else
+    return false;
   return true;
 }
 
 std::string_view OrderStatusName(OrderStatus s) {
   switch (s) {
-    case OrderStatus::kPendingPayment: return "pending_payment";
-    case OrderStatus::kPaid: return "paid";
-    case OrderStatus::kDelivered: return "delivered";
-    case OrderStatus::kExpired: return "expired";
-    case OrderStatus::kCancelled: return "cancelled";
-    case OrderStatus::kBackordered: return "backordered";
-    case OrderStatus::kRefundDue: return "refund_due";
-    case OrderStatus::kRefunded: return "refunded";
+    case OrderStatus::kPendingPayment:
+      return "pending_payment";
+    case OrderStatus::kPaid:
+      return "paid";
+    case OrderStatus::kDelivered:
+      return "delivered";
+    case OrderStatus::kExpired:
+      return "expired";
+    case OrderStatus::kCancelled:
+      return "cancelled";
+    case OrderStatus::kBackordered:
+      return "backordered";
+    case OrderStatus::kRefundDue:
+      return "refund_due";
+    case OrderStatus::kRefunded:
+      return "refunded";
   }
   return "unknown";
 }
@@ -61,45 +72,61 @@ bool ParseOrderStatus(std::string_view s, OrderStatus* out) {
 bool CanTransition(OrderStatus from, OrderStatus to) {
   using S = OrderStatus;
   switch (from) {
-    case S::kPendingPayment: return to == S::kPaid || to == S::kExpired || to == S::kCancelled;
-    case S::kExpired: return to == S::kPaid;
+    case S::kPendingPayment:
+      return to == S::kPaid || to == S::kExpired || to == S::kCancelled;
+    case S::kExpired:
+      return to == S::kPaid;
     case S::kPaid:
       return to == S::kDelivered || to == S::kBackordered || to == S::kRefundDue ||
              to == S::kRefunded;
-    case S::kBackordered: return to == S::kDelivered || to == S::kRefunded;
-    case S::kRefundDue: return to == S::kRefunded;
-    case S::kDelivered: return to == S::kRefunded;
+    case S::kBackordered:
+      return to == S::kDelivered || to == S::kRefunded;
+    case S::kRefundDue:
+      return to == S::kRefunded;
+    case S::kDelivered:
+      return to == S::kRefunded;
     case S::kCancelled:
-    case S::kRefunded: return false;
+    case S::kRefunded:
+      return false;
   }
   return false;
 }
 
 std::string_view PaymentFlagName(PaymentFlag f) {
   switch (f) {
-    case PaymentFlag::kNone: return "none";
-    case PaymentFlag::kUnknownOrder: return "unknown_order";
-    case PaymentFlag::kAmountMismatch: return "amount_mismatch";
-    case PaymentFlag::kOrderClosed: return "order_closed";
-    case PaymentFlag::kSecondPayment: return "second_payment";
-    case PaymentFlag::kNoStock: return "no_stock";
-    case PaymentFlag::kMalformed: return "malformed";
+    case PaymentFlag::kNone:
+      return "none";
+    case PaymentFlag::kUnknownOrder:
+      return "unknown_order";
+    case PaymentFlag::kAmountMismatch:
+      return "amount_mismatch";
+    case PaymentFlag::kOrderClosed:
+      return "order_closed";
+    case PaymentFlag::kSecondPayment:
+      return "second_payment";
+    case PaymentFlag::kNoStock:
+      return "no_stock";
+    case PaymentFlag::kMalformed:
+      return "malformed";
   }
   return "unknown";
 }
 
 std::string_view DeliveryStateName(DeliveryState s) {
   switch (s) {
-    case DeliveryState::kPending: return "pending";
-    case DeliveryState::kBackordered: return "backordered";
-    case DeliveryState::kFailed: return "failed";
+    case DeliveryState::kPending:
+      return "pending";
+    case DeliveryState::kBackordered:
+      return "backordered";
+    case DeliveryState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
 
 bool ParseDeliveryState(std::string_view s, DeliveryState* out) {
-  for (DeliveryState d : {DeliveryState::kPending, DeliveryState::kBackordered,
-                          DeliveryState::kFailed}) {
+  for (DeliveryState d :
+       {DeliveryState::kPending, DeliveryState::kBackordered, DeliveryState::kFailed}) {
     if (DeliveryStateName(d) == s) {
       *out = d;
       return true;

@@ -45,8 +45,8 @@ enum class OrderStatus : uint8_t {
   kRefunded = 8,
 };
 inline constexpr OrderStatus kAllOrderStatuses[] = {
-    OrderStatus::kPendingPayment, OrderStatus::kPaid,        OrderStatus::kDelivered,
-    OrderStatus::kExpired,        OrderStatus::kCancelled,   OrderStatus::kBackordered,
+    OrderStatus::kPendingPayment, OrderStatus::kPaid,      OrderStatus::kDelivered,
+    OrderStatus::kExpired,        OrderStatus::kCancelled, OrderStatus::kBackordered,
     OrderStatus::kRefundDue,      OrderStatus::kRefunded};
 std::string_view OrderStatusName(OrderStatus s);  // "pending_payment", ...
 bool ParseOrderStatus(std::string_view s, OrderStatus* out);

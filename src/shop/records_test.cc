@@ -210,12 +210,12 @@ TEST(Records, UnknownVersionOrEnumIsRefused) {
 TEST(StateMachine, ExactlyTheLegalTransitions) {
   using S = OrderStatus;
   const std::set<std::pair<S, S>> legal = {
-      {S::kPendingPayment, S::kPaid}, {S::kPendingPayment, S::kExpired},
+      {S::kPendingPayment, S::kPaid},      {S::kPendingPayment, S::kExpired},
       {S::kPendingPayment, S::kCancelled}, {S::kExpired, S::kPaid},
-      {S::kPaid, S::kDelivered}, {S::kPaid, S::kBackordered}, {S::kPaid, S::kRefundDue},
-      {S::kPaid, S::kRefunded}, {S::kBackordered, S::kDelivered},
-      {S::kBackordered, S::kRefunded}, {S::kRefundDue, S::kRefunded},
-      {S::kDelivered, S::kRefunded}};
+      {S::kPaid, S::kDelivered},           {S::kPaid, S::kBackordered},
+      {S::kPaid, S::kRefundDue},           {S::kPaid, S::kRefunded},
+      {S::kBackordered, S::kDelivered},    {S::kBackordered, S::kRefunded},
+      {S::kRefundDue, S::kRefunded},       {S::kDelivered, S::kRefunded}};
   int n = 0;
   for (S from : kAllOrderStatuses) {
     for (S to : kAllOrderStatuses) {

@@ -16,19 +16,19 @@ namespace kv {
 
 // Numbers are stable: never renumber, only append.
 enum class Refusal : uint8_t {
-  kBadRequest = 1,           // a field is missing, malformed or out of range
-  kInvalidQuantity = 2,      // quantity < 1 or above the shop-wide maximum
+  kBadRequest = 1,       // a field is missing, malformed or out of range
+  kInvalidQuantity = 2,  // quantity < 1 or above the shop-wide maximum
   kProductNotFound = 3,
-  kOrderNotFound = 4,        // also: wrong token (indistinguishable by design)
+  kOrderNotFound = 4,  // also: wrong token (indistinguishable by design)
   kOutOfStock = 5,
   kProductInactive = 6,
-  kQuantityLimit = 7,        // above the product's max_per_order
-  kInvalidState = 8,         // the order's state does not allow the operation
+  kQuantityLimit = 7,  // above the product's max_per_order
+  kInvalidState = 8,   // the order's state does not allow the operation
   kIdempotencyConflict = 9,
-  kPendingLimit = 10,        // hoarding guard
-  kNotFound = 11,            // some other named thing (e.g. a key batch) does not exist
-  kRateLimited = 12,         // too many failed lookups of this contact or order (HTTP 429,
-                             // with retry_after_seconds)
+  kPendingLimit = 10,  // hoarding guard
+  kNotFound = 11,      // some other named thing (e.g. a key batch) does not exist
+  kRateLimited = 12,   // too many failed lookups of this contact or order (HTTP 429,
+                       // with retry_after_seconds)
 };
 
 // The API error code ("out_of_stock", ...). Never empty.

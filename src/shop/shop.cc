@@ -26,8 +26,9 @@ bool ParseOrderId(std::string_view hex, std::string* raw) {
 
 void CounterDelta::AddTo(rocksdb::WriteBatch* b, Db* db, uint64_t pid) const {
   auto add = [&](storage::CounterKind k, int64_t v) {
-    if (v != 0) b->Merge(db->cf(storage::kCfCounters), storage::CounterKey(pid, k),
-                         storage::EncodeCounter(v));
+    if (v != 0)
+      b->Merge(db->cf(storage::kCfCounters), storage::CounterKey(pid, k),
+               storage::EncodeCounter(v));
   };
   add(storage::CounterKind::kPool, pool);
   add(storage::CounterKind::kHeld, held);
@@ -91,9 +92,8 @@ void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev,
     if (prev->status == OrderStatus::kPendingPayment) {
       b->Delete(db->cf(kCfOrderIndex), storage::ExpiryIndexKey(prev->expires_ms, prev->oid));
     } else {
-      b->Delete(db->cf(kCfOrderIndex),
-                storage::StatusIndexKey(static_cast<uint8_t>(prev->status), prev->created_ms,
-                                        prev->oid));
+      b->Delete(db->cf(kCfOrderIndex), storage::StatusIndexKey(static_cast<uint8_t>(prev->status),
+                                                               prev->created_ms, prev->oid));
     }
   }
   if (next.status == OrderStatus::kPendingPayment) {
@@ -236,7 +236,8 @@ absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
   std::unique_ptr<Shop> shop(new Shop(opts));
   shop->db_ = std::move(opened->db);
   shop->cipher_ = std::move(opened->cipher);
-  shop->impl_ = std::make_unique<Impl>(shop.get(), shop->opts_, shop->db_.get(), shop->cipher_.get());
+  shop->impl_ =
+      std::make_unique<Impl>(shop.get(), shop->opts_, shop->db_.get(), shop->cipher_.get());
   KV_RETURN_IF_ERROR(shop->Recover());
   // Replay the unfinished delivery log before serving anything.
   auto replayed = shop->RunDeliveries();
@@ -463,8 +464,8 @@ Result<ProductView> Shop::CreateProduct(const ProductSpec& spec) {
   if (std::string why = ValidateProduct(r); !why.empty()) return {Refusal::kBadRequest, why};
   MutexLock l(&m.products_mu);
   if (m.next_product_id > limits::kProductsMax) {
-    return {Refusal::kBadRequest, absl::StrCat("the shop holds the maximum of ",
-                                               limits::kProductsMax, " products")};
+    return {Refusal::kBadRequest,
+            absl::StrCat("the shop holds the maximum of ", limits::kProductsMax, " products")};
   }
   r.id = m.next_product_id;
   r.created_ms = r.updated_ms = m.NowMs();

@@ -27,16 +27,16 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "base/mutex.h"
 #include "absl/time/time.h"
+#include "backup/backup.h"
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "base/random.h"
 #include "limits/failure_lockout.h"
 #include "limits/limits.h"
 #include "shop/key_import.h"
 #include "shop/records.h"
 #include "shop/refusal.h"
-#include "backup/backup.h"
 #include "storage/data_dir.h"
 
 namespace kv {
@@ -45,7 +45,7 @@ struct ShopOptions {
   std::string data_dir = "./keyvend-data";
   std::string master_key_file;  // required; outside data_dir
   bool create_if_missing = true;
-  Clock* clock = RealClock::Get();      // not owned
+  Clock* clock = RealClock::Get();       // not owned
   Random* random = SecureRandom::Get();  // not owned
   // How long a reserve-mode order holds its keys, seconds. Default 900.
   int64_t hold_seconds = limits::kHoldSecondsDefault;
@@ -137,7 +137,7 @@ struct [[nodiscard]] ImportResult {
   uint64_t imported = 0;           // keys stored by this import (incl. those served to backorders)
   uint64_t duplicates = 0;         // within the input + already stored anywhere in the shop
   uint64_t backorders_served = 0;  // orders delivered from this batch
-  std::vector<RejectedLine> rejected;         // empty/too long/non-printable/bad CSV row
+  std::vector<RejectedLine> rejected;          // empty/too long/non-printable/bad CSV row
   std::vector<DuplicateLine> duplicate_lines;  // by line number
 };
 
@@ -173,8 +173,8 @@ struct OrderView {
   absl::Time created_at;
   absl::Time expires_at;
   std::string payment_id;
-  std::vector<std::string> keys;  // plaintext; empty until delivered
-  std::string token;  // filled by CreateOrder and LookupOrders only
+  std::vector<std::string> keys;   // plaintext; empty until delivered
+  std::string token;               // filled by CreateOrder and LookupOrders only
   bool idempotent_replay = false;  // CreateOrder answered an earlier request with this key
 };
 
@@ -250,7 +250,7 @@ struct MalformedPaymentNotice {
 struct [[nodiscard]] PaymentResult {
   PaymentOutcome outcome = PaymentOutcome::kApplied;
   PaymentFlag flag = PaymentFlag::kNone;
-  bool replay = false;  // this payment_id was already recorded; nothing changed
+  bool replay = false;                      // this payment_id was already recorded; nothing changed
   std::optional<OrderStatus> order_status;  // after the payment, when the order exists
 };
 

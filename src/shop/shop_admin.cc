@@ -85,8 +85,7 @@ absl::Status Shop::ForEachOrder(const std::function<bool(const OrderView&)>& f) 
       });
 }
 
-absl::StatusOr<std::vector<PaymentView>> Shop::ListPayments(
-    std::optional<PaymentOutcome> outcome) {
+absl::StatusOr<std::vector<PaymentView>> Shop::ListPayments(std::optional<PaymentOutcome> outcome) {
   std::vector<PaymentView> out;
   KV_RETURN_IF_ERROR(db_->ForEach(
       storage::kCfPayments, "",

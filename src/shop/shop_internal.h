@@ -150,7 +150,8 @@ struct Shop::Impl {
   OrderView View(const OrderRecord& r, bool with_keys) const;
 
   // --- pool (callers hold ps->pool_mu) ---
-  [[nodiscard]] absl::Status SelectKeysLocked(ProductState* ps, uint32_t q, std::vector<TakenKey>* out)
+  [[nodiscard]] absl::Status SelectKeysLocked(ProductState* ps, uint32_t q,
+                                              std::vector<TakenKey>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
   // After a write that took `keys`: drop them from the in-flight set; on failure make
   // them selectable again (or retire them, if their batch was retired meanwhile).

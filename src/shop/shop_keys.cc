@@ -159,8 +159,8 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   auto parsed = ParseKeys(input, parse);
   if (!parsed.ok()) return {Refusal::kBadRequest, std::string(parsed.status().message())};
   if (parsed->keys.size() > limits::kImportKeysMax) {
-    return {Refusal::kBadRequest, absl::StrCat("at most ", limits::kImportKeysMax,
-                                               " keys per import; split the file")};
+    return {Refusal::kBadRequest,
+            absl::StrCat("at most ", limits::kImportKeysMax, " keys per import; split the file")};
   }
   ImportResult res;
   for (const RejectedLine& r : parsed->rejected) {

@@ -113,8 +113,9 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
   r.client = req.client.substr(0, limits::kOrderClientBytesMax);
   // Hoarding guard (SPEC §3): a slot per open pending order, taken before the stock.
   if (!m.TryHoldPending(r)) {
-    return {Refusal::kPendingLimit, "too many open orders awaiting payment; pay or wait for "
-                                    "them to expire"};
+    return {Refusal::kPendingLimit,
+            "too many open orders awaiting payment; pay or wait for "
+            "them to expire"};
   }
   // The no-oversell decision (I1): taken here, in memory, before anything is written.
   bool holding = false;
@@ -285,8 +286,8 @@ Result<OrderView> Shop::CancelOrder(std::string_view order_id) {
   if (!cur->has_value()) return {Refusal::kOrderNotFound, "no such order"};
   const OrderRecord& prev = **cur;
   if (!CanTransition(prev.status, OrderStatus::kCancelled)) {
-    return {Refusal::kInvalidState,
-            absl::StrCat("a ", std::string(OrderStatusName(prev.status)), " order cannot be cancelled")};
+    return {Refusal::kInvalidState, absl::StrCat("a ", std::string(OrderStatusName(prev.status)),
+                                                 " order cannot be cancelled")};
   }
   ProductState* ps = m.Product(prev.product_id);
   if (ps == nullptr) return absl::DataLossError("order of an unknown product");
@@ -320,8 +321,8 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
   if (!cur.ok()) return cur.status();
   if (!cur->has_value()) return {Refusal::kOrderNotFound, "no such order"};
   if (!CanTransition((*cur)->status, OrderStatus::kRefunded)) {
-    return {Refusal::kInvalidState,
-            absl::StrCat("a ", std::string(OrderStatusName((*cur)->status)), " order cannot be refunded")};
+    return {Refusal::kInvalidState, absl::StrCat("a ", std::string(OrderStatusName((*cur)->status)),
+                                                 " order cannot be refunded")};
   }
   ProductState* ps = m.Product((*cur)->product_id);
   if (ps == nullptr) return absl::DataLossError("order of an unknown product");
@@ -335,7 +336,8 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
     if (!cur.ok()) return cur.status();
     if (!CanTransition((*cur)->status, OrderStatus::kRefunded)) {
       return {Refusal::kInvalidState,
-              absl::StrCat("a ", std::string(OrderStatusName((*cur)->status)), " order cannot be refunded")};
+              absl::StrCat("a ", std::string(OrderStatusName((*cur)->status)),
+                           " order cannot be refunded")};
     }
   }
   const OrderRecord& prev = **cur;
@@ -428,4 +430,3 @@ absl::StatusOr<size_t> Shop::RunExpiry() {
 }
 
 }  // namespace kv
-

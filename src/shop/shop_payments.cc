@@ -74,9 +74,9 @@ Result<PaymentResult> Shop::Impl::AnswerRecordedPayment(std::string_view value) 
   return res;
 }
 
-void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps,
-                                const ProductRecord& cfg, OrderRecord* order,
-                                CounterDelta* delta, PaymentFlag* flag, uint64_t* backorder_seq) {
+void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const ProductRecord& cfg,
+                                OrderRecord* order, CounterDelta* delta, PaymentFlag* flag,
+                                uint64_t* backorder_seq) {
   if (order->holding) {
     delta->held -= order->quantity;  // the caller releases the units after the commit
     order->holding = false;
@@ -108,8 +108,8 @@ void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps,
 Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   Impl& m = *impl_;
   if (!ValidPaymentId(notice.payment_id)) {
-    return {Refusal::kBadRequest, absl::StrCat("payment_id must be 1..",
-                                               limits::kPaymentIdBytesMax, " printable bytes")};
+    return {Refusal::kBadRequest,
+            absl::StrCat("payment_id must be 1..", limits::kPaymentIdBytesMax, " printable bytes")};
   }
   // Anything else a correctly signed notice carries is money received: it is recorded (and
   // flagged when it cannot pay its order), never refused. Gateways send lowercase codes.
@@ -117,9 +117,9 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   for (char& ch : currency) {
     if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 32);
   }
-  const bool currency_ok = currency.size() == limits::kCurrencyBytes &&
-                           std::all_of(currency.begin(), currency.end(),
-                                       [](char ch) { return ch >= 'A' && ch <= 'Z'; });
+  const bool currency_ok =
+      currency.size() == limits::kCurrencyBytes &&
+      std::all_of(currency.begin(), currency.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; });
   std::string oid;
   const bool oid_ok = ParseOrderId(notice.order_id, &oid);
   TwoLocks locks(&m.StripeFor(notice.payment_id), &m.OrderLock(oid_ok ? oid : notice.order_id));
@@ -248,8 +248,8 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
     }
     pay.flag = flag;
   }
-  pay.outcome = pay.flag == PaymentFlag::kNone ? PaymentOutcome::kApplied
-                                               : PaymentOutcome::kRefundDue;
+  pay.outcome =
+      pay.flag == PaymentFlag::kNone ? PaymentOutcome::kApplied : PaymentOutcome::kRefundDue;
   b.Put(m.db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
   m.PutOrder(&b, &prev, next);
   delta.AddTo(&b, m.db, next.product_id);
@@ -444,9 +444,9 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
     FinishInflight(ps, keys, /*committed=*/false);
     // Back off and retry; after the budget the entry is "failed" (replayable by hand).
     e.attempts += 1;
-    const int64_t backoff = std::min<int64_t>(
-        limits::kDeliveryBackoffMsMax,
-        limits::kDeliveryBackoffMsInitial << std::min<uint32_t>(e.attempts, 20));
+    const int64_t backoff =
+        std::min<int64_t>(limits::kDeliveryBackoffMsMax,
+                          limits::kDeliveryBackoffMsInitial << std::min<uint32_t>(e.attempts, 20));
     e.next_attempt_ms = NowMs() + backoff;
     if (e.attempts >= opts.delivery_attempts_max) e.state = DeliveryState::kFailed;
     e.last_error = std::string(s.message().substr(0, limits::kDeliveryErrorBytesMax));

@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "base/coding.h"
-#include "limits/limits.h"
 #include "kit/shop_fixture.h"
+#include "limits/limits.h"
 
 namespace kv {
 namespace {
@@ -53,8 +53,7 @@ TEST_F(ShopTest, OrderRefusals) {
   EXPECT_EQ(shop_->CreateOrder({pid, 4, "a@b.c", ""}).refusal(), Refusal::kQuantityLimit);
   EXPECT_EQ(shop_->CreateOrder({77, 1, "a@b.c", ""}).refusal(), Refusal::kProductNotFound);
   EXPECT_EQ(shop_->CreateOrder({pid, 1, "", ""}).refusal(), Refusal::kBadRequest);
-  EXPECT_EQ(shop_->CreateOrder({pid, 1, std::string("a\nb"), ""}).refusal(),
-            Refusal::kBadRequest);
+  EXPECT_EQ(shop_->CreateOrder({pid, 1, std::string("a\nb"), ""}).refusal(), Refusal::kBadRequest);
   Order(pid, 3);
   EXPECT_EQ(shop_->CreateOrder({pid, 3, "a@b.c", ""}).refusal(), Refusal::kOutOfStock);
   Order(pid, 2);
@@ -448,7 +447,8 @@ TEST_F(ShopTest, KeysAreEncryptedAtRest) {
   const auto keys = Import(pid, 50, "PLAINTEXTSECRET");
   OrderView o = Order(pid, 2);
   EXPECT_EQ(Pay(o).outcome, PaymentOutcome::kApplied);
-  ASSERT_TRUE(shop_->db()->raw()->Flush(rocksdb::FlushOptions(), shop_->db()->cf(storage::kCfPool)).ok());
+  ASSERT_TRUE(
+      shop_->db()->raw()->Flush(rocksdb::FlushOptions(), shop_->db()->cf(storage::kCfPool)).ok());
   shop_.reset();
   DIR* d = opendir(tmp_.Sub("data").c_str());
   ASSERT_NE(d, nullptr);
@@ -495,8 +495,7 @@ TEST_F(ShopTest, WriteAheadPathDeliversThroughTheWorker) {
     e.attempts = 8;
     e.last_error = "injected";
     rocksdb::WriteBatch b;
-    b.Put(shop_->db()->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq),
-          EncodeDelivery(e));
+    b.Put(shop_->db()->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
     ASSERT_TRUE(shop_->db()->Write(&b).ok());
   }
   EXPECT_EQ(*shop_->RunDeliveries(), 0u);

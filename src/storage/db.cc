@@ -80,7 +80,8 @@ constexpr char kLockedPayloadUrl[] = "keyvend/data-dir-locked";
 
 bool IsLockError(const rocksdb::Status& s) {
   const std::string m = s.ToString();
-  return s.IsIOError() && (m.find("lock") != std::string::npos || m.find("LOCK") != std::string::npos);
+  return s.IsIOError() &&
+         (m.find("lock") != std::string::npos || m.find("LOCK") != std::string::npos);
 }
 
 }  // namespace
@@ -152,8 +153,7 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
     rocksdb::WriteBatch b;
     std::string v;
     PutFixed32BE(&v, kSchemaVersion);
-    b.Put(db->cf(kCfMeta), rocksdb::Slice(kMetaSchemaVersion.data(), kMetaSchemaVersion.size()),
-          v);
+    b.Put(db->cf(kCfMeta), rocksdb::Slice(kMetaSchemaVersion.data(), kMetaSchemaVersion.size()), v);
     b.Put(db->cf(kCfMeta), rocksdb::Slice(kMetaKeyCheck.data(), kMetaKeyCheck.size()),
           opts.key_check);
     absl::Status ws = db->Write(&b, /*sync=*/true);
@@ -165,9 +165,9 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
   }
   const uint32_t found = DecodeFixed32BE((*version)->data());
   if (found > kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        dir, " has schema version ", found, " but this keyvend understands up to ",
-        kSchemaVersion, "; use a newer keyvend (the data dir was not changed)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " has schema version ", found, " but this keyvend understands up to ",
+                     kSchemaVersion, "; use a newer keyvend (the data dir was not changed)"));
   }
   if (found < 1) {
     return absl::FailedPreconditionError(
@@ -183,14 +183,13 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
     // first new record.
     if (!check->has_value() || (*check)->size() != opts.key_check.size() ||
         CRYPTO_memcmp((*check)->data(), opts.key_check.data(), opts.key_check.size()) != 0) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "wrong master key for data dir ", dir, "; refusing to open (or upgrade) it"));
+      return absl::PermissionDeniedError(absl::StrCat("wrong master key for data dir ", dir,
+                                                      "; refusing to open (or upgrade) it"));
     }
     rocksdb::WriteBatch b;
     std::string v;
     PutFixed32BE(&v, kSchemaVersion);
-    b.Put(db->cf(kCfMeta), rocksdb::Slice(kMetaSchemaVersion.data(), kMetaSchemaVersion.size()),
-          v);
+    b.Put(db->cf(kCfMeta), rocksdb::Slice(kMetaSchemaVersion.data(), kMetaSchemaVersion.size()), v);
     absl::Status ws = db->Write(&b, /*sync=*/true);
     if (!ws.ok()) return ws;
   }
@@ -252,7 +251,8 @@ absl::StatusOr<uint64_t> Db::GetMetaU64(std::string_view key, uint64_t dflt) con
   auto v = Get(kCfMeta, key);
   if (!v.ok()) return v.status();
   if (!v->has_value()) return dflt;
-  if ((*v)->size() != 8) return absl::DataLossError(absl::StrCat("malformed meta record ", std::string(key)));
+  if ((*v)->size() != 8)
+    return absl::DataLossError(absl::StrCat("malformed meta record ", std::string(key)));
   return DecodeFixed64BE((*v)->data());
 }
 

@@ -77,7 +77,8 @@ class Db {
   //  - the iterator's own error (I/O, a checksum mismatch) via FromRocks, naming the CF:
   //    a failed read is never taken for the end of the data.
   // Every full or prefix scan of the shop goes through here. Thread-safe (its own iterator).
-  [[nodiscard]] absl::Status ForEach(Cf c, std::string_view prefix, std::string_view start, ScanFn fn) const;
+  [[nodiscard]] absl::Status ForEach(Cf c, std::string_view prefix, std::string_view start,
+                                     ScanFn fn) const;
   [[nodiscard]] absl::Status ForEach(Cf c, std::string_view prefix, ScanFn fn) const {
     return ForEach(c, prefix, prefix, fn);
   }

@@ -6,8 +6,8 @@
 #include <thread>
 
 #include "base/random.h"
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 #include "storage/data_dir.h"
 #include "storage/master_key.h"
 
@@ -114,8 +114,7 @@ TEST(DataDir, LockedDirSaysSo) {
   auto second = OpenDataDir(Opts(t), SecureRandom::Get());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(second.status().message().find("locked"), absl::string_view::npos)
-      << second.status();
+  EXPECT_NE(second.status().message().find("locked"), absl::string_view::npos) << second.status();
   EXPECT_TRUE(IsDataDirLocked(second.status()));
   // Other refusals are not mistaken for a lock.
   EXPECT_FALSE(IsDataDirLocked(absl::FailedPreconditionError("data dir is locked")));
@@ -198,7 +197,8 @@ TEST(Db, ManyThreadsSyncedWritesAllLand) {
       for (int j = 0; j < 50; ++j) {
         rocksdb::WriteBatch b;
         b.Put(db->cf(kCfOrders), std::to_string(i * 1000 + j), "v");
-        b.Merge(db->cf(kCfCounters), CounterKey(1, CounterKind::kPool), std::string("\1\0\0\0\0\0\0\0", 8));
+        b.Merge(db->cf(kCfCounters), CounterKey(1, CounterKind::kPool),
+                std::string("\1\0\0\0\0\0\0\0", 8));
         ASSERT_TRUE(db->Write(&b, true).ok());
       }
     });

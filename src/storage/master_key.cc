@@ -214,9 +214,10 @@ absl::StatusOr<MasterKey> CreateMasterKeyFile(const std::string& path, Random* r
     status = ErrnoError(errno, "cannot close master key file", path);
   } else if (link(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
-    status = err == EEXIST ? absl::AlreadyExistsError(absl::StrCat(
-                                 "master key file ", path, " already exists; refusing to overwrite it"))
-                           : ErrnoError(err, "cannot create master key file", path);
+    status = err == EEXIST
+                 ? absl::AlreadyExistsError(absl::StrCat(
+                       "master key file ", path, " already exists; refusing to overwrite it"))
+                 : ErrnoError(err, "cannot create master key file", path);
   } else {
     unlink(tmp.c_str());
     status = SyncParentDir(path);  // makes both the new name and the removal durable

@@ -57,6 +57,7 @@ absl::StatusOr<MasterKey> CreateMasterKeyFile(const std::string& path, Random* r
 // the path resolved through every existing symlink; for the data dir, its path resolved
 // through its existing prefix. So "dir/../dir/key" and "link-to-dir/key" are refused.
 // Thread-safe, though the answer is only as current as the file system it looked at.
-[[nodiscard]] absl::Status CheckKeyFileOutsideDir(const std::string& key_path, const std::string& data_dir);
+[[nodiscard]] absl::Status CheckKeyFileOutsideDir(const std::string& key_path,
+                                                  const std::string& data_dir);
 
 }  // namespace kv

@@ -112,9 +112,9 @@ enum class CounterKind : uint8_t {
   kImported = 5,   // keys ever imported (cumulative)
   kRetired = 6,    // keys ever retired (cumulative)
 };
-inline constexpr CounterKind kAllCounterKinds[] = {
-    CounterKind::kPool,      CounterKind::kHeld,     CounterKind::kOwed,
-    CounterKind::kDelivered, CounterKind::kImported, CounterKind::kRetired};
+inline constexpr CounterKind kAllCounterKinds[] = {CounterKind::kPool,     CounterKind::kHeld,
+                                                   CounterKind::kOwed,     CounterKind::kDelivered,
+                                                   CounterKind::kImported, CounterKind::kRetired};
 
 // Order-index key prefixes.
 inline constexpr char kIdxContact = 'c';

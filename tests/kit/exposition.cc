@@ -79,8 +79,7 @@ bool ParseTimestamp(std::string_view s) {
 
 // Reads `{name="value",...}` at *pos (which is at '{'); values unescaped into *labels.
 bool ReadLabels(std::string_view line, size_t* pos,
-                       std::vector<std::pair<std::string, std::string>>* labels,
-                       std::string* err) {
+                std::vector<std::pair<std::string, std::string>>* labels, std::string* err) {
   size_t p = *pos + 1;
   auto skip_blanks = [&] {
     while (p < line.size() && IsBlank(line[p])) ++p;
@@ -218,9 +217,9 @@ absl::Status CloseFamily(const FamilyState& f) {
                                         (h.has_count ? "_sum" : "_count"));
     }
     if (h.count != h.buckets.back().second) {
-      return absl::InvalidArgumentError(
-          "histogram series " + series + ": _count " + std::to_string(h.count) +
-          " != +Inf bucket " + std::to_string(h.buckets.back().second));
+      return absl::InvalidArgumentError("histogram series " + series + ": _count " +
+                                        std::to_string(h.count) + " != +Inf bucket " +
+                                        std::to_string(h.buckets.back().second));
     }
   }
   return absl::OkStatus();
@@ -309,10 +308,9 @@ absl::StatusOr<Exposition> ParseExposition(std::string_view text) {
         }
         std::string_view type = arg;
         while (!type.empty() && IsBlank(type.back())) type.remove_suffix(1);
-        if (type != "counter" && type != "gauge" && type != "histogram" &&
-            type != "summary" && type != "untyped") {
-          return absl::InvalidArgumentError(where + "unknown TYPE \"" + std::string(type) +
-                                            "\"");
+        if (type != "counter" && type != "gauge" && type != "histogram" && type != "summary" &&
+            type != "untyped") {
+          return absl::InvalidArgumentError(where + "unknown TYPE \"" + std::string(type) + "\"");
         }
         cur.type = std::string(type);
         cur.type_seen = true;
@@ -379,7 +377,8 @@ absl::StatusOr<Exposition> ParseExposition(std::string_view text) {
     if (!belongs) {
       return absl::InvalidArgumentError(where + "sample of " + name +
                                         " without its own preceding # HELP/# TYPE (current "
-                                        "family: " + (have_cur ? cur.name : "none") + ")");
+                                        "family: " +
+                                        (have_cur ? cur.name : "none") + ")");
     }
     if (!cur.help_seen || !cur.type_seen) {
       return absl::InvalidArgumentError(where + "sample before the family's " +

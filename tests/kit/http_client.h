@@ -146,8 +146,8 @@ inline std::string NotifyBody(const std::string& order_id, const std::string& pa
                               int64_t amount_cents, const std::string& currency,
                               const std::string& status = "succeeded") {
   return "{\"order_id\":" + Quote(order_id) + ",\"payment_id\":" + Quote(payment_id) +
-         ",\"amount_cents\":" + std::to_string(amount_cents) + ",\"currency\":" +
-         Quote(currency) + ",\"status\":" + Quote(status) + "}";
+         ",\"amount_cents\":" + std::to_string(amount_cents) + ",\"currency\":" + Quote(currency) +
+         ",\"status\":" + Quote(status) + "}";
 }
 
 // POSTs a notify signed with `secret` at unix time t (now when t == 0).

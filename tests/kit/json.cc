@@ -21,14 +21,22 @@ namespace {
 
 const char* TypeName(Json::Type t) {
   switch (t) {
-    case Json::Type::kMissing: return "missing";
-    case Json::Type::kNull: return "null";
-    case Json::Type::kBool: return "a boolean";
-    case Json::Type::kInt: return "an integer";
-    case Json::Type::kDouble: return "a double";
-    case Json::Type::kString: return "a string";
-    case Json::Type::kArray: return "an array";
-    case Json::Type::kObject: return "an object";
+    case Json::Type::kMissing:
+      return "missing";
+    case Json::Type::kNull:
+      return "null";
+    case Json::Type::kBool:
+      return "a boolean";
+    case Json::Type::kInt:
+      return "an integer";
+    case Json::Type::kDouble:
+      return "a double";
+    case Json::Type::kString:
+      return "a string";
+    case Json::Type::kArray:
+      return "an array";
+    case Json::Type::kObject:
+      return "an object";
   }
   return "?";
 }
@@ -38,7 +46,9 @@ const char* TypeName(Json::Type t) {
 // simdjson cannot read a value it just parsed (never expected).
 bool From(simdjson::dom::element e, Json::Node* n) {
   switch (e.type()) {
-    case simdjson::dom::element_type::NULL_VALUE: n->type = Json::Type::kNull; return true;
+    case simdjson::dom::element_type::NULL_VALUE:
+      n->type = Json::Type::kNull;
+      return true;
     case simdjson::dom::element_type::BOOL:
       n->type = Json::Type::kBool;
       return e.get(n->b) == simdjson::SUCCESS;
@@ -128,7 +138,8 @@ Json Json::operator[](std::string_view key) const {
   }
   std::string names;
   for (const auto& f : node_->fields) names += (names.empty() ? "" : ", ") + f.first;
-  return Json(nullptr, std::move(path), doc_, "the object has: " + (names.empty() ? "nothing" : names));
+  return Json(nullptr, std::move(path), doc_,
+              "the object has: " + (names.empty() ? "nothing" : names));
 }
 
 Json Json::operator[](size_t i) const {

@@ -59,11 +59,11 @@ class Json {
   Json operator[](int i) const { return (*this)[static_cast<size_t>(i)]; }
 
   // --- reads (fail the test unless the value exists with this type) ---
-  std::string str(Where w = Where::current()) const;       // a string
-  int64_t num(Where w = Where::current()) const;            // an integer
-  double number(Where w = Where::current()) const;          // an integer or a double
-  bool boolean(Where w = Where::current()) const;           // true or false
-  size_t size(Where w = Where::current()) const;            // an array's or object's count
+  std::string str(Where w = Where::current()) const;          // a string
+  int64_t num(Where w = Where::current()) const;              // an integer
+  double number(Where w = Where::current()) const;            // an integer or a double
+  bool boolean(Where w = Where::current()) const;             // true or false
+  size_t size(Where w = Where::current()) const;              // an array's or object's count
   std::vector<Json> items(Where w = Where::current()) const;  // an array's elements
   // An array's elements, which must be exactly `n` (else the test fails and the elements
   // that are there are returned).
@@ -74,9 +74,12 @@ class Json {
   struct Node;
 
  private:
-  Json(std::shared_ptr<const Node> node, std::string path,
-       std::shared_ptr<const std::string> doc, std::string why)
-      : node_(std::move(node)), path_(std::move(path)), doc_(std::move(doc)), why_(std::move(why)) {}
+  Json(std::shared_ptr<const Node> node, std::string path, std::shared_ptr<const std::string> doc,
+       std::string why)
+      : node_(std::move(node)),
+        path_(std::move(path)),
+        doc_(std::move(doc)),
+        why_(std::move(why)) {}
   // Adds the failure "JSON <path> is missing / is a <type>, want <want>" at `w`; true when
   // the value is there with type `want` (or, for a number read, an int).
   bool Expect(Type want, const Where& w) const;
@@ -84,7 +87,7 @@ class Json {
   std::shared_ptr<const Node> node_;  // null: missing
   std::string path_ = "$";
   std::shared_ptr<const std::string> doc_;  // the parsed text, for failure messages
-  std::string why_;                          // why it is missing
+  std::string why_;                         // why it is missing
 };
 
 // A JSON string literal (with quotes) for building request bodies.

@@ -67,8 +67,9 @@ TEST(KitProcess, RunCapturesBothStreamsAndTheExitCode) {
   const RunResult merged = RunCommand({"/bin/sh", "-c", "echo out; echo err >&2; exit 3"});
   EXPECT_EQ(merged.exit_code, 3);
   EXPECT_EQ(merged.out, "out\nerr\n");
-  const RunResult split = RunCommand({"/bin/sh", "-c", "echo out; echo err >&2"},
-                              {.env = {}, .timeout = std::chrono::seconds(60), .merge_stderr = false});
+  const RunResult split =
+      RunCommand({"/bin/sh", "-c", "echo out; echo err >&2"},
+                 {.env = {}, .timeout = std::chrono::seconds(60), .merge_stderr = false});
   EXPECT_EQ(split.exit_code, 0);
   EXPECT_EQ(split.out, "out\n");
   EXPECT_EQ(split.err, "err\n");
@@ -135,7 +136,8 @@ TEST(KitFiles, TempDirReadFileSplitLines) {
   }
   EXPECT_EQ(ReadFile(path + "/f"), "");  // removed with its dir
   int n = 0;
-  EXPECT_TRUE(PollUntil([&] { return ++n == 3; }, std::chrono::seconds(10), std::chrono::milliseconds(1)));
+  EXPECT_TRUE(
+      PollUntil([&] { return ++n == 3; }, std::chrono::seconds(10), std::chrono::milliseconds(1)));
 }
 
 }  // namespace

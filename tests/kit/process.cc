@@ -21,10 +21,9 @@ namespace {
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr const char* kPassedThrough[] = {"PATH",         "HOME",          "LANG",
-                                          "LC_ALL",       "TZ",            "TMPDIR",
-                                          "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
-                                          "TSAN_OPTIONS"};
+constexpr const char* kPassedThrough[] = {
+    "PATH",   "HOME",         "LANG",          "LC_ALL",       "TZ",
+    "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"};
 
 std::string NameOf(const std::string& pair) { return pair.substr(0, pair.find('=')); }
 
@@ -32,16 +31,20 @@ std::string NameOf(const std::string& pair) { return pair.substr(0, pair.find('=
 int OpenOutput(const Output& o, std::string* error) {
   int fd = -1;
   switch (o.kind) {
-    case Output::Kind::kNull: fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC); break;
+    case Output::Kind::kNull:
+      fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+      break;
     case Output::Kind::kFile:
       fd = ::open(o.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
       break;
     case Output::Kind::kAppend:
       fd = ::open(o.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       break;
-    default: return -1;
+    default:
+      return -1;
   }
-  if (fd < 0) *error = "open " + (o.path.empty() ? "/dev/null" : o.path) + ": " + std::strerror(errno);
+  if (fd < 0)
+    *error = "open " + (o.path.empty() ? "/dev/null" : o.path) + ": " + std::strerror(errno);
   return fd;
 }
 

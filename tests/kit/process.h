@@ -67,8 +67,7 @@ class Child {
   // Starts args[0] (a path; no PATH search) with argv `args`. False with *error (nothing
   // is running then) when a file cannot be opened, fork fails or exec fails; also false
   // when this Child still runs one.
-  bool Start(const std::vector<std::string>& args, const ChildOptions& options,
-             std::string* error);
+  bool Start(const std::vector<std::string>& args, const ChildOptions& options, std::string* error);
 
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
@@ -102,12 +101,12 @@ struct RunOptions {
 };
 
 struct RunResult {
-  int exit_code = -1;   // when it exited normally; -1 otherwise
-  int signal = 0;       // the signal that ended it (SIGKILL after a timeout)
+  int exit_code = -1;  // when it exited normally; -1 otherwise
+  int signal = 0;      // the signal that ended it (SIGKILL after a timeout)
   bool timed_out = false;
-  std::string out;      // stdout (and stderr when merged)
-  std::string err;      // stderr when not merged
-  std::string error;    // why it could not start ("" when it ran)
+  std::string out;    // stdout (and stderr when merged)
+  std::string err;    // stderr when not merged
+  std::string error;  // why it could not start ("" when it ran)
 };
 
 // Runs `args` to completion (see the header comment). A start failure or the timeout adds

@@ -41,11 +41,11 @@ using kv::testing::ReadFile;
 
 struct RawResponse {
   bool connected = false;
-  std::string data;        // everything read
-  bool complete = false;   // a status line, headers and Content-Length bytes of body arrived
+  std::string data;       // everything read
+  bool complete = false;  // a status line, headers and Content-Length bytes of body arrived
   bool peer_closed = false;
   int status = -1;
-  std::string body;        // the first response's body (when complete)
+  std::string body;  // the first response's body (when complete)
 };
 
 // One HTTP/1.1 response read from a raw socket.
@@ -66,7 +66,9 @@ struct HttpMessage {
   Reply AsReply() const {
     Reply r;
     if (!complete) {
-      r.error = std::string(eof ? "connection closed" : timed_out ? "timed out" : "incomplete") +
+      r.error = std::string(eof         ? "connection closed"
+                            : timed_out ? "timed out"
+                                        : "incomplete") +
                 " after " + std::to_string(raw.size()) + " bytes: " + raw.substr(0, 300);
       return r;
     }

@@ -94,11 +94,9 @@ class ServerProcess {
       return false;
     }
     JoinReader();
-    std::vector<std::string> args = {KEYVEND_BIN,         "serve",
-                                     "--listen",          "127.0.0.1:0",
-                                     "--data-dir",        data_dir(),
-                                     "--master-key-file", key_file(),
-                                     "--payment-sandbox"};
+    std::vector<std::string> args = {KEYVEND_BIN,         "serve",      "--listen",
+                                     "127.0.0.1:0",       "--data-dir", data_dir(),
+                                     "--master-key-file", key_file(),   "--payment-sandbox"};
     // These tests are about the API, not load protection: they send far more than a small
     // shop's default rates from one address, so they turn the limits off explicitly
     // (a test about limits passes its own, which win: the last flag counts).
@@ -182,14 +180,11 @@ class ServerProcess {
     return out_;
   }
   // Everything every run printed (stdout and stderr files).
-  std::string AllOutput() const {
-    return ReadFile(stdout_path()) + ReadFile(stderr_path());
-  }
+  std::string AllOutput() const { return ReadFile(stdout_path()) + ReadFile(stderr_path()); }
 
  private:
   void ReadLoop(int fd) {
-    const int log = ::open(stdout_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                           0600);
+    const int log = ::open(stdout_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     char buf[16384];
     while (true) {
       const ssize_t n = ::read(fd, buf, sizeof buf);
@@ -220,8 +215,8 @@ class ServerProcess {
 
   // Waits for the line `<prefix>http://HOST:PORT` on stdout and parses it; false (with
   // *error) on EOF, the deadline or a malformed line.
-  bool AwaitListening(const std::string& prefix, milliseconds timeout, std::string* url,
-                      int* port, std::string* error) {
+  bool AwaitListening(const std::string& prefix, milliseconds timeout, std::string* url, int* port,
+                      std::string* error) {
     const std::string marker = prefix + "http://";
     std::string line;
     {

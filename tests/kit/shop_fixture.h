@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "kit/files.h"
 #include "gtest/gtest.h"
+#include "kit/files.h"
 #include "shop/check.h"
 #include "shop/shop.h"
 
@@ -110,7 +110,8 @@ class ShopTest : public ::testing::Test {
     auto rep = CheckShop(*d->db, *d->cipher);
     EXPECT_TRUE(rep.ok()) << rep.status();
     if (rep.ok()) {
-      for (const std::string& v : rep->violations) std::fprintf(stderr, "VIOLATION: %s\n", v.c_str());
+      for (const std::string& v : rep->violations)
+        std::fprintf(stderr, "VIOLATION: %s\n", v.c_str());
     }
     return rep.ok() ? rep->violations : std::vector<std::string>{"check failed"};
   }
