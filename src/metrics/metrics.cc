@@ -85,38 +85,26 @@ void AppendDouble(std::string* out, double v) {
   out->append(buf, r.ptr);
 }
 
-void AppendEscapedLabelValue(std::string* out, std::string_view v) {
+namespace {
+// The exposition format's escapes: backslash and newline always, '"' in label values only.
+void AppendEscaped(std::string* out, std::string_view v, bool quote) {
   for (char c : v) {
-    switch (c) {
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      default:
-        out->push_back(c);
+    if (c == '\\') {
+      out->append("\\\\");
+    } else if (c == '\n') {
+      out->append("\\n");
+    } else if (c == '"' && quote) {
+      out->append("\\\"");
+    } else {
+      out->push_back(c);
     }
   }
 }
+}  // namespace
 
-void AppendEscapedHelp(std::string* out, std::string_view v) {
-  for (char c : v) {
-    switch (c) {
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      default:
-        out->push_back(c);
-    }
-  }
-}
+void AppendEscapedLabelValue(std::string* out, std::string_view v) { AppendEscaped(out, v, true); }
+
+void AppendEscapedHelp(std::string* out, std::string_view v) { AppendEscaped(out, v, false); }
 
 // --- Histogram -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
 #include "base/status_macros.h"
+#include "shop/delivery_log.h"
 #include "shop/records.h"
 #include "shop/secrets.h"
 #include "shop/shop.h"
@@ -208,31 +209,25 @@ class Checker {
   }
 
   absl::Status ScanLog() {
-    KV_RETURN_IF_ERROR(db_.ForEach(
-        storage::kCfDeliveryLog, "", [&](std::string_view key, std::string_view value) -> StepOr {
-          auto seq = storage::ParseU64Key(key);
-          if (!seq) return absl::DataLossError("malformed delivery-log key");
-          DeliveryEntry e;
-          KV_RETURN_IF_ERROR(DecodeDelivery(value, &e));
-          ++report_.log_entries;
-          auto w = want_log_.find(*seq);
-          if (w == want_log_.end() || w->second.first != e.oid) {
-            Violation(absl::StrCat("delivery-log entry ", *seq, " names no order waiting for it"));
-            return Scan::kNext;
-          }
-          const bool ok =
-              (w->second.second == OrderStatus::kPaid &&
-               (e.state == DeliveryState::kPending || e.state == DeliveryState::kFailed)) ||
-              (w->second.second == OrderStatus::kBackordered &&
-               e.state == DeliveryState::kBackordered);
-          if (!ok) {
-            Violation(absl::StrCat("delivery-log entry ", *seq, " is ",
-                                   std::string(DeliveryStateName(e.state)), " for a ",
-                                   std::string(OrderStatusName(w->second.second)), " order"));
-          }
-          want_log_.erase(w);
-          return Scan::kNext;
-        }));
+    KV_RETURN_IF_ERROR(ForEachDelivery(db_, [&](DeliveryEntry& e) -> StepOr {
+      ++report_.log_entries;
+      auto w = want_log_.find(e.log_seq);
+      if (w == want_log_.end() || w->second.first != e.oid) {
+        Violation(absl::StrCat("delivery-log entry ", e.log_seq, " names no order waiting for it"));
+        return Scan::kNext;
+      }
+      const bool ok =
+          (w->second.second == OrderStatus::kPaid &&
+           (e.state == DeliveryState::kPending || e.state == DeliveryState::kFailed)) ||
+          (w->second.second == OrderStatus::kBackordered && e.state == DeliveryState::kBackordered);
+      if (!ok) {
+        Violation(absl::StrCat("delivery-log entry ", e.log_seq, " is ",
+                               std::string(DeliveryStateName(e.state)), " for a ",
+                               std::string(OrderStatusName(w->second.second)), " order"));
+      }
+      want_log_.erase(w);
+      return Scan::kNext;
+    }));
     for (const auto& [seq, v] : want_log_) {
       Violation(absl::StrCat("order ", HexEncode(v.first), " is ",
                              std::string(OrderStatusName(v.second)), " but its delivery-log entry ",

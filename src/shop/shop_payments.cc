@@ -7,6 +7,7 @@
 #include "base/coding.h"
 #include "base/status_macros.h"
 #include "base/utf8.h"
+#include "shop/delivery_log.h"
 #include "shop/shop_internal.h"
 
 namespace kv {
@@ -322,22 +323,15 @@ absl::StatusOr<size_t> Shop::RunDeliveries() {
   std::vector<DeliveryEntry> due;
   if (m.log_dirty.exchange(false)) {
     bool waiting = false;  // pending entries left for a later pass (backoff)
-    absl::Status s = m.db->ForEach(
-        storage::kCfDeliveryLog, "",
-        [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
-          auto seq = storage::ParseU64Key(key);
-          if (!seq) return absl::DataLossError("malformed delivery-log key");
-          DeliveryEntry e;
-          KV_RETURN_IF_ERROR(DecodeDelivery(value, &e));
-          e.log_seq = *seq;
-          if (e.state != DeliveryState::kPending) return storage::Scan::kNext;
-          if (e.next_attempt_ms <= now) {
-            due.push_back(e);
-          } else {
-            waiting = true;
-          }
-          return storage::Scan::kNext;
-        });
+    absl::Status s = ForEachDelivery(*m.db, [&](DeliveryEntry& e) -> absl::StatusOr<storage::Scan> {
+      if (e.state != DeliveryState::kPending) return storage::Scan::kNext;
+      if (e.next_attempt_ms <= now) {
+        due.push_back(e);
+      } else {
+        waiting = true;
+      }
+      return storage::Scan::kNext;
+    });
     if (!s.ok()) {
       m.log_dirty = true;
       return s;
@@ -468,17 +462,10 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
 absl::StatusOr<std::vector<DeliveryEntry>> Shop::ListDeliveries(
     std::optional<DeliveryState> state) {
   std::vector<DeliveryEntry> out;
-  KV_RETURN_IF_ERROR(db_->ForEach(
-      storage::kCfDeliveryLog, "",
-      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
-        auto seq = storage::ParseU64Key(key);
-        if (!seq) return absl::DataLossError("malformed delivery-log key");
-        DeliveryEntry e;
-        KV_RETURN_IF_ERROR(DecodeDelivery(value, &e));
-        e.log_seq = *seq;
-        if (!state || e.state == *state) out.push_back(std::move(e));
-        return storage::Scan::kNext;
-      }));
+  KV_RETURN_IF_ERROR(ForEachDelivery(*db_, [&](DeliveryEntry& e) -> absl::StatusOr<storage::Scan> {
+    if (!state || e.state == *state) out.push_back(std::move(e));
+    return storage::Scan::kNext;
+  }));
   return out;
 }
 

@@ -19,7 +19,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,7 +29,18 @@ namespace kv::testing {
 class Json {
  public:
   enum class Type { kMissing, kNull, kBool, kInt, kDouble, kString, kArray, kObject };
-  using Where = std::source_location;
+  // The caller's file and line, for the failure message. Not std::source_location: Debian's
+  // clang 14 (the ASan and fuzz builds) lacks it with libstdc++ 12; both compilers have the
+  // builtins.
+  struct Where {
+    const char* file;
+    int line_no;
+    static constexpr Where current(const char* f = __builtin_FILE(), int l = __builtin_LINE()) {
+      return Where{f, l};
+    }
+    const char* file_name() const { return file; }
+    int line() const { return line_no; }
+  };
 
   Json() = default;  // missing
 
