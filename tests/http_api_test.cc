@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "http_test_util.h"
 #include "kit/exposition.h"
+#include "kit/served_shop_test.h"
 
 namespace kv::httptest {
 namespace {
@@ -34,24 +35,15 @@ constexpr char kPaymentSecret[] = "pay-secret-4b2d8e6f1a3c5e7d9b0a";
 
 bool IsReceived(const Reply& r);
 
-class HttpApiTest : public ::testing::Test {
+class HttpApiTest : public ServedShopTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(
-        std::vector<std::string>{std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
-                                 std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret});
-    std::string error;
-    ASSERT_TRUE(server_->Start({}, &error)) << error;
-    api_ = std::make_unique<Api>(server_->port(), kAdminToken);
-    std::random_device rd;
-    tag_ = std::to_string(rd() % 100000);
-  }
+  HttpApiTest() : ServedShopTest(kAdminToken, kPaymentSecret) {}
 
-  void TearDown() override {
-    api_.reset();  // closes its keep-alive connection
-    // SIGTERM (exit 0), `keyvend check` (exit 0) and SPEC §2.6: no key in a log line, ever
-    // (stdout and stderr of every run, and check's).
-    if (server_ != nullptr) ExpectCleanStop(*server_, imported_);
+  // TearDown (ServedShopTest): SIGTERM (exit 0), `keyvend check` (exit 0) and SPEC §2.6: no
+  // key in a log line, ever (stdout and stderr of every run, and check's).
+  void SetUp() override {
+    ServedShopTest::SetUp();
+    Start();
   }
 
   // A card key unique to this test run.
@@ -234,10 +226,6 @@ class HttpApiTest : public ::testing::Test {
     return std::find(imported_.begin(), imported_.end(), key) != imported_.end();
   }
 
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<Api> api_;
-  std::vector<std::string> imported_;
-  std::string tag_;
   int key_counter_ = 0;
 };
 

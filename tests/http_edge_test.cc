@@ -21,6 +21,7 @@
 
 #include "gtest/gtest.h"
 #include "http_test_util.h"
+#include "kit/served_shop_test.h"
 
 namespace kv::httptest {
 namespace {
@@ -87,22 +88,10 @@ std::string Head(const std::string& method, const std::string& target,
   return out + "\r\n";
 }
 
-class EdgeTest : public ::testing::Test {
+class EdgeTest : public ServedShopTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(
-        std::vector<std::string>{std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
-                                 std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret});
-    std::random_device rd;
-    tag_ = std::to_string(rd() % 100000);
-  }
-  void TearDown() override {
-    if (server_ != nullptr) ExpectCleanStop(*server_, imported_);
-  }
-  void Start(const std::vector<std::string>& flags) {
-    std::string error;
-    ASSERT_TRUE(server_->Start(flags, &error)) << error;
-  }
+  EdgeTest() : ServedShopTest(kAdminToken, kPaymentSecret) {}
+
   // A product with n keys; its id.
   std::string Stocked(Api& admin, int n) {
     const Reply p = admin.AdminPost("/api/v1/admin/products",
@@ -139,10 +128,6 @@ class EdgeTest : public ::testing::Test {
     Api api(server_->port(), "");
     return api.Get("/metrics").body;
   }
-
-  std::unique_ptr<ServerProcess> server_;
-  std::vector<std::string> imported_;
-  std::string tag_;
 };
 
 // --- 1. compressed bodies ------------------------------------------------------------------------

@@ -35,6 +35,7 @@
 #include "gtest/gtest.h"
 #include "http_test_util.h"
 #include "kit/exposition.h"
+#include "kit/served_shop_test.h"
 
 namespace kv::httptest {
 namespace {
@@ -60,25 +61,9 @@ std::string OrderHead(size_t content_length) {
          std::to_string(content_length) + "\r\n\r\n";
 }
 
-class LoadProtectionTest : public ::testing::Test {
+class LoadProtectionTest : public ServedShopTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(
-        std::vector<std::string>{std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
-                                 std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret});
-    std::random_device rd;
-    tag_ = std::to_string(rd() % 100000);
-  }
-
-  void TearDown() override {
-    if (server_ != nullptr) ExpectCleanStop(*server_, imported_);
-  }
-
-  // Starts the server with `flags` after the harness's own (the last flag wins).
-  void Start(const std::vector<std::string>& flags) {
-    std::string error;
-    ASSERT_TRUE(server_->Start(flags, &error)) << error;
-  }
+  LoadProtectionTest() : ServedShopTest(kAdminToken, kPaymentSecret) {}
 
   std::string CreateProduct(Api& api, const std::string& name, int64_t price_cents = 300) {
     const Reply r = api.AdminPost("/api/v1/admin/products",
@@ -146,10 +131,6 @@ class LoadProtectionTest : public ::testing::Test {
     EXPECT_TRUE(v.has_value()) << "no sample " << name << " in:\n" << exposition.substr(0, 6000);
     return v.value_or(-1);
   }
-
-  std::unique_ptr<ServerProcess> server_;
-  std::vector<std::string> imported_;
-  std::string tag_;
 };
 
 // --- 1. the connection cap -----------------------------------------------------------------------

@@ -21,6 +21,7 @@
 
 #include "gtest/gtest.h"
 #include "http_test_util.h"
+#include "kit/served_shop_test.h"
 
 namespace kv::httptest {
 namespace {
@@ -29,23 +30,9 @@ constexpr char kAdminToken[] = "adm-lookup-edge-5c1f9a7e3b2d4c6a8e0f";
 constexpr char kPaymentSecret[] = "pay-lookup-edge-2b4d6f8a0c1e";
 constexpr milliseconds kLiveness(20000);
 
-class LookupEdgeTest : public ::testing::Test {
+class LookupEdgeTest : public ServedShopTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(
-        std::vector<std::string>{std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
-                                 std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret});
-  }
-
-  void TearDown() override {
-    if (server_ != nullptr) ExpectCleanStop(*server_, imported_);
-  }
-
-  void Start(const std::vector<std::string>& flags = {}) {
-    std::string error;
-    ASSERT_TRUE(server_->Start(flags, &error)) << error;
-    api_ = std::make_unique<Api>(server_->port(), kAdminToken);
-  }
+  LookupEdgeTest() : ServedShopTest(kAdminToken, kPaymentSecret) {}
 
   // A product with n fresh keys; returns its id.
   std::string ProductWithKeys(int n) {
@@ -94,10 +81,6 @@ class LookupEdgeTest : public ::testing::Test {
     EXPECT_EQ(r.status, 200) << r;
     return r.json()["orders"].size();
   }
-
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<Api> api_;
-  std::vector<std::string> imported_;
 };
 
 // A 429 whose Retry-After is a whole number of seconds in 1..max.

@@ -16,6 +16,7 @@
 #include "base/coding.h"
 #include "gtest/gtest.h"
 #include "http_test_util.h"
+#include "kit/served_shop_test.h"
 
 namespace kv::httptest {
 namespace {
@@ -37,20 +38,13 @@ bool IsReceived(const Reply& r) {
          j["received"].boolean();
 }
 
-class HttpNotifyEdgeTest : public ::testing::Test {
+class HttpNotifyEdgeTest : public ServedShopTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(
-        std::vector<std::string>{std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
-                                 std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret});
-    std::string error;
-    ASSERT_TRUE(server_->Start({}, &error)) << error;
-    api_ = std::make_unique<Api>(server_->port(), kAdminToken);
-  }
+  HttpNotifyEdgeTest() : ServedShopTest(kAdminToken, kPaymentSecret) {}
 
-  void TearDown() override {
-    api_.reset();
-    if (server_ != nullptr) ExpectCleanStop(*server_, imported_);
+  void SetUp() override {
+    ServedShopTest::SetUp();
+    Start();
   }
 
   // A product at 250 EUR with n fresh keys; returns its id.
@@ -111,10 +105,6 @@ class HttpNotifyEdgeTest : public ::testing::Test {
     if (!signature.empty()) h.emplace("Keyvend-Signature", signature);
     return api_->Post("/api/v1/payments/notify", body, "application/json", h);
   }
-
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<Api> api_;
-  std::vector<std::string> imported_;
 };
 
 // Review finding 5: each of these got 400 and left no record (money taken, nothing stored).
