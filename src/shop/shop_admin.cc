@@ -121,12 +121,7 @@ Result<OrderView> Shop::RedeliverOrder(std::string_view order_id) {
     DeliveryEntry e;
     KV_RETURN_IF_ERROR(DecodeDelivery(**ev, &e));
     e.log_seq = o.log_seq;
-    e.state = DeliveryState::kPending;
-    e.attempts = 0;
-    e.next_attempt_ms = m.NowMs();
-    rocksdb::WriteBatch b;
-    b.Put(db_->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
-    KV_RETURN_IF_ERROR(db_->Write(&b));
+    KV_RETURN_IF_ERROR(m.RequeueDelivery(&e));
     entry = e;
   }
   m.log_dirty = true;

@@ -176,6 +176,9 @@ struct Shop::Impl {
   // Assigns keys to a paid order whose delivery-log entry is pending. Returns whether the
   // order was delivered; on a write error the entry is rescheduled with backoff.
   absl::StatusOr<bool> DeliverPending(const DeliveryEntry& e);
+  // Puts a delivery-log entry back to pending (attempts 0, due now) and writes it. The
+  // caller holds the order's lock.
+  [[nodiscard]] absl::Status RequeueDelivery(DeliveryEntry* e);
 
   // Hoarding guard: counts of open pending_payment orders per contact and per client.
   // TryHoldPending takes a slot for a new order (false at the cap); ReleasePending gives it

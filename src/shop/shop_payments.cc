@@ -369,6 +369,15 @@ absl::StatusOr<size_t> Shop::RunDeliveries() {
   return delivered;
 }
 
+absl::Status Shop::Impl::RequeueDelivery(DeliveryEntry* e) {
+  e->state = DeliveryState::kPending;
+  e->attempts = 0;
+  e->next_attempt_ms = NowMs();
+  rocksdb::WriteBatch b;
+  b.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e->log_seq), EncodeDelivery(*e));
+  return db->Write(&b);
+}
+
 absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
   MutexLock l(&OrderLock(entry.oid));
   // Read both again under the lock: a refund may have finished the entry meanwhile.
@@ -476,12 +485,7 @@ absl::StatusOr<size_t> Shop::ReplayFailedDeliveries() {
   size_t n = 0;
   for (DeliveryEntry& e : *failed) {
     MutexLock l(&m.OrderLock(e.oid));
-    e.state = DeliveryState::kPending;
-    e.attempts = 0;
-    e.next_attempt_ms = m.NowMs();
-    rocksdb::WriteBatch b;
-    b.Put(db_->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
-    KV_RETURN_IF_ERROR(db_->Write(&b));
+    KV_RETURN_IF_ERROR(m.RequeueDelivery(&e));
     ++n;
   }
   if (n > 0) {
