@@ -50,7 +50,7 @@ struct WireErrorRow {
   std::string_view meaning;  // for ARCHITECTURE/SPEC readers; never sent
 };
 
-// Indexed by Wire (a test checks the order).
+// Indexed by Wire (checked at compile time below).
 inline constexpr WireErrorRow kWireErrors[] = {
     {Wire::kBadRequest, "bad_request", 400,
      "malformed JSON or request, wrong type, missing field, bad value"},
@@ -85,6 +85,13 @@ inline constexpr WireErrorRow kWireErrors[] = {
     {Wire::kStorageUnavailable, "storage_unavailable", 503, "storage failed; retry later"},
 };
 static_assert(std::size(kWireErrors) == static_cast<size_t>(Wire::kCount));
+constexpr bool WireRowsInEnumOrder() {
+  for (size_t i = 0; i < std::size(kWireErrors); ++i) {
+    if (static_cast<size_t>(kWireErrors[i].wire) != i) return false;
+  }
+  return true;
+}
+static_assert(WireRowsInEnumOrder(), "kWireErrors[i] must be the row of Wire(i)");
 
 inline const WireErrorRow& RowOf(Wire w) { return kWireErrors[static_cast<size_t>(w)]; }
 
