@@ -69,9 +69,16 @@ enum class OptionType { kString, kBool, kInt };
   INT(notify_tolerance_seconds, 300, 1, 3600,                                                    \
       "Largest difference, in seconds, between a payment notify's signed timestamp and the "     \
       "shop's clock; older or newer notifies are refused.")                                      \
-  INT(max_connections, 256, 1, 10000,                                                            \
-      "Concurrent HTTP connections served on the main listener (one worker thread each); "       \
-      "over it a new connection gets a fast 503 and is closed.")                                 \
+  INT(max_connections, 10000, 1, 1000000,                                                        \
+      "Concurrent HTTP connections served on the main listener (each costs a buffer in an I/O "  \
+      "thread, not a thread); over it a new connection gets a fast 503 and is closed. The "      \
+      "descriptor budget is checked at start.")                                                  \
+  INT(io_threads, 0, 0, 64,                                                                      \
+      "Threads that own the connections (epoll): read requests, write responses, keep idle "     \
+      "connections; 0 = one per core.")                                                          \
+  INT(worker_threads_max, 256, 1, 4096,                                                          \
+      "Most threads running request handlers at once (a thread per request in progress, never "  \
+      "per connection); a request beyond it waits in the queue for a free worker.")              \
   INT(listen_backlog, 1024, 1, 65535,                                                            \
       "Length of the kernel's queue of connections not yet accepted.")                           \
   INT(keep_alive_max_count, 10000, 1, 1000000,                                                   \
