@@ -18,7 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
-#include "http/conn_stream.h"
+#include "http/io_loop.h"
 
 namespace kv::http {
 namespace {
@@ -71,20 +71,6 @@ Acceptor::Acceptor(Registry* metrics, ServeFn serve, absl::flat_hash_set<std::st
 
 Acceptor::~Acceptor() {
   BeginDrain(0);
-  {
-    MutexLock l(&mu_);
-    stop_workers_ = true;
-  }
-  cv_.SignalAll();
-  // No worker is added any more (Run has returned, or never ran): the list is stable.
-  std::vector<std::thread> workers;
-  {
-    MutexLock l(&mu_);
-    workers.swap(workers_);
-  }
-  for (std::thread& t : workers) {
-    if (t.joinable()) t.join();
-  }
   for (auto& l : listeners_) {
     if (l->fd >= 0) close(l->fd);
   }
@@ -419,7 +405,7 @@ void Acceptor::AdmitReadable(AcceptedConnection c) {
   if (c.reserved) l.reserve_admitted->Inc();
   l.accepted->Inc();
   l.open_gauge->Inc();
-  Submit(std::move(c));
+  serve_(c);
 }
 
 void Acceptor::ExpireDue(int64_t now) {
@@ -468,36 +454,7 @@ void Acceptor::MaybeLogTally(Listener& l, int64_t now) {
   l.last_log_ns = now;
 }
 
-void Acceptor::Submit(AcceptedConnection c) {
-  MutexLock g(&mu_);
-  pending_.push_back(std::move(c));
-  if (waiting_workers_ >= pending_.size()) {
-    cv_.Signal();
-  } else {
-    workers_.emplace_back([this] { WorkerLoop(); });
-  }
-}
-
-void Acceptor::WorkerLoop() {
-  while (true) {
-    AcceptedConnection c;
-    {
-      MutexLock g(&mu_);
-      while (pending_.empty() && !stop_workers_) {
-        ++waiting_workers_;
-        cv_.Wait(&mu_);
-        --waiting_workers_;
-      }
-      if (pending_.empty()) return;  // stopping
-      c = std::move(pending_.front());
-      pending_.pop_front();
-    }
-    serve_(c);
-    Finish(c);
-  }
-}
-
-void Acceptor::Finish(const AcceptedConnection& c) {
+void Acceptor::Release(const AcceptedConnection& c) {
   Listener& l = *listeners_[c.listener];
   {
     MutexLock g(&mu_);

@@ -16,16 +16,16 @@
 //   served for that one request (AcceptedConnection::reserved) and closed.
 // - Refused sockets linger (bounded count, ≤ kLingerMs) so the client reads the 503
 //   instead of a reset.
-// - An admitted connection is served by a pool thread for its whole life (cpp-httplib's
-//   model); the pool grows on demand up to the sum of the listeners' caps, so an admitted
-//   connection never waits for a thread.
+// - An admitted connection is handed to the serve function (the server gives it to an I/O
+//   loop, io_loop.h: it costs a buffer there, not a thread) and counts against its caps
+//   until the server gives it back with Release().
 // - Refusals, timeouts and evictions are counted in metrics and summed up in one log line
 //   per listener at most every kLogIntervalMs (a flood never floods the log).
 // - Drain: BeginDrain() closes the listeners (new connections are refused by the kernel),
-//   closes waiting connections, makes drain_fd() readable (idle keep-alive connections
-//   poll it and close at once) and Run() returns when every connection has ended;
-//   connections still open after the drain deadline are shut down (their handler finishes
-//   its current call, its write fails).
+//   closes waiting connections, makes drain_fd() readable (the I/O loops watch it and close
+//   idle keep-alive connections at once) and Run() returns when every connection has been
+//   released; connections still open after the drain deadline are shut down (a handler
+//   running finishes its current call, its write fails).
 //
 // Thread-safety: AddListener before Run; everything else from any thread.
 #pragma once
@@ -69,7 +69,7 @@ struct ListenerSpec {
   std::vector<std::string> cap_exempt;
 };
 
-// One admitted connection, handed to the serve function on a pool thread.
+// One admitted connection, handed to the serve function on the acceptor thread.
 struct AcceptedConnection {
   int fd = -1;
   size_t listener = 0;  // index into the acceptor's listeners
@@ -87,7 +87,8 @@ class Acceptor {
   static constexpr size_t kLingerMax = 1024;         // refused sockets lingering at once
   static constexpr int64_t kLogIntervalMs = 10'000;  // refusal summaries, per listener
 
-  // serve(conn) runs on a pool thread and must not close conn.fd (the acceptor does).
+  // serve(conn) runs on the acceptor thread and must not block: it hands the connection on.
+  // Whoever serves it calls Release(conn) when it is done with it, never close(conn.fd).
   using ServeFn = std::function<void(const AcceptedConnection&)>;
   Acceptor(Registry* metrics, ServeFn serve, absl::flat_hash_set<std::string> cap_exempt);
   ~Acceptor();
@@ -110,6 +111,9 @@ class Acceptor {
   // Connections waiting for their first byte, all listeners (acceptor thread's count,
   // read racily for tests and metrics).
   size_t waiting_connections() const { return waiting_total_.load(std::memory_order_relaxed); }
+  // An admitted connection has ended: its slot is free and its descriptor is closed here.
+  // Any thread; once per admitted connection.
+  void Release(const AcceptedConnection& c);
 
  private:
   // Refusals and drops since the last summary line (acceptor thread only).
@@ -171,9 +175,6 @@ class Acceptor {
   void ExpireDue(int64_t now);
   int NextTimeoutMs(int64_t now) const;
   void MaybeLogTally(Listener& l, int64_t now);
-  void Submit(AcceptedConnection c);
-  void WorkerLoop();
-  void Finish(const AcceptedConnection& c);
 
   Registry* metrics_;
   ServeFn serve_;
@@ -192,15 +193,10 @@ class Acceptor {
   std::atomic<size_t> waiting_total_{0};
 
   mutable Mutex mu_;
-  CondVar cv_;       // work for the pool, or stop
   CondVar done_cv_;  // a connection ended
   // Open connections by peer IP.
   absl::flat_hash_map<std::string, size_t> per_client_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<int> live_fds_ ABSL_GUARDED_BY(mu_);  // admitted, not yet closed
-  std::deque<AcceptedConnection> pending_ ABSL_GUARDED_BY(mu_);
-  size_t waiting_workers_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stop_workers_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kv::http

@@ -109,12 +109,23 @@ struct Running {
   std::unique_ptr<Acceptor> acceptor;
   std::thread runner;
   int port = 0;
+  // The serve function must not block the acceptor: each admitted connection gets a thread
+  // of the test's own (the server hands it to an I/O loop instead), which gives it back.
+  Mutex mu;
+  std::vector<std::thread> servers ABSL_GUARDED_BY(mu);
 
   Running(size_t max_conns, size_t per_client, absl::flat_hash_set<std::string> exempt = {})
       : Running(Spec(max_conns, per_client), std::move(exempt)) {}
   explicit Running(const ListenerSpec& spec, absl::flat_hash_set<std::string> exempt = {}) {
     acceptor = std::make_unique<Acceptor>(
-        &registry, [this](const AcceptedConnection& c) { EchoUntilClosed(c, &served); },
+        &registry,
+        [this](const AcceptedConnection& c) {
+          MutexLock l(&mu);
+          servers.emplace_back([this, c] {
+            EchoUntilClosed(c, &served);
+            acceptor->Release(c);
+          });
+        },
         std::move(exempt));
     auto idx = acceptor->AddListener(spec);
     EXPECT_TRUE(idx.ok()) << idx.status();
@@ -124,6 +135,8 @@ struct Running {
   ~Running() {
     acceptor->BeginDrain(0);
     runner.join();
+    MutexLock l(&mu);
+    for (auto& t : servers) t.join();
   }
   std::string Metrics() const { return registry.Render(); }
 };
@@ -290,7 +303,17 @@ TEST(Acceptor, TheReserveAdmitsOneProbeOrNotifyAboveTheCap) {
 TEST(Acceptor, DrainStopsAcceptingWaitsThenCutsWhatIsLeft) {
   Registry registry;
   std::atomic<int> served{0};
-  Acceptor acc(&registry, [&](const AcceptedConnection& c) { EchoUntilClosed(c, &served); }, {});
+  std::vector<std::thread> servers;  // only the acceptor thread adds to it
+  Acceptor* accp = nullptr;
+  Acceptor acc(&registry,
+               [&](const AcceptedConnection& c) {
+                 servers.emplace_back([&, c] {
+                   EchoUntilClosed(c, &served);
+                   accp->Release(c);
+                 });
+               },
+               {});
+  accp = &acc;
   auto idx = acc.AddListener(Spec(10, 0));
   ASSERT_TRUE(idx.ok());
   const int port = acc.port(*idx);
@@ -322,6 +345,7 @@ TEST(Acceptor, DrainStopsAcceptingWaitsThenCutsWhatIsLeft) {
   EXPECT_EQ(acc.open_connections(), 0u);
   EXPECT_EQ(ReadToEof(busy), "") << "the client sees the connection end";
   close(busy);
+  for (auto& t : servers) t.join();
 }
 
 }  // namespace

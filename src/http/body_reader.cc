@@ -5,49 +5,6 @@
 namespace kv::http {
 namespace {
 
-// Bodies grow as they arrive: a client that announces the limit and sends nothing costs no
-// more than what it sent.
-constexpr size_t kReadStepBytes = 64 * 1024;
-
-// Appends exactly n bytes from s to *out; false if the stream ends or gives up first.
-bool ReadExactly(httplib::Stream& s, uint64_t n, std::string* out) {
-  while (n > 0) {
-    const size_t step = static_cast<size_t>(std::min<uint64_t>(n, kReadStepBytes));
-    const size_t old = out->size();
-    out->resize(old + step);
-    const ssize_t got = s.read(out->data() + old, step);
-    if (got <= 0) {
-      out->resize(old);
-      return false;
-    }
-    out->resize(old + static_cast<size_t>(got));
-    n -= static_cast<uint64_t>(got);
-  }
-  return true;
-}
-
-enum class Line { kOk, kTooLong, kIncomplete, kBareLf };
-
-// Reads one CRLF-terminated line (without the CRLF) of at most kChunkLineBytesMax bytes,
-// one byte at a time so nothing past the line is consumed (ConnStream buffers, so a byte
-// read is a copy, not a syscall).
-Line ReadLine(httplib::Stream& s, std::string* line, uint64_t* raw) {
-  line->clear();
-  char ch = 0;
-  while (true) {
-    const ssize_t got = s.read(&ch, 1);
-    if (got <= 0) return Line::kIncomplete;
-    ++*raw;
-    if (ch == '\n') {
-      if (line->empty() || line->back() != '\r') return Line::kBareLf;
-      line->pop_back();
-      return Line::kOk;
-    }
-    if (line->size() >= kChunkLineBytesMax) return Line::kTooLong;
-    line->push_back(ch);
-  }
-}
-
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -72,69 +29,82 @@ bool ParseChunkSize(const std::string& line, uint64_t* size) {
   return true;
 }
 
-BodyRead FromLine(Line l) {
-  switch (l) {
-    case Line::kOk:
-      return BodyRead::kOk;
-    case Line::kIncomplete:
-      return BodyRead::kIncomplete;
-    case Line::kTooLong:
-    case Line::kBareLf:
-      return BodyRead::kMalformed;
-  }
-  return BodyRead::kMalformed;
-}
-
 }  // namespace
 
-BodyRead ReadFixedBody(httplib::Stream& s, uint64_t length, uint64_t limit, std::string* out) {
-  out->clear();
-  if (limit != 0 && length > limit) return BodyRead::kTooLarge;
-  out->reserve(static_cast<size_t>(std::min<uint64_t>(length, kReadStepBytes)));
-  return ReadExactly(s, length, out) ? BodyRead::kOk : BodyRead::kIncomplete;
+BodyRead ChunkedDecoder::LineByte(char ch, bool* complete) {
+  *complete = false;
+  if (ch == '\n') {
+    if (line_.empty() || line_.back() != '\r') return BodyRead::kMalformed;  // bare LF
+    line_.pop_back();
+    *complete = true;
+    return BodyRead::kOk;
+  }
+  if (line_.size() >= kChunkLineBytesMax) return BodyRead::kMalformed;
+  line_.push_back(ch);
+  return BodyRead::kNeedMore;
 }
 
-BodyRead ReadChunkedBody(httplib::Stream& s, uint64_t limit, std::string* out,
-                         uint64_t* raw_bytes) {
-  out->clear();
-  *raw_bytes = 0;
-  const uint64_t framing_max = ChunkFramingBytesMax(limit);
-  uint64_t framing = 0;
-  std::string line;
-  while (true) {
-    uint64_t raw = 0;
-    const Line l = ReadLine(s, &line, &raw);
-    *raw_bytes += raw;
-    framing += raw;
-    if (l != Line::kOk) return FromLine(l);
-    if (framing > framing_max) return BodyRead::kTooLarge;
-    uint64_t size = 0;
-    if (!ParseChunkSize(line, &size)) return BodyRead::kMalformed;
-    if (size == 0) break;
-    // Refused on the announcement, before the chunk's data is read.
-    if (limit != 0 && (size > limit || out->size() > limit - size)) return BodyRead::kTooLarge;
-    const size_t before = out->size();
-    const bool whole = ReadExactly(s, size, out);
-    *raw_bytes += out->size() - before;
-    if (!whole) return BodyRead::kIncomplete;
-    raw = 0;
-    const Line end = ReadLine(s, &line, &raw);
-    *raw_bytes += raw;
-    framing += raw;
-    if (end != Line::kOk) return FromLine(end);
-    if (!line.empty()) return BodyRead::kMalformed;  // data longer than announced
+BodyRead ChunkedDecoder::Feed(const char* p, size_t n, size_t* consumed, std::string* out) {
+  const uint64_t framing_max = ChunkFramingBytesMax(limit_);
+  size_t i = 0;
+  const auto done = [&](BodyRead r) {
+    *consumed = i;
+    raw_ += i;
+    return r;
+  };
+  while (i < n) {
+    if (state_ == State::kData) {
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(chunk_left_, n - i));
+      out->append(p + i, take);
+      i += take;
+      chunk_left_ -= take;
+      if (chunk_left_ == 0) state_ = State::kDataEnd;
+      continue;
+    }
+    bool complete = false;
+    const BodyRead r = LineByte(p[i++], &complete);
+    if (r == BodyRead::kMalformed) return done(r);
+    if (state_ == State::kTrailer) {
+      if (++trailer_ > kChunkTrailerBytesMax) return done(BodyRead::kMalformed);
+    } else if (++framing_ > framing_max) {
+      return done(BodyRead::kTooLarge);
+    }
+    if (!complete) continue;
+    switch (state_) {
+      case State::kSizeLine: {
+        uint64_t size = 0;
+        if (!ParseChunkSize(line_, &size)) return done(BodyRead::kMalformed);
+        line_.clear();
+        if (size == 0) {
+          state_ = State::kTrailer;
+          break;
+        }
+        // Refused on the announcement, before the chunk's data is taken.
+        if (limit_ != 0 && (size > limit_ || content_ > limit_ - size)) {
+          return done(BodyRead::kTooLarge);
+        }
+        content_ += size;
+        chunk_left_ = size;
+        state_ = State::kData;
+        break;
+      }
+      case State::kDataEnd:
+        if (!line_.empty()) return done(BodyRead::kMalformed);  // data longer than announced
+        state_ = State::kSizeLine;
+        break;
+      case State::kTrailer:
+        if (line_.empty()) {  // the empty line ends the trailer section and the body
+          state_ = State::kDone;
+          return done(BodyRead::kOk);
+        }
+        line_.clear();  // trailer fields are dropped
+        break;
+      case State::kData:
+      case State::kDone:
+        break;
+    }
   }
-  // Trailer section: header lines up to an empty line, dropped.
-  uint64_t trailer = 0;
-  while (true) {
-    uint64_t raw = 0;
-    const Line l = ReadLine(s, &line, &raw);
-    *raw_bytes += raw;
-    trailer += raw;
-    if (l != Line::kOk) return FromLine(l);
-    if (line.empty()) return BodyRead::kOk;
-    if (trailer > kChunkTrailerBytesMax) return BodyRead::kMalformed;
-  }
+  return done(BodyRead::kNeedMore);
 }
 
 }  // namespace kv::http

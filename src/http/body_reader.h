@@ -1,32 +1,31 @@
-// Reads one request body off a connection, bounded by the matched route's limit WHILE it
-// is read, whatever its framing (issue 9, review finding 2).
+// Decodes one chunked request body (RFC 9112 §7.1) incrementally, as its bytes arrive on an
+// I/O thread, bounded by the matched route's limit WHILE it arrives (issue 9, review
+// finding 2; issue 11: no thread waits for a body).
 //
 // cpp-httplib 0.11.4 reads `Transfer-Encoding: chunked` and length-less bodies with no cap
 // and inflates `Content-Encoding` bodies before any keyvend code runs. keyvend therefore
 // reads every body itself, after the route, admin auth and the body limit have been decided
 // from the header (server.cc, Screen), and hands cpp-httplib a request whose body is already
-// in `req.body` (with `Content-Length: 0`, so the engine reads nothing more).
+// in `req.body` (with `Content-Length: 0`, so the engine reads nothing more). A
+// Content-Length body needs no decoder: the I/O loop counts its bytes.
 //
 // Contract:
-// - Never reads past the end of this body: a pipelined next request stays in the stream.
-// - Content: never more than `limit` bytes are stored (0 = no limit). A chunked body is
-//   refused (kTooLarge) as soon as a chunk-size line announces more than the limit, before
-//   that chunk's data is read; a fixed-length body over the limit is refused before any
-//   byte is read.
+// - Feed never consumes past the end of this body: a pipelined next request stays in the
+//   caller's buffer (*consumed tells how far the body went).
+// - Content: never more than `limit` bytes are stored (0 = no limit). A chunk whose size
+//   line announces more than the limit allows is refused (kTooLarge) on the announcement,
+//   before any of its data is taken.
 // - Framing (chunk-size lines, CRLFs, trailers) is bounded too: each line by
 //   kChunkLineBytesMax, the trailer section by kChunkTrailerBytesMax, all framing bytes
-//   together by ChunkFramingBytesMax(limit). So the bytes read are at most the limit plus
-//   bounded framing.
-// - Deadlines are the stream's (ConnStream's whole-body deadline and per-read timeout): a
-//   read that gives up yields kIncomplete, as does a peer that closes early.
-// - Not thread-safe (one connection, one thread).
+//   together by ChunkFramingBytesMax(limit). So the bytes consumed are at most the limit
+//   plus bounded framing, and the decoder's own state is a line of at most
+//   kChunkLineBytesMax bytes.
+// - Not thread-safe (one connection, one thread at a time).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
-
-#include "httplib.h"
 
 namespace kv::http {
 
@@ -43,18 +42,38 @@ constexpr uint64_t ChunkFramingBytesMax(uint64_t limit) {
 }
 
 enum class BodyRead {
-  kOk,          // *out holds the whole body
-  kTooLarge,    // over the limit (content, or framing past its bound): answer 413, close
-  kMalformed,   // not valid chunked framing: answer 400, close
-  kIncomplete,  // the peer closed, or a read gave up (deadline / timeout): 408 or close
+  kOk,         // the whole body is decoded
+  kNeedMore,   // every byte given was taken; the body goes on
+  kTooLarge,   // over the limit (content, or framing past its bound): answer 413, close
+  kMalformed,  // not valid chunked framing: answer 400, close
 };
 
-// Reads exactly `length` bytes (a Content-Length body). length > limit (limit != 0) is
-// kTooLarge without reading.
-BodyRead ReadFixedBody(httplib::Stream& s, uint64_t length, uint64_t limit, std::string* out);
+class ChunkedDecoder {
+ public:
+  explicit ChunkedDecoder(uint64_t limit = 0) : limit_(limit) {}
 
-// Reads a chunked body (RFC 9112 §7.1), decoded, into *out; chunk extensions and trailers
-// are read and dropped. *raw_bytes: bytes consumed from the stream (content + framing).
-BodyRead ReadChunkedBody(httplib::Stream& s, uint64_t limit, std::string* out, uint64_t* raw_bytes);
+  // Takes bytes of the raw body: appends decoded content to *out and sets *consumed to the
+  // bytes of [p, p+n) that belong to the body. kOk: the body ended at p + *consumed.
+  // After kOk, kTooLarge or kMalformed the decoder must not be fed again.
+  BodyRead Feed(const char* p, size_t n, size_t* consumed, std::string* out);
+
+  // Bytes consumed so far (content + framing).
+  uint64_t raw_bytes() const { return raw_; }
+
+ private:
+  enum class State { kSizeLine, kData, kDataEnd, kTrailer, kDone };
+  // Appends one byte to the current line; kOk when the line is complete (CRLF), kNeedMore,
+  // or kMalformed (bare LF, line too long).
+  BodyRead LineByte(char ch, bool* complete);
+
+  uint64_t limit_;
+  State state_ = State::kSizeLine;
+  std::string line_;
+  uint64_t chunk_left_ = 0;
+  uint64_t content_ = 0;
+  uint64_t framing_ = 0;
+  uint64_t trailer_ = 0;
+  uint64_t raw_ = 0;
+};
 
 }  // namespace kv::http

@@ -1,7 +1,8 @@
-// The body reader: bodies bounded by the route's limit while they are read, whatever their
-// framing; nothing past the body consumed; malformed chunked framing refused.
+// The chunked decoder: bodies bounded by the route's limit while they arrive, in whatever
+// pieces; nothing past the body consumed; malformed chunked framing refused.
 #include "http/body_reader.h"
 
+#include <algorithm>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -9,76 +10,47 @@
 namespace kv::http {
 namespace {
 
-// A stream over a fixed input that hands out at most `step` bytes per read and counts what
-// was consumed (so a test can see how far a refused body was read).
-class StringStream final : public httplib::Stream {
- public:
-  explicit StringStream(std::string in, size_t step = 1 << 20) : in_(std::move(in)), step_(step) {}
-  bool is_readable() const override { return pos_ < in_.size(); }
-  bool is_writable() const override { return true; }
-  ssize_t read(char* ptr, size_t size) override {
-    const size_t n = std::min({size, step_, in_.size() - pos_});
-    std::memcpy(ptr, in_.data() + pos_, n);
-    pos_ += n;
-    return static_cast<ssize_t>(n);  // 0 at the end: the peer closed
-  }
-  ssize_t write(const char*, size_t size) override { return static_cast<ssize_t>(size); }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    ip = "127.0.0.1";
-    port = 1;
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    ip = "127.0.0.1";
-    port = 2;
-  }
-  socket_t socket() const override { return -1; }
-  size_t consumed() const { return pos_; }
-  std::string rest() const { return in_.substr(pos_); }
-
- private:
-  std::string in_;
-  size_t step_;
-  size_t pos_ = 0;
+// Feeds `in` to a decoder `step` bytes at a time (as an I/O loop's reads deliver it) until
+// it answers other than kNeedMore or the input ends; *consumed: the bytes it took.
+struct Fed {
+  BodyRead result;
+  std::string out;
+  size_t consumed = 0;
+  uint64_t raw = 0;
+  std::string rest;
 };
-
-TEST(BodyReader, FixedBodyIsReadExactlyAndLeavesThePipelinedRest) {
-  StringStream s("hello worldGET / HTTP/1.1\r\n", 3);
-  std::string out;
-  EXPECT_EQ(ReadFixedBody(s, 11, 100, &out), BodyRead::kOk);
-  EXPECT_EQ(out, "hello world");
-  EXPECT_EQ(s.rest(), "GET / HTTP/1.1\r\n");
-}
-
-TEST(BodyReader, FixedBodyOverTheLimitIsRefusedBeforeOneByteIsRead) {
-  StringStream s(std::string(1000, 'x'));
-  std::string out;
-  EXPECT_EQ(ReadFixedBody(s, 1000, 999, &out), BodyRead::kTooLarge);
-  EXPECT_EQ(s.consumed(), 0u);
-  EXPECT_TRUE(out.empty());
-}
-
-TEST(BodyReader, FixedBodyCutShortIsIncomplete) {
-  StringStream s("abc");
-  std::string out;
-  EXPECT_EQ(ReadFixedBody(s, 10, 0, &out), BodyRead::kIncomplete);
+Fed Feed(const std::string& in, uint64_t limit, size_t step = 1 << 20) {
+  ChunkedDecoder d(limit);
+  Fed f{BodyRead::kNeedMore, "", 0, 0, ""};
+  size_t pos = 0;
+  while (pos < in.size()) {
+    const size_t n = std::min(step, in.size() - pos);
+    size_t used = 0;
+    f.result = d.Feed(in.data() + pos, n, &used, &f.out);
+    EXPECT_LE(used, n);
+    pos += used;
+    if (f.result != BodyRead::kNeedMore) break;
+    EXPECT_EQ(used, n) << "a decoder that needs more takes every byte it is given";
+  }
+  f.consumed = pos;
+  f.raw = d.raw_bytes();
+  f.rest = in.substr(pos);
+  return f;
 }
 
 TEST(BodyReader, ChunkedBodyIsDecodedWithExtensionsAndTrailersDropped) {
-  StringStream s("5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nNEXT", 2);
-  std::string out;
-  uint64_t raw = 0;
-  EXPECT_EQ(ReadChunkedBody(s, 100, &out, &raw), BodyRead::kOk);
-  EXPECT_EQ(out, "hello world");
-  EXPECT_EQ(s.rest(), "NEXT") << "nothing past the body is consumed";
-  EXPECT_EQ(raw, s.consumed());
+  const Fed f =
+      Feed("5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nNEXT", 100, 2);
+  EXPECT_EQ(f.result, BodyRead::kOk);
+  EXPECT_EQ(f.out, "hello world");
+  EXPECT_EQ(f.rest, "NEXT") << "nothing past the body is consumed";
+  EXPECT_EQ(f.raw, f.consumed);
 }
 
 TEST(BodyReader, UppercaseHexAndLeadingZerosAreAccepted) {
-  StringStream s("00A\r\n0123456789\r\n0\r\n\r\n");
-  std::string out;
-  uint64_t raw = 0;
-  EXPECT_EQ(ReadChunkedBody(s, 100, &out, &raw), BodyRead::kOk);
-  EXPECT_EQ(out, "0123456789");
+  const Fed f = Feed("00A\r\n0123456789\r\n0\r\n\r\n", 100);
+  EXPECT_EQ(f.result, BodyRead::kOk);
+  EXPECT_EQ(f.out, "0123456789");
 }
 
 TEST(BodyReader, ChunkedBodyIsRefusedOnTheAnnouncementBeforeItsDataIsRead) {
@@ -86,20 +58,16 @@ TEST(BodyReader, ChunkedBodyIsRefusedOnTheAnnouncementBeforeItsDataIsRead) {
   // data, so the reader consumed the first chunk and the second's size line only.
   const std::string first = "3c\r\n" + std::string(60, 'a') + "\r\n";
   const std::string second_line = "3c\r\n";
-  StringStream s(first + second_line + std::string(60, 'b') + "\r\n0\r\n\r\n");
-  std::string out;
-  uint64_t raw = 0;
-  EXPECT_EQ(ReadChunkedBody(s, 100, &out, &raw), BodyRead::kTooLarge);
-  EXPECT_EQ(s.consumed(), first.size() + second_line.size());
-  EXPECT_LE(out.size(), 100u);
+  const Fed f = Feed(first + second_line + std::string(60, 'b') + "\r\n0\r\n\r\n", 100);
+  EXPECT_EQ(f.result, BodyRead::kTooLarge);
+  EXPECT_EQ(f.consumed, first.size() + second_line.size());
+  EXPECT_LE(f.out.size(), 100u);
 }
 
 TEST(BodyReader, AHugeChunkSizeIsRefusedWithoutReading) {
-  StringStream s("ffffffffffffffff\r\nxyz");
-  std::string out;
-  uint64_t raw = 0;
-  EXPECT_EQ(ReadChunkedBody(s, 1 << 20, &out, &raw), BodyRead::kTooLarge);
-  EXPECT_EQ(s.rest(), "xyz");
+  const Fed f = Feed("ffffffffffffffff\r\nxyz", 1 << 20);
+  EXPECT_EQ(f.result, BodyRead::kTooLarge);
+  EXPECT_EQ(f.rest, "xyz");
 }
 
 TEST(BodyReader, TinyChunksAreBoundedByTheFramingAllowance) {
@@ -109,12 +77,10 @@ TEST(BodyReader, TinyChunksAreBoundedByTheFramingAllowance) {
   std::string in;
   for (int i = 0; i < 20000; ++i) in += "1\r\nx\r\n";
   in += "0\r\n\r\n";
-  StringStream s(in);
-  std::string out;
-  uint64_t raw = 0;
-  EXPECT_EQ(ReadChunkedBody(s, limit, &out, &raw), BodyRead::kTooLarge);
-  EXPECT_LE(raw, out.size() + ChunkFramingBytesMax(limit) + kChunkLineBytesMax);
-  EXPECT_LT(s.consumed(), in.size());
+  const Fed f = Feed(in, limit, 1000);
+  EXPECT_EQ(f.result, BodyRead::kTooLarge);
+  EXPECT_LE(f.raw, f.out.size() + ChunkFramingBytesMax(limit) + kChunkLineBytesMax);
+  EXPECT_LT(f.consumed, in.size());
 }
 
 TEST(BodyReader, ChunkedFramingErrorsAreMalformed) {
@@ -127,25 +93,22 @@ TEST(BodyReader, ChunkedFramingErrorsAreMalformed) {
       "11111111111111111\r\n",    // 17 hex digits: more than 64 bits
   };
   for (const char* in : bad) {
-    StringStream s(in);
-    std::string out;
-    uint64_t raw = 0;
-    EXPECT_EQ(ReadChunkedBody(s, 1000, &out, &raw), BodyRead::kMalformed) << in;
+    for (size_t step : {size_t{1}, size_t{3}, size_t{1} << 20}) {
+      EXPECT_EQ(Feed(in, 1000, step).result, BodyRead::kMalformed) << in << " step " << step;
+    }
   }
   // A size line longer than kChunkLineBytesMax (extensions without end).
-  StringStream s("5;" + std::string(kChunkLineBytesMax + 10, 'e') + "\r\nhello\r\n0\r\n\r\n");
-  std::string out;
-  uint64_t raw = 0;
-  EXPECT_EQ(ReadChunkedBody(s, 1000, &out, &raw), BodyRead::kMalformed);
-  EXPECT_LE(raw, kChunkLineBytesMax + 1);
+  const Fed f =
+      Feed("5;" + std::string(kChunkLineBytesMax + 10, 'e') + "\r\nhello\r\n0\r\n\r\n", 1000);
+  EXPECT_EQ(f.result, BodyRead::kMalformed);
+  EXPECT_LE(f.raw, kChunkLineBytesMax + 1);
 }
 
-TEST(BodyReader, ChunkedBodyCutShortIsIncomplete) {
+TEST(BodyReader, ChunkedBodyCutShortNeedsMore) {
   for (const char* in : {"5\r\nhel", "5\r\nhello", "5\r\nhello\r\n", "5\r\nhello\r\n0\r\n"}) {
-    StringStream s(in);
-    std::string out;
-    uint64_t raw = 0;
-    EXPECT_EQ(ReadChunkedBody(s, 1000, &out, &raw), BodyRead::kIncomplete) << in;
+    const Fed f = Feed(in, 1000, 2);
+    EXPECT_EQ(f.result, BodyRead::kNeedMore) << in;
+    EXPECT_EQ(f.consumed, std::string(in).size()) << in;
   }
 }
 
@@ -153,11 +116,9 @@ TEST(BodyReader, OversizedTrailersAreRefused) {
   std::string in = "1\r\nx\r\n0\r\n";
   for (int i = 0; i < 200; ++i) in += "X-T: " + std::string(100, 't') + "\r\n";
   in += "\r\n";
-  StringStream s(in);
-  std::string out;
-  uint64_t raw = 0;
-  EXPECT_EQ(ReadChunkedBody(s, 1000, &out, &raw), BodyRead::kMalformed);
-  EXPECT_LE(raw, 20u + kChunkTrailerBytesMax + kChunkLineBytesMax + 2);
+  const Fed f = Feed(in, 1000, 7);
+  EXPECT_EQ(f.result, BodyRead::kMalformed);
+  EXPECT_LE(f.raw, 20u + kChunkTrailerBytesMax + kChunkLineBytesMax + 2);
 }
 
 TEST(BodyReader, ZeroLimitMeansNoLimit) {
@@ -166,11 +127,9 @@ TEST(BodyReader, ZeroLimitMeansNoLimit) {
   for (size_t off = 0; off < big.size(); off += 50000)
     in += "c350\r\n" + big.substr(off, 50000) + "\r\n";
   in += "0\r\n\r\n";
-  StringStream s(in);
-  std::string out;
-  uint64_t raw = 0;
-  EXPECT_EQ(ReadChunkedBody(s, 0, &out, &raw), BodyRead::kOk);
-  EXPECT_EQ(out, big);
+  const Fed f = Feed(in, 0, 65536);
+  EXPECT_EQ(f.result, BodyRead::kOk);
+  EXPECT_EQ(f.out, big);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "base/time_format.h"
 #include "http/body_reader.h"
 #include "http/server_internal.h"
+#include "http/worker_stream.h"
 
 namespace kv::http {
 
@@ -210,19 +211,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   svr.Put(".*", dispatch);
   svr.Delete(".*", dispatch);
   svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    // Errors cpp-httplib raises itself (malformed request line, body over the global cap,
-    // a body read that failed).
-    ConnContext* cc = CurrentConn();
-    if (cc != nullptr && (cc->stream->deadline_hit() || cc->stream->timed_out())) {
-      // The body did not arrive in time (its whole deadline, or one read waited out the
-      // per-read timeout): a 408, not a "malformed request". Its unread rest would follow,
-      // so the connection ends after the answer, and the answer says so (cpp-httplib
-      // decides between "Connection: close" and "Keep-Alive" after this handler, from the
-      // request's own Connection header).
+    // Errors cpp-httplib raises itself (a request line or header it cannot parse, a URI
+    // over its limit): the connection ends after the answer.
+    if (ConnContext* cc = CurrentConn()) {
       cc->must_close = true;
       AnswerCloses(req);
-      WriteError(res, MakeError(Wire::kRequestTimeout, "request body not received in time"));
-      return;
     }
     if (!res.body.empty()) return;
     if (res.status == 413) {
@@ -247,9 +240,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
     m.access_log = std::move(*log);
   }
   absl::flat_hash_set<std::string> exempt(m.trusted_proxies.begin(), m.trusted_proxies.end());
+  // An admitted connection goes to an I/O loop (round robin); a complete request to a
+  // worker (io_loop.h, worker_pool.h).
   m.acceptor = std::make_unique<Acceptor>(
-      &m.registry, [mp](const AcceptedConnection& ac) { mp->ServeConnection(ac); },
+      &m.registry,
+      [mp](const AcceptedConnection& ac) {
+        const size_t i = mp->next_loop.fetch_add(1, std::memory_order_relaxed);
+        mp->loops[i % mp->loops.size()]->Adopt(ac);
+      },
       std::move(exempt));
+  m.workers = std::make_unique<WorkerPool>(static_cast<size_t>(c.worker_threads_max));
+  IoLoopOptions lo;
+  lo.header_timeout_ms = c.header_timeout_ms;
+  lo.header_bytes_max = static_cast<size_t>(c.header_bytes_max);
+  lo.header_count_max = static_cast<size_t>(c.header_count_max);
+  lo.body_timeout_ms = c.body_timeout_ms;
+  lo.read_timeout_ms = c.read_timeout_ms;
+  lo.write_timeout_ms = c.write_timeout_ms;
+  lo.keep_alive_timeout_ms = c.keep_alive_timeout_seconds * 1000;
+  lo.keep_alive_max_count = c.keep_alive_max_count;
+  const size_t io_threads = c.io_threads > 0
+                                ? static_cast<size_t>(c.io_threads)
+                                : std::max<size_t>(1, std::thread::hardware_concurrency());
+  for (size_t i = 0; i < io_threads; ++i) {
+    m.loops.push_back(std::make_unique<IoLoop>(
+        i, lo, mp, m.acceptor.get(), m.workers.get(),
+        IoLoop::Counters{m.header_timeouts, m.body_timeouts, m.header_too_large}));
+  }
   // One listener's spec from the config: its address and connection caps; both listeners
   // share the waiting-connection caps and deadline.
   const auto spec = [&c](const char* name, const std::string& h, int p, int64_t max,
@@ -301,7 +318,9 @@ bool Server::Run() {
     MutexLock l(&impl_->run_mu);
     impl_->run_state = Impl::RunState::kRunning;
   }
-  impl_->acceptor->Run();  // returns after the drain
+  for (auto& loop : impl_->loops) loop->Start();
+  impl_->acceptor->Run();  // returns after the drain, when every connection was released
+  for (auto& loop : impl_->loops) loop->Stop();
   MutexLock l(&impl_->run_mu);
   impl_->run_state = Impl::RunState::kDone;
   impl_->run_cv.SignalAll();
@@ -397,26 +416,6 @@ uint64_t Mix(uint64_t x) {
 
 ConnContext* CurrentConn() { return tls_conn; }
 
-void Server::Impl::WriteRaw(ConnStream& s, int status, const char* reason, const HttpError& e) {
-  JsonWriter w;
-  w.BeginObject().Key("error").BeginObject().Field("code", e.code).Field("message", e.message);
-  w.EndObject().EndObject();
-  const std::string body = w.Take();
-  const std::string head =
-      absl::StrCat("HTTP/1.1 ", status, " ", reason,
-                   "\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                   "Content-Length: ",
-                   body.size(), "\r\n\r\n");
-  s.write(head.data(), head.size());
-  s.write(body.data(), body.size());
-  s.Flush();
-  requests->Observe(unmatched_route, status, 0);
-  if (ConnContext* cc = CurrentConn()) {
-    cc->route_index = unmatched_route;
-    LogAccess(*cc, "", cc->conn->peer_ip, status, 0, static_cast<int64_t>(body.size()));
-  }
-}
-
 void Server::Impl::LogAccess(const ConnContext& cc, const std::string& method,
                              const std::string& client_ip, int status, int64_t bytes_in,
                              int64_t bytes_out) {
@@ -436,101 +435,111 @@ void Server::Impl::LogAccess(const ConnContext& cc, const std::string& method,
   access_log->Append(r);
 }
 
-void Server::Impl::ServeConnection(const AcceptedConnection& c) {
+namespace {
+// Sets the thread's request context for a scope (an I/O loop screening a head, a worker
+// running a request).
+class CurrentConnScope {
+ public:
+  explicit CurrentConnScope(ConnContext* cc) { tls_conn = cc; }
+  ~CurrentConnScope() { tls_conn = nullptr; }
+  CurrentConnScope(const CurrentConnScope&) = delete;
+  CurrentConnScope& operator=(const CurrentConnScope&) = delete;
+};
+}  // namespace
+
+void Server::Impl::OnHead(Conn& c) {
+  ConnContext& cc = c.cc;
+  CurrentConnScope scope(&cc);
+  cc.start_ns = MonoNowNs();
+  cc.route_index = unmatched_route;
+  cc.screened = cc.refused = false;
+  cc.route = nullptr;
+  cc.params.clear();
+  cc.body.clear();
+  cc.refusal = httplib::Response();
+  const uint64_t id = Mix(request_salt + request_seq.fetch_add(1, std::memory_order_relaxed));
+  absl::SNPrintF(cc.request_id, sizeof cc.request_id, "%016x", id);
+  if (!c.head_parsed) {
+    // cpp-httplib's parse on the worker answers it (400, 414); nothing after it is read.
+    cc.must_close = true;
+    return;
+  }
+  httplib::Request& req = c.head;
+  req.remote_addr = c.ac.peer_ip;
+  req.remote_port = c.ac.peer_port;
+  cc.method = req.method;
+  cc.path = req.path;
+  c.expect_continue = req.get_header_value("Expect") == "100-continue";
+  if (Screen(req, cc.refusal)) return;
+  if (req.has_header("Transfer-Encoding")) {
+    c.chunked = true;
+    c.decoder = ChunkedDecoder(static_cast<uint64_t>(BodyLimitFor(cc.route->spec.body)));
+  } else {
+    const std::string cl = req.get_header_value("Content-Length");
+    c.body_left = cl.empty() ? 0 : std::strtoull(cl.c_str(), nullptr, 10);
+  }
+}
+
+void Server::Impl::RefuseBody(Conn& c, BodyError why) {
+  ConnContext& cc = c.cc;
+  CurrentConnScope scope(&cc);
+  const int64_t limit = cc.route != nullptr ? BodyLimitFor(cc.route->spec.body) : 0;
+  HttpError e = MakeError(Wire::kBadRequest, "malformed chunked body");
+  switch (why) {
+    case BodyError::kTooLarge:
+      e = MakeError(Wire::kPayloadTooLarge, absl::StrCat("request body over ", limit, " bytes"));
+      break;
+    case BodyError::kMalformed:
+      break;
+    case BodyError::kEndedEarly:
+      e = MakeError(Wire::kBadRequest, "request body ended early");
+      break;
+    case BodyError::kTimeout:
+      e = MakeError(Wire::kRequestTimeout, "request body not received in time");
+      break;
+  }
+  cc.refusal = httplib::Response();
+  cc.refusal.set_header("X-Request-Id", cc.request_id);
+  RefuseBeforeBody(c.head, cc.refusal, e, true);
+  cc.body.clear();
+}
+
+void Server::Impl::WriteRaw(Conn& c, int status, const char* reason, const char* what) {
   const Config& cfg = opts.config;
-  ConnStream s(c.fd, c.peer_ip, c.peer_port, c.local_ip, c.local_port, cfg.read_timeout_ms,
-               cfg.write_timeout_ms);
-  ConnContext cc;
-  cc.conn = &c;
-  cc.stream = &s;
-  cc.ops = acceptor->name(c.listener) == "ops";
-  cc.one_request = c.reserved;
-  tls_conn = &cc;
-  const int drain_fd = acceptor->drain_fd();
-  int64_t served = 0;
-  while (true) {
-    if (s.buffered() == 0) {
-      // Idle: wait for the next request's first byte (the first request gets the header
-      // deadline for it, later ones the keep-alive timeout), or for a drain.
-      pollfd p[2] = {{c.fd, POLLIN, 0}, {drain_fd, POLLIN, 0}};
-      // The first request's whole header is due header_timeout_ms after ACCEPT (the
-      // acceptor held the connection while it was silent), later ones' after their first
-      // byte.
-      const int64_t wait_ms =
-          served == 0 ? std::max<int64_t>(
-                            0, (c.accepted_ns + cfg.header_timeout_ms * 1'000'000 - MonoNowNs()) /
-                                   1'000'000)
-                      : cfg.keep_alive_timeout_seconds * 1000;
-      int r;
-      do {
-        r = poll(p, 2, static_cast<int>(wait_ms));
-      } while (r < 0 && errno == EINTR);
-      if (r <= 0 || p[1].revents != 0) break;  // idle too long, or draining
-    }
-    size_t received = 0;
-    const int64_t header_deadline =
-        (served == 0 ? c.accepted_ns : MonoNowNs()) + cfg.header_timeout_ms * 1'000'000;
-    const ConnStream::HeaderResult h =
-        s.ReadHeader(header_deadline, static_cast<size_t>(cfg.header_bytes_max),
-                     static_cast<size_t>(cfg.header_count_max), &received);
-    if (h == ConnStream::HeaderResult::kClosed) break;
-    if (h == ConnStream::HeaderResult::kTimeout) {
-      if (received > 0) {  // a request begun and not finished in time (slow drip)
-        header_timeouts->Inc();
-        WriteRaw(s, 408, "Request Timeout",
-                 MakeError(Wire::kRequestTimeout, "request header not received in time"));
-      }
-      break;
-    }
-    if (h != ConnStream::HeaderResult::kComplete) {
-      header_too_large->Inc();
-      cc.must_close = true;
-      WriteRaw(s, 431, "Request Header Fields Too Large",
-               MakeError(Wire::kHeaderTooLarge,
-                         h == ConnStream::HeaderResult::kTooLarge
-                             ? absl::StrCat("request header over ", cfg.header_bytes_max, " bytes")
-                             : absl::StrCat("more than ", cfg.header_count_max, " header lines")));
-      break;
-    }
-    s.set_deadline(0);  // the whole header is buffered
-    cc.start_ns = MonoNowNs();
-    cc.route_index = unmatched_route;
-    cc.screened = cc.refused = false;
-    cc.route = nullptr;
-    cc.params.clear();
-    const uint64_t id = Mix(request_salt + request_seq.fetch_add(1, std::memory_order_relaxed));
-    absl::SNPrintF(cc.request_id, sizeof cc.request_id, "%016x", id);
-    const bool close = acceptor->draining() || ++served >= cfg.keep_alive_max_count;
-    bool closed = false;
-    const int64_t body_timeout_ns = cfg.body_timeout_ms * 1'000'000;
-    const bool ok = svr.Serve(s, close, closed, [&s, body_timeout_ns](httplib::Request&) {
-      s.set_deadline(MonoNowNs() + body_timeout_ns);  // the body's whole deadline
-    });
-    if (s.deadline_hit() || s.timed_out()) body_timeouts->Inc();
-    s.Flush();
-    s.set_deadline(0);
-    if (!ok || closed || close || cc.must_close || s.failed() || acceptor->draining()) break;
+  HttpError e = MakeError(Wire::kRequestTimeout, "request header not received in time");
+  if (std::string_view(what) == "header_bytes") {
+    e = MakeError(Wire::kHeaderTooLarge,
+                  absl::StrCat("request header over ", cfg.header_bytes_max, " bytes"));
+  } else if (std::string_view(what) == "header_lines") {
+    e = MakeError(Wire::kHeaderTooLarge,
+                  absl::StrCat("more than ", cfg.header_count_max, " header lines"));
   }
-  s.Flush();
-  if (s.buffered() > 0 || cc.must_close) {
-    // Unread input (a refused body, a cut-off header): close gracefully so the client
-    // reads our answer rather than a reset — stop writing, then read and discard for a
-    // moment, bounded in time and bytes.
-    shutdown(c.fd, SHUT_WR);
-    const int64_t until = MonoNowNs() + int64_t{Acceptor::kLingerMs} * 1'000'000;
-    size_t discarded = 0;
-    char sink[16384];
-    while (discarded < (1u << 20)) {
-      const int64_t left_ms = (until - MonoNowNs()) / 1'000'000;
-      if (left_ms <= 0) break;
-      pollfd p{c.fd, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left_ms)) <= 0) break;
-      const ssize_t n = recv(c.fd, sink, sizeof sink, 0);
-      if (n <= 0) break;
-      discarded += static_cast<size_t>(n);
-    }
-  }
-  tls_conn = nullptr;
+  JsonWriter w;
+  w.BeginObject().Key("error").BeginObject().Field("code", e.code).Field("message", e.message);
+  w.EndObject().EndObject();
+  const std::string body = w.Take();
+  absl::StrAppend(&c.out, "HTTP/1.1 ", status, " ", reason,
+                  "\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                  "Content-Length: ",
+                  body.size(), "\r\n\r\n", body);
+  requests->Observe(unmatched_route, status, 0);
+  ConnContext& cc = c.cc;
+  if (cc.start_ns == 0) cc.start_ns = MonoNowNs();
+  cc.route_index = unmatched_route;
+  LogAccess(cc, "", c.ac.peer_ip, status, 0, static_cast<int64_t>(body.size()));
+}
+
+void Server::Impl::Execute(Conn& c) {
+  CurrentConnScope scope(&c.cc);
+  const Config& cfg = opts.config;
+  WorkerStream s(c.head_bytes, c.ac.fd, &c.out, &c.out_pos, c.ac.peer_ip, c.ac.peer_port,
+                 c.ac.local_ip, c.ac.local_port, cfg.write_timeout_ms, c.expect_continue);
+  bool closed = false;
+  c.worker_ok = svr.Serve(s, c.close_after, closed, nullptr);
+  c.worker_closed = closed;
+  // Most responses leave here whole; the loop writes what the socket would not take yet.
+  s.SendNoWait();
+  c.write_failed = s.write_failed();
 }
 
 void Server::Impl::AfterWrite(const httplib::Request& req, const httplib::Response& res) {
@@ -681,49 +690,46 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
   return false;
 }
 
+namespace {
+// The worker's copy of a refusal the I/O loop decided (its status, headers and body).
+void CopyRefusal(const httplib::Response& from, httplib::Response& to) {
+  to.status = from.status;
+  to.headers = from.headers;
+  to.body = from.body;
+}
+}  // namespace
+
 httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& req,
                                                         httplib::Response& res) {
   using HR = httplib::Server::HandlerResponse;
   ConnContext* cc = CurrentConn();
-  if (cc == nullptr) {  // every connection is served by ServeConnection; never here
+  if (cc == nullptr) {  // every request is run by Execute; never here
     WriteError(res, MakeError(Wire::kInternal, "internal error"));
     return HR::Handled;
   }
-  if (Screen(req, res)) {
+  if (cc->refused) {
+    CopyRefusal(cc->refusal, res);
+    if (cc->must_close) AnswerCloses(req);
     requests->Observe(cc->route_index, res.status, 0);
     return HR::Handled;
   }
-  auto& mutable_req = const_cast<httplib::Request&>(req);
-  const bool chunked = req.has_header("Transfer-Encoding");
-  const std::string cl = req.get_header_value("Content-Length");
-  if (chunked || (!cl.empty() && cl != "0")) {
-    // The body is read here, by keyvend, bounded by the route's limit while it arrives
-    // (body_reader.h); cpp-httplib then finds it in req.body and reads nothing more.
-    const int64_t limit = BodyLimitFor(cc->route->spec.body);
-    std::string body;
-    uint64_t raw = 0;
-    const BodyRead got =
-        chunked ? ReadChunkedBody(*cc->stream, static_cast<uint64_t>(limit), &body, &raw)
-                : ReadFixedBody(*cc->stream, std::strtoull(cl.c_str(), nullptr, 10),
-                                static_cast<uint64_t>(limit), &body);
-    if (got != BodyRead::kOk) {
-      HttpError e = MakeError(Wire::kBadRequest, "malformed chunked body");
-      if (got == BodyRead::kTooLarge) {
-        e = MakeError(Wire::kPayloadTooLarge, absl::StrCat("request body over ", limit, " bytes"));
-      } else if (got == BodyRead::kIncomplete) {
-        e = (cc->stream->deadline_hit() || cc->stream->timed_out())
-                ? MakeError(Wire::kRequestTimeout, "request body not received in time")
-                : MakeError(Wire::kBadRequest, "request body ended early");
-      }
-      RefuseBeforeBody(req, res, e, true);
-      requests->Observe(cc->route_index, res.status, 0);
-      return HR::Handled;
-    }
-    mutable_req.body = std::move(body);
+  if (!cc->screened || req.method != cc->method || req.path != cc->path) {
+    // cpp-httplib read the head differently from the loop that screened it: never serve a
+    // request on a decision taken about another one.
+    cc->must_close = true;
+    AnswerCloses(req);
+    WriteError(res, MakeError(Wire::kBadRequest, "malformed request"));
+    requests->Observe(cc->route_index, res.status, 0);
+    return HR::Handled;
   }
-  // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
-  // §6.3); cpp-httplib 0.11.4 would read until the peer closes. Either way the body is in
-  // req.body now: the engine is told there is nothing left to read.
+  res.set_header("X-Request-Id", cc->request_id);
+  // The body was read by the loop, bounded by the route's limit (body_reader.h). A request
+  // with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 §6.3);
+  // cpp-httplib 0.11.4 would read until the peer closes. Either way the engine is told
+  // there is nothing left to read.
+  auto& mutable_req = const_cast<httplib::Request&>(req);
+  mutable_req.body = std::move(cc->body);
+  cc->body.clear();
   mutable_req.headers.erase("Transfer-Encoding");
   mutable_req.headers.erase("Content-Length");
   mutable_req.set_header("Content-Length", "0");
@@ -731,9 +737,14 @@ httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& 
 }
 
 int Server::Impl::Expect100(const httplib::Request& req, httplib::Response& res) {
-  // Refusals are answered instead of "100 Continue": the client never sends the body.
-  if (Screen(req, res)) {
-    if (ConnContext* cc = CurrentConn()) requests->Observe(cc->route_index, res.status, 0);
+  // A refusal is answered instead of "100 Continue" (the loop never asked for the body);
+  // otherwise the loop already said "100 Continue" if the body had to be waited for, and
+  // the worker's stream drops the engine's.
+  ConnContext* cc = CurrentConn();
+  if (cc != nullptr && cc->refused) {
+    CopyRefusal(cc->refusal, res);
+    if (cc->must_close) AnswerCloses(req);
+    requests->Observe(cc->route_index, res.status, 0);
     return res.status;
   }
   return 100;

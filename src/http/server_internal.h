@@ -18,10 +18,12 @@
 #include "base/mutex.h"
 #include "http/acceptor.h"
 #include "http/access_log.h"
-#include "http/conn_stream.h"
+#include "http/conn.h"
+#include "http/io_loop.h"
 #include "http/json.h"
 #include "http/server.h"
 #include "http/wire_errors.h"
+#include "http/worker_pool.h"
 #include "httplib.h"
 #include "limits/rate_limiter.h"
 #include "metrics/metrics.h"
@@ -66,27 +68,8 @@ class Engine final : public httplib::Server {
 
 struct Route;
 
-// The connection a request arrived on and what the request's plumbing learned about it.
-// One per connection, on the thread serving it (CurrentConn()); null elsewhere.
-struct ConnContext {
-  const AcceptedConnection* conn = nullptr;
-  ConnStream* stream = nullptr;
-  bool ops = false;         // the ops listener: only ops and notify routes
-  bool must_close = false;  // the response ends the connection (e.g. a refused, unread body)
-  // The request being served.
-  int64_t start_ns = 0;
-  size_t route_index = 0;
-  char request_id[17] = {};
-  // Decided from the request head (Screen), before the body: the matched route and its
-  // parameters (null route: answered already, e.g. 404), and whether the screen answered.
-  bool screened = false;
-  bool refused = false;
-  const Route* route = nullptr;
-  std::vector<std::string> params;
-  // Per-connection: the connection was admitted from the probe/notify reserve and ends
-  // after one request.
-  bool one_request = false;
-};
+// The request context of the thread serving a request (a worker, or an I/O loop while it
+// screens a head); null elsewhere.
 ConnContext* CurrentConn();
 
 struct Ctx {
@@ -195,27 +178,32 @@ class GaugeHold {
   Gauge* g_;
 };
 
-struct Server::Impl {
+struct Server::Impl final : ConnHandler {
   explicit Impl(ServerOptions o);
-  // The acceptor's threads use everything below: they end first.
-  ~Impl() { acceptor.reset(); }
+  // The loops, workers and acceptor use everything below: they end first (the loops give
+  // any connection left back to the acceptor).
+  ~Impl() override {
+    loops.clear();
+    workers.reset();
+    acceptor.reset();
+  }
 
-  // Serves one admitted connection for its whole life (the keep-alive loop), on a pool
-  // thread: idle wait, header deadline and limits, body deadline, then the engine.
-  void ServeConnection(const AcceptedConnection& c);
-  // A response written by the connection layer itself (408, 431), ending the connection.
-  void WriteRaw(ConnStream& s, int status, const char* reason, const HttpError& e);
+  // ConnHandler (io_loop.h): the I/O loops and workers call these.
+  void OnHead(Conn& c) override;
+  void RefuseBody(Conn& c, BodyError why) override;
+  void WriteRaw(Conn& c, int status, const char* reason, const char* what) override;
+  void Execute(Conn& c) override;
 
-  // Before the body (cpp-httplib's pre-routing and Expect: 100-continue hooks): framing,
-  // content coding, route, rate limit, admin auth and the route's body limit are decided
-  // from the head; a refusal is answered without reading the body (and closes the
-  // connection when one was announced). PreRoute then reads the admitted body itself,
-  // bounded while it arrives (body_reader.h).
+  // The screen, on the I/O loop before the body (OnHead): framing, content coding, route,
+  // rate limit, admin auth and the route's body limit are decided from the head; a
+  // refusal is answered without reading the body (and closes the connection when one was
+  // announced). True when the request was refused (res holds the answer).
+  bool Screen(const httplib::Request& req, httplib::Response& res);
+  // On the worker (cpp-httplib's pre-routing and Expect: 100-continue hooks): writes the
+  // screen's refusal, or hands the engine the body the loop read (body_reader.h), after
+  // checking that cpp-httplib parsed the head as the loop did.
   httplib::Server::HandlerResponse PreRoute(const httplib::Request& req, httplib::Response& res);
   int Expect100(const httplib::Request& req, httplib::Response& res);
-  // True when the request was refused (res holds the answer). Once per request: a second
-  // call (PreRoute after Expect100) returns the first one's decision.
-  bool Screen(const httplib::Request& req, httplib::Response& res);
   // Writes e; with close, the connection ends after the answer (an unread body follows).
   void RefuseBeforeBody(const httplib::Request& req, httplib::Response& res, const HttpError& e,
                         bool close);
@@ -247,6 +235,9 @@ struct Server::Impl {
   int ops_port = 0;  // 0: no ops listener
   Engine svr;
   std::unique_ptr<Acceptor> acceptor;
+  std::unique_ptr<WorkerPool> workers;
+  std::vector<std::unique_ptr<IoLoop>> loops;
+  std::atomic<size_t> next_loop{0};
   Router router;
   Registry registry;
   std::unique_ptr<RequestMetrics> requests;
