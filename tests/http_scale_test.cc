@@ -61,7 +61,7 @@ constexpr milliseconds kLiveness(30000);  // how long any phase may take at most
 // (SetUp checks it against Config{}.)
 constexpr int kPerAddress = 60;
 // Threads the server may run while it holds thousands of idle or dripping connections:
-// about 30 at rest (RocksDB, the shop's workers, the acceptor, the I/O loops), plus the
+// 6-7 at rest before issue 11 (RocksDB, the shop's workers, the acceptor), the I/O loops, the
 // few requests in progress. A thread per connection is thousands.
 constexpr int64_t kIdleThreadsMax = 100;
 
@@ -123,8 +123,7 @@ int StartConnect(const std::string& source, int port) {
   dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::inet_pton(AF_INET, source.c_str(), &src.sin_addr) != 1 ||
       ::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
-      (::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 &&
-       errno != EINPROGRESS)) {
+      (::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0 && errno != EINPROGRESS)) {
     ::close(fd);
     return -1;
   }
@@ -470,9 +469,9 @@ class ScaleTest : public ServedShopTest {
   bool CanOpen(int n) const { return own_fd_limit_ >= n + 256; }
 
   std::string CreateProduct(const std::string& name) {
-    const Reply r = api_->AdminPost(
-        "/api/v1/admin/products",
-        "{\"name\":" + Quote(name) + ",\"price_cents\":300,\"currency\":\"EUR\"}");
+    const Reply r =
+        api_->AdminPost("/api/v1/admin/products",
+                        "{\"name\":" + Quote(name) + ",\"price_cents\":300,\"currency\":\"EUR\"}");
     EXPECT_EQ(r.status, 201) << r;
     return r.status == 201 ? r.json()["id"].str() : std::string();
   }
@@ -528,8 +527,8 @@ TEST_F(ScaleTest, TwoThousandSlowDripConnectionsDoNotStopABuyer) {
     return true;
   };
   EXPECT_TRUE(PollUntil(sample, kLiveness, milliseconds(50)))
-      << "the server never held all " << kDrips << " drips: gauge "
-      << OpenConnections(*api_) << ", held by the test " << swarm.held();
+      << "the server never held all " << kDrips << " drips: gauge " << OpenConnections(*api_)
+      << ", held by the test " << swarm.held();
 
   // The buyer, from 127.0.0.1, one order after another on one keep-alive connection, paced
   // (a buyer, not a benchmark) so that its orders span the drips' header deadline: they are
@@ -540,8 +539,7 @@ TEST_F(ScaleTest, TwoThousandSlowDripConnectionsDoNotStopABuyer) {
   for (int i = 0; i < kOrders; ++i) {
     const Reply r = api_->Post("/api/v1/orders",
                                "{\"product_id\":" + Quote(pid) + ",\"quantity\":1,\"contact\":" +
-                                   Quote("drip-buyer-" + std::to_string(i) + "@example.com") +
-                                   "}");
+                                   Quote("drip-buyer-" + std::to_string(i) + "@example.com") + "}");
     if (r.status == 201) {
       ++created;
     } else {
@@ -555,12 +553,13 @@ TEST_F(ScaleTest, TwoThousandSlowDripConnectionsDoNotStopABuyer) {
       << "drips cut: " << swarm.cuts();
   const std::map<int, int64_t> answers = swarm.cut_answers();
   const std::string cut_text = swarm.DescribeCuts();
-  std::printf("slow drip: %d/%d orders created; open-connections gauge max %.0f; server threads "
-              "%lld at rest, %lld max while holding the drips; drips cut %lld (answers %s), "
-              "connect failures %lld\n",
-              created, kOrders, open_max, static_cast<long long>(threads_at_rest),
-              static_cast<long long>(threads_max), static_cast<long long>(swarm.cuts()),
-              cut_text.c_str(), static_cast<long long>(swarm.connect_failures()));
+  std::printf(
+      "slow drip: %d/%d orders created; open-connections gauge max %.0f; server threads "
+      "%lld at rest, %lld max while holding the drips; drips cut %lld (answers %s), "
+      "connect failures %lld\n",
+      created, kOrders, open_max, static_cast<long long>(threads_at_rest),
+      static_cast<long long>(threads_max), static_cast<long long>(swarm.cuts()), cut_text.c_str(),
+      static_cast<long long>(swarm.connect_failures()));
   RecordProperty("orders_created", created);
   RecordProperty("open_connections_max", static_cast<int>(open_max));
   RecordProperty("server_threads_max", static_cast<int>(threads_max));
@@ -625,15 +624,14 @@ TEST_F(ScaleTest, SigtermWithThreeThousandIdleKeepAliveConnectionsDrainsAndExits
     if (m.eof) ++closed;
     if (m.complete) ++answered;  // an idle connection has nothing to be answered
   }
-  const int status =
-      server_->WaitExit(std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()) +
-                        milliseconds(1));
-  const double exit_ms =
-      std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
-  std::printf("idle drain: %d connections, gauge %.0f, server threads %lld at rest, %lld "
-              "holding them; all closed %zu, exit after %.0f ms (%s)\n",
-              kIdle, open, static_cast<long long>(threads_at_rest),
-              static_cast<long long>(threads_idle), closed, exit_ms, DescribeWait(status).c_str());
+  const int status = server_->WaitExit(
+      std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()) + milliseconds(1));
+  const double exit_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+  std::printf(
+      "idle drain: %d connections, gauge %.0f, server threads %lld at rest, %lld "
+      "holding them; all closed %zu, exit after %.0f ms (%s)\n",
+      kIdle, open, static_cast<long long>(threads_at_rest), static_cast<long long>(threads_idle),
+      closed, exit_ms, DescribeWait(status).c_str());
   RecordProperty("server_threads_idle", static_cast<int>(threads_idle));
   EXPECT_TRUE(ExitedZero(status)) << DescribeWait(status) << "; stderr:\n"
                                   << ReadFile(server_->stderr_path()).substr(0, 4000);
@@ -672,13 +670,14 @@ TEST_F(ScaleTest, ThreeThousandConnectionsEachAskingHealthzAtOnceAllGet200) {
   threads_max = std::max(threads_max, ThreadsOf(pid));
   std::string text;
   for (const auto& [s, n] : by_status) text += " " + std::to_string(s) + ":" + std::to_string(n);
-  std::printf("healthz at once: %d connections, answers%s; server threads %lld at rest, %lld "
-              "max\n",
-              kClients, text.c_str(), static_cast<long long>(threads_at_rest),
-              static_cast<long long>(threads_max));
+  std::printf(
+      "healthz at once: %d connections, answers%s; server threads %lld at rest, %lld "
+      "max\n",
+      kClients, text.c_str(), static_cast<long long>(threads_at_rest),
+      static_cast<long long>(threads_max));
   RecordProperty("server_threads_max", static_cast<int>(threads_max));
-  EXPECT_EQ(by_status[200], kClients) << "first other answer: "
-                                      << (first_bad ? *first_bad : HttpMessage{});
+  EXPECT_EQ(by_status[200], kClients)
+      << "first other answer: " << (first_bad ? *first_bad : HttpMessage{});
   // Requests in progress may each have a worker (worker_threads_max), connections not.
   const Config defaults;
   EXPECT_LT(threads_max, threads_at_rest + defaults.worker_threads_max + 16)
@@ -706,8 +705,7 @@ TEST(ScaleBudgetTest, ServeRefusesToStartWhenTheDescriptorBudgetExceedsTheHardLi
                  RunOptions{.env = {}, .timeout = milliseconds(20000), .merge_stderr = false});
   EXPECT_EQ(run.exit_code, 2) << run.out << run.err;  // as every config error
   const std::string n = std::to_string(budget.total());
-  EXPECT_NE(run.err.find("needs " + n + " (1000000 max_connections"), std::string::npos)
-      << run.err;
+  EXPECT_NE(run.err.find("needs " + n + " (1000000 max_connections"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("is " + std::to_string(r.rlim_max) + " (hard limit " +
                          std::to_string(r.rlim_max) + ")"),
             std::string::npos)
