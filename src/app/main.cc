@@ -2,9 +2,9 @@
 //   keyvend serve [options]      the shop (HTTP)
 //   keyvend check --data-dir DIR [--master-key-file FILE]
 #include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "app/fd_budget.h"
 #include "base/cli_flags.h"
 #include "base/hardening.h"
 #include "base/log.h"
@@ -191,19 +192,16 @@ int RunServe(const std::vector<std::string>& args) {
                  kv::limits::kAdminTokenBytesMin);
     return 2;
   }
-  // Every connection and every open RocksDB file is a descriptor: take what the hard limit
-  // allows (the soft default of 1024 is below max_connections + the database's files).
-  rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
-  }
-  const int64_t fds_needed = cfg->max_connections + cfg->ops_max_connections + 256;
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
-      static_cast<int64_t>(nofile.rlim_cur) < fds_needed) {
-    KV_LOG(kWarn, "the descriptor limit (", static_cast<int64_t>(nofile.rlim_cur),
-           ") is below max_connections + ops_max_connections + 256 (", fds_needed,
-           "); raise it (ulimit -n) or lower max_connections");
+  // Every connection, waiting socket and open RocksDB file is a descriptor: raise the soft
+  // limit to the hard one and refuse to start, before binding, when the configured caps do
+  // not fit (app/fd_budget.h).
+  const int64_t io_loops = cfg->io_threads > 0
+                               ? cfg->io_threads
+                               : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const kv::FdBudget fd_budget = kv::ComputeFdBudget(*cfg, io_loops);
+  if (absl::Status s = kv::RaiseAndCheckFdLimit(fd_budget); !s.ok()) {
+    std::fprintf(stderr, "keyvend: %s\n", std::string(s.message()).c_str());
+    return 2;
   }
   // SIGTERM/SIGINT are taken by a waiting thread (sigwait), never by a handler in an
   // arbitrary thread: block them before any thread starts.
