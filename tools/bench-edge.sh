@@ -35,8 +35,9 @@ if [ "$old_build" != - ]; then
   old_bin=$(cd "$old_build" && pwd)/src/keyvend
   [ -x "$old_bin" ] || { echo "no keyvend binary at $old_bin" >&2; exit 2; }
 fi
-command -v redis-server > /dev/null && command -v redis-benchmark > /dev/null ||
-  { apt-get update -q && apt-get install -y -q redis-server redis-tools > /dev/null; }
+if ! command -v redis-server > /dev/null || ! command -v redis-benchmark > /dev/null; then
+  apt-get update -q && apt-get install -y -q redis-server redis-tools > /dev/null
+fi
 command -v wrk > /dev/null || { apt-get update -q && apt-get install -y -q wrk > /dev/null; }
 ulimit -n "$(ulimit -Hn)"
 kv_init "$build" keyvend
@@ -80,7 +81,8 @@ for c in 64 256; do
   extra[redis-$c]="n=$redis_n"
 done
 redis_orders=$(redis-cli -p "$redis_port" LLEN orders)
-kill -TERM "$(cat "$redis_dir/pid")" && wait "$(cat "$redis_dir/pid")" 2> /dev/null || true
+kill -TERM "$(cat "$redis_dir/pid")"
+wait "$(cat "$redis_dir/pid")" 2> /dev/null || true
 rm -f "$redis_dir/pid"
 
 # --- servers ------------------------------------------------------------------------------------
