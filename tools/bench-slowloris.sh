@@ -50,7 +50,7 @@ pid=$(kv_product "$url" '{"name":"promo","price_cents":100,"currency":"EUR","max
 python3 -c "print('\n'.join(f'DRIP-{i:08d}-KEY' for i in range($secs * 10 + 1000)))" \
   > "$KV_TMP/keys.txt"
 kv_import "$url" "$pid" "$KV_TMP/keys.txt" > /dev/null
-echo "  server: shipped defaults + --payment-sandbox ${server_extra[*]}; product $pid with $((secs * 10 + 1000)) keys"
+echo "  server: shipped defaults + --payment-sandbox${server_extra[*]:+ ${server_extra[*]}}; product $pid with $((secs * 10 + 1000)) keys"
 echo
 
 "$gen" --url "$url" --product "$pid" --connections "$conns" --seconds "$secs" \
