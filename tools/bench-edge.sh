@@ -73,12 +73,13 @@ row = [l for l in sys.stdin if l.startswith("\"EVAL")][-1].strip()
 f = [x.strip("\"") for x in row.rsplit("\",\"", 7)[1:]]
 print(f[0], f[3], f[5])  # rps, p50, p99 (avg, min, p50, p95, p99, max)'
 }
-read -r cal_rps _ _ <<< "$(redis_run 64 5000)"
-redis_n=$(python3 -c "print(max(20000, int(float('$cal_rps') * $secs)))")
 declare -A rate p50 p99 extra
 for c in 64 256; do
+  # -n for about SECS seconds, from a short calibration run at the same concurrency.
+  read -r cal_rps _ _ <<< "$(redis_run "$c" 5000)"
+  redis_n=$(python3 -c "print(max(20000, int(float('$cal_rps') * $secs)))")
   read -r "rate[redis-$c]" "p50[redis-$c]" "p99[redis-$c]" <<< "$(redis_run "$c" "$redis_n")"
-  extra[redis-$c]="n=$redis_n"
+  extra[redis-$c]="-n $redis_n"
 done
 redis_orders=$(redis-cli -p "$redis_port" LLEN orders)
 kill -TERM "$(cat "$redis_dir/pid")"
