@@ -15,7 +15,7 @@ TEST(BenchConf, EveryLimitIsOff) {
   const auto c = LoadConfig({"--config", std::string(KEYVEND_SOURCE_DIR) + "/data/bench.conf"},
                             [](const std::string&) { return std::optional<std::string>(); });
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->max_connections, 300);
+  EXPECT_GE(c->max_connections, 4096) << "room for wrk at 4,096 connections (the default)";
   EXPECT_EQ(c->max_connections_per_client, 0);
 #define KV_OFF(field) std::pair<const char*, int64_t>(#field, c->field)
   for (const auto& [name, value] :

@@ -289,55 +289,68 @@ void Server::Impl::RegisterRoutes() {
   started_mono_ns = opts.clock->MonoNowNs();
 
   // --- buyer ---
-  router.Add({"GET", "/api/v1/products", kPage, kNoBody, kPublic}, [shop](Ctx& c) {
+  router.Add({"GET", "/api/v1/products", kPage, kNoBody, kPublic, Exec::kInline}, [shop](Ctx& c) {
     JsonWriter w;
     w.BeginObject().Key("products").BeginArray();
     for (const ProductView& v : shop->ListProducts(true)) ProductJson(w, v, false);
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add({"GET", "/api/v1/products/{id}", kPage, kNoBody, kPublic}, [shop](Ctx& c) {
-    uint64_t id = 0;
-    std::optional<ProductView> v;
-    if (ParseProductId(c.params[0], &id)) v = shop->GetProduct(id);
-    if (!v) return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
-    JsonWriter w;
-    ProductJson(w, *v, false);
-    WriteJson(c.res, 200, w.Take());
-  });
-  router.Add({"POST", "/api/v1/orders", kOrder, kJson, kPublic}, [this, shop](Ctx& c) {
-    auto f = Body(c, {"product_id", "quantity", "contact", "query_password"});
-    if (!f) return;
-    std::optional<JsonProblem> p;
-    auto pid_s = f->Str("product_id", true, &p);
-    auto qty = f->Int("quantity", true, &p);
-    auto contact = f->Str("contact", true, &p);
-    auto password = f->Str("query_password", false, &p);
-    if (p) return BadRequest(c, *p);
-    uint64_t pid = 0;
-    if (!ParseProductId(*pid_s, &pid)) {
-      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
-    }
-    OrderRequest req(pid, *qty, *contact, password.value_or(""), ClientIp(c.req));
-    std::optional<IdempotencyKey> idem;
-    if (c.req.has_header("Idempotency-Key")) {
-      idem = IdempotencyKey{c.req.get_header_value("Idempotency-Key"), Sha256Hex(c.req.body)};
-    }
-    auto r = shop->CreateOrder(req, idem ? &*idem : nullptr);
-    if (Failed(c, r)) return;
-    if (!r->idempotent_replay) orders_created.fetch_add(1, std::memory_order_relaxed);
-    JsonWriter w;
-    w.BeginObject()
-        .Field("order_id", r->order_id)
-        .Field("token", r->token)
-        .Field("status", OrderStatusName(r->status))
-        .Field("amount_cents", r->amount_cents)
-        .Field("currency", r->currency)
-        .Field("expires_at", FormatRfc3339(r->expires_at))
-        .Field("pay_url", PayUrl(*r))
-        .EndObject();
-    WriteJson(c.res, 201, w.Take());
-  });
+  router.Add({"GET", "/api/v1/products/{id}", kPage, kNoBody, kPublic, Exec::kInline},
+             [shop](Ctx& c) {
+               uint64_t id = 0;
+               std::optional<ProductView> v;
+               if (ParseProductId(c.params[0], &id)) v = shop->GetProduct(id);
+               if (!v)
+                 return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+               JsonWriter w;
+               ProductJson(w, *v, false);
+               WriteJson(c.res, 200, w.Take());
+             });
+  router.Add(
+      {"POST", "/api/v1/orders", kOrder, kJson, kPublic, Exec::kPrecheck}, [this, shop](Ctx& c) {
+        auto f = Body(c, {"product_id", "quantity", "contact", "query_password"});
+        if (!f) return;
+        std::optional<JsonProblem> p;
+        auto pid_s = f->Str("product_id", true, &p);
+        auto qty = f->Int("quantity", true, &p);
+        auto contact = f->Str("contact", true, &p);
+        auto password = f->Str("query_password", false, &p);
+        if (p) return BadRequest(c, *p);
+        uint64_t pid = 0;
+        if (!ParseProductId(*pid_s, &pid)) {
+          return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+        }
+        OrderRequest req(pid, *qty, *contact, password.value_or(""), ClientIp(c.req));
+        std::optional<IdempotencyKey> idem;
+        if (c.req.has_header("Idempotency-Key")) {
+          idem = IdempotencyKey{c.req.get_header_value("Idempotency-Key"), Sha256Hex(c.req.body)};
+        }
+        if (ConnContext* cc = CurrentConn(); cc != nullptr && cc->precheck) {
+          // On the I/O loop: answer only what memory settles (a sold-out or invalid order);
+          // the rest, and every Idempotency-Key (a replay reads the database), runs on a worker.
+          std::optional<Shop::OrderRefusal> no = idem ? std::nullopt : shop->PrecheckOrder(req);
+          if (!no) {
+            cc->needs_worker = true;
+            return;
+          }
+          return WriteError(c.res, ErrorFor(no->refusal, std::move(no->message)));
+        }
+        auto r = shop->CreateOrder(req, idem ? &*idem : nullptr);
+        if (Failed(c, r)) return;
+        if (!r->idempotent_replay) orders_created.fetch_add(1, std::memory_order_relaxed);
+        JsonWriter w;
+        w.BeginObject()
+            .Field("order_id", r->order_id)
+            .Field("token", r->token)
+            .Field("status", OrderStatusName(r->status))
+            .Field("amount_cents", r->amount_cents)
+            .Field("currency", r->currency)
+            .Field("expires_at", FormatRfc3339(r->expires_at))
+            .Field("pay_url", PayUrl(*r))
+            .EndObject();
+        WriteJson(c.res, 201, w.Take());
+      });
   router.Add({"GET", "/api/v1/orders/{order_id}", kRead, kNoBody, kPublic}, [shop](Ctx& c) {
     auto r = shop->GetOrder(c.params[0], c.req.get_param_value("token"));
     if (r.refused() && r.refusal() == Refusal::kRateLimited) {  // this order id is locked
@@ -839,7 +852,7 @@ void Server::Impl::RegisterRoutes() {
   });
 
   // --- operations ---
-  router.Add({"GET", "/healthz", kOps, kNoBody, kPublic},
+  router.Add({"GET", "/healthz", kOps, kNoBody, kPublic, Exec::kInline},
              [](Ctx& c) { WriteJson(c.res, 200, R"({"status":"ok"})"); });
   router.Add({"GET", "/readyz", kOps, kNoBody, kPublic}, [this, shop](Ctx& c) {
     std::string why;

@@ -44,6 +44,14 @@ struct ConnContext {
   std::string path;
   // The body, read and decoded by the I/O loop.
   std::string body;
+  // The request runs on the I/O loop (Exec::kInline / kPrecheck): nothing may block.
+  bool on_loop = false;
+  // Exec::kPrecheck's first run; the handler sets needs_worker when it cannot answer there.
+  bool precheck = false;
+  bool needs_worker = false;
+  // cpp-httplib's pre-routing (or Expect) hook ran: an error answer after it is ours, one
+  // before it is the engine's own (a head it could not parse), which ends the connection.
+  bool pre_routed = false;
   // Per-connection: the connection was admitted from the probe/notify reserve and ends
   // after one request.
   bool one_request = false;
@@ -66,6 +74,7 @@ struct Conn {
   State state = State::kHead;
   bool idle = true;         // kHead and nothing of the next request received yet
   bool read_hint = false;   // input may be waiting (an event came while not reading)
+  bool in_advance = false;  // IoLoop::Advance is on the stack for this connection
   bool peer_eof = false;    // the peer shut down its sending side
   int64_t deadline_ns = 0;  // of the current state (0: none)
   int64_t last_read_ns = 0;
@@ -77,10 +86,10 @@ struct Conn {
   ChunkedDecoder decoder;
   uint64_t lingered = 0;
   // --- shared by hand-off (loop before/after a request, the worker during it) ---
-  std::string in;      // received, not consumed (from in_pos)
+  std::string in;  // received, not consumed (from in_pos)
   size_t in_pos = 0;
-  size_t head_len = 0;    // while scanning: the head's bytes at in[in_pos, in_pos + head_len)
-  httplib::Request head;  // the loop's parse (for the screen)
+  size_t head_len = 0;     // while scanning: the head's bytes at in[in_pos, in_pos + head_len)
+  httplib::Request head;   // the loop's parse (for the screen)
   std::string head_bytes;  // the complete head, as the worker's cpp-httplib parses it
   bool head_parsed = false;
   bool expect_continue = false;

@@ -245,8 +245,7 @@ bool IoLoop::OnEof(Conn& c) {
   switch (c.state) {
     case Conn::State::kBody:
       // The body ended early: answered (the client may still read), then closed.
-      Refuse(c, ConnHandler::BodyError::kEndedEarly);
-      return true;
+      return Refuse(c, ConnHandler::BodyError::kEndedEarly);
     case Conn::State::kHead:
     case Conn::State::kLinger:
     default:
@@ -257,6 +256,16 @@ bool IoLoop::OnEof(Conn& c) {
 }
 
 bool IoLoop::Advance(Conn& c) {
+  // Not re-entered: a response finished on the loop (an inline request) inside this loop
+  // returns here, and the loop goes on with the next buffered request.
+  if (c.in_advance) return true;
+  c.in_advance = true;
+  const bool alive = AdvanceBuffered(c);
+  if (alive) c.in_advance = false;
+  return alive;
+}
+
+bool IoLoop::AdvanceBuffered(Conn& c) {
   while (true) {
     const size_t avail = c.in.size() - c.in_pos;
     if (c.state == Conn::State::kHead) {
@@ -268,9 +277,8 @@ bool IoLoop::Advance(Conn& c) {
         SetStateDeadline(c, now + opts_.header_timeout_ms * 1'000'000);
       }
       size_t skip = 0, len = 0;
-      const HeadScan r =
-          ScanHead(std::string_view(c.in).substr(c.in_pos), &c.scan, opts_.header_bytes_max,
-                   opts_.header_count_max, &skip, &len);
+      const HeadScan r = ScanHead(std::string_view(c.in).substr(c.in_pos), &c.scan,
+                                  opts_.header_bytes_max, opts_.header_count_max, &skip, &len);
       if (r == HeadScan::kNeedMore) {
         c.in_pos += skip;
         if (skip > 0) c.scan = HeadScanState{};
@@ -295,7 +303,8 @@ bool IoLoop::Advance(Conn& c) {
       c.close_after = c.close_after || draining_ || acceptor_->draining() ||
                       c.served >= opts_.keep_alive_max_count || c.cc.one_request;
       if (!c.head_parsed || c.cc.refused || (c.body_left == 0 && !c.chunked)) {
-        Dispatch(c);
+        if (!Dispatch(c)) return false;
+        if (c.state == Conn::State::kHead) continue;  // answered on the loop: the next one
         return true;
       }
       if (!StartBody(c)) return false;
@@ -308,17 +317,16 @@ bool IoLoop::Advance(Conn& c) {
         c.in_pos += used;
         switch (r) {
           case BodyRead::kOk:
-            Dispatch(c);
+            if (!Dispatch(c)) return false;
+            if (c.state == Conn::State::kHead) continue;
             return true;
           case BodyRead::kNeedMore:
             Compact(c);
             return true;
           case BodyRead::kTooLarge:
-            Refuse(c, ConnHandler::BodyError::kTooLarge);
-            return true;
+            return Refuse(c, ConnHandler::BodyError::kTooLarge);
           case BodyRead::kMalformed:
-            Refuse(c, ConnHandler::BodyError::kMalformed);
-            return true;
+            return Refuse(c, ConnHandler::BodyError::kMalformed);
         }
         return true;
       }
@@ -327,7 +335,9 @@ bool IoLoop::Advance(Conn& c) {
       c.in_pos += take;
       c.body_left -= take;
       Compact(c);
-      if (c.body_left == 0) Dispatch(c);
+      if (c.body_left > 0) return true;
+      if (!Dispatch(c)) return false;
+      if (c.state == Conn::State::kHead) continue;
       return true;
     }
     return true;
@@ -351,13 +361,13 @@ bool IoLoop::StartBody(Conn& c) {
   return true;
 }
 
-void IoLoop::Refuse(Conn& c, ConnHandler::BodyError why) {
+bool IoLoop::Refuse(Conn& c, ConnHandler::BodyError why) {
   if (why == ConnHandler::BodyError::kTimeout && counters_.body_timeouts != nullptr) {
     counters_.body_timeouts->Inc();
   }
   handler_->RefuseBody(c, why);
   c.close_after = true;
-  Dispatch(c);
+  return Dispatch(c);
 }
 
 bool IoLoop::Raw(Conn& c, int status, const char* reason, const char* message) {
@@ -369,15 +379,33 @@ bool IoLoop::Raw(Conn& c, int status, const char* reason, const char* message) {
   return WriteOut(c);
 }
 
-void IoLoop::Dispatch(Conn& c) {
+bool IoLoop::Dispatch(Conn& c) {
+  Compact(c);
+  if (handler_->RunsInline(c)) {
+    // Answered here, without a hand-off (the catalogue, probes, refusals, sold out).
+    const size_t mark = c.out.size();
+    c.cc.on_loop = true;
+    handler_->Execute(c);
+    c.cc.on_loop = false;
+    if (!c.cc.needs_worker) {
+      c.state = Conn::State::kWriting;
+      SetStateDeadline(c, MonoNowNs() + opts_.write_timeout_ms * 1'000'000);
+      return WriteOut(c);
+    }
+    c.out.resize(mark);  // whatever the engine wrote for the unanswered first run
+    c.cc.needs_worker = false;
+    c.cc.precheck = false;
+    c.worker_ok = true;
+    c.worker_closed = false;
+  }
   c.state = Conn::State::kWorking;
   SetStateDeadline(c, 0);
-  Compact(c);
   Conn* p = &c;
   pool_->Submit([this, p] {
     handler_->Execute(*p);
     Done(p);
   });
+  return true;
 }
 
 int IoLoop::SendSome(Conn& c) {
@@ -425,6 +453,9 @@ bool IoLoop::FinishResponse(Conn& c) {
   if (c.cc.body.capacity() > kKeepBufferBytes) c.cc.body.shrink_to_fit();
   Compact(c);
   SetStateDeadline(c, MonoNowNs() + opts_.keep_alive_timeout_ms * 1'000'000);
+  // Answered on the loop inside Advance: it goes on with the buffered input, and its
+  // caller with the socket.
+  if (c.in_advance) return true;
   if (c.in_pos < c.in.size()) {
     if (!Advance(c)) return false;
   }
@@ -476,8 +507,7 @@ void IoLoop::SetStateDeadline(Conn& c, int64_t at) {
 void IoLoop::UpdateDeadline(Conn& c) {
   int64_t at = c.deadline_ns;
   if (at == 0) return;
-  const bool reading =
-      (c.state == Conn::State::kHead && !c.idle) || c.state == Conn::State::kBody;
+  const bool reading = (c.state == Conn::State::kHead && !c.idle) || c.state == Conn::State::kBody;
   if (reading) at = std::min(at, c.last_read_ns + opts_.read_timeout_ms * 1'000'000);
   // One heap entry covers every later deadline: when it fires, the real one is checked
   // and re-armed.

@@ -58,6 +58,10 @@ class ConnHandler {
   // Worker thread. Runs the request and leaves the response in c.out (whatever could not be
   // sent yet) and the outcome in c.worker_ok / worker_closed / write_failed.
   virtual void Execute(Conn& c) = 0;
+  // Loop thread, before Dispatch: the request may run on the loop (Execute there must not
+  // block). After such a run, c.cc.needs_worker sends it to a worker (its output so far is
+  // dropped).
+  virtual bool RunsInline(const Conn& c) const = 0;
 };
 
 struct IoLoopOptions {
@@ -73,7 +77,7 @@ struct IoLoopOptions {
 
 class IoLoop {
  public:
-  static constexpr size_t kReadBytes = 64 * 1024;         // one recv(2)
+  static constexpr size_t kReadBytes = 64 * 1024;        // one recv(2)
   static constexpr uint64_t kLingerBytesMax = 1u << 20;  // discarded while lingering
   // Counters the header/body timeouts feed (owned by the server's registry).
   struct Counters {
@@ -114,13 +118,14 @@ class IoLoop {
   // Each returns false when the connection was closed (c is gone).
   bool ReadInput(Conn& c);
   bool Advance(Conn& c);
+  bool AdvanceBuffered(Conn& c);
   bool OnEof(Conn& c);
   bool StartBody(Conn& c);
   bool WriteOut(Conn& c);
   bool FinishResponse(Conn& c);
   bool StartLinger(Conn& c);
-  void Dispatch(Conn& c);
-  void Refuse(Conn& c, ConnHandler::BodyError why);
+  bool Dispatch(Conn& c);
+  bool Refuse(Conn& c, ConnHandler::BodyError why);
   bool Raw(Conn& c, int status, const char* reason, const char* message);
   void Close(Conn& c);
   void Expire(Conn& c);

@@ -68,10 +68,10 @@ TEST(RequestHead, TheLineLimitCountsHeaderLinesNotTheRequestLine) {
 
 TEST(RequestHead, AWellFormedHeadIsParsedAsCppHttplibDoes) {
   httplib::Request req;
-  ASSERT_TRUE(ParseHead(
-      "POST /api/v1/orders/a%2Fb?x=1&y=%20z HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For:  "
-      "1.2.3.4 , 5.6.7.8\t\r\ncontent-length: 12\r\nX-Dup: a\r\nX-Dup: b\r\n\r\n",
-      &req));
+  ASSERT_TRUE(
+      ParseHead("POST /api/v1/orders/a%2Fb?x=1&y=%20z HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For:  "
+                "1.2.3.4 , 5.6.7.8\t\r\ncontent-length: 12\r\nX-Dup: a\r\nX-Dup: b\r\n\r\n",
+                &req));
   EXPECT_EQ(req.method, "POST");
   EXPECT_EQ(req.path, "/api/v1/orders/a/b");
   EXPECT_EQ(req.version, "HTTP/1.1");

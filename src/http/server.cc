@@ -102,6 +102,10 @@ void Router::Add(const RouteSpec& spec, Handler h) {
            r.name, ": a GET or DELETE takes no body");
   KV_CHECK(spec.body != BodyKind::kImport || admin_class, "route ", r.name,
            ": only an admin route takes the import body limit");
+  KV_CHECK(spec.exec != Exec::kInline || method == "GET", "route ", r.name,
+           ": only a read runs on the I/O loop");
+  KV_CHECK(spec.exec != Exec::kPrecheck || spec.body == BodyKind::kJson, "route ", r.name,
+           ": a precheck reads a JSON body");
   for (const Route& other : routes_) {
     KV_CHECK(other.name != r.name, "route ", r.name, " added twice");
   }
@@ -211,9 +215,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   svr.Put(".*", dispatch);
   svr.Delete(".*", dispatch);
   svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    // Errors cpp-httplib raises itself (a request line or header it cannot parse, a URI
-    // over its limit): the connection ends after the answer.
-    if (ConnContext* cc = CurrentConn()) {
+    // Called for every answer >= 400. The errors cpp-httplib raises itself (a request line
+    // or header it cannot parse, a URI over its limit: the pre-routing hook never ran) end
+    // the connection after the answer.
+    if (ConnContext* cc = CurrentConn(); cc != nullptr && !cc->pre_routed) {
       cc->must_close = true;
       AnswerCloses(req);
     }
@@ -457,6 +462,7 @@ void Server::Impl::OnHead(Conn& c) {
   cc.params.clear();
   cc.body.clear();
   cc.refusal = httplib::Response();
+  cc.precheck = cc.needs_worker = cc.pre_routed = false;
   const uint64_t id = Mix(request_salt + request_seq.fetch_add(1, std::memory_order_relaxed));
   absl::SNPrintF(cc.request_id, sizeof cc.request_id, "%016x", id);
   if (!c.head_parsed) {
@@ -471,6 +477,7 @@ void Server::Impl::OnHead(Conn& c) {
   cc.path = req.path;
   c.expect_continue = req.get_header_value("Expect") == "100-continue";
   if (Screen(req, cc.refusal)) return;
+  cc.precheck = cc.route->spec.exec == Exec::kPrecheck;
   if (req.has_header("Transfer-Encoding")) {
     c.chunked = true;
     c.decoder = ChunkedDecoder(static_cast<uint64_t>(BodyLimitFor(cc.route->spec.body)));
@@ -533,18 +540,28 @@ void Server::Impl::Execute(Conn& c) {
   CurrentConnScope scope(&c.cc);
   const Config& cfg = opts.config;
   WorkerStream s(c.head_bytes, c.ac.fd, &c.out, &c.out_pos, c.ac.peer_ip, c.ac.peer_port,
-                 c.ac.local_ip, c.ac.local_port, cfg.write_timeout_ms, c.expect_continue);
+                 c.ac.local_ip, c.ac.local_port, cfg.write_timeout_ms, c.expect_continue,
+                 /*may_block=*/!c.cc.on_loop);
   bool closed = false;
   c.worker_ok = svr.Serve(s, c.close_after, closed, nullptr);
   c.worker_closed = closed;
-  // Most responses leave here whole; the loop writes what the socket would not take yet.
-  s.SendNoWait();
+  // On a worker most responses leave here whole; the loop writes what the socket would
+  // not take yet (and everything of a request run on the loop).
+  if (!c.cc.on_loop) s.SendNoWait();
   c.write_failed = s.write_failed();
+}
+
+bool Server::Impl::RunsInline(const Conn& c) const {
+  const ConnContext& cc = c.cc;
+  // Refusals and what cpp-httplib answers itself are written at once, as are the routes
+  // whose handlers only read memory.
+  if (!c.head_parsed || cc.refused || cc.route == nullptr) return true;
+  return cc.route->spec.exec != Exec::kWorker;
 }
 
 void Server::Impl::AfterWrite(const httplib::Request& req, const httplib::Response& res) {
   ConnContext* cc = CurrentConn();
-  if (cc == nullptr) return;
+  if (cc == nullptr || cc->needs_worker) return;
   if (access_log != nullptr) {  // the client address costs a lookup: only when it is logged
     LogAccess(*cc, req.method, ClientIp(req), res.status, static_cast<int64_t>(req.body.size()),
               static_cast<int64_t>(res.body.size()));
@@ -707,6 +724,7 @@ httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& 
     WriteError(res, MakeError(Wire::kInternal, "internal error"));
     return HR::Handled;
   }
+  cc->pre_routed = true;
   if (cc->refused) {
     CopyRefusal(cc->refusal, res);
     if (cc->must_close) AnswerCloses(req);
@@ -728,8 +746,12 @@ httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& 
   // cpp-httplib 0.11.4 would read until the peer closes. Either way the engine is told
   // there is nothing left to read.
   auto& mutable_req = const_cast<httplib::Request&>(req);
-  mutable_req.body = std::move(cc->body);
-  cc->body.clear();
+  if (cc->precheck) {
+    mutable_req.body = cc->body;  // a worker may run it again
+  } else {
+    mutable_req.body = std::move(cc->body);
+    cc->body.clear();
+  }
   mutable_req.headers.erase("Transfer-Encoding");
   mutable_req.headers.erase("Content-Length");
   mutable_req.set_header("Content-Length", "0");
@@ -741,6 +763,7 @@ int Server::Impl::Expect100(const httplib::Request& req, httplib::Response& res)
   // otherwise the loop already said "100 Continue" if the body had to be waited for, and
   // the worker's stream drops the engine's.
   ConnContext* cc = CurrentConn();
+  if (cc != nullptr) cc->pre_routed = true;
   if (cc != nullptr && cc->refused) {
     CopyRefusal(cc->refusal, res);
     if (cc->must_close) AnswerCloses(req);
@@ -774,6 +797,7 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
       r->handler(ctx);
     }
   }
+  if (cc->needs_worker) return;  // not answered here: the request runs again on a worker
   cc->route_index = route_index;
   if (draining || cc->one_request) {
     // The connection ends after this answer: say so (cpp-httplib writes "Connection:

@@ -95,6 +95,14 @@ enum class BodyKind {
 };
 enum class Auth { kPublic, kAdmin };  // kAdmin: the Bearer token, checked before the body
 
+// Where a route's handler runs (issue 11). A worker by default. kInline: on the I/O loop
+// itself, for handlers that only read memory and answer at once (the catalogue, the
+// liveness probe, metrics) — no hand-off at all. kPrecheck: the handler runs on the loop
+// first with ConnContext::precheck set; it answers there when the answer is certain from
+// memory (a sold-out or invalid order), or sets needs_worker and writes nothing, and the
+// request then runs again on a worker.
+enum class Exec { kWorker, kInline, kPrecheck };
+
 // One row of the route table (api.cc, RegisterRoutes): everything the edge decides from
 // the request head, before one byte of the body is read.
 struct RouteSpec {
@@ -103,6 +111,7 @@ struct RouteSpec {
   RouteClass cls;
   BodyKind body;
   Auth auth;
+  Exec exec = Exec::kWorker;
 };
 
 struct Route {
@@ -193,6 +202,7 @@ struct Server::Impl final : ConnHandler {
   void RefuseBody(Conn& c, BodyError why) override;
   void WriteRaw(Conn& c, int status, const char* reason, const char* what) override;
   void Execute(Conn& c) override;
+  bool RunsInline(const Conn& c) const override;
 
   // The screen, on the I/O loop before the body (OnHead): framing, content coding, route,
   // rate limit, admin auth and the route's body limit are decided from the head; a

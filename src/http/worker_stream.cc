@@ -14,8 +14,8 @@ constexpr std::string_view kContinueLine = "HTTP/1.1 100 ";
 }  // namespace
 
 WorkerStream::WorkerStream(std::string_view input, int fd, std::string* out, size_t* out_pos,
-                           std::string peer_ip, int peer_port, std::string local_ip,
-                           int local_port, int64_t write_timeout_ms, bool skip_continue)
+                           std::string peer_ip, int peer_port, std::string local_ip, int local_port,
+                           int64_t write_timeout_ms, bool skip_continue, bool may_block)
     : input_(input),
       fd_(fd),
       out_(out),
@@ -25,7 +25,8 @@ WorkerStream::WorkerStream(std::string_view input, int fd, std::string* out, siz
       local_ip_(std::move(local_ip)),
       local_port_(local_port),
       write_timeout_ms_(write_timeout_ms),
-      skip_continue_(skip_continue) {}
+      skip_continue_(skip_continue),
+      may_block_(may_block) {}
 
 ssize_t WorkerStream::read(char* ptr, size_t size) {
   const size_t n = std::min(size, input_.size() - pos_);
@@ -43,7 +44,7 @@ ssize_t WorkerStream::write(const char* ptr, size_t size) {
     }
   }
   out_->append(ptr, size);
-  if (out_->size() - *out_pos_ >= kFlushBytes && !SendAll()) return -1;
+  if (may_block_ && out_->size() - *out_pos_ >= kFlushBytes && !SendAll()) return -1;
   return static_cast<ssize_t>(size);
 }
 

@@ -8,7 +8,8 @@
 // - write() appends to the Conn's output. Past kFlushBytes (a streamed export, a large
 //   page) it sends what is buffered, waiting for the socket at most write_timeout_ms per
 //   wait: the worker owns the connection while it runs, and a streamed response is never
-//   buffered whole. What is left at the end is sent by the worker without waiting, and the
+//   buffered whole. On an I/O loop (may_block false; small in-memory answers only) it
+//   only buffers. What is left at the end is sent by the worker without waiting, and the
 //   rest by the I/O loop.
 // - The "HTTP/1.1 100 Continue" line cpp-httplib writes for a request with
 //   `Expect: 100-continue` is dropped when skip_continue is set: the I/O loop answered it
@@ -31,7 +32,7 @@ class WorkerStream final : public httplib::Stream {
 
   WorkerStream(std::string_view input, int fd, std::string* out, size_t* out_pos,
                std::string peer_ip, int peer_port, std::string local_ip, int local_port,
-               int64_t write_timeout_ms, bool skip_continue);
+               int64_t write_timeout_ms, bool skip_continue, bool may_block = true);
 
   bool is_readable() const override { return pos_ < input_.size(); }
   bool is_writable() const override { return !write_failed_; }
@@ -60,6 +61,7 @@ class WorkerStream final : public httplib::Stream {
   int local_port_;
   int64_t write_timeout_ms_;
   bool skip_continue_;
+  bool may_block_;  // false on an I/O loop: never wait for the socket, only buffer
   bool write_failed_ = false;
 };
 

@@ -180,6 +180,19 @@ bool Shop::Impl::TryHoldPending(const OrderRecord& r) {
   return true;
 }
 
+bool Shop::Impl::PendingMayRefuse(const OrderRecord& r) {
+  const auto full = [this](const std::string& key, uint32_t max) {
+    PendingShard& sh = PendingShardFor(key);
+    MutexLock l(&sh.mu);
+    auto it = sh.open.find(key);
+    return it != sh.open.end() && it->second >= max;
+  };
+  return (opts.pending_orders_per_contact_max > 0 &&
+          full("c:" + r.contact_tag, opts.pending_orders_per_contact_max)) ||
+         (opts.pending_orders_per_client_max > 0 && !r.client.empty() &&
+          full("i:" + r.client, opts.pending_orders_per_client_max));
+}
+
 void Shop::Impl::ReleasePending(const OrderRecord& r) {
   if (opts.pending_orders_per_contact_max > 0) GiveSlot("c:" + r.contact_tag);
   if (opts.pending_orders_per_client_max > 0 && !r.client.empty()) GiveSlot("i:" + r.client);

@@ -317,6 +317,17 @@ class Shop {
   // the same body from another client — kIdempotencyConflict, which tells nothing about the
   // first order. A refused attempt records nothing. Records live >= 24 h.
   Result<OrderView> CreateOrder(const OrderRequest& req, const IdempotencyKey* idem = nullptr);
+  // The refusal CreateOrder(req) without an idempotency key would give now, judged from
+  // in-memory state alone — the same checks in the same order, taking nothing and writing
+  // nothing — when that refusal is certain: a validation refusal, or kOutOfStock. nullopt
+  // when CreateOrder must decide (it may create the order, or refuse for a reason only it
+  // can see, such as the pending-order limit). For the edge's fast path (issue 11): a flash
+  // sale's sold-out answers need no worker thread and no commit. Thread-safe.
+  struct OrderRefusal {
+    Refusal refusal;
+    std::string message;
+  };
+  std::optional<OrderRefusal> PrecheckOrder(const OrderRequest& req) const;
   // The order, with plaintext keys once delivered. A wrong token and an unknown id give the
   // same refusal (kOrderNotFound). Token compared in constant time. Wrong tokens count per
   // order id: after lookup_lockout.failures_max of them the id's reads are refused for a
@@ -434,6 +445,10 @@ class Shop {
   // its shutdown (before the database closes).
   void InitBackups();
   void ShutdownBackups();
+  // CreateOrder's checks of the request against the product's settings (quantity, product,
+  // active, per-order cap, contact, query password), in its order; sets *product when
+  // they pass.
+  std::optional<OrderRefusal> CheckOrder(const OrderRequest& req, ProductState** product) const;
 
   ShopOptions opts_;
   std::unique_ptr<storage::Db> db_;

@@ -185,6 +185,8 @@ struct Shop::Impl {
   // back when the order leaves pending_payment or is never written. No-ops when the caps
   // are 0 (nothing is counted then).
   bool TryHoldPending(const OrderRecord& r);
+  // True when TryHoldPending(r) might refuse now (a peek: nothing is taken).
+  bool PendingMayRefuse(const OrderRecord& r);
   void ReleasePending(const OrderRecord& r);
 
   void ScheduleExpiry(const OrderRecord& r);

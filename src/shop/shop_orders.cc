@@ -39,6 +39,61 @@ int64_t RetrySeconds(int64_t wait_ns) {
 
 }  // namespace
 
+// The checks of an order request that need nothing but the request and the product's
+// settings, in the order CreateOrder applies them (PrecheckOrder repeats them exactly).
+std::optional<Shop::OrderRefusal> Shop::CheckOrder(const OrderRequest& req,
+                                                   ProductState** product) const {
+  if (req.quantity < 1 || req.quantity > limits::kOrderQuantityMax) {
+    return OrderRefusal{Refusal::kInvalidQuantity,
+                        absl::StrCat("quantity must be 1..", limits::kOrderQuantityMax)};
+  }
+  ProductState* ps = impl_->Product(req.product_id);
+  if (ps == nullptr) return OrderRefusal{Refusal::kProductNotFound, "no such product"};
+  const ProductRecord* cfg = ps->Config();
+  if (!cfg->active) return OrderRefusal{Refusal::kProductInactive, "product is not on sale"};
+  const uint32_t q = static_cast<uint32_t>(req.quantity);
+  if (q > cfg->max_per_order) {
+    return OrderRefusal{Refusal::kQuantityLimit,
+                        absl::StrCat("at most ", cfg->max_per_order, " keys per order")};
+  }
+  if (!ValidContact(req.contact)) {
+    return OrderRefusal{
+        Refusal::kBadRequest,
+        absl::StrCat("contact must be 1..", limits::kContactBytesMax, " bytes of printable text")};
+  }
+  if (req.query_password.size() > limits::kQueryPasswordBytesMax) {
+    return OrderRefusal{
+        Refusal::kBadRequest,
+        absl::StrCat("query_password must be at most ", limits::kQueryPasswordBytesMax, " bytes")};
+  }
+  if (!req.query_password.empty() && Chars(req.query_password) < limits::kQueryPasswordCharsMin) {
+    return OrderRefusal{
+        Refusal::kBadRequest,
+        absl::StrCat("query_password must be at least ", limits::kQueryPasswordCharsMin,
+                     " characters (or left out: the order then cannot be looked up)")};
+  }
+
+  *product = ps;
+  return std::nullopt;
+}
+
+std::optional<Shop::OrderRefusal> Shop::PrecheckOrder(const OrderRequest& req) const {
+  ProductState* ps = nullptr;
+  if (std::optional<OrderRefusal> bad = CheckOrder(req, &ps)) return bad;
+  Impl& m = *impl_;
+  OrderRecord r;
+  r.contact_tag = m.ContactTag(req.contact);
+  r.client = req.client.substr(0, limits::kOrderClientBytesMax);
+  // CreateOrder's next check is the pending-order limit, which refuses before the stock
+  // does: when it might, only CreateOrder can answer.
+  if (m.PendingMayRefuse(r)) return std::nullopt;
+  const ProductRecord* cfg = ps->Config();
+  if (!cfg->allow_backorder && ps->available.load() < static_cast<int64_t>(req.quantity)) {
+    return OrderRefusal{Refusal::kOutOfStock, "not enough keys left"};
+  }
+  return std::nullopt;
+}
+
 Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKey* idem) {
   Impl& m = *impl_;
   const std::string contact_tag = m.ContactTag(req.contact);
@@ -81,32 +136,12 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
       return v;
     }
   }
-  if (req.quantity < 1 || req.quantity > limits::kOrderQuantityMax) {
-    return {Refusal::kInvalidQuantity,
-            absl::StrCat("quantity must be 1..", limits::kOrderQuantityMax)};
+  ProductState* ps = nullptr;
+  if (std::optional<OrderRefusal> bad = CheckOrder(req, &ps)) {
+    return {bad->refusal, std::move(bad->message)};
   }
-  ProductState* ps = m.Product(req.product_id);
-  if (ps == nullptr) return {Refusal::kProductNotFound, "no such product"};
   const ProductRecord* cfg = ps->Config();
-  if (!cfg->active) return {Refusal::kProductInactive, "product is not on sale"};
   const uint32_t q = static_cast<uint32_t>(req.quantity);
-  if (q > cfg->max_per_order) {
-    return {Refusal::kQuantityLimit,
-            absl::StrCat("at most ", cfg->max_per_order, " keys per order")};
-  }
-  if (!ValidContact(req.contact)) {
-    return {Refusal::kBadRequest, absl::StrCat("contact must be 1..", limits::kContactBytesMax,
-                                               " bytes of printable text")};
-  }
-  if (req.query_password.size() > limits::kQueryPasswordBytesMax) {
-    return {Refusal::kBadRequest, absl::StrCat("query_password must be at most ",
-                                               limits::kQueryPasswordBytesMax, " bytes")};
-  }
-  if (!req.query_password.empty() && Chars(req.query_password) < limits::kQueryPasswordCharsMin) {
-    return {Refusal::kBadRequest,
-            absl::StrCat("query_password must be at least ", limits::kQueryPasswordCharsMin,
-                         " characters (or left out: the order then cannot be looked up)")};
-  }
 
   OrderRecord r;
   r.contact_tag = contact_tag;
