@@ -22,6 +22,7 @@
 #include "base/secret.h"
 #include "base/time_format.h"
 #include "http/body_reader.h"
+#include "http/response_writer.h"
 #include "http/server_internal.h"
 #include "http/worker_stream.h"
 
@@ -441,6 +442,13 @@ void Server::Impl::LogAccess(const ConnContext& cc, const std::string& method,
 }
 
 namespace {
+// The answer to a refusal the I/O loop decided (its status, headers and body).
+void CopyRefusal(const httplib::Response& from, httplib::Response& to) {
+  to.status = from.status;
+  to.headers = from.headers;
+  to.body = from.body;
+}
+
 // Sets the thread's request context for a scope (an I/O loop screening a head, a worker
 // running a request).
 class CurrentConnScope {
@@ -539,6 +547,7 @@ void Server::Impl::WriteRaw(Conn& c, int status, const char* reason, const char*
 void Server::Impl::Execute(Conn& c) {
   CurrentConnScope scope(&c.cc);
   const Config& cfg = opts.config;
+  if (c.cc.on_loop && c.head_parsed) return ExecuteOnLoop(c);
   WorkerStream s(c.head_bytes, c.ac.fd, &c.out, &c.out_pos, c.ac.peer_ip, c.ac.peer_port,
                  c.ac.local_ip, c.ac.local_port, cfg.write_timeout_ms, c.expect_continue,
                  /*may_block=*/!c.cc.on_loop);
@@ -549,6 +558,33 @@ void Server::Impl::Execute(Conn& c) {
   // not take yet (and everything of a request run on the loop).
   if (!c.cc.on_loop) s.SendNoWait();
   c.write_failed = s.write_failed();
+}
+
+void Server::Impl::ExecuteOnLoop(Conn& c) {
+  // The head the loop parsed and screened is the request (response_writer.h: why not
+  // cpp-httplib's engine here).
+  ConnContext& cc = c.cc;
+  httplib::Request& req = c.head;
+  httplib::Response res;
+  cc.pre_routed = true;
+  if (cc.refused) {
+    CopyRefusal(cc.refusal, res);
+    requests->Observe(cc.route_index, res.status, 0);
+  } else {
+    res.set_header("X-Request-Id", cc.request_id);
+    req.body = cc.precheck ? cc.body : std::move(cc.body);
+    Dispatch(req, res);
+    if (cc.needs_worker) return;  // not answered here; the worker runs it from the start
+  }
+  const std::string connection = req.get_header_value("Connection");
+  const bool close = c.close_after || cc.must_close || connection == "close" ||
+                     (req.version == "HTTP/1.0" && connection != "Keep-Alive");
+  AppendResponse(req, res, close, opts.config.keep_alive_timeout_seconds,
+                 opts.config.keep_alive_max_count, &c.out);
+  AfterWrite(req, res);
+  c.worker_ok = true;
+  c.worker_closed = close;
+  c.write_failed = false;
 }
 
 bool Server::Impl::RunsInline(const Conn& c) const {
@@ -706,15 +742,6 @@ bool Server::Impl::Screen(const httplib::Request& req, httplib::Response& res) {
   }
   return false;
 }
-
-namespace {
-// The worker's copy of a refusal the I/O loop decided (its status, headers and body).
-void CopyRefusal(const httplib::Response& from, httplib::Response& to) {
-  to.status = from.status;
-  to.headers = from.headers;
-  to.body = from.body;
-}
-}  // namespace
 
 httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& req,
                                                         httplib::Response& res) {

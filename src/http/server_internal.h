@@ -203,6 +203,9 @@ struct Server::Impl final : ConnHandler {
   void WriteRaw(Conn& c, int status, const char* reason, const char* what) override;
   void Execute(Conn& c) override;
   bool RunsInline(const Conn& c) const override;
+  // Execute on the loop: the route's handler on the loop's parsed head, the answer written
+  // by response_writer.h.
+  void ExecuteOnLoop(Conn& c);
 
   // The screen, on the I/O loop before the body (OnHead): framing, content coding, route,
   // rate limit, admin auth and the route's body limit are decided from the head; a

@@ -37,11 +37,10 @@ class ServerLoopTest : public kv::testing::ShopTest {
     c.worker_threads_max = 8;
     c.max_connections_per_client = 0;
     c.waiting_connections_per_client = 0;
-    for (int64_t* r :
-         {&c.rate_limit_order_per_second, &c.rate_limit_order_per_client_per_second,
-          &c.rate_limit_read_per_second, &c.rate_limit_read_per_client_per_second,
-          &c.rate_limit_page_per_second, &c.rate_limit_page_per_client_per_second,
-          &c.rate_limit_admin_per_second, &c.rate_limit_admin_per_client_per_second}) {
+    for (int64_t* r : {&c.rate_limit_order_per_second, &c.rate_limit_order_per_client_per_second,
+                       &c.rate_limit_read_per_second, &c.rate_limit_read_per_client_per_second,
+                       &c.rate_limit_page_per_second, &c.rate_limit_page_per_client_per_second,
+                       &c.rate_limit_admin_per_second, &c.rate_limit_admin_per_client_per_second}) {
       *r = 0;
     }
     c.inflight_order_max = c.inflight_read_max = c.inflight_admin_max = c.inflight_page_max = 0;
@@ -132,8 +131,8 @@ TEST_F(ServerLoopTest, SoldOutAndInvalidOrdersAreAnsweredOnTheLoopAsCreateOrderW
   EXPECT_EQ(direct.refusal(), Refusal::kOutOfStock);
   EXPECT_NE(sold.body.find(direct.message()), std::string::npos) << sold;
   // A refusal that comes before the stock in CreateOrder's order still comes first.
-  const HttpMessage too_many = post(absl::StrCat(R"({"product_id":")", pid,
-                                                 R"(","quantity":0,"contact":"x@example.com"})"));
+  const HttpMessage too_many =
+      post(absl::StrCat(R"({"product_id":")", pid, R"(","quantity":0,"contact":"x@example.com"})"));
   EXPECT_EQ(too_many.status, 400) << too_many;
   EXPECT_NE(too_many.body.find("invalid_quantity"), std::string::npos) << too_many;
   // The replay of the first request is not "sold out": it answers the same order again.
@@ -162,9 +161,9 @@ TEST_F(ServerLoopTest, BodiesArrivingInPiecesAreReadByTheLoop) {
   // Chunked, with Expect: 100-continue: the loop answers 100 before the body is sent.
   {
     RawConnection c(port());
-    ASSERT_TRUE(c.Send(
-        "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-        "Expect: 100-continue\r\n\r\n"));
+    ASSERT_TRUE(
+        c.Send("POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               "Expect: 100-continue\r\n\r\n"));
     const HttpMessage cont = c.ReadResponse(milliseconds(10'000));
     EXPECT_EQ(cont.status, 100) << cont;
     const std::string half = body.substr(0, body.size() / 2);
