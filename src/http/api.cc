@@ -617,38 +617,41 @@ void Server::Impl::RegisterRoutes() {
     w.EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add({"GET", "/api/v1/admin/orders/export", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
-    // Streamed page by page so a large shop never builds the whole file in memory.
-    auto cursor = std::make_shared<std::string>();
-    auto header_done = std::make_shared<bool>(false);
-    c.res.status = 200;
-    c.res.set_header("Content-Disposition", "attachment; filename=\"orders.csv\"");
-    c.res.set_chunked_content_provider("text/csv", [shop, cursor, header_done](
-                                                       size_t, httplib::DataSink& sink) {
-      std::string out;
-      if (!*header_done) {
-        out =
-            "order_id,status,product_id,quantity,amount_cents,currency,contact,created_at,"
-            "expires_at,payment_id\r\n";
-        *header_done = true;
-      }
-      auto page = shop->ListOrders(std::nullopt, limits::kExportPageSize, *cursor);
-      if (!page.ok()) return false;  // the client sees a truncated stream
-      for (const OrderView& o : page->orders) {
-        absl::StrAppend(&out, o.order_id, ",", std::string(OrderStatusName(o.status)), ",",
-                        o.product_id, ",", o.quantity, ",", o.amount_cents, ",", o.currency, ",");
-        CsvField(&out, o.contact);
-        absl::StrAppend(&out, ",", FormatRfc3339(o.created_at), ",", FormatRfc3339(o.expires_at),
-                        ",");
-        CsvField(&out, o.payment_id);
-        out += "\r\n";
-      }
-      if (!out.empty() && !sink.write(out.data(), out.size())) return false;
-      *cursor = page->next_cursor;
-      if (cursor->empty()) sink.done();
-      return true;
-    });
-  });
+  router.Add(
+      {"GET", "/api/v1/admin/orders/export", kAdminClass, kNoBody, kAdmin, Exec::kEngine},
+      [shop](Ctx& c) {
+        // Streamed page by page so a large shop never builds the whole file in memory.
+        auto cursor = std::make_shared<std::string>();
+        auto header_done = std::make_shared<bool>(false);
+        c.res.status = 200;
+        c.res.set_header("Content-Disposition", "attachment; filename=\"orders.csv\"");
+        c.res.set_chunked_content_provider(
+            "text/csv", [shop, cursor, header_done](size_t, httplib::DataSink& sink) {
+              std::string out;
+              if (!*header_done) {
+                out =
+                    "order_id,status,product_id,quantity,amount_cents,currency,contact,created_at,"
+                    "expires_at,payment_id\r\n";
+                *header_done = true;
+              }
+              auto page = shop->ListOrders(std::nullopt, limits::kExportPageSize, *cursor);
+              if (!page.ok()) return false;  // the client sees a truncated stream
+              for (const OrderView& o : page->orders) {
+                absl::StrAppend(&out, o.order_id, ",", std::string(OrderStatusName(o.status)), ",",
+                                o.product_id, ",", o.quantity, ",", o.amount_cents, ",", o.currency,
+                                ",");
+                CsvField(&out, o.contact);
+                absl::StrAppend(&out, ",", FormatRfc3339(o.created_at), ",",
+                                FormatRfc3339(o.expires_at), ",");
+                CsvField(&out, o.payment_id);
+                out += "\r\n";
+              }
+              if (!out.empty() && !sink.write(out.data(), out.size())) return false;
+              *cursor = page->next_cursor;
+              if (cursor->empty()) sink.done();
+              return true;
+            });
+      });
   router.Add({"GET", "/api/v1/admin/orders/{order_id}", kAdminClass, kNoBody, kAdmin},
              [shop](Ctx& c) {
                auto r = shop->AdminGetOrder(c.params[0]);

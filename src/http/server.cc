@@ -107,6 +107,8 @@ void Router::Add(const RouteSpec& spec, Handler h) {
            ": only a read runs on the I/O loop");
   KV_CHECK(spec.exec != Exec::kPrecheck || spec.body == BodyKind::kJson, "route ", r.name,
            ": a precheck reads a JSON body");
+  KV_CHECK(spec.exec != Exec::kEngine || method == "GET", "route ", r.name,
+           ": only a read streams its answer");
   for (const Route& other : routes_) {
     KV_CHECK(other.name != r.name, "route ", r.name, " added twice");
   }
@@ -547,7 +549,18 @@ void Server::Impl::WriteRaw(Conn& c, int status, const char* reason, const char*
 void Server::Impl::Execute(Conn& c) {
   CurrentConnScope scope(&c.cc);
   const Config& cfg = opts.config;
-  if (c.cc.on_loop && c.head_parsed) return ExecuteOnLoop(c);
+  const ConnContext& cc = c.cc;
+  if (c.head_parsed &&
+      (cc.refused || cc.route == nullptr || cc.route->spec.exec != Exec::kEngine)) {
+    ExecuteDirect(c);
+    if (!cc.on_loop && !cc.needs_worker) {
+      // Most answers leave here whole; the loop writes what the socket would not take.
+      WorkerStream s(std::string_view(), c.ac.fd, &c.out, &c.out_pos, "", 0, "", 0, 0, false);
+      s.SendNoWait();
+      c.write_failed = s.write_failed();
+    }
+    return;
+  }
   WorkerStream s(c.head_bytes, c.ac.fd, &c.out, &c.out_pos, c.ac.peer_ip, c.ac.peer_port,
                  c.ac.local_ip, c.ac.local_port, cfg.write_timeout_ms, c.expect_continue,
                  /*may_block=*/!c.cc.on_loop);
@@ -560,7 +573,7 @@ void Server::Impl::Execute(Conn& c) {
   c.write_failed = s.write_failed();
 }
 
-void Server::Impl::ExecuteOnLoop(Conn& c) {
+void Server::Impl::ExecuteDirect(Conn& c) {
   // The head the loop parsed and screened is the request (response_writer.h: why not
   // cpp-httplib's engine here).
   ConnContext& cc = c.cc;

@@ -97,11 +97,13 @@ enum class Auth { kPublic, kAdmin };  // kAdmin: the Bearer token, checked befor
 
 // Where a route's handler runs (issue 11). A worker by default. kInline: on the I/O loop
 // itself, for handlers that only read memory and answer at once (the catalogue, the
-// liveness probe, metrics) — no hand-off at all. kPrecheck: the handler runs on the loop
-// first with ConnContext::precheck set; it answers there when the answer is certain from
-// memory (a sold-out or invalid order), or sets needs_worker and writes nothing, and the
-// request then runs again on a worker.
-enum class Exec { kWorker, kInline, kPrecheck };
+// liveness probe) — no hand-off at all. kPrecheck: the handler runs on the loop first with
+// ConnContext::precheck set; it answers there when the answer is certain from memory (a
+// sold-out or invalid order), or sets needs_worker and writes nothing, and the request then
+// runs again on a worker. The handler is called directly on the head the loop parsed and
+// its answer written by response_writer.h — except kEngine: a worker runs it through
+// cpp-httplib's engine, for an answer streamed by a content provider (the CSV export).
+enum class Exec { kWorker, kInline, kPrecheck, kEngine };
 
 // One row of the route table (api.cc, RegisterRoutes): everything the edge decides from
 // the request head, before one byte of the body is read.
@@ -203,9 +205,9 @@ struct Server::Impl final : ConnHandler {
   void WriteRaw(Conn& c, int status, const char* reason, const char* what) override;
   void Execute(Conn& c) override;
   bool RunsInline(const Conn& c) const override;
-  // Execute on the loop: the route's handler on the loop's parsed head, the answer written
-  // by response_writer.h.
-  void ExecuteOnLoop(Conn& c);
+  // Execute without cpp-httplib's engine: the route's handler on the loop's parsed head,
+  // the answer written by response_writer.h (on a loop or a worker).
+  void ExecuteDirect(Conn& c);
 
   // The screen, on the I/O loop before the body (OnHead): framing, content coding, route,
   // rate limit, admin auth and the route's body limit are decided from the head; a
