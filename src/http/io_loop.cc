@@ -518,7 +518,10 @@ void IoLoop::UpdateDeadline(Conn& c) {
 }
 
 void IoLoop::ExpireTimers(int64_t now) {
-  while (!timers_.empty() && timers_.top().at <= now) {
+  // Bounded per round: when thousands of deadlines fall together (a crowd of slow-drip
+  // connections cut at once), ready connections get their turn in between.
+  size_t budget = kExpiriesPerRound;
+  while (!timers_.empty() && timers_.top().at <= now && budget-- > 0) {
     const Timer t = timers_.top();
     timers_.pop();
     if (t.fd < 0 || static_cast<size_t>(t.fd) >= conns_.size()) continue;

@@ -79,6 +79,7 @@ class IoLoop {
  public:
   static constexpr size_t kReadBytes = 64 * 1024;        // one recv(2)
   static constexpr uint64_t kLingerBytesMax = 1u << 20;  // discarded while lingering
+  static constexpr size_t kExpiriesPerRound = 64;        // deadlines handled per epoll round
   // Counters the header/body timeouts feed (owned by the server's registry).
   struct Counters {
     Counter* header_timeouts = nullptr;
