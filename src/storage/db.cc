@@ -17,10 +17,10 @@
 namespace kv::storage {
 namespace {
 
-rocksdb::DBOptions MakeDbOptions(bool create_if_missing) {
+rocksdb::DBOptions MakeDbOptions(const DbOptions& opts) {
   rocksdb::DBOptions o;
-  o.create_if_missing = create_if_missing;
-  o.create_missing_column_families = create_if_missing;
+  o.create_if_missing = opts.create_if_missing;
+  o.create_missing_column_families = opts.create_if_missing;
   o.paranoid_checks = true;
   // Two cores: one flush and one compaction at a time.
   o.max_background_jobs = 2;
@@ -36,6 +36,7 @@ rocksdb::DBOptions MakeDbOptions(bool create_if_missing) {
   // every synced write, so RocksDB's write group meets only it and the rare unsynced write.
   o.enable_pipelined_write = false;
   o.allow_concurrent_memtable_write = true;
+  o.enable_write_thread_adaptive_yield = opts.write_thread_adaptive_yield;
   o.avoid_flush_during_shutdown = false;
   return o;
 }
@@ -113,7 +114,7 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
   for (int c = 0; c < kCfCount; ++c) {
     cfs.emplace_back(kCfNames[c], MakeCfOptions(static_cast<Cf>(c), cache));
   }
-  rocksdb::DBOptions dbo = MakeDbOptions(opts.create_if_missing);
+  rocksdb::DBOptions dbo = MakeDbOptions(opts);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(dbo, dir, cfs, &handles, &raw);

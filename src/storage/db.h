@@ -35,6 +35,11 @@ struct DbOptions {
   std::string key_check;
   // RocksDB block cache for all column families, bytes. Default: 64 MiB.
   size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
+  // RocksDB's enable_write_thread_adaptive_yield: writers waiting in RocksDB's write group
+  // spin (up to 100 us) before blocking. With the group committer the only synced writer
+  // is one thread, so this matters only for writes that bypass it (benchmarks' raw
+  // baselines). Default: true (RocksDB's default).
+  bool write_thread_adaptive_yield = true;
   // Test hook: called by the group committer before each synced group write; an error
   // fails every Write(sync=true) of that group with it and writes nothing of the group.
   // Harmless in product code. Default: empty (never called).
