@@ -24,7 +24,7 @@ struct DataDirOptions {
   // DbOptions::write_thread_adaptive_yield. Default: true.
   bool write_thread_adaptive_yield = true;
   // DbOptions::write_fault (a test hook). Default: empty.
-  WriteFaultFn write_fault;
+  WriteFaultFn write_fault = nullptr;
 };
 
 struct OpenedDataDir {

@@ -43,7 +43,7 @@ struct DbOptions {
   // Test hook: called by the group committer before each synced group write; an error
   // fails every Write(sync=true) of that group with it and writes nothing of the group.
   // Harmless in product code. Default: empty (never called).
-  WriteFaultFn write_fault;
+  WriteFaultFn write_fault = nullptr;
 };
 
 // True when `s` is Db::Open's "the dir is locked by another process" outcome (also when
