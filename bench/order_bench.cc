@@ -1,6 +1,12 @@
-// Benchmark: order creation on ONE hot product through the domain API (synced), beside a
-// raw RocksDB WriteBatch{Put, Merge} sync=true baseline on a data dir opened with the very
-// same options, in the same process, interleaved, at 1, 8 and 64 threads.
+// Benchmark: order creation on ONE hot product through the domain API (synced, so through
+// the group committer, storage/group_commit.h), beside raw RocksDB baselines on a data dir
+// opened with the very same options, in the same process, interleaved, at 1, 8 and 64
+// threads. The raw baselines call rocksdb::DB::Write(sync=true) on each thread (RocksDB's
+// own write group); "raw_order_shaped_committer" sends the same batch as
+// "raw_order_shaped_sync" through Db::Write, i.e. the committer: the pair is the
+// committer's cost or gain alone. The committer's runs report batches_per_group. The
+// "_noyield" pair repeats both on a data dir opened with RocksDB's
+// enable_write_thread_adaptive_yield=false (followers block instead of spinning).
 //
 //   order_bench [--benchmark_repetitions=N] [google-benchmark flags]
 //   tools/bench-orders.sh     runs it and prints each figure and the domain/raw ratio
@@ -11,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -34,9 +41,34 @@ struct World {
   std::unique_ptr<Shop> shop;
   uint64_t pid = 0;
   storage::OpenedDataDir raw;
+  storage::OpenedDataDir raw_noyield;  // the same, enable_write_thread_adaptive_yield=false
   std::atomic<uint64_t> counter{0};
 };
 World* g_world = nullptr;
+
+// The committer's groups and batches at a benchmark's start (thread 0 reads them before
+// and after its loop; the other threads run the same span, give or take their start).
+struct CommitSpan {
+  explicit CommitSpan(const storage::Db* db, benchmark::State& state)
+      : db_(db), state_(state), start_(db->commit_stats()) {}
+  ~CommitSpan() {
+    if (state_.thread_index() != 0) return;
+    const storage::GroupCommitter::Stats end = db_->commit_stats();
+    const double groups = static_cast<double>(end.groups - start_.groups);
+    state_.counters["batches_per_group"] =
+        groups > 0 ? static_cast<double>(end.batches - start_.batches) / groups : 0;
+  }
+  const storage::Db* db_;
+  benchmark::State& state_;
+  const storage::GroupCommitter::Stats start_;
+};
+
+// RocksDB's own synced write on the caller's thread (its write group), not Db::Write.
+rocksdb::Status RawSyncWrite(storage::Db* db, rocksdb::WriteBatch* b) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return db->raw()->Write(wo, b);
+}
 
 void BM_RawWriteBatch(benchmark::State& state) {
   storage::Db* db = g_world->raw.db.get();
@@ -49,18 +81,22 @@ void BM_RawWriteBatch(benchmark::State& state) {
     rocksdb::WriteBatch b;
     b.Put(db->cf(storage::kCfOrders), key, value);
     b.Merge(db->cf(storage::kCfCounters), counter_key, one);
-    if (!db->Write(&b, /*sync=*/true).ok()) state.SkipWithError("write failed");
+    if (!RawSyncWrite(db, &b).ok()) state.SkipWithError("write failed");
   }
   state.SetItemsProcessed(state.iterations());
 }
 
 // The same records an order creation writes (order, expiry index, counter Merge), built
 // without the domain: isolates RocksDB's cost of the batch's shape from the domain's own.
-void BM_RawOrderShaped(benchmark::State& state) {
-  storage::Db* db = g_world->raw.db.get();
+// through_committer: Db::Write (the group committer) instead of RocksDB's own write group.
+// noyield: on the data dir opened with enable_write_thread_adaptive_yield=false.
+void OrderShaped(benchmark::State& state, bool through_committer, bool noyield = false) {
+  storage::Db* db = (noyield ? g_world->raw_noyield : g_world->raw).db.get();
   const std::string value(110, 'v');
   const std::string counter_key = storage::CounterKey(1, storage::CounterKind::kHeld);
   const std::string one = storage::EncodeCounter(1);
+  std::optional<CommitSpan> span;
+  if (through_committer) span.emplace(db, state);
   for (auto _ : state) {
     std::string key(16, '\0');
     SecureRandom::Get()->Fill(reinterpret_cast<uint8_t*>(key.data()), key.size());
@@ -70,13 +106,19 @@ void BM_RawOrderShaped(benchmark::State& state) {
     b.Put(db->cf(storage::kCfOrderIndex), storage::ExpiryIndexKey(now_ms + 900'000, key),
           rocksdb::Slice());
     b.Merge(db->cf(storage::kCfCounters), counter_key, one);
-    if (!db->Write(&b, /*sync=*/true).ok()) state.SkipWithError("write failed");
+    const bool ok = through_committer ? db->Write(&b).ok() : RawSyncWrite(db, &b).ok();
+    if (!ok) state.SkipWithError("write failed");
   }
   state.SetItemsProcessed(state.iterations());
 }
+void BM_RawOrderShaped(benchmark::State& state) { OrderShaped(state, false); }
+void BM_RawOrderShapedCommitter(benchmark::State& state) { OrderShaped(state, true); }
+void BM_RawOrderShapedNoYield(benchmark::State& state) { OrderShaped(state, false, true); }
+void BM_RawOrderShapedCommitterNoYield(benchmark::State& state) { OrderShaped(state, true, true); }
 
 void BM_CreateOrder(benchmark::State& state) {
   Shop* shop = g_world->shop.get();
+  CommitSpan span(shop->db(), state);
   for (auto _ : state) {
     const uint64_t n = g_world->counter.fetch_add(1);
     auto r =
@@ -145,6 +187,12 @@ int main(int argc, char** argv) {
   auto raw = storage::OpenDataDir(ro, SecureRandom::Get());
   if (!raw.ok()) return 1;
   world.raw = std::move(*raw);
+  ro.data_dir = world.tmp.Sub("raw_noyield");
+  ro.master_key_file = world.tmp.Sub("raw_noyield.key");
+  ro.write_thread_adaptive_yield = false;
+  auto raw_noyield = storage::OpenDataDir(ro, SecureRandom::Get());
+  if (!raw_noyield.ok()) return 1;
+  world.raw_noyield = std::move(*raw_noyield);
 
   for (int threads : {1, 8, 64}) {
     const int iters = g_orders_per_run / threads;
@@ -153,6 +201,19 @@ int main(int argc, char** argv) {
         ->Iterations(iters)
         ->UseRealTime();
     benchmark::RegisterBenchmark("raw_order_shaped_sync", BM_RawOrderShaped)
+        ->Threads(threads)
+        ->Iterations(iters)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("raw_order_shaped_committer", BM_RawOrderShapedCommitter)
+        ->Threads(threads)
+        ->Iterations(iters)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("raw_order_shaped_sync_noyield", BM_RawOrderShapedNoYield)
+        ->Threads(threads)
+        ->Iterations(iters)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("raw_order_shaped_committer_noyield",
+                                 BM_RawOrderShapedCommitterNoYield)
         ->Threads(threads)
         ->Iterations(iters)
         ->UseRealTime();
@@ -166,5 +227,6 @@ int main(int argc, char** argv) {
   benchmark::Shutdown();
   world.shop.reset();
   world.raw.db.reset();
+  world.raw_noyield.db.reset();
   return 0;
 }

@@ -71,6 +71,10 @@ struct ShopOptions {
   // Delivery retries before an entry is "failed". Default 8.
   uint32_t delivery_attempts_max = limits::kDeliveryAttemptsMax;
   size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
+  // Test hook (storage::DbOptions::write_fault): called before each synced group write; an
+  // error fails every state change of that group with it, nothing of them written (each
+  // gives back what it held in memory). Default: empty.
+  storage::WriteFaultFn write_fault = nullptr;
 
   // --- backups (backup/backup.h; the server sets these from its config) ---
   // Directory of the shop's backups; "" = backups off. Must not overlap data_dir nor hold

@@ -101,6 +101,8 @@ absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* ra
   dbo.create_if_missing = opts.create_if_missing;
   dbo.key_check = out.cipher->KeyCheckValue();
   dbo.block_cache_bytes = opts.block_cache_bytes;
+  dbo.write_thread_adaptive_yield = opts.write_thread_adaptive_yield;
+  dbo.write_fault = opts.write_fault;
   auto db = Db::Open(opts.data_dir, dbo);
   if (!db.ok()) return db.status();
   out.db = std::move(*db);

@@ -21,6 +21,10 @@ struct DataDirOptions {
   // Tools that must not create anything (check, backup verify) set false. Default: true.
   bool create_if_missing = true;
   size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
+  // DbOptions::write_thread_adaptive_yield. Default: true.
+  bool write_thread_adaptive_yield = true;
+  // DbOptions::write_fault (a test hook). Default: empty.
+  WriteFaultFn write_fault = nullptr;
 };
 
 struct OpenedDataDir {

@@ -15,6 +15,7 @@
 #include "limits/limits.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
+#include "storage/group_commit.h"
 #include "storage/schema.h"
 
 namespace kv::storage {
@@ -34,6 +35,15 @@ struct DbOptions {
   std::string key_check;
   // RocksDB block cache for all column families, bytes. Default: 64 MiB.
   size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
+  // RocksDB's enable_write_thread_adaptive_yield: writers waiting in RocksDB's write group
+  // spin (up to 100 us) before blocking. With the group committer the only synced writer
+  // is one thread, so this matters only for writes that bypass it (benchmarks' raw
+  // baselines). Default: true (RocksDB's default).
+  bool write_thread_adaptive_yield = true;
+  // Test hook: called by the group committer before each synced group write; an error
+  // fails every Write(sync=true) of that group with it and writes nothing of the group.
+  // Harmless in product code. Default: empty (never called).
+  WriteFaultFn write_fault = nullptr;
 };
 
 // True when `s` is Db::Open's "the dir is locked by another process" outcome (also when
@@ -63,9 +73,18 @@ class Db {
   rocksdb::ColumnFamilyHandle* cf(Cf c) const { return handles_[c]; }
   const std::string& dir() const { return dir_; }
 
-  // Commits `batch` atomically. sync=true fsyncs the WAL before returning, so concurrent
-  // callers group-commit. Thread-safe. Errors are Unavailable (I/O, disk full) or DataLoss.
+  // Commits `batch` (not owned; unchanged until this returns) atomically. Thread-safe.
+  //  - sync=true: queued for the group committer (storage/group_commit.h), which merges
+  //    every batch queued meanwhile into ONE synced RocksDB write; returns once that write
+  //    has fsync'd the WAL, so OK means durable. A failed group fails every member with
+  //    the same status and writes nothing of any of them.
+  //  - sync=false: written at once on the caller's thread, not synced.
+  // Errors are Unavailable (I/O, disk full, the Db closing), DataLoss (corruption), or
+  // what DbOptions::write_fault returned.
   [[nodiscard]] absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
+
+  // What the group committer has done so far (groups written, batches in them).
+  GroupCommitter::Stats commit_stats() const { return committer_->stats(); }
 
   // Point read. Outcomes: a value; std::nullopt when absent; an error status otherwise.
   absl::StatusOr<std::optional<std::string>> Get(Cf c, std::string_view key) const;
@@ -99,6 +118,8 @@ class Db {
   std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
   std::array<rocksdb::ColumnFamilyHandle*, kCfCount> handles_{};
+  // Every synced write goes through it; stopped (its queue drained) before db_ closes.
+  std::unique_ptr<GroupCommitter> committer_;
 };
 
 }  // namespace kv::storage

@@ -1,0 +1,139 @@
+#include "storage/group_commit.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "storage/rocks_status.h"
+
+namespace kv::storage {
+namespace {
+
+// WriteBatch's representation (db/write_batch.cc): fixed64 sequence, fixed32 count, then
+// the records. Public through WriteBatch::Data() and WriteBatch(std::string&&); it is also
+// the WAL record's format, so it does not change under a running database.
+constexpr size_t kBatchHeaderBytes = 12;
+constexpr size_t kBatchCountOffset = 8;
+
+void PutFixed32LE(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+}  // namespace
+
+rocksdb::WriteBatch MergeBatches(const std::vector<rocksdb::WriteBatch*>& batches) {
+  size_t bytes = kBatchHeaderBytes;
+  for (const rocksdb::WriteBatch* b : batches) bytes += b->GetDataSize() - kBatchHeaderBytes;
+  std::string rep;
+  rep.reserve(bytes);
+  rep.append(kBatchHeaderBytes, '\0');
+  uint32_t count = 0;
+  for (const rocksdb::WriteBatch* b : batches) {
+    const std::string& d = b->Data();
+    rep.append(d, kBatchHeaderBytes, std::string::npos);
+    count += b->Count();
+  }
+  PutFixed32LE(rep.data() + kBatchCountOffset, count);
+  return rocksdb::WriteBatch(std::move(rep));
+}
+
+GroupCommitter::GroupCommitter(rocksdb::DB* db, WriteFaultFn fault)
+    : db_(db), fault_(std::move(fault)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+GroupCommitter::~GroupCommitter() { Stop(); }
+
+absl::Status GroupCommitter::Commit(rocksdb::WriteBatch* batch) {
+  std::shared_ptr<Group> g;
+  {
+    MutexLock l(&mu_);
+    if (stopping_) {
+      return absl::UnavailableError("write: the database is closing (group commit stopped)");
+    }
+    const size_t bytes = batch->GetDataSize();
+    // A group always admits its first batch, however large.
+    if (queue_.empty() || queue_.back()->batches.size() >= kGroupBatchesMax ||
+        queue_.back()->bytes + bytes > kGroupBytesMax) {
+      queue_.push_back(std::make_shared<Group>());
+    }
+    g = queue_.back();
+    g->batches.push_back(batch);
+    g->bytes += bytes;
+    queued_.fetch_add(1, std::memory_order_relaxed);
+    // Only a committer asleep needs the signal; a busy one takes the queue when it is done.
+    if (committer_waiting_) work_cv_.Signal();
+  }
+  MutexLock l(&g->mu);
+  while (!g->done) g->done_cv.Wait(&g->mu);
+  return g->status;
+}
+
+void GroupCommitter::Stop() {
+  {
+    MutexLock l(&mu_);
+    stopping_ = true;
+    work_cv_.Signal();
+  }
+  MutexLock j(&join_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+GroupCommitter::Stats GroupCommitter::stats() const {
+  Stats s;
+  s.groups = groups_.load(std::memory_order_relaxed);
+  s.batches = batches_.load(std::memory_order_relaxed);
+  s.failed_groups = failed_groups_.load(std::memory_order_relaxed);
+  s.largest_group = largest_group_.load(std::memory_order_relaxed);
+  s.queued = queued_.load(std::memory_order_relaxed);
+  return s;
+}
+
+std::shared_ptr<GroupCommitter::Group> GroupCommitter::Take() {
+  MutexLock l(&mu_);
+  while (queue_.empty() && !stopping_) {
+    committer_waiting_ = true;
+    work_cv_.Wait(&mu_);
+    committer_waiting_ = false;
+  }
+  // Stopping: the queue is drained before the thread ends, so no caller is left waiting.
+  if (queue_.empty()) return nullptr;
+  std::shared_ptr<Group> g = std::move(queue_.front());
+  queue_.pop_front();
+  queued_.fetch_sub(g->batches.size(), std::memory_order_relaxed);
+  return g;
+}
+
+void GroupCommitter::Run() {
+  while (std::shared_ptr<Group> g = Take()) {
+    // Taken off the queue: no caller adds to g->batches any more.
+    const absl::Status s = Write(*g);
+    const uint64_t n = g->batches.size();
+    groups_.fetch_add(1, std::memory_order_relaxed);
+    batches_.fetch_add(n, std::memory_order_relaxed);
+    if (!s.ok()) failed_groups_.fetch_add(1, std::memory_order_relaxed);
+    if (n > largest_group_.load(std::memory_order_relaxed)) {
+      largest_group_.store(n, std::memory_order_relaxed);  // only this thread writes it
+    }
+    {
+      MutexLock l(&g->mu);
+      g->done = true;
+      g->status = s;
+    }
+    g->done_cv.SignalAll();
+  }
+}
+
+absl::Status GroupCommitter::Write(const Group& g) {
+  if (fault_) {
+    absl::Status f = fault_();
+    if (!f.ok()) return f;
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (g.batches.size() == 1) return FromRocks(db_->Write(wo, g.batches.front()), "write");
+  rocksdb::WriteBatch merged = MergeBatches(g.batches);
+  return FromRocks(db_->Write(wo, &merged), "write");
+}
+
+}  // namespace kv::storage

@@ -1,0 +1,116 @@
+// GroupCommitter: the one thread that makes the shop's synced writes (issue 11). A caller
+// queues its batch and waits; the committer takes every queued batch (up to a bounded
+// group), merges them into one WriteBatch, makes ONE synced RocksDB write and wakes every
+// member of the group with the group's status. While it is inside that write, new callers
+// queue for the next group (pipelined): one fsync serves every batch that arrived during
+// the previous one.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "base/mutex.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+
+namespace kv::storage {
+
+// Most batches in one group: a bound on one write's latency and on the waiters one
+// wakeup releases (far above what worker_threads_max handlers can queue in one fsync).
+inline constexpr size_t kGroupBatchesMax = 512;
+// Most bytes (of WriteBatch representation) in one group: bounds the merged copy. A batch
+// larger than this alone (a big key import) is a group of its own, written without a
+// copy. RocksDB's own write group stops at 1 MiB (max_write_batch_group_size_bytes).
+inline constexpr size_t kGroupBytesMax = 1 << 20;
+static_assert(kGroupBatchesMax >= 2 && kGroupBytesMax >= 64 * 1024);
+
+// Called by the committer before each group's write (DbOptions::write_fault). OK: the
+// group is written; an error: the group fails with it and nothing of it is written.
+using WriteFaultFn = std::function<absl::Status()>;
+
+// Concatenates `batches` (at least one, each a plain batch: no per-key protection bytes,
+// no user timestamps, no 2PC markers — what the shop writes) into one batch with their
+// records in order, as RocksDB's own write group does (WriteBatchInternal::Append: the
+// representation is a 12-byte header, sequence and count, then the records).
+rocksdb::WriteBatch MergeBatches(const std::vector<rocksdb::WriteBatch*>& batches);
+
+class GroupCommitter {
+ public:
+  // What the committer has done so far (monotonic; read lock-free, for tests and benches).
+  struct Stats {
+    uint64_t groups = 0;         // synced writes made (or failed), one per group
+    uint64_t batches = 0;        // batches committed (or failed) in them
+    uint64_t failed_groups = 0;  // groups whose write (or the fault hook) failed
+    uint64_t largest_group = 0;  // most batches in one group
+    uint64_t queued = 0;         // batches waiting for a group write that has not begun
+  };
+
+  // Starts the committer thread, which writes to `db` (not owned; outlives this object)
+  // with sync=true. `fault` may be empty.
+  GroupCommitter(rocksdb::DB* db, WriteFaultFn fault);
+  // Stop(), then nothing remains.
+  ~GroupCommitter();
+  GroupCommitter(const GroupCommitter&) = delete;
+  GroupCommitter& operator=(const GroupCommitter&) = delete;
+
+  // Queues `batch` (not owned; the caller keeps it unchanged until this returns) and
+  // blocks until the group holding it is durable (its WAL fsync'd) or has failed.
+  // Outcomes: OK — the batch is committed and synced; the group's error (every member of a
+  // failed group gets the same status, and nothing of the group was written: Unavailable
+  // for I/O and disk-full errors, DataLoss for corruption, or what the fault hook
+  // returned); Unavailable at once, without queueing, after Stop(). Thread-safe.
+  [[nodiscard]] absl::Status Commit(rocksdb::WriteBatch* batch);
+
+  // Refuses new commits, writes every batch already queued (their callers get their
+  // groups' statuses), then joins the committer. Idempotent; thread-safe.
+  void Stop();
+
+  Stats stats() const;
+
+ private:
+  // The batches of one synced write and how their callers learn its outcome. Members wait
+  // on the group's own mutex, so a wakeup touches neither the queue's lock nor the other
+  // groups' waiters.
+  struct Group {
+    std::vector<rocksdb::WriteBatch*> batches;  // written under mu_ until taken, then read-only
+    size_t bytes = 0;
+    Mutex mu;
+    CondVar done_cv;
+    bool done ABSL_GUARDED_BY(mu) = false;
+    absl::Status status ABSL_GUARDED_BY(mu);
+  };
+
+  void Run();
+  // The next group to write, waiting for one; nullptr when stopped and drained.
+  std::shared_ptr<Group> Take();
+  absl::Status Write(const Group& g);
+
+  rocksdb::DB* const db_;
+  const WriteFaultFn fault_;
+
+  Mutex mu_;
+  CondVar work_cv_;  // the committer waits here for a batch (or for Stop)
+  // Groups not yet taken, oldest first; only the last one admits new batches.
+  std::deque<std::shared_ptr<Group>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool committer_waiting_ ABSL_GUARDED_BY(mu_) = false;
+
+  Mutex join_mu_;  // serializes Stop()'s join
+  std::thread thread_;
+
+  std::atomic<uint64_t> groups_{0};
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> failed_groups_{0};
+  std::atomic<uint64_t> largest_group_{0};
+  std::atomic<uint64_t> queued_{0};
+};
+
+}  // namespace kv::storage
