@@ -1,5 +1,7 @@
 #include "http/worker_pool.h"
 
+#include <pthread.h>
+
 namespace kv::http {
 
 WorkerPool::~WorkerPool() {
@@ -29,6 +31,7 @@ size_t WorkerPool::threads() const {
 }
 
 void WorkerPool::Loop() {
+  pthread_setname_np(pthread_self(), "kv-worker");  // named in top, perf and gdb
   while (true) {
     std::function<void()> job;
     {

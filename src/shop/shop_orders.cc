@@ -80,6 +80,12 @@ std::optional<Shop::OrderRefusal> Shop::CheckOrder(const OrderRequest& req,
 std::optional<Shop::OrderRefusal> Shop::PrecheckOrder(const OrderRequest& req) const {
   ProductState* ps = nullptr;
   if (std::optional<OrderRefusal> bad = CheckOrder(req, &ps)) return bad;
+  const ProductRecord* cfg = ps->Config();
+  // Enough stock (or backorders allowed): CreateOrder decides, at once (no contact tag is
+  // computed for the orders that will go through).
+  if (cfg->allow_backorder || ps->available.load() >= static_cast<int64_t>(req.quantity)) {
+    return std::nullopt;
+  }
   Impl& m = *impl_;
   OrderRecord r;
   r.contact_tag = m.ContactTag(req.contact);
@@ -87,11 +93,7 @@ std::optional<Shop::OrderRefusal> Shop::PrecheckOrder(const OrderRequest& req) c
   // CreateOrder's next check is the pending-order limit, which refuses before the stock
   // does: when it might, only CreateOrder can answer.
   if (m.PendingMayRefuse(r)) return std::nullopt;
-  const ProductRecord* cfg = ps->Config();
-  if (!cfg->allow_backorder && ps->available.load() < static_cast<int64_t>(req.quantity)) {
-    return OrderRefusal{Refusal::kOutOfStock, "not enough keys left"};
-  }
-  return std::nullopt;
+  return OrderRefusal{Refusal::kOutOfStock, "not enough keys left"};
 }
 
 Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKey* idem) {
