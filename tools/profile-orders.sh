@@ -25,10 +25,11 @@ LUA
 server_pid=$(cat "$KV_TMP/shop/pid")
 wrk -t2 -c64 -d"$((secs + 4))s" --latency -s "$KV_TMP/order.lua" "$shop/api/v1/orders" \
   > "$KV_TMP/wrk.txt" &
+wrk_pid=$!
 sleep 2
 perf record -F 499 -g -p "$server_pid" -o "$KV_TMP/perf.data" -- sleep "$secs" \
   > /dev/null 2>&1
-wait
+wait "$wrk_pid"  # not a bare wait: the server is this shell's child too
 echo "orders: $(awk '/Requests\/sec/ {print $2}' "$KV_TMP/wrk.txt")/s over 64 connections" \
   "(p50 $(awk '$1=="50%" {print $2}' "$KV_TMP/wrk.txt"), p99 $(awk '$1=="99%" {print $2}' "$KV_TMP/wrk.txt"));" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
