@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "absl/status/status.h"
+#include "flood/flag_walk.h"
 
 namespace kv::flood {
 
@@ -19,39 +20,21 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args,
   o.secret = env_secret;
   int notify_every = -1;  // -1: the mode's default
   int probe_interval_ms = -1;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i], v;
-    const size_t eq = a.find('=');
-    if (eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    } else {
-      if (i + 1 >= args.size()) return absl::InvalidArgumentError(a + " needs a value");
-      v = args[++i];
-    }
-    bool bad = false;
-    const auto num = [&](double lo, double hi) {
-      char* end = nullptr;
-      const double d = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end != '\0' || !(d >= lo && d <= hi)) {  // NaN too
-        bad = true;
-        return lo;  // never converted out of range; the caller returns the error
-      }
-      return d;
-    };
+  const absl::Status walked = WalkFlags(args, [&](const std::string& a, FlagValue& v) {
+    const auto num = [&v](double lo, double hi) { return v.Num(lo, hi); };
     if (a == "--url") {
-      o.url = v;
+      o.url = v.str();
     } else if (a == "--ops-url") {
-      o.ops_url = v;
+      o.ops_url = v.str();
     } else if (a == "--product") {
-      o.product = v;
+      o.product = v.str();
     } else if (a == "--payment-secret") {
-      o.secret = v;
+      o.secret = v.str();
     } else if (a == "--mode") {
       if (v != "flood" && v != "throughput") {
         return absl::InvalidArgumentError("--mode is flood or throughput");
       }
-      o.mode = v;
+      o.mode = v.str();
     } else if (a == "--connections") {
       o.connections = static_cast<int>(num(1, 20000));
     } else if (a == "--threads") {
@@ -69,8 +52,9 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args,
     } else {
       return absl::InvalidArgumentError("unknown option " + a);
     }
-    if (bad) return absl::InvalidArgumentError("bad value for " + a + ": " + v);
-  }
+    return absl::OkStatus();
+  });
+  if (!walked.ok()) return walked;
   if (o.url.empty()) return absl::InvalidArgumentError("--url is required");
   if (o.product.empty()) return absl::InvalidArgumentError("--product is required");
   if (o.ops_url.empty()) o.ops_url = o.url;

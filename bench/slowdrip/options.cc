@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "absl/status/status.h"
+#include "flood/flag_walk.h"
 
 namespace kv::slowdrip {
 
@@ -16,41 +17,21 @@ const char kUsage[] =
     "[--server-pid PID] [--hold-seconds S]";
 
 absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
+  using flood::FlagValue;
+  using flood::WalkFlags;
   Options o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i], v;
-    const size_t eq = a.find('=');
-    if (eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    } else {
-      if (i + 1 >= args.size()) return absl::InvalidArgumentError(a + " needs a value");
-      v = args[++i];
-    }
-    bool bad = false;
-    const auto num = [&](double lo, double hi) {
-      char* end = nullptr;
-      const double d = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end != '\0' || !(d >= lo && d <= hi)) {  // NaN too
-        bad = true;
-        return lo;
-      }
-      return d;
-    };
-    const auto integer = [&](int lo, int hi) {
-      const double d = num(lo, hi);
-      if (d != std::floor(d)) bad = true;
-      return static_cast<int>(d);
-    };
+  const absl::Status walked = WalkFlags(args, [&](const std::string& a, FlagValue& v) {
+    const auto num = [&v](double lo, double hi) { return v.Num(lo, hi); };
+    const auto integer = [&v](int lo, int hi) { return v.Int(lo, hi); };
     if (a == "--url") {
-      o.url = v;
+      o.url = v.str();
     } else if (a == "--product") {
-      o.product = v;
+      o.product = v.str();
     } else if (a == "--mode") {
       if (v != "slowdrip" && v != "idle") {
         return absl::InvalidArgumentError("--mode is slowdrip or idle");
       }
-      o.mode = v;
+      o.mode = v.str();
     } else if (a == "--connections") {
       o.connections = integer(1, 200000);
     } else if (a == "--per-address") {
@@ -83,8 +64,9 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
     } else {
       return absl::InvalidArgumentError("unknown option " + a);
     }
-    if (bad) return absl::InvalidArgumentError("bad value for " + a + ": " + v);
-  }
+    return absl::OkStatus();
+  });
+  if (!walked.ok()) return walked;
   if (o.url.empty()) return absl::InvalidArgumentError("--url is required");
   const bool drip = o.mode == "slowdrip";
   if (drip && o.product.empty()) return absl::InvalidArgumentError("--product is required");
