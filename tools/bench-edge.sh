@@ -123,14 +123,6 @@ for s in "${!url[@]}"; do
   [ "$code" = 409 ] || { echo "$s: an order for the sold-out product answered $code, not 409" >&2; exit 1; }
 done
 
-order_lua() {  # FILE PRODUCT
-  cat > "$1" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"product_id":"$2","quantity":1,"contact":"bench@example.com"}'
-LUA
-}
-
 # wrk_run KEY URL CONNECTIONS [LUA]: one wrk run; fills rate/p50/p99/extra[KEY], and
 # requests[KEY] (answers counted by wrk) and non2xx[KEY].
 declare -A requests non2xx
@@ -162,7 +154,7 @@ PY
 }
 
 # --- b. keyvend orders --------------------------------------------------------------------------
-order_lua "$KV_TMP/hot.lua" "$hot"
+kv_order_lua "$KV_TMP/hot.lua" "$hot"
 for c in 64 256; do
   wrk_run "orders-$c" "$new_url/api/v1/orders" "$c" "$KV_TMP/hot.lua"
 done
@@ -173,7 +165,7 @@ metric409() {  # SERVER
 }
 servers=(new)
 [ -n "$old_bin" ] && servers+=(old)
-for s in "${servers[@]}"; do order_lua "$KV_TMP/soldout-$s.lua" "${soldout[$s]}"; done
+for s in "${servers[@]}"; do kv_order_lua "$KV_TMP/soldout-$s.lua" "${soldout[$s]}"; done
 for what in soldout list detail; do
   for s in "${servers[@]}"; do
     case $what in

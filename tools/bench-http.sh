@@ -19,13 +19,9 @@ shop=$(kv_url shop)
 base=$(kv_url base)
 
 pid=$(kv_product "$shop" '{"name":"hot","price_cents":100,"currency":"EUR","max_per_order":1}')
-python3 -c 'print("\n".join(f"BENCH-{i:08d}-KEY" for i in range(900000)))' > "$KV_TMP/keys.txt"
+kv_keys "$KV_TMP/keys.txt" 900000 BENCH
 kv_import "$shop" "$pid" "$KV_TMP/keys.txt" > /dev/null
-cat > "$KV_TMP/order.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"product_id":"$pid","quantity":1,"contact":"bench@example.com"}'
-LUA
+kv_order_lua "$KV_TMP/order.lua" "$pid"
 
 run() {  # name url connections
   local out=$KV_TMP/$1-$3.txt

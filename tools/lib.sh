@@ -151,6 +151,18 @@ kv_import() {  # URL PRODUCT FILE
     python3 -c 'import json,sys; print(json.load(sys.stdin)["imported"])'
 }
 
+kv_order_lua() {  # FILE PRODUCT [CONTACT]: a wrk script that creates one-key orders
+  cat > "$1" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"product_id":"$2","quantity":1,"contact":"${3:-bench@example.com}"}'
+LUA
+}
+
+kv_keys() {  # FILE N PREFIX: N distinct key lines
+  python3 -c "print('\\n'.join(f'$3-{i:09d}-KEY' for i in range($2)))" > "$1"
+}
+
 kv_metric() {  # URL NAME{LABELS}
   curl -sf --max-time 5 "$1/metrics" |
     awk -v m="$2" 'index($0, m " ") == 1 {v = $NF} END {print (v == "" ? 0 : v)}'

@@ -15,13 +15,9 @@ kv_init "$build" keyvend
 kv_serve shop off "$KV_TMP/data"
 shop=$(kv_url shop)
 pid=$(kv_product "$shop" '{"name":"hot","price_cents":100,"currency":"EUR","max_per_order":1}')
-python3 -c 'print("\n".join(f"PROF-{i:08d}-KEY" for i in range(400000)))' > "$KV_TMP/keys.txt"
+kv_keys "$KV_TMP/keys.txt" 400000 PROF
 kv_import "$shop" "$pid" "$KV_TMP/keys.txt" > /dev/null
-cat > "$KV_TMP/order.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"product_id":"$pid","quantity":1,"contact":"prof@example.com"}'
-LUA
+kv_order_lua "$KV_TMP/order.lua" "$pid" prof@example.com
 server_pid=$(cat "$KV_TMP/shop/pid")
 wrk -t2 -c64 -d"$((secs + 4))s" --latency -s "$KV_TMP/order.lua" "$shop/api/v1/orders" \
   > "$KV_TMP/wrk.txt" &
