@@ -284,6 +284,37 @@ std::optional<HttpError> Server::Impl::Notify(const std::string& body, const std
   return std::nullopt;
 }
 
+void Server::Impl::OrderCreated(httplib::Response& res, const OrderView& o) {
+  JsonWriter w;
+  w.BeginObject()
+      .Field("order_id", o.order_id)
+      .Field("token", o.token)
+      .Field("status", OrderStatusName(o.status))
+      .Field("amount_cents", o.amount_cents)
+      .Field("currency", o.currency)
+      .Field("expires_at", FormatRfc3339(o.expires_at))
+      .Field("pay_url", PayUrl(o))
+      .EndObject();
+  WriteJson(res, 201, w.Take());
+}
+
+void Server::Impl::FinishOrder(Conn& c, Result<OrderView> r) {
+  // On the committer thread, which owns the connection until Done hands it back.
+  CurrentConnScope scope(&c.cc);
+  httplib::Response res;
+  res.set_header("X-Request-Id", c.cc.request_id);
+  Ctx ctx{c.head, res, c.cc.params};
+  if (!Failed(ctx, r)) {
+    orders_created.fetch_add(1, std::memory_order_relaxed);
+    OrderCreated(res, *r);
+  }
+  requests->Observe(c.cc.route_index, res.status,
+                    static_cast<double>(MonoNowNs() - c.cc.start_ns) / 1e9);
+  Answer(c, res);
+  SendWithoutWaiting(c);
+  loops[c.loop]->Done(&c);
+}
+
 void Server::Impl::RegisterRoutes() {
   Shop* shop = opts.shop;
   started_mono_ns = opts.clock->MonoNowNs();
@@ -330,26 +361,27 @@ void Server::Impl::RegisterRoutes() {
           // On the I/O loop: answer only what memory settles (a sold-out or invalid order);
           // the rest, and every Idempotency-Key (a replay reads the database), runs on a worker.
           std::optional<Shop::OrderRefusal> no = idem ? std::nullopt : shop->PrecheckOrder(req);
-          if (!no) {
+          if (no) return WriteError(c.res, ErrorFor(no->refusal, std::move(no->message)));
+          if (idem || cc->owner == nullptr) {
             cc->needs_worker = true;
             return;
           }
-          return WriteError(c.res, ErrorFor(no->refusal, std::move(no->message)));
+          // No thread waits for this order's fsync: its batch joins the committer's next
+          // group and the committer's completion writes the answer (FinishOrder). From
+          // here the connection is the completion's: nothing below touches it.
+          cc->async_pending = true;
+          Conn* conn = cc->owner;
+          std::optional<Result<OrderView>> now = shop->CreateOrderAsync(
+              req, [this, conn](Result<OrderView> r) { FinishOrder(*conn, std::move(r)); });
+          if (!now) return;
+          cc->async_pending = false;  // refused (or failed) before the write: answered here
+          Failed(c, *now);
+          return;
         }
         auto r = shop->CreateOrder(req, idem ? &*idem : nullptr);
         if (Failed(c, r)) return;
         if (!r->idempotent_replay) orders_created.fetch_add(1, std::memory_order_relaxed);
-        JsonWriter w;
-        w.BeginObject()
-            .Field("order_id", r->order_id)
-            .Field("token", r->token)
-            .Field("status", OrderStatusName(r->status))
-            .Field("amount_cents", r->amount_cents)
-            .Field("currency", r->currency)
-            .Field("expires_at", FormatRfc3339(r->expires_at))
-            .Field("pay_url", PayUrl(*r))
-            .EndObject();
-        WriteJson(c.res, 201, w.Take());
+        OrderCreated(c.res, *r);
       });
   router.Add({"GET", "/api/v1/orders/{order_id}", kRead, kNoBody, kPublic}, [shop](Ctx& c) {
     auto r = shop->GetOrder(c.params[0], c.req.get_param_value("token"));

@@ -49,6 +49,10 @@ struct ConnContext {
   // Exec::kPrecheck's first run; the handler sets needs_worker when it cannot answer there.
   bool precheck = false;
   bool needs_worker = false;
+  // The request was handed to the group committer (an order created without waiting): its
+  // completion writes the answer and gives the connection back (IoLoop::Done).
+  bool async_pending = false;
+  struct Conn* owner = nullptr;  // the Conn this context belongs to
   // cpp-httplib's pre-routing (or Expect) hook ran: an error answer after it is ours, one
   // before it is the engine's own (a head it could not parse), which ends the connection.
   bool pre_routed = false;

@@ -157,6 +157,7 @@ void IoLoop::Add(const AcceptedConnection& ac) {
   c->loop = index_;
   c->gen = next_gen_++;
   c->cc.conn = &c->ac;
+  c->cc.owner = c.get();
   c->cc.one_request = ac.reserved;
   c->cc.ops = acceptor_->name(ac.listener) == "ops";  // serves only the ops and notify routes
   epoll_event ev{};
@@ -388,6 +389,13 @@ bool IoLoop::Dispatch(Conn& c) {
     const size_t mark = c.out.size();
     c.cc.on_loop = true;
     handler_->Execute(c);
+    if (c.cc.async_pending) {
+      // Handed to the committer, whose completion calls Done: the connection is not ours
+      // until then (nothing of it is touched here but the loop's own fields).
+      c.state = Conn::State::kWorking;
+      SetStateDeadline(c, 0);
+      return true;
+    }
     c.cc.on_loop = false;
     if (!c.cc.needs_worker) {
       c.state = Conn::State::kWriting;

@@ -451,16 +451,10 @@ void CopyRefusal(const httplib::Response& from, httplib::Response& to) {
   to.body = from.body;
 }
 
-// Sets the thread's request context for a scope (an I/O loop screening a head, a worker
-// running a request).
-class CurrentConnScope {
- public:
-  explicit CurrentConnScope(ConnContext* cc) { tls_conn = cc; }
-  ~CurrentConnScope() { tls_conn = nullptr; }
-  CurrentConnScope(const CurrentConnScope&) = delete;
-  CurrentConnScope& operator=(const CurrentConnScope&) = delete;
-};
 }  // namespace
+
+CurrentConnScope::CurrentConnScope(ConnContext* cc) { tls_conn = cc; }
+CurrentConnScope::~CurrentConnScope() { tls_conn = nullptr; }
 
 void Server::Impl::OnHead(Conn& c) {
   ConnContext& cc = c.cc;
@@ -472,7 +466,7 @@ void Server::Impl::OnHead(Conn& c) {
   cc.params.clear();
   cc.body.clear();
   cc.refusal = httplib::Response();
-  cc.precheck = cc.needs_worker = cc.pre_routed = false;
+  cc.precheck = cc.needs_worker = cc.pre_routed = cc.async_pending = cc.on_loop = false;
   const uint64_t id = Mix(request_salt + request_seq.fetch_add(1, std::memory_order_relaxed));
   absl::SNPrintF(cc.request_id, sizeof cc.request_id, "%016x", id);
   if (!c.head_parsed) {
@@ -553,12 +547,9 @@ void Server::Impl::Execute(Conn& c) {
   if (c.head_parsed &&
       (cc.refused || cc.route == nullptr || cc.route->spec.exec != Exec::kEngine)) {
     ExecuteDirect(c);
-    if (!cc.on_loop && !cc.needs_worker) {
-      // Most answers leave here whole; the loop writes what the socket would not take.
-      WorkerStream s(std::string_view(), c.ac.fd, &c.out, &c.out_pos, "", 0, "", 0, 0, false);
-      s.SendNoWait();
-      c.write_failed = s.write_failed();
-    }
+    // Most answers leave here whole; the loop writes what the socket would not take (and
+    // all of an answer given on the loop). Handed over: the connection is not ours now.
+    if (!cc.on_loop && !cc.needs_worker && !cc.async_pending) SendWithoutWaiting(c);
     return;
   }
   WorkerStream s(c.head_bytes, c.ac.fd, &c.out, &c.out_pos, c.ac.peer_ip, c.ac.peer_port,
@@ -587,10 +578,16 @@ void Server::Impl::ExecuteDirect(Conn& c) {
     res.set_header("X-Request-Id", cc.request_id);
     req.body = cc.precheck ? cc.body : std::move(cc.body);
     Dispatch(req, res);
-    if (cc.needs_worker) return;  // not answered here; the worker runs it from the start
+    // Not answered here: a worker runs it from the start, or the committer finishes it.
+    if (cc.needs_worker || cc.async_pending) return;
   }
+  Answer(c, res);
+}
+
+void Server::Impl::Answer(Conn& c, httplib::Response& res) {
+  const httplib::Request& req = c.head;
   const std::string connection = req.get_header_value("Connection");
-  const bool close = c.close_after || cc.must_close || connection == "close" ||
+  const bool close = c.close_after || c.cc.must_close || connection == "close" ||
                      (req.version == "HTTP/1.0" && connection != "Keep-Alive");
   AppendResponse(req, res, close, opts.config.keep_alive_timeout_seconds,
                  opts.config.keep_alive_max_count, &c.out);
@@ -598,6 +595,12 @@ void Server::Impl::ExecuteDirect(Conn& c) {
   c.worker_ok = true;
   c.worker_closed = close;
   c.write_failed = false;
+}
+
+void Server::Impl::SendWithoutWaiting(Conn& c) {
+  WorkerStream s(std::string_view(), c.ac.fd, &c.out, &c.out_pos, "", 0, "", 0, 0, false);
+  s.SendNoWait();
+  c.write_failed = s.write_failed();
 }
 
 bool Server::Impl::RunsInline(const Conn& c) const {
@@ -837,7 +840,9 @@ void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res)
       r->handler(ctx);
     }
   }
-  if (cc->needs_worker) return;  // not answered here: the request runs again on a worker
+  // Not answered here: the request runs again on a worker, or the committer finishes it
+  // (and owns the connection already: nothing more is touched).
+  if (cc->needs_worker || cc->async_pending) return;
   cc->route_index = route_index;
   if (draining || cc->one_request) {
     // The connection ends after this answer: say so (cpp-httplib writes "Connection:

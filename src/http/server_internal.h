@@ -72,6 +72,16 @@ struct Route;
 // screens a head); null elsewhere.
 ConnContext* CurrentConn();
 
+// Sets the thread's request context for a scope (an I/O loop screening a head, a worker or
+// the committer finishing a request).
+class CurrentConnScope {
+ public:
+  explicit CurrentConnScope(ConnContext* cc);
+  ~CurrentConnScope();
+  CurrentConnScope(const CurrentConnScope&) = delete;
+  CurrentConnScope& operator=(const CurrentConnScope&) = delete;
+};
+
 struct Ctx {
   const httplib::Request& req;
   httplib::Response& res;
@@ -208,6 +218,15 @@ struct Server::Impl final : ConnHandler {
   // Execute without cpp-httplib's engine: the route's handler on the loop's parsed head,
   // the answer written by response_writer.h (on a loop or a worker).
   void ExecuteDirect(Conn& c);
+  // Writes res into c.out as this request's answer (keep-alive or close), logs it.
+  void Answer(Conn& c, httplib::Response& res);
+  // Sends c.out as far as the socket takes it now (the loop writes the rest).
+  static void SendWithoutWaiting(Conn& c);
+  // A created order's 201 (api.cc).
+  void OrderCreated(httplib::Response& res, const OrderView& o);
+  // The committer's completion of an order created without waiting (api.cc): writes the
+  // answer and hands the connection back to its loop.
+  void FinishOrder(Conn& c, Result<OrderView> r);
 
   // The screen, on the I/O loop before the body (OnHead): framing, content coding, route,
   // rate limit, admin auth and the route's body limit are decided from the head; a

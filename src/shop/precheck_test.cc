@@ -28,14 +28,14 @@ TEST_F(PrecheckTest, RefusesExactlyWhatCreateOrderRefusesAndNothingElse) {
   const uint64_t pid = MakeProduct();
   Import(pid, 1);
   const uint64_t backorder = MakeProduct(StockMode::kReserve, /*backorder=*/true);
-  ExpectAgrees(OrderRequest(pid, 0, "a@example.com"), true);            // quantity
-  ExpectAgrees(OrderRequest(pid, 11, "a@example.com"), true);           // over max_per_order
-  ExpectAgrees(OrderRequest(pid + 100, 1, "a@example.com"), true);      // no such product
-  ExpectAgrees(OrderRequest(pid, 1, std::string("a\x01", 2)), true);    // contact
-  ExpectAgrees(OrderRequest(pid, 1, "a@example.com", "short"), true);   // query password
-  ExpectAgrees(OrderRequest(pid, 1, "first@example.com"), false);       // in stock: created
-  ExpectAgrees(OrderRequest(pid, 1, "late@example.com"), true);         // sold out
-  ExpectAgrees(OrderRequest(backorder, 1, "b@example.com"), false);     // backorders allowed
+  ExpectAgrees(OrderRequest(pid, 0, "a@example.com"), true);           // quantity
+  ExpectAgrees(OrderRequest(pid, 11, "a@example.com"), true);          // over max_per_order
+  ExpectAgrees(OrderRequest(pid + 100, 1, "a@example.com"), true);     // no such product
+  ExpectAgrees(OrderRequest(pid, 1, std::string("a\x01", 2)), true);   // contact
+  ExpectAgrees(OrderRequest(pid, 1, "a@example.com", "short"), true);  // query password
+  ExpectAgrees(OrderRequest(pid, 1, "first@example.com"), false);      // in stock: created
+  ExpectAgrees(OrderRequest(pid, 1, "late@example.com"), true);        // sold out
+  ExpectAgrees(OrderRequest(backorder, 1, "b@example.com"), false);    // backorders allowed
   EXPECT_EQ(shop_->Stock(pid).held, 1);
 }
 

@@ -332,6 +332,15 @@ class Shop {
     std::string message;
   };
   std::optional<OrderRefusal> PrecheckOrder(const OrderRequest& req) const;
+  // CreateOrder without an idempotency key and without waiting for the commit (issue 11:
+  // no thread blocks for an order's fsync). A refusal or an error found before the write
+  // is returned at once and `done` is not called; otherwise nullopt: the order's batch is
+  // with the group committer, and done(result) runs ON THE COMMITTER THREAD once its group
+  // is synced (the order) or has failed (the error; everything taken in memory is given
+  // back first) — it must be short. Every pending call completes before the Db closes; the
+  // server's drain waits for them.
+  using OrderDoneFn = std::function<void(Result<OrderView>)>;
+  std::optional<Result<OrderView>> CreateOrderAsync(const OrderRequest& req, OrderDoneFn done);
   // The order, with plaintext keys once delivered. A wrong token and an unknown id give the
   // same refusal (kOrderNotFound). Token compared in constant time. Wrong tokens count per
   // order id: after lookup_lockout.failures_max of them the id's reads are refused for a
@@ -453,6 +462,10 @@ class Shop {
   // active, per-order cap, contact, query password), in its order; sets *product when
   // they pass.
   std::optional<OrderRefusal> CheckOrder(const OrderRequest& req, ProductState** product) const;
+  // CreateOrder's body; with async_done, the write is handed to the committer (and
+  // *handed_over set) instead of waited for.
+  Result<OrderView> CreateOrderCore(const OrderRequest& req, const IdempotencyKey* idem,
+                                    OrderDoneFn* async_done = nullptr, bool* handed_over = nullptr);
 
   ShopOptions opts_;
   std::unique_ptr<storage::Db> db_;

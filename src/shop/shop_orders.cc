@@ -96,7 +96,40 @@ std::optional<Shop::OrderRefusal> Shop::PrecheckOrder(const OrderRequest& req) c
   return OrderRefusal{Refusal::kOutOfStock, "not enough keys left"};
 }
 
+namespace {
+
+// CreateOrder after its batch's write: publishes what the commit made true, or gives back
+// what was taken in memory when nothing was written.
+Result<OrderView> FinishCreate(Shop::Impl& m, Shop::ProductState* ps, const OrderRecord& r,
+                               bool holding, uint32_t q, const CounterDelta& delta,
+                               const absl::Status& s) {
+  if (!s.ok()) {
+    if (holding) ps->available += q;  // nothing was written: give the units back
+    m.ReleasePending(r);
+    return s;
+  }
+  delta.Apply(ps);
+  m.ScheduleExpiry(r);
+  OrderView v = m.View(r, false);
+  v.token = m.TokenFor(r.oid);
+  return v;
+}
+
+}  // namespace
+
 Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKey* idem) {
+  return CreateOrderCore(req, idem, nullptr);
+}
+
+std::optional<Result<OrderView>> Shop::CreateOrderAsync(const OrderRequest& req, OrderDoneFn done) {
+  bool handed_over = false;
+  Result<OrderView> r = CreateOrderCore(req, nullptr, &done, &handed_over);
+  if (handed_over) return std::nullopt;
+  return r;
+}
+
+Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const IdempotencyKey* idem,
+                                        OrderDoneFn* async_done, bool* handed_over) {
   Impl& m = *impl_;
   const std::string contact_tag = m.ContactTag(req.contact);
   std::string idem_tag, idem_scope;
@@ -199,17 +232,18 @@ Result<OrderView> Shop::CreateOrder(const OrderRequest& req, const IdempotencyKe
   CounterDelta delta;
   if (holding) delta.held = q;
   delta.AddTo(&b, db_.get(), r.product_id);
-  absl::Status s = db_->Write(&b);
-  if (!s.ok()) {
-    if (holding) ps->available += q;  // nothing was written: give the units back
-    m.ReleasePending(r);
-    return s;
+  if (async_done != nullptr) {
+    // The committer finishes it: FinishCreate and the caller's callback run on its thread
+    // once the group is synced (or has failed).
+    *handed_over = true;
+    db_->WriteAsync(
+        std::make_unique<rocksdb::WriteBatch>(std::move(b)),
+        [&m, ps, r = std::move(r), holding, q, delta, done = std::move(*async_done)](
+            const absl::Status& s) { done(FinishCreate(m, ps, r, holding, q, delta, s)); });
+    return OrderView{};  // not an answer: the callback gives it
   }
-  delta.Apply(ps);
-  m.ScheduleExpiry(r);
-  OrderView v = m.View(r, false);
-  v.token = m.TokenFor(r.oid);
-  return v;
+  const absl::Status s = db_->Write(&b);
+  return FinishCreate(m, ps, r, holding, q, delta, s);
 }
 
 Result<OrderView> Shop::GetOrder(std::string_view order_id, std::string_view token) {

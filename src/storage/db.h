@@ -82,6 +82,11 @@ class Db {
   // Errors are Unavailable (I/O, disk full, the Db closing), DataLoss (corruption), or
   // what DbOptions::write_fault returned.
   [[nodiscard]] absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
+  // A synced Write without waiting: `done` gets the same outcomes on the committer thread
+  // (GroupCommitter::CommitAsync). Thread-safe.
+  void WriteAsync(std::unique_ptr<rocksdb::WriteBatch> batch, GroupCommitter::DoneFn done) {
+    committer_->CommitAsync(std::move(batch), std::move(done));
+  }
 
   // What the group committer has done so far (groups written, batches in them).
   GroupCommitter::Stats commit_stats() const { return committer_->stats(); }

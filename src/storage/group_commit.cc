@@ -53,22 +53,42 @@ absl::Status GroupCommitter::Commit(rocksdb::WriteBatch* batch) {
     if (stopping_) {
       return absl::UnavailableError("write: the database is closing (group commit stopped)");
     }
-    const size_t bytes = batch->GetDataSize();
-    // A group always admits its first batch, however large.
-    if (queue_.empty() || queue_.back()->batches.size() >= kGroupBatchesMax ||
-        queue_.back()->bytes + bytes > kGroupBytesMax) {
-      queue_.push_back(std::make_shared<Group>());
-    }
-    g = queue_.back();
-    g->batches.push_back(batch);
-    g->bytes += bytes;
-    queued_.fetch_add(1, std::memory_order_relaxed);
-    // Only a committer asleep needs the signal; a busy one takes the queue when it is done.
-    if (committer_waiting_) work_cv_.Signal();
+    g = Enqueue(batch);
   }
   MutexLock l(&g->mu);
   while (!g->done) g->done_cv.Wait(&g->mu);
-  return g->status;
+  // Each member gets a Status of its own: copies would share one reference-counted rep
+  // across the group's threads, whose count lives in Debian's abseil (not built for TSan).
+  return g->status.ok() ? absl::OkStatus() : absl::Status(g->status.code(), g->status.message());
+}
+
+std::shared_ptr<GroupCommitter::Group> GroupCommitter::Enqueue(rocksdb::WriteBatch* batch) {
+  const size_t bytes = batch->GetDataSize();
+  // A group always admits its first batch, however large.
+  if (queue_.empty() || queue_.back()->batches.size() >= kGroupBatchesMax ||
+      queue_.back()->bytes + bytes > kGroupBytesMax) {
+    queue_.push_back(std::make_shared<Group>());
+  }
+  std::shared_ptr<Group> g = queue_.back();
+  g->batches.push_back(batch);
+  g->bytes += bytes;
+  queued_.fetch_add(1, std::memory_order_relaxed);
+  // Only a committer asleep needs the signal; a busy one takes the queue when it is done.
+  if (committer_waiting_) work_cv_.Signal();
+  return g;
+}
+
+void GroupCommitter::CommitAsync(std::unique_ptr<rocksdb::WriteBatch> batch, DoneFn done) {
+  {
+    MutexLock l(&mu_);
+    if (!stopping_) {
+      std::shared_ptr<Group> g = Enqueue(batch.get());
+      g->owned.push_back(std::move(batch));
+      g->callbacks.push_back(std::move(done));
+      return;
+    }
+  }
+  done(absl::UnavailableError("write: the database is closing (group commit stopped)"));
 }
 
 void GroupCommitter::Stop() {
@@ -124,6 +144,9 @@ void GroupCommitter::Run() {
       g->status = s;
     }
     g->done_cv.SignalAll();
+    for (const DoneFn& done : g->callbacks) {
+      done(s.ok() ? absl::OkStatus() : absl::Status(s.code(), s.message()));  // as Commit
+    }
   }
 }
 

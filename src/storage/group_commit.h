@@ -69,6 +69,13 @@ class GroupCommitter {
   // returned); Unavailable at once, without queueing, after Stop(). Thread-safe.
   [[nodiscard]] absl::Status Commit(rocksdb::WriteBatch* batch);
 
+  // The same without waiting: `batch` joins the open group and `done` is called with the
+  // group's status on the committer thread once the group is durable or has failed (after
+  // Stop(): at once, on the caller's thread, with Unavailable). `done` must be short and
+  // must not call Commit (it runs before the next group's write). Thread-safe.
+  using DoneFn = std::function<void(const absl::Status&)>;
+  void CommitAsync(std::unique_ptr<rocksdb::WriteBatch> batch, DoneFn done);
+
   // Refuses new commits, writes every batch already queued (their callers get their
   // groups' statuses), then joins the committer. Idempotent; thread-safe.
   void Stop();
@@ -82,6 +89,9 @@ class GroupCommitter {
   struct Group {
     std::vector<rocksdb::WriteBatch*> batches;  // written under mu_ until taken, then read-only
     size_t bytes = 0;
+    // CommitAsync's members (like batches: under mu_ until taken, then the committer's).
+    std::vector<std::unique_ptr<rocksdb::WriteBatch>> owned;
+    std::vector<DoneFn> callbacks;
     Mutex mu;
     CondVar done_cv;
     bool done ABSL_GUARDED_BY(mu) = false;
@@ -89,6 +99,8 @@ class GroupCommitter {
   };
 
   void Run();
+  // Adds a batch to the open group (a new one when full); under mu_.
+  std::shared_ptr<Group> Enqueue(rocksdb::WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The next group to write, waiting for one; nullptr when stopped and drained.
   std::shared_ptr<Group> Take();
   absl::Status Write(const Group& g);

@@ -86,9 +86,10 @@ class GroupCommitTest : public ::testing::Test {
 
   static std::string Key(int t, int i) { return absl::StrCat("k", t, "-", i); }
 
-  void PutBatch(rocksdb::WriteBatch* b, const std::string& key) {
-    b->Put(db_->cf(kCfOrders), key, absl::StrCat("v:", key));
-    b->Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(1));
+  void PutBatch(rocksdb::WriteBatch* b, const std::string& key) { PutBatch(db_.get(), b, key); }
+  static void PutBatch(Db* db, rocksdb::WriteBatch* b, const std::string& key) {
+    b->Put(db->cf(kCfOrders), key, absl::StrCat("v:", key));
+    b->Merge(db->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(1));
   }
 
   bool Visible(const std::string& key) {
@@ -126,11 +127,14 @@ class GroupCommitTest : public ::testing::Test {
     out->assign(n, absl::InternalError("not run"));
     const uint64_t queued_before = db_->commit_stats().queued;
     std::vector<std::thread> ts;
+    // The writers use the Db through a pointer taken here, never through db_: a test may
+    // reset db_ (close the Db) while they are queued inside Write.
+    Db* db = db_.get();
     for (int i = 0; i < n; ++i) {
-      ts.emplace_back([this, tag, i, out] {
+      ts.emplace_back([db, tag, i, out] {
         rocksdb::WriteBatch b;
-        PutBatch(&b, Key(tag, i));
-        (*out)[i] = db_->Write(&b);
+        PutBatch(db, &b, Key(tag, i));
+        (*out)[i] = db->Write(&b);
       });
     }
     EXPECT_TRUE(testing::PollUntil([&] { return db_->commit_stats().queued == queued_before + n; },
@@ -250,6 +254,53 @@ TEST_F(GroupCommitTest, AGroupIsBoundedInBytes) {
   const GroupCommitter::Stats after = db_->commit_stats();
   EXPECT_EQ(after.groups - before.groups, 3u);  // the held one, then 2 + 1
   EXPECT_EQ(after.largest_group, 2u);
+}
+
+TEST_F(GroupCommitTest, AsyncMembersShareTheGroupAndAreCalledBackWithItsStatus) {
+  absl::Status held;
+  std::thread holder = HoldCommitter(&held);
+  // 10 batches handed over without waiting, behind the held group: one group, failed.
+  Mutex mu;
+  std::vector<absl::Status> got;
+  const auto queue = [&](int tag) {
+    for (int i = 0; i < 10; ++i) {
+      auto b = std::make_unique<rocksdb::WriteBatch>();
+      PutBatch(b.get(), Key(tag, i));
+      db_->WriteAsync(std::move(b), [&mu, &got](const absl::Status& s) {
+        MutexLock l(&mu);
+        got.push_back(s);
+      });
+    }
+  };
+  queue(7);
+  const absl::Status injected = absl::UnavailableError("injected: async group");
+  gate_.Open({absl::OkStatus(), injected});
+  holder.join();
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        MutexLock l(&mu);
+        return got.size() == 10;
+      },
+      seconds(60)));
+  {
+    MutexLock l(&mu);
+    for (const absl::Status& s : got) EXPECT_EQ(s, injected);
+    got.clear();
+  }
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(Visible(Key(7, i))) << Key(7, i);
+  // And a group that succeeds calls back OK with everything visible.
+  queue(8);
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        MutexLock l(&mu);
+        return got.size() == 10;
+      },
+      seconds(60)));
+  {
+    MutexLock l(&mu);
+    for (const absl::Status& s : got) EXPECT_TRUE(s.ok()) << s;
+  }
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(Visible(Key(8, i))) << Key(8, i);
 }
 
 TEST_F(GroupCommitTest, AFailedGroupFailsEveryMemberAndWritesNothing) {
