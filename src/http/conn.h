@@ -82,7 +82,7 @@ struct Conn {
   bool peer_eof = false;    // the peer shut down its sending side
   int64_t deadline_ns = 0;  // of the current state (0: none)
   int64_t last_read_ns = 0;
-  uint64_t timer_seq = 0;
+  int64_t timer_at = 0;  // the earliest deadline-heap entry pending for it (0: none)
   int64_t served = 0;
   HeadScanState scan;
   uint64_t body_left = 0;  // Content-Length body: bytes still to come

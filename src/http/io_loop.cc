@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "base/log.h"
+#include "http/worker_stream.h"
 
 namespace kv::http {
 
@@ -214,11 +215,7 @@ bool IoLoop::ReadInput(Conn& c) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-      if (c.state == Conn::State::kBody) {  // reset mid-body: nobody to answer
-        Close(c);
-        return false;
-      }
-      Close(c);
+      Close(c);  // a reset: nobody to answer, whatever was pending
       return false;
     }
     if (n == 0) return OnEof(c);
@@ -419,21 +416,9 @@ bool IoLoop::Dispatch(Conn& c) {
 }
 
 int IoLoop::SendSome(Conn& c) {
-  while (c.out_pos < c.out.size()) {
-    const ssize_t n = ::send(c.ac.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      c.out_pos += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-    return -1;
-  }
-  c.out.clear();
-  c.out_pos = 0;
-  if (c.out.capacity() > kKeepBufferBytes) c.out.shrink_to_fit();
-  return 1;
+  const int r = SendPending(c.ac.fd, &c.out, &c.out_pos);
+  if (r == 1 && c.out.capacity() > kKeepBufferBytes) c.out.shrink_to_fit();
+  return r;
 }
 
 bool IoLoop::WriteOut(Conn& c) {
@@ -447,7 +432,7 @@ bool IoLoop::WriteOut(Conn& c) {
 }
 
 bool IoLoop::FinishResponse(Conn& c) {
-  const bool unread = c.in_pos < c.in.size() || c.state == Conn::State::kBody;
+  const bool unread = c.in_pos < c.in.size();
   if (!c.worker_ok || c.worker_closed || c.close_after || c.cc.must_close || draining_ ||
       acceptor_->draining()) {
     if (unread || c.cc.must_close) return StartLinger(c);
@@ -521,9 +506,9 @@ void IoLoop::UpdateDeadline(Conn& c) {
   if (reading) at = std::min(at, c.last_read_ns + opts_.read_timeout_ms * 1'000'000);
   // One heap entry covers every later deadline: when it fires, the real one is checked
   // and re-armed.
-  if (c.timer_seq == 0 || at < static_cast<int64_t>(c.timer_seq)) {
+  if (c.timer_at == 0 || at < c.timer_at) {
     timers_.push(Timer{at, c.ac.fd, c.gen});
-    c.timer_seq = static_cast<uint64_t>(at);
+    c.timer_at = at;
   }
 }
 
@@ -537,7 +522,7 @@ void IoLoop::ExpireTimers(int64_t now) {
     if (t.fd < 0 || static_cast<size_t>(t.fd) >= conns_.size()) continue;
     Conn* c = conns_[static_cast<size_t>(t.fd)].get();
     if (c == nullptr || c->gen != t.gen) continue;
-    if (static_cast<int64_t>(c->timer_seq) == t.at) c->timer_seq = 0;
+    if (c->timer_at == t.at) c->timer_at = 0;
     if (c->deadline_ns == 0) continue;  // working: no deadline
     int64_t due = c->deadline_ns;
     const bool reading =
@@ -545,9 +530,9 @@ void IoLoop::ExpireTimers(int64_t now) {
     if (reading) due = std::min(due, c->last_read_ns + opts_.read_timeout_ms * 1'000'000);
     if (due <= now) {
       Expire(*c);
-    } else if (c->timer_seq == 0) {
+    } else if (c->timer_at == 0) {
       timers_.push(Timer{due, t.fd, t.gen});
-      c->timer_seq = static_cast<uint64_t>(due);
+      c->timer_at = due;
     }
   }
 }

@@ -598,9 +598,7 @@ void Server::Impl::Answer(Conn& c, httplib::Response& res) {
 }
 
 void Server::Impl::SendWithoutWaiting(Conn& c) {
-  WorkerStream s(std::string_view(), c.ac.fd, &c.out, &c.out_pos, "", 0, "", 0, 0, false);
-  s.SendNoWait();
-  c.write_failed = s.write_failed();
+  c.write_failed = SendPending(c.ac.fd, &c.out, &c.out_pos) < 0;
 }
 
 bool Server::Impl::RunsInline(const Conn& c) const {
@@ -789,12 +787,8 @@ httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& 
   // cpp-httplib 0.11.4 would read until the peer closes. Either way the engine is told
   // there is nothing left to read.
   auto& mutable_req = const_cast<httplib::Request&>(req);
-  if (cc->precheck) {
-    mutable_req.body = cc->body;  // a worker may run it again
-  } else {
-    mutable_req.body = std::move(cc->body);
-    cc->body.clear();
-  }
+  mutable_req.body = std::move(cc->body);
+  cc->body.clear();
   mutable_req.headers.erase("Transfer-Encoding");
   mutable_req.headers.erase("Content-Length");
   mutable_req.set_header("Content-Length", "0");

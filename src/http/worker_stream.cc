@@ -58,22 +58,27 @@ void WorkerStream::get_local_ip_and_port(std::string& ip, int& port) const {
   port = local_port_;
 }
 
-bool WorkerStream::SendNoWait() {
-  while (*out_pos_ < out_->size()) {
-    const ssize_t n = ::send(fd_, out_->data() + *out_pos_, out_->size() - *out_pos_,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+int SendPending(int fd, std::string* out, size_t* pos) {
+  while (*pos < out->size()) {
+    const ssize_t n =
+        ::send(fd, out->data() + *pos, out->size() - *pos, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
-      *out_pos_ += static_cast<size_t>(n);
+      *pos += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-    write_failed_ = true;
-    return false;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return -1;
   }
-  out_->clear();
-  *out_pos_ = 0;
-  return true;
+  out->clear();
+  *pos = 0;
+  return 1;
+}
+
+bool WorkerStream::SendNoWait() {
+  const int r = SendPending(fd_, out_, out_pos_);
+  if (r < 0) write_failed_ = true;
+  return r == 1;
 }
 
 bool WorkerStream::SendAll() {

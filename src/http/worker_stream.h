@@ -26,6 +26,10 @@
 
 namespace kv::http {
 
+// Sends out[*pos..] on the non-blocking socket fd without waiting. 1: all sent (out is
+// cleared, *pos 0); 0: the socket would block (*pos advanced); -1: a write error.
+int SendPending(int fd, std::string* out, size_t* pos);
+
 class WorkerStream final : public httplib::Stream {
  public:
   static constexpr size_t kFlushBytes = 64 * 1024;

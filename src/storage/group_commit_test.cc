@@ -272,34 +272,32 @@ TEST_F(GroupCommitTest, AsyncMembersShareTheGroupAndAreCalledBackWithItsStatus) 
       });
     }
   };
+  // The 10 callbacks' statuses, once all have come.
+  const auto take = [&] {
+    std::vector<absl::Status> out;
+    EXPECT_TRUE(testing::PollUntil(
+        [&] {
+          MutexLock l(&mu);
+          return got.size() == 10;
+        },
+        seconds(60)));
+    MutexLock l(&mu);
+    out.swap(got);
+    return out;
+  };
   queue(7);
   const absl::Status injected = absl::UnavailableError("injected: async group");
   gate_.Open({absl::OkStatus(), injected});
   holder.join();
-  ASSERT_TRUE(testing::PollUntil(
-      [&] {
-        MutexLock l(&mu);
-        return got.size() == 10;
-      },
-      seconds(60)));
-  {
-    MutexLock l(&mu);
-    for (const absl::Status& s : got) EXPECT_EQ(s, injected);
-    got.clear();
-  }
+  const std::vector<absl::Status> failed = take();
+  ASSERT_EQ(failed.size(), 10u);
+  for (const absl::Status& s : failed) EXPECT_EQ(s, injected);
   for (int i = 0; i < 10; ++i) EXPECT_FALSE(Visible(Key(7, i))) << Key(7, i);
   // And a group that succeeds calls back OK with everything visible.
   queue(8);
-  ASSERT_TRUE(testing::PollUntil(
-      [&] {
-        MutexLock l(&mu);
-        return got.size() == 10;
-      },
-      seconds(60)));
-  {
-    MutexLock l(&mu);
-    for (const absl::Status& s : got) EXPECT_TRUE(s.ok()) << s;
-  }
+  const std::vector<absl::Status> written = take();
+  ASSERT_EQ(written.size(), 10u);
+  for (const absl::Status& s : written) EXPECT_TRUE(s.ok()) << s;
   for (int i = 0; i < 10; ++i) EXPECT_TRUE(Visible(Key(8, i))) << Key(8, i);
 }
 
