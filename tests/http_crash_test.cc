@@ -285,5 +285,68 @@ TEST_F(HttpCrashTest, KillNineMidNotifiesLosesNoAcknowledgedPayment) {
                   std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0).count()));
 }
 
+TEST_F(HttpCrashTest, KillNineMidOrdersLosesNoAcknowledgedOrderAndOversellsNothing) {
+  // Orders are created without a thread waiting for their fsync (the committer's completion
+  // writes the 201): kill -9 while 8 clients order, then every 201 must be a stored order
+  // and the stock counters must add up (keyvend check recounts them).
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  constexpr int kStock = 400;
+  std::string pid;
+  {
+    Api admin(server_.port(), kAdminToken);
+    Reply r = admin.AdminPost(
+        "/api/v1/admin/products",
+        R"({"name":"Order crash","price_cents":100,"currency":"EUR","max_per_order":1})");
+    ASSERT_EQ(r.status, 201) << r;
+    pid = r.json()["id"].str();
+    std::string body;
+    for (int i = 0; i < kStock; ++i) body += "ORDERCRASH-" + std::to_string(100000 + i) + "-K\n";
+    r = admin.AdminPost("/api/v1/admin/products/" + pid + "/keys", body, "text/plain");
+    ASSERT_EQ(r.status, 200) << r;
+  }
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> acked;  // order id, token
+  std::atomic<int> n_acked{0};
+  std::vector<std::thread> buyers;
+  for (int t = 0; t < 8; ++t) {
+    buyers.emplace_back([&, t] {
+      Api api(server_.port(), kAdminToken);
+      for (int i = 0; i < kStock; ++i) {
+        const Reply r =
+            api.Post("/api/v1/orders",
+                     R"({"product_id":")" + pid + R"(","quantity":1,"contact":"b)" +
+                         std::to_string(t) + "-" + std::to_string(i) + R"(@example.com"})",
+                     "application/json");
+        if (r.status != 201) return;  // the server is gone (or sold out)
+        std::lock_guard<std::mutex> l(mu);
+        acked.emplace_back(r.json()["order_id"].str(), r.json()["token"].str());
+        ++n_acked;
+      }
+    });
+  }
+  ASSERT_TRUE(
+      PollUntil([&] { return n_acked.load() >= 100; }, milliseconds(30000), milliseconds(1)));
+  const int status = server_.Kill9();
+  for (std::thread& th : buyers) th.join();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << DescribeWait(status);
+  EXPECT_LT(acked.size(), static_cast<size_t>(kStock)) << "the kill did not land mid-way";
+  const RunResult check = RunKeyvendCheck(server_.data_dir(), server_.key_file());
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  Api api(server_.port(), kAdminToken);
+  for (const auto& [id, token] : acked) {
+    const Reply r = api.Get("/api/v1/orders/" + id + "?token=" + token);
+    ASSERT_EQ(r.status, 200) << "acknowledged order " << id << " lost: " << r;
+    EXPECT_EQ(r.json()["status"].str(), "pending_payment") << r;
+  }
+  const Reply p = api.Get("/api/v1/products/" + pid);
+  ASSERT_EQ(p.status, 200) << p;
+  EXPECT_LE(p.json()["stock"].num() + static_cast<int64_t>(acked.size()), kStock)
+      << "more keys on sale than the acknowledged orders left: " << p;
+  std::printf("orders: %zu acknowledged before kill -9, all stored\n", acked.size());
+  const int end = server_.Terminate();
+  EXPECT_TRUE(ExitedZero(end)) << DescribeWait(end);
+}
+
 }  // namespace
 }  // namespace kv::httptest
