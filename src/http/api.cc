@@ -299,7 +299,7 @@ void Server::Impl::OrderCreated(httplib::Response& res, const OrderView& o) {
 }
 
 void Server::Impl::FinishOrder(Conn& c, Result<OrderView> r) {
-  // On the committer thread, which owns the connection until Done hands it back.
+  // On the connection's loop (IoLoop::Complete), which writes c.out after this.
   CurrentConnScope scope(&c.cc);
   httplib::Response res;
   res.set_header("X-Request-Id", c.cc.request_id);
@@ -311,8 +311,6 @@ void Server::Impl::FinishOrder(Conn& c, Result<OrderView> r) {
   requests->Observe(c.cc.route_index, res.status,
                     static_cast<double>(MonoNowNs() - c.cc.start_ns) / 1e9);
   Answer(c, res);
-  SendWithoutWaiting(c);
-  loops[c.loop]->Done(&c);
 }
 
 void Server::Impl::RegisterRoutes() {
@@ -371,8 +369,14 @@ void Server::Impl::RegisterRoutes() {
           // here the connection is the completion's: nothing below touches it.
           cc->async_pending = true;
           Conn* conn = cc->owner;
-          std::optional<Result<OrderView>> now = shop->CreateOrderAsync(
-              req, [this, conn](Result<OrderView> r) { FinishOrder(*conn, std::move(r)); });
+          std::optional<Result<OrderView>> now =
+              shop->CreateOrderAsync(req, [this, conn](Result<OrderView> r) {
+                // Off the committer's thread at once: the connection's own loop writes the
+                // answer, and the committer goes on with the next group.
+                auto shared = std::make_shared<Result<OrderView>>(std::move(r));
+                loops[conn->loop]->Complete(
+                    conn, [this, shared](Conn& c) { FinishOrder(c, std::move(*shared)); });
+              });
           if (!now) return;
           cc->async_pending = false;  // refused (or failed) before the write: answered here
           Failed(c, *now);

@@ -102,6 +102,17 @@ void IoLoop::Done(Conn* c) {
   if (wake) Wake();
 }
 
+void IoLoop::Complete(Conn* c, std::function<void(Conn&)> finish) {
+  bool wake = false;
+  {
+    MutexLock l(&mu_);
+    completions_.push_back({c, std::move(finish)});
+    wake = !woken_;
+    woken_ = true;
+  }
+  if (wake) Wake();
+}
+
 void IoLoop::Run() {
   pthread_setname_np(pthread_self(), "kv-io");  // named in top, perf and gdb
   constexpr int kEvents = 256;
@@ -137,11 +148,17 @@ void IoLoop::Run() {
 void IoLoop::TakeInbox() {
   std::vector<AcceptedConnection> adopted;
   std::vector<Conn*> done;
+  std::vector<Completion> completions;
   {
     MutexLock l(&mu_);
     adopted.swap(adopted_);
     done.swap(done_);
+    completions.swap(completions_);
     woken_ = false;
+  }
+  for (Completion& k : completions) {
+    k.finish(*k.conn);
+    done.push_back(k.conn);
   }
   for (Conn* c : done) {
     c->state = Conn::State::kWriting;
@@ -387,7 +404,7 @@ bool IoLoop::Dispatch(Conn& c) {
     c.cc.on_loop = true;
     handler_->Execute(c);
     if (c.cc.async_pending) {
-      // Handed to the committer, whose completion calls Done: the connection is not ours
+      // Handed to the committer, whose completion calls Complete: the connection is not ours
       // until then (nothing of it is touched here but the loop's own fields).
       c.state = Conn::State::kWorking;
       SetStateDeadline(c, 0);

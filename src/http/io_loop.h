@@ -22,13 +22,14 @@
 // Events are edge-triggered (one epoll_ctl per connection for its whole life); deadlines are
 // a lazy min-heap with at most a few entries per connection.
 //
-// Thread-safety: Adopt and Done from any thread; the rest is the loop thread's.
+// Thread-safety: Adopt, Done and Complete from any thread; the rest is the loop thread's.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <queue>
 #include <thread>
@@ -100,6 +101,10 @@ class IoLoop {
   void Adopt(const AcceptedConnection& ac);
   // A worker gives a connection back after Execute.
   void Done(Conn* c);
+  // Finishes a connection handed away with c.cc.async_pending (any thread): the loop runs
+  // finish(*c) on its own thread (which leaves the answer in c->out), then writes it as after
+  // Done. The committer thus spends nothing on an order's answer.
+  void Complete(Conn* c, std::function<void(Conn&)> finish);
   // Connections this loop holds (racy; for metrics and tests).
   size_t connections() const { return count_.load(std::memory_order_relaxed); }
 
@@ -154,6 +159,11 @@ class IoLoop {
   Mutex mu_;
   std::vector<AcceptedConnection> adopted_ ABSL_GUARDED_BY(mu_);
   std::vector<Conn*> done_ ABSL_GUARDED_BY(mu_);
+  struct Completion {
+    Conn* conn;
+    std::function<void(Conn&)> finish;
+  };
+  std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
 

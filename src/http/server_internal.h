@@ -224,8 +224,9 @@ struct Server::Impl final : ConnHandler {
   static void SendWithoutWaiting(Conn& c);
   // A created order's 201 (api.cc).
   void OrderCreated(httplib::Response& res, const OrderView& o);
-  // The committer's completion of an order created without waiting (api.cc): writes the
-  // answer and hands the connection back to its loop.
+  // The end of an order created without waiting (api.cc): on the connection's loop, after
+  // the committer's completion handed it the result (IoLoop::Complete); leaves the answer in
+  // c.out for the loop to write.
   void FinishOrder(Conn& c, Result<OrderView> r);
 
   // The screen, on the I/O loop before the body (OnHead): framing, content coding, route,
