@@ -23,8 +23,11 @@
 
   // ---- small helpers ----
 
+  function has(key) {
+    return Object.prototype.hasOwnProperty.call(T, key);
+  }
   function t(key, vars) {
-    let s = Object.prototype.hasOwnProperty.call(T, key) ? T[key] : key;
+    let s = has(key) ? T[key] : key;
     if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
     return s;
   }
@@ -135,7 +138,8 @@
   function retryAfter(res) {
     if (res.status !== 429 && res.status !== 503) return 0;
     const v = res.headers.get('Retry-After') || '';
-    let s = /^\d+$/.test(v.trim()) ? parseInt(v, 10) : Math.ceil((Date.parse(v) - Date.now()) / 1000);
+    let s = /^\d+$/.test(v.trim()) ? parseInt(v, 10)
+                                   : Math.ceil((Date.parse(v) - Date.now()) / 1000);  // a date
     if (!(s >= 1)) s = 1;
     return Math.min(s, 86400);
   }
@@ -148,8 +152,7 @@
     return Math.random() < 0.5 ? 0 : 1;
   }
   function errText(e) {
-    const key = 'err.' + e.code;
-    return Object.prototype.hasOwnProperty.call(T, key) ? t(key) : t('err.generic', {code: e.code});
+    return has('err.' + e.code) ? t('err.' + e.code) : t('err.generic', {code: e.code});
   }
 
   // Runs fn now and then again after the delay it returns (ms) or `every`; no overlap,
@@ -263,7 +266,7 @@
     return p.active !== false && (p.stock > 0 || p.allow_backorder);
   }
   function statusBadge(status) {
-    const known = Object.prototype.hasOwnProperty.call(T, 'status.' + status);
+    const known = has('status.' + status);
     return h('span', {class: 'badge s-' + (known ? status : 'unknown')},
              known ? t('status.' + status) : t('status.unknown', {status: status}));
   }
@@ -379,7 +382,8 @@
           n >= 1 && n <= maxQty() ? money(product.price_cents * n, product.currency) : '—';
       const off = inFlight || placed || stopWait !== null;
       refs.submit.disabled = off;
-      refs.submit.textContent = t(inFlight ? 'prod.submitting' : placed ? 'prod.placed' : 'prod.submit');
+      refs.submit.textContent =
+          t(inFlight ? 'prod.submitting' : placed ? 'prod.placed' : 'prod.submit');
       refs.minus.disabled = off || !(n > 1);
       refs.plus.disabled = off || !(n < maxQty());
       for (const k of ['quantity', 'contact', 'password']) {
@@ -459,20 +463,21 @@
       refs.stock = h('span', {id: 'stock'});
       const about = h('section', {class: 'panel'},
                       h('h1', {class: 'prod-name'}, product.name),
-                      product.description ? h('p', {class: 'prod-desc'}, product.description) : null,
+                      product.description && h('p', {class: 'prod-desc'}, product.description),
                       h('div', {class: 'prod-meta'}, refs.price, refs.stock));
       if (!orderable(product)) {
         refs.price.textContent = money(product.price_cents, product.currency);
         refs.stock.append(stockLine(product));
-        return mount(back(), h('div', {class: 'cols'}, about,
-                               h('div', {class: 'notice bad', id: 'sold-out'}, t('prod.sold_out_note'))));
+        const note = h('div', {class: 'notice bad', id: 'sold-out'}, t('prod.sold_out_note'));
+        return mount(back(), h('div', {class: 'cols'}, about, note));
       }
       const qtyInput = h('input', {type: 'number', inputmode: 'numeric', min: 1, step: 1,
                                    value: form.quantity, required: true});
-      refs.minus = h('button', {type: 'button', class: 'btn ghost step', 'aria-label': t('prod.less'),
-                                onclick: () => step(-1)}, '−');
-      refs.plus = h('button', {type: 'button', class: 'btn ghost step', 'aria-label': t('prod.more'),
-                               onclick: () => step(1)}, '+');
+      const stepper = (d, key, sign) => h('button', {type: 'button', class: 'btn ghost step',
+                                                     'aria-label': t(key), onclick: () => step(d)},
+                                          sign);
+      refs.minus = stepper(-1, 'prod.less', '−');
+      refs.plus = stepper(1, 'prod.more', '+');
       refs.qtyHint = h('p', {class: 'hint'});
       const contact = h('input', {type: 'text', autocomplete: 'email', maxlength: CONTACT_BYTES_MAX,
                                   value: form.contact, placeholder: t('prod.contact_placeholder')});
@@ -486,7 +491,8 @@
           h('h2', null, t('prod.checkout')),
           field('quantity', t('prod.quantity'), qtyInput, refs.qtyHint,
                 h('div', {class: 'stepper'}, refs.minus, qtyInput, refs.plus)),
-          field('contact', t('prod.contact'), contact, h('p', {class: 'hint'}, t('prod.contact_hint'))),
+          field('contact', t('prod.contact'), contact,
+                h('p', {class: 'hint'}, t('prod.contact_hint'))),
           field('password', t('prod.password'), pw,
                 h('p', {class: 'hint'}, t('prod.password_hint', {min: PASSWORD_CHARS_MIN}))),
           h('div', {class: 'total'}, h('span', null, t('prod.total')), refs.total),
@@ -560,9 +566,11 @@
         b.addEventListener('click', () => copy(k, code, b, 'order.copy'));
         return h('li', null, code, b);
       }));
-      const all = h('button', {type: 'button', class: 'btn ghost', id: 'copy-all'}, t('order.copy_all'));
+      const all = h('button', {type: 'button', class: 'btn ghost', id: 'copy-all'},
+                    t('order.copy_all'));
       all.addEventListener('click', () => copy(keys.join('\n'), list, all, 'order.copy_all'));
-      const dl = h('button', {type: 'button', class: 'btn primary', id: 'download'}, t('order.download'));
+      const dl = h('button', {type: 'button', class: 'btn primary', id: 'download'},
+                   t('order.download'));
       dl.addEventListener('click', () => download(keys));
       return h('section', {class: 'panel'}, h('h2', null, t('order.keys')), list,
                h('div', {class: 'actions'}, all, dl));
@@ -576,44 +584,47 @@
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     }
+    function statusPanel(o) {
+      const st = o.status;
+      const pending = st === 'pending_payment';
+      const payUrl = pending ? safePayUrl(store('kv.pay', {})[id]) : null;
+      const explain = has('explain.' + st) ? t('explain.' + st) : null;
+      return h('section', {class: 'panel'},
+               h('div', {class: 'status-line'}, statusBadge(st),
+                 FINAL.includes(st) ? null : h('span', {class: 'muted small'}, t('order.live'))),
+               explain && h('p', {class: 'explain', id: 'explain'}, explain),
+               pending && h('p', {class: 'muted'},
+                            t('order.pay_before', {time: when(o.expires_at)})),
+               pending && payUrl && h('a', {class: 'btn primary', id: 'pay', href: payUrl},
+                                      t('order.pay_now')),
+               pending && !payUrl && h('p', {class: 'muted'}, t('order.pay_elsewhere')),
+               error && h('p', {class: 'notice bad'}, errText(error)));
+    }
+    function factsPanel(o) {
+      return h('section', {class: 'panel'},
+               h('dl', {class: 'facts'},
+                 row(t('order.id'), o.order_id, 'mono'),
+                 productName ? row(t('order.product'), productName) : null,
+                 row(t('order.quantity'), String(o.quantity)),
+                 row(t('order.amount'), money(o.amount_cents, o.currency)),
+                 row(t('order.created'), when(o.created_at))),
+               h('p', {class: 'hint'}, t('order.keep_link')));
+    }
     function draw() {
       document.title = t('order.title') + ' · ' + t('app.title');
       const headline = h('h1', null, t('order.title'));
+      const toLookup = () => h('a', {href: '/lookup', class: 'btn'}, t('nav.lookup'));
       if (!token) {
         return mount(headline, h('div', {class: 'notice bad'}, h('p', null, t('order.no_token')),
-                                 h('a', {href: '/lookup', class: 'btn'}, t('nav.lookup'))));
+                                 toLookup()));
       }
       if (!order) {
         if (!error) return mount(headline, loading());
-        const extra = error.code === 'order_not_found' ? h('a', {href: '/lookup', class: 'btn'}, t('nav.lookup'))
-                      : null;
-        return mount(headline, problem(error, extra));
+        return mount(headline, problem(error, error.code === 'order_not_found' && toLookup()));
       }
-      const o = order;
-      const st = o.status;
-      const payUrl = st === 'pending_payment' ? store('kv.pay', {})[id] : null;
-      const explain = Object.prototype.hasOwnProperty.call(T, 'explain.' + st) ? t('explain.' + st) : '';
-      const keys = Array.isArray(o.keys) ? o.keys : [];
-      mount(h('div', {class: 'narrow'},
-          headline,
-          h('section', {class: 'panel'},
-            h('div', {class: 'status-line'}, statusBadge(st),
-              FINAL.includes(st) ? null : h('span', {class: 'muted small'}, t('order.live'))),
-            explain ? h('p', {class: 'explain', id: 'explain'}, explain) : null,
-            st === 'pending_payment' ? h('p', {class: 'muted'}, t('order.pay_before', {time: when(o.expires_at)}))
-                                     : null,
-            payUrl ? h('a', {class: 'btn primary', id: 'pay', href: payUrl}, t('order.pay_now')) : null,
-            st === 'pending_payment' && !payUrl ? h('p', {class: 'muted'}, t('order.pay_elsewhere')) : null,
-            error ? h('p', {class: 'notice bad'}, errText(error)) : null),
-          keys.length ? keysBlock(keys) : null,
-          h('section', {class: 'panel'},
-            h('dl', {class: 'facts'},
-              row(t('order.id'), o.order_id, 'mono'),
-              productName ? row(t('order.product'), productName) : null,
-              row(t('order.quantity'), String(o.quantity)),
-              row(t('order.amount'), money(o.amount_cents, o.currency)),
-              row(t('order.created'), when(o.created_at))),
-            h('p', {class: 'hint'}, t('order.keep_link')))));
+      const keys = Array.isArray(order.keys) ? order.keys : [];
+      mount(h('div', {class: 'narrow'}, headline, statusPanel(order),
+              keys.length ? keysBlock(keys) : null, factsPanel(order)));
     }
     draw();
     poll.start();
@@ -665,7 +676,8 @@
       refs.submit.disabled = true;
       refs.submit.textContent = t('lookup.searching');
       try {
-        const r = await api('POST', '/api/v1/orders/lookup', {contact: c, query_password: form.password});
+        const r = await api('POST', '/api/v1/orders/lookup',
+                            {contact: c, query_password: form.password});
         result = Array.isArray(r.orders) ? r.orders : [];
         for (const o of result) if (o.token) remember(o.order_id, o.token);
         if (result.length && names === null) {
@@ -696,6 +708,18 @@
       }
       draw();
     }
+    function orderItem(o) {
+      const href = '/order/' + encodeURIComponent(o.order_id) +
+                   (o.token ? '#t=' + encodeURIComponent(o.token) : '');
+      const name = (names && names[o.product_id]) || t('lookup.product', {id: o.product_id});
+      return h('li', null,
+               h('a', {href: href, class: 'order-link'},
+                 h('span', {class: 'order-top'}, h('span', {class: 'order-name'}, name),
+                   statusBadge(o.status)),
+                 h('span', {class: 'order-sub'}, h('span', {class: 'mono'}, o.order_id),
+                   h('span', null,
+                     money(o.amount_cents, o.currency) + ' · ' + when(o.created_at)))));
+    }
     function results() {
       if (error) {
         return h('div', {class: 'notice bad', role: 'alert'},
@@ -703,21 +727,16 @@
       }
       if (!result) return null;
       if (!result.length) return h('p', {class: 'notice', role: 'status'}, t('lookup.none'));
-      return h('section', {class: 'panel'},
-               h('h2', null, t('lookup.found', {n: result.length})),
-               h('ul', {class: 'orders', id: 'found'}, result.map((o) => {
-                 const href = '/order/' + encodeURIComponent(o.order_id) +
-                              (o.token ? '#t=' + encodeURIComponent(o.token) : '');
-                 return h('li', null,
-                          h('a', {href: href, class: 'order-link'},
-                            h('span', {class: 'order-top'},
-                              h('span', {class: 'order-name'},
-                                (names && names[o.product_id]) || t('lookup.product', {id: o.product_id})),
-                              statusBadge(o.status)),
-                            h('span', {class: 'order-sub'},
-                              h('span', {class: 'mono'}, o.order_id),
-                              h('span', null, money(o.amount_cents, o.currency) + ' · ' + when(o.created_at)))));
-               })));
+      return h('section', {class: 'panel'}, h('h2', null, t('lookup.found', {n: result.length})),
+               h('ul', {class: 'orders', id: 'found'}, result.map(orderItem)));
+    }
+    // The orders this browser has opened (ids only; their tokens are in kv.orders).
+    function onThisDevice() {
+      const mine = Object.keys(store('kv.orders', {})).slice(-20).reverse();
+      if (!mine.length) return null;
+      return h('section', {class: 'panel'}, h('h2', null, t('lookup.device')),
+               h('ul', {class: 'plain'}, mine.map((oid) => h('li', null,
+                 h('a', {href: '/order/' + encodeURIComponent(oid), class: 'mono'}, oid)))));
     }
     function input(name, attrs, label) {
       const el = h('input', Object.assign({id: 'l-' + name, value: form[name]}, attrs));
@@ -727,23 +746,20 @@
     function draw() {
       document.title = t('lookup.title') + ' · ' + t('app.title');
       refs = {};
-      refs.submit = h('button', {type: 'submit', class: 'btn primary wide', id: 'find', disabled: busyNow || stopWait !== null},
+      refs.submit = h('button', {type: 'submit', class: 'btn primary wide', id: 'find',
+                                 disabled: busyNow || stopWait !== null},
                       t(busyNow ? 'lookup.searching' : 'lookup.submit'));
       refs.wait = h('p', {class: 'notice warn hidden', id: 'wait', role: 'status'});
-      const mine = Object.keys(store('kv.orders', {}));
+      const contact = {type: 'text', autocomplete: 'email', maxlength: CONTACT_BYTES_MAX};
+      const password = {type: 'password', autocomplete: 'current-password'};
       mount(h('h1', null, t('lookup.title')),
             h('div', {class: 'cols form-first'},
               h('form', {class: 'panel', novalidate: true, onsubmit: submit},
                 h('p', {class: 'muted'}, t('lookup.intro')),
-                input('contact', {type: 'text', autocomplete: 'email', maxlength: CONTACT_BYTES_MAX},
-                      t('lookup.contact')),
-                input('password', {type: 'password', autocomplete: 'current-password'}, t('lookup.password')),
+                input('contact', contact, t('lookup.contact')),
+                input('password', password, t('lookup.password')),
                 refs.submit, refs.wait),
-              h('div', null, results(),
-                mine.length ? h('section', {class: 'panel'}, h('h2', null, t('lookup.device')),
-                                h('ul', {class: 'plain'}, mine.slice(-20).reverse().map((oid) =>
-                                  h('li', null, h('a', {href: '/order/' + encodeURIComponent(oid), class: 'mono'}, oid)))))
-                            : null)));
+              h('div', {class: 'stack'}, results(), onThisDevice())));
     }
     draw();
     return {draw: draw, stop() { if (stopWait) stopWait(); }};
@@ -752,7 +768,8 @@
   function notFoundPage() {
     function draw() {
       document.title = t('notfound.title') + ' · ' + t('app.title');
-      mount(h('h1', null, t('notfound.title')), h('p', null, h('a', {href: '/', class: 'btn'}, t('notfound.back'))));
+      mount(h('h1', null, t('notfound.title')),
+            h('p', null, h('a', {href: '/', class: 'btn'}, t('notfound.back'))));
     }
     draw();
     return {draw: draw, stop() {}};
@@ -771,8 +788,9 @@
     else if (p === '/lookup' || p === '/lookup/') view = lookupPage();
     else view = notFoundPage();
     for (const a of document.querySelectorAll('.nav a')) {
-      const here = a.getAttribute('href') === '/' ? p === '/' : p.startsWith(a.getAttribute('href'));
-      if (here) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+      const href = a.getAttribute('href');
+      if (href === '/' ? p === '/' : p.startsWith(href)) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
     }
   }
   // Same-page links move without a reload (the language table and timers carry over);
