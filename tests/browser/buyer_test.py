@@ -291,8 +291,8 @@ class BuyerTest(unittest.TestCase):
             pid = self.xss[i]
             o = self.order_via_api(pid, "xss%d@example.com" % i, "xss-password-%d" % i)
             self.shop.api("POST", "/sandbox/pay/" + o["order_id"], raw=b"")
-            for lang in LANGS:
-                for (w, h) in SIZES:
+            for lang, (w, h) in zip(LANGS, SIZES):  # en at 1280x800, zh-CN at 390x844
+                if True:
                     tag = "buyer-%s-%d-xss%d" % (lang, w, i)
                     d = self.open(w, h, lang, cleanup=False)
                     try:
