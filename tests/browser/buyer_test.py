@@ -53,6 +53,18 @@ def card(d, name):
     return None
 
 
+def safely(fn):
+    """fn for wait_until, with an element gone stale (the page re-rendered) read as False."""
+    from selenium.common.exceptions import WebDriverException
+
+    def run():
+        try:
+            return fn()
+        except WebDriverException:
+            return False
+    return run
+
+
 def grant_clipboard(d, url):
     d.execute_cdp_cmd("Browser.grantPermissions", {
         "origin": url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
@@ -208,6 +220,10 @@ class BuyerTest(unittest.TestCase):
         wait_for(d, "#find", text=T["lookup.submit"])
         shot(d, tag + "-7-lookup")
         d.find_element("id", "l-contact").send_keys(contact)
+        d.find_element("id", "l-password").send_keys("not-" + password)
+        d.find_element("id", "find").click()  # a wrong password finds nothing, and says so
+        wait_for(d, ".notice", text=before(T["lookup.none"]))
+        d.find_element("id", "l-password").clear()
         d.find_element("id", "l-password").send_keys(password)
         d.find_element("id", "find").click()
         wait_for(d, "#found a", text="Gift card")  # the product's name arrives on its own
@@ -266,6 +282,30 @@ class BuyerTest(unittest.TestCase):
                 finally:
                     d.quit()
 
+    def test_catalogue_stock_is_live(self):
+        T = table("en")
+        pid = self.shop.product("Restocked soon", 250, "EUR")
+        d = self.open(390, 844, "en")
+        d.get(self.shop.url + "/")
+        wait_until(safely(lambda: card(d, "Restocked soon")), what="the new product's card")
+        self.assertIn(T["stock.sold_out"], card(d, "Restocked soon").text)
+        self.shop.import_keys(pid, ["RESTOCK-1", "RESTOCK-2", "RESTOCK-3"])
+        # No reload: the catalogue re-reads the stock by itself (every ~10 s).
+        restocked = safely(lambda: T["stock.low"].replace("{n}", "3") in card(d, "Restocked soon").text
+                           and card(d, "Restocked soon").find_elements("css selector", "a.btn"))
+        wait_until(restocked, timeout=30, what="the restocked card to become orderable")
+        assert_no_console_errors(d)
+
+    def test_unknown_product_says_so(self):
+        for lang in LANGS:
+            d = self.open(1280, 800, lang, cleanup=False)
+            try:
+                d.get(self.shop.url + "/p/987654321")
+                wait_for(d, ".notice", text=table(lang)["err.product_not_found"])
+                assert_no_console_errors(d, allow=("status of 404",))  # the API's answer
+            finally:
+                d.quit()
+
     def test_language_switch_overrides_and_sticks(self):
         en, zh = table("en"), table("zh-CN")
         d = self.open(1280, 800, "en")
@@ -297,7 +337,7 @@ class BuyerTest(unittest.TestCase):
                     d = self.open(w, h, lang, cleanup=False)
                     try:
                         d.get(url + "/")
-                        wait_until(lambda: card(d, name), what="the card of " + name)
+                        wait_until(safely(lambda: card(d, name)), what="the card of " + name)
                         self.assertIn("<b>bold?</b>", card(d, name).text)
                         if i == 0 and w == 1280:
                             shot(d, "buyer-%s-%d-xss-catalogue" % (lang, w))

@@ -14,6 +14,7 @@
   const CONTACT_BYTES_MAX = 254;
   const PASSWORD_CHARS_MIN = 6;
   const PASSWORD_BYTES_MAX = 128;
+  const REMEMBER_MAX = 50;  // orders whose tokens this browser keeps
 
   const app = document.getElementById('app');
   const tables = {};
@@ -68,15 +69,19 @@
       localStorage.setItem(name, JSON.stringify(value));
     } catch (e) { /* private mode or full: the page still works from its link */ }
   }
+  // Keeps an order's token (and its gateway page) in this browser: the newest
+  // REMEMBER_MAX orders, so that the storage does not grow without end.
   function remember(orderId, token, payUrl) {
-    const orders = store('kv.orders', {});
-    orders[orderId] = token;
-    save('kv.orders', orders);
-    if (payUrl) {
-      const pay = store('kv.pay', {});
-      pay[orderId] = payUrl;
-      save('kv.pay', pay);
-    }
+    const keep = (name, value) => {
+      const all = store(name, {});
+      delete all[orderId];  // re-inserted last: the newest
+      all[orderId] = value;
+      const ids = Object.keys(all);
+      for (const old of ids.slice(0, Math.max(0, ids.length - REMEMBER_MAX))) delete all[old];
+      save(name, all);
+    };
+    keep('kv.orders', token);
+    if (payUrl) keep('kv.pay', payUrl);
   }
 
   function money(cents, currency) {
@@ -808,6 +813,8 @@
     route();
   });
   window.addEventListener('popstate', route);
+  // Back from the gateway into a page kept in memory: start it afresh (its checkout is done).
+  window.addEventListener('pageshow', (ev) => { if (ev.persisted) route(); });
   window.addEventListener('hashchange', route);
   document.getElementById('langs').addEventListener('click', async (ev) => {
     const b = ev.target.closest('button[data-lang]');
