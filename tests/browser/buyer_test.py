@@ -11,6 +11,7 @@ printed). Waits are bounded polls; nothing asserts on time.
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -106,6 +107,7 @@ class BuyerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.shop = Shop(KEYVEND).__enter__()
+        cls.addClassCleanup(cls.shop.__exit__, None, None, None)  # also when setUp fails
         s = cls.shop
         cls.gift = s.product("Gift card", 500, "EUR", max_per_order=5,
                              description="A 5 euro gift card, delivered at once.")
@@ -117,10 +119,7 @@ class BuyerTest(unittest.TestCase):
             s.import_keys(pid, ["XSS-%d-%04d" % (i, k) for k in range(10)])
             cls.xss.append(pid)
         cls.downloads = tempfile.mkdtemp(prefix="kv-downloads-")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.shop.__exit__(None, None, None)
+        cls.addClassCleanup(shutil.rmtree, cls.downloads, True)
 
     def open(self, width, height, lang, cleanup=True):
         d = driver(width, height, lang)
@@ -368,12 +367,9 @@ class BusyShopTest(unittest.TestCase):
     def setUpClass(cls):
         cls.shop = Shop(KEYVEND, flags=["--rate-limit-order-per-client-per-second", "1",
                                         "--rate-limit-order-per-client-burst", "1"]).__enter__()
+        cls.addClassCleanup(cls.shop.__exit__, None, None, None)
         cls.gift = cls.shop.product("Flash-sale card", 500, "EUR")
         cls.shop.import_keys(cls.gift, ["FLASH-%04d" % i for i in range(100)])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.shop.__exit__(None, None, None)
 
     def drain(self):
         """Orders from this client until one is refused 429: the bucket is empty now."""
