@@ -111,6 +111,12 @@
     return t('unit.mib', { n: (n / 1024 / 1024).toFixed(1) });
   }
 
+  function duration(seconds) {
+    if (seconds < 60) return t('unit.s', { n: num(seconds) });
+    if (seconds < 3600) return t('unit.min', { n: num(Math.floor(seconds / 60)) });
+    return t('unit.h', { h: num(Math.floor(seconds / 3600)), m: Math.floor(seconds / 60) % 60 });
+  }
+
   // ---- the API -------------------------------------------------------------------------
 
   let token = store('session', TOKEN_KEY);
@@ -398,7 +404,7 @@
     const rateNote = h('p', { class: 'muted small', id: 'rate-note' });
     const stock = h('div', { id: 'stock' }, loading());
     const body = page(t('nav.dashboard'), null, tiles,
-      h('div', { class: 'grid2' },
+      h('div', { class: 'grid2 even' },
         card(t('dash.byState'), h('div', { class: 'chart-box' }, stateCanvas), stateList),
         card(t('dash.perMinute'), h('div', { class: 'chart-box' }, rateCanvas), rateNote)),
       card(t('dash.stock'), stock));
@@ -407,6 +413,8 @@
     function makeCharts() {
       if (typeof Chart === 'undefined') return null; // the page still works without charts
       const base = { responsive: true, maintainAspectRatio: false, animation: false };
+      // Dots while the series is short (one sample is a dot, not an empty chart), none after.
+      const pointRadius = (ctx) => (ctx.chart.data.labels.length > 30 ? 0 : 3);
       return {
         states: new Chart(stateCanvas, {
           type: 'bar',
@@ -418,9 +426,9 @@
           type: 'line',
           data: { labels: samples.labels, datasets: [
             { label: t('dash.ordersPerMinute'), data: samples.orders, borderColor: '#1f6feb',
-              backgroundColor: '#1f6feb', pointRadius: 0, borderWidth: 2, tension: 0.2 },
+              backgroundColor: '#1f6feb', pointRadius, borderWidth: 2, tension: 0.2 },
             { label: t('dash.soldPerMinute'), data: samples.sold, borderColor: '#1a7f37',
-              backgroundColor: '#1a7f37', pointRadius: 0, borderWidth: 2, tension: 0.2 }] },
+              backgroundColor: '#1a7f37', pointRadius, borderWidth: 2, tension: 0.2 }] },
           options: { ...base, interaction: { mode: 'index', intersect: false },
             plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } },
             scales: { y: { beginAtZero: true, ticks: { precision: 0 } },
@@ -451,9 +459,9 @@
         charts.rates.update('none');
       }
       const r = st.rates || {};
-      rateNote.textContent = `${t('dash.sampled', { s: REFRESH_MS / 1000 })} ${
-        t('dash.sinceStart', { min: num(Math.round((r.uptime_seconds || 0) / 60)),
-          orders: num(r.orders_created_per_minute), payments: num(r.payments_per_minute) })}`;
+      fill(rateNote, t('dash.sampled', { s: REFRESH_MS / 1000 }), h('br'),
+        t('dash.sinceStart', { uptime: duration(r.uptime_seconds || 0),
+          orders: num(r.orders_created_per_minute), payments: num(r.payments_per_minute) }));
 
       const rows = (st.products || []).map((p) => {
         const active = (products || []).find((x) => x.id === p.id);
@@ -845,7 +853,7 @@
     function showOrder(o) {
       const keys = h('ol', { class: 'keys mono', id: 'order-keys', hidden: true },
         o.keys.map((k) => h('li', { text: k })));
-      const reveal = o.keys.length ? h('button', { type: 'button', class: 'small quiet',
+      const reveal = o.keys.length ? h('button', { type: 'button', class: 'small quiet', id: 'show-keys',
         text: t('order.showKeys', { n: o.keys.length }), onclick: (ev) => {
           keys.hidden = !keys.hidden;
           ev.currentTarget.textContent = t(keys.hidden ? 'order.showKeys' : 'order.hideKeys',
