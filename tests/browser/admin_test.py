@@ -59,6 +59,12 @@ class AdminConsoleTest(unittest.TestCase):
         s.import_keys(cls.xss_ids[0], ["XSS-KEY-%d" % i for i in range(5)])
         cls.xss_order = cls.order(cls.xss_ids[0], contact=XSS_NAMES[1])
         cls.pay(cls.xss_order)
+        cls.pay(cls.xss_order)  # a second payment: recorded for a refund (refund_due)
+        # A paid order waiting for keys (a backorder in the delivery log).
+        cls.bo_pid = s.product("Backorder card", 1200, "EUR", stock_mode="on_payment",
+                               allow_backorder=True)
+        cls.bo_order = cls.order(cls.bo_pid)
+        cls.pay(cls.bo_order)
 
     @classmethod
     def tearDownClass(cls):
@@ -163,7 +169,9 @@ class AdminConsoleTest(unittest.TestCase):
         d = self.browser(1280, 800)
         s = self.shop
         self.sign_in(d)
-        wait_for(d, "#tile-orders")
+        # What needs the merchant: the second payment to refund, the backorder waiting.
+        wait_for(d, "#tile-refundDue", text="1")
+        wait_for(d, "#tile-backordered", text="1")
         self.clean(d)
 
         # Create a product through the form; the console opens its page.
@@ -279,13 +287,25 @@ class AdminConsoleTest(unittest.TestCase):
         self.assertIn("%s,cancelled,%s" % (unpaid, pid), csv_text)
         wait_for(d, "#flash", text=EN["orders.exported"].split("(")[0].strip())
 
-        # Payments needing a refund, and the delivery log: pages render, nothing pending.
+        # Payments needing a refund: the second payment of an order.
         self.nav(d, "payments")
-        wait_for(d, "#payments", text=EN["pay.noneDue"])
+        wait_for(d, '#payments-table a[href="/admin/orders/%s"]' % self.xss_order)
+        wait_for(d, "#payments-table", text=EN["flag.second_payment"])
         shot(d, "admin-payments-1280")
+        # The delivery log: the backorder waits; a replay is offered; an import serves it.
+        self.nav(d, "deliveries")
+        wait_for(d, '#deliveries-table a[href="/admin/orders/%s"]' % self.bo_order)
+        wait_for(d, "#deliveries-table", text=EN["del.backordered"])
+        shot(d, "admin-deliveries-1280")
+        d.find_element(By().CSS_SELECTOR, "#replay").click()
+        self.accept_confirm(d)
+        wait_for(d, "#flash", text=EN["del.replayed"].format(n=0, delivered=0))
+        s.import_keys(self.bo_pid, ["BO-1"])
+        self.assertEqual(self.admin_order(self.bo_order)["status"], "delivered")
+        self.nav(d, "orders")
         self.nav(d, "deliveries")
         wait_for(d, "#deliveries", text=EN["del.none"])
-        shot(d, "admin-deliveries-1280")
+        self.clean(d)
 
         # Backups: take one now; it is listed in the page and by the API.
         self.nav(d, "backups")
