@@ -760,6 +760,7 @@
     const results = h('div', { id: 'orders' }, loading());
     const pager = h('div', { class: 'pager' });
     const toolbar = h('form', { class: 'toolbar', id: 'order-search' }, q, status, searchBtn);
+    status.addEventListener('change', () => toolbar.requestSubmit());
     toolbar.addEventListener('submit', (ev) => {
       ev.preventDefault();
       Object.assign(listState, { q: q.value.trim(), status: status.value, cursors: [''], page: 0 });
@@ -926,7 +927,7 @@
       fill(list, table('deliveries-table', ['del.id', 'del.order', 'del.product',
         'del.quantity', 'del.state', 'del.attempts', 'del.created', 'del.error'],
       r.deliveries.map((d) => [{ cls: 'mono', v: d.id }, orderLink(d.order_id),
-        productName(d.product_id), numCell(d.quantity),
+        productLink(d.product_id, productName(d.product_id)), numCell(d.quantity),
         has(`del.${d.state}`) ? t(`del.${d.state}`) : d.state, numCell(d.attempts),
         when(d.created_at), d.last_error]), 'del.none'));
     }
