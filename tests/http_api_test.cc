@@ -545,6 +545,12 @@ TEST_F(HttpApiTest, SandboxPagePaysTheOrder) {
   r = api_->Post(path, "", "application/x-www-form-urlencoded", {{"Content-Length", "0"}});
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_NE(r.body.find("delivered"), std::string::npos) << r.body;
+  // A gateway's return: back to the shop's order page (which holds the token), under the
+  // storefront's strict headers.
+  EXPECT_NE(r.body.find("href=\"/order/" + order["order_id"].str() + "\""), std::string::npos)
+      << r.body;
+  EXPECT_EQ(r.header("Content-Security-Policy").rfind("default-src 'none'", 0), 0u);
+  EXPECT_EQ(r.header("Referrer-Policy"), "no-referrer");
   const Json got = GetOrder(order["order_id"].str(), order["token"].str());
   EXPECT_EQ(got["status"].str(), "delivered");
   ASSERT_EQ(got["keys"].size(), 1u);

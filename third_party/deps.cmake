@@ -4,6 +4,8 @@ find_package(PkgConfig REQUIRED)
 find_package(RocksDB CONFIG REQUIRED)
 find_package(absl CONFIG REQUIRED)
 find_package(OpenSSL REQUIRED)
+# zlib: gzip of the storefront's files, once at start (issue 12); RocksDB links it already.
+find_package(ZLIB REQUIRED)
 find_package(GTest CONFIG REQUIRED)
 find_package(benchmark CONFIG REQUIRED)
 find_package(simdjson CONFIG REQUIRED)

@@ -7,7 +7,10 @@ PKGS=(build-essential cmake pkg-config ccache
       libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
       curl python3
       clang libclang-rt-14-dev  # fuzzing (libFuzzer, ASan, UBSan) and -Wthread-safety
-      clang-format)             # tools/format-check.sh (the format gate of tools/test.sh)
+      clang-format              # tools/format-check.sh (the format gate of tools/test.sh)
+      zlib1g-dev                # gzip of the storefront's files (src/web)
+      libjs-chart.js            # Chart.js, embedded in the admin console at build time
+      chromium chromium-driver python3-selenium)  # the browser tests (tests/browser)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -136,6 +136,9 @@ enum class OptionType { kString, kBool, kInt };
   INT(inflight_page_max, 64, 0, 100000,                                                          \
       "Catalogue and page requests handled at once; over it a fast 503 overloaded; 0 = no "      \
       "limit.")                                                                                  \
+  INT(inflight_static_max, 256, 0, 100000,                                                       \
+      "Storefront and admin-console files (pages, scripts, styles) served at once; over it a "   \
+      "fast 503 overloaded; 0 = no limit.")                                                      \
   INT(drain_timeout_ms, 10000, 0, 600000,                                                        \
       "On SIGTERM/SIGINT, milliseconds in-flight requests get to finish before their "           \
       "connections are cut.")                                                                    \
@@ -195,6 +198,16 @@ enum class OptionType { kString, kBool, kInt };
       "= no limit.")                                                                             \
   INT(rate_limit_page_per_client_burst, 100, 1, 10000000,                                        \
       "Burst (bucket size) of rate_limit_page_per_client_per_second.")                           \
+  INT(rate_limit_static_per_second, 20000, 0, 1000000,                                           \
+      "Requests per second for the storefront's and admin console's pages and files, all "       \
+      "clients together; 0 = no limit.")                                                         \
+  INT(rate_limit_static_burst, 40000, 1, 10000000,                                               \
+      "Burst (bucket size) of rate_limit_static_per_second.")                                    \
+  INT(rate_limit_static_per_client_per_second, 100, 0, 1000000,                                  \
+      "Requests per second for the storefront's and admin console's pages and files from one "   \
+      "client IP (a page load is a handful); 0 = no limit.")                                     \
+  INT(rate_limit_static_per_client_burst, 200, 1, 10000000,                                      \
+      "Burst (bucket size) of rate_limit_static_per_client_per_second.")                         \
   INT(pending_orders_per_contact_max, 5, 0, 1000000,                                             \
       "Hoarding guard: most open orders awaiting payment per buyer contact; 0 = no cap.")        \
   INT(pending_orders_per_client_max, 20, 0, 1000000,                                             \

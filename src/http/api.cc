@@ -920,32 +920,38 @@ void Server::Impl::RegisterRoutes() {
 
   // --- the sandbox gateway (demos and tests) ---
   if (opts.config.payment_sandbox) {
-    router.Add({"GET", "/sandbox/pay/{order_id}", kPage, kNoBody, kPublic}, [shop](Ctx& c) {
-      auto o = shop->AdminGetOrder(c.params[0]);
-      if (!o.ok()) {
-        c.res.status = 404;
-        c.res.set_content("<!doctype html><title>keyvend sandbox</title><p>No such order.</p>",
-                          "text/html; charset=utf-8");
-        return;
-      }
-      const std::string id = HtmlEscape(o->order_id);
-      c.res.status = 200;
+    // A page of the sandbox gateway, styled as a gateway's would be and under the
+    // storefront's strict headers (web_routes.cc).
+    const auto page = [](Ctx& c, int status, const std::string& inner) {
+      c.res.status = status;
+      SetStrictPageHeaders(c.res);
+      c.res.set_header("Cache-Control", "no-store");
       c.res.set_content(
-          absl::StrCat("<!doctype html><meta charset=utf-8><title>keyvend sandbox payment</title>",
-                       "<h1>Sandbox payment</h1><p>Order <code>", id, "</code>: ", o->amount_cents,
-                       " ", HtmlEscape(o->currency), " (minor units), status <b>",
-                       std::string(OrderStatusName(o->status)), "</b>.</p>",
-                       "<form method=post action=\"/sandbox/pay/", id,
-                       "\"><button id=pay type=submit>Pay (sandbox)</button></form>"),
+          absl::StrCat("<!doctype html><html lang=en><meta charset=utf-8>"
+                       "<meta name=viewport content=\"width=device-width, initial-scale=1\">"
+                       "<title>keyvend sandbox payment</title>"
+                       "<link rel=icon href=\"/assets/favicon.svg\">"
+                       "<link rel=stylesheet href=\"/assets/sandbox.css\"><main>"
+                       "<span class=badge>sandbox — no real money</span>",
+                       inner, "</main></html>"),
           "text/html; charset=utf-8");
-    });
-    router.Add({"POST", "/sandbox/pay/{order_id}", kPage, kJson, kPublic}, [this, shop](Ctx& c) {
+    };
+    router.Add({"GET", "/sandbox/pay/{order_id}", kPage, kNoBody, kPublic}, [shop, page](Ctx& c) {
       auto o = shop->AdminGetOrder(c.params[0]);
-      if (!o.ok()) {
-        c.res.status = 404;
-        c.res.set_content("<!doctype html><p>No such order.</p>", "text/html; charset=utf-8");
-        return;
-      }
+      if (!o.ok()) return page(c, 404, "<h1>No such order</h1>");
+      const std::string id = HtmlEscape(o->order_id);
+      page(c, 200,
+           absl::StrCat("<h1>Sandbox payment</h1><dl><dt>Order</dt><dd><code>", id,
+                        "</code></dd><dt>Amount</dt><dd>", o->amount_cents, " ",
+                        HtmlEscape(o->currency), " (minor units)</dd><dt>Status</dt><dd id=status>",
+                        std::string(OrderStatusName(o->status)),
+                        "</dd></dl><form method=post action=\"/sandbox/pay/", id,
+                        "\"><button id=pay type=submit>Pay (sandbox)</button></form>"));
+    });
+    router.Add({"POST", "/sandbox/pay/{order_id}", kPage, kJson, kPublic}, [this, shop,
+                                                                            page](Ctx& c) {
+      auto o = shop->AdminGetOrder(c.params[0]);
+      if (!o.ok()) return page(c, 404, "<h1>No such order</h1>");
       uint8_t rnd[8];
       opts.random->Fill(rnd, sizeof rnd);
       JsonWriter w;
@@ -964,16 +970,18 @@ void Server::Impl::RegisterRoutes() {
           SignNotify(opts.payment_secret, absl::ToUnixSeconds(opts.clock->WallNow()), body);
       PaymentResult pr;
       if (auto err = Notify(body, sig, &pr)) return WriteError(c.res, *err);
-      c.res.status = 200;
-      c.res.set_content(
-          absl::StrCat("<!doctype html><meta charset=utf-8><title>keyvend sandbox payment</title>",
-                       "<h1 id=result>Paid</h1><p>Order <code>", HtmlEscape(o->order_id),
-                       "</code> is now <b>",
-                       pr.order_status ? std::string(OrderStatusName(*pr.order_status)) : "",
-                       "</b>. Read your keys with the order's token.</p>"),
-          "text/html; charset=utf-8");
+      // Back to the shop's order page, which holds the order's token (the fragment of the
+      // link it gave the buyer, or its local storage): a gateway's return URL.
+      const std::string id = HtmlEscape(o->order_id);
+      page(c, 200,
+           absl::StrCat("<h1 id=result>Paid</h1><p>Order <code>", id, "</code> is now <b>",
+                        pr.order_status ? std::string(OrderStatusName(*pr.order_status)) : "",
+                        "</b>.</p><p><a id=back class=button href=\"/order/", id,
+                        "\">Back to the shop</a></p>"));
     });
   }
+
+  RegisterWebRoutes();
 
   std::vector<std::string> names;
   for (const Route& r : router.routes()) names.push_back(r.name);

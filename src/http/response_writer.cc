@@ -93,6 +93,10 @@ void AppendResponse(const httplib::Request& req, const httplib::Response& res, b
     absl::StrAppend(out, "Keep-Alive: timeout=", keep_alive_timeout_seconds,
                     ", max=", keep_alive_max_count, "\r\n");
   }
+  if (res.status == 304 || res.status == 204) {
+    out->append("\r\n");  // no content, so no Content-Length (RFC 9110 §8.6) and no body
+    return;
+  }
   if (!has_type && !res.body.empty()) out->append("Content-Type: text/plain\r\n");
   absl::StrAppend(out, "Content-Length: ", res.body.size(), "\r\n\r\n");
   if (req.method != "HEAD") out->append(res.body);

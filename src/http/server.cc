@@ -83,6 +83,8 @@ const char* RouteClassName(RouteClass c) {
       return "admin";
     case RouteClass::kPage:
       return "page";
+    case RouteClass::kStatic:
+      return "static";
     case RouteClass::kOps:
       return "ops";
   }
@@ -146,7 +148,10 @@ const Route* Router::Match(const std::string& method, const std::string& path,
     }
     if (!ok) continue;
     *path_known = true;
-    if (method == r.spec.method) return &r;
+    // HEAD is GET without the body (RFC 9110 §9.3.2; the writers leave the body out).
+    if (method == r.spec.method || (method == "HEAD" && std::string_view(r.spec.method) == "GET")) {
+      return &r;
+    }
   }
   return nullptr;
 }
@@ -353,7 +358,8 @@ Server::Impl::Impl(ServerOptions o)
       // notify: never capped (money received)
       inflight(std::array<int64_t, kLimitedClasses>{
           opts.config.inflight_order_max, opts.config.inflight_read_max, 0,
-          opts.config.inflight_admin_max, opts.config.inflight_page_max}) {
+          opts.config.inflight_admin_max, opts.config.inflight_page_max,
+          opts.config.inflight_static_max}) {
   const Config& c = opts.config;
   const auto limit = [](int64_t rate, int64_t burst) {
     return RateLimit{static_cast<double>(rate), static_cast<double>(burst)};
@@ -369,6 +375,8 @@ Server::Impl::Impl(ServerOptions o)
        c.rate_limit_admin_per_client_per_second, c.rate_limit_admin_per_client_burst},
       {c.rate_limit_page_per_second, c.rate_limit_page_burst,
        c.rate_limit_page_per_client_per_second, c.rate_limit_page_per_client_burst},
+      {c.rate_limit_static_per_second, c.rate_limit_static_burst,
+       c.rate_limit_static_per_client_per_second, c.rate_limit_static_per_client_burst},
   }};
   for (size_t i = 0; i < kLimitedClasses; ++i) {
     limiters[i] = std::make_unique<RateLimiter>(opts.clock, limit(table[i][0], table[i][1]),

@@ -27,6 +27,7 @@
 #include "httplib.h"
 #include "limits/rate_limiter.h"
 #include "metrics/metrics.h"
+#include "web/assets.h"
 
 namespace kv::http {
 
@@ -92,8 +93,16 @@ using Handler = std::function<void(Ctx&)>;
 
 // Route classes share a rate limit (SPEC §5). kOps (health, readiness, metrics) is never
 // limited. The ops listener serves only kOps and kNotify routes.
-enum class RouteClass { kOrder = 0, kRead, kNotify, kAdmin, kPage, kOps };
-inline constexpr size_t kLimitedClasses = 5;
+// kStatic: the storefront's and admin console's shells and files (issue 12), served from
+// memory on the loop, with a rate limit and cap of their own so a page load never takes
+// the order class's share.
+// The storefront's headers for an HTML page or file (web_routes.cc): a strict
+// Content-Security-Policy (this origin only; no inline script or style), nosniff, no
+// Referer, no framing.
+void SetStrictPageHeaders(httplib::Response& res);
+
+enum class RouteClass { kOrder = 0, kRead, kNotify, kAdmin, kPage, kStatic, kOps };
+inline constexpr size_t kLimitedClasses = 6;
 const char* RouteClassName(RouteClass c);
 
 // What a route accepts as a body; the limit comes from the route, never from the path's
@@ -253,6 +262,9 @@ struct Server::Impl final : ConnHandler {
   // A route's body limit in bytes (0 = none, and for kNone: no body at all).
   int64_t BodyLimitFor(BodyKind kind) const;
   void RegisterRoutes();  // api.cc
+  // The storefront's and admin console's pages and files (web_routes.cc, issue 12).
+  void RegisterWebRoutes();
+  std::unique_ptr<web::AssetTable> assets;  // built by RegisterWebRoutes; read-only after
 
   // Parses a JSON body (strict); writes the 400 and returns nullopt on a problem.
   std::optional<Fields> Body(Ctx& c, std::initializer_list<std::string_view> allowed,
