@@ -584,7 +584,7 @@
         'product.stock', 'product.mode', 'product.state', 'common.actions'], ps.map((p) => ({
         attrs: { 'data-id': p.id, class: p.active ? null : 'inactive' },
         cells: [{ cls: 'mono', v: p.id }, productLink(p.id, p.name),
-          { cls: 'num', v: money(p.price_cents, p.currency) }, numCell(p.counts.available),
+          { cls: 'num', v: money(p.price_cents, p.currency) }, numCell(p.stock),
           t(`mode.${p.stock_mode}`), p.active ? t('product.isActive') : t('stock.inactive'),
           h('span', { class: 'btns' }, h('a', { href: `/admin/products/${p.id}`,
             class: 'button small quiet', text: t('common.edit') }), toggle(p))],
@@ -1005,6 +1005,7 @@
     const url = new URL(a.href, location.href);
     if (url.origin !== location.origin || !url.pathname.startsWith('/admin')) return;
     ev.preventDefault();
+    $('#flash').hidden = true; // the last action's message belongs to the page left behind
     go(url.pathname);
   });
   window.addEventListener('popstate', render);
