@@ -5,7 +5,8 @@
 The admin path: sign in (a wrong token first), create a product, import keys by uploading
 files and read the line-numbered report (and its download), see the stock move on the
 product page and the dashboard, pay an order through the sandbox and refund it, cancel an
-unpaid one, export the orders as CSV, take a backup and see it listed. Products named
+unpaid one, export the orders as CSV, see the refund-due payment and the backorder (replay),
+take a backup and see it listed, edit the product, retire a key batch, deactivate it. Products named
 `<script>alert(1)</script>` and `"><img src=x onerror=alert(1)>` show as text on every page,
 no dialog opens, and no page logs a SEVERE console entry (CSP violations and JS errors).
 Every page is shot at 1280x800 and 390x844. No timing assertions: every wait is a bounded poll.
@@ -320,10 +321,37 @@ class AdminConsoleTest(unittest.TestCase):
         shot(d, "admin-backups-1280")
         self.clean(d)
 
+        # Edit the product, retire its CSV batch (2 unsold keys), deactivate it.
+        d.get(s.url + "/admin/products/" + pid)
+        price = wait_for(d, "#product-edit input[name=price_cents]")
+        price.clear()
+        price.send_keys("800")
+        d.find_element(By().CSS_SELECTOR, "#product-edit button[type=submit]").click()
+        wait_for(d, "#flash", text=EN["products.saved"].format(name="Browser card"))
+        wait_until(lambda: self.product(pid)["price_cents"] == 800, what="the new price")
+        retire = wait_for(d, "#batches-table tbody tr:nth-child(2) button")
+        retire.click()
+        self.accept_confirm(d)
+        wait_for(d, "#flash", text=EN["keys.retiredDone"].format(n=2, batch=2))
+        wait_for(d, "#batches-table tbody tr:nth-child(2)", text=EN["keys.batchRetired"])
+        self.assertEqual(self.product(pid)["counts"]["retired"], 2)
+        self.nav(d, "products")
+        wait_for(d, '#products-table tr[data-id="%s"] button' % pid,
+                 text=EN["products.deactivate"]).click()
+        self.accept_confirm(d)
+        wait_for(d, '#products-table tr[data-id="%s"] button' % pid, text=EN["products.activate"])
+        self.assertFalse(self.product(pid)["active"])
+        self.clean(d)
+
         # Sign out: back to the sign-in form, and the token is gone from the tab.
         d.find_element(By().CSS_SELECTOR, "#signout").click()
         wait_for(d, "#token")
         self.assertIsNone(d.execute_script("return sessionStorage.getItem('kv.admin.token')"))
+
+    def product(self, pid):
+        status, _, j = self.shop.api("GET", "/api/v1/admin/products", admin=True)
+        self.assertEqual(status, 200, j)
+        return next(p for p in j["products"] if p["id"] == pid)
 
     @staticmethod
     def cell(d, row_css, i):
