@@ -6,8 +6,8 @@ The admin path: sign in (a wrong token first), create a product, import keys by 
 files and read the line-numbered report (and its download), see the stock move on the
 product page and the dashboard, pay an order through the sandbox and refund it, cancel an
 unpaid one, export the orders as CSV, see the refund-due payment and the backorder (replay),
-take a backup and see it listed, edit the product, retire a key batch, deactivate it. Products named
-`<script>alert(1)</script>` and `"><img src=x onerror=alert(1)>` show as text on every page,
+take a backup and see it listed, edit the product, retire a key batch, deactivate it.
+Products named `<script>alert(1)</script>` and `"><img src=x onerror=alert(1)>` show as text on every page,
 no dialog opens, and no page logs a SEVERE console entry (CSP violations and JS errors).
 Every page is shot at 1280x800 and 390x844. No timing assertions: every wait is a bounded poll.
 """
