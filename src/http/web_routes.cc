@@ -78,7 +78,7 @@ void Server::Impl::RegisterWebRoutes() {
   for (const char* p : {"/", "/p/{product_id}", "/order/{order_id}", "/lookup"}) {
     router.Add({"GET", p, kStatic, kNoBody, kPublic, kInline}, shell(web::Shell::kShop));
   }
-  for (const char* p : {"/admin", "/admin/{page}"}) {
+  for (const char* p : {"/admin", "/admin/{page}", "/admin/{page}/{id}"}) {
     router.Add({"GET", p, kStatic, kNoBody, kPublic, kInline}, shell(web::Shell::kAdmin));
   }
   // Browsers ask for /favicon.ico on their own: the same icon as the pages' <link rel=icon>.
