@@ -10,7 +10,8 @@ PKGS=(build-essential cmake pkg-config ccache
       clang-format              # tools/format-check.sh (the format gate of tools/test.sh)
       zlib1g-dev                # gzip of the storefront's files (src/web)
       libjs-chart.js            # Chart.js, embedded in the admin console at build time
-      chromium chromium-driver python3-selenium)  # the browser tests (tests/browser)
+      chromium chromium-driver python3-selenium  # the browser tests (tests/browser)
+      fonts-wqy-microhei)       # a CJK font, so zh-CN screenshots show the text
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
