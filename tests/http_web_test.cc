@@ -61,7 +61,7 @@ class HttpWebTest : public ServedShopTest {
   HttpMessage Exchange(RawConnection& c, const std::string& method, const std::string& target,
                        const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     EXPECT_TRUE(c.Send(RawRequest(method, target, headers)));
-    return c.ReadResponse(std::chrono::seconds(10));
+    return c.ReadResponse(std::chrono::seconds(30));  // generous: ctest -j2 beside Chromium
   }
   HttpMessage Fetch(const std::string& target,
                     const std::vector<std::pair<std::string, std::string>>& headers = {}) {
