@@ -243,6 +243,10 @@ TEST_F(HttpWebTest, PagesHaveARateLimitOfTheirOwnThatLeavesOrdersAlone) {
                  R"({"product_id":")" + pid + R"(","quantity":1,"contact":"web@example.com"})");
   EXPECT_TRUE(order.status == 201 || order.status == 409) << order;  // no keys: out of stock
   EXPECT_NE(order.status, 429);
+  EXPECT_EQ(order.header("Cache-Control"), "no-store");  // a 201 carries the order's token
+  const Reply missing = api_->Get("/api/v1/orders/00000000000000000000000000000000?token=x");
+  EXPECT_EQ(missing.status, 404) << missing;
+  EXPECT_EQ(missing.header("Cache-Control"), "no-store");  // errors too
 }
 
 }  // namespace

@@ -661,6 +661,7 @@ void Server::Impl::RegisterRoutes() {
         auto header_done = std::make_shared<bool>(false);
         c.res.status = 200;
         c.res.set_header("Content-Disposition", "attachment; filename=\"orders.csv\"");
+        c.res.set_header("Cache-Control", "no-store");  // contacts and amounts
         c.res.set_chunked_content_provider(
             "text/csv", [shop, cursor, header_done](size_t, httplib::DataSink& sink) {
               std::string out;

@@ -58,6 +58,7 @@ void WriteError(httplib::Response& res, const HttpError& e) {
   w.BeginObject().Key("error").BeginObject().Field("code", e.code).Field("message", e.message);
   w.EndObject().EndObject();
   res.status = e.status;
+  res.set_header("Cache-Control", "no-store");
   if (e.status == 429 || e.status == 503) {
     res.set_header("Retry-After", std::to_string(std::max<int64_t>(1, e.retry_after_seconds)));
   }
@@ -66,6 +67,9 @@ void WriteError(httplib::Response& res, const HttpError& e) {
 
 void WriteJson(httplib::Response& res, int status, std::string body) {
   res.status = status;
+  // Every JSON answer is dynamic, and many carry an order's token or its keys: never kept by
+  // a browser or a proxy (issue 12).
+  res.set_header("Cache-Control", "no-store");
   res.set_content(std::move(body), "application/json");
 }
 

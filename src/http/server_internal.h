@@ -39,6 +39,8 @@ HttpError ErrorFor(const absl::Status& s);
 void WriteError(httplib::Response& res, const HttpError& e);
 // Makes cpp-httplib answer "Connection: close" and end the connection after this request.
 void AnswerCloses(const httplib::Request& req);
+// A JSON answer (and WriteError's): always `Cache-Control: no-store` — many carry an order's
+// token or its keys.
 void WriteJson(httplib::Response& res, int status, std::string body);
 
 // The engine's payload cap: the largest body any route accepts (unlimited when a route's
