@@ -4,8 +4,6 @@
 // src/web/assets and Debian's Chart.js), gzip, ETag revalidation (304 on a kept-alive
 // connection), HEAD, hostile paths, and the static class's own rate limit beside orders.
 // What the pages do in a browser is tests/browser (label "browser").
-#include <zlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -13,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "http_test_util.h"
+#include "kit/gunzip.h"
 #include "kit/raw_http.h"
 #include "kit/served_shop_test.h"
 
@@ -40,19 +39,7 @@ std::string Shell(const std::string& file, const std::string& lang) {
   return s;
 }
 
-std::string Gunzip(const std::string& gz) {
-  z_stream z{};
-  EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
-  std::string out(8 << 20, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(inflate(&z, Z_FINISH), Z_STREAM_END);
-  out.resize(z.total_out);
-  inflateEnd(&z);
-  return out;
-}
+using testkit::Gunzip;
 
 class HttpWebTest : public ServedShopTest {
  protected:

@@ -1,27 +1,14 @@
 #include "web/assets.h"
 
-#include <zlib.h>
-
 #include <string>
 
 #include "gtest/gtest.h"
+#include "kit/gunzip.h"
 
 namespace kv::web {
 namespace {
 
-std::string Gunzip(const std::string& gz) {
-  z_stream z{};
-  EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
-  std::string out(1 << 20, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(inflate(&z, Z_FINISH), Z_STREAM_END);
-  out.resize(z.total_out);
-  inflateEnd(&z);
-  return out;
-}
+using testkit::Gunzip;
 
 const std::string kShell = "<html lang=\"{{lang}}\"><body>" + std::string(400, 'x') + "</body>";
 
