@@ -143,7 +143,9 @@ absl::StatusOr<BackupMetadata> DescribeDb(const storage::Db& db, absl::Time now,
   int64_t imported = 0, pool = 0;
   st = scan(storage::kCfCounters, "", [&](const rocksdb::Iterator& it) {
     int64_t n = 0;
-    const auto k = storage::ParseCounterKey(std::string_view(it.key().data(), it.key().size()));
+    const std::string_view key(it.key().data(), it.key().size());
+    if (storage::ParseOrderCountKey(key)) return absl::OkStatus();  // per-status order counts
+    const auto k = storage::ParseCounterKey(key);
     if (!k || !storage::DecodeCounter(it.value(), &n)) {
       return absl::DataLossError("malformed counter record");
     }

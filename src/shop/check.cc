@@ -248,6 +248,7 @@ class Checker {
             case storage::kIdxStatus: {
               ++status_entries;
               const auto sk = storage::ParseStatusIndexKey(k);
+              if (sk) ++index_by_status_[sk->status];
               const OrderRecord* o = sk ? find(sk->oid) : nullptr;
               if (o == nullptr || sk->status != static_cast<uint8_t>(o->status) ||
                   o->status == OrderStatus::kPendingPayment) {
@@ -258,6 +259,7 @@ class Checker {
             case storage::kIdxExpiry: {
               ++expiry_entries;
               const auto ek = storage::ParseExpiryIndexKey(k);
+              ++index_by_status_[static_cast<uint8_t>(OrderStatus::kPendingPayment)];
               const OrderRecord* o = ek ? find(ek->oid) : nullptr;
               if (o == nullptr || o->status != OrderStatus::kPendingPayment) {
                 Violation("expiry index entry for an order that is not pending");
@@ -391,16 +393,22 @@ class Checker {
 
   absl::Status CompareCounters() {
     std::map<uint64_t, Counts> stored;
+    std::map<uint8_t, int64_t> order_counts;  // 'o' keys: status -> count
     KV_RETURN_IF_ERROR(db_.ForEach(storage::kCfCounters, "",
                                    [&](std::string_view key, std::string_view value) -> StepOr {
-                                     auto k = storage::ParseCounterKey(key);
-                                     if (!k) return absl::DataLossError("malformed counter key");
                                      int64_t v;
                                      if (!storage::DecodeCounter(value, &v))
                                        return absl::DataLossError("malformed counter value");
+                                     if (auto s = storage::ParseOrderCountKey(key)) {
+                                       order_counts[*s] = v;
+                                       return Scan::kNext;
+                                     }
+                                     auto k = storage::ParseCounterKey(key);
+                                     if (!k) return absl::DataLossError("malformed counter key");
                                      Field(stored[k->pid], k->kind) = v;
                                      return Scan::kNext;
                                    }));
+    KV_RETURN_IF_ERROR(CompareOrderCounts(order_counts));
     std::set<uint64_t> pids;
     for (const auto& [pid, c] : stored) pids.insert(pid);
     for (const auto& [pid, c] : recount_) pids.insert(pid);
@@ -425,11 +433,48 @@ class Checker {
     return absl::OkStatus();
   }
 
+  // Each status's order count (what Stats shows) equals its index entries ('e' for
+  // pending_payment, 's' otherwise). A dir without the "order_counts" marker has no counts
+  // yet (the shop writes them when it next opens): nothing to compare.
+  absl::Status CompareOrderCounts(const std::map<uint8_t, int64_t>& stored) {
+    auto marker = db_.Get(storage::kCfMeta, storage::kMetaOrderCounts);
+    if (!marker.ok()) return marker.status();
+    if (!marker->has_value()) return absl::OkStatus();
+    std::set<uint8_t> statuses;
+    for (OrderStatus s : kAllOrderStatuses) statuses.insert(static_cast<uint8_t>(s));
+    for (const auto& [s, n] : stored) statuses.insert(s);
+    for (const auto& [s, n] : index_by_status_) statuses.insert(s);
+    for (uint8_t s : statuses) {
+      const auto c = stored.find(s);
+      const auto i = index_by_status_.find(s);
+      const int64_t count = c == stored.end() ? 0 : c->second;
+      const int64_t entries = i == index_by_status_.end() ? 0 : i->second;
+      if (count == entries) continue;
+      OrderStatus known;
+      const std::string name = ParseOrderStatusByte(s, &known) ? std::string(OrderStatusName(known))
+                                                               : absl::StrCat("status ", int{s});
+      Violation(absl::StrCat("order count ", name, " is ", count, " but the order index has ",
+                             entries, " entries"));
+    }
+    return absl::OkStatus();
+  }
+
+  static bool ParseOrderStatusByte(uint8_t b, OrderStatus* out) {
+    for (OrderStatus s : kAllOrderStatuses) {
+      if (static_cast<uint8_t>(s) == b) {
+        *out = s;
+        return true;
+      }
+    }
+    return false;
+  }
+
   const storage::Db& db_;
   const KeyCipher& cipher_;
   CheckReport report_;
   std::set<uint64_t> products_;
   std::map<uint64_t, Counts> recount_;
+  std::map<uint8_t, int64_t> index_by_status_;  // order-index entries per status byte
   std::set<std::pair<uint64_t, uint64_t>> pool_;
   absl::flat_hash_map<std::string, std::string> expected_tags_;
   absl::flat_hash_map<std::string, OrderRecord> orders_;

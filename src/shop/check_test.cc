@@ -65,6 +65,20 @@ TEST_F(CheckTest, CounterDriftIsNamed) {
   EXPECT_TRUE(Mentions(v, "counter held is 2 but a recount gives 1")) << v.size();
 }
 
+TEST_F(CheckTest, OrderCountDriftIsNamed) {
+  Populate();
+  auto v = Tamper([](storage::Db* db) {
+    rocksdb::WriteBatch b;
+    b.Merge(db->cf(storage::kCfCounters),
+            storage::OrderCountKey(static_cast<uint8_t>(OrderStatus::kDelivered)),
+            storage::EncodeCounter(2));
+    ASSERT_TRUE(db->Write(&b).ok());
+  });
+  EXPECT_TRUE(Mentions(v, "order count delivered is 3 but the order index has 1 entries"))
+      << v.size();
+  EXPECT_EQ(v.size(), 1u);
+}
+
 TEST_F(CheckTest, DeliveredKeyBackInPoolIsNamed) {
   Populate();
   auto v = Tamper([&](storage::Db* db) {

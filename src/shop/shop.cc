@@ -86,6 +86,13 @@ void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev,
   using storage::kCfOrderIndex;
   b->Put(db->cf(storage::kCfOrders), next.oid, EncodeOrder(next));
   if (prev != nullptr && prev->status == next.status) return;
+  // The per-status order counts (Stats) move with the index entries, in the same batch.
+  const auto count = [&](OrderStatus s, int64_t d) {
+    b->Merge(db->cf(storage::kCfCounters), storage::OrderCountKey(static_cast<uint8_t>(s)),
+             storage::EncodeCounter(d));
+  };
+  if (prev != nullptr) count(prev->status, -1);
+  count(next.status, +1);
   // pending_payment orders are indexed by expiry ('e'), every other status by status ('s'):
   // the hot path (order creation) writes one index entry, not two.
   if (prev != nullptr) {
@@ -261,8 +268,52 @@ absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
   return shop;
 }
 
+absl::StatusOr<std::vector<std::pair<OrderStatus, int64_t>>> Shop::Impl::CountOrderIndex() const {
+  std::vector<std::pair<OrderStatus, int64_t>> out;
+  for (OrderStatus s : kAllOrderStatuses) {
+    const std::string prefix = s == OrderStatus::kPendingPayment
+                                   ? std::string(1, storage::kIdxExpiry)
+                                   : storage::StatusIndexPrefix(static_cast<uint8_t>(s));
+    int64_t n = 0;
+    KV_RETURN_IF_ERROR(
+        db->ForEach(storage::kCfOrderIndex, prefix, [&](std::string_view, std::string_view) {
+          ++n;
+          return storage::Scan::kNext;
+        }));
+    out.emplace_back(s, n);
+  }
+  return out;
+}
+
+absl::Status Shop::Impl::EnsureOrderCounts() {
+  auto marker = db->Get(storage::kCfMeta, storage::kMetaOrderCounts);
+  if (!marker.ok()) return marker.status();
+  if (marker->has_value()) {
+    if ((*marker)->size() != 4 ||
+        DecodeFixed32BE((*marker)->data()) != storage::kOrderCountsVersion) {
+      return absl::DataLossError("malformed order_counts record");
+    }
+    return absl::OkStatus();
+  }
+  // A dir written before the counts: count the index once (what Stats did on every call).
+  auto counts = CountOrderIndex();
+  if (!counts.ok()) return counts.status();
+  rocksdb::WriteBatch b;
+  for (const auto& [s, n] : *counts) {
+    b.Put(db->cf(storage::kCfCounters), storage::OrderCountKey(static_cast<uint8_t>(s)),
+          storage::EncodeCounter(n));
+  }
+  std::string v;
+  PutFixed32BE(&v, storage::kOrderCountsVersion);
+  b.Put(db->cf(storage::kCfMeta),
+        rocksdb::Slice(storage::kMetaOrderCounts.data(), storage::kMetaOrderCounts.size()), v);
+  return db->Write(&b, /*sync=*/true);
+}
+
 absl::Status Shop::Recover() {
   Impl& m = *impl_;
+  // Before anything else writes: the per-status order counts of a dir written without them.
+  KV_RETURN_IF_ERROR(m.EnsureOrderCounts());
   // Every scan below returns its read error (Db::ForEach): a failed read taken for the end
   // of the data would undercount next_seq / next_log_seq and reuse sequence numbers.
   // Products.
@@ -283,6 +334,7 @@ absl::Status Shop::Recover() {
   KV_RETURN_IF_ERROR(db_->ForEach(
       storage::kCfCounters, "",
       [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        if (storage::ParseOrderCountKey(key)) return storage::Scan::kNext;  // Stats reads them
         auto k = storage::ParseCounterKey(key);
         if (!k) return absl::DataLossError("malformed counter key");
         ProductState* ps = m.Product(k->pid);

@@ -4,6 +4,7 @@
 #include "base/coding.h"
 #include "base/status_macros.h"
 #include "shop/shop_internal.h"
+#include "storage/counter_merge.h"
 
 namespace kv {
 
@@ -132,24 +133,17 @@ Result<OrderView> Shop::RedeliverOrder(std::string_view order_id) {
 
 absl::StatusOr<ShopStats> Shop::Stats() {
   ShopStats st;
-  // Counts the entries under one order-index prefix.
-  const auto count = [this](const std::string& prefix) -> absl::StatusOr<uint64_t> {
-    uint64_t n = 0;
-    KV_RETURN_IF_ERROR(
-        db_->ForEach(storage::kCfOrderIndex, prefix, [&](std::string_view, std::string_view) {
-          ++n;
-          return storage::Scan::kNext;
-        }));
-    return n;
-  };
-  auto pending = count(std::string(1, storage::kIdxExpiry));
-  if (!pending.ok()) return pending.status();
-  st.orders_by_status.emplace_back(OrderStatus::kPendingPayment, *pending);
+  // The per-status counts PutOrder keeps (CF "counters", 'o' keys): one Get per status,
+  // whatever the number of orders.
   for (OrderStatus s : kAllOrderStatuses) {
-    if (s == OrderStatus::kPendingPayment) continue;
-    auto n = count(storage::StatusIndexPrefix(static_cast<uint8_t>(s)));
-    if (!n.ok()) return n.status();
-    st.orders_by_status.emplace_back(s, *n);
+    auto v = db_->Get(storage::kCfCounters, storage::OrderCountKey(static_cast<uint8_t>(s)));
+    if (!v.ok()) return v.status();
+    int64_t n = 0;
+    if (v->has_value() && !storage::DecodeCounter(**v, &n)) {
+      return absl::DataLossError("malformed order count");
+    }
+    if (n < 0) return absl::DataLossError("negative order count");
+    st.orders_by_status.emplace_back(s, static_cast<uint64_t>(n));
   }
   auto backlog = Backlog();
   if (!backlog.ok()) return backlog.status();

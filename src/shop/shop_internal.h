@@ -140,6 +140,14 @@ struct Shop::Impl {
   std::string PasswordTag(std::string_view oid, std::string_view pw) const;
   std::string LookupTag(std::string_view contact_tag, std::string_view pw) const;
 
+  // --- per-status order counts (CF "counters", 'o' keys) ---
+  // Counts the order index ('e' for pending_payment, 's' per other status), in
+  // kAllOrderStatuses order: O(orders), for the one-time count at open and for tests.
+  absl::StatusOr<std::vector<std::pair<OrderStatus, int64_t>>> CountOrderIndex() const;
+  // At open: when the dir has no "order_counts" marker, writes the counts from
+  // CountOrderIndex and the marker in one synced batch.
+  [[nodiscard]] absl::Status EnsureOrderCounts();
+
   // --- batch helpers ---
   // Writes `next` and keeps the status/expiry indexes in step with `prev` (nullptr: new).
   void PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const OrderRecord& next) const;

@@ -59,6 +59,9 @@ rocksdb::ColumnFamilyOptions MakeCfOptions(Cf c, const std::shared_ptr<rocksdb::
   switch (c) {
     case kCfCounters:
       o.merge_operator = MakeInt64AddOperator();
+      // A hot counter (Shop::Stats reads the per-status order counts every 5 s) gets an
+      // operand per order: without a cap a Get walks every one in the memtable.
+      o.max_successive_merges = 64;
       break;
     case kCfPool:
       // Sealed keys are random bytes: compression only costs CPU.

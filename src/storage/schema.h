@@ -16,10 +16,21 @@
 //
 //   CF "meta"        "schema_version"          -> u32 BE            (kSchemaVersion)
 //                    "key_check"               -> 32 bytes          (KeyCipher::KeyCheckValue)
+//                    "order_counts"            -> u32 BE 1          the 'o' counters below are
+//                                                 complete (absent: a dir written before them;
+//                                                 Shop::Open counts the order index once and
+//                                                 writes the counts and this key in one synced
+//                                                 batch, before anything else writes)
 //   CF "products"    pid                        -> ProductRecord (never deleted; max+1 is
 //                                                 the next id)
 //   CF "counters"    pid counter_kind(u8)       -> int64 LE; written ONLY via Merge with the
 //                                                 "kv.int64add" operator (counter_merge.h)
+//                    'o' status(u8)             -> int64 LE: orders in that OrderStatus (= its
+//                                                 'e' or 's' index entries). Merged in the batch
+//                                                 that writes the order (Shop::Impl::PutOrder);
+//                                                 Put only by the one-time count at open. 2
+//                                                 bytes, never a pid key's 9: ParseCounterKey
+//                                                 refuses it, ParseOrderCountKey takes it
 //   CF "pool"        pid seq                    -> PoolKeyRecord (batch id, sealed key): keys
 //                                                 that can still be sold. Leaving the pool is a
 //                                                 Delete in the same batch that gives the key
@@ -63,6 +74,10 @@
 // for contact-index entries; every version-1 form is still read. A version-1 dir is upgraded
 // on open by stamping version 2 (storage/db.cc; nothing else is rewritten), so an older
 // binary refuses it as a whole, naming both versions, rather than failing on one record.
+// The 'o' order counts (issue 12) came without a version bump: they are counters, not a
+// record form; a dir without them is counted once at open (meta "order_counts"), and an
+// older binary refuses a dir with them at open ("malformed counter key") instead of
+// writing orders it would not count.
 // A reader accepts the record versions it knows and refuses any other (DataLoss), so a
 // record is never misread.
 #pragma once
@@ -102,6 +117,8 @@ inline constexpr const char* kCfNames[kCfCount] = {
 // Meta keys.
 inline constexpr std::string_view kMetaSchemaVersion = "schema_version";
 inline constexpr std::string_view kMetaKeyCheck = "key_check";
+inline constexpr std::string_view kMetaOrderCounts = "order_counts";
+inline constexpr uint32_t kOrderCountsVersion = 1;  // the value of kMetaOrderCounts
 
 // Counter kinds (second part of a "counters" key). Values are part of the format.
 enum class CounterKind : uint8_t {
@@ -132,9 +149,10 @@ inline constexpr size_t kTagBytes = 16;
 // bytes (oid, tag) are views into the key given and live as long as it.
 
 // Exact key sizes, bytes.
-inline constexpr size_t kU64KeyBytes = 8;          // pid; log_seq
-inline constexpr size_t kCounterKeyBytes = 8 + 1;  // pid kind
-inline constexpr size_t kPoolKeyBytes = 8 + 8;     // pid seq; pid batch_id
+inline constexpr size_t kU64KeyBytes = 8;             // pid; log_seq
+inline constexpr size_t kCounterKeyBytes = 8 + 1;     // pid kind
+inline constexpr size_t kOrderCountKeyBytes = 1 + 1;  // 'o' status
+inline constexpr size_t kPoolKeyBytes = 8 + 8;        // pid seq; pid batch_id
 inline constexpr size_t kContactIndexKeyBytes = 1 + kTagBytes + 8 + kOrderIdBytes;
 inline constexpr size_t kExpiryIndexKeyBytes = 1 + 8 + kOrderIdBytes;
 inline constexpr size_t kStatusIndexKeyBytes = 1 + 1 + 8 + kOrderIdBytes;
@@ -168,6 +186,19 @@ inline std::optional<CounterKeyParts> ParseCounterKey(std::string_view k) {
     if (kind == known) return CounterKeyParts{DecodeFixed64BE(k.data()), kind};
   }
   return std::nullopt;
+}
+
+// CF "counters", per-status order counts: a length no CounterKey has.
+inline constexpr char kOrderCountPrefix = 'o';
+inline std::string OrderCountKey(uint8_t status) {
+  std::string k(1, kOrderCountPrefix);
+  k.push_back(static_cast<char>(status));
+  return k;
+}
+// The status byte (not checked against OrderStatus: shop/records.h decides).
+inline std::optional<uint8_t> ParseOrderCountKey(std::string_view k) {
+  if (k.size() != kOrderCountKeyBytes || k[0] != kOrderCountPrefix) return std::nullopt;
+  return static_cast<uint8_t>(k[1]);
 }
 
 // CF "pool". A pooled key's ciphertext is sealed with this key as its AAD

@@ -45,6 +45,20 @@ TEST(KeyCodec, CounterKey) {
   }
 }
 
+// The per-status order counts share CF "counters" with the product counters: neither
+// parser takes the other's keys.
+TEST(KeyCodec, OrderCountKey) {
+  for (uint8_t status : {1, 8, 255}) {
+    EXPECT_EQ(ParseOrderCountKey(OrderCountKey(status)), status);
+    EXPECT_FALSE(ParseCounterKey(OrderCountKey(status)).has_value());
+  }
+  RefusesOtherSizes(OrderCountKey(1), ParseOrderCountKey);
+  EXPECT_FALSE(ParseOrderCountKey(std::string(1, 'x') + '\x01').has_value());
+  for (CounterKind kind : kAllCounterKinds) {
+    EXPECT_FALSE(ParseOrderCountKey(CounterKey(1, kind)).has_value());
+  }
+}
+
 TEST(KeyCodec, PoolAndBatchKeys) {
   auto p = ParsePoolKey(PoolKey(3, 1'000'000'007));
   ASSERT_TRUE(p.has_value());
