@@ -190,6 +190,10 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
     // read as it is. The upgrade only stamps the new version, synced, so that a version-1
     // binary then refuses the whole dir with a clear message instead of failing on the
     // first new record.
+    // 2 -> 3 (issue 12): CF counters gains the orders-per-status counts ('o' status), which
+    // a version-2 binary would refuse as malformed counter keys; the shop counts them once
+    // at its first open (meta "order_counts" marks it done). The upgrade here only stamps
+    // the version, as above.
     if (!check->has_value() || (*check)->size() != opts.key_check.size() ||
         CRYPTO_memcmp((*check)->data(), opts.key_check.data(), opts.key_check.size()) != 0) {
       return absl::PermissionDeniedError(absl::StrCat("wrong master key for data dir ", dir,

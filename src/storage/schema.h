@@ -74,9 +74,9 @@
 // for contact-index entries; every version-1 form is still read. A version-1 dir is upgraded
 // on open by stamping version 2 (storage/db.cc; nothing else is rewritten), so an older
 // binary refuses it as a whole, naming both versions, rather than failing on one record.
-// The 'o' order counts (issue 12) came without a version bump: they are counters, not a
-// record form; a dir without them is counted once at open (meta "order_counts"), and an
-// older binary refuses a dir with them at open ("malformed counter key") instead of
+// 3 (issue 12) = 2 plus the 'o' orders-per-status counts in CF counters; a version-2 dir is
+// upgraded by stamping version 3, and the shop counts the index once at its next open (meta
+// "order_counts" marks it done), so a version-2 binary refuses the dir as a whole instead of
 // writing orders it would not count.
 // A reader accepts the record versions it knows and refuses any other (DataLoss), so a
 // record is never misread.
@@ -91,7 +91,7 @@
 
 namespace kv::storage {
 
-inline constexpr uint32_t kSchemaVersion = 2;
+inline constexpr uint32_t kSchemaVersion = 3;
 
 enum Cf : int {
   kCfDefault = 0,  // required by RocksDB; unused
