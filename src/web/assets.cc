@@ -150,14 +150,8 @@ bool AcceptsGzip(std::string_view accept_encoding) {
       continue;
     }
     if (semi == absl::string_view::npos) return true;
-    double q = 1.0;
-    for (absl::string_view p : absl::StrSplit(item.substr(semi + 1), ';')) {
-      p = absl::StripAsciiWhitespace(p);
-      if (absl::StartsWithIgnoreCase(p, "q=")) {
-        p.remove_prefix(2);
-        if (p.size() > 5 || !absl::SimpleAtod(p, &q)) q = 0.0;  // malformed: not accepted
-      }
-    }
+    const absl::string_view params = item.substr(semi + 1);
+    const double q = QValue(std::string_view(params.data(), params.size()));
     if (q > 0.0) return true;
   }
   return false;

@@ -91,6 +91,7 @@ TEST(AcceptsGzip, FollowsTheCodingsAndTheirQuality) {
   EXPECT_FALSE(AcceptsGzip("gzip;q=0"));
   EXPECT_FALSE(AcceptsGzip("gzip;q=0.000"));
   EXPECT_FALSE(AcceptsGzip("gzip;q=zzz"));
+  EXPECT_FALSE(AcceptsGzip("gzip;q=7"));  // out of range: malformed, as for languages
   EXPECT_FALSE(AcceptsGzip("gzipped, xgzip"));
 }
 

@@ -10,10 +10,8 @@ namespace kv::web {
 
 const char* LangTag(Lang l) { return l == Lang::kZhCn ? "zh-CN" : "en"; }
 
-namespace {
-
-// The q of one range's parameters ("q=0.5"); 1 when absent, -1 when malformed (skipped).
-double Quality(absl::string_view params) {
+double QValue(std::string_view params_std) {
+  const absl::string_view params(params_std.data(), params_std.size());
   double q = 1.0;
   for (absl::string_view p : absl::StrSplit(params, ';', absl::SkipWhitespace())) {
     p = absl::StripAsciiWhitespace(p);
@@ -26,8 +24,6 @@ double Quality(absl::string_view params) {
   return q;
 }
 
-}  // namespace
-
 Lang PickLanguage(std::string_view accept_language_std) {
   const absl::string_view accept_language(accept_language_std.data(), accept_language_std.size());
   Lang best = Lang::kEn;
@@ -35,7 +31,8 @@ Lang PickLanguage(std::string_view accept_language_std) {
   for (absl::string_view range : absl::StrSplit(accept_language, ',', absl::SkipWhitespace())) {
     const size_t semi = range.find(';');
     const absl::string_view tag = absl::StripAsciiWhitespace(range.substr(0, semi));
-    const double q = semi == absl::string_view::npos ? 1.0 : Quality(range.substr(semi + 1));
+    const absl::string_view params = semi == absl::string_view::npos ? "" : range.substr(semi + 1);
+    const double q = QValue(std::string_view(params.data(), params.size()));
     if (q <= best_q) continue;  // an earlier range wins a tie; q=0 means "not this"
     const absl::string_view primary = tag.substr(0, tag.find('-'));
     if (absl::EqualsIgnoreCase(primary, "zh")) {

@@ -19,4 +19,9 @@ const char* LangTag(Lang l);
 // limits bound its size.
 Lang PickLanguage(std::string_view accept_language);
 
+// The q of one Accept-* element from the parameters after its first ';' ("q=0.5"): 1 when
+// absent, -1 when malformed (not a number of at most 5 characters in [0, 1]). Shared by
+// PickLanguage and AcceptsGzip (assets.h).
+double QValue(std::string_view params);
+
 }  // namespace kv::web

@@ -35,6 +35,17 @@ TEST(PickLanguage, HostileValuesOnlyEverYieldALanguage) {
   EXPECT_EQ(PickLanguage(std::string("zh\0en", 5)), Lang::kEn);  // "zh\0en" is not zh
 }
 
+TEST(QValue, ReadsQOrSaysMalformed) {
+  EXPECT_EQ(QValue(""), 1.0);
+  EXPECT_EQ(QValue(" level=1"), 1.0);
+  EXPECT_EQ(QValue("q=0.5"), 0.5);
+  EXPECT_EQ(QValue(" Q=0 "), 0.0);
+  EXPECT_EQ(QValue("q=1.000"), 1.0);
+  for (const char* bad : {"q=", "q=x", "q=1.0001", "q=-0.1", "q=7", "q=0.99999"}) {
+    EXPECT_EQ(QValue(bad), -1.0) << bad;
+  }
+}
+
 TEST(LangTag, IsTheHtmlLangValue) {
   EXPECT_STREQ(LangTag(Lang::kEn), "en");
   EXPECT_STREQ(LangTag(Lang::kZhCn), "zh-CN");
