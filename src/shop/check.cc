@@ -450,23 +450,14 @@ class Checker {
       const int64_t count = c == stored.end() ? 0 : c->second;
       const int64_t entries = i == index_by_status_.end() ? 0 : i->second;
       if (count == entries) continue;
-      OrderStatus known;
-      const std::string name = ParseOrderStatusByte(s, &known) ? std::string(OrderStatusName(known))
-                                                               : absl::StrCat("status ", int{s});
+      // OrderStatus is a uint8_t enum: any byte converts; a byte no status has names
+      // "unknown".
+      std::string name(OrderStatusName(static_cast<OrderStatus>(s)));
+      if (name == "unknown") name = absl::StrCat("status ", int{s});
       Violation(absl::StrCat("order count ", name, " is ", count, " but the order index has ",
                              entries, " entries"));
     }
     return absl::OkStatus();
-  }
-
-  static bool ParseOrderStatusByte(uint8_t b, OrderStatus* out) {
-    for (OrderStatus s : kAllOrderStatuses) {
-      if (static_cast<uint8_t>(s) == b) {
-        *out = s;
-        return true;
-      }
-    }
-    return false;
   }
 
   const storage::Db& db_;
