@@ -4,6 +4,7 @@
 // src/web/assets and Debian's Chart.js), gzip, ETag revalidation (304 on a kept-alive
 // connection), HEAD, hostile paths, and the static class's own rate limit beside orders.
 // What the pages do in a browser is tests/browser (label "browser").
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -206,6 +207,7 @@ TEST_F(HttpWebTest, PagesHaveARateLimitOfTheirOwnThatLeavesOrdersAlone) {
       {"--rate-limit-static-per-client-per-second=1", "--rate-limit-static-per-client-burst=2"}));
   int ok = 0, limited = 0;
   std::string retry_after;
+  const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < 6; ++i) {
     const HttpMessage m = Fetch(i % 2 == 0 ? "/" : "/assets/vendor/chart.min.js");
     ASSERT_TRUE(m.complete) << m;
@@ -215,8 +217,14 @@ TEST_F(HttpWebTest, PagesHaveARateLimitOfTheirOwnThatLeavesOrdersAlone) {
       retry_after = H(m, "Retry-After");
     }
   }
-  EXPECT_LE(ok, 3);  // a burst of 2, and at most one more token over the loop's few ms
-  EXPECT_GE(limited, 3);
+  // A burst of 2, plus the tokens (1/s) the six fetches' own time refilled — a loaded
+  // machine makes that more than the usual few milliseconds.
+  const int refilled =
+      1 + static_cast<int>(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  EXPECT_LE(ok, 2 + refilled);
+  EXPECT_EQ(ok + limited, 6);
+  EXPECT_GE(limited, 1);
   EXPECT_FALSE(retry_after.empty());
   // Another class's budget is untouched: the catalogue and an order go through.
   const Reply products = api_->Get("/api/v1/products");
