@@ -501,15 +501,34 @@ void Acceptor::Run() {
     ExpireDue(now);
     for (auto& l : listeners_) MaybeLogTally(*l, now);
   }
-  // Stop accepting: from here new connections are refused by the kernel. Silent and
-  // lingering sockets are closed: there is nothing to finish on them.
+  // Stop accepting. A drain finishes what clients already sent: connections the kernel
+  // completed before it (still in the backlog) are accepted once more, and a waiting one
+  // whose first bytes have arrived is admitted as it would have been a moment later
+  // (closing it would reset a request already sent). From here new connections are
+  // refused by the kernel; silent and lingering sockets are closed: there is nothing to
+  // finish on them.
+  for (size_t li = 0; li < listeners_.size(); ++li) {
+    if (listeners_[li]->fd >= 0) AcceptFrom(li);
+  }
   for (auto& l : listeners_) {
     if (l->fd >= 0) close(l->fd);
     l->fd = -1;
   }
   std::vector<int> parked;
   for (const auto& [fd, p] : parked_) parked.push_back(fd);
-  for (int fd : parked) DropWaiting(fd, true);
+  for (int fd : parked) {
+    auto it = parked_.find(fd);
+    char first = 0;
+    if (it->second.waiting && recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+      AcceptedConnection c = it->second.conn;
+      DropWaiting(fd, false);
+      AdmitReadable(std::move(c));
+    } else {
+      DropWaiting(fd, true);
+    }
+  }
+  // A connection refused just now (the cap was full) lingers no longer.
+  while (!parked_.empty()) DropWaiting(parked_.begin()->first, true);
   for (auto& l : listeners_) MaybeLogTally(*l, INT64_MAX / 2);
 
   MutexLock g(&mu_);

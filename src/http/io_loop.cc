@@ -590,6 +590,11 @@ void IoLoop::OnDrain() {
   std::vector<Conn*> idle;
   for (auto& c : conns_) {
     if (c != nullptr && c->state == Conn::State::kHead && c->idle && c->in_pos == c->in.size()) {
+      // Bytes in the socket the loop has not read yet (a request sent just before the drain
+      // began) make it busy, not idle: its readable event is pending, and closing it with
+      // unread data would reset a request the client already sent.
+      char b;
+      if (::recv(c->ac.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) continue;
       idle.push_back(c.get());
     }
   }

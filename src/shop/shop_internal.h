@@ -121,8 +121,11 @@ struct Shop::Impl {
   }
   // The stripe lock of an order (oid is random, so its first bytes spread well).
   Mutex& OrderLock(std::string_view oid) {
+    // The last 8 bytes: random in every order id (the first ones are a time, schema.h).
     uint64_t h = 0;
-    for (size_t i = 0; i < oid.size() && i < 8; ++i) h = h << 8 | static_cast<uint8_t>(oid[i]);
+    for (size_t i = oid.size() > 8 ? oid.size() - 8 : 0; i < oid.size(); ++i) {
+      h = h << 8 | static_cast<uint8_t>(oid[i]);
+    }
     h ^= h >> 29;
     return order_locks[h & (limits::kOrderLockStripes - 1)];
   }

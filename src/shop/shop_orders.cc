@@ -200,8 +200,8 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
     return {Refusal::kOutOfStock, "not enough keys left"};
   }
 
-  r.oid.resize(storage::kOrderIdBytes);
-  m.random->Fill(reinterpret_cast<uint8_t*>(r.oid.data()), r.oid.size());
+  r.created_ms = r.updated_ms = m.NowMs();
+  r.oid = storage::NewOrderId(r.created_ms, *m.random);
   r.status = OrderStatus::kPendingPayment;
   r.product_id = req.product_id;
   r.quantity = q;
@@ -210,7 +210,6 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
   r.contact = req.contact;
   if (!req.query_password.empty()) r.password_tag = m.PasswordTag(r.oid, req.query_password);
   r.holding = holding;
-  r.created_ms = r.updated_ms = m.NowMs();
   r.expires_ms = r.created_ms + opts_.hold_seconds * 1000;
 
   rocksdb::WriteBatch b;

@@ -143,7 +143,14 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
   db->dir_ = dir;
   db->db_.reset(raw);
   for (int c = 0; c < kCfCount; ++c) db->handles_[c] = handles[c];
-  db->committer_ = std::make_unique<GroupCommitter>(raw, opts.write_fault);
+  // The counters' merges are int64 additions (counter_merge.h): a group sums them per key.
+  AdditiveCf additive;
+  for (rocksdb::ColumnFamilyHandle* h : handles) {
+    if (h->GetID() >= additive.handles.size()) additive.handles.resize(h->GetID() + 1);
+    additive.handles[h->GetID()] = h;
+  }
+  additive.id = handles[kCfCounters]->GetID();
+  db->committer_ = std::make_unique<GroupCommitter>(raw, opts.write_fault, std::move(additive));
 
   auto version = db->Get(kCfMeta, kMetaSchemaVersion);
   if (!version.ok()) return version.status();

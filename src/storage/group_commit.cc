@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "storage/counter_merge.h"
 #include "storage/rocks_status.h"
 
 namespace kv::storage {
@@ -39,8 +41,99 @@ rocksdb::WriteBatch MergeBatches(const std::vector<rocksdb::WriteBatch*>& batche
   return rocksdb::WriteBatch(std::move(rep));
 }
 
-GroupCommitter::GroupCommitter(rocksdb::DB* db, WriteFaultFn fault)
-    : db_(db), fault_(std::move(fault)) {
+namespace {
+
+// Rebuilds a group's records into one batch, summing the merges into the additive column
+// family. Any record it cannot take as it is returns an error, and the caller falls back.
+class SumAdds final : public rocksdb::WriteBatch::Handler {
+ public:
+  SumAdds(const AdditiveCf& additive, rocksdb::WriteBatch* out) : add_(additive), out_(out) {}
+
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
+    rocksdb::ColumnFamilyHandle* h = Other(cf);
+    return h == nullptr ? Refuse() : out_->Put(h, k, v);
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& k) override {
+    rocksdb::ColumnFamilyHandle* h = Other(cf);
+    return h == nullptr ? Refuse() : out_->Delete(h, k);
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& k) override {
+    rocksdb::ColumnFamilyHandle* h = Other(cf);
+    return h == nullptr ? Refuse() : out_->SingleDelete(h, k);
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& b,
+                                const rocksdb::Slice& e) override {
+    rocksdb::ColumnFamilyHandle* h = Other(cf);
+    return h == nullptr ? Refuse() : out_->DeleteRange(h, b, e);
+  }
+  rocksdb::Status MergeCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
+    if (cf != add_.id) {
+      rocksdb::ColumnFamilyHandle* h = Other(cf);
+      return h == nullptr ? Refuse() : out_->Merge(h, k, v);
+    }
+    int64_t operand = 0;
+    if (!DecodeCounter(v, &operand)) return Refuse();
+    int64_t& sum = sums_[k.ToString()];
+    if (__builtin_add_overflow(sum, operand, &sum)) return Refuse();
+    return rocksdb::Status::OK();
+  }
+  // A blob, 2PC marker or wide column: Handler's defaults refuse them. LogData cannot
+  // refuse (it returns nothing) and is not rebuilt: it ends the summing.
+  void LogData(const rocksdb::Slice& /*blob*/) override { refused_ = true; }
+  bool Continue() override { return !refused_; }
+  bool refused() const { return refused_; }
+
+  // Appends the sums (by key, so the batch does not depend on hash order).
+  rocksdb::Status Finish() {
+    std::vector<std::pair<std::string, int64_t>> sorted(sums_.begin(), sums_.end());
+    std::sort(sorted.begin(), sorted.end());
+    rocksdb::ColumnFamilyHandle* h = add_.handles[add_.id];
+    for (const auto& [key, sum] : sorted) {
+      rocksdb::Status s = out_->Merge(h, key, EncodeCounter(sum));
+      if (!s.ok()) return s;
+    }
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  // The handle of a column family other than the additive one; nullptr for the additive
+  // one (anything but a merge there ends the summing) and for an unknown id.
+  rocksdb::ColumnFamilyHandle* Other(uint32_t cf) const {
+    if (cf == add_.id || cf >= add_.handles.size()) return nullptr;
+    return add_.handles[cf];
+  }
+  static rocksdb::Status Refuse() { return rocksdb::Status::NotSupported("not summed"); }
+
+  const AdditiveCf& add_;
+  rocksdb::WriteBatch* out_;
+  absl::flat_hash_map<std::string, int64_t> sums_;
+  bool refused_ = false;
+};
+
+}  // namespace
+
+rocksdb::WriteBatch MergeBatchesSummingAdds(const std::vector<rocksdb::WriteBatch*>& batches,
+                                            const AdditiveCf& additive) {
+  if (additive.id < additive.handles.size() && additive.handles[additive.id] != nullptr) {
+    size_t bytes = 0;
+    for (const rocksdb::WriteBatch* b : batches) bytes += b->GetDataSize();
+    rocksdb::WriteBatch out(bytes);
+    SumAdds sum(additive, &out);
+    bool ok = true;
+    for (const rocksdb::WriteBatch* b : batches) {
+      if (!b->Iterate(&sum).ok() || sum.refused()) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok && sum.Finish().ok()) return out;
+  }
+  return MergeBatches(batches);
+}
+
+GroupCommitter::GroupCommitter(rocksdb::DB* db, WriteFaultFn fault,
+                               std::optional<AdditiveCf> additive)
+    : db_(db), fault_(std::move(fault)), additive_(std::move(additive)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -158,7 +251,8 @@ absl::Status GroupCommitter::Write(const Group& g) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   if (g.batches.size() == 1) return FromRocks(db_->Write(wo, g.batches.front()), "write");
-  rocksdb::WriteBatch merged = MergeBatches(g.batches);
+  rocksdb::WriteBatch merged =
+      additive_ ? MergeBatchesSummingAdds(g.batches, *additive_) : MergeBatches(g.batches);
   return FromRocks(db_->Write(wo, &merged), "write");
 }
 

@@ -169,6 +169,101 @@ TEST_F(GroupCommitTest, MergedBatchHoldsEveryRecordInOrder) {
   EXPECT_EQ(Held(), 3);
 }
 
+AdditiveCf CountersAdditive(Db& db) {
+  AdditiveCf a;
+  for (int c = 0; c < kCfCount; ++c) {
+    rocksdb::ColumnFamilyHandle* h = db.cf(static_cast<Cf>(c));
+    if (h->GetID() >= a.handles.size()) a.handles.resize(h->GetID() + 1);
+    a.handles[h->GetID()] = h;
+  }
+  a.id = db.cf(kCfCounters)->GetID();
+  return a;
+}
+
+// Counts a batch's records per kind, to see what the summing kept and what it folded.
+struct Tally final : rocksdb::WriteBatch::Handler {
+  int puts = 0, deletes = 0, merges = 0;
+  rocksdb::Status PutCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+    ++puts;
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice&) override {
+    ++deletes;
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+    ++merges;
+    return rocksdb::Status::OK();
+  }
+};
+Tally Count(const rocksdb::WriteBatch& b) {
+  Tally t;
+  EXPECT_TRUE(b.Iterate(&t).ok());
+  return t;
+}
+
+TEST_F(GroupCommitTest, SummingFoldsTheCounterMergesOfAGroupIntoOnePerKey) {
+  rocksdb::WriteBatch a, b, c;
+  a.Put(db_->cf(kCfOrders), "x", "1");
+  a.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(5));
+  a.Merge(db_->cf(kCfCounters), OrderCountKey(1), EncodeCounter(1));
+  b.Put(db_->cf(kCfOrders), "x", "2");
+  b.Put(db_->cf(kCfOrders), "y", "3");
+  b.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(7));
+  c.Delete(db_->cf(kCfOrders), "y");
+  c.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(-2));
+  c.Merge(db_->cf(kCfCounters), OrderCountKey(1), EncodeCounter(1));
+  rocksdb::WriteBatch m = MergeBatchesSummingAdds({&a, &b, &c}, CountersAdditive(*db_));
+  const Tally t = Count(m);
+  EXPECT_EQ(t.puts, 3);
+  EXPECT_EQ(t.deletes, 1);
+  EXPECT_EQ(t.merges, 2);  // one per counter key instead of five
+  ASSERT_TRUE(db_->Write(&m).ok());
+  auto x = db_->Get(kCfOrders, "x");
+  ASSERT_TRUE(x.ok() && x->has_value());
+  EXPECT_EQ(**x, "2");
+  auto y = db_->Get(kCfOrders, "y");
+  ASSERT_TRUE(y.ok());
+  EXPECT_FALSE(y->has_value());
+  EXPECT_EQ(Held(), 10);
+  auto orders = db_->Get(kCfCounters, OrderCountKey(1));
+  ASSERT_TRUE(orders.ok() && orders->has_value());
+  int64_t n = 0;
+  ASSERT_TRUE(DecodeCounter(**orders, &n));
+  EXPECT_EQ(n, 2);
+}
+
+TEST_F(GroupCommitTest, SummingFallsBackToRecordForRecordWhenItCannotSum) {
+  const AdditiveCf add = CountersAdditive(*db_);
+  const auto merged_all = [&](rocksdb::WriteBatch& odd) {
+    rocksdb::WriteBatch a;
+    a.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(1));
+    rocksdb::WriteBatch m = MergeBatchesSummingAdds({&a, &odd}, add);
+    return m.Count() == a.Count() + odd.Count() &&
+           m.GetDataSize() == a.GetDataSize() + odd.GetDataSize() - 12;
+  };
+  rocksdb::WriteBatch put;  // a Put into the counters: the order of records matters then
+  put.Put(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(9));
+  put.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(1));
+  EXPECT_TRUE(merged_all(put));
+  rocksdb::WriteBatch del;
+  del.Delete(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld));
+  EXPECT_TRUE(merged_all(del));
+  rocksdb::WriteBatch bad;  // an operand that is not 8 bytes
+  bad.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), "123");
+  EXPECT_TRUE(merged_all(bad));
+  rocksdb::WriteBatch over;  // a sum that would overflow
+  over.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(INT64_MAX));
+  EXPECT_TRUE(merged_all(over));
+  rocksdb::WriteBatch log;  // a record kind it does not rebuild
+  log.PutLogData("note");
+  log.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(1));
+  EXPECT_TRUE(merged_all(log));
+  rocksdb::WriteBatch fine;  // and the control: this one is summed
+  fine.Merge(db_->cf(kCfCounters), CounterKey(1, CounterKind::kHeld), EncodeCounter(1));
+  EXPECT_FALSE(merged_all(fine));
+}
+
 TEST_F(GroupCommitTest, ConcurrentCommitsAreAllVisibleAfterReopen) {
   constexpr int kThreads = 16, kPerThread = 100;
   const GroupCommitter::Stats before = db_->commit_stats();
