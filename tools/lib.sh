@@ -73,6 +73,9 @@ kv_start() {  # NAME COMMAND...
   local name=$1 dir=$KV_TMP/$1 pid url deadline
   shift
   mkdir -p "$dir"
+  # Emptied here, not only by the child's redirection (which runs after the fork, maybe
+  # after the first look below): no stale URL from an earlier start, no missing file.
+  : > "$dir/stdout"
   "$@" > "$dir/stdout" 2> "$dir/stderr" &
   pid=$!
   echo "$pid" > "$dir/pid"
