@@ -205,6 +205,15 @@ TEST_F(CurlClientTest, RefusedUrls) {
     auto r = client_->Do(req, limits_);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << url << ": " << r.status();
   }
+  // The other spellings of loopback are allowed (nothing listens on [::1] here: refused).
+  for (const std::string& url :
+       {"http://[::1]:" + port + "/echo", "http://127.9.8.7:" + port + "/"}) {
+    HttpRequest req;
+    req.url = url;
+    limits_.connect_timeout = absl::Seconds(2);
+    auto r = client_->Do(req, limits_);
+    EXPECT_NE(r.status().code(), absl::StatusCode::kInvalidArgument) << url << ": " << r.status();
+  }
   // A header that would split the request is refused, not sent.
   HttpRequest req;
   req.url = Url("/echo");
