@@ -243,7 +243,10 @@ class StripeGateway final : public Gateway {
       expires_at =
           (min + kExpiresAtStepSeconds - 1) / kExpiresAtStepSeconds * kExpiresAtStepSeconds;
     }
-    expires_at = std::min(expires_at, now + kSessionLifetimeMaxSeconds);
+    // A hold longer than Stripe's maximum: the maximum, on the same step (same parameters
+    // for a repeat within it).
+    expires_at = std::min(expires_at, (now + kSessionLifetimeMaxSeconds) / kExpiresAtStepSeconds *
+                                          kExpiresAtStepSeconds);
     // Stripe's amounts are in the currency's smallest unit, as keyvend's amount_cents is:
     // cents for USD, whole yen for JPY and the other zero-decimal currencies. Passed through.
     std::string currency = order.currency;

@@ -188,7 +188,10 @@ TEST_F(StripeTest, ALongHoldIsTheSessionsLifetime) {
   EXPECT_EQ(DecodeForm(http_.requests[0].body)["expires_at"], absl::StrCat(Now() + 7200));
   o.expires_at = clock_.WallNow() + absl::Hours(48);  // capped under Stripe's 24 h
   ASSERT_TRUE(gw_->Start(o).ok());
-  EXPECT_LT(std::stoll(DecodeForm(http_.requests[1].body)["expires_at"]), Now() + 24 * 3600);
+  const int64_t capped = std::stoll(DecodeForm(http_.requests[1].body)["expires_at"]);
+  EXPECT_LT(capped, Now() + 24 * 3600);
+  EXPECT_GT(capped, Now() + 23 * 3600);
+  EXPECT_EQ(capped % 600, 0);  // on the step: a repeat sends the same parameters
 }
 
 TEST_F(StripeTest, ZeroDecimalCurrencyAmountIsPassedThrough) {
