@@ -11,7 +11,7 @@ RUN ./tools/install-deps.sh \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends librocksdb7.8 libabsl20220623 libssl3 \
-      libcpp-httplib0.11 libsimdjson14 ca-certificates \
+      libcpp-httplib0.11 libsimdjson14 libcurl4 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/src/keyvend /usr/local/bin/keyvend
 VOLUME /var/lib/keyvend

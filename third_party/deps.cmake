@@ -12,6 +12,9 @@ find_package(simdjson CONFIG REQUIRED)
 # Debian's cpp-httplib ships a compiled library and only a pkg-config file. Its cflags
 # (OpenSSL/zlib/brotli support macros) MUST be used: they change class layouts.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+# libcurl (Debian's libcurl4-openssl-dev): the outbound HTTPS client to payment gateways
+# (src/net, issue 13). cpp-httplib's client has no total-transfer deadline.
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 
 # The shared RocksDB keeps link times and binary sizes sane.
 add_library(kv_rocksdb INTERFACE)

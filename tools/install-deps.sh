@@ -9,6 +9,7 @@ PKGS=(build-essential cmake pkg-config ccache
       clang libclang-rt-14-dev  # fuzzing (libFuzzer, ASan, UBSan) and -Wthread-safety
       clang-format              # tools/format-check.sh (the format gate of tools/test.sh)
       zlib1g-dev                # gzip of the storefront's files (src/web)
+      libcurl4-openssl-dev      # outbound HTTPS to payment gateways (src/net)
       libjs-chart.js            # Chart.js, embedded in the admin console at build time
       chromium chromium-driver python3-selenium  # the browser tests (tests/browser)
       fonts-wqy-microhei)       # a CJK font, so zh-CN screenshots show the text
