@@ -446,6 +446,8 @@ class EpayGateway final : public Gateway {
 }  // namespace
 
 std::unique_ptr<Gateway> MakeEpayGateway(EpayOptions opts, net::HttpClient* http) {
+  // "https://pay.example.com/" and "https://pay.example.com" are the same site.
+  while (!opts.base_url.empty() && opts.base_url.back() == '/') opts.base_url.pop_back();
   return std::make_unique<EpayGateway>(std::move(opts), http);
 }
 

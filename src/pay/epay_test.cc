@@ -513,7 +513,7 @@ TEST_F(EpayTest, QueryHostileAnswersAreUnknownNeverPaid) {
 
 TEST_F(EpayTest, QueryEncodesTheOrderIdAndTheKey) {
   EpayOptions o;
-  o.base_url = "http://127.0.0.1:8080";
+  o.base_url = "http://127.0.0.1:8080/";  // a trailing slash is dropped
   o.pid = "1001";
   o.key = "a&b=c d";
   o.types = {"alipay"};
