@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/utf8.h"
 #include "gtest/gtest.h"
+#include "http/request_head.h"
 #include "httplib.h"
 
 namespace kv::pay {
@@ -411,6 +412,32 @@ TEST_F(EpayTest, HostileShapesAreRejected) {
   EXPECT_EQ(Parse(PostRequest(std::string(1 << 20, 'a'))).kind, NotifyKind::kRejected);
   // Empty pieces and a name without "=" are tolerated (the name's value is empty: unsigned).
   EXPECT_EQ(Parse(PostRequest("&&" + FormEncode(p) + "&&param&")).kind, NotifyKind::kPayment);
+}
+
+// The notify as Python's urllib.parse.urlencode sends it ("+" for a space, UTF-8 escaped),
+// through keyvend's own request-head parser (the edge fills req.params from the query only).
+TEST_F(EpayTest, AGetNotifyThroughTheEdgesParser) {
+  const std::string query =
+      "pid=1001&trade_no=2026120321000002&out_trade_no=0123456789abcdef0123456789abcdef&type="
+      "wxpay&name=EPay+%E5%8D%A1+%26+card%3D1%2B1%25&money=1.10&trade_status=TRADE_SUCCESS&"
+      "param=&sign=9e410224758f85b0929650e859dce498&sign_type=MD5";
+  httplib::Request req;
+  ASSERT_TRUE(http::ParseHead(
+      "GET /api/v1/payments/epay/notify?" + query + " HTTP/1.1\r\nHost: shop\r\n\r\n", &req));
+  const NotifyVerdict v = Parse(req);
+  ASSERT_EQ(v.kind, NotifyKind::kPayment) << v.reason;
+  EXPECT_EQ(v.notice.payment_id, "epay:2026120321000002");
+  EXPECT_EQ(v.notice.amount_cents, 110);
+  // The same text as a POST form body.
+  httplib::Request post;
+  ASSERT_TRUE(
+      http::ParseHead("POST /api/v1/payments/epay/notify HTTP/1.1\r\nHost: shop\r\nContent-Type: "
+                      "application/x-www-form-urlencoded\r\n\r\n",
+                      &post));
+  post.body = query;
+  const NotifyVerdict pv = Parse(post);
+  ASSERT_EQ(pv.kind, NotifyKind::kPayment) << pv.reason;
+  EXPECT_EQ(pv.notice.payment_id, v.notice.payment_id);
 }
 
 TEST_F(EpayTest, Replies) {
