@@ -142,7 +142,9 @@ bool ValidGatewayUrl(const std::string& v) {
   host = host.substr(0, host.find('/'));
   if (host.rfind("[::1]", 0) == 0) return host.size() == 5 || host[5] == ':';
   host = host.substr(0, host.find(':'));
-  return host == "localhost" || host.rfind("127.", 0) == 0;
+  if (host == "localhost") return true;
+  unsigned char addr[4];
+  return host.rfind("127.", 0) == 0 && inet_pton(AF_INET, std::string(host).c_str(), addr) == 1;
 }
 
 constexpr const char* kGatewayListExpected =
