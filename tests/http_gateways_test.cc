@@ -167,8 +167,7 @@ TEST_F(HttpGatewaysTest, AttemptSurvivesKill9AndTheReconcilerResumes) {
 
   // The gateway (the restarted sandbox) now has the money; the notify never comes.
   ASSERT_EQ(
-      api_->Post("/sandbox/pay/" + oid + "?lose=1", "", "application/x-www-form-urlencoded")
-          .status,
+      api_->Post("/sandbox/pay/" + oid + "?lose=1", "", "application/x-www-form-urlencoded").status,
       200);
   ASSERT_TRUE(testing::PollUntil([&] { return Status(order) == "delivered"; },
                                  std::chrono::seconds(60), std::chrono::milliseconds(200)));
@@ -191,8 +190,7 @@ TEST_F(HttpGatewaysTest, AdminCheckPaymentAppliesWhatTheGatewaySays) {
   EXPECT_EQ(checked["checked"][0]["state"].str(), "not_paid");
 
   ASSERT_EQ(
-      api_->Post("/sandbox/pay/" + oid + "?lose=1", "", "application/x-www-form-urlencoded")
-          .status,
+      api_->Post("/sandbox/pay/" + oid + "?lose=1", "", "application/x-www-form-urlencoded").status,
       200);
   checked = CheckPayment(oid);
   ASSERT_EQ(checked["checked"].size(), 1u);
@@ -205,8 +203,8 @@ TEST_F(HttpGatewaysTest, AdminCheckPaymentAppliesWhatTheGatewaySays) {
   EXPECT_FALSE(checked["checked"][0]["applied"].boolean());
   EXPECT_EQ(api_->AdminGet("/api/v1/admin/payments").json()["payments"].size(), 1u);
 
-  Reply r = api_->AdminPost("/api/v1/admin/orders/0123456789abcdef0123456789abcdef/check-payment",
-                            "{}");
+  Reply r =
+      api_->AdminPost("/api/v1/admin/orders/0123456789abcdef0123456789abcdef/check-payment", "{}");
   EXPECT_TRUE(IsError(r, 404, "order_not_found")) << r;
   r = api_->Post("/api/v1/admin/orders/" + oid + "/check-payment", "{}");
   EXPECT_EQ(r.status, 401) << r;
@@ -233,23 +231,22 @@ TEST_F(HttpGatewaysTest, BadGatewayOrMethodIsRefused) {
   EXPECT_EQ(api_->Get("/pay/0123456789abcdef0123456789abcdef/sandbox").status, 404);
   EXPECT_EQ(api_->Get("/pay/not-an-order/sandbox").status, 404);
   // Gateways not configured have no notify route.
-  EXPECT_EQ(api_->Post("/api/v1/payments/epay/notify", "a=1", "application/x-www-form-urlencoded")
-                .status,
-            404);
+  EXPECT_EQ(
+      api_->Post("/api/v1/payments/epay/notify", "a=1", "application/x-www-form-urlencoded").status,
+      404);
   EXPECT_EQ(Status(order), "pending_payment");
 }
 
 // A gateway for a currency it does not take (EPay: CNY only). Runs once the EPay adapter is
 // built in (until then the start refuses "epay: not built into this keyvend").
 TEST_F(HttpGatewaysTest, GatewayForACurrencyItDoesNotTakeIsRefused) {
-  server_ = std::make_unique<ServerProcess>(
-      std::vector<std::string>{"KEYVEND_ADMIN_TOKEN=" + admin_token_,
-                               "KEYVEND_PAYMENT_SECRET=" + payment_secret_,
-                               "KEYVEND_EPAY_KEY=epay-key-for-the-gateways-test"});
+  server_ = std::make_unique<ServerProcess>(std::vector<std::string>{
+      "KEYVEND_ADMIN_TOKEN=" + admin_token_, "KEYVEND_PAYMENT_SECRET=" + payment_secret_,
+      "KEYVEND_EPAY_KEY=epay-key-for-the-gateways-test"});
   std::string error;
-  if (!server_->Start({"--payment-gateways=sandbox,epay", "--epay-url=http://127.0.0.1:9",
-                       "--epay-pid=1001"},
-                      &error)) {
+  if (!server_->Start(
+          {"--payment-gateways=sandbox,epay", "--epay-url=http://127.0.0.1:9", "--epay-pid=1001"},
+          &error)) {
     if (error.find("not built into this keyvend") != std::string::npos) {
       server_.reset();
       GTEST_SKIP() << "the EPay adapter is not built into this keyvend yet";

@@ -62,15 +62,15 @@ enum class OptionType { kString, kBool, kInt };
   STRING(pay_url_template, "", ValidPayUrlTemplate, kPayUrlTemplateExpected,                     \
          "The payment gateway's page for an order, with {order_id} and {amount_cents} filled "   \
          "in; empty means none (the sandbox page when payment_sandbox is on).")                  \
-  /* payment gateways (issue 13, src/pay; secrets from the environment only) */                 \
+  /* payment gateways (issue 13, src/pay; secrets from the environment only) */                  \
   STRING(payment_gateways, "", ValidGatewayList, kGatewayListExpected,                           \
          "Payment gateways buyers may choose, in the storefront's order (the first supporting "  \
          "an order's currency is its default); empty means \"sandbox\" when payment_sandbox is " \
          "on, else pay_url_template.")                                                           \
   STRING(epay_url, "", ValidGatewayUrl, kGatewayUrlExpected,                                     \
-         "Base URL of the EPay (易支付) site, without submit.php; required by the epay gateway.") \
+         "Base URL of the EPay site (易支付), without submit.php; required by epay.")            \
   STRING(epay_pid, "", ValidDigits, "empty, or 1..20 digits",                                    \
-         "EPay merchant id (pid); required by the epay gateway (its key: env KEYVEND_EPAY_KEY).") \
+         "EPay merchant id (pid); required by epay (its key: env KEYVEND_EPAY_KEY).")            \
   STRING(epay_types, "alipay,wxpay", ValidNameList, kNameListExpected,                           \
          "EPay pay types offered to buyers (e.g. alipay,wxpay,qqpay).")                          \
   STRING(stripe_api_base, "https://api.stripe.com", ValidGatewayUrl, kGatewayUrlExpected,        \

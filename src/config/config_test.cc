@@ -278,9 +278,9 @@ TEST(Config, PaymentGatewayOptionsAreChecked) {
                          "http://[::1]:80/epay"}) {
     EXPECT_TRUE(Load({"--epay-url", ok}).ok()) << ok;
   }
-  for (const char* bad : {"http://pay.example", "https://pay.example/", "ftp://x",
-                          "https://pay.example/?a=1", "http://127.0.0.1.evil.example",
-                          "http://localhost.evil.example"}) {
+  for (const char* bad :
+       {"http://pay.example", "https://pay.example/", "ftp://x", "https://pay.example/?a=1",
+        "http://127.0.0.1.evil.example", "http://localhost.evil.example"}) {
     EXPECT_FALSE(Load({"--epay-url", bad}).ok()) << bad;
     EXPECT_FALSE(Load({"--stripe-api-base", bad}).ok()) << bad;
   }

@@ -349,8 +349,7 @@ std::optional<HttpError> Server::Impl::Notify(const std::string& body, const std
   return std::nullopt;
 }
 
-void Server::Impl::OrderCreated(httplib::Response& res, const OrderView& o,
-                                const PayChoice& pay) {
+void Server::Impl::OrderCreated(httplib::Response& res, const OrderView& o, const PayChoice& pay) {
   JsonWriter w;
   w.BeginObject()
       .Field("order_id", o.order_id)
@@ -402,63 +401,61 @@ void Server::Impl::RegisterRoutes() {
                ProductJson(w, *v, false);
                WriteJson(c.res, 200, w.Take());
              });
-  router.Add(
-      {"POST", "/api/v1/orders", kOrder, kJson, kPublic, Exec::kPrecheck}, [this, shop](Ctx& c) {
-        auto f = Body(c, {"product_id", "quantity", "contact", "query_password", "gateway",
-                          "method"});
-        if (!f) return;
-        std::optional<JsonProblem> p;
-        auto pid_s = f->Str("product_id", true, &p);
-        auto qty = f->Int("quantity", true, &p);
-        auto contact = f->Str("contact", true, &p);
-        auto password = f->Str("query_password", false, &p);
-        auto gateway = f->Str("gateway", false, &p);
-        auto method = f->Str("method", false, &p);
-        if (p) return BadRequest(c, *p);
-        uint64_t pid = 0;
-        if (!ParseProductId(*pid_s, &pid)) {
-          return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
-        }
-        PayChoice pay;
-        if (auto bad = ChoosePay(pid, gateway, method, &pay)) return BadRequest(c, *bad);
-        OrderRequest req(pid, *qty, *contact, password.value_or(""), ClientIp(c.req));
-        std::optional<IdempotencyKey> idem;
-        if (c.req.has_header("Idempotency-Key")) {
-          idem = IdempotencyKey{c.req.get_header_value("Idempotency-Key"), Sha256Hex(c.req.body)};
-        }
-        if (ConnContext* cc = CurrentConn(); cc != nullptr && cc->precheck) {
-          // On the I/O loop: answer only what memory settles (a sold-out or invalid order);
-          // the rest, and every Idempotency-Key (a replay reads the database), runs on a worker.
-          std::optional<Shop::OrderRefusal> no = idem ? std::nullopt : shop->PrecheckOrder(req);
-          if (no) return WriteError(c.res, ErrorFor(no->refusal, std::move(no->message)));
-          if (idem || cc->owner == nullptr) {
-            cc->needs_worker = true;
-            return;
-          }
-          // No thread waits for this order's fsync: its batch joins the committer's next
-          // group and the committer's completion writes the answer (FinishOrder). From
-          // here the connection is the completion's: nothing below touches it.
-          cc->async_pending = true;
-          Conn* conn = cc->owner;
-          std::optional<Result<OrderView>> now =
-              shop->CreateOrderAsync(req, [this, conn, pay](Result<OrderView> r) {
-                // Off the committer's thread at once: the connection's own loop writes the
-                // answer, and the committer goes on with the next group.
-                auto shared = std::make_shared<Result<OrderView>>(std::move(r));
-                loops[conn->loop]->Complete(conn, [this, shared, pay](Conn& c) {
-                  FinishOrder(c, std::move(*shared), pay);
-                });
-              });
-          if (!now) return;
-          cc->async_pending = false;  // refused (or failed) before the write: answered here
-          Failed(c, *now);
-          return;
-        }
-        auto r = shop->CreateOrder(req, idem ? &*idem : nullptr);
-        if (Failed(c, r)) return;
-        if (!r->idempotent_replay) orders_created.fetch_add(1, std::memory_order_relaxed);
-        OrderCreated(c.res, *r, pay);
-      });
+  router.Add({"POST", "/api/v1/orders", kOrder, kJson, kPublic, Exec::kPrecheck}, [this,
+                                                                                   shop](Ctx& c) {
+    auto f = Body(c, {"product_id", "quantity", "contact", "query_password", "gateway", "method"});
+    if (!f) return;
+    std::optional<JsonProblem> p;
+    auto pid_s = f->Str("product_id", true, &p);
+    auto qty = f->Int("quantity", true, &p);
+    auto contact = f->Str("contact", true, &p);
+    auto password = f->Str("query_password", false, &p);
+    auto gateway = f->Str("gateway", false, &p);
+    auto method = f->Str("method", false, &p);
+    if (p) return BadRequest(c, *p);
+    uint64_t pid = 0;
+    if (!ParseProductId(*pid_s, &pid)) {
+      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+    }
+    PayChoice pay;
+    if (auto bad = ChoosePay(pid, gateway, method, &pay)) return BadRequest(c, *bad);
+    OrderRequest req(pid, *qty, *contact, password.value_or(""), ClientIp(c.req));
+    std::optional<IdempotencyKey> idem;
+    if (c.req.has_header("Idempotency-Key")) {
+      idem = IdempotencyKey{c.req.get_header_value("Idempotency-Key"), Sha256Hex(c.req.body)};
+    }
+    if (ConnContext* cc = CurrentConn(); cc != nullptr && cc->precheck) {
+      // On the I/O loop: answer only what memory settles (a sold-out or invalid order);
+      // the rest, and every Idempotency-Key (a replay reads the database), runs on a worker.
+      std::optional<Shop::OrderRefusal> no = idem ? std::nullopt : shop->PrecheckOrder(req);
+      if (no) return WriteError(c.res, ErrorFor(no->refusal, std::move(no->message)));
+      if (idem || cc->owner == nullptr) {
+        cc->needs_worker = true;
+        return;
+      }
+      // No thread waits for this order's fsync: its batch joins the committer's next
+      // group and the committer's completion writes the answer (FinishOrder). From
+      // here the connection is the completion's: nothing below touches it.
+      cc->async_pending = true;
+      Conn* conn = cc->owner;
+      std::optional<Result<OrderView>> now =
+          shop->CreateOrderAsync(req, [this, conn, pay](Result<OrderView> r) {
+            // Off the committer's thread at once: the connection's own loop writes the
+            // answer, and the committer goes on with the next group.
+            auto shared = std::make_shared<Result<OrderView>>(std::move(r));
+            loops[conn->loop]->Complete(
+                conn, [this, shared, pay](Conn& c) { FinishOrder(c, std::move(*shared), pay); });
+          });
+      if (!now) return;
+      cc->async_pending = false;  // refused (or failed) before the write: answered here
+      Failed(c, *now);
+      return;
+    }
+    auto r = shop->CreateOrder(req, idem ? &*idem : nullptr);
+    if (Failed(c, r)) return;
+    if (!r->idempotent_replay) orders_created.fetch_add(1, std::memory_order_relaxed);
+    OrderCreated(c.res, *r, pay);
+  });
   router.Add({"GET", "/api/v1/orders/{order_id}", kRead, kNoBody, kPublic}, [shop](Ctx& c) {
     auto r = shop->GetOrder(c.params[0], c.req.get_param_value("token"));
     if (r.refused() && r.refusal() == Refusal::kRateLimited) {  // this order id is locked
@@ -1023,7 +1020,7 @@ void Server::Impl::RegisterRoutes() {
     // "Pay, but lose the notify": only with the sandbox adapter, whose Query reveals it.
     const bool lose = gateways->sandbox() != nullptr;
     router.Add({"GET", "/sandbox/pay/{order_id}", kPage, kNoBody, kPublic}, [shop, page,
-                                                                           lose](Ctx& c) {
+                                                                             lose](Ctx& c) {
       auto o = shop->AdminGetOrder(c.params[0]);
       if (!o.ok()) return page(c, 404, "<h1>No such order</h1>");
       const std::string id = HtmlEscape(o->order_id);
@@ -1057,8 +1054,7 @@ void Server::Impl::RegisterRoutes() {
         }
         const std::string id = HtmlEscape(o->order_id);
         return page(c, 200,
-                    absl::StrCat("<h1 id=result>Paid; the notify was lost</h1><p>Order <code>",
-                                 id,
+                    absl::StrCat("<h1 id=result>Paid; the notify was lost</h1><p>Order <code>", id,
                                  "</code> is paid at the sandbox gateway, but the shop was not "
                                  "told: the reconciler will ask.</p><p><a id=back class=button "
                                  "href=\"/order/",
@@ -1236,8 +1232,8 @@ void Server::Impl::GatewayNotify(Ctx& c, pay::Gateway* gw) {
                                 : opts.shop->RecordMalformedPayment(v.malformed);
   if (!r.ok()) {
     // Not recorded: the gateway must retry (a storage error answers 503).
-    return WriteError(c.res, r.refused() ? ErrorFor(r.refusal(), r.message())
-                                         : ErrorFor(r.status()));
+    return WriteError(c.res,
+                      r.refused() ? ErrorFor(r.refusal(), r.message()) : ErrorFor(r.status()));
   }
   if (v.kind == pay::NotifyKind::kMalformed) {
     n.malformed->Inc();
@@ -1285,8 +1281,7 @@ void Server::Impl::RegisterPaymentRoutes() {
   // The buyer's start at a gateway: the attempt is stored (synced) before the redirect, so
   // that a notify lost after the buyer paid is still found by the reconciler, even after a
   // kill -9.
-  router.Add({"GET", "/pay/{order_id}/{gateway}", kPage, kNoBody, kPublic}, [this,
-                                                                           shop](Ctx& c) {
+  router.Add({"GET", "/pay/{order_id}/{gateway}", kPage, kNoBody, kPublic}, [this, shop](Ctx& c) {
     const auto page = [&c](int status, const std::string& inner) {
       GatewayPage(c, status, inner, false);
     };
@@ -1320,8 +1315,8 @@ void Server::Impl::RegisterPaymentRoutes() {
     po.method = method;
     po.return_url = opts.config.public_url + order_page;
     po.cancel_url = po.return_url;
-    po.notify_url =
-        absl::StrCat(opts.config.public_url, "/api/v1/payments/", std::string(gw->name()), "/notify");
+    po.notify_url = absl::StrCat(opts.config.public_url, "/api/v1/payments/",
+                                 std::string(gw->name()), "/notify");
     po.expires_at = o->expires_at;
     absl::StatusOr<pay::PayStart> start = gw->Start(po);
     if (!start.ok()) {

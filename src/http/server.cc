@@ -334,8 +334,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   ro.after = absl::Seconds(c.reconcile_after_seconds);
   ro.tick = absl::Seconds(c.reconcile_tick_seconds);
   ro.window = absl::Seconds(c.reconcile_window_seconds);
-  m.reconciler = std::make_unique<pay::Reconciler>(m.opts.shop, m.gateways, m.opts.clock, ro,
-                                                   &m.registry);
+  m.reconciler =
+      std::make_unique<pay::Reconciler>(m.opts.shop, m.gateways, m.opts.clock, ro, &m.registry);
   if (absl::Status ls = m.reconciler->Load(); !ls.ok()) return ls;
   m.RegisterRoutes();
   m.reconciler->Start();

@@ -46,8 +46,8 @@ struct PayOrder {
 
 struct PayStart {
   std::string redirect_url;  // where the buyer's browser goes now
-  std::string ref;  // the gateway's id of this attempt (Stripe session id), "" if none;
-                    // stored with the attempt and given back to Query
+  std::string ref;           // the gateway's id of this attempt (Stripe session id), "" if none;
+                             // stored with the attempt and given back to Query
 };
 
 enum class NotifyKind {

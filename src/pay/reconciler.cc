@@ -158,8 +158,8 @@ CheckedAttempt Reconciler::QueryOne(const PayAttempt& a) {
   Result<PaymentResult> r = shop_->ApplyPayment(q.notice);
   if (!r.ok()) {
     out.error = r.refused() ? r.message() : std::string(r.status().message());
-    KV_LOG(kWarn, "reconciler: the payment a query of ", a.gateway, " found for order ",
-           a.order_id, " was not applied: ", out.error);
+    KV_LOG(kWarn, "reconciler: the payment a query of ", a.gateway, " found for order ", a.order_id,
+           " was not applied: ", out.error);
     return out;
   }
   out.applied = !r->replay;

@@ -6,7 +6,6 @@
 #include <map>
 
 #include "base/time_format.h"
-
 #include "gtest/gtest.h"
 #include "kit/shop_fixture.h"
 

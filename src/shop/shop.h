@@ -261,10 +261,10 @@ struct [[nodiscard]] PaymentResult {
 // A buyer started paying an order at a gateway (issue 13; CF pay_attempts): one per order
 // and gateway. The reconciler (src/pay) asks the gateway about it when no notify came.
 struct PayAttempt {
-  std::string order_id;  // 32 lowercase hex chars
-  std::string gateway;   // the gateway's name: 1..storage::kGatewayNameBytesMax of [a-z0-9_]
-  std::string method;    // the sub-method chosen, may be empty
-  std::string ref;       // the gateway's id of the attempt (PayStart::ref), may be empty
+  std::string order_id;    // 32 lowercase hex chars
+  std::string gateway;     // the gateway's name: 1..storage::kGatewayNameBytesMax of [a-z0-9_]
+  std::string method;      // the sub-method chosen, may be empty
+  std::string ref;         // the gateway's id of the attempt (PayStart::ref), may be empty
   int64_t started_ms = 0;  // Unix ms
 };
 

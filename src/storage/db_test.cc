@@ -189,7 +189,8 @@ TEST(DataDir, VersionThreeWithoutPayAttemptsIsUpgraded) {
   {  // what a version-3 binary left: every CF but pay_attempts
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (int c = 0; c < kCfCount; ++c) cfs.emplace_back(kCfNames[c], rocksdb::ColumnFamilyOptions());
+    for (int c = 0; c < kCfCount; ++c)
+      cfs.emplace_back(kCfNames[c], rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> h;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), t.Sub("data"), cfs, &h, &raw).ok());
     ASSERT_TRUE(raw->DropColumnFamily(h[kCfPayAttempts]).ok());

@@ -122,9 +122,8 @@ enum Cf : int {
 
 // Column family names, indexed by Cf.
 inline constexpr const char* kCfNames[kCfCount] = {
-    "default", "meta",   "products",    "counters", "pool",         "key_tags",
-    "batches", "orders", "order_index", "payments", "delivery_log", "idempotency",
-    "pay_attempts"};
+    "default", "meta",        "products", "counters",     "pool",        "key_tags",    "batches",
+    "orders",  "order_index", "payments", "delivery_log", "idempotency", "pay_attempts"};
 
 // Meta keys.
 inline constexpr std::string_view kMetaSchemaVersion = "schema_version";
