@@ -327,7 +327,8 @@ TEST_F(HttpApiTest, BuyerFlowOrderPayRead) {
   const int64_t exp_unix = ParseUtc(expires);
   EXPECT_GE(exp_unix, before + 900 - 2) << expires;  // hold_seconds default 900
   EXPECT_LE(exp_unix, NowUnix() + 900 + 2) << expires;
-  EXPECT_EQ(order["pay_url"].str(), server_->url() + "/sandbox/pay/" + oid);
+  // The sandbox is an adapter (issue 13): its start goes through /pay/{id}/sandbox.
+  EXPECT_EQ(order["pay_url"].str(), server_->url() + "/pay/" + oid + "/sandbox");
   EXPECT_EQ(Stock(pid), 5) << "the order holds its 2 keys";
 
   // Read before payment: no keys.
@@ -529,7 +530,11 @@ TEST_F(HttpApiTest, SandboxPagePaysTheOrder) {
   const Json order = CreateOrder(pid, 1, "sandbox@example.com");
   const std::string pay_url = order["pay_url"].str();
   ASSERT_EQ(pay_url.rfind(server_->url(), 0), 0u) << pay_url;
-  const std::string path = pay_url.substr(server_->url().size());
+  // /pay/{id}/sandbox records the attempt and sends the buyer on to the sandbox's page.
+  Reply start = api_->Get(pay_url.substr(server_->url().size()));
+  ASSERT_EQ(start.status, 303) << start;
+  const std::string path = start.header("Location");
+  ASSERT_EQ(path, "/sandbox/pay/" + order["order_id"].str());
 
   Reply r = api_->Get(path);
   ASSERT_EQ(r.status, 200) << r;

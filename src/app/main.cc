@@ -23,6 +23,8 @@
 #include "config/config.h"
 #include "http/server.h"
 #include "limits/limits.h"
+#include "net/http_client.h"
+#include "pay/registry.h"
 #include "shop/check.h"
 #include "shop/demo_catalogue.h"
 #include "shop/shop.h"
@@ -156,7 +158,11 @@ int RunServe(const std::vector<std::string>& args) {
           "usage: keyvend serve [options]\n\n%s\nsecrets (environment only):\n"
           "  KEYVEND_ADMIN_TOKEN     bearer token of the admin API, at least 32 "
           "characters\n"
-          "  KEYVEND_PAYMENT_SECRET  HMAC secret of payment notifications\n",
+          "  KEYVEND_PAYMENT_SECRET  HMAC secret of payment notifications\n"
+          "  KEYVEND_EPAY_KEY        the EPay merchant key (payment_gateways = epay)\n"
+          "  KEYVEND_STRIPE_SECRET_KEY, KEYVEND_STRIPE_WEBHOOK_SECRET\n"
+          "                          Stripe's API key and webhook signing secret "
+          "(payment_gateways = stripe)\n",
           kv::ConfigHelp().c_str());
       return 0;
     }
@@ -183,6 +189,12 @@ int RunServe(const std::vector<std::string>& args) {
   // getenv and /proc/PID/environ no longer see them.
   std::string admin_token = kv::TakeSecretFromEnv("KEYVEND_ADMIN_TOKEN").value_or("");
   std::string payment_secret = kv::TakeSecretFromEnv("KEYVEND_PAYMENT_SECRET").value_or("");
+  kv::pay::GatewaySecrets gateway_secrets;
+  gateway_secrets.epay_key = kv::TakeSecretFromEnv("KEYVEND_EPAY_KEY").value_or("");
+  gateway_secrets.stripe_secret_key =
+      kv::TakeSecretFromEnv("KEYVEND_STRIPE_SECRET_KEY").value_or("");
+  gateway_secrets.stripe_webhook_secret =
+      kv::TakeSecretFromEnv("KEYVEND_STRIPE_WEBHOOK_SECRET").value_or("");
   if (!admin_token.empty() && admin_token.size() < kv::limits::kAdminTokenBytesMin) {
     // Never the token itself, nor its length.
     std::fprintf(stderr,
@@ -230,12 +242,25 @@ int RunServe(const std::vector<std::string>& args) {
   so.backup_interval_seconds = cfg->backup_interval_seconds;
   so.backup_keep = static_cast<uint32_t>(cfg->backup_keep);
   so.backup_rate_limit_bytes_per_second = static_cast<uint64_t>(cfg->backup_rate_limit_mb) << 20;
+  // The payment gateways (issue 13), before the shop opens: a missing setting or secret
+  // fails the start naming it.
+  kv::net::CurlClientOptions curl;
+  curl.ca_file = cfg->gateway_ca_file;
+  std::unique_ptr<kv::net::HttpClient> gateway_http = kv::net::MakeCurlHttpClient(curl);
+  auto gateways = kv::pay::MakeGateways(*cfg, gateway_secrets, gateway_http.get(),
+                                        kv::RealClock::Get(), kv::SecureRandom::Get());
+  gateway_secrets = {};  // the adapters hold their copies
+  if (!gateways.ok()) {
+    std::fprintf(stderr, "keyvend: %s\n", std::string(gateways.status().message()).c_str());
+    return 2;
+  }
   auto shop = kv::Shop::Open(so);
   if (!shop.ok()) {
     KV_LOG(kError, "cannot open the shop: ", std::string(shop.status().message()));
     return 1;
   }
   kv::http::ServerOptions ho;
+  ho.gateways = gateways->get();
   ho.config = *cfg;
   ho.shop = shop->get();
   ho.clock = kv::RealClock::Get();
@@ -273,7 +298,7 @@ int RunServe(const std::vector<std::string>& args) {
   if (!srv->ops_url().empty()) std::printf("keyvend ops listening on %s\n", srv->ops_url().c_str());
   std::fflush(stdout);
   const bool ok = srv->Run();
-  server->reset();  // finishes in-flight requests
+  server->reset();  // finishes in-flight requests; stops the payment reconciler
   shop->reset();    // stops the workers, flushes and closes the database
   KV_LOG(kInfo, "stopped");
   return ok ? 0 : 1;

@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -15,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/log.h"
 #include "limits/limits.h"
 #include "storage/data_dir.h"
@@ -95,6 +98,62 @@ bool ValidPayUrlTemplate(const std::string& v) {
   }
   return true;
 }
+
+// The gateways an adapter exists for (src/pay/registry.cc builds them).
+constexpr const char* kGatewayNames[] = {"sandbox", "epay", "stripe"};
+
+// A comma-separated list of [a-z0-9_]+ names (spaces allowed around commas), no name twice;
+// `known` (may be null) restricts the names.
+bool ValidNames(const std::string& v, const char* const* known, size_t known_n) {
+  std::vector<std::string> seen;
+  for (absl::string_view item : absl::StrSplit(v, ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    if (item.empty() || item.size() > 32) return false;
+    for (char c : item) {
+      if (!absl::ascii_islower(static_cast<unsigned char>(c)) &&
+          !absl::ascii_isdigit(static_cast<unsigned char>(c)) && c != '_') {
+        return false;
+      }
+    }
+    if (known != nullptr && std::find(known, known + known_n, item) == known + known_n) {
+      return false;
+    }
+    if (std::find(seen.begin(), seen.end(), item) != seen.end()) return false;
+    seen.emplace_back(item);
+  }
+  return true;
+}
+bool ValidGatewayList(const std::string& v) {
+  return v.empty() || ValidNames(v, kGatewayNames, std::size(kGatewayNames));
+}
+bool ValidNameList(const std::string& v) { return ValidNames(v, nullptr, 0); }
+bool ValidDigits(const std::string& v) {
+  return v.size() <= 20 && std::all_of(v.begin(), v.end(), [](char c) {
+           return absl::ascii_isdigit(static_cast<unsigned char>(c));
+         });
+}
+// A gateway's base URL: https://, or http:// to a loopback host (the tests' fake gateways:
+// a secret key must not cross a network in clear); no trailing '/', no query.
+bool ValidGatewayUrl(const std::string& v) {
+  if (v.empty()) return true;
+  if (!IsHttpUrl(v) || v.back() == '/' || v.find_first_of("?#") != std::string::npos) return false;
+  if (v.rfind("https://", 0) == 0) return true;
+  std::string_view host = std::string_view(v).substr(7);
+  host = host.substr(0, host.find('/'));
+  if (host.rfind("[::1]", 0) == 0) return host.size() == 5 || host[5] == ':';
+  host = host.substr(0, host.find(':'));
+  if (host == "localhost") return true;
+  unsigned char addr[4];
+  return host.rfind("127.", 0) == 0 && inet_pton(AF_INET, std::string(host).c_str(), addr) == 1;
+}
+
+constexpr const char* kGatewayListExpected =
+    "empty, or a comma-separated list of sandbox, epay, stripe, each at most once";
+constexpr const char* kNameListExpected =
+    "a comma-separated list of names of a-z, 0-9 and _, each at most once";
+constexpr const char* kGatewayUrlExpected =
+    "empty, or an https:// URL (http:// only to 127.0.0.0/8, [::1] or localhost) without a "
+    "trailing /, query or fragment";
 
 constexpr const char* kListenExpected =
     "HOST:PORT with a non-empty host and a port in 0..65535 (IPv6 as [ADDR]:PORT)";

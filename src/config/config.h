@@ -5,7 +5,8 @@
 // environment over file, file over the default.
 //
 // Secrets are NOT options: they are never in a file and never printed. The app reads them
-// from the environment only (KEYVEND_ADMIN_TOKEN, KEYVEND_PAYMENT_SECRET).
+// from the environment only (KEYVEND_ADMIN_TOKEN, KEYVEND_PAYMENT_SECRET, KEYVEND_EPAY_KEY,
+// KEYVEND_STRIPE_SECRET_KEY, KEYVEND_STRIPE_WEBHOOK_SECRET).
 //
 // Everything here is pure (no global state, no real environment, no I/O except reading the
 // named config file), so it is thread-safe and tests are hermetic.
@@ -61,6 +62,31 @@ enum class OptionType { kString, kBool, kInt };
   STRING(pay_url_template, "", ValidPayUrlTemplate, kPayUrlTemplateExpected,                     \
          "The payment gateway's page for an order, with {order_id} and {amount_cents} filled "   \
          "in; empty means none (the sandbox page when payment_sandbox is on).")                  \
+  /* payment gateways (issue 13, src/pay; secrets from the environment only) */                  \
+  STRING(payment_gateways, "", ValidGatewayList, kGatewayListExpected,                           \
+         "Payment gateways buyers may choose, in the storefront's order (the first supporting "  \
+         "an order's currency is its default); empty means \"sandbox\" when payment_sandbox is " \
+         "on, else pay_url_template.")                                                           \
+  STRING(epay_url, "", ValidGatewayUrl, kGatewayUrlExpected,                                     \
+         "Base URL of the EPay site (易支付), without submit.php; required by epay.")            \
+  STRING(epay_pid, "", ValidDigits, "empty, or 1..20 digits",                                    \
+         "EPay merchant id (pid); required by epay (its key: env KEYVEND_EPAY_KEY).")            \
+  STRING(epay_types, "alipay,wxpay", ValidNameList, kNameListExpected,                           \
+         "EPay pay types offered to buyers (e.g. alipay,wxpay,qqpay).")                          \
+  STRING(stripe_api_base, "https://api.stripe.com", ValidGatewayUrl, kGatewayUrlExpected,        \
+         "Base URL of Stripe's API (secrets: env KEYVEND_STRIPE_SECRET_KEY and "                 \
+         "KEYVEND_STRIPE_WEBHOOK_SECRET).")                                                      \
+  STRING(gateway_ca_file, "", nullptr, nullptr,                                                  \
+         "PEM file of CA certificates for HTTPS to the gateways; empty means the system's.")     \
+  INT(gateway_timeout_seconds, 10, 1, 120,                                                       \
+      "Longest a call to a gateway's API (start, query) may take, in seconds.")                  \
+  INT(reconcile_after_seconds, 120, 1, 86400,                                                    \
+      "Seconds after a buyer started paying before the shop asks the gateway about an order "    \
+      "whose notify has not come; later queries back off, doubling up to an hour.")              \
+  INT(reconcile_tick_seconds, 5, 1, 3600,                                                        \
+      "Seconds between the reconciler's looks at the open payment attempts.")                    \
+  INT(reconcile_window_seconds, 86400, 60, 2592000,                                              \
+      "Seconds after a payment attempt started during which the reconciler keeps asking.")       \
   INT(hold_seconds, limits::kHoldSecondsDefault, 1, limits::kHoldSecondsMax,                     \
       "Seconds a new order holds its keys out of stock while waiting for payment.")              \
   INT(hold_grace_seconds, limits::kHoldGraceSecondsDefault, 0, limits::kHoldGraceSecondsMax,     \

@@ -235,6 +235,12 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
       {"ops_listen", "127.0.0.1:0"},
       {"access_log", "/var/log/keyvend/access.log"},
       {"backup_dir", "/srv/keyvend-backups"},
+      {"payment_gateways", "epay, stripe"},
+      {"epay_url", "https://pay.example/epay"},
+      {"epay_pid", "1001"},
+      {"epay_types", "alipay,qqpay"},
+      {"stripe_api_base", "http://127.0.0.1:12111"},
+      {"gateway_ca_file", "/etc/keyvend/gateways.pem"},
   };
   for (const OptionSpec& o : ConfigOptions()) {
     SCOPED_TRACE(o.name);
@@ -256,6 +262,31 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
     EXPECT_EQ(*a, *c);
     EXPECT_EQ(*a, *d);
   }
+}
+
+// The payment gateway options (issue 13): names, URLs (http only to loopback), digits.
+TEST(Config, PaymentGatewayOptionsAreChecked) {
+  for (const char* ok : {"sandbox", "epay,stripe", " stripe , sandbox "}) {
+    EXPECT_TRUE(Load({"--payment-gateways", ok}).ok()) << ok;
+  }
+  for (const char* bad : {"paypal", "epay,epay", "epay,", ",", "EPAY"}) {
+    auto c = Load({"--payment-gateways", bad});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("payment_gateways"), std::string::npos) << c.status();
+  }
+  for (const char* ok : {"https://pay.example", "http://127.0.0.1:8000", "http://localhost:1",
+                         "http://[::1]:80/epay"}) {
+    EXPECT_TRUE(Load({"--epay-url", ok}).ok()) << ok;
+  }
+  for (const char* bad :
+       {"http://pay.example", "https://pay.example/", "ftp://x", "https://pay.example/?a=1",
+        "http://127.0.0.1.evil.example", "http://localhost.evil.example"}) {
+    EXPECT_FALSE(Load({"--epay-url", bad}).ok()) << bad;
+    EXPECT_FALSE(Load({"--stripe-api-base", bad}).ok()) << bad;
+  }
+  EXPECT_FALSE(Load({"--epay-pid", "12a"}).ok());
+  EXPECT_FALSE(Load({"--epay-types", "alipay,alipay"}).ok());
+  EXPECT_FALSE(Load({"--reconcile-tick-seconds", "0"}).ok());
 }
 
 TEST(Config, RepeatedFlagLastWins) {

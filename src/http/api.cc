@@ -1,6 +1,7 @@
 // The API's routes (SPEC §4): buyer, payment gateway, merchant, operations, sandbox.
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 #include "http/server_internal.h"
 #include "http/signature.h"
 #include "limits/limits.h"
+#include "pay/sandbox.h"
 
 namespace kv::http {
 namespace {
@@ -177,6 +179,25 @@ std::string HtmlEscape(std::string_view s) {
   return out;
 }
 
+// A page of a payment step (the sandbox gateway's, or /pay's error pages), styled as a
+// gateway's would be and under the storefront's strict headers (web_routes.cc).
+void GatewayPage(Ctx& c, int status, const std::string& inner, bool sandbox) {
+  c.res.status = status;
+  SetStrictPageHeaders(c.res);
+  c.res.set_header("Cache-Control", "no-store");
+  c.res.set_content(
+      absl::StrCat("<!doctype html><html lang=en><meta charset=utf-8>"
+                   "<meta name=viewport content=\"width=device-width, initial-scale=1\">"
+                   "<title>keyvend ",
+                   sandbox ? "sandbox " : "",
+                   "payment</title>"
+                   "<link rel=icon href=\"/assets/favicon.svg\">"
+                   "<link rel=stylesheet href=\"/assets/sandbox.css\"><main>",
+                   sandbox ? "<span class=badge>sandbox — no real money</span>" : "", inner,
+                   "</main></html>"),
+      "text/html; charset=utf-8");
+}
+
 void CsvField(std::string* out, std::string_view s) {
   const bool quote = s.find_first_of(",\"\r\n") != std::string_view::npos ||
                      (!s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@'));
@@ -214,12 +235,56 @@ std::optional<Fields> Server::Impl::Body(Ctx& c, std::initializer_list<std::stri
   return f;
 }
 
-std::string Server::Impl::PayUrl(const OrderView& o) const {
+std::string Server::Impl::PayUrl(const OrderView& o, const PayChoice& pay) const {
   const Config& cfg = opts.config;
+  if (pay.gateway != nullptr) {
+    // Every adapter's start goes through the shop's own /pay route, which records the
+    // attempt before it sends the buyer on (the method is [a-z0-9_]: no escaping needed).
+    std::string url =
+        absl::StrCat(cfg.public_url, "/pay/", o.order_id, "/", std::string(pay.gateway->name()));
+    if (!pay.method.empty()) absl::StrAppend(&url, "?method=", pay.method);
+    return url;
+  }
   if (cfg.payment_sandbox) return absl::StrCat(cfg.public_url, "/sandbox/pay/", o.order_id);
   return absl::StrReplaceAll(
       cfg.pay_url_template,
       {{"{order_id}", o.order_id}, {"{amount_cents}", std::to_string(o.amount_cents)}});
+}
+
+std::optional<std::string> Server::Impl::ChoosePay(uint64_t product_id,
+                                                   const std::optional<std::string>& gw,
+                                                   const std::optional<std::string>& method,
+                                                   PayChoice* out) {
+  *out = PayChoice{};
+  std::optional<ProductView> product = opts.shop->GetProduct(product_id);  // memory
+  pay::Gateway* g = nullptr;
+  if (gw) {
+    g = gateways->Find(*gw);
+    if (g == nullptr) return "gateway: not a payment gateway of this shop (GET /api/v1/gateways)";
+  }
+  if (!product) return std::nullopt;  // the shop answers product_not_found
+  const std::string& currency = product->product.currency;
+  if (g == nullptr) {
+    g = gateways->DefaultFor(currency);
+    if (g == nullptr) {
+      if (method) return "method: no payment gateway of this shop takes " + currency;
+      if (!gateways->empty() && opts.config.pay_url_template.empty()) {
+        return "gateway: no payment gateway of this shop takes " + currency;
+      }
+      return std::nullopt;  // pay_url_template
+    }
+  } else if (!g->SupportsCurrency(currency)) {
+    return absl::StrCat("gateway: ", *gw, " does not take ", currency);
+  }
+  if (method) {
+    const std::vector<std::string> m = g->methods();
+    if (std::find(m.begin(), m.end(), *method) == m.end()) {
+      return absl::StrCat("method: not a method of ", std::string(g->name()));
+    }
+    out->method = *method;
+  }
+  out->gateway = g;
+  return std::nullopt;
 }
 
 std::optional<HttpError> Server::Impl::Notify(const std::string& body, const std::string& signature,
@@ -284,7 +349,7 @@ std::optional<HttpError> Server::Impl::Notify(const std::string& body, const std
   return std::nullopt;
 }
 
-void Server::Impl::OrderCreated(httplib::Response& res, const OrderView& o) {
+void Server::Impl::OrderCreated(httplib::Response& res, const OrderView& o, const PayChoice& pay) {
   JsonWriter w;
   w.BeginObject()
       .Field("order_id", o.order_id)
@@ -293,12 +358,12 @@ void Server::Impl::OrderCreated(httplib::Response& res, const OrderView& o) {
       .Field("amount_cents", o.amount_cents)
       .Field("currency", o.currency)
       .Field("expires_at", FormatRfc3339(o.expires_at))
-      .Field("pay_url", PayUrl(o))
+      .Field("pay_url", PayUrl(o, pay))
       .EndObject();
   WriteJson(res, 201, w.Take());
 }
 
-void Server::Impl::FinishOrder(Conn& c, Result<OrderView> r) {
+void Server::Impl::FinishOrder(Conn& c, Result<OrderView> r, const PayChoice& pay) {
   // On the connection's loop (IoLoop::Complete), which writes c.out after this.
   CurrentConnScope scope(&c.cc);
   httplib::Response res;
@@ -306,7 +371,7 @@ void Server::Impl::FinishOrder(Conn& c, Result<OrderView> r) {
   Ctx ctx{c.head, res, c.cc.params};
   if (!Failed(ctx, r)) {
     orders_created.fetch_add(1, std::memory_order_relaxed);
-    OrderCreated(res, *r);
+    OrderCreated(res, *r, pay);
   }
   requests->Observe(c.cc.route_index, res.status,
                     static_cast<double>(MonoNowNs() - c.cc.start_ns) / 1e9);
@@ -336,57 +401,61 @@ void Server::Impl::RegisterRoutes() {
                ProductJson(w, *v, false);
                WriteJson(c.res, 200, w.Take());
              });
-  router.Add(
-      {"POST", "/api/v1/orders", kOrder, kJson, kPublic, Exec::kPrecheck}, [this, shop](Ctx& c) {
-        auto f = Body(c, {"product_id", "quantity", "contact", "query_password"});
-        if (!f) return;
-        std::optional<JsonProblem> p;
-        auto pid_s = f->Str("product_id", true, &p);
-        auto qty = f->Int("quantity", true, &p);
-        auto contact = f->Str("contact", true, &p);
-        auto password = f->Str("query_password", false, &p);
-        if (p) return BadRequest(c, *p);
-        uint64_t pid = 0;
-        if (!ParseProductId(*pid_s, &pid)) {
-          return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
-        }
-        OrderRequest req(pid, *qty, *contact, password.value_or(""), ClientIp(c.req));
-        std::optional<IdempotencyKey> idem;
-        if (c.req.has_header("Idempotency-Key")) {
-          idem = IdempotencyKey{c.req.get_header_value("Idempotency-Key"), Sha256Hex(c.req.body)};
-        }
-        if (ConnContext* cc = CurrentConn(); cc != nullptr && cc->precheck) {
-          // On the I/O loop: answer only what memory settles (a sold-out or invalid order);
-          // the rest, and every Idempotency-Key (a replay reads the database), runs on a worker.
-          std::optional<Shop::OrderRefusal> no = idem ? std::nullopt : shop->PrecheckOrder(req);
-          if (no) return WriteError(c.res, ErrorFor(no->refusal, std::move(no->message)));
-          if (idem || cc->owner == nullptr) {
-            cc->needs_worker = true;
-            return;
-          }
-          // No thread waits for this order's fsync: its batch joins the committer's next
-          // group and the committer's completion writes the answer (FinishOrder). From
-          // here the connection is the completion's: nothing below touches it.
-          cc->async_pending = true;
-          Conn* conn = cc->owner;
-          std::optional<Result<OrderView>> now =
-              shop->CreateOrderAsync(req, [this, conn](Result<OrderView> r) {
-                // Off the committer's thread at once: the connection's own loop writes the
-                // answer, and the committer goes on with the next group.
-                auto shared = std::make_shared<Result<OrderView>>(std::move(r));
-                loops[conn->loop]->Complete(
-                    conn, [this, shared](Conn& c) { FinishOrder(c, std::move(*shared)); });
-              });
-          if (!now) return;
-          cc->async_pending = false;  // refused (or failed) before the write: answered here
-          Failed(c, *now);
-          return;
-        }
-        auto r = shop->CreateOrder(req, idem ? &*idem : nullptr);
-        if (Failed(c, r)) return;
-        if (!r->idempotent_replay) orders_created.fetch_add(1, std::memory_order_relaxed);
-        OrderCreated(c.res, *r);
-      });
+  router.Add({"POST", "/api/v1/orders", kOrder, kJson, kPublic, Exec::kPrecheck}, [this,
+                                                                                   shop](Ctx& c) {
+    auto f = Body(c, {"product_id", "quantity", "contact", "query_password", "gateway", "method"});
+    if (!f) return;
+    std::optional<JsonProblem> p;
+    auto pid_s = f->Str("product_id", true, &p);
+    auto qty = f->Int("quantity", true, &p);
+    auto contact = f->Str("contact", true, &p);
+    auto password = f->Str("query_password", false, &p);
+    auto gateway = f->Str("gateway", false, &p);
+    auto method = f->Str("method", false, &p);
+    if (p) return BadRequest(c, *p);
+    uint64_t pid = 0;
+    if (!ParseProductId(*pid_s, &pid)) {
+      return WriteError(c.res, ErrorFor(Refusal::kProductNotFound, "no such product"));
+    }
+    PayChoice pay;
+    if (auto bad = ChoosePay(pid, gateway, method, &pay)) return BadRequest(c, *bad);
+    OrderRequest req(pid, *qty, *contact, password.value_or(""), ClientIp(c.req));
+    std::optional<IdempotencyKey> idem;
+    if (c.req.has_header("Idempotency-Key")) {
+      idem = IdempotencyKey{c.req.get_header_value("Idempotency-Key"), Sha256Hex(c.req.body)};
+    }
+    if (ConnContext* cc = CurrentConn(); cc != nullptr && cc->precheck) {
+      // On the I/O loop: answer only what memory settles (a sold-out or invalid order);
+      // the rest, and every Idempotency-Key (a replay reads the database), runs on a worker.
+      std::optional<Shop::OrderRefusal> no = idem ? std::nullopt : shop->PrecheckOrder(req);
+      if (no) return WriteError(c.res, ErrorFor(no->refusal, std::move(no->message)));
+      if (idem || cc->owner == nullptr) {
+        cc->needs_worker = true;
+        return;
+      }
+      // No thread waits for this order's fsync: its batch joins the committer's next
+      // group and the committer's completion writes the answer (FinishOrder). From
+      // here the connection is the completion's: nothing below touches it.
+      cc->async_pending = true;
+      Conn* conn = cc->owner;
+      std::optional<Result<OrderView>> now =
+          shop->CreateOrderAsync(req, [this, conn, pay](Result<OrderView> r) {
+            // Off the committer's thread at once: the connection's own loop writes the
+            // answer, and the committer goes on with the next group.
+            auto shared = std::make_shared<Result<OrderView>>(std::move(r));
+            loops[conn->loop]->Complete(
+                conn, [this, shared, pay](Conn& c) { FinishOrder(c, std::move(*shared), pay); });
+          });
+      if (!now) return;
+      cc->async_pending = false;  // refused (or failed) before the write: answered here
+      Failed(c, *now);
+      return;
+    }
+    auto r = shop->CreateOrder(req, idem ? &*idem : nullptr);
+    if (Failed(c, r)) return;
+    if (!r->idempotent_replay) orders_created.fetch_add(1, std::memory_order_relaxed);
+    OrderCreated(c.res, *r, pay);
+  });
   router.Add({"GET", "/api/v1/orders/{order_id}", kRead, kNoBody, kPublic}, [shop](Ctx& c) {
     auto r = shop->GetOrder(c.params[0], c.req.get_param_value("token"));
     if (r.refused() && r.refusal() == Refusal::kRateLimited) {  // this order id is locked
@@ -414,7 +483,8 @@ void Server::Impl::RegisterRoutes() {
     WriteJson(c.res, 200, w.Take());
   });
 
-  // --- payment gateway ---
+  // --- payment gateways (issue 13) ---
+  RegisterPaymentRoutes();
   router.Add({"POST", "/api/v1/payments/notify", kNotify, kJson, kPublic}, [this](Ctx& c) {
     PaymentResult pr;
     if (auto err = Notify(c.req.body, c.req.get_header_value("Keyvend-Signature"), &pr)) {
@@ -696,9 +766,32 @@ void Server::Impl::RegisterRoutes() {
                WriteJson(c.res, 200, OneOrder(*r, true));
              });
   router.Add({"POST", "/api/v1/admin/orders/{order_id}/{action}", kAdminClass, kJson, kAdmin},
-             [shop](Ctx& c) {
+             [this, shop](Ctx& c) {
                const std::string& action = c.params[1];
                Result<OrderView> r = Refusal::kNotFound;
+               if (action == "check-payment") {
+                 // Issue 13: ask every gateway the buyer started paying at, now.
+                 auto before = shop->AdminGetOrder(c.params[0]);
+                 if (Failed(c, before)) return;
+                 auto checked = reconciler->CheckNow(c.params[0]);
+                 if (!checked.ok()) return WriteError(c.res, ErrorFor(checked.status()));
+                 auto after = shop->AdminGetOrder(c.params[0]);
+                 if (Failed(c, after)) return;
+                 JsonWriter w;
+                 w.BeginObject().Key("order");
+                 OrderJson(w, *after, true, false);
+                 w.Key("checked").BeginArray();
+                 for (const pay::CheckedAttempt& a : *checked) {
+                   w.BeginObject()
+                       .Field("gateway", a.gateway)
+                       .Field("state", pay::QueryStateName(a.state))
+                       .FieldBool("applied", a.applied);
+                   if (!a.error.empty()) w.Field("error", a.error);
+                   w.EndObject();
+                 }
+                 w.EndArray().EndObject();
+                 return WriteJson(c.res, 200, w.Take());
+               }
                if (action == "cancel") {
                  r = shop->CancelOrder(c.params[0]);
                } else if (action == "refund") {
@@ -921,23 +1014,13 @@ void Server::Impl::RegisterRoutes() {
 
   // --- the sandbox gateway (demos and tests) ---
   if (opts.config.payment_sandbox) {
-    // A page of the sandbox gateway, styled as a gateway's would be and under the
-    // storefront's strict headers (web_routes.cc).
     const auto page = [](Ctx& c, int status, const std::string& inner) {
-      c.res.status = status;
-      SetStrictPageHeaders(c.res);
-      c.res.set_header("Cache-Control", "no-store");
-      c.res.set_content(
-          absl::StrCat("<!doctype html><html lang=en><meta charset=utf-8>"
-                       "<meta name=viewport content=\"width=device-width, initial-scale=1\">"
-                       "<title>keyvend sandbox payment</title>"
-                       "<link rel=icon href=\"/assets/favicon.svg\">"
-                       "<link rel=stylesheet href=\"/assets/sandbox.css\"><main>"
-                       "<span class=badge>sandbox — no real money</span>",
-                       inner, "</main></html>"),
-          "text/html; charset=utf-8");
+      GatewayPage(c, status, inner, true);
     };
-    router.Add({"GET", "/sandbox/pay/{order_id}", kPage, kNoBody, kPublic}, [shop, page](Ctx& c) {
+    // "Pay, but lose the notify": only with the sandbox adapter, whose Query reveals it.
+    const bool lose = gateways->sandbox() != nullptr;
+    router.Add({"GET", "/sandbox/pay/{order_id}", kPage, kNoBody, kPublic}, [shop, page,
+                                                                             lose](Ctx& c) {
       auto o = shop->AdminGetOrder(c.params[0]);
       if (!o.ok()) return page(c, 404, "<h1>No such order</h1>");
       const std::string id = HtmlEscape(o->order_id);
@@ -947,7 +1030,11 @@ void Server::Impl::RegisterRoutes() {
                         HtmlEscape(o->currency), " (minor units)</dd><dt>Status</dt><dd id=status>",
                         std::string(OrderStatusName(o->status)),
                         "</dd></dl><form method=post action=\"/sandbox/pay/", id,
-                        "\"><button id=pay type=submit>Pay (sandbox)</button></form>"));
+                        "\"><button id=pay type=submit>Pay (sandbox)</button></form>",
+                        lose ? absl::StrCat("<form method=post action=\"/sandbox/pay/", id,
+                                            "?lose=1\"><button id=pay-lose type=submit>Pay, but "
+                                            "lose the notify</button></form>")
+                             : ""));
     });
     router.Add({"POST", "/sandbox/pay/{order_id}", kPage, kJson, kPublic}, [this, shop,
                                                                             page](Ctx& c) {
@@ -955,6 +1042,24 @@ void Server::Impl::RegisterRoutes() {
       if (!o.ok()) return page(c, 404, "<h1>No such order</h1>");
       uint8_t rnd[8];
       opts.random->Fill(rnd, sizeof rnd);
+      if (c.req.get_param_value("lose") == "1" && gateways->sandbox() != nullptr) {
+        // The gateway has the money; its notify never reaches the shop. Only a query
+        // (the reconciler, or the admin's check-payment) finds it.
+        const PaymentNotice n{
+            o->order_id,
+            "sandbox-" + HexEncode(std::string_view(reinterpret_cast<char*>(rnd), sizeof rnd)),
+            o->amount_cents, o->currency};
+        if (!gateways->sandbox()->RecordLostPayment(n)) {
+          return page(c, 503, "<h1>The sandbox is full</h1>");
+        }
+        const std::string id = HtmlEscape(o->order_id);
+        return page(c, 200,
+                    absl::StrCat("<h1 id=result>Paid; the notify was lost</h1><p>Order <code>", id,
+                                 "</code> is paid at the sandbox gateway, but the shop was not "
+                                 "told: the reconciler will ask.</p><p><a id=back class=button "
+                                 "href=\"/order/",
+                                 id, "\">Back to the shop</a></p>"));
+      }
       JsonWriter w;
       w.BeginObject()
           .Field("order_id", o->order_id)
@@ -1086,6 +1191,198 @@ void Server::Impl::RegisterRoutes() {
                                                        &v);
                           out->push_back(Sample{{}, static_cast<double>(v)});
                         });
+}
+
+// --- payment gateways (issue 13; ARCHITECTURE.md "Payments") --------------------------------
+
+void Server::Impl::GatewayNotify(Ctx& c, pay::Gateway* gw) {
+  const NotifyCounters& n = notify_counters.at(std::string(gw->name()));
+  const auto reply = [&](bool accepted) {
+    const pay::NotifyReply r = gw->Reply(accepted);
+    c.res.status = r.status;
+    c.res.set_header("Cache-Control", "no-store");
+    c.res.set_content(r.body, r.content_type);
+  };
+  // Verified (in constant time) before anything of it is read; pure, no I/O.
+  pay::NotifyVerdict v = gw->ParseNotify(c.req, opts.clock->WallNow());
+  switch (v.kind) {
+    case pay::NotifyKind::kRejected:
+      n.rejected->Inc();
+      KV_LOG(kInfo, std::string(gw->name()), " notify rejected: ", v.reason);
+      return reply(false);
+    case pay::NotifyKind::kIgnored:
+      n.ignored->Inc();
+      return reply(true);
+    case pay::NotifyKind::kPayment:
+    case pay::NotifyKind::kMalformed:
+      break;
+  }
+  // Money received: recorded (synced) before the gateway hears "success" (SPEC §2.3).
+  if (v.kind == pay::NotifyKind::kPayment && !ValidPaymentId(v.notice.payment_id)) {
+    v.kind = pay::NotifyKind::kMalformed;
+    v.malformed.payment_id = v.notice.payment_id;
+    v.malformed.order_id = v.notice.order_id;
+    v.malformed.amount_cents = v.notice.amount_cents;
+    v.malformed.currency = v.notice.currency;
+    v.malformed.raw_body = c.req.body;
+    v.malformed.problem = "payment_id is not one the shop can store";
+  }
+  Result<PaymentResult> r = v.kind == pay::NotifyKind::kPayment
+                                ? opts.shop->ApplyPayment(v.notice)
+                                : opts.shop->RecordMalformedPayment(v.malformed);
+  if (!r.ok()) {
+    // Not recorded: the gateway must retry (a storage error answers 503).
+    return WriteError(c.res,
+                      r.refused() ? ErrorFor(r.refusal(), r.message()) : ErrorFor(r.status()));
+  }
+  if (v.kind == pay::NotifyKind::kMalformed) {
+    n.malformed->Inc();
+    if (!r->replay) {
+      KV_LOG(kWarn, "a signed ", std::string(gw->name()),
+             " notify the shop cannot use was recorded for refund review: ", v.malformed.problem);
+    }
+  } else {
+    (r->replay ? n.replay : n.applied)->Inc();
+  }
+  payments_received.fetch_add(1, std::memory_order_relaxed);
+  reply(true);
+}
+
+void Server::Impl::RegisterPaymentRoutes() {
+  Shop* shop = opts.shop;
+  constexpr char kNotifies[] = "keyvend_gateway_notifies_total";
+  constexpr char kNotifiesHelp[] =
+      "Notifies received from each payment gateway, by what became of them.";
+  for (pay::Gateway* gw : gateways->all()) {
+    const std::string name(gw->name());
+    if (gw == gateways->sandbox()) continue;  // it notifies in-process (its page)
+    NotifyCounters& n = notify_counters[name];
+    const auto counter = [&](const char* result) {
+      return registry.GetCounter(kNotifies, kNotifiesHelp, {{"gateway", name}, {"result", result}});
+    };
+    n.applied = counter("applied");
+    n.replay = counter("replay");
+    n.malformed = counter("malformed");
+    n.ignored = counter("ignored");
+    n.rejected = counter("rejected");
+    // The router keeps the pattern's pointer: literals.
+    const char* pattern = name == "epay"     ? "/api/v1/payments/epay/notify"
+                          : name == "stripe" ? "/api/v1/payments/stripe/notify"
+                                             : nullptr;
+    if (pattern == nullptr) continue;
+    router.Add({"POST", pattern, kNotify, kJson, kPublic},
+               [this, gw](Ctx& c) { GatewayNotify(c, gw); });
+    if (name == "epay") {  // EPay notifies by GET (query parameters) as well
+      router.Add({"GET", pattern, kNotify, kNoBody, kPublic},
+                 [this, gw](Ctx& c) { GatewayNotify(c, gw); });
+    }
+  }
+
+  // The buyer's start at a gateway: the attempt is stored (synced) before the redirect, so
+  // that a notify lost after the buyer paid is still found by the reconciler, even after a
+  // kill -9.
+  router.Add({"GET", "/pay/{order_id}/{gateway}", kPage, kNoBody, kPublic}, [this, shop](Ctx& c) {
+    const auto page = [&c](int status, const std::string& inner) {
+      GatewayPage(c, status, inner, false);
+    };
+    pay::Gateway* gw = gateways->Find(c.params[1]);
+    if (gw == nullptr) return page(404, "<h1>No such payment gateway</h1>");
+    const std::string method = c.req.get_param_value("method");
+    if (!method.empty()) {
+      const std::vector<std::string> m = gw->methods();
+      if (std::find(m.begin(), m.end(), method) == m.end()) {
+        return page(400, "<h1>No such payment method</h1>");
+      }
+    }
+    auto o = shop->AdminGetOrder(c.params[0]);
+    if (o.refused()) return page(404, "<h1>No such order</h1>");
+    if (!o.ok()) return page(503, "<h1>The shop cannot answer now</h1><p>Please try again.</p>");
+    const std::string order_page = "/order/" + o->order_id;
+    if (o->status != OrderStatus::kPendingPayment) {
+      c.res.status = 303;
+      c.res.set_header("Location", order_page);
+      c.res.set_header("Cache-Control", "no-store");
+      return;
+    }
+    if (!gw->SupportsCurrency(o->currency)) {
+      return page(400, "<h1>This gateway does not take the order's currency</h1>");
+    }
+    pay::PayOrder po;
+    po.order_id = o->order_id;
+    po.amount_cents = o->amount_cents;
+    po.currency = o->currency;
+    if (auto p = shop->GetProduct(o->product_id)) po.product_name = p->product.name;
+    po.method = method;
+    po.return_url = opts.config.public_url + order_page;
+    po.cancel_url = po.return_url;
+    po.notify_url = absl::StrCat(opts.config.public_url, "/api/v1/payments/",
+                                 std::string(gw->name()), "/notify");
+    po.expires_at = o->expires_at;
+    absl::StatusOr<pay::PayStart> start = gw->Start(po);
+    if (!start.ok()) {
+      if (absl::IsInvalidArgument(start.status())) {
+        return page(400, absl::StrCat("<h1>This order cannot be paid here</h1><p>",
+                                      HtmlEscape(std::string(start.status().message())), "</p>"));
+      }
+      KV_LOG(kWarn, std::string(gw->name()), " start failed for order ", o->order_id, ": ",
+             std::string(start.status().message()));
+      return page(502, absl::StrCat("<h1>The payment gateway did not answer</h1><p>Please try "
+                                    "again in a moment.</p><p><a class=button href=\"",
+                                    HtmlEscape(order_page), "\">Back to the order</a></p>"));
+    }
+    // One attempt per order and gateway: a repeat keeps its start time (and is not written
+    // again when nothing changed).
+    std::optional<PayAttempt> prev = reconciler->Find(o->order_id, gw->name());
+    if (!prev || prev->ref != start->ref || prev->method != method) {
+      PayAttempt a;
+      a.order_id = o->order_id;
+      a.gateway = std::string(gw->name());
+      a.method = method;
+      a.ref = start->ref;
+      a.started_ms = prev ? prev->started_ms : UnixMs(opts.clock->WallNow());
+      if (absl::Status st = reconciler->Track(std::move(a)); !st.ok()) {
+        KV_LOG(kWarn, "cannot store the pay attempt of order ", o->order_id, ": ",
+               std::string(st.message()));
+        return page(503, "<h1>The shop cannot answer now</h1><p>Please try again.</p>");
+      }
+    }
+    c.res.status = 303;
+    c.res.set_header("Location", start->redirect_url);
+    c.res.set_header("Cache-Control", "no-store");
+  });
+
+  // What the storefront offers on an order page: the gateways and their methods.
+  router.Add({"GET", "/api/v1/gateways", kRead, kNoBody, kPublic, Exec::kInline},
+             [this, shop](Ctx& c) {
+               // Currencies: "*" for a gateway that takes any (the ISO test code stands for
+               // any); else those of the shop's products (and the common ones) it takes.
+               std::vector<std::string> known = {"CNY", "USD", "EUR", "GBP", "JPY", "HKD"};
+               for (const ProductView& v : shop->ListProducts(true)) {
+                 if (std::find(known.begin(), known.end(), v.product.currency) == known.end()) {
+                   known.push_back(v.product.currency);
+                 }
+               }
+               JsonWriter w;
+               w.BeginObject().Key("gateways").BeginArray();
+               for (pay::Gateway* gw : gateways->all()) {
+                 w.BeginObject().Field("name", gw->name()).Key("methods").BeginArray();
+                 for (const std::string& m : gw->methods()) w.String(m);
+                 w.EndArray();
+                 std::string currencies;
+                 if (gw->SupportsCurrency("XTS")) {
+                   currencies = "*";
+                 } else {
+                   for (const std::string& cur : known) {
+                     if (!gw->SupportsCurrency(cur)) continue;
+                     if (!currencies.empty()) currencies += ",";
+                     currencies += cur;
+                   }
+                 }
+                 w.Field("currencies", currencies).EndObject();
+               }
+               w.EndArray().EndObject();
+               WriteJson(c.res, 200, w.Take());
+             });
 }
 
 }  // namespace kv::http

@@ -177,10 +177,11 @@ Server::~Server() {
 std::string Server::url() const { return absl::StrCat("http://", impl_->host, ":", port_); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
-  if (!opts.config.payment_sandbox && opts.config.pay_url_template.empty()) {
+  if (!opts.config.payment_sandbox && opts.config.pay_url_template.empty() &&
+      opts.config.payment_gateways.empty()) {
     return absl::InvalidArgumentError(
-        "no way to pay: set pay_url_template (your gateway's payment page) or enable "
-        "--payment-sandbox");
+        "no way to pay: set payment_gateways, or pay_url_template (your gateway's payment "
+        "page), or enable --payment-sandbox");
   }
   std::string host, ops_host;
   int port = 0, ops_port = 0;
@@ -321,7 +322,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
     m.ops_port = m.acceptor->port(*ops_index);
   }
   if (m.opts.config.public_url.empty()) m.opts.config.public_url = s->url();
+  // Payments (issue 13): the gateways, and the reconciler over the stored attempts.
+  m.gateways = m.opts.gateways;
+  if (m.gateways == nullptr) {
+    auto g = pay::MakeGateways(c, {}, nullptr, m.opts.clock, m.opts.random);
+    if (!g.ok()) return g.status();
+    m.owned_gateways = std::move(*g);
+    m.gateways = m.owned_gateways.get();
+  }
+  pay::ReconcilerOptions ro;
+  ro.after = absl::Seconds(c.reconcile_after_seconds);
+  ro.tick = absl::Seconds(c.reconcile_tick_seconds);
+  ro.window = absl::Seconds(c.reconcile_window_seconds);
+  m.reconciler =
+      std::make_unique<pay::Reconciler>(m.opts.shop, m.gateways, m.opts.clock, ro, &m.registry);
+  if (absl::Status ls = m.reconciler->Load(); !ls.ok()) return ls;
   m.RegisterRoutes();
+  m.reconciler->Start();
   return s;
 }
 
@@ -351,8 +368,12 @@ void Server::RequestStop() {
 
 void Server::Stop() {
   RequestStop();
-  MutexLock l(&impl_->run_mu);
-  while (impl_->run_state == Impl::RunState::kRunning) impl_->run_cv.Wait(&impl_->run_mu);
+  {
+    MutexLock l(&impl_->run_mu);
+    while (impl_->run_state == Impl::RunState::kRunning) impl_->run_cv.Wait(&impl_->run_mu);
+  }
+  // After the drain: no request adds an attempt any more; a query in progress finishes.
+  if (impl_->reconciler != nullptr) impl_->reconciler->Stop();
 }
 
 // --- per-request plumbing -------------------------------------------------------------------

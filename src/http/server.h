@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
+#include "pay/registry.h"
 #include "shop/shop.h"
 
 namespace kv::http {
@@ -22,12 +23,18 @@ struct ServerOptions {
   Random* random = nullptr;    // not owned (sandbox payment ids)
   std::string admin_token;     // empty: admin routes always answer 401
   std::string payment_secret;  // empty: every notify is refused (401)
+  // The payment gateways (issue 13; not owned, outlives the server). Null: the server builds
+  // them from the config without secrets or an outbound client (enough for the sandbox).
+  pay::Gateways* gateways = nullptr;
 };
 
 class Server {
  public:
   // Builds the server and binds the listen address (port 0 picks one). Errors: the address
-  // is malformed or cannot be bound; neither a sandbox nor a pay_url_template is set.
+  // is malformed or cannot be bound; no way to pay (no gateway, sandbox nor
+  // pay_url_template); the gateways cannot be built (null opts.gateways) or the stored payment
+  // attempts cannot be read. Starts the payment reconciler (src/pay/reconciler.h), which
+  // Stop() ends after the drain.
   static absl::StatusOr<std::unique_ptr<Server>> Bind(ServerOptions opts);
   ~Server();
 

@@ -27,6 +27,8 @@
 #include "httplib.h"
 #include "limits/rate_limiter.h"
 #include "metrics/metrics.h"
+#include "pay/reconciler.h"
+#include "pay/registry.h"
 #include "web/assets.h"
 
 namespace kv::http {
@@ -215,6 +217,7 @@ struct Server::Impl final : ConnHandler {
   // The loops, workers and acceptor use everything below: they end first (the loops give
   // any connection left back to the acceptor).
   ~Impl() override {
+    if (reconciler != nullptr) reconciler->Stop();
     loops.clear();
     workers.reset();
     acceptor.reset();
@@ -233,12 +236,24 @@ struct Server::Impl final : ConnHandler {
   void Answer(Conn& c, httplib::Response& res);
   // Sends c.out as far as the socket takes it now (the loop writes the rest).
   static void SendWithoutWaiting(Conn& c);
+  // How an order is to be paid (issue 13): a configured gateway and its sub-method, or none
+  // (pay_url_template).
+  struct PayChoice {
+    pay::Gateway* gateway = nullptr;
+    std::string method;
+  };
+  // The order's gateway from its request's optional "gateway" and "method" and the
+  // product's currency, from memory only (no I/O on the order path). nullopt when valid
+  // (*out set; left empty for an unknown product, which the shop refuses); else the 400's
+  // message, naming the field.
+  std::optional<std::string> ChoosePay(uint64_t product_id, const std::optional<std::string>& gw,
+                                       const std::optional<std::string>& method, PayChoice* out);
   // A created order's 201 (api.cc).
-  void OrderCreated(httplib::Response& res, const OrderView& o);
+  void OrderCreated(httplib::Response& res, const OrderView& o, const PayChoice& pay);
   // The end of an order created without waiting (api.cc): on the connection's loop, after
   // the committer's completion handed it the result (IoLoop::Complete); leaves the answer in
   // c.out for the loop to write.
-  void FinishOrder(Conn& c, Result<OrderView> r);
+  void FinishOrder(Conn& c, Result<OrderView> r, const PayChoice& pay);
 
   // The screen, on the I/O loop before the body (OnHead): framing, content coding, route,
   // rate limit, admin auth and the route's body limit are decided from the head; a
@@ -271,13 +286,34 @@ struct Server::Impl final : ConnHandler {
   // Parses a JSON body (strict); writes the 400 and returns nullopt on a problem.
   std::optional<Fields> Body(Ctx& c, std::initializer_list<std::string_view> allowed,
                              bool ignore_unknown = false);
-  std::string PayUrl(const OrderView& o) const;
+  std::string PayUrl(const OrderView& o, const PayChoice& pay) const;
+  // The payment routes of issue 13 (api.cc): GET /pay/{order_id}/{gateway}, the gateways'
+  // notifies, GET /api/v1/gateways.
+  void RegisterPaymentRoutes();
+  // A gateway's notify: verdict, the shop's payment path, the gateway's answer.
+  void GatewayNotify(Ctx& c, pay::Gateway* gw);
   // The notify's work, shared by the route and the sandbox page.
   // nullopt when the notice was taken (recorded, or acknowledged as not money received).
   std::optional<HttpError> Notify(const std::string& body, const std::string& signature,
                                   PaymentResult* out);
 
   ServerOptions opts;
+  // The payment gateways: opts.gateways, or owned_gateways built by Bind.
+  std::unique_ptr<pay::Gateways> owned_gateways;
+  pay::Gateways* gateways = nullptr;
+  // Every started payment attempt, queried when its notify does not come (Bind starts it,
+  // Stop ends it after the drain).
+  std::unique_ptr<pay::Reconciler> reconciler;
+  // keyvend_gateway_notifies_total{gateway,result} per gateway name: applied, replay,
+  // malformed, ignored, rejected.
+  struct NotifyCounters {
+    Counter* applied = nullptr;
+    Counter* replay = nullptr;
+    Counter* malformed = nullptr;
+    Counter* ignored = nullptr;
+    Counter* rejected = nullptr;
+  };
+  absl::flat_hash_map<std::string, NotifyCounters> notify_counters;  // fixed after Bind
   std::string host;
   int port = 0;  // as bound
   std::string ops_host;

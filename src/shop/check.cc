@@ -74,6 +74,7 @@ class Checker {
     KV_RETURN_IF_ERROR(ScanLog());
     KV_RETURN_IF_ERROR(ScanIndex());
     KV_RETURN_IF_ERROR(ScanPayments());
+    KV_RETURN_IF_ERROR(ScanPayAttempts());
     KV_RETURN_IF_ERROR(ScanKeyTags());
     KV_RETURN_IF_ERROR(CompareCounters());
     return report_;
@@ -97,6 +98,21 @@ class Checker {
     if (!fresh && pos->second != position) {
       Violation(absl::StrCat("key ", pid, "/", seq, " has the same text as another stored key"));
     }
+  }
+
+  // Payment attempts (issue 13): every key and record parses (DataLoss otherwise). An
+  // attempt may name an order that no longer needs it (the reconciler drops it later).
+  absl::Status ScanPayAttempts() {
+    return db_.ForEach(storage::kCfPayAttempts, "",
+                       [&](std::string_view key, std::string_view value) -> StepOr {
+                         if (!storage::ParsePayAttemptKey(key)) {
+                           return absl::DataLossError("malformed pay attempt key");
+                         }
+                         PayAttemptRecord r;
+                         KV_RETURN_IF_ERROR(DecodePayAttempt(value, &r));
+                         ++report_.pay_attempts;
+                         return storage::Scan::kNext;
+                       });
   }
 
   // Every scan is a Db::ForEach, so a failed read ends `check` with an error instead of

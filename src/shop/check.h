@@ -21,6 +21,7 @@ struct [[nodiscard]] CheckReport {
   uint64_t keys_in_pool = 0;
   uint64_t keys_delivered = 0;
   uint64_t log_entries = 0;
+  uint64_t pay_attempts = 0;  // CF pay_attempts records (issue 13), each parsed
 };
 
 // Verifies, by full scans:

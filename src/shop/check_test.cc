@@ -26,6 +26,7 @@ class CheckTest : public testing::ShopTest {
     EXPECT_TRUE(
         shop_->ApplyPayment({std::string(32, 'c'), "stray", 1, "USD"}).ok());  // flagged payment
     EXPECT_EQ(Pay(d).outcome, PaymentOutcome::kApplied);
+    EXPECT_TRUE(shop_->RecordPayAttempt({a.order_id, "sandbox", "", "", 1}).ok());
     EXPECT_TRUE(CloseAndCheck().empty());
   }
 
@@ -53,6 +54,30 @@ class CheckTest : public testing::ShopTest {
 };
 
 TEST_F(CheckTest, HealthyShopPasses) { Populate(); }
+
+// Issue 13: every pay attempt's key and record are parsed; a bad one is DataLoss.
+TEST_F(CheckTest, MalformedPayAttemptIsDataLoss) {
+  Populate();
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {std::string(16, 'o') + "Bad Name", "\x01"},
+           {std::string(16, 'o') + "sandbox", "\x09"}}) {
+    storage::DataDirOptions o;
+    o.data_dir = tmp_.Sub("data");
+    o.master_key_file = tmp_.Sub("master.key");
+    o.create_if_missing = false;
+    auto d = storage::OpenDataDir(o, &random_);
+    ASSERT_TRUE(d.ok());
+    rocksdb::WriteBatch b;
+    b.Put(d->db->cf(storage::kCfPayAttempts), key, value);
+    ASSERT_TRUE(d->db->Write(&b).ok());
+    auto rep = CheckShop(*d->db, *d->cipher);
+    ASSERT_FALSE(rep.ok());
+    EXPECT_EQ(rep.status().code(), absl::StatusCode::kDataLoss) << rep.status();
+    rocksdb::WriteBatch undo;
+    undo.Delete(d->db->cf(storage::kCfPayAttempts), key);
+    ASSERT_TRUE(d->db->Write(&undo).ok());
+  }
+}
 
 TEST_F(CheckTest, CounterDriftIsNamed) {
   Populate();

@@ -360,6 +360,24 @@ absl::Status DecodeIdempotency(std::string_view in, IdempotencyRecord* r) {
   return absl::OkStatus();
 }
 
+std::string EncodePayAttempt(const PayAttemptRecord& r) {
+  std::string s;
+  s.push_back(static_cast<char>(kRecordVersion));
+  PutLengthPrefixed(&s, r.method);
+  PutLengthPrefixed(&s, r.ref);
+  PutVarsint64(&s, r.started_ms);
+  return s;
+}
+
+absl::Status DecodePayAttempt(std::string_view in, PayAttemptRecord* r) {
+  Reader rd(in);
+  if (!GetVersion(&rd) || !rd.GetLengthPrefixed(&r->method) || !rd.GetLengthPrefixed(&r->ref) ||
+      !rd.GetVarsint64(&r->started_ms) || !rd.done()) {
+    return Malformed("pay attempt");
+  }
+  return absl::OkStatus();
+}
+
 std::string EncodePoolKey(const PoolKeyRecord& r) {
   std::string s;
   s.reserve(r.sealed.size() + 12);

@@ -162,6 +162,16 @@ struct IdempotencyRecord {
   std::string oid;  // 16 bytes
 };
 
+// A buyer started paying an order at a gateway (CF pay_attempts, issue 13): what the
+// reconciler needs to ask the gateway later. Record version 1.
+struct PayAttemptRecord {
+  std::string oid;      // 16 bytes (the CF key's first part; not encoded in the value)
+  std::string gateway;  // the CF key's second part; not encoded in the value
+  std::string method;   // the sub-method chosen ("alipay"), may be empty
+  std::string ref;      // the gateway's id of the attempt (PayStart::ref), may be empty
+  int64_t started_ms = 0;
+};
+
 struct PoolKeyRecord {
   uint64_t batch_id = 0;
   std::string sealed;
@@ -181,6 +191,8 @@ std::string EncodeBatch(const BatchRecord& r);
 [[nodiscard]] absl::Status DecodeBatch(std::string_view in, BatchRecord* r);
 std::string EncodeIdempotency(const IdempotencyRecord& r);
 [[nodiscard]] absl::Status DecodeIdempotency(std::string_view in, IdempotencyRecord* r);
+std::string EncodePayAttempt(const PayAttemptRecord& r);
+[[nodiscard]] absl::Status DecodePayAttempt(std::string_view in, PayAttemptRecord* r);
 std::string EncodePoolKey(const PoolKeyRecord& r);
 [[nodiscard]] absl::Status DecodePoolKey(std::string_view in, PoolKeyRecord* r);
 

@@ -177,6 +177,24 @@ TEST(Records, IdempotencyVersion2RoundTripsAndVersion1IsStillRead) {
   EXPECT_FALSE(DecodeIdempotency(v3, &q).ok());
 }
 
+TEST(Records, PayAttemptRoundTripsAndRefusesDamage) {
+  PayAttemptRecord r;
+  r.method = "alipay";
+  r.ref = "cs_test_123";
+  r.started_ms = 1700000000123;
+  const std::string enc = EncodePayAttempt(r);
+  PayAttemptRecord q;
+  ASSERT_TRUE(DecodePayAttempt(enc, &q).ok());
+  EXPECT_EQ(q.method, "alipay");
+  EXPECT_EQ(q.ref, "cs_test_123");
+  EXPECT_EQ(q.started_ms, 1700000000123);
+  for (size_t n = 0; n < enc.size(); ++n) EXPECT_FALSE(DecodePayAttempt(enc.substr(0, n), &q).ok());
+  EXPECT_FALSE(DecodePayAttempt(enc + "x", &q).ok());
+  std::string v2 = enc;
+  v2[0] = 2;
+  EXPECT_FALSE(DecodePayAttempt(v2, &q).ok());
+}
+
 TEST(Records, EveryTruncationAndTrailingByteIsRefused) {
   OrderRecord o;
   o.currency = "USD";

@@ -258,6 +258,16 @@ struct [[nodiscard]] PaymentResult {
   std::optional<OrderStatus> order_status;  // after the payment, when the order exists
 };
 
+// A buyer started paying an order at a gateway (issue 13; CF pay_attempts): one per order
+// and gateway. The reconciler (src/pay) asks the gateway about it when no notify came.
+struct PayAttempt {
+  std::string order_id;    // 32 lowercase hex chars
+  std::string gateway;     // the gateway's name: 1..storage::kGatewayNameBytesMax of [a-z0-9_]
+  std::string method;      // the sub-method chosen, may be empty
+  std::string ref;         // the gateway's id of the attempt (PayStart::ref), may be empty
+  int64_t started_ms = 0;  // Unix ms
+};
+
 // This process's backups so far, for metrics and the admin API.
 struct BackupRunStats {
   bool running = false;
@@ -376,6 +386,17 @@ class Shop {
   // merchant finds the order) and order_status is the order's, unchanged. Returns after the
   // synced write; errors are storage errors only (never a refusal).
   Result<PaymentResult> RecordMalformedPayment(const MalformedPaymentNotice& notice);
+
+  // --- payment attempts (issue 13; src/pay reads and drops them) ---
+  // Stores the attempt (replacing one of the same order and gateway) with a synced write:
+  // OK means it survives kill -9. Errors: InvalidArgument (a malformed order id or gateway
+  // name; nothing written), storage errors. The order is not read.
+  [[nodiscard]] absl::Status RecordPayAttempt(const PayAttempt& attempt);
+  // Every stored attempt, by order id then gateway. Errors: DataLoss on a malformed key or
+  // record, storage errors.
+  absl::StatusOr<std::vector<PayAttempt>> ListPayAttempts();
+  // Deletes the attempt (none: OK), synced. Errors: InvalidArgument, storage errors.
+  [[nodiscard]] absl::Status DeletePayAttempt(std::string_view order_id, std::string_view gateway);
 
   // --- merchant order actions ---
   // The order with keys (no token needed). Refusal: kOrderNotFound.

@@ -495,4 +495,64 @@ absl::StatusOr<size_t> Shop::ReplayFailedDeliveries() {
   return n;
 }
 
+// --- payment attempts (issue 13) -----------------------------------------------------------
+
+namespace {
+
+// The CF key of an attempt; false when the order id or the gateway name is not one a key
+// may hold.
+bool AttemptKey(std::string_view order_id, std::string_view gateway, std::string* key) {
+  std::string oid;
+  if (!ParseOrderId(order_id, &oid)) return false;
+  *key = storage::PayAttemptKey(oid, gateway);
+  return storage::ParsePayAttemptKey(*key).has_value();
+}
+
+}  // namespace
+
+absl::Status Shop::RecordPayAttempt(const PayAttempt& a) {
+  std::string key;
+  if (!AttemptKey(a.order_id, a.gateway, &key)) {
+    return absl::InvalidArgumentError("pay attempt: malformed order id or gateway name");
+  }
+  PayAttemptRecord r;
+  r.method = a.method;
+  r.ref = a.ref;
+  r.started_ms = a.started_ms;
+  rocksdb::WriteBatch b;
+  b.Put(db_->cf(storage::kCfPayAttempts), key, EncodePayAttempt(r));
+  return db_->Write(&b);
+}
+
+absl::StatusOr<std::vector<PayAttempt>> Shop::ListPayAttempts() {
+  std::vector<PayAttempt> out;
+  KV_RETURN_IF_ERROR(db_->ForEach(
+      storage::kCfPayAttempts, "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
+        auto k = storage::ParsePayAttemptKey(key);
+        if (!k) return absl::DataLossError("malformed pay attempt key");
+        PayAttemptRecord r;
+        KV_RETURN_IF_ERROR(DecodePayAttempt(value, &r));
+        PayAttempt a;
+        a.order_id = HexEncode(k->oid);
+        a.gateway = std::string(k->gateway);
+        a.method = std::move(r.method);
+        a.ref = std::move(r.ref);
+        a.started_ms = r.started_ms;
+        out.push_back(std::move(a));
+        return storage::Scan::kNext;
+      }));
+  return out;
+}
+
+absl::Status Shop::DeletePayAttempt(std::string_view order_id, std::string_view gateway) {
+  std::string key;
+  if (!AttemptKey(order_id, gateway, &key)) {
+    return absl::InvalidArgumentError("pay attempt: malformed order id or gateway name");
+  }
+  rocksdb::WriteBatch b;
+  b.Delete(db_->cf(storage::kCfPayAttempts), key);
+  return db_->Write(&b);
+}
+
 }  // namespace kv

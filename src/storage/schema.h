@@ -69,6 +69,13 @@
 //                                                 body fingerprint, created_ms, oid. Written
 //                                                 in the batch that creates the order;
 //                                                 collected >= 24 h
+//   CF "pay_attempts" oid gateway(name bytes)    -> PayAttemptRecord (version 1: method, ref,
+//                                                 started_ms): a buyer started paying the
+//                                                 order at that gateway (GET /pay/{id}/{gw});
+//                                                 written synced before the redirect, read by
+//                                                 the reconciler at open, deleted once the
+//                                                 order left pending/expired or the
+//                                                 reconcile window passed (src/pay)
 //
 // Version history: 1 = first release. 2 (issue 9) = 1 plus payment records version 2 (only
 // "malformed" records are written as 2), idempotency records version 2 (scoped) and values
@@ -79,6 +86,9 @@
 // upgraded by stamping version 3, and the shop counts the index once at its next open (meta
 // "order_counts" marks it done), so a version-2 binary refuses the dir as a whole instead of
 // writing orders it would not count.
+// 4 (issue 13) = 3 plus CF "pay_attempts"; a version-3 dir is upgraded by stamping version 4
+// (RocksDB creates the new, empty CF at open), so a version-3 binary, which would not know
+// the CF, refuses the dir as a whole.
 // A reader accepts the record versions it knows and refuses any other (DataLoss), so a
 // record is never misread.
 #pragma once
@@ -93,7 +103,7 @@
 
 namespace kv::storage {
 
-inline constexpr uint32_t kSchemaVersion = 3;
+inline constexpr uint32_t kSchemaVersion = 4;
 
 enum Cf : int {
   kCfDefault = 0,  // required by RocksDB; unused
@@ -108,13 +118,14 @@ enum Cf : int {
   kCfPayments,
   kCfDeliveryLog,
   kCfIdempotency,
+  kCfPayAttempts,
   kCfCount
 };
 
 // Column family names, indexed by Cf.
 inline constexpr const char* kCfNames[kCfCount] = {
-    "default", "meta",   "products",    "counters", "pool",         "key_tags",
-    "batches", "orders", "order_index", "payments", "delivery_log", "idempotency"};
+    "default", "meta",        "products", "counters",     "pool",        "key_tags",    "batches",
+    "orders",  "order_index", "payments", "delivery_log", "idempotency", "pay_attempts"};
 
 // Meta keys.
 inline constexpr std::string_view kMetaSchemaVersion = "schema_version";
@@ -326,6 +337,30 @@ struct BackorderIndexKeyParts {
 inline std::optional<BackorderIndexKeyParts> ParseBackorderIndexKey(std::string_view k) {
   if (k.size() != kBackorderIndexKeyBytes || k[0] != kIdxBackorder) return std::nullopt;
   return BackorderIndexKeyParts{DecodeFixed64BE(k.data() + 1), DecodeFixed64BE(k.data() + 9)};
+}
+
+// CF "pay_attempts": oid then the gateway's name (1..kGatewayNameBytesMax bytes of
+// [a-z0-9_]). PayAttemptPrefix: every attempt of one order.
+inline constexpr size_t kGatewayNameBytesMax = 32;
+inline std::string PayAttemptPrefix(std::string_view oid) { return std::string(oid); }
+inline std::string PayAttemptKey(std::string_view oid, std::string_view gateway) {
+  std::string k(oid);
+  k.append(gateway);
+  return k;
+}
+struct PayAttemptKeyParts {
+  std::string_view oid;      // kOrderIdBytes
+  std::string_view gateway;  // 1..kGatewayNameBytesMax of [a-z0-9_]
+};
+inline std::optional<PayAttemptKeyParts> ParsePayAttemptKey(std::string_view k) {
+  if (k.size() <= kOrderIdBytes || k.size() > kOrderIdBytes + kGatewayNameBytesMax) {
+    return std::nullopt;
+  }
+  const std::string_view gw = k.substr(kOrderIdBytes);
+  for (char c : gw) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return std::nullopt;
+  }
+  return PayAttemptKeyParts{k.substr(0, kOrderIdBytes), gw};
 }
 
 }  // namespace kv::storage

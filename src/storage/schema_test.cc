@@ -129,5 +129,20 @@ TEST(KeyCodec, BackorderIndexKey) {
   EXPECT_FALSE(ParseBackorderIndexKey(other).has_value());
 }
 
+TEST(KeyCodec, PayAttemptKey) {
+  const std::string k = PayAttemptKey(kOid, "sandbox");
+  EXPECT_EQ(k.rfind(PayAttemptPrefix(kOid), 0), 0u);
+  auto p = ParsePayAttemptKey(k);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->oid, kOid);
+  EXPECT_EQ(p->gateway, "sandbox");
+  EXPECT_FALSE(ParsePayAttemptKey(kOid).has_value()) << "no gateway name";
+  EXPECT_FALSE(ParsePayAttemptKey(kOid.substr(1)).has_value());
+  EXPECT_FALSE(ParsePayAttemptKey(PayAttemptKey(kOid, "Epay")).has_value()) << "upper case";
+  EXPECT_FALSE(ParsePayAttemptKey(PayAttemptKey(kOid, "e pay")).has_value());
+  EXPECT_TRUE(ParsePayAttemptKey(PayAttemptKey(kOid, std::string(kGatewayNameBytesMax, 'a'))));
+  EXPECT_FALSE(ParsePayAttemptKey(PayAttemptKey(kOid, std::string(kGatewayNameBytesMax + 1, 'a'))));
+}
+
 }  // namespace
 }  // namespace kv::storage

@@ -524,6 +524,8 @@
     // address (it stays in the browser), so that a bookmark of this page opens the order.
     if (!m && token) history.replaceState(null, '', '#t=' + encodeURIComponent(token));
     let order = null, error = null, productName = null, seen = '';
+    // The shop's payment gateways (GET /api/v1/gateways), fetched once: null until asked.
+    let gateways = null;
 
     const poll = poller(async () => {
       if (!token) return false;
@@ -532,6 +534,13 @@
                                    '?token=' + encodeURIComponent(token));
         order = o;
         error = null;
+        if (gateways === null && o.status === 'pending_payment') {
+          gateways = [];
+          api('GET', '/api/v1/gateways').then((g) => {
+            gateways = Array.isArray(g.gateways) ? g.gateways : [];
+            draw();
+          }, () => {});
+        }
         if (productName === null) {
           productName = '';
           api('GET', '/api/v1/products/' + encodeURIComponent(o.product_id)).then((p) => {
@@ -589,10 +598,45 @@
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     }
+    // A button per gateway (and per method of one) that takes the order's currency; each
+    // goes through the shop's /pay/{order}/{gateway}, which records the attempt first.
+    function payChoices(o) {
+      const out = [];
+      for (const g of gateways || []) {
+        if (typeof g.name !== 'string' || !/^[a-z0-9_]+$/.test(g.name)) continue;
+        const cur = typeof g.currencies === 'string' ? g.currencies.split(',') : [];
+        if (!cur.includes('*') && !cur.includes(o.currency)) continue;
+        const base = '/pay/' + encodeURIComponent(id) + '/' + g.name;
+        const name = has('gateway.' + g.name) ? t('gateway.' + g.name) : g.name;
+        const methods = Array.isArray(g.methods) ? g.methods : [];
+        if (!methods.length) out.push({href: base, label: t('order.pay_with', {name: name})});
+        for (const m of methods) {
+          if (typeof m !== 'string' || !/^[a-z0-9_]+$/.test(m)) continue;
+          out.push({href: base + '?method=' + m,
+                    label: t('order.pay_with', {name: has('method.' + m) ? t('method.' + m) : m})});
+        }
+      }
+      return out;
+    }
+    function payButtons(payUrl, choices) {
+      // The way chosen at the order (kept in this browser) first; the others after it.
+      const here = (u) => new URL(u, location.href).href;
+      const others = choices.filter((c) => !payUrl || here(c.href) !== payUrl);
+      const primary = payUrl || (others.length ? here(others.shift().href) : null);
+      if (!primary) return null;
+      const first = choices.find((c) => here(c.href) === primary);
+      return h('div', {class: 'pay-choices', id: 'pay-choices'},
+               h('a', {class: 'btn primary', id: 'pay', href: primary},
+                 first ? first.label : t('order.pay_now')),
+               others.length ? h('p', {class: 'muted small'}, t('order.pay_other')) : null,
+               others.length ? h('div', {class: 'actions'}, others.map((c) =>
+                 h('a', {class: 'btn', href: c.href, 'data-pay': c.href}, c.label))) : null);
+    }
     function statusPanel(o) {
       const st = o.status;
       const pending = st === 'pending_payment';
       const payUrl = pending ? safePayUrl(store('kv.pay', {})[id]) : null;
+      const pay = pending ? payButtons(payUrl, payChoices(o)) : null;
       const explain = has('explain.' + st) ? t('explain.' + st) : null;
       return h('section', {class: 'panel'},
                h('div', {class: 'status-line'}, statusBadge(st),
@@ -600,9 +644,8 @@
                explain && h('p', {class: 'explain', id: 'explain'}, explain),
                pending && h('p', {class: 'muted'},
                             t('order.pay_before', {time: when(o.expires_at)})),
-               pending && payUrl && h('a', {class: 'btn primary', id: 'pay', href: payUrl},
-                                      t('order.pay_now')),
-               pending && !payUrl && h('p', {class: 'muted'}, t('order.pay_elsewhere')),
+               pay,
+               pending && !pay && h('p', {class: 'muted'}, t('order.pay_elsewhere')),
                error && h('p', {class: 'notice bad'}, errText(error)));
     }
     function factsPanel(o) {
