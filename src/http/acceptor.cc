@@ -348,10 +348,16 @@ void Acceptor::OnParkedEvent(int fd) {
 
 namespace {
 
-// The first line names a probe or the payment notify (peeked, not consumed).
+// The first line names a probe or a payment notify, keyvend's or a gateway's (peeked, not
+// consumed).
 bool IsReservedRequest(int fd) {
-  static constexpr std::string_view kLines[] = {"GET /healthz ", "GET /readyz ", "GET /metrics ",
-                                                "POST /api/v1/payments/notify "};
+  static constexpr std::string_view kLines[] = {"GET /healthz ",
+                                                "GET /readyz ",
+                                                "GET /metrics ",
+                                                "POST /api/v1/payments/notify ",
+                                                "POST /api/v1/payments/epay/notify ",
+                                                "GET /api/v1/payments/epay/notify?",
+                                                "POST /api/v1/payments/stripe/notify "};
   char buf[64];
   const ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
   if (n <= 0) return false;

@@ -278,6 +278,27 @@ TEST(Acceptor, AFullWaitingSetClosesTheConnectionWaitingLongest) {
   close(newest);
 }
 
+TEST(Acceptor, TheReserveAdmitsTheGatewaysNotifiesToo) {
+  ListenerSpec spec = Spec(/*max_connections=*/1, 0);
+  spec.reserve = 3;
+  Running r(spec);
+  const int buyer = Connect(r.port);
+  ASSERT_EQ(ReadByte(buyer), 'A');
+  const int epay_get =
+      Connect(r.port, "127.0.0.1", "GET /api/v1/payments/epay/notify?pid=1 HTTP/1.1\r\n");
+  EXPECT_EQ(ReadByte(epay_get), 'A');
+  const int epay_post =
+      Connect(r.port, "127.0.0.1", "POST /api/v1/payments/epay/notify HTTP/1.1\r\n");
+  EXPECT_EQ(ReadByte(epay_post), 'A');
+  const int stripe =
+      Connect(r.port, "127.0.0.1", "POST /api/v1/payments/stripe/notify HTTP/1.1\r\n");
+  EXPECT_EQ(ReadByte(stripe), 'A');
+  // A lookalike path is not a notify.
+  const int other = Connect(r.port, "127.0.0.1", "GET /api/v1/payments/epay/notifyx HTTP/1.1\r\n");
+  EXPECT_TRUE(Refused503(other));
+  for (int fd : {buyer, epay_get, epay_post, stripe, other}) close(fd);
+}
+
 TEST(Acceptor, TheReserveAdmitsOneProbeOrNotifyAboveTheCap) {
   ListenerSpec spec = Spec(/*max_connections=*/1, 0);
   spec.reserve = 2;
