@@ -9,7 +9,8 @@ PKGS=(build-essential cmake pkg-config ccache
       clang libclang-rt-14-dev  # fuzzing (libFuzzer, ASan, UBSan) and -Wthread-safety
       clang-format              # tools/format-check.sh (the format gate of tools/test.sh)
       zlib1g-dev                # gzip of the storefront's files (src/web)
-      libcurl4-openssl-dev      # outbound HTTPS to payment gateways (src/net)
+      libcurl4-openssl-dev      # outbound HTTPS and SMTP (src/net, src/outbound)
+      python3-aiosmtpd          # the SMTP sink of the mail tests (tests/fakes/smtp_sink.py)
       libjs-chart.js            # Chart.js, embedded in the admin console at build time
       chromium chromium-driver python3-selenium  # the browser tests (tests/browser)
       fonts-wqy-microhei)       # a CJK font, so zh-CN screenshots show the text

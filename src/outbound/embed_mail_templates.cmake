@@ -1,0 +1,20 @@
+# Build-time script (cmake -P): writes the mail templates of data/mail into a C++ file, so the
+# binary carries its defaults (outbound/mail_template.h). Run by src/CMakeLists.txt:
+#   cmake -DOUT=<file.cc> -DDIR=<data/mail> -DNAMES=<a;b;...> -P embed_mail_templates.cmake
+set(body "// Generated from data/mail by src/outbound/embed_mail_templates.cmake: do not edit.\n")
+string(APPEND body "#include \"outbound/mail_template_embedded.h\"\n\nnamespace kv::outbound {\n")
+set(table "")
+set(i 0)
+foreach(name IN LISTS NAMES)
+  file(READ "${DIR}/${name}" hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR size "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const unsigned char kT${i}[] = {${bytes}0};\n")
+  string(APPEND table "    {\"${name}\", kT${i}, ${size}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "const EmbeddedMailTemplate kEmbeddedMailTemplates[] = {\n${table}};\n")
+string(APPEND body "const size_t kEmbeddedMailTemplateCount = ${i};\n}  // namespace kv::outbound\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(RENAME "${OUT}.tmp" "${OUT}")

@@ -1,0 +1,82 @@
+// The buyer's mail over SMTP (issue 14): libcurl's SMTP client (Debian's libcurl4-openssl),
+// one connection per mail, bounded in time. The sender only; the delivery log decides when
+// to call it again.
+//
+// TLS: `smtps://host[:465]` is TLS from the first byte. `smtp://host[:25|587]` upgrades with
+// STARTTLS when the server offers it and goes on in clear when it does not
+// (CURLUSESSL_TRY) — except when a password is set and the host is not loopback: then
+// STARTTLS is required (CURLUSESSL_ALL), because a password must never cross a network in
+// clear. Certificates and host names are always verified (ca_file or the system's store).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/clock.h"
+#include "outbound/mail_message.h"
+
+namespace kv::outbound {
+
+struct MailerOptions {
+  std::string smtp_url;   // smtp://host[:port] or smtps://host[:port]. Required.
+  std::string user;       // SMTP AUTH user; empty = no AUTH. Default empty.
+  std::string password;   // KEYVEND_SMTP_PASSWORD; never logged. Default empty.
+  std::string mail_from;  // the envelope sender and From address (IsValidMailbox). Required.
+  std::string from_name;  // From's display name (the shop's name); may be empty.
+  absl::Duration connect_timeout = absl::Seconds(10);  // > 0. Default 10 s.
+  absl::Duration total_timeout = absl::Seconds(60);    // >= connect_timeout. Default 60 s.
+  std::string ca_file;  // PEM bundle for the server's certificate; empty = the system's.
+};
+
+// Why an options struct is unusable (names the field), or OK.
+absl::Status ValidateMailerOptions(const MailerOptions& options);
+
+// One mail to send: the Mailer adds From, Date and the MIME headers.
+struct Mail {
+  std::string to;       // the buyer's address (IsValidMailbox)
+  std::string subject;  // UTF-8, one line
+  std::string body;     // UTF-8 text
+  std::string id;       // Message-ID left part, stable across retries: [A-Za-z0-9._-]{1,64}
+};
+
+// Stable numbers (the lead may store or export them).
+enum class MailOutcome : int {
+  // The server accepted the message (250 after the data).
+  kSent = 0,
+  // Try again later: no connection, a timeout, a TLS failure, a dropped connection, or a 4xx
+  // (transient) SMTP reply.
+  kRetry = 1,
+  // Retrying cannot help: a 5xx (permanent) SMTP reply — 550 no such mailbox, 554
+  // rejected, 535 authentication failed — or a mail that cannot be composed (a bad address,
+  // a control character in the subject). An admin replays it after fixing the cause.
+  kFailedPermanently = 2,
+};
+const char* MailOutcomeName(MailOutcome o);  // "sent", "retry", "failed_permanently"
+
+struct MailResult {
+  MailOutcome outcome = MailOutcome::kRetry;
+  int smtp_code = 0;   // the server's last reply code; 0 when none came
+  std::string detail;  // curl's error text or the composition error; never the password
+};
+
+class Mailer {
+ public:
+  // Errors: InvalidArgument (ValidateMailerOptions). clock outlives the mailer.
+  static absl::StatusOr<std::unique_ptr<Mailer>> Create(const MailerOptions& options,
+                                                        const Clock* clock);
+
+  // Composes (mail_message.h) and sends `mail` once, blocking for at most total_timeout.
+  // Thread-safe: one curl handle per call.
+  MailResult Send(const Mail& mail);
+
+ private:
+  Mailer(const MailerOptions& options, const Clock* clock, bool require_tls);
+
+  const MailerOptions options_;
+  const Clock* const clock_;
+  const bool require_tls_;
+};
+
+}  // namespace kv::outbound

@@ -1,0 +1,244 @@
+// The mailer (outbound/mailer.h) over real libcurl SMTP against a real SMTP server on
+// loopback: tests/fakes/smtp_sink.py (Debian's python3-aiosmtpd), which records each mail as
+// Python's own email package reads it. Keys must arrive exactly; refusals and a dead server
+// map to the documented outcomes.
+#include "outbound/mailer.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "base/clock.h"
+#include "gtest/gtest.h"
+#include "kit/files.h"
+#include "kit/json.h"
+#include "kit/process.h"
+#include "outbound/mail_template.h"
+
+namespace kv::outbound {
+namespace {
+
+using ::kv::testing::Json;
+
+class MailerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartSink(); }
+
+  void StartSink(const std::vector<std::string>& extra = {}) {
+    kv::testing::ChildOptions o;
+    o.out = kv::testing::Output::Pipe();
+    o.env = {"PYTHONDONTWRITEBYTECODE=1"};
+    std::string error;
+    std::vector<std::string> args = {KV_PYTHON, SMTP_SINK, "--dir", dir_.path()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(sink_.Start(args, o, &error)) << error;
+    std::string line;
+    char c;
+    while (line.size() < 64 && ::read(sink_.stdout_fd(), &c, 1) == 1 && c != '\n') line += c;
+    ASSERT_EQ(line.rfind("PORT ", 0), 0u) << "sink did not start: " << line;
+    port_ = std::stoi(line.substr(5));
+  }
+
+  std::unique_ptr<Mailer> MakeMailer(const std::string& scheme = "smtp",
+                                     const std::string& ca_file = "",
+                                     absl::Duration timeout = absl::Seconds(5)) {
+    MailerOptions o;
+    o.smtp_url = absl::StrCat(scheme, "://127.0.0.1:", port_);
+    o.ca_file = ca_file;
+    o.mail_from = "shop@keyvend.example";
+    o.from_name = "卡密小店 Keys";
+    o.connect_timeout = timeout;
+    o.total_timeout = timeout * 6;
+    auto m = Mailer::Create(o, &clock_);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  }
+
+  // The sink's records, in arrival order.
+  std::vector<Json> Received() {
+    std::vector<std::string> names;
+    if (DIR* d = ::opendir(dir_.path().c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        if (absl::EndsWith(e->d_name, ".json")) names.emplace_back(e->d_name);
+      }
+      ::closedir(d);
+    }
+    std::sort(names.begin(), names.end());
+    std::vector<Json> out;
+    for (const auto& n : names) out.push_back(Json::Parse(kv::testing::ReadFile(dir_.Sub(n))));
+    return out;
+  }
+
+  kv::testing::TempDir dir_;
+  kv::testing::Child sink_;
+  int port_ = 0;
+  FakeClock clock_{absl::FromUnixSeconds(1796335582)};
+};
+
+TEST_F(MailerTest, RoundTripKeysArriveExactly) {
+  auto templates = MailTemplates::Load("");
+  ASSERT_TRUE(templates.ok()) << templates.status();
+  MailFields f;
+  f.order_id = "00112233445566778899aabbccddeeff";
+  f.product = "游戏点卡 100";
+  f.quantity = 3;
+  // Keys with what a mail path could mangle: a leading dot (dot-stuffing), trailing spaces,
+  // a long line, non-ASCII, characters of MIME and SMTP syntax.
+  f.keys = {".DOT-LEADING-KEY", "KEY-WITH-TRAILING-SPACES   ", std::string(300, 'Z'),
+            "卡密-ÄÖÜ-=?UTF-8?B?x?=-<>@\"'", "."};
+  f.order_url = "https://shop.example/order/00112233445566778899aabbccddeeff";
+  const RenderedMail r = templates->Render(MailKind::kWithKeys, "zh-CN", f);
+
+  std::unique_ptr<Mailer> mailer = MakeMailer();
+  ASSERT_NE(mailer, nullptr);
+  Mail mail{"buyer@example.com", r.subject, r.body, "evt_7.mail"};
+  const MailResult res = mailer->Send(mail);
+  ASSERT_EQ(res.outcome, MailOutcome::kSent) << res.detail;
+  EXPECT_EQ(res.smtp_code, 250);
+
+  const std::vector<Json> got = Received();
+  ASSERT_EQ(got.size(), 1u);
+  const Json& m = got[0];
+  EXPECT_EQ(m["mail_from"].str(), "shop@keyvend.example");
+  ASSERT_EQ(m["rcpt_tos"].size(), 1u);
+  EXPECT_EQ(m["rcpt_tos"][0].str(), "buyer@example.com");
+  EXPECT_EQ(m["headers"]["Subject"].str(), r.subject);  // decoded by Python's email package
+  EXPECT_EQ(m["headers"]["To"].str(), "buyer@example.com");
+  EXPECT_EQ(m["headers"]["From"].str(), "卡密小店 Keys <shop@keyvend.example>");
+  EXPECT_EQ(m["headers"]["Message-ID"].str(), "<evt_7.mail@keyvend.example>");
+  EXPECT_EQ(m["headers"]["Date"].str(), "Thu, 03 Dec 2026 22:06:22 +0000");
+  EXPECT_EQ(m["headers"]["MIME-Version"].str(), "1.0");
+  EXPECT_EQ(m["content_type"].str(), "text/plain");
+  EXPECT_EQ(m["charset"].str(), "utf-8");
+  EXPECT_EQ(m["defects"].size(), 0u);
+  // The body, decoded by Python: exactly the rendered text (CRLF made LF by the reader), so
+  // every key is there byte for byte, each on its own line.
+  const std::string body = absl::StrReplaceAll(m["body"].str(), {{"\r\n", "\n"}});
+  EXPECT_EQ(body, r.body);
+  for (const std::string& k : f.keys) {
+    EXPECT_TRUE(absl::StrContains(body, "\n" + k + "\n")) << k;
+  }
+}
+
+TEST_F(MailerTest, PermanentAndTransientRefusals) {
+  std::unique_ptr<Mailer> mailer = MakeMailer();
+  ASSERT_NE(mailer, nullptr);
+  MailResult r = mailer->Send({"reject-me@example.com", "S", "body", "m1"});
+  EXPECT_EQ(r.outcome, MailOutcome::kFailedPermanently) << r.detail;
+  EXPECT_EQ(r.smtp_code, 550);
+  r = mailer->Send({"later-please@example.com", "S", "body", "m2"});
+  EXPECT_EQ(r.outcome, MailOutcome::kRetry) << r.detail;
+  EXPECT_EQ(r.smtp_code, 451);
+  // Composition refusals never reach the server.
+  r = mailer->Send({"buyer@example.com\r\nBcc: victim@example.com", "S", "body", "m3"});
+  EXPECT_EQ(r.outcome, MailOutcome::kFailedPermanently);
+  EXPECT_EQ(r.smtp_code, 0);
+  r = mailer->Send({"buyer@example.com", "S\r\nBcc: victim@example.com", "body", "m4"});
+  EXPECT_EQ(r.outcome, MailOutcome::kFailedPermanently);
+  EXPECT_TRUE(Received().empty());
+  // The server is still fine afterwards.
+  EXPECT_EQ(mailer->Send({"buyer@example.com", "S", "body", "m5"}).outcome, MailOutcome::kSent);
+  EXPECT_EQ(Received().size(), 1u);
+}
+
+TEST_F(MailerTest, SinkDownIsRetryThenSinkBackIsSent) {
+  std::unique_ptr<Mailer> mailer = MakeMailer();
+  ASSERT_NE(mailer, nullptr);
+  sink_.Kill9();
+  const MailResult r = mailer->Send({"buyer@example.com", "S", "KEY-1", "m1"});
+  EXPECT_EQ(r.outcome, MailOutcome::kRetry) << r.detail;
+  EXPECT_EQ(r.smtp_code, 0);
+  StartSink();  // a new port
+  mailer = MakeMailer();
+  ASSERT_NE(mailer, nullptr);
+  EXPECT_EQ(mailer->Send({"buyer@example.com", "S", "KEY-1", "m1"}).outcome, MailOutcome::kSent);
+  ASSERT_EQ(Received().size(), 1u);
+}
+
+// A self-signed certificate for 127.0.0.1 made by Debian's openssl: PEM files in `dir`.
+void MakeCert(const kv::testing::TempDir& dir, const std::string& stem) {
+  const kv::testing::RunResult r = kv::testing::RunCommand(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+       dir.Sub(stem + ".key"), "-out", dir.Sub(stem + ".crt"), "-subj", "/CN=localhost", "-addext",
+       "subjectAltName=IP:127.0.0.1,DNS:localhost", "-days", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+}
+
+TEST_F(MailerTest, StartTlsWhenOfferedAndTheCertificateIsVerified) {
+  kv::testing::TempDir certs;
+  MakeCert(certs, "sink");
+  MakeCert(certs, "other");
+  sink_.Kill9();
+  StartSink({"--tls-cert", certs.Sub("sink.crt"), "--tls-key", certs.Sub("sink.key")});
+  // smtp:// to a server that offers STARTTLS: the mail goes over TLS.
+  std::unique_ptr<Mailer> mailer = MakeMailer("smtp", certs.Sub("sink.crt"));
+  ASSERT_NE(mailer, nullptr);
+  MailResult r = mailer->Send({"buyer@example.com", "S", "KEY-TLS", "m1"});
+  ASSERT_EQ(r.outcome, MailOutcome::kSent) << r.detail;
+  std::vector<Json> got = Received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0]["tls"].boolean());
+  // A certificate the CA file does not vouch for: no fallback to clear text, a retry.
+  mailer = MakeMailer("smtp", certs.Sub("other.crt"));
+  ASSERT_NE(mailer, nullptr);
+  r = mailer->Send({"buyer@example.com", "S", "KEY-TLS", "m2"});
+  EXPECT_EQ(r.outcome, MailOutcome::kRetry) << r.detail;
+  EXPECT_EQ(Received().size(), 1u);
+}
+
+TEST_F(MailerTest, SmtpsIsTlsFromTheFirstByte) {
+  kv::testing::TempDir certs;
+  MakeCert(certs, "sink");
+  sink_.Kill9();
+  StartSink(
+      {"--tls-cert", certs.Sub("sink.crt"), "--tls-key", certs.Sub("sink.key"), "--implicit-tls"});
+  std::unique_ptr<Mailer> mailer = MakeMailer("smtps", certs.Sub("sink.crt"));
+  ASSERT_NE(mailer, nullptr);
+  const MailResult r = mailer->Send({"buyer@example.com", "S", "KEY-TLS", "m1"});
+  ASSERT_EQ(r.outcome, MailOutcome::kSent) << r.detail;
+  ASSERT_EQ(Received().size(), 1u);
+  // smtp:// (clear text first) to the implicit-TLS port: no greeting ever comes; the
+  // timeouts make it a retry, not a hang.
+  mailer = MakeMailer("smtp", certs.Sub("sink.crt"), absl::Milliseconds(500));
+  EXPECT_EQ(mailer->Send({"buyer@example.com", "S", "KEY-TLS", "m2"}).outcome, MailOutcome::kRetry);
+}
+
+TEST(MailerOptionsTest, EachBadFieldIsNamed) {
+  MailerOptions good;
+  good.smtp_url = "smtp://mail.example:587";
+  good.mail_from = "shop@keyvend.example";
+  EXPECT_TRUE(ValidateMailerOptions(good).ok());
+  good.smtp_url = "smtps://mail.example";
+  EXPECT_TRUE(ValidateMailerOptions(good).ok());
+  auto bad = [&](auto mutate, const std::string& word) {
+    MailerOptions o = good;
+    mutate(o);
+    const absl::Status s = ValidateMailerOptions(o);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << word;
+    EXPECT_NE(s.message().find(word), std::string::npos) << s;
+    EXPECT_FALSE(Mailer::Create(o, RealClock::Get()).ok()) << word;
+  };
+  bad([](MailerOptions& o) { o.smtp_url = ""; }, "smtp url");
+  bad([](MailerOptions& o) { o.smtp_url = "http://mail.example"; }, "smtp url");
+  bad([](MailerOptions& o) { o.smtp_url = "smtp://mail.example/\r\nX"; }, "smtp url");
+  bad([](MailerOptions& o) { o.mail_from = "not an address"; }, "mail from");
+  bad([](MailerOptions& o) { o.password = "pw"; }, "smtp user");
+  bad(
+      [](MailerOptions& o) {
+        o.user = "u";
+        o.password = "p\r\nQUIT";
+      },
+      "password");
+  bad([](MailerOptions& o) { o.from_name = "a\nb"; }, "from name");
+  bad([](MailerOptions& o) { o.connect_timeout = absl::ZeroDuration(); }, "connect");
+  bad([](MailerOptions& o) { o.total_timeout = absl::Seconds(1); }, "total");
+}
+
+}  // namespace
+}  // namespace kv::outbound
