@@ -273,6 +273,11 @@ class AdminConsoleTest(unittest.TestCase):
         q.send_keys("cancel-me")
         d.find_element(By().CSS_SELECTOR, "#order-search button[type=submit]").click()
         wait_for(d, '#orders-table a[href="/admin/orders/%s"]' % unpaid).click()
+        # "Check payment now" asks the gateways of its attempts (it has none: nothing to
+        # ask) and changes nothing they did not say.
+        wait_for(d, "#order-check-payment").click()
+        wait_for(d, "#flash", text=EN["order.checked"].split("{")[0].strip())
+        self.assertEqual(self.admin_order(unpaid)["status"], "pending_payment")
         wait_for(d, "#order-cancel").click()
         self.accept_confirm(d)
         wait_for(d, "#flash", text=EN["status.cancelled"])

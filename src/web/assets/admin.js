@@ -25,6 +25,7 @@
     cancel: ['pending_payment'],
     refund: ['paid', 'backordered', 'refund_due', 'delivered'],
     redeliver: ['paid', 'delivered'],
+    'check-payment': ['pending_payment', 'expired'], // asks the gateways now (issue 13)
   };
 
   // ---- small helpers -------------------------------------------------------------------
@@ -840,13 +841,22 @@
 
   function orderPage(id, live) {
     const body = page(t('nav.orders'), null, loading());
+    const harmless = (action) => action === 'redeliver' || action === 'check-payment';
     const act = (action, o) => h('button', { type: 'button', id: `order-${action}`,
-      class: action === 'redeliver' ? 'quiet' : 'danger', text: t(`order.${action}`),
+      class: harmless(action) ? 'quiet' : 'danger', text: t(`order.${action}`),
       onclick: (ev) => {
-        if (!window.confirm(t(`order.confirm_${action}`, { id: o.order_id }))) return;
+        // Asking the gateways changes nothing they did not say: no confirmation.
+        if (action !== 'check-payment' &&
+            !window.confirm(t(`order.confirm_${action}`, { id: o.order_id }))) return;
         busy(ev.currentTarget, async () => {
-          const next = await api('POST', `/orders/${encodeURIComponent(o.order_id)}/${action}`, {});
-          flash(t('order.done', { status: statusText(next.status) }));
+          const answer = await api('POST', `/orders/${encodeURIComponent(o.order_id)}/${action}`, {});
+          // check-payment answers {"order", "checked": [{gateway, state, ...}]}.
+          const next = answer.order || answer;
+          if (action === 'check-payment') {
+            flash(t('order.checked', { n: answer.checked.length, status: statusText(next.status) }));
+          } else {
+            flash(t('order.done', { status: statusText(next.status) }));
+          }
           if (live()) showOrder(next);
         });
       } });
