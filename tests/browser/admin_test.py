@@ -278,6 +278,7 @@ class AdminConsoleTest(unittest.TestCase):
         wait_for(d, "#order-check-payment").click()
         wait_for(d, "#flash", text=EN["order.checked"].split("{")[0].strip())
         self.assertEqual(self.admin_order(unpaid)["status"], "pending_payment")
+        shot(d, "admin-order-pending-1280")
         wait_for(d, "#order-cancel").click()
         self.accept_confirm(d)
         wait_for(d, "#flash", text=EN["status.cancelled"])
