@@ -44,4 +44,13 @@ size_t Utf8SequenceLength(std::string_view s, char32_t* code_point) {
   return len;
 }
 
+bool IsValidUtf8(std::string_view s) {
+  while (!s.empty()) {
+    const size_t n = Utf8SequenceLength(s);
+    if (n == 0) return false;
+    s.remove_prefix(n);
+  }
+  return true;
+}
+
 }  // namespace kv

@@ -46,5 +46,14 @@ TEST(Utf8, IllFormedSequences) {
   EXPECT_EQ(Len("\xe2\x82x"), 0u);
 }
 
+TEST(Utf8, WholeStrings) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain ASCII"));
+  EXPECT_TRUE(IsValidUtf8("卡密 \xF0\x9F\x94\x91 ok"));
+  EXPECT_FALSE(IsValidUtf8("ok\xC3"));          // truncated at the end
+  EXPECT_FALSE(IsValidUtf8("\x80 stray"));      // a continuation byte first
+  EXPECT_FALSE(IsValidUtf8("a\xED\xA0\x80b"));  // a surrogate in the middle
+}
+
 }  // namespace
 }  // namespace kv

@@ -66,15 +66,6 @@ bool IsValidHostName(std::string_view s) {
   return true;
 }
 
-bool IsValidUtf8(std::string_view s) {
-  while (!s.empty()) {
-    const size_t n = Utf8SequenceLength(s);
-    if (n == 0) return false;
-    s.remove_prefix(n);
-  }
-  return true;
-}
-
 // A control character (C0, DEL; C1 as UTF-8 U+0080..U+009F). `allow_tab_newline`: for the
 // body, where TAB, CR and LF are text.
 bool HasControl(std::string_view s, bool allow_tab_newline) {

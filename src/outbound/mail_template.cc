@@ -23,15 +23,6 @@ std::string FileName(int kind, int lang) {
   return absl::StrCat(kStems[kind], ".", kLanguages[lang], ".txt");
 }
 
-bool IsValidUtf8(std::string_view s) {
-  while (!s.empty()) {
-    const size_t n = Utf8SequenceLength(s);
-    if (n == 0) return false;
-    s.remove_prefix(n);
-  }
-  return true;
-}
-
 // Substitutes the known placeholders in one left-to-right pass.
 std::string Substitute(std::string_view text, const MailFields& f, bool with_keys, bool one_line) {
   auto value = [&](std::string_view name, std::string* out) {
