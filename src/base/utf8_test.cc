@@ -50,9 +50,11 @@ TEST(Utf8, WholeStrings) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ASCII"));
   EXPECT_TRUE(IsValidUtf8("卡密 \xF0\x9F\x94\x91 ok"));
-  EXPECT_FALSE(IsValidUtf8("ok\xC3"));          // truncated at the end
-  EXPECT_FALSE(IsValidUtf8("\x80 stray"));      // a continuation byte first
-  EXPECT_FALSE(IsValidUtf8("a\xED\xA0\x80b"));  // a surrogate in the middle
+  EXPECT_FALSE(IsValidUtf8("ok\xC3"));      // truncated at the end
+  EXPECT_FALSE(IsValidUtf8("\x80 stray"));  // a continuation byte first
+  EXPECT_FALSE(
+      IsValidUtf8("a\xED\xA0\x80"
+                  "b"));  // a surrogate in the middle
 }
 
 }  // namespace
