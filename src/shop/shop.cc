@@ -1,5 +1,6 @@
 // Shop: opening, recovery, products, derived secrets and the worker thread.
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +37,11 @@ void CounterDelta::AddTo(rocksdb::WriteBatch* b, Db* db, uint64_t pid) const {
   add(storage::CounterKind::kDelivered, delivered);
   add(storage::CounterKind::kImported, imported);
   add(storage::CounterKind::kRetired, retired);
+}
+
+void Shop::Impl::CommitDelta(ProductState* ps, CounterDelta* delta) {
+  delta->Apply(ps);
+  if (!delta->outbound.empty()) PublishOutbound(delta->outbound);
 }
 
 void CounterDelta::Apply(Shop::ProductState* ps) const {
@@ -81,11 +87,35 @@ absl::StatusOr<std::optional<OrderRecord>> Shop::Impl::ReadOrder(const std::stri
   return std::optional<OrderRecord>(std::move(r));
 }
 
-void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev,
-                          const OrderRecord& next) const {
+void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const OrderRecord& next,
+                          CounterDelta* delta) const {
   using storage::kCfOrderIndex;
+  assert(prev == nullptr || delta != nullptr);
   b->Put(db->cf(storage::kCfOrders), next.oid, EncodeOrder(next));
   if (prev != nullptr && prev->status == next.status) return;
+  // The outbound work this change causes (issue 14), in the same batch: no state change
+  // commits without it, none is queued for a change that did not commit.
+  if (prev != nullptr && EmitsOutbound(next.status)) {
+    const auto emit = [&](OutboundKind kind) {
+      OutboundRecord r;
+      r.oid = next.oid;
+      r.kind = kind;
+      r.status = next.status;
+      r.state = OutboundState::kPending;
+      r.created_ms = NowMs();
+      r.next_attempt_ms = r.created_ms;
+      b->Put(
+          db->cf(storage::kCfOutbound),
+          storage::OutboundKey(r.oid, static_cast<uint8_t>(kind), static_cast<uint8_t>(r.status)),
+          EncodeOutbound(r));
+      delta->outbound.push_back(std::move(r));
+    };
+    if (opts.webhook_events) emit(OutboundKind::kWebhook);
+    if (next.status == OrderStatus::kDelivered && opts.mail_contact != nullptr &&
+        opts.mail_contact(next.contact)) {
+      emit(OutboundKind::kMail);
+    }
+  }
   // The per-status order counts (Stats) move with the index entries, in the same batch.
   const auto count = [&](OrderStatus s, int64_t d) {
     b->Merge(db->cf(storage::kCfCounters), storage::OrderCountKey(static_cast<uint8_t>(s)),
@@ -437,6 +467,8 @@ absl::Status Shop::Recover() {
         return storage::Scan::kNext;
       }));
   m.next_log_seq = max_log + 1;
+  // The outbound work still to send (issue 14): into the outbox, counted.
+  KV_RETURN_IF_ERROR(m.LoadOutbox());
   // Memory view of stock from the durable counters (I5).
   for (uint64_t id = 1; id <= limits::kProductsMax; ++id) {
     ProductState* ps = m.Product(id);

@@ -252,7 +252,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   pay.outcome =
       pay.flag == PaymentFlag::kNone ? PaymentOutcome::kApplied : PaymentOutcome::kRefundDue;
   b.Put(m.db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
-  m.PutOrder(&b, &prev, next);
+  m.PutOrder(&b, &prev, next, &delta);
   delta.AddTo(&b, m.db, next.product_id);
   absl::Status s = m.db->Write(&b);
   if (!s.ok()) {
@@ -260,7 +260,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
     m.FinishInflight(ps, keys, /*committed=*/false);
     return s;
   }
-  delta.Apply(ps);
+  m.CommitDelta(ps, &delta);
   m.FinishInflight(ps, keys, /*committed=*/true);
   if (prev.status == OrderStatus::kPendingPayment) m.ReleasePending(prev);
   if (release_after_commit > 0) ps->available += release_after_commit;
@@ -438,7 +438,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
         }
       }
     }
-    PutOrder(&b, &prev, next);
+    PutOrder(&b, &prev, next, &delta);
     delta.AddTo(&b, db, prev.product_id);
     s = db->Write(&b);
   }
@@ -458,7 +458,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
     (void)db->Write(&eb);
     return s;
   }
-  delta.Apply(ps);
+  CommitDelta(ps, &delta);
   FinishInflight(ps, keys, /*committed=*/true);
   if (release_after_commit > 0) ps->available += release_after_commit;
   if (backorder_seq != 0) {
