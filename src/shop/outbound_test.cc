@@ -266,3 +266,71 @@ TEST_F(OutboundTest, OutboxIsRebuiltOnOpenAndReplayed) {
 
 }  // namespace
 }  // namespace kv
+
+namespace kv {
+namespace {
+
+// Backlog() counts from memory (issue 14); a scan of the log must agree, before and after a
+// reopen (which rebuilds memory from the log).
+class BacklogMemoryTest : public testing::ShopTest {
+ protected:
+  void ExpectBacklogMatchesTheLog(const char* when) {
+    SCOPED_TRACE(when);
+    auto b = shop_->Backlog();
+    ASSERT_TRUE(b.ok());
+    auto log = shop_->ListDeliveries(std::nullopt);
+    ASSERT_TRUE(log.ok());
+    DeliveryBacklog want;
+    for (const DeliveryEntry& d : *log) {
+      int64_t* oldest = nullptr;
+      if (d.state == DeliveryState::kPending) ++want.pending, oldest = &want.oldest_pending_ms;
+      if (d.state == DeliveryState::kBackordered) {
+        ++want.backordered;
+        oldest = &want.oldest_backordered_ms;
+      }
+      if (d.state == DeliveryState::kFailed) ++want.failed, oldest = &want.oldest_failed_ms;
+      for (int64_t* o : {oldest, &want.oldest_created_ms}) {
+        if (*o == 0 || d.created_ms < *o) *o = d.created_ms;
+      }
+    }
+    EXPECT_EQ(b->pending, want.pending);
+    EXPECT_EQ(b->backordered, want.backordered);
+    EXPECT_EQ(b->failed, want.failed);
+    EXPECT_EQ(b->oldest_pending_ms, want.oldest_pending_ms);
+    EXPECT_EQ(b->oldest_backordered_ms, want.oldest_backordered_ms);
+    EXPECT_EQ(b->oldest_failed_ms, want.oldest_failed_ms);
+    EXPECT_EQ(b->oldest_created_ms, want.oldest_created_ms);
+  }
+};
+
+TEST_F(BacklogMemoryTest, CountsFollowEveryLogWriteAndAreRebuiltOnOpen) {
+  inline_delivery_ = false;
+  Reopen();
+  const uint64_t pid = MakeProduct(StockMode::kOnPayment, /*backorder=*/true);
+  Import(pid, 2);
+  std::vector<OrderView> orders;
+  for (int i = 0; i < 5; ++i) {
+    orders.push_back(Order(pid, 1, "b" + std::to_string(i) + "@x.example"));
+    clock_.Advance(absl::Milliseconds(10));
+    (void)Pay(orders.back());  // 2 paid with a pending log entry, then 3 backordered
+  }
+  ExpectBacklogMatchesTheLog("2 pending, 3 backordered");
+  EXPECT_EQ(shop_->Backlog()->pending, 2u);
+  EXPECT_EQ(shop_->Backlog()->backordered, 3u);
+  ASSERT_TRUE(shop_->RunDeliveries().ok());  // the 2 pending are delivered
+  ExpectBacklogMatchesTheLog("after the worker");
+  EXPECT_EQ(shop_->Backlog()->pending, 0u);
+  EXPECT_EQ(shop_->Backlog()->backordered, 3u);
+  ASSERT_TRUE(shop_->RefundOrder(orders[4].order_id).ok());
+  ExpectBacklogMatchesTheLog("after a refund");
+  Reopen();
+  ExpectBacklogMatchesTheLog("after a reopen");
+  EXPECT_EQ(shop_->Backlog()->backordered, 2u);
+  Import(pid, 2);  // serves both
+  ExpectBacklogMatchesTheLog("after an import");
+  EXPECT_EQ(shop_->Backlog()->backordered, 0u);
+  EXPECT_TRUE(CloseAndCheck().empty());
+}
+
+}  // namespace
+}  // namespace kv

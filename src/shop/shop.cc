@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
 #include "base/status_macros.h"
+#include "shop/delivery_log.h"
 #include "shop/secrets.h"
 #include "shop/shop_backup.h"
 #include "shop/shop_internal.h"
@@ -41,7 +42,21 @@ void CounterDelta::AddTo(rocksdb::WriteBatch* b, Db* db, uint64_t pid) const {
 
 void Shop::Impl::CommitDelta(ProductState* ps, CounterDelta* delta) {
   delta->Apply(ps);
+  for (const LogChange& c : delta->log) LogMemApply(c);
   if (!delta->outbound.empty()) PublishOutbound(delta->outbound);
+}
+
+void Shop::Impl::LogMemApply(const LogChange& c) {
+  MutexLock l(&logmem_mu);
+  auto it = logmem.find(c.seq);
+  if (it != logmem.end()) {
+    logmem_by_state[static_cast<size_t>(it->second.state) & 3].erase(
+        {it->second.created_ms, c.seq});
+    logmem.erase(it);
+  }
+  if (c.erase) return;
+  logmem.emplace(c.seq, LogMem{c.state, c.created_ms});
+  logmem_by_state[static_cast<size_t>(c.state) & 3].emplace(c.created_ms, c.seq);
 }
 
 void CounterDelta::Apply(Shop::ProductState* ps) const {
@@ -467,6 +482,11 @@ absl::Status Shop::Recover() {
         return storage::Scan::kNext;
       }));
   m.next_log_seq = max_log + 1;
+  // The delivery log's entries (issue 14): into memory, for Backlog() without a scan.
+  KV_RETURN_IF_ERROR(ForEachDelivery(*db_, [&](DeliveryEntry& e) -> absl::StatusOr<storage::Scan> {
+    m.LogMemApply(LogChange{e.log_seq, false, e.state, e.created_ms});
+    return storage::Scan::kNext;
+  }));
   // The outbound work still to send (issue 14): into the outbox, counted.
   KV_RETURN_IF_ERROR(m.LoadOutbox());
   // Memory view of stock from the durable counters (I5).

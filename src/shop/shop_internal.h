@@ -41,6 +41,15 @@ struct ServedBackorder {
   BackorderItem item;
 };
 
+// A change one batch makes to the delivery log, mirrored in memory after its commit
+// (Impl::logmem: the backlog counts without a scan).
+struct LogChange {
+  uint64_t seq = 0;
+  bool erase = false;
+  DeliveryState state = DeliveryState::kPending;  // !erase
+  int64_t created_ms = 0;                         // !erase
+};
+
 // Changes to a product's durable counters made by one batch. Add() puts the Merges into the
 // batch; Apply() mirrors them in memory after the commit. `outbound`: the webhook events and
 // mails PutOrder put into the same batch (issue 14); Impl::CommitDelta hands them to the
@@ -48,6 +57,7 @@ struct ServedBackorder {
 struct CounterDelta {
   int64_t pool = 0, held = 0, owed = 0, delivered = 0, imported = 0, retired = 0;
   std::vector<OutboundRecord> outbound;
+  std::vector<LogChange> log;  // delivery-log Puts and Deletes of the batch
   void AddTo(rocksdb::WriteBatch* b, storage::Db* db, uint64_t pid) const;
   void Apply(Shop::ProductState* ps) const;
 };
@@ -214,6 +224,19 @@ struct Shop::Impl {
 
   void ScheduleExpiry(const OrderRecord& r);
   void Kick();
+
+  // --- the delivery log's entries in memory (issue 14): state and age per log_seq, rebuilt by
+  // Recover and changed after each commit that writes the log (CommitDelta, or LogMemApply
+  // by a writer without a delta), so Backlog() counts without reading the database ---
+  struct LogMem {
+    DeliveryState state = DeliveryState::kPending;
+    int64_t created_ms = 0;
+  };
+  void LogMemApply(const LogChange& c);
+  Mutex logmem_mu;
+  absl::flat_hash_map<uint64_t, LogMem> logmem ABSL_GUARDED_BY(logmem_mu);
+  // (created_ms, seq) per state (index = the state's number): counts and the oldest.
+  std::array<std::set<std::pair<int64_t, uint64_t>>, 4> logmem_by_state ABSL_GUARDED_BY(logmem_mu);
 
   // --- outbound work (issue 14; shop_outbound.cc) ---
   // The outbox: every entry of CF outbound, in memory (rebuilt by Recover), so that the

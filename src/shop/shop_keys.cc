@@ -107,6 +107,7 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
     next.log_seq = 0;
     PutOrder(b, &prev, next, delta);
     b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
+    delta->log.push_back(LogChange{prev.log_seq, true});
     b->Delete(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, prev.log_seq));
     // The pool lock is held until the commit, so nobody can select these keys meanwhile.
     for (const DeliveredKey& k : next.keys) ps->inflight.erase(k.seq);

@@ -430,6 +430,7 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
   }
   if (prev.log_seq != 0) {
     b.Delete(db_->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
+    delta.log.push_back(LogChange{prev.log_seq, true});
     next.log_seq = 0;
   }
   m.PutOrder(&b, &prev, next, &delta);

@@ -91,6 +91,7 @@ void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const 
     e.state = DeliveryState::kBackordered;
     e.created_ms = NowMs();
     b->Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(seq), EncodeDelivery(e));
+    delta->log.push_back(LogChange{seq, false, e.state, e.created_ms});
     b->Put(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, seq), order->oid);
     order->status = OrderStatus::kBackordered;
     order->log_seq = seq;
@@ -100,6 +101,7 @@ void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const 
     order->status = OrderStatus::kRefundDue;
     if (order->log_seq != 0) {
       b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(order->log_seq));
+      delta->log.push_back(LogChange{order->log_seq, true});
       order->log_seq = 0;
     }
     *flag = PaymentFlag::kNoStock;
@@ -238,6 +240,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
       e.created_ms = pay.received_ms;
       e.next_attempt_ms = pay.received_ms;
       b.Put(m.db->cf(storage::kCfDeliveryLog), storage::U64Key(next.log_seq), EncodeDelivery(e));
+      delta.log.push_back(LogChange{next.log_seq, false, e.state, e.created_ms});
       queued_for_worker = true;
     }
   } else {
@@ -375,7 +378,9 @@ absl::Status Shop::Impl::RequeueDelivery(DeliveryEntry* e) {
   e->next_attempt_ms = NowMs();
   rocksdb::WriteBatch b;
   b.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e->log_seq), EncodeDelivery(*e));
-  return db->Write(&b);
+  KV_RETURN_IF_ERROR(db->Write(&b));
+  LogMemApply(LogChange{e->log_seq, false, e->state, e->created_ms});
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
@@ -395,6 +400,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
     // Nothing left to do for this entry (cannot happen unless the log and orders diverged).
     b.Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq));
     KV_RETURN_IF_ERROR(db->Write(&b));
+    LogMemApply(LogChange{e.log_seq, true});
     return false;
   }
   const OrderRecord prev = **cur;
@@ -414,6 +420,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
     if (keys.size() == prev.quantity) {
       DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
       b.Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq));
+      delta.log.push_back(LogChange{e.log_seq, true});
       next.log_seq = 0;
     } else {
       FinishInflight(ps, keys, /*committed=*/false);
@@ -455,7 +462,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
     e.last_error = std::string(s.message().substr(0, limits::kDeliveryErrorBytesMax));
     rocksdb::WriteBatch eb;
     eb.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
-    (void)db->Write(&eb);
+    if (db->Write(&eb).ok()) LogMemApply(LogChange{e.log_seq, false, e.state, e.created_ms});
     return s;
   }
   CommitDelta(ps, &delta);
