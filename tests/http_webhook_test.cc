@@ -23,6 +23,9 @@
 #ifndef KV_PYTHON
 #error "KV_PYTHON must name Debian's python3"
 #endif
+#ifndef SMTP_SINK_PY
+#error "SMTP_SINK_PY must name tests/fakes/smtp_sink.py"
+#endif
 #ifndef WEBHOOK_RECEIVER_PY
 #error "WEBHOOK_RECEIVER_PY must name tests/fakes/webhook_receiver.py"
 #endif
@@ -279,6 +282,74 @@ TEST_F(HttpWebhookTest, FailedEventsAreListedReplayedAndSettledByHand) {
   EXPECT_EQ(by_order["events"].size(), 1u);
   EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/events?state=lost"), 400, "bad_request"));
   EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/events?order_id=zz"), 400, "bad_request"));
+}
+
+// Buyer mails through Debian's aiosmtpd (tests/fakes/smtp_sink.py): each delivered order
+// whose contact is an address gets one mail with exactly its own keys; a contact that is not
+// an address gets none.
+TEST_F(HttpWebhookTest, EachDeliveredOrderMailsItsOwnKeys) {
+  kv::testing::TempDir mails;
+  Child sink;
+  ChildOptions o;
+  o.out = Output::Pipe();
+  o.err = Output::Null();
+  std::string error;
+  ASSERT_TRUE(sink.Start({KV_PYTHON, SMTP_SINK_PY, "--dir", mails.path()}, o, &error)) << error;
+  std::string line;
+  char c = 0;
+  while (line.size() < 100 && ::read(sink.stdout_fd(), &c, 1) == 1 && c != '\n') line.push_back(c);
+  ASSERT_EQ(line.rfind("PORT ", 0), 0u) << line;
+  std::vector<std::string> flags = Flags();
+  flags.push_back("--smtp-url=smtp://127.0.0.1:" + line.substr(5));
+  flags.push_back("--mail-from=shop@example.com");
+  Start(flags);
+  const std::string pid = MakeProduct(12);
+  const std::vector<Bought> orders = BuyAndPay(pid, 5);  // buyer<i>@example.com, 1 key each
+  ASSERT_EQ(orders.size(), 5u);
+  const Reply phone = api_->Post(
+      "/api/v1/orders",
+      "{\"product_id\":" + Quote(pid) + ",\"quantity\":2,\"contact\":\"+86 138 0000 0000\"}",
+      "application/json");
+  ASSERT_EQ(phone.status, 201) << phone;
+  const Json pj = phone.json();
+  ASSERT_EQ(SendNotify(*api_, kPaymentSecret,
+                       NotifyBody(pj["order_id"].str(), "pay-phone-" + tag_,
+                                  pj["amount_cents"].num(), pj["currency"].str()))
+                .status,
+            200);
+  std::vector<std::string> files;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        files.clear();
+        for (int i = 1; i <= 6; ++i) {
+          char name[32];
+          std::snprintf(name, sizeof name, "/%06d.json", i);
+          if (::access((mails.path() + name).c_str(), F_OK) == 0)
+            files.push_back(mails.path() + name);
+        }
+        return files.size() >= 5;
+      },
+      kArrival, milliseconds(50)));
+  ASSERT_TRUE(AllArrive(orders));  // the webhook still works beside the mail
+  ASSERT_EQ(files.size(), 5u);     // none for the phone contact
+  std::vector<std::string> keys;   // each order's one key, read with its token
+  for (const Bought& b : orders) {
+    const Json got = api_->Get("/api/v1/orders/" + b.id + "?token=" + b.token).json();
+    keys.push_back(got["keys"].items(1)[0].str());
+  }
+  std::set<std::string> to;
+  for (const std::string& f : files) {
+    const Json m = Json::Parse(ReadFile(f));
+    const std::string rcpt = m["rcpt_tos"].items(1)[0].str();
+    to.insert(rcpt);
+    const std::string body = m["body"].str();
+    for (size_t i = 0; i < orders.size(); ++i) {
+      const bool mine = rcpt == "buyer" + std::to_string(i) + "@example.com";
+      EXPECT_EQ(body.find(keys[i]) != std::string::npos, mine) << rcpt << " / order " << i;
+    }
+  }
+  EXPECT_EQ(to.size(), 5u);
+  sink.Kill9();
 }
 
 }  // namespace
