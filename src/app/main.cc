@@ -24,6 +24,8 @@
 #include "http/server.h"
 #include "limits/limits.h"
 #include "net/http_client.h"
+#include "outbound/dispatcher.h"
+#include "outbound/mail_message.h"
 #include "pay/registry.h"
 #include "shop/check.h"
 #include "shop/demo_catalogue.h"
@@ -162,7 +164,9 @@ int RunServe(const std::vector<std::string>& args) {
           "  KEYVEND_EPAY_KEY        the EPay merchant key (payment_gateways = epay)\n"
           "  KEYVEND_STRIPE_SECRET_KEY, KEYVEND_STRIPE_WEBHOOK_SECRET\n"
           "                          Stripe's API key and webhook signing secret "
-          "(payment_gateways = stripe)\n",
+          "(payment_gateways = stripe)\n"
+          "  KEYVEND_WEBHOOK_SECRET  HMAC secret signing the merchant webhook (webhook_url)\n"
+          "  KEYVEND_SMTP_PASSWORD   SMTP login password (smtp_url, smtp_user)\n",
           kv::ConfigHelp().c_str());
       return 0;
     }
@@ -195,6 +199,8 @@ int RunServe(const std::vector<std::string>& args) {
       kv::TakeSecretFromEnv("KEYVEND_STRIPE_SECRET_KEY").value_or("");
   gateway_secrets.stripe_webhook_secret =
       kv::TakeSecretFromEnv("KEYVEND_STRIPE_WEBHOOK_SECRET").value_or("");
+  std::string webhook_secret = kv::TakeSecretFromEnv("KEYVEND_WEBHOOK_SECRET").value_or("");
+  std::string smtp_password = kv::TakeSecretFromEnv("KEYVEND_SMTP_PASSWORD").value_or("");
   if (!admin_token.empty() && admin_token.size() < kv::limits::kAdminTokenBytesMin) {
     // Never the token itself, nor its length.
     std::fprintf(stderr,
@@ -254,13 +260,88 @@ int RunServe(const std::vector<std::string>& args) {
     std::fprintf(stderr, "keyvend: %s\n", std::string(gateways.status().message()).c_str());
     return 2;
   }
+  // Outbound work (issue 14): the merchant webhook and the buyer mail, before the shop
+  // opens: a missing setting or secret fails the start naming it.
+  if (!cfg->webhook_url.empty() && webhook_secret.empty()) {
+    std::fprintf(stderr,
+                 "keyvend: webhook_url is set but KEYVEND_WEBHOOK_SECRET is not: the webhook "
+                 "must be signed (set the secret, or unset webhook_url)\n");
+    return 2;
+  }
+  if (!cfg->smtp_url.empty() && cfg->mail_from.empty()) {
+    std::fprintf(stderr,
+                 "keyvend: smtp_url is set but mail_from is not: buyer mails need a "
+                 "sender address\n");
+    return 2;
+  }
+  if (cfg->smtp_url.empty() && (!cfg->mail_from.empty() || !smtp_password.empty())) {
+    KV_LOG(kWarn, "mail_from or KEYVEND_SMTP_PASSWORD is set but smtp_url is not: no mail");
+  }
+  std::unique_ptr<kv::net::HttpClient> webhook_http;
+  std::unique_ptr<kv::outbound::WebhookSender> webhook;
+  if (!cfg->webhook_url.empty()) {
+    webhook_http = kv::net::MakeCurlHttpClient(kv::net::CurlClientOptions{});
+    kv::outbound::WebhookOptions wo;
+    wo.url = cfg->webhook_url;
+    wo.secret = std::move(webhook_secret);
+    wo.connect_timeout = absl::Milliseconds(cfg->webhook_connect_timeout_ms);
+    wo.total_timeout =
+        absl::Milliseconds(std::max(cfg->webhook_timeout_ms, cfg->webhook_connect_timeout_ms));
+    wo.breaker.failures_to_open = static_cast<int>(cfg->webhook_breaker_failures);
+    wo.breaker.cooldown = absl::Seconds(cfg->webhook_breaker_cooldown_seconds);
+    auto w = kv::outbound::WebhookSender::Create(wo, webhook_http.get(), kv::RealClock::Get());
+    std::fill(wo.secret.begin(), wo.secret.end(), '\0');  // the sender holds its copy
+    if (!w.ok()) {
+      std::fprintf(stderr, "keyvend: webhook_url: %s\n", std::string(w.status().message()).c_str());
+      return 2;
+    }
+    webhook = std::move(*w);
+  }
+  std::unique_ptr<kv::outbound::Mailer> mailer;
+  std::unique_ptr<kv::outbound::MailTemplates> mail_templates;
+  if (!cfg->smtp_url.empty()) {
+    kv::outbound::MailerOptions mo;
+    mo.smtp_url = cfg->smtp_url;
+    mo.user = cfg->smtp_user;
+    mo.password = std::move(smtp_password);
+    mo.mail_from = cfg->mail_from;
+    auto ml = kv::outbound::Mailer::Create(mo, kv::RealClock::Get());
+    std::fill(mo.password.begin(), mo.password.end(), '\0');  // the mailer holds its copy
+    if (!ml.ok()) {
+      std::fprintf(stderr, "keyvend: smtp_url / mail_from: %s\n",
+                   std::string(ml.status().message()).c_str());
+      return 2;
+    }
+    mailer = std::move(*ml);
+    auto t = kv::outbound::MailTemplates::Load(cfg->mail_templates_dir);
+    if (!t.ok()) {
+      std::fprintf(stderr, "keyvend: mail_templates_dir: %s\n",
+                   std::string(t.status().message()).c_str());
+      return 2;
+    }
+    mail_templates = std::make_unique<kv::outbound::MailTemplates>(std::move(*t));
+    so.mail_contact = [](std::string_view c) { return kv::outbound::IsValidMailbox(c); };
+  }
+  so.webhook_events = webhook != nullptr;
   auto shop = kv::Shop::Open(so);
   if (!shop.ok()) {
     KV_LOG(kError, "cannot open the shop: ", std::string(shop.status().message()));
     return 1;
   }
+  kv::outbound::DispatcherOptions dopts;
+  dopts.webhook_max_attempts = static_cast<uint32_t>(cfg->webhook_max_attempts);
+  dopts.mail_max_attempts = static_cast<uint32_t>(cfg->mail_max_attempts);
+  dopts.backoff_max = absl::Seconds(cfg->outbound_backoff_max_seconds);
+  dopts.email_keys = cfg->email_keys;
+  dopts.mail_language = cfg->mail_language;
+  // Replays what waits in the log from the start (entries are due at once after a restart
+  // unless they were backing off); the server starts the threads once it is bound.
+  auto dispatcher = std::make_unique<kv::outbound::Dispatcher>(
+      shop->get(), webhook.get(), mailer.get(), mail_templates.get(), kv::RealClock::Get(),
+      kv::SecureRandom::Get(), dopts);
   kv::http::ServerOptions ho;
   ho.gateways = gateways->get();
+  ho.outbound = dispatcher.get();
   ho.config = *cfg;
   ho.shop = shop->get();
   ho.clock = kv::RealClock::Get();
@@ -298,8 +379,9 @@ int RunServe(const std::vector<std::string>& args) {
   if (!srv->ops_url().empty()) std::printf("keyvend ops listening on %s\n", srv->ops_url().c_str());
   std::fflush(stdout);
   const bool ok = srv->Run();
-  server->reset();  // finishes in-flight requests; stops the payment reconciler
-  shop->reset();    // stops the workers, flushes and closes the database
+  server->reset();  // finishes in-flight requests; stops the reconciler and the outbound workers
+  dispatcher.reset();
+  shop->reset();  // stops the workers, flushes and closes the database
   KV_LOG(kInfo, "stopped");
   return ok ? 0 : 1;
 }

@@ -147,6 +147,41 @@ bool ValidGatewayUrl(const std::string& v) {
   return host.rfind("127.", 0) == 0 && inet_pton(AF_INET, std::string(host).c_str(), addr) == 1;
 }
 
+// The merchant's webhook (issue 14): like a gateway URL (https, or http to loopback only),
+// but a path and a query string are the merchant's to choose.
+bool ValidWebhookUrl(const std::string& v) {
+  if (v.empty()) return true;
+  if (!IsHttpUrl(v) || v.find('#') != std::string::npos) return false;
+  if (v.rfind("https://", 0) == 0) return true;
+  const size_t end = v.find_first_of("/?", 7);
+  return ValidGatewayUrl(v.substr(0, end));
+}
+// smtp://host[:port] or smtps://host[:port] (issue 14), nothing after the host and port.
+bool ValidSmtpUrl(const std::string& v) {
+  if (v.empty()) return true;
+  size_t rest;
+  if (v.rfind("smtp://", 0) == 0) {
+    rest = 7;
+  } else if (v.rfind("smtps://", 0) == 0) {
+    rest = 8;
+  } else {
+    return false;
+  }
+  if (v.size() == rest) return false;
+  for (size_t i = rest; i < v.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(v[i]);
+    if (!(absl::ascii_isalnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']')) {
+      return false;
+    }
+  }
+  return true;
+}
+bool ValidMailLanguage(const std::string& v) { return v == "en" || v == "zh-CN"; }
+constexpr const char* kWebhookUrlExpected =
+    "empty, or an https:// URL (http:// only to 127.0.0.0/8, [::1] or localhost) without a "
+    "fragment";
+constexpr const char* kSmtpUrlExpected = "empty, or smtp://HOST[:PORT] or smtps://HOST[:PORT]";
+
 constexpr const char* kGatewayListExpected =
     "empty, or a comma-separated list of sandbox, epay, stripe, each at most once";
 constexpr const char* kNameListExpected =

@@ -6,7 +6,8 @@
 //
 // Secrets are NOT options: they are never in a file and never printed. The app reads them
 // from the environment only (KEYVEND_ADMIN_TOKEN, KEYVEND_PAYMENT_SECRET, KEYVEND_EPAY_KEY,
-// KEYVEND_STRIPE_SECRET_KEY, KEYVEND_STRIPE_WEBHOOK_SECRET).
+// KEYVEND_STRIPE_SECRET_KEY, KEYVEND_STRIPE_WEBHOOK_SECRET, KEYVEND_WEBHOOK_SECRET,
+// KEYVEND_SMTP_PASSWORD).
 //
 // Everything here is pure (no global state, no real environment, no I/O except reading the
 // named config file), so it is thread-safe and tests are hermetic.
@@ -87,6 +88,41 @@ enum class OptionType { kString, kBool, kInt };
       "Seconds between the reconciler's looks at the open payment attempts.")                    \
   INT(reconcile_window_seconds, 86400, 60, 2592000,                                              \
       "Seconds after a payment attempt started during which the reconciler keeps asking.")       \
+  /* outbound work (issue 14, src/outbound; secrets from the environment only) */                \
+  STRING(webhook_url, "", ValidWebhookUrl, kWebhookUrlExpected,                                  \
+         "The merchant's webhook: every order that becomes delivered, backordered, refund_due, " \
+         "refunded or cancelled is POSTed there, signed (secret: env KEYVEND_WEBHOOK_SECRET); "  \
+         "empty = none.")                                                                        \
+  INT(webhook_max_attempts, 12, 1, 1000,                                                         \
+      "Attempts at one webhook event before it is failed (then the admin API replays it).")      \
+  INT(webhook_connect_timeout_ms, 5000, 100, 60000,                                              \
+      "Longest a connection to webhook_url may take to open, in milliseconds.")                  \
+  INT(webhook_timeout_ms, 10000, 100, 120000,                                                    \
+      "Longest one webhook request may take in all, in milliseconds (at least the connect "      \
+      "timeout).")                                                                               \
+  INT(webhook_breaker_failures, 5, 1, 1000,                                                      \
+      "Consecutive failed webhook attempts that open the circuit breaker (no request is sent "   \
+      "while it is open).")                                                                      \
+  INT(webhook_breaker_cooldown_seconds, 30, 1, 3600,                                             \
+      "Seconds an open webhook breaker waits before one probe request.")                         \
+  INT(outbound_backoff_max_seconds, 3600, 1, 86400,                                              \
+      "Longest wait between two attempts at a webhook event or mail (the wait doubles from 2 s " \
+      "with jitter up to it).")                                                                  \
+  STRING(smtp_url, "", ValidSmtpUrl, kSmtpUrlExpected,                                           \
+         "SMTP server for buyer mails: smtp:// (STARTTLS when offered) or smtps://; empty = no " \
+         "mail (password: env KEYVEND_SMTP_PASSWORD).")                                          \
+  STRING(smtp_user, "", nullptr, nullptr, "SMTP login user; empty = no login.")                  \
+  STRING(mail_from, "", nullptr, nullptr,                                                        \
+         "Sender address of buyer mails (user@host.name); required with smtp_url.")              \
+  BOOL(email_keys, true,                                                                         \
+       "Put the keys in the buyer's mail; false mails only the link to the order page.")         \
+  STRING(mail_templates_dir, "", nullptr, nullptr,                                               \
+         "Directory whose order_delivered{,_link}.{en,zh-CN}.txt files replace the built-in "    \
+         "mail templates; empty = the built-in ones.")                                           \
+  STRING(mail_language, "en", ValidMailLanguage, "en or zh-CN",                                  \
+         "Language of buyer mails (the order does not record the buyer's page language).")       \
+  INT(mail_max_attempts, 12, 1, 1000,                                                            \
+      "Attempts at one buyer mail before it is failed (then the admin API replays it).")         \
   INT(hold_seconds, limits::kHoldSecondsDefault, 1, limits::kHoldSecondsMax,                     \
       "Seconds a new order holds its keys out of stock while waiting for payment.")              \
   INT(hold_grace_seconds, limits::kHoldGraceSecondsDefault, 0, limits::kHoldGraceSecondsMax,     \

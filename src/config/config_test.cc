@@ -241,6 +241,13 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
       {"epay_types", "alipay,qqpay"},
       {"stripe_api_base", "http://127.0.0.1:12111"},
       {"gateway_ca_file", "/etc/keyvend/gateways.pem"},
+      {"webhook_url", "https://merchant.example/hooks/keyvend?x=1"},
+      {"smtp_url", "smtps://mail.example:465"},
+      {"smtp_user", "shop"},
+      {"mail_from", "shop@example.com"},
+      {"email_keys", "false"},
+      {"mail_templates_dir", "/etc/keyvend/mail"},
+      {"mail_language", "zh-CN"},
   };
   for (const OptionSpec& o : ConfigOptions()) {
     SCOPED_TRACE(o.name);
@@ -253,8 +260,11 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
     ConfigFile f(absl::StrCat(o.name, " = ", v, "\n"));
     absl::StatusOr<Config> a = Load({"--config", f.path()});
     absl::StatusOr<Config> b = Load({}, {{env, v}});
-    // A bool flag takes its value only after '=' (bare means true).
-    absl::StatusOr<Config> c = o.type == OptionType::kBool ? Load({flag}) : Load({flag, v});
+    // A bool flag takes its value only after '=' (bare means true; a default-true bool is
+    // set off with "=false").
+    absl::StatusOr<Config> c = o.type != OptionType::kBool ? Load({flag, v})
+                               : v == "true"               ? Load({flag})
+                                                           : Load({flag + "=" + v});
     absl::StatusOr<Config> d = Load({flag + "=" + v});
     ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
     EXPECT_NE(*a, Defaults());
@@ -262,6 +272,28 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
     EXPECT_EQ(*a, *c);
     EXPECT_EQ(*a, *d);
   }
+}
+
+// The outbound options (issue 14): the webhook URL (http only to loopback), the SMTP URL.
+TEST(Config, OutboundOptionsAreChecked) {
+  for (const char* ok : {"https://m.example/hook?a=b", "http://127.0.0.1:9/x", "http://[::1]:8/",
+                         "http://localhost/h"}) {
+    EXPECT_TRUE(Load({"--webhook-url", ok}).ok()) << ok;
+  }
+  for (const char* bad : {"http://m.example/hook", "ftp://x", "https://", "https://a/#f",
+                          "http://127.0.0.1.evil.example/"}) {
+    auto c = Load({"--webhook-url", bad});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("webhook_url"), std::string::npos) << c.status();
+  }
+  for (const char* ok : {"smtp://mail.example", "smtps://mail.example:465", "smtp://[::1]:25"}) {
+    EXPECT_TRUE(Load({"--smtp-url", ok}).ok()) << ok;
+  }
+  for (const char* bad : {"http://mail.example", "smtp://", "smtp://a/b", "smtp://u:p@host"}) {
+    EXPECT_FALSE(Load({"--smtp-url", bad}).ok()) << bad;
+  }
+  EXPECT_FALSE(Load({"--mail-language", "fr"}).ok());
+  EXPECT_TRUE(Defaults().email_keys);
 }
 
 // The payment gateway options (issue 13): names, URLs (http only to loopback), digits.

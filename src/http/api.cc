@@ -125,6 +125,22 @@ void OptionalTime(JsonWriter& w, const char* key, int64_t unix_ms) {
   }
 }
 
+// An outbound entry (issue 14) as the admin API shows it.
+void EventJson(JsonWriter& w, const OutboundEvent& e) {
+  w.BeginObject()
+      .Field("id", e.id)
+      .Field("order_id", e.order_id)
+      .Field("kind", OutboundKindName(e.kind))
+      .Field("type", "order." + std::string(OrderStatusName(e.status)))
+      .Field("state", OutboundStateName(e.state))
+      .Field("attempts", static_cast<int64_t>(e.attempts))
+      .Field("created_at", FormatRfc3339(FromUnixMs(e.created_ms)));
+  if (e.state == OutboundState::kPending) {
+    w.Field("next_attempt_at", FormatRfc3339(FromUnixMs(e.next_attempt_ms)));
+  }
+  w.Field("last_error", e.last_error).EndObject();
+}
+
 std::string OneOrder(const OrderView& o, bool admin) {
   JsonWriter w;
   OrderJson(w, o, admin, false);
@@ -763,7 +779,18 @@ void Server::Impl::RegisterRoutes() {
              [shop](Ctx& c) {
                auto r = shop->AdminGetOrder(c.params[0]);
                if (Failed(c, r)) return;
-               WriteJson(c.res, 200, OneOrder(*r, true));
+               // Issue 14: with its outbound entries still in the log (pending, failed,
+               // settled by hand; a sent one is gone).
+               auto ev = shop->ListOutbound(std::nullopt, r->order_id);
+               if (Failed(c, ev)) return;
+               JsonWriter w;
+               w.BeginArray();
+               for (const OutboundEvent& e : *ev) EventJson(w, e);
+               w.EndArray();
+               std::string body = OneOrder(*r, true);
+               body.pop_back();  // the order object's '}'
+               absl::StrAppend(&body, ",\"events\":", w.Take(), "}");
+               WriteJson(c.res, 200, std::move(body));
              });
   router.Add({"POST", "/api/v1/admin/orders/{order_id}/{action}", kAdminClass, kJson, kAdmin},
              [this, shop](Ctx& c) {
@@ -876,6 +903,62 @@ void Server::Impl::RegisterRoutes() {
                JsonWriter w;
                w.BeginObject().Field("replayed", static_cast<int64_t>(*n));
                if (delivered.ok()) w.Field("delivered", static_cast<int64_t>(*delivered));
+               w.EndObject();
+               WriteJson(c.res, 200, w.Take());
+             });
+  // --- merchant: outbound events (issue 14), the compensation API ---
+  router.Add({"GET", "/api/v1/admin/events", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
+    std::optional<OutboundState> state;
+    const std::string s = c.req.get_param_value("state");
+    if (!s.empty()) {
+      OutboundState st;
+      if (!ParseOutboundState(s, &st)) {
+        return BadRequest(c, "state must be pending, failed or settled");
+      }
+      state = st;
+    }
+    auto r = shop->ListOutbound(state, c.req.get_param_value("order_id"));
+    if (Failed(c, r)) return;
+    JsonWriter w;
+    w.BeginObject().Key("events").BeginArray();
+    for (const OutboundEvent& e : *r) EventJson(w, e);
+    w.EndArray().EndObject();
+    WriteJson(c.res, 200, w.Take());
+  });
+  router.Add({"POST", "/api/v1/admin/events/replay", kAdminClass, kJson, kAdmin},
+             [this, shop](Ctx& c) {
+               if (!c.req.body.empty() && !Body(c, {})) return;  // only an empty body or {}
+               auto n = shop->ReplayOutbound("");
+               if (Failed(c, n)) return;
+               JsonWriter w;
+               w.BeginObject().Field("replayed", static_cast<int64_t>(*n)).EndObject();
+               WriteJson(c.res, 200, w.Take());
+             });
+  router.Add({"POST", "/api/v1/admin/events/{event_id}/{action}", kAdminClass, kJson, kAdmin},
+             [this, shop](Ctx& c) {
+               const std::string& id = c.params[0];
+               const std::string& action = c.params[1];
+               if (action == "replay") {
+                 if (!c.req.body.empty() && !Body(c, {})) return;
+                 auto n = shop->ReplayOutbound(id);
+                 if (Failed(c, n)) return;
+                 JsonWriter w;
+                 w.BeginObject().Field("replayed", static_cast<int64_t>(*n)).EndObject();
+                 return WriteJson(c.res, 200, w.Take());
+               }
+               if (action != "settle") {
+                 return WriteError(c.res, MakeError(Wire::kNotFound, "no such route"));
+               }
+               auto f = Body(c, {"reason"});
+               if (!f) return;
+               std::optional<JsonProblem> p;
+               auto reason = f->Str("reason", true, &p);
+               if (p) return BadRequest(c, *p);
+               auto r = shop->SettleOutbound(id, *reason);
+               if (Failed(c, r)) return;
+               JsonWriter w;
+               w.BeginObject().Key("event");
+               EventJson(w, *r);
                w.EndObject();
                WriteJson(c.res, 200, w.Take());
              });

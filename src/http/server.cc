@@ -25,6 +25,7 @@
 #include "http/response_writer.h"
 #include "http/server_internal.h"
 #include "http/worker_stream.h"
+#include "outbound/dispatcher.h"
 
 namespace kv::http {
 
@@ -339,6 +340,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Bind(ServerOptions opts) {
   if (absl::Status ls = m.reconciler->Load(); !ls.ok()) return ls;
   m.RegisterRoutes();
   m.reconciler->Start();
+  if (m.opts.outbound != nullptr) {
+    m.opts.outbound->RegisterMetrics(&m.registry);
+    m.opts.outbound->SetPublicUrl(m.opts.config.public_url);
+    m.opts.outbound->Start();
+  }
   return s;
 }
 
@@ -374,6 +380,7 @@ void Server::Stop() {
   }
   // After the drain: no request adds an attempt any more; a query in progress finishes.
   if (impl_->reconciler != nullptr) impl_->reconciler->Stop();
+  if (impl_->opts.outbound != nullptr) impl_->opts.outbound->Stop();
 }
 
 // --- per-request plumbing -------------------------------------------------------------------

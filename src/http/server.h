@@ -14,6 +14,10 @@
 #include "pay/registry.h"
 #include "shop/shop.h"
 
+namespace kv::outbound {
+class Dispatcher;
+}
+
 namespace kv::http {
 
 struct ServerOptions {
@@ -26,6 +30,10 @@ struct ServerOptions {
   // The payment gateways (issue 13; not owned, outlives the server). Null: the server builds
   // them from the config without secrets or an outbound client (enough for the sandbox).
   pay::Gateways* gateways = nullptr;
+  // The outbound workers (issue 14; not owned, outlives the server; null: none). Bind
+  // exports their metrics, gives them the public URL and starts them; Stop() stops them
+  // after the drain, before the shop closes.
+  outbound::Dispatcher* outbound = nullptr;
 };
 
 class Server {

@@ -75,6 +75,7 @@ class Checker {
     KV_RETURN_IF_ERROR(ScanIndex());
     KV_RETURN_IF_ERROR(ScanPayments());
     KV_RETURN_IF_ERROR(ScanPayAttempts());
+    KV_RETURN_IF_ERROR(ScanOutbound());
     KV_RETURN_IF_ERROR(ScanKeyTags());
     KV_RETURN_IF_ERROR(CompareCounters());
     return report_;
@@ -113,6 +114,31 @@ class Checker {
                          ++report_.pay_attempts;
                          return storage::Scan::kNext;
                        });
+  }
+
+  // Outbound work (issue 14): every key and record parses (DataLoss otherwise), names a
+  // kind and a status that writes outbound work, and an order that exists.
+  absl::Status ScanOutbound() {
+    return db_.ForEach(
+        storage::kCfOutbound, "", [&](std::string_view key, std::string_view value) -> StepOr {
+          auto k = storage::ParseOutboundKey(key);
+          if (!k ||
+              (k->kind != static_cast<uint8_t>(OutboundKind::kWebhook) &&
+               k->kind != static_cast<uint8_t>(OutboundKind::kMail)) ||
+              !EmitsOutbound(static_cast<OrderStatus>(k->status))) {
+            return absl::DataLossError("malformed outbound key");
+          }
+          OutboundRecord r;
+          KV_RETURN_IF_ERROR(DecodeOutbound(value, &r));
+          ++report_.outbound;
+          if (orders_.find(std::string(k->oid)) == orders_.end()) {
+            Violation(absl::StrCat("outbound entry ",
+                                   OutboundEventId(k->oid, static_cast<OutboundKind>(k->kind),
+                                                   static_cast<OrderStatus>(k->status)),
+                                   " names no order"));
+          }
+          return storage::Scan::kNext;
+        });
   }
 
   // Every scan is a Db::ForEach, so a failed read ends `check` with an error instead of

@@ -22,6 +22,7 @@ struct [[nodiscard]] CheckReport {
   uint64_t keys_delivered = 0;
   uint64_t log_entries = 0;
   uint64_t pay_attempts = 0;  // CF pay_attempts records (issue 13), each parsed
+  uint64_t outbound = 0;      // CF outbound entries (issue 14), each parsed
 };
 
 // Verifies, by full scans:

@@ -311,6 +311,74 @@ absl::Status DecodeDelivery(std::string_view in, DeliveryEntry* r) {
   return absl::OkStatus();
 }
 
+// --- outbound (issue 14) ----------------------------------------------------------------
+
+std::string_view OutboundKindName(OutboundKind k) {
+  switch (k) {
+    case OutboundKind::kWebhook:
+      return "webhook";
+    case OutboundKind::kMail:
+      return "mail";
+  }
+  return "unknown";
+}
+
+bool ParseOutboundKind(std::string_view s, OutboundKind* out) {
+  for (OutboundKind k : {OutboundKind::kWebhook, OutboundKind::kMail}) {
+    if (OutboundKindName(k) == s) {
+      *out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view OutboundStateName(OutboundState s) {
+  switch (s) {
+    case OutboundState::kPending:
+      return "pending";
+    case OutboundState::kFailed:
+      return "failed";
+    case OutboundState::kSettled:
+      return "settled";
+  }
+  return "unknown";
+}
+
+bool ParseOutboundState(std::string_view s, OutboundState* out) {
+  for (OutboundState k :
+       {OutboundState::kPending, OutboundState::kFailed, OutboundState::kSettled}) {
+    if (OutboundStateName(k) == s) {
+      *out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string EncodeOutbound(const OutboundRecord& r) {
+  std::string s;
+  s.push_back(static_cast<char>(kRecordVersion));
+  s.push_back(static_cast<char>(r.state));
+  PutVarint64(&s, r.attempts);
+  PutVarsint64(&s, r.created_ms);
+  PutVarsint64(&s, r.next_attempt_ms);
+  PutLengthPrefixed(&s, r.last_error);
+  return s;
+}
+
+absl::Status DecodeOutbound(std::string_view in, OutboundRecord* r) {
+  Reader rd(in);
+  uint8_t state = 0;
+  if (!GetVersion(&rd) || !rd.GetU8(&state) || !rd.GetVarint32(&r->attempts) ||
+      !rd.GetVarsint64(&r->created_ms) || !rd.GetVarsint64(&r->next_attempt_ms) ||
+      !rd.GetLengthPrefixed(&r->last_error) || !rd.done() || state < 1 || state > 3) {
+    return Malformed("outbound");
+  }
+  r->state = static_cast<OutboundState>(state);
+  return absl::OkStatus();
+}
+
 // --- batches and pool keys ----------------------------------------------------------------
 
 std::string EncodeBatch(const BatchRecord& r) {

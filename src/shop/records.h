@@ -139,6 +139,33 @@ struct DeliveryEntry {
   std::string last_error;  // never holds a card key
 };
 
+// The delivery log's outbound work (issue 14; CF outbound, keyed by oid, kind, status). Kind
+// numbers are stored in keys: never renumber.
+enum class OutboundKind : uint8_t { kWebhook = 1, kMail = 2 };
+std::string_view OutboundKindName(OutboundKind k);  // "webhook" | "mail"
+bool ParseOutboundKind(std::string_view s, OutboundKind* out);
+// pending: to be sent (now or at next_attempt_ms); failed: out of attempts, or refused for
+// good by the receiver; waits for an admin's replay or settle. settled: an admin marked it
+// done by hand (kept, with the reason, as the record of that decision; never sent). A sent
+// entry is deleted.
+enum class OutboundState : uint8_t { kPending = 1, kFailed = 2, kSettled = 3 };
+std::string_view OutboundStateName(OutboundState s);  // "pending" | "failed" | "settled"
+bool ParseOutboundState(std::string_view s, OutboundState* out);
+
+// One webhook event or mail. What the sender needs beyond it (the order's fields, its keys
+// for a mail) is read from the order record at send time; the event's type and the status
+// it reports are the key's (the status the order entered), not the order's current one.
+struct OutboundRecord {
+  std::string oid;  // 16 bytes: the CF key's first part, not encoded in the value
+  OutboundKind kind = OutboundKind::kWebhook;    // the key's, not encoded
+  OrderStatus status = OrderStatus::kDelivered;  // the key's, not encoded
+  OutboundState state = OutboundState::kPending;
+  uint32_t attempts = 0;        // sends that reached (or tried to reach) the endpoint
+  int64_t created_ms = 0;       // when the state change committed
+  int64_t next_attempt_ms = 0;  // pending: not before (Unix ms)
+  std::string last_error;       // never holds a card key, a token or a secret
+};
+
 struct BatchRecord {
   uint64_t batch_id = 0;  // the CF key part; not encoded in the value
   int64_t created_ms = 0;
@@ -187,6 +214,8 @@ std::string EncodePayment(const PaymentRecord& r);
 [[nodiscard]] absl::Status DecodePayment(std::string_view in, PaymentRecord* r);
 std::string EncodeDelivery(const DeliveryEntry& r);
 [[nodiscard]] absl::Status DecodeDelivery(std::string_view in, DeliveryEntry* r);
+std::string EncodeOutbound(const OutboundRecord& r);
+[[nodiscard]] absl::Status DecodeOutbound(std::string_view in, OutboundRecord* r);
 std::string EncodeBatch(const BatchRecord& r);
 [[nodiscard]] absl::Status DecodeBatch(std::string_view in, BatchRecord* r);
 std::string EncodeIdempotency(const IdempotencyRecord& r);

@@ -1,10 +1,12 @@
 // Shop: opening, recovery, products, derived secrets and the worker thread.
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
 #include "base/status_macros.h"
+#include "shop/delivery_log.h"
 #include "shop/secrets.h"
 #include "shop/shop_backup.h"
 #include "shop/shop_internal.h"
@@ -36,6 +38,25 @@ void CounterDelta::AddTo(rocksdb::WriteBatch* b, Db* db, uint64_t pid) const {
   add(storage::CounterKind::kDelivered, delivered);
   add(storage::CounterKind::kImported, imported);
   add(storage::CounterKind::kRetired, retired);
+}
+
+void Shop::Impl::CommitDelta(ProductState* ps, CounterDelta* delta) {
+  delta->Apply(ps);
+  for (const LogChange& c : delta->log) LogMemApply(c);
+  if (!delta->outbound.empty()) PublishOutbound(delta->outbound);
+}
+
+void Shop::Impl::LogMemApply(const LogChange& c) {
+  MutexLock l(&logmem_mu);
+  auto it = logmem.find(c.seq);
+  if (it != logmem.end()) {
+    logmem_by_state[static_cast<size_t>(it->second.state) & 3].erase(
+        {it->second.created_ms, c.seq});
+    logmem.erase(it);
+  }
+  if (c.erase) return;
+  logmem.emplace(c.seq, LogMem{c.state, c.created_ms});
+  logmem_by_state[static_cast<size_t>(c.state) & 3].emplace(c.created_ms, c.seq);
 }
 
 void CounterDelta::Apply(Shop::ProductState* ps) const {
@@ -81,11 +102,35 @@ absl::StatusOr<std::optional<OrderRecord>> Shop::Impl::ReadOrder(const std::stri
   return std::optional<OrderRecord>(std::move(r));
 }
 
-void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev,
-                          const OrderRecord& next) const {
+void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const OrderRecord& next,
+                          CounterDelta* delta) const {
   using storage::kCfOrderIndex;
+  assert(prev == nullptr || delta != nullptr);
   b->Put(db->cf(storage::kCfOrders), next.oid, EncodeOrder(next));
   if (prev != nullptr && prev->status == next.status) return;
+  // The outbound work this change causes (issue 14), in the same batch: no state change
+  // commits without it, none is queued for a change that did not commit.
+  if (prev != nullptr && EmitsOutbound(next.status)) {
+    const auto emit = [&](OutboundKind kind) {
+      OutboundRecord r;
+      r.oid = next.oid;
+      r.kind = kind;
+      r.status = next.status;
+      r.state = OutboundState::kPending;
+      r.created_ms = NowMs();
+      r.next_attempt_ms = r.created_ms;
+      b->Put(
+          db->cf(storage::kCfOutbound),
+          storage::OutboundKey(r.oid, static_cast<uint8_t>(kind), static_cast<uint8_t>(r.status)),
+          EncodeOutbound(r));
+      delta->outbound.push_back(std::move(r));
+    };
+    if (opts.webhook_events) emit(OutboundKind::kWebhook);
+    if (next.status == OrderStatus::kDelivered && opts.mail_contact != nullptr &&
+        opts.mail_contact(next.contact)) {
+      emit(OutboundKind::kMail);
+    }
+  }
   // The per-status order counts (Stats) move with the index entries, in the same batch.
   const auto count = [&](OrderStatus s, int64_t d) {
     b->Merge(db->cf(storage::kCfCounters), storage::OrderCountKey(static_cast<uint8_t>(s)),
@@ -437,6 +482,13 @@ absl::Status Shop::Recover() {
         return storage::Scan::kNext;
       }));
   m.next_log_seq = max_log + 1;
+  // The delivery log's entries (issue 14): into memory, for Backlog() without a scan.
+  KV_RETURN_IF_ERROR(ForEachDelivery(*db_, [&](DeliveryEntry& e) -> absl::StatusOr<storage::Scan> {
+    m.LogMemApply(LogChange{e.log_seq, false, e.state, e.created_ms});
+    return storage::Scan::kNext;
+  }));
+  // The outbound work still to send (issue 14): into the outbox, counted.
+  KV_RETURN_IF_ERROR(m.LoadOutbox());
   // Memory view of stock from the durable counters (I5).
   for (uint64_t id = 1; id <= limits::kProductsMax; ++id) {
     ProductState* ps = m.Product(id);

@@ -68,6 +68,14 @@ struct ShopOptions {
   // LockoutPolicy{} (10 failures in 600 s lock for 60 s, doubling up to 86400 s; 100000
   // contacts and 100000 order ids kept); failures_max = 0 turns it off.
   LockoutPolicy lookup_lockout;
+  // Outbound work (issue 14): what the order's state changes write into CF outbound, in
+  // their own batch. webhook_events: one merchant webhook event per change into delivered,
+  // backordered, refund_due, refunded or cancelled (the server sets it when webhook_url is
+  // set). mail_contact: when set, a change into delivered whose contact it accepts gets a
+  // buyer mail (the server passes outbound::IsValidMailbox when mail is configured).
+  // Defaults: none.
+  bool webhook_events = false;
+  std::function<bool(std::string_view)> mail_contact;
   // Delivery retries before an entry is "failed". Default 8.
   uint32_t delivery_attempts_max = limits::kDeliveryAttemptsMax;
   size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
@@ -281,6 +289,54 @@ struct BackupRunStats {
   std::string last_error;            // of the last attempt when it failed, else ""
 };
 
+// --- outbound work (issue 14): merchant webhook events and buyer mails in CF outbound ---
+
+// True for the statuses whose entry writes outbound work: delivered, backordered,
+// refund_due, refunded, cancelled.
+bool EmitsOutbound(OrderStatus s);
+// An entry's id, unique for ever and the same on every retry: "evt_<order id>_<status>" for
+// a webhook event (the merchant dedupes on it), "mail_<order id>_<status>" for a mail.
+std::string OutboundEventId(std::string_view oid, OutboundKind kind, OrderStatus status);
+// The CF key an id names; false for anything that is not such an id.
+bool ParseOutboundEventId(std::string_view id, std::string* key);
+
+// One outbound entry as the admin API and the workers see it.
+struct OutboundEvent {
+  std::string id;        // OutboundEventId
+  std::string order_id;  // 32 hex chars
+  OutboundKind kind = OutboundKind::kWebhook;
+  OrderStatus status = OrderStatus::kDelivered;  // the status the order entered
+  OutboundState state = OutboundState::kPending;
+  uint32_t attempts = 0;
+  int64_t created_ms = 0;
+  int64_t next_attempt_ms = 0;
+  std::string last_error;  // for kSettled: "settled by hand: <reason>"
+};
+
+// An entry a worker leased (TakeDueOutbound) with what its sender needs.
+struct OutboundJob {
+  OutboundEvent event;
+  OrderView order;           // keys only for a mail (decrypted here, for the mail only)
+  int64_t paid_ms = 0;       // 0: never
+  int64_t delivered_ms = 0;  // 0: never
+  std::string product_name;
+  std::string token;  // mail only: the order's access token (its link)
+};
+
+// What became of a leased entry (FinishOutbound).
+enum class OutboundFinish {
+  kSent,      // delete it
+  kRetry,     // attempts + 1, pending again at next_attempt_ms
+  kFailed,    // attempts + 1, failed (out of attempts, or refused for good)
+  kDeferred,  // not an attempt (the breaker was open): pending again at next_attempt_ms
+};
+
+// Outbound entries per kind and state, from memory (no scan).
+struct OutboundBacklog {
+  // [kind][state]: kind 1 webhook, 2 mail; state 1 pending, 2 failed, 3 settled by hand.
+  int64_t count[3][4] = {};
+};
+
 class Shop {
  public:
   // Opens (creating when allowed) the data dir, rebuilds memory from the durable counters,
@@ -437,6 +493,35 @@ class Shop {
   absl::StatusOr<std::vector<DeliveryEntry>> ListDeliveries(std::optional<DeliveryState> state);
   // Puts every failed entry back to pending with a fresh retry budget. Returns the count.
   absl::StatusOr<size_t> ReplayFailedDeliveries();
+
+  // --- outbound work (issue 14; the workers are in src/outbound/dispatcher.h) ---
+  // Leases up to `max` pending entries of `kind` that are due, waiting up to `wait` for one,
+  // and reads what they need (the order; for a mail its keys and token). An entry whose
+  // order is gone is failed on the spot and not returned. Errors: storage errors (every
+  // entry leased by this call is released).
+  absl::StatusOr<std::vector<OutboundJob>> TakeDueOutbound(OutboundKind kind, size_t max,
+                                                           absl::Duration wait);
+  // Settles, reschedules or fails a leased entry (a synced write) and releases the lease.
+  // `error` is stored (cut to limits::kDeliveryErrorBytesMax); never pass a key or secret.
+  [[nodiscard]] absl::Status FinishOutbound(const OutboundJob& job, OutboundFinish what,
+                                            int64_t next_attempt_ms, std::string_view error);
+  // Entries from the CF (admin: a scan), oldest order first; by state and/or one order
+  // (order_id hex; "" = all). Refusal: kBadRequest (a malformed order id).
+  Result<std::vector<OutboundEvent>> ListOutbound(std::optional<OutboundState> state,
+                                                  std::string_view order_id);
+  // Puts one failed entry (event_id) or every failed entry (event_id "") back to pending,
+  // attempts 0, due now. Returns how many. Refusals: kNotFound (no such entry),
+  // kInvalidState (the entry is not failed).
+  Result<size_t> ReplayOutbound(std::string_view event_id);
+  // Marks a pending or failed entry settled by hand: it is kept in CF outbound as
+  // "settled" with the reason (an audit record the order's detail shows) and never sent.
+  // Refusals: kBadRequest (reason empty or over limits::kDeliveryErrorBytesMax bytes or not
+  // printable), kNotFound, kInvalidState (already settled, or being sent right now).
+  Result<OutboundEvent> SettleOutbound(std::string_view event_id, std::string_view reason);
+  // Counts from memory: cheap for /readyz and every scrape.
+  OutboundBacklog OutboundCounts();
+  // Wakes every TakeDueOutbound waiting (shutdown).
+  void WakeOutbound();
 
   // --- backups (SPEC §4, §8; backup/backup.h) ---
   // Takes an online backup of this shop into backup_dir while it keeps selling; `source`

@@ -155,20 +155,23 @@ absl::StatusOr<ShopStats> Shop::Stats() {
 }
 
 absl::StatusOr<DeliveryBacklog> Shop::Backlog() {
-  auto log = ListDeliveries(std::nullopt);
-  if (!log.ok()) return log.status();
+  // From memory (Impl::logmem, issue 14): /readyz and every scrape call this.
+  Impl& m = *impl_;
   DeliveryBacklog b;
-  for (const DeliveryEntry& d : *log) {
-    if (d.state == DeliveryState::kPending) ++b.pending;
-    if (d.state == DeliveryState::kBackordered) ++b.backordered;
-    if (d.state == DeliveryState::kFailed) ++b.failed;
-    const auto older = [&d](int64_t* oldest) {
-      if (*oldest == 0 || d.created_ms < *oldest) *oldest = d.created_ms;
-    };
-    older(&b.oldest_created_ms);
-    if (d.state == DeliveryState::kPending) older(&b.oldest_pending_ms);
-    if (d.state == DeliveryState::kBackordered) older(&b.oldest_backordered_ms);
-    if (d.state == DeliveryState::kFailed) older(&b.oldest_failed_ms);
+  MutexLock l(&m.logmem_mu);
+  const auto& by = m.logmem_by_state;
+  const auto oldest = [&](DeliveryState s) -> int64_t {
+    const auto& set = by[static_cast<size_t>(s)];
+    return set.empty() ? 0 : set.begin()->first;
+  };
+  b.pending = by[static_cast<size_t>(DeliveryState::kPending)].size();
+  b.backordered = by[static_cast<size_t>(DeliveryState::kBackordered)].size();
+  b.failed = by[static_cast<size_t>(DeliveryState::kFailed)].size();
+  b.oldest_pending_ms = oldest(DeliveryState::kPending);
+  b.oldest_backordered_ms = oldest(DeliveryState::kBackordered);
+  b.oldest_failed_ms = oldest(DeliveryState::kFailed);
+  for (int64_t t : {b.oldest_pending_ms, b.oldest_backordered_ms, b.oldest_failed_ms}) {
+    if (t != 0 && (b.oldest_created_ms == 0 || t < b.oldest_created_ms)) b.oldest_created_ms = t;
   }
   return b;
 }

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <queue>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,10 +41,23 @@ struct ServedBackorder {
   BackorderItem item;
 };
 
+// A change one batch makes to the delivery log, mirrored in memory after its commit
+// (Impl::logmem: the backlog counts without a scan).
+struct LogChange {
+  uint64_t seq = 0;
+  bool erase = false;
+  DeliveryState state = DeliveryState::kPending;  // !erase
+  int64_t created_ms = 0;                         // !erase
+};
+
 // Changes to a product's durable counters made by one batch. Add() puts the Merges into the
-// batch; Apply() mirrors them in memory after the commit.
+// batch; Apply() mirrors them in memory after the commit. `outbound`: the webhook events and
+// mails PutOrder put into the same batch (issue 14); Impl::CommitDelta hands them to the
+// in-memory outbox after the commit (a failed batch drops them with the delta).
 struct CounterDelta {
   int64_t pool = 0, held = 0, owed = 0, delivered = 0, imported = 0, retired = 0;
+  std::vector<OutboundRecord> outbound;
+  std::vector<LogChange> log;  // delivery-log Puts and Deletes of the batch
   void AddTo(rocksdb::WriteBatch* b, storage::Db* db, uint64_t pid) const;
   void Apply(Shop::ProductState* ps) const;
 };
@@ -153,7 +167,15 @@ struct Shop::Impl {
 
   // --- batch helpers ---
   // Writes `next` and keeps the status/expiry indexes in step with `prev` (nullptr: new).
-  void PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const OrderRecord& next) const;
+  // A status change into delivered, backordered, refund_due, refunded or cancelled also
+  // puts the outbound work it causes (a webhook event when webhook_events is on; for
+  // delivered, a mail when mail_contact accepts the contact) into CF outbound, in this
+  // batch, and lists it in delta->outbound (delta may be null only for a new order).
+  void PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const OrderRecord& next,
+                CounterDelta* delta) const;
+  // After the commit of a batch built with `delta`: its counters into memory (Apply) and
+  // its outbound work into the outbox.
+  void CommitDelta(ProductState* ps, CounterDelta* delta);
   // Attaches `keys` to `order` (status delivered; a hold is released) and, when they come
   // from the pool, deletes them there. The caller checks the order is then whole.
   void DeliverInto(rocksdb::WriteBatch* b, OrderRecord* order, std::vector<TakenKey>* keys,
@@ -202,6 +224,44 @@ struct Shop::Impl {
 
   void ScheduleExpiry(const OrderRecord& r);
   void Kick();
+
+  // --- the delivery log's entries in memory (issue 14): state and age per log_seq, rebuilt by
+  // Recover and changed after each commit that writes the log (CommitDelta, or LogMemApply
+  // by a writer without a delta), so Backlog() counts without reading the database ---
+  struct LogMem {
+    DeliveryState state = DeliveryState::kPending;
+    int64_t created_ms = 0;
+  };
+  void LogMemApply(const LogChange& c);
+  Mutex logmem_mu;
+  absl::flat_hash_map<uint64_t, LogMem> logmem ABSL_GUARDED_BY(logmem_mu);
+  // (created_ms, seq) per state (index = the state's number): counts and the oldest.
+  std::array<std::set<std::pair<int64_t, uint64_t>>, 4> logmem_by_state ABSL_GUARDED_BY(logmem_mu);
+
+  // --- outbound work (issue 14; shop_outbound.cc) ---
+  // The outbox: every entry of CF outbound, in memory (rebuilt by Recover), so that the
+  // workers find due entries and the backlog is counted without a scan. An entry is added
+  // only after the batch that wrote it committed; a worker "leases" an entry while it sends
+  // it, and only the leaseholder writes it.
+  struct OutboxItem {
+    OutboundState state = OutboundState::kPending;
+    uint32_t attempts = 0;
+    int64_t created_ms = 0;
+    int64_t next_attempt_ms = 0;
+    bool leased = false;
+  };
+  void OutboxPut(const std::string& key, const OutboundRecord& r)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(outbox_mu);
+  void OutboxErase(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(outbox_mu);
+  void PublishOutbound(const std::vector<OutboundRecord>& records);
+  [[nodiscard]] absl::Status LoadOutbox();
+  Mutex outbox_mu;
+  CondVar outbox_cv;  // signalled when an entry becomes pending
+  absl::flat_hash_map<std::string, OutboxItem> outbox ABSL_GUARDED_BY(outbox_mu);
+  // Pending, unleased entries per kind (index = kind), by (next_attempt_ms, key).
+  std::array<std::set<std::pair<int64_t, std::string>>, 3> outbox_due ABSL_GUARDED_BY(outbox_mu);
+  // Entries per kind and state (indexes = the enums' numbers).
+  std::array<std::array<int64_t, 4>, 3> outbox_counts ABSL_GUARDED_BY(outbox_mu) = {};
 
   Shop* owner;
   ShopOptions opts;

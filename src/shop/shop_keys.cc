@@ -105,8 +105,9 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
     assert(next.keys.size() == next.quantity);
     delta->owed -= q;
     next.log_seq = 0;
-    PutOrder(b, &prev, next);
+    PutOrder(b, &prev, next, delta);
     b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
+    delta->log.push_back(LogChange{prev.log_seq, true});
     b->Delete(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, prev.log_seq));
     // The pool lock is held until the commit, so nobody can select these keys meanwhile.
     for (const DeliveredKey& k : next.keys) ps->inflight.erase(k.seq);
@@ -141,7 +142,7 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackorders(ProductState* ps) {
     RestoreBackorders(ps, served);
     return s;
   }
-  delta.Apply(ps);
+  CommitDelta(ps, &delta);
   return n;
 }
 
@@ -272,7 +273,7 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   }
   ps->next_batch_id = batch_id + 1;
   ps->next_seq = batch.last_seq + 1;
-  delta.Apply(ps);
+  m.CommitDelta(ps, &delta);
   ps->available += static_cast<int64_t>(fresh_idx.size());  // a release: after the commit
   res.batch_id = batch_id;
   res.imported = fresh_idx.size();
@@ -319,7 +320,7 @@ Result<RetireResult> Shop::RetireBatch(uint64_t product_id, uint64_t batch_id) {
     ps->available += r;
     return s;
   }
-  delta.Apply(ps);
+  m.CommitDelta(ps, &delta);
   ps->retired_batches.insert(batch_id);
   return RetireResult{batch_id, static_cast<uint64_t>(r)};
 }

@@ -213,7 +213,7 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
   r.expires_ms = r.created_ms + opts_.hold_seconds * 1000;
 
   rocksdb::WriteBatch b;
-  m.PutOrder(&b, nullptr, r);
+  m.PutOrder(&b, nullptr, r, nullptr);
   // Lookup finds only orders created with a query password, so only those are indexed; the
   // entry carries the password's lookup tag, so a lookup reads no order it does not return.
   if (!r.password_tag.empty()) {
@@ -370,10 +370,10 @@ Result<OrderView> Shop::CancelOrder(std::string_view order_id) {
     next.holding = false;
   }
   rocksdb::WriteBatch b;
-  m.PutOrder(&b, &prev, next);
+  m.PutOrder(&b, &prev, next, &delta);
   delta.AddTo(&b, db_.get(), prev.product_id);
   KV_RETURN_IF_ERROR(db_->Write(&b));
-  delta.Apply(ps);
+  m.CommitDelta(ps, &delta);
   m.ReleasePending(prev);
   if (prev.holding) {
     ps->available += prev.quantity;  // a release: after the commit
@@ -430,16 +430,17 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
   }
   if (prev.log_seq != 0) {
     b.Delete(db_->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
+    delta.log.push_back(LogChange{prev.log_seq, true});
     next.log_seq = 0;
   }
-  m.PutOrder(&b, &prev, next);
+  m.PutOrder(&b, &prev, next, &delta);
   delta.AddTo(&b, db_.get(), prev.product_id);
   KV_RETURN_IF_ERROR(db_->Write(&b));
   if (prev.status == OrderStatus::kBackordered) {
     ps->pool_mu.AssertHeld();
     ps->backorders.erase(prev.log_seq);
   }
-  delta.Apply(ps);
+  m.CommitDelta(ps, &delta);
   if (release > 0) {
     ps->available += release;
     m.Kick();
@@ -476,11 +477,11 @@ absl::StatusOr<size_t> Shop::RunExpiry() {
       CounterDelta delta;
       if (prev.holding) delta.held = -static_cast<int64_t>(prev.quantity);
       rocksdb::WriteBatch b;
-      m.PutOrder(&b, &prev, next);
+      m.PutOrder(&b, &prev, next, &delta);
       delta.AddTo(&b, db_.get(), prev.product_id);
       s = db_->Write(&b);
       if (s.ok()) {
-        delta.Apply(ps);
+        m.CommitDelta(ps, &delta);
         m.ReleasePending(prev);
         if (prev.holding) ps->available += prev.quantity;
         ++changed;

@@ -91,6 +91,7 @@ void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const 
     e.state = DeliveryState::kBackordered;
     e.created_ms = NowMs();
     b->Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(seq), EncodeDelivery(e));
+    delta->log.push_back(LogChange{seq, false, e.state, e.created_ms});
     b->Put(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, seq), order->oid);
     order->status = OrderStatus::kBackordered;
     order->log_seq = seq;
@@ -100,6 +101,7 @@ void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const 
     order->status = OrderStatus::kRefundDue;
     if (order->log_seq != 0) {
       b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(order->log_seq));
+      delta->log.push_back(LogChange{order->log_seq, true});
       order->log_seq = 0;
     }
     *flag = PaymentFlag::kNoStock;
@@ -238,6 +240,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
       e.created_ms = pay.received_ms;
       e.next_attempt_ms = pay.received_ms;
       b.Put(m.db->cf(storage::kCfDeliveryLog), storage::U64Key(next.log_seq), EncodeDelivery(e));
+      delta.log.push_back(LogChange{next.log_seq, false, e.state, e.created_ms});
       queued_for_worker = true;
     }
   } else {
@@ -252,7 +255,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   pay.outcome =
       pay.flag == PaymentFlag::kNone ? PaymentOutcome::kApplied : PaymentOutcome::kRefundDue;
   b.Put(m.db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
-  m.PutOrder(&b, &prev, next);
+  m.PutOrder(&b, &prev, next, &delta);
   delta.AddTo(&b, m.db, next.product_id);
   absl::Status s = m.db->Write(&b);
   if (!s.ok()) {
@@ -260,7 +263,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
     m.FinishInflight(ps, keys, /*committed=*/false);
     return s;
   }
-  delta.Apply(ps);
+  m.CommitDelta(ps, &delta);
   m.FinishInflight(ps, keys, /*committed=*/true);
   if (prev.status == OrderStatus::kPendingPayment) m.ReleasePending(prev);
   if (release_after_commit > 0) ps->available += release_after_commit;
@@ -375,7 +378,9 @@ absl::Status Shop::Impl::RequeueDelivery(DeliveryEntry* e) {
   e->next_attempt_ms = NowMs();
   rocksdb::WriteBatch b;
   b.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e->log_seq), EncodeDelivery(*e));
-  return db->Write(&b);
+  KV_RETURN_IF_ERROR(db->Write(&b));
+  LogMemApply(LogChange{e->log_seq, false, e->state, e->created_ms});
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
@@ -395,6 +400,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
     // Nothing left to do for this entry (cannot happen unless the log and orders diverged).
     b.Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq));
     KV_RETURN_IF_ERROR(db->Write(&b));
+    LogMemApply(LogChange{e.log_seq, true});
     return false;
   }
   const OrderRecord prev = **cur;
@@ -414,6 +420,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
     if (keys.size() == prev.quantity) {
       DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
       b.Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq));
+      delta.log.push_back(LogChange{e.log_seq, true});
       next.log_seq = 0;
     } else {
       FinishInflight(ps, keys, /*committed=*/false);
@@ -438,7 +445,7 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
         }
       }
     }
-    PutOrder(&b, &prev, next);
+    PutOrder(&b, &prev, next, &delta);
     delta.AddTo(&b, db, prev.product_id);
     s = db->Write(&b);
   }
@@ -455,10 +462,10 @@ absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
     e.last_error = std::string(s.message().substr(0, limits::kDeliveryErrorBytesMax));
     rocksdb::WriteBatch eb;
     eb.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
-    (void)db->Write(&eb);
+    if (db->Write(&eb).ok()) LogMemApply(LogChange{e.log_seq, false, e.state, e.created_ms});
     return s;
   }
-  delta.Apply(ps);
+  CommitDelta(ps, &delta);
   FinishInflight(ps, keys, /*committed=*/true);
   if (release_after_commit > 0) ps->available += release_after_commit;
   if (backorder_seq != 0) {

@@ -20,8 +20,8 @@ namespace {
 rocksdb::DBOptions MakeDbOptions(const DbOptions& opts) {
   rocksdb::DBOptions o;
   o.create_if_missing = opts.create_if_missing;
-  // Always: a dir of an older schema gains the CFs added since (issue 13: pay_attempts) at
-  // its first open by any keyvend binary or tool, empty, and its version is stamped.
+  // Always: a dir of an older schema gains the CFs added since (issue 13: pay_attempts; issue 14:
+  // outbound) at its first open by any keyvend binary or tool, empty, and its version is stamped.
   o.create_missing_column_families = true;
   o.paranoid_checks = true;
   // Two cores: one flush and one compaction at a time.
@@ -206,6 +206,8 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
     // 3 -> 4 (issue 13): the new CF "pay_attempts" (created empty by the open above, as
     // create_missing_column_families allows); a version-3 binary does not open a CF it
     // does not know, so the version is stamped, as above.
+    // 4 -> 5 (issue 14): the new CF "outbound" (webhook events and mails), created empty
+    // and stamped exactly as 3 -> 4.
     if (!check->has_value() || (*check)->size() != opts.key_check.size() ||
         CRYPTO_memcmp((*check)->data(), opts.key_check.data(), opts.key_check.size()) != 0) {
       return absl::PermissionDeniedError(absl::StrCat("wrong master key for data dir ", dir,

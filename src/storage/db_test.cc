@@ -168,12 +168,12 @@ TEST(DataDir, VersionOneIsUpgradedByStampingTheVersion) {
   ASSERT_TRUE(d.ok()) << d.status();
   auto v = d->db->Get(kCfMeta, std::string(kMetaSchemaVersion));
   ASSERT_TRUE(v.ok() && v->has_value());
-  EXPECT_EQ(DecodeFixed32BE((*v)->data()), 4u);  // 1 -> 2 -> 3 -> 4 in one open
-  EXPECT_EQ(kSchemaVersion, 4u);
+  EXPECT_EQ(DecodeFixed32BE((*v)->data()), 5u);  // 1 -> 2 -> 3 -> 4 -> 5 in one open
+  EXPECT_EQ(kSchemaVersion, 5u);
 }
 
 // A version-3 dir has no CF "pay_attempts" (issue 13): it opens, gains the CF (empty) and
-// version 4; its records are untouched.
+// version 5; its records are untouched.
 TEST(DataDir, VersionThreeWithoutPayAttemptsIsUpgraded) {
   testing::TempDir t;
   {
@@ -204,11 +204,52 @@ TEST(DataDir, VersionThreeWithoutPayAttemptsIsUpgraded) {
   ASSERT_TRUE(d.ok()) << d.status();
   auto v = d->db->Get(kCfMeta, std::string(kMetaSchemaVersion));
   ASSERT_TRUE(v.ok() && v->has_value());
-  EXPECT_EQ(DecodeFixed32BE((*v)->data()), 4u);
+  EXPECT_EQ(DecodeFixed32BE((*v)->data()), 5u);
   auto kept = d->db->Get(kCfProducts, U64Key(1));
   ASSERT_TRUE(kept.ok() && kept->has_value());
   EXPECT_EQ(**kept, "kept");
   auto last = d->db->LastKey(kCfPayAttempts);
+  ASSERT_TRUE(last.ok());
+  EXPECT_FALSE(last->has_value());
+}
+
+// A version-4 dir has no CF "outbound" (issue 14): it opens, gains the CF (empty) and
+// version 5; its records are untouched.
+TEST(DataDir, VersionFourWithoutOutboundIsUpgraded) {
+  testing::TempDir t;
+  {
+    auto d = OpenDataDir(Opts(t), SecureRandom::Get());
+    ASSERT_TRUE(d.ok()) << d.status();
+    rocksdb::WriteBatch b;
+    std::string v;
+    PutFixed32BE(&v, 4);
+    b.Put(d->db->cf(kCfMeta), std::string(kMetaSchemaVersion), v);
+    b.Put(d->db->cf(kCfProducts), U64Key(1), "kept");
+    ASSERT_TRUE(d->db->Write(&b).ok());
+  }
+  {  // what a version-4 binary left: every CF but outbound
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (int c = 0; c < kCfCount; ++c)
+      cfs.emplace_back(kCfNames[c], rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> h;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), t.Sub("data"), cfs, &h, &raw).ok());
+    ASSERT_TRUE(raw->DropColumnFamily(h[kCfOutbound]).ok());
+    for (auto* x : h) ASSERT_TRUE(raw->DestroyColumnFamilyHandle(x).ok());
+    delete raw;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), t.Sub("data"), &names).ok());
+    ASSERT_EQ(std::count(names.begin(), names.end(), "outbound"), 0);
+  }
+  auto d = OpenDataDir(Opts(t), SecureRandom::Get());
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto v = d->db->Get(kCfMeta, std::string(kMetaSchemaVersion));
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ(DecodeFixed32BE((*v)->data()), 5u);
+  auto kept = d->db->Get(kCfProducts, U64Key(1));
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ(**kept, "kept");
+  auto last = d->db->LastKey(kCfOutbound);
   ASSERT_TRUE(last.ok());
   EXPECT_FALSE(last->has_value());
 }

@@ -76,6 +76,18 @@
 //                                                 the reconciler at open, deleted once the
 //                                                 order left pending/expired or the
 //                                                 reconcile window passed (src/pay)
+//   CF "outbound"    oid kind(u8) status(u8)    -> OutboundRecord (version 1: state, attempts,
+//                                                 created_ms, next_attempt_ms, last_error):
+//                                                 the delivery log's outbound work (issue 14),
+//                                                 one merchant webhook event (kind 1) or buyer
+//                                                 mail (kind 2) caused by the order entering
+//                                                 `status`. Put in the batch that writes that
+//                                                 status change (Shop::Impl::PutOrder); deleted
+//                                                 (synced) once sent or settled by hand; kept
+//                                                 as "failed" after the attempts. An order
+//                                                 enters each status at most once, so the key
+//                                                 names one event for ever (its event id is
+//                                                 "evt_" hex(oid) "_" status name)
 //
 // Version history: 1 = first release. 2 (issue 9) = 1 plus payment records version 2 (only
 // "malformed" records are written as 2), idempotency records version 2 (scoped) and values
@@ -89,6 +101,9 @@
 // 4 (issue 13) = 3 plus CF "pay_attempts"; a version-3 dir is upgraded by stamping version 4
 // (RocksDB creates the new, empty CF at open), so a version-3 binary, which would not know
 // the CF, refuses the dir as a whole.
+// 5 (issue 14) = 4 plus CF "outbound"; upgraded like 3 -> 4 (the CF is created empty, the
+// version stamped), so a version-4 binary, which would neither know the CF nor send what
+// waits in it, refuses the dir as a whole.
 // A reader accepts the record versions it knows and refuses any other (DataLoss), so a
 // record is never misread.
 #pragma once
@@ -103,7 +118,7 @@
 
 namespace kv::storage {
 
-inline constexpr uint32_t kSchemaVersion = 4;
+inline constexpr uint32_t kSchemaVersion = 5;
 
 enum Cf : int {
   kCfDefault = 0,  // required by RocksDB; unused
@@ -119,13 +134,15 @@ enum Cf : int {
   kCfDeliveryLog,
   kCfIdempotency,
   kCfPayAttempts,
+  kCfOutbound,
   kCfCount
 };
 
 // Column family names, indexed by Cf.
 inline constexpr const char* kCfNames[kCfCount] = {
-    "default", "meta",        "products", "counters",     "pool",        "key_tags",    "batches",
-    "orders",  "order_index", "payments", "delivery_log", "idempotency", "pay_attempts"};
+    "default",      "meta",        "products",     "counters",    "pool",
+    "key_tags",     "batches",     "orders",       "order_index", "payments",
+    "delivery_log", "idempotency", "pay_attempts", "outbound"};
 
 // Meta keys.
 inline constexpr std::string_view kMetaSchemaVersion = "schema_version";
@@ -361,6 +378,27 @@ inline std::optional<PayAttemptKeyParts> ParsePayAttemptKey(std::string_view k) 
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return std::nullopt;
   }
   return PayAttemptKeyParts{k.substr(0, kOrderIdBytes), gw};
+}
+
+// CF "outbound": oid, kind (1 webhook, 2 mail), the order status the event is about.
+// OutboundPrefix: every outbound entry of one order.
+inline constexpr size_t kOutboundKeyBytes = kOrderIdBytes + 2;
+inline std::string OutboundPrefix(std::string_view oid) { return std::string(oid); }
+inline std::string OutboundKey(std::string_view oid, uint8_t kind, uint8_t status) {
+  std::string k(oid);
+  k.push_back(static_cast<char>(kind));
+  k.push_back(static_cast<char>(status));
+  return k;
+}
+struct OutboundKeyParts {
+  std::string_view oid;  // kOrderIdBytes
+  uint8_t kind;
+  uint8_t status;
+};
+inline std::optional<OutboundKeyParts> ParseOutboundKey(std::string_view k) {
+  if (k.size() != kOutboundKeyBytes) return std::nullopt;
+  return OutboundKeyParts{k.substr(0, kOrderIdBytes), static_cast<uint8_t>(k[kOrderIdBytes]),
+                          static_cast<uint8_t>(k[kOrderIdBytes + 1])};
 }
 
 }  // namespace kv::storage

@@ -2,6 +2,7 @@
 // background threads, plus helpers that assert as they go. Test-only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@ class ShopTest : public ::testing::Test {
     o.start_workers = false;
     o.inline_delivery = inline_delivery_;
     o.block_cache_bytes = 8 << 20;
+    if (tweak_options_) tweak_options_(o);
     return o;
   }
 
@@ -120,6 +122,7 @@ class ShopTest : public ::testing::Test {
   FakeClock clock_;
   SeededRandom random_{42};
   bool inline_delivery_ = true;
+  std::function<void(ShopOptions&)> tweak_options_;  // applied last by Options()
   std::unique_ptr<Shop> shop_;
   int products_made_ = 0;
   int imports_made_ = 0;

@@ -1,0 +1,245 @@
+#include "outbound/dispatcher.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "base/time_format.h"
+
+namespace kv::outbound {
+
+absl::Duration OutboundBackoff(uint32_t attempts, absl::Duration initial, absl::Duration max,
+                               Random* random) {
+  absl::Duration d = initial;
+  for (uint32_t i = 1; i < attempts && d < max; ++i) d *= 2;
+  d = std::min(d, max);
+  uint8_t b[2];
+  random->Fill(b, sizeof b);
+  const double u = static_cast<double>(b[0] << 8 | b[1]) / 65535.0;  // [0, 1]
+  return d * (0.5 + 0.5 * u);
+}
+
+Dispatcher::Dispatcher(Shop* shop, WebhookSender* webhook, Mailer* mailer,
+                       const MailTemplates* templates, const Clock* clock, Random* random,
+                       DispatcherOptions options)
+    : shop_(shop),
+      webhook_(webhook),
+      mailer_(templates != nullptr ? mailer : nullptr),
+      templates_(templates),
+      clock_(clock),
+      random_(random),
+      options_(std::move(options)),
+      public_url_(options_.public_url) {}
+
+Dispatcher::~Dispatcher() { Stop(); }
+
+void Dispatcher::RegisterMetrics(Registry* registry) {
+  registry_ = registry;
+  Shop* shop = shop_;
+  registry->AddCollector(
+      "keyvend_outbound_events",
+      "Outbound entries (webhook events, buyer mails) in the delivery log, by kind and state.",
+      "gauge", [shop](std::vector<Sample>* out) {
+        const OutboundBacklog b = shop->OutboundCounts();
+        for (OutboundKind k : {OutboundKind::kWebhook, OutboundKind::kMail}) {
+          for (OutboundState s :
+               {OutboundState::kPending, OutboundState::kFailed, OutboundState::kSettled}) {
+            out->push_back(
+                Sample{{{"kind", std::string(OutboundKindName(k))},
+                        {"state", std::string(OutboundStateName(s))}},
+                       static_cast<double>(b.count[static_cast<int>(k)][static_cast<int>(s)])});
+          }
+        }
+      });
+  if (webhook_ != nullptr) {
+    WebhookSender* w = webhook_;
+    registry->AddCollector(
+        "keyvend_webhook_breaker_state",
+        "The webhook endpoint's circuit breaker: 0 closed, 1 open, 2 half open.", "gauge",
+        [w](std::vector<Sample>* out) {
+          out->push_back(Sample{{}, static_cast<double>(w->breaker_stats().state)});
+        });
+    registry->AddCollector(
+        "keyvend_webhook_breaker_opened_total",
+        "Times the webhook endpoint's circuit breaker opened.", "counter",
+        [w](std::vector<Sample>* out) {
+          out->push_back(Sample{{}, static_cast<double>(w->breaker_stats().opened_total)});
+        });
+    registry->AddCollector(
+        "keyvend_webhook_breaker_closed_total",
+        "Times the webhook endpoint's circuit breaker closed after a probe.", "counter",
+        [w](std::vector<Sample>* out) {
+          out->push_back(Sample{{}, static_cast<double>(w->breaker_stats().closed_total)});
+        });
+  }
+  // The children exist from the start (a rate over a counter that appears late is wrong).
+  for (const char* kind : {"webhook", "mail"}) {
+    for (const char* result : {"sent", "retry", "failed", "deferred"}) {
+      (void)registry->GetCounter("keyvend_outbound_attempts_total",
+                                 "Outbound sends by kind and what became of the entry.",
+                                 {{"kind", kind}, {"result", result}});
+    }
+  }
+}
+
+void Dispatcher::Count(OutboundKind kind, const char* result) {
+  if (registry_ == nullptr) return;
+  registry_
+      ->GetCounter("keyvend_outbound_attempts_total",
+                   "Outbound sends by kind and what became of the entry.",
+                   {{"kind", std::string(OutboundKindName(kind))}, {"result", result}})
+      ->Inc();
+}
+
+void Dispatcher::Start() {
+  stop_ = false;
+  if (webhook_ != nullptr) {
+    for (int i = 0; i < options_.webhook_threads; ++i) {
+      threads_.emplace_back([this] { Loop(OutboundKind::kWebhook); });
+    }
+  }
+  if (mailer_ != nullptr) {
+    for (int i = 0; i < options_.mail_threads; ++i) {
+      threads_.emplace_back([this] { Loop(OutboundKind::kMail); });
+    }
+  }
+}
+
+void Dispatcher::Stop() {
+  stop_ = true;
+  if (threads_.empty()) return;  // never started, or stopped: the shop may be gone
+  shop_->WakeOutbound();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+void Dispatcher::Loop(OutboundKind kind) {
+  while (!stop_.load()) {
+    auto n = Round(kind, options_.idle_wait);
+    if (!n.ok()) {
+      KV_LOG(kWarn, "outbound ", OutboundKindName(kind), ": ", n.status().message());
+      // A storage error: the entries stay in the log; try again a little later.
+      shop_->WakeOutbound();
+      absl::SleepFor(absl::Seconds(1));
+    }
+  }
+}
+
+absl::StatusOr<size_t> Dispatcher::RunOnce(OutboundKind kind) {
+  return Round(kind, absl::ZeroDuration());
+}
+
+absl::StatusOr<size_t> Dispatcher::Round(OutboundKind kind, absl::Duration wait) {
+  if ((kind == OutboundKind::kWebhook && webhook_ == nullptr) ||
+      (kind == OutboundKind::kMail && mailer_ == nullptr)) {
+    return 0;
+  }
+  auto jobs = shop_->TakeDueOutbound(kind, options_.batch, wait);
+  if (!jobs.ok()) return jobs.status();
+  for (OutboundJob& job : *jobs) {
+    if (kind == OutboundKind::kWebhook) {
+      HandleWebhook(job);
+    } else {
+      HandleMail(job);
+    }
+  }
+  return jobs->size();
+}
+
+void Dispatcher::Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error) {
+  const uint32_t attempts = job.event.attempts + 1;
+  const bool give_up = attempts >= max_attempts;
+  const int64_t next =
+      UnixMs(clock_->WallNow() +
+             OutboundBackoff(attempts, options_.backoff_initial, options_.backoff_max, random_));
+  absl::Status s = shop_->FinishOutbound(
+      job, give_up ? OutboundFinish::kFailed : OutboundFinish::kRetry, next, error);
+  if (!s.ok()) KV_LOG(kWarn, "outbound ", job.event.id, ": ", s.message());
+  Count(job.event.kind, give_up ? "failed" : "retry");
+  if (give_up) {
+    KV_LOG(kWarn, "outbound ", job.event.id, " failed after ", attempts, " attempts: ", error);
+  }
+}
+
+void Dispatcher::HandleWebhook(const OutboundJob& job) {
+  WebhookEvent e;
+  e.id = job.event.id;
+  e.type = "order." + std::string(OrderStatusName(job.event.status));
+  e.created_at = FromUnixMs(job.event.created_ms);
+  e.order_id = job.order.order_id;
+  e.status = std::string(OrderStatusName(job.event.status));
+  e.product_id = job.order.product_id;
+  e.quantity = job.order.quantity;
+  e.amount_cents = job.order.amount_cents;
+  e.currency = job.order.currency;
+  e.contact = job.order.contact;
+  e.payment_id = job.order.payment_id;
+  e.order_created_at = job.order.created_at;
+  if (job.paid_ms != 0) e.paid_at = FromUnixMs(job.paid_ms);
+  if (job.delivered_ms != 0) e.delivered_at = FromUnixMs(job.delivered_ms);
+  const WebhookResult r = webhook_->Send(e);
+  absl::Status s;
+  switch (r.outcome) {
+    case WebhookOutcome::kDelivered:
+      s = shop_->FinishOutbound(job, OutboundFinish::kSent, 0, "");
+      Count(OutboundKind::kWebhook, "sent");
+      break;
+    case WebhookOutcome::kRetry:
+      Reschedule(job, options_.webhook_max_attempts, r.detail);
+      break;
+    case WebhookOutcome::kFailedPermanently:
+      s = shop_->FinishOutbound(job, OutboundFinish::kFailed, 0, r.detail);
+      Count(OutboundKind::kWebhook, "failed");
+      KV_LOG(kWarn, "webhook ", job.event.id, " refused for good: ", r.detail);
+      break;
+    case WebhookOutcome::kBreakerOpen:
+      s = shop_->FinishOutbound(
+          job, OutboundFinish::kDeferred,
+          UnixMs(clock_->WallNow() + std::max(r.retry_after, absl::Milliseconds(200))),
+          "circuit breaker open");
+      Count(OutboundKind::kWebhook, "deferred");
+      break;
+  }
+  if (!s.ok()) KV_LOG(kWarn, "outbound ", job.event.id, ": ", s.message());
+}
+
+void Dispatcher::HandleMail(OutboundJob& job) {
+  MailFields f;
+  f.order_id = job.order.order_id;
+  f.product = job.product_name;
+  f.quantity = job.order.quantity;
+  f.order_url = absl::StrCat(public_url_, "/order/", job.order.order_id, "#t=", job.token);
+  const MailKind kind = options_.email_keys ? MailKind::kWithKeys : MailKind::kLinkOnly;
+  if (options_.email_keys) f.keys = std::move(job.order.keys);
+  Mail m;
+  m.to = job.order.contact;
+  m.id = job.event.id;
+  RenderedMail rendered = templates_->Render(kind, options_.mail_language, f);
+  m.subject = std::move(rendered.subject);
+  m.body = std::move(rendered.body);
+  const MailResult r = mailer_->Send(m);
+  // The keys leave memory with the job's copies (never logged: r.detail is curl's text).
+  std::fill(m.body.begin(), m.body.end(), '\0');
+  for (std::string& k : f.keys) std::fill(k.begin(), k.end(), '\0');
+  absl::Status s;
+  switch (r.outcome) {
+    case MailOutcome::kSent:
+      s = shop_->FinishOutbound(job, OutboundFinish::kSent, 0, "");
+      Count(OutboundKind::kMail, "sent");
+      break;
+    case MailOutcome::kRetry:
+      Reschedule(job, options_.mail_max_attempts, r.detail);
+      break;
+    case MailOutcome::kFailedPermanently:
+      s = shop_->FinishOutbound(job, OutboundFinish::kFailed, 0, r.detail);
+      Count(OutboundKind::kMail, "failed");
+      KV_LOG(kWarn, "mail ", job.event.id, " refused for good: ", r.detail);
+      break;
+  }
+  if (!s.ok()) KV_LOG(kWarn, "outbound ", job.event.id, ": ", s.message());
+}
+
+}  // namespace kv::outbound

@@ -1,0 +1,103 @@
+// The outbound workers (issue 14): threads of their own that take due webhook events and
+// mails from the shop's outbox (Shop::TakeDueOutbound), call the senders and settle,
+// reschedule or fail each entry (Shop::FinishOutbound). Never the key-delivery worker's
+// thread, an I/O loop or the group committer: a slow or dead endpoint holds only these
+// threads, and the order path's only cost is one Put in a batch it writes anyway.
+//
+// Policy per sender outcome:
+//   delivered / sent                 -> kSent (the entry is deleted)
+//   retry                            -> kRetry at now + Backoff(attempts), or kFailed when
+//                                       this was attempt number *_max_attempts
+//   failed permanently               -> kFailed at once (the receiver said no: an admin
+//                                       replays it after the cause is fixed)
+//   breaker open (webhook)           -> kDeferred at now + retry_after: not an attempt
+// Backoff(n) = min(backoff_max, backoff_initial * 2^(n-1)) scaled by a random factor in
+// [0.5, 1.0] (jitter: a thousand events failing together do not come back together).
+//
+// The mail: rendered from MailTemplates in options.mail_language (the order does not record
+// the buyer's page language; the shop chooses one), with the keys when email_keys (decrypted
+// by the shop for this job only, never logged) or the order link only. The link is
+// public_url + "/order/<id>#t=<token>" (a fragment: the token never reaches a server log).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "metrics/metrics.h"
+#include "outbound/mail_template.h"
+#include "outbound/mailer.h"
+#include "outbound/webhook.h"
+#include "shop/shop.h"
+
+namespace kv::outbound {
+
+struct DispatcherOptions {
+  uint32_t webhook_max_attempts = 12;  // >= 1
+  uint32_t mail_max_attempts = 12;     // >= 1
+  absl::Duration backoff_initial = absl::Seconds(2);
+  absl::Duration backoff_max = absl::Hours(1);
+  int webhook_threads = 2;                             // when a webhook sender is given
+  int mail_threads = 1;                                // when a mailer is given
+  size_t batch = 16;                                   // entries leased at a time per thread
+  absl::Duration idle_wait = absl::Milliseconds(500);  // longest wait for work per round
+  std::string public_url;  // the shop's base URL, for the order link in mails
+  bool email_keys = true;
+  std::string mail_language = "en";
+};
+
+// The wait before the next attempt after `attempts` attempts (>= 1), with jitter.
+absl::Duration OutboundBackoff(uint32_t attempts, absl::Duration initial, absl::Duration max,
+                               Random* random);
+
+class Dispatcher {
+ public:
+  // webhook / mailer+templates may be null (that kind is not sent: its entries wait).
+  // Every pointer outlives the dispatcher.
+  Dispatcher(Shop* shop, WebhookSender* webhook, Mailer* mailer, const MailTemplates* templates,
+             const Clock* clock, Random* random, DispatcherOptions options);
+  ~Dispatcher();  // Stop()
+
+  // Families: keyvend_outbound_attempts_total{kind,result}, keyvend_outbound_events{kind,
+  // state} (from the shop's counts), keyvend_webhook_breaker_state (0 closed, 1 open, 2 half
+  // open), keyvend_webhook_breaker_opened_total, keyvend_webhook_breaker_closed_total.
+  void RegisterMetrics(Registry* registry);
+  // The shop's base URL for the order link in mails (the server knows it once bound).
+  // Before Start.
+  void SetPublicUrl(std::string url) { public_url_ = std::move(url); }
+  void Start();
+  // Stops the threads (an attempt in progress finishes: at most its sender's timeout).
+  void Stop();
+
+  // One round for `kind` on the caller's thread, without waiting: leases what is due and
+  // sends it. Returns how many entries were handled. For tests with a FakeClock.
+  absl::StatusOr<size_t> RunOnce(OutboundKind kind);
+
+ private:
+  void Loop(OutboundKind kind);
+  absl::StatusOr<size_t> Round(OutboundKind kind, absl::Duration wait);
+  void HandleWebhook(const OutboundJob& job);
+  void HandleMail(OutboundJob& job);
+  // Retry or fail after a failed attempt (attempts counted before this one in job).
+  void Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error);
+  void Count(OutboundKind kind, const char* result);
+
+  Shop* const shop_;
+  WebhookSender* const webhook_;
+  Mailer* const mailer_;
+  const MailTemplates* const templates_;
+  const Clock* const clock_;
+  Random* const random_;
+  const DispatcherOptions options_;
+  std::string public_url_;
+  Registry* registry_ = nullptr;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace kv::outbound

@@ -1,0 +1,214 @@
+// The outbound workers' policy over a real shop (FakeClock) and a fake HTTP client: settle on
+// 2xx, exponential backoff, failed after the attempts, breaker refusals not counted, replay.
+#include "outbound/dispatcher.h"
+
+#include <deque>
+#include <mutex>
+
+#include "base/time_format.h"
+#include "kit/shop_fixture.h"
+
+namespace kv::outbound {
+namespace {
+
+class FakeHttp final : public net::HttpClient {
+ public:
+  absl::StatusOr<net::HttpResponse> Do(const net::HttpRequest& req,
+                                       const net::HttpLimits&) override {
+    std::lock_guard<std::mutex> l(mu);
+    requests.push_back(req);
+    net::HttpResponse r;
+    r.status = status;
+    return r;
+  }
+  std::mutex mu;
+  int status = 200;
+  std::vector<net::HttpRequest> requests;
+};
+
+class DispatcherTest : public testing::ShopTest {
+ protected:
+  void SetUp() override {
+    tweak_options_ = [](ShopOptions& o) {
+      o.webhook_events = true;
+      o.mail_contact = [](std::string_view c) { return IsValidMailbox(c); };
+    };
+    ShopTest::SetUp();
+    WebhookOptions w;
+    w.url = "http://127.0.0.1:9/hook";
+    w.secret = "whsec-test";
+    w.breaker.failures_to_open = breaker_failures_;
+    w.breaker.cooldown = absl::Seconds(30);
+    webhook_ = std::move(*WebhookSender::Create(w, &http_, &clock_));
+    MailerOptions mo;
+    mo.smtp_url = "smtp://127.0.0.1:1";  // nothing listens: every mail is a retry
+    mo.mail_from = "shop@example.com";
+    mo.connect_timeout = absl::Seconds(2);
+    mo.total_timeout = absl::Seconds(2);
+    mailer_ = std::move(*Mailer::Create(mo, &clock_));
+    templates_ = std::make_unique<MailTemplates>(*MailTemplates::Load(""));
+    DispatcherOptions d;
+    d.webhook_max_attempts = 3;
+    d.mail_max_attempts = 2;
+    d.public_url = "https://shop.example";
+    dispatcher_ = std::make_unique<Dispatcher>(shop_.get(), webhook_.get(), mailer_.get(),
+                                               templates_.get(), &clock_, &random_, d);
+    dispatcher_->RegisterMetrics(&registry_);
+  }
+  void TearDown() override { dispatcher_.reset(); }
+
+  OrderView PaidOrder(const std::string& contact = "not an address") {
+    const uint64_t pid = MakeProduct();
+    Import(pid, 1, "SECRETKEY" + std::to_string(products_made_));
+    OrderView o = Order(pid, 1, contact);
+    EXPECT_EQ(*Pay(o).order_status, OrderStatus::kDelivered);
+    return o;
+  }
+  int64_t Count(OutboundKind k, OutboundState s) {
+    return shop_->OutboundCounts().count[static_cast<int>(k)][static_cast<int>(s)];
+  }
+  size_t Run(OutboundKind k = OutboundKind::kWebhook) {
+    auto n = dispatcher_->RunOnce(k);
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? *n : 0;
+  }
+
+  int breaker_failures_ = 100;
+  FakeHttp http_;
+  std::unique_ptr<WebhookSender> webhook_;
+  std::unique_ptr<Mailer> mailer_;
+  std::unique_ptr<MailTemplates> templates_;
+  Registry registry_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+};
+
+TEST_F(DispatcherTest, A2xxSettlesAndTheBodyHasNoKeyNorToken) {
+  OrderView o = PaidOrder();
+  EXPECT_EQ(Run(), 1u);
+  ASSERT_EQ(http_.requests.size(), 1u);
+  const net::HttpRequest& req = http_.requests[0];
+  EXPECT_NE(req.body.find("\"id\":\"evt_" + o.order_id + "_delivered\""), std::string::npos);
+  EXPECT_NE(req.body.find("\"type\":\"order.delivered\""), std::string::npos);
+  EXPECT_EQ(req.body.find("SECRETKEY"), std::string::npos);
+  EXPECT_EQ(req.body.find(o.token), std::string::npos);
+  bool has_id = false;
+  for (const auto& [k, v] : req.headers) has_id |= k == "Keyvend-Event-Id";
+  EXPECT_TRUE(has_id);
+  EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kPending), 0);
+  EXPECT_TRUE(shop_->ListOutbound(std::nullopt, o.order_id)->empty());
+  EXPECT_EQ(Run(), 0u);
+  EXPECT_NE(registry_.Render().find(
+                "keyvend_outbound_attempts_total{kind=\"webhook\",result=\"sent\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(DispatcherTest, RetriesBackOffThenFailThenReplayDelivers) {
+  OrderView o = PaidOrder();
+  http_.status = 500;
+  EXPECT_EQ(Run(), 1u);
+  auto ev = shop_->ListOutbound(std::nullopt, o.order_id);
+  ASSERT_EQ(ev->size(), 1u);
+  EXPECT_EQ((*ev)[0].attempts, 1u);
+  EXPECT_EQ((*ev)[0].state, OutboundState::kPending);
+  const int64_t wait1 = (*ev)[0].next_attempt_ms - UnixMs(clock_.WallNow());
+  EXPECT_GE(wait1, 1000);  // 2 s with jitter in [0.5, 1]
+  EXPECT_LE(wait1, 2000);
+  EXPECT_EQ(Run(), 0u);  // not due yet
+  clock_.Advance(absl::Milliseconds(wait1));
+  EXPECT_EQ(Run(), 1u);
+  ev = shop_->ListOutbound(std::nullopt, o.order_id);
+  EXPECT_EQ((*ev)[0].attempts, 2u);
+  const int64_t wait2 = (*ev)[0].next_attempt_ms - UnixMs(clock_.WallNow());
+  EXPECT_GE(wait2, 2000);  // 4 s with jitter
+  EXPECT_LE(wait2, 4000);
+  clock_.Advance(absl::Milliseconds(wait2));
+  EXPECT_EQ(Run(), 1u);  // the third attempt: failed
+  ev = shop_->ListOutbound(std::nullopt, o.order_id);
+  EXPECT_EQ((*ev)[0].state, OutboundState::kFailed);
+  EXPECT_EQ((*ev)[0].attempts, 3u);
+  EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kFailed), 1);
+  clock_.Advance(absl::Hours(2));
+  EXPECT_EQ(Run(), 0u);  // failed entries wait for an admin
+  EXPECT_EQ(http_.requests.size(), 3u);
+  http_.status = 200;
+  ASSERT_EQ(*shop_->ReplayOutbound(""), 1u);
+  EXPECT_EQ(Run(), 1u);
+  EXPECT_TRUE(shop_->ListOutbound(std::nullopt, o.order_id)->empty());
+  // Every attempt carried the same id (and the same body).
+  ASSERT_EQ(http_.requests.size(), 4u);
+  for (const auto& r : http_.requests) EXPECT_EQ(r.body, http_.requests[0].body);
+}
+
+TEST_F(DispatcherTest, APermanentRefusalFailsAtOnce) {
+  OrderView o = PaidOrder();
+  http_.status = 410;
+  EXPECT_EQ(Run(), 1u);
+  auto ev = shop_->ListOutbound(std::nullopt, o.order_id);
+  ASSERT_EQ(ev->size(), 1u);
+  EXPECT_EQ((*ev)[0].state, OutboundState::kFailed);
+  EXPECT_EQ((*ev)[0].attempts, 1u);
+  EXPECT_NE((*ev)[0].last_error.find("410"), std::string::npos);
+}
+
+class BreakerDispatcherTest : public DispatcherTest {
+ protected:
+  void SetUp() override {
+    breaker_failures_ = 1;
+    DispatcherTest::SetUp();
+  }
+};
+
+TEST_F(BreakerDispatcherTest, AnOpenBreakerDefersWithoutCountingAnAttempt) {
+  OrderView a = PaidOrder();
+  OrderView b = PaidOrder();
+  http_.status = 500;
+  EXPECT_EQ(Run(), 2u);  // a: sent, failed, the breaker opens; b: refused without I/O
+  EXPECT_EQ(http_.requests.size(), 1u);
+  auto ea = shop_->ListOutbound(std::nullopt, a.order_id);
+  auto eb = shop_->ListOutbound(std::nullopt, b.order_id);
+  EXPECT_EQ((*ea)[0].attempts, 1u);
+  EXPECT_EQ((*eb)[0].attempts, 0u);
+  EXPECT_EQ((*eb)[0].state, OutboundState::kPending);
+  EXPECT_NE(registry_.Render().find("keyvend_webhook_breaker_state 1"), std::string::npos);
+  // After the cooldown one probe goes; its success closes the breaker.
+  http_.status = 200;
+  clock_.Advance(absl::Seconds(31));
+  EXPECT_EQ(Run(), 2u);
+  EXPECT_EQ(http_.requests.size(), 3u);
+  const std::string m = registry_.Render();
+  EXPECT_NE(m.find("keyvend_webhook_breaker_state 0"), std::string::npos) << m;
+  EXPECT_NE(m.find("keyvend_webhook_breaker_opened_total 1"), std::string::npos);
+  EXPECT_NE(m.find("keyvend_webhook_breaker_closed_total 1"), std::string::npos);
+  EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kPending), 0);
+}
+
+TEST_F(DispatcherTest, AMailThatCannotBeSentIsRetriedThenFailed) {
+  OrderView o = PaidOrder("buyer@example.com");
+  EXPECT_EQ(Run(OutboundKind::kMail), 1u);
+  auto ev = shop_->ListOutbound(std::nullopt, o.order_id);
+  ASSERT_EQ(ev->size(), 2u);
+  EXPECT_EQ((*ev)[1].kind, OutboundKind::kMail);
+  EXPECT_EQ((*ev)[1].attempts, 1u);
+  EXPECT_EQ((*ev)[1].state, OutboundState::kPending);
+  EXPECT_EQ((*ev)[1].last_error.find("SECRETKEY"), std::string::npos);
+  clock_.Advance(absl::Hours(1));
+  EXPECT_EQ(Run(OutboundKind::kMail), 1u);
+  ev = shop_->ListOutbound(std::nullopt, o.order_id);
+  EXPECT_EQ((*ev)[1].state, OutboundState::kFailed);
+}
+
+TEST(OutboundBackoff, DoublesWithJitterAndIsCapped) {
+  SeededRandom r(7);
+  for (uint32_t n = 1; n <= 40; ++n) {
+    const absl::Duration full =
+        std::min(absl::Seconds(2) * (int64_t{1} << std::min<uint32_t>(n - 1, 30)), absl::Hours(1));
+    for (int i = 0; i < 20; ++i) {
+      const absl::Duration d = OutboundBackoff(n, absl::Seconds(2), absl::Hours(1), &r);
+      EXPECT_GE(d, full / 2) << n;
+      EXPECT_LE(d, full) << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kv::outbound
