@@ -158,18 +158,26 @@ absl::StatusOr<DeliveryBacklog> Shop::Backlog() {
   // From memory (Impl::logmem, issue 14): /readyz and every scrape call this.
   Impl& m = *impl_;
   DeliveryBacklog b;
-  MutexLock l(&m.logmem_mu);
-  const auto& by = m.logmem_by_state;
-  const auto oldest = [&](DeliveryState s) -> int64_t {
-    const auto& set = by[static_cast<size_t>(s)];
-    return set.empty() ? 0 : set.begin()->first;
-  };
-  b.pending = by[static_cast<size_t>(DeliveryState::kPending)].size();
-  b.backordered = by[static_cast<size_t>(DeliveryState::kBackordered)].size();
-  b.failed = by[static_cast<size_t>(DeliveryState::kFailed)].size();
-  b.oldest_pending_ms = oldest(DeliveryState::kPending);
-  b.oldest_backordered_ms = oldest(DeliveryState::kBackordered);
-  b.oldest_failed_ms = oldest(DeliveryState::kFailed);
+  {
+    MutexLock l(&m.logmem_mu);
+    // Plain reads under the lock (no alias or lambda, so the thread-safety analysis sees it).
+    for (const DeliveryState s :
+         {DeliveryState::kPending, DeliveryState::kBackordered, DeliveryState::kFailed}) {
+      const size_t i = static_cast<size_t>(s);
+      const uint64_t n = m.logmem_by_state[i].size();
+      const int64_t t = m.logmem_by_state[i].empty() ? 0 : m.logmem_by_state[i].begin()->first;
+      if (s == DeliveryState::kPending) {
+        b.pending = n;
+        b.oldest_pending_ms = t;
+      } else if (s == DeliveryState::kBackordered) {
+        b.backordered = n;
+        b.oldest_backordered_ms = t;
+      } else {
+        b.failed = n;
+        b.oldest_failed_ms = t;
+      }
+    }
+  }
   for (int64_t t : {b.oldest_pending_ms, b.oldest_backordered_ms, b.oldest_failed_ms}) {
     if (t != 0 && (b.oldest_created_ms == 0 || t < b.oldest_created_ms)) b.oldest_created_ms = t;
   }

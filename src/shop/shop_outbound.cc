@@ -144,15 +144,20 @@ void Shop::Impl::PublishOutbound(const std::vector<OutboundRecord>& records) {
 }
 
 absl::Status Shop::Impl::LoadOutbox() {
-  MutexLock l(&outbox_mu);
-  return db->ForEach(
+  // Read first, then fill memory under the lock (the scan's callback is a lambda the
+  // thread-safety analysis cannot see the lock through).
+  std::vector<std::pair<std::string, OutboundRecord>> loaded;
+  KV_RETURN_IF_ERROR(db->ForEach(
       storage::kCfOutbound, "",
       [&](std::string_view key, std::string_view value) -> absl::StatusOr<storage::Scan> {
         OutboundRecord r;
         KV_RETURN_IF_ERROR(DecodeOutboundEntry(key, value, &r));
-        OutboxPut(std::string(key), r);
+        loaded.emplace_back(std::string(key), std::move(r));
         return storage::Scan::kNext;
-      });
+      }));
+  MutexLock l(&outbox_mu);
+  for (const auto& [key, r] : loaded) OutboxPut(key, r);
+  return absl::OkStatus();
 }
 
 // --- the workers' calls -------------------------------------------------------------------
