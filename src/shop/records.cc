@@ -23,6 +23,18 @@ bool GetBool(Reader* r, bool* b) {
 
 }  // namespace
 
+// The value among `all` whose name is `s` (the Parse* functions of the enums below).
+template <typename E, size_t N>
+bool ParseByName(std::string_view s, const E (&all)[N], std::string_view (*name)(E), E* out) {
+  for (E e : all) {
+    if (name(e) == s) {
+      *out = e;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string_view StockModeName(StockMode m) {
   return m == StockMode::kOnPayment ? "on_payment" : "reserve";
 }
@@ -60,13 +72,7 @@ std::string_view OrderStatusName(OrderStatus s) {
 }
 
 bool ParseOrderStatus(std::string_view s, OrderStatus* out) {
-  for (OrderStatus st : kAllOrderStatuses) {
-    if (OrderStatusName(st) == s) {
-      *out = st;
-      return true;
-    }
-  }
-  return false;
+  return ParseByName(s, kAllOrderStatuses, OrderStatusName, out);
 }
 
 bool CanTransition(OrderStatus from, OrderStatus to) {
@@ -125,14 +131,9 @@ std::string_view DeliveryStateName(DeliveryState s) {
 }
 
 bool ParseDeliveryState(std::string_view s, DeliveryState* out) {
-  for (DeliveryState d :
-       {DeliveryState::kPending, DeliveryState::kBackordered, DeliveryState::kFailed}) {
-    if (DeliveryStateName(d) == s) {
-      *out = d;
-      return true;
-    }
-  }
-  return false;
+  static constexpr DeliveryState kAll[] = {DeliveryState::kPending, DeliveryState::kBackordered,
+                                           DeliveryState::kFailed};
+  return ParseByName(s, kAll, DeliveryStateName, out);
 }
 
 // --- products ---------------------------------------------------------------------------
@@ -324,13 +325,8 @@ std::string_view OutboundKindName(OutboundKind k) {
 }
 
 bool ParseOutboundKind(std::string_view s, OutboundKind* out) {
-  for (OutboundKind k : {OutboundKind::kWebhook, OutboundKind::kMail}) {
-    if (OutboundKindName(k) == s) {
-      *out = k;
-      return true;
-    }
-  }
-  return false;
+  static constexpr OutboundKind kAll[] = {OutboundKind::kWebhook, OutboundKind::kMail};
+  return ParseByName(s, kAll, OutboundKindName, out);
 }
 
 std::string_view OutboundStateName(OutboundState s) {
@@ -346,14 +342,9 @@ std::string_view OutboundStateName(OutboundState s) {
 }
 
 bool ParseOutboundState(std::string_view s, OutboundState* out) {
-  for (OutboundState k :
-       {OutboundState::kPending, OutboundState::kFailed, OutboundState::kSettled}) {
-    if (OutboundStateName(k) == s) {
-      *out = k;
-      return true;
-    }
-  }
-  return false;
+  static constexpr OutboundState kAll[] = {OutboundState::kPending, OutboundState::kFailed,
+                                           OutboundState::kSettled};
+  return ParseByName(s, kAll, OutboundStateName, out);
 }
 
 std::string EncodeOutbound(const OutboundRecord& r) {
