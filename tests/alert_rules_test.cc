@@ -283,9 +283,14 @@ TEST(AlertRulesTest, EveryMetricIsExportedWithItsLabels) {
   ASSERT_FALSE(f.rules.empty()) << "cannot read rules from " << RulesPath();
 
   ServerProcess server({std::string("KEYVEND_ADMIN_TOKEN=") + kAdminToken,
-                        std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret});
+                        std::string("KEYVEND_PAYMENT_SECRET=") + kPaymentSecret,
+                        "KEYVEND_WEBHOOK_SECRET=whk-alert-rules-3b9e"});
   std::string error;
-  ASSERT_TRUE(server.Start({"--access-log=" + server.root() + "/access.log"}, &error)) << error;
+  // A webhook (to a closed loopback port) so the outbound families are declared too.
+  ASSERT_TRUE(server.Start(
+      {"--access-log=" + server.root() + "/access.log", "--webhook-url=http://127.0.0.1:9/hook"},
+      &error))
+      << error;
   std::string exposition;
   {
     // A few requests so the per-route series the rules select on exist: a product, an

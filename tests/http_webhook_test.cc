@@ -352,5 +352,43 @@ TEST_F(HttpWebhookTest, EachDeliveredOrderMailsItsOwnKeys) {
   sink.Kill9();
 }
 
+// The outbound backlog in /readyz and /metrics (issue 14): counts and the oldest from memory;
+// /readyz fails only past outbound_backlog_max (a safety stop), and the age of the oldest
+// pending event is exported for the alert rules.
+TEST_F(HttpWebhookTest, ReadyzFailsOnlyPastTheOutboundBacklogLimit) {
+  receiver_.Fail(true);
+  std::vector<std::string> flags = Flags();
+  flags.push_back("--outbound-backlog-max=3");
+  Start(flags);
+  const std::string pid = MakeProduct(5);
+  EXPECT_EQ(api_->Get("/readyz").status, 200);
+  ASSERT_EQ(BuyAndPay(pid, 3).size(), 3u);
+  // Three unsent events: at the limit, still ready (a dead endpoint must not stop sales).
+  EXPECT_EQ(Metric("keyvend_outbound_events", {{"kind", "webhook"}, {"state", "pending"}}), 3);
+  EXPECT_EQ(api_->Get("/readyz").status, 200);
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return Metric("keyvend_outbound_oldest_seconds",
+                      {{"kind", "webhook"}, {"state", "pending"}}) >= 1;
+      },
+      kArrival, milliseconds(100)));
+  EXPECT_EQ(Metric("keyvend_outbound_oldest_seconds", {{"kind", "webhook"}, {"state", "failed"}}),
+            0);
+  ASSERT_EQ(BuyAndPay(pid, 1).size(), 1u);
+  const Reply r = api_->Get("/readyz");
+  EXPECT_EQ(r.status, 503) << r;
+  EXPECT_NE(r.body.find("outbound backlog"), std::string::npos) << r;
+  // The endpoint comes back: the backlog drains and the shop is ready again.
+  receiver_.Fail(false);
+  ASSERT_TRUE(PollUntil([&] { return api_->Get("/readyz").status == 200; }, kArrival));
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return Metric("keyvend_outbound_events", {{"kind", "webhook"}, {"state", "pending"}}) == 0;
+      },
+      kArrival));
+  EXPECT_EQ(Metric("keyvend_outbound_oldest_seconds", {{"kind", "webhook"}, {"state", "pending"}}),
+            0);
+}
+
 }  // namespace
 }  // namespace kv::httptest

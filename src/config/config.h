@@ -123,6 +123,10 @@ enum class OptionType { kString, kBool, kInt };
          "Language of buyer mails (the order does not record the buyer's page language).")       \
   INT(mail_max_attempts, 12, 1, 1000,                                                            \
       "Attempts at one buyer mail before it is failed (then the admin API replays it).")         \
+  INT(outbound_backlog_max, 1000000, 0, 1000000000,                                              \
+      "Unfinished webhook events and mails (pending + failed) above which /readyz answers 503: " \
+      "a safety stop for a log that only grows, not a health signal (a dead endpoint must not "  \
+      "stop sales; alerts watch the backlog long before); 0 = no limit.")                        \
   INT(hold_seconds, limits::kHoldSecondsDefault, 1, limits::kHoldSecondsMax,                     \
       "Seconds a new order holds its keys out of stock while waiting for payment.")              \
   INT(hold_grace_seconds, limits::kHoldGraceSecondsDefault, 0, limits::kHoldGraceSecondsMax,     \

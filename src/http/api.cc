@@ -1085,6 +1085,10 @@ void Server::Impl::RegisterRoutes() {
         why = "delivery backlog over its limit";
       }
     }
+    if (why.empty() && opts.config.outbound_backlog_max > 0 &&
+        shop->OutboundCounts().Unfinished() > opts.config.outbound_backlog_max) {
+      why = "outbound backlog (webhook events and mails) over its limit";
+    }
     if (!why.empty()) {
       return WriteError(c.res, MakeError(Wire::kNotReady, why));
     }

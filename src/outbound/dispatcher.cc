@@ -52,6 +52,24 @@ void Dispatcher::RegisterMetrics(Registry* registry) {
           }
         }
       });
+  const Clock* clock = clock_;
+  registry->AddCollector(
+      "keyvend_outbound_oldest_seconds",
+      "Age of the oldest outbound entry (webhook event, buyer mail), by kind and state; 0 when "
+      "there is none.",
+      "gauge", [shop, clock](std::vector<Sample>* out) {
+        const OutboundBacklog b = shop->OutboundCounts();
+        const int64_t now_ms = absl::ToUnixMillis(clock->WallNow());
+        for (OutboundKind k : {OutboundKind::kWebhook, OutboundKind::kMail}) {
+          for (OutboundState s : {OutboundState::kPending, OutboundState::kFailed}) {
+            const int64_t oldest = b.oldest_created_ms[static_cast<int>(k)][static_cast<int>(s)];
+            const double age = oldest == 0 ? 0.0 : std::max<int64_t>(0, now_ms - oldest) / 1000.0;
+            out->push_back(Sample{{{"kind", std::string(OutboundKindName(k))},
+                                   {"state", std::string(OutboundStateName(s))}},
+                                  age});
+          }
+        }
+      });
   if (webhook_ != nullptr) {
     WebhookSender* w = webhook_;
     registry->AddCollector(

@@ -335,6 +335,10 @@ enum class OutboundFinish {
 struct OutboundBacklog {
   // [kind][state]: kind 1 webhook, 2 mail; state 1 pending, 2 failed, 3 settled by hand.
   int64_t count[3][4] = {};
+  // created_ms of the oldest entry of each, 0 when there is none.
+  int64_t oldest_created_ms[3][4] = {};
+  // Pending + failed entries of every kind: the work still owed to someone.
+  int64_t Unfinished() const;
 };
 
 class Shop {

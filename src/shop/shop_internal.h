@@ -262,6 +262,8 @@ struct Shop::Impl {
   std::array<std::set<std::pair<int64_t, std::string>>, 3> outbox_due ABSL_GUARDED_BY(outbox_mu);
   // Entries per kind and state (indexes = the enums' numbers).
   std::array<std::array<int64_t, 4>, 3> outbox_counts ABSL_GUARDED_BY(outbox_mu) = {};
+  // Their created_ms per kind and state: the oldest is the first (for /readyz and alerts).
+  std::array<std::array<std::multiset<int64_t>, 4>, 3> outbox_created ABSL_GUARDED_BY(outbox_mu);
 
   Shop* owner;
   ShopOptions opts;

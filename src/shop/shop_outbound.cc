@@ -114,6 +114,7 @@ void Shop::Impl::OutboxPut(const std::string& key, const OutboundRecord& r) {
   item.next_attempt_ms = r.next_attempt_ms;
   outbox.emplace(key, item);
   ++outbox_counts[KindIndex(r.kind)][StateIndex(r.state)];
+  outbox_created[KindIndex(r.kind)][StateIndex(r.state)].insert(r.created_ms);
   if (r.state == OutboundState::kPending) {
     outbox_due[KindIndex(r.kind)].emplace(r.next_attempt_ms, key);
   }
@@ -125,6 +126,8 @@ void Shop::Impl::OutboxErase(const std::string& key) {
   auto k = storage::ParseOutboundKey(key);
   const size_t kind = k ? std::min<size_t>(k->kind, 2) : 0;
   --outbox_counts[kind][StateIndex(it->second.state)];
+  auto& created = outbox_created[kind][StateIndex(it->second.state)];
+  if (auto c = created.find(it->second.created_ms); c != created.end()) created.erase(c);
   if (it->second.state == OutboundState::kPending && !it->second.leased) {
     outbox_due[kind].erase({it->second.next_attempt_ms, key});
   }
@@ -419,12 +422,26 @@ Result<OutboundEvent> Shop::SettleOutbound(std::string_view event_id, std::strin
   return EventOf(r);
 }
 
+int64_t OutboundBacklog::Unfinished() const {
+  int64_t n = 0;
+  for (OutboundKind k : {OutboundKind::kWebhook, OutboundKind::kMail}) {
+    for (OutboundState st : {OutboundState::kPending, OutboundState::kFailed}) {
+      n += count[KindIndex(k)][StateIndex(st)];
+    }
+  }
+  return n;
+}
+
 OutboundBacklog Shop::OutboundCounts() {
   Impl& m = *impl_;
   OutboundBacklog out;
   MutexLock l(&m.outbox_mu);
   for (size_t k = 0; k < 3; ++k) {
-    for (size_t s = 0; s < 4; ++s) out.count[k][s] = m.outbox_counts[k][s];
+    for (size_t s = 0; s < 4; ++s) {
+      out.count[k][s] = m.outbox_counts[k][s];
+      const auto& created = m.outbox_created[k][s];
+      out.oldest_created_ms[k][s] = created.empty() ? 0 : *created.begin();
+    }
   }
   return out;
 }
