@@ -236,6 +236,7 @@ int RunServe(const std::vector<std::string>& args) {
   so.hold_seconds = cfg->hold_seconds;
   so.hold_grace_seconds = cfg->hold_grace_seconds;
   so.block_cache_bytes = static_cast<size_t>(cfg->block_cache_mb) << 20;
+  so.min_free_disk_bytes = static_cast<uint64_t>(cfg->min_free_disk_mb) << 20;
   so.pending_orders_per_contact_max = static_cast<uint32_t>(cfg->pending_orders_per_contact_max);
   so.pending_orders_per_client_max = static_cast<uint32_t>(cfg->pending_orders_per_client_max);
   so.lookup_lockout.failures_max = static_cast<uint32_t>(cfg->lookup_failures_max);

@@ -302,6 +302,10 @@ enum class OptionType { kString, kBool, kInt };
       "Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no "        \
       "limit.")                                                                                  \
   INT(block_cache_mb, 64, 8, 65536, "Size of RocksDB's block cache, in MiB.")                    \
+  INT(min_free_disk_mb, 256, 0, 1048576,                                                         \
+      "MiB kept free on the data dir's file system: below it orders, payments and imports "      \
+      "answer 503 storage_unavailable (reads go on) until space returns, before RocksDB would "  \
+      "meet a full disk; 0 = no guard.")                                                         \
   STRING(log_level, "info", ValidLogLevel, "one of debug|info|warn|error",                       \
          "Least severe log messages written: debug, info, warn or error.")                       \
   BOOL(allow_core_dumps, false,                                                                  \

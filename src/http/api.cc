@@ -1077,6 +1077,10 @@ void Server::Impl::RegisterRoutes() {
     shop->db()->raw()->GetIntProperty("rocksdb.is-write-stopped", &stopped);
     shop->db()->raw()->GetAggregatedIntProperty("rocksdb.background-errors", &bg_errors);
     if (why.empty() && (stopped != 0 || bg_errors != 0)) why = "storage not writable";
+    if (why.empty()) {
+      const storage::WriteHealth::State h = shop->db()->write_health();
+      if (!h.writable) why = "storage not writable: " + h.error;
+    }
     if (why.empty() && opts.config.delivery_backlog_max > 0) {
       auto b = shop->Backlog();
       if (!b.ok()) {
@@ -1219,6 +1223,34 @@ void Server::Impl::RegisterRoutes() {
         out->push_back(Sample{{{"state", "pending"}}, age(b->oldest_pending_ms)});
         out->push_back(Sample{{{"state", "backordered"}}, age(b->oldest_backordered_ms)});
         out->push_back(Sample{{{"state", "failed"}}, age(b->oldest_failed_ms)});
+      });
+  // Whether the database takes writes (storage/write_health.h): a full disk, an I/O error.
+  storage::Db* kvdb = shop->db();
+  registry.AddCollector("keyvend_storage_writable",
+                        "1 while synced writes succeed, 0 while they fail (disk full, I/O "
+                        "errors; writes answer 503 storage_unavailable until it recovers).",
+                        "gauge", [kvdb](std::vector<Sample>* out) {
+                          out->push_back(Sample{{}, kvdb->write_health().writable ? 1.0 : 0.0});
+                        });
+  if (kvdb->free_bytes() >= 0) {
+    registry.AddCollector(
+        "keyvend_storage_free_bytes",
+        "Bytes free on the data dir's file system (the disk guard's last "
+        "look; writes stop below min_free_disk_mb).",
+        "gauge", [kvdb](std::vector<Sample>* out) {
+          out->push_back(Sample{{}, static_cast<double>(std::max<int64_t>(0, kvdb->free_bytes()))});
+        });
+  }
+  registry.AddCollector(
+      "keyvend_storage_write_errors_total", "Failed synced writes and RocksDB background errors.",
+      "counter", [kvdb](std::vector<Sample>* out) {
+        out->push_back(Sample{{}, static_cast<double>(kvdb->write_health().errors_total)});
+      });
+  registry.AddCollector(
+      "keyvend_storage_recoveries_total",
+      "Times the database became writable again after failing writes.", "counter",
+      [kvdb](std::vector<Sample>* out) {
+        out->push_back(Sample{{}, static_cast<double>(kvdb->write_health().recoveries_total)});
       });
   // Backups (API and scheduler): when the last one succeeded or failed, how long it took.
   registry.AddCollector(

@@ -83,6 +83,9 @@ struct ShopOptions {
   // error fails every state change of that group with it, nothing of them written (each
   // gives back what it held in memory). Default: empty.
   storage::WriteFaultFn write_fault = nullptr;
+  // storage::DbOptions::min_free_bytes: writes answer Unavailable while the data dir's file
+  // system has less free (0 = no guard). Default: 0; serve passes min_free_disk_mb.
+  uint64_t min_free_disk_bytes = 0;
 
   // --- backups (backup/backup.h; the server sets these from its config) ---
   // Directory of the shop's backups; "" = backups off. Must not overlap data_dir nor hold

@@ -25,6 +25,8 @@ struct DataDirOptions {
   bool write_thread_adaptive_yield = true;
   // DbOptions::write_fault (a test hook). Default: empty.
   WriteFaultFn write_fault = nullptr;
+  // DbOptions::min_free_bytes (0 = no guard). Default: 0.
+  uint64_t min_free_bytes = 0;
 };
 
 struct OpenedDataDir {

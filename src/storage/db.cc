@@ -120,6 +120,8 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
     cfs.emplace_back(kCfNames[c], MakeCfOptions(static_cast<Cf>(c), cache));
   }
   rocksdb::DBOptions dbo = MakeDbOptions(opts);
+  auto health = std::make_unique<WriteHealth>();
+  dbo.listeners.push_back(health->listener());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(dbo, dir, cfs, &handles, &raw);
@@ -143,6 +145,7 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
   }
   std::unique_ptr<Db> db(new Db());
   db->dir_ = dir;
+  db->health_ = std::move(health);
   db->db_.reset(raw);
   for (int c = 0; c < kCfCount; ++c) db->handles_[c] = handles[c];
   // The counters' merges are int64 additions (counter_merge.h): a group sums them per key.
@@ -152,7 +155,17 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
     additive.handles[h->GetID()] = h;
   }
   additive.id = handles[kCfCounters]->GetID();
-  db->committer_ = std::make_unique<GroupCommitter>(raw, opts.write_fault, std::move(additive));
+  WriteFaultFn before_group = opts.write_fault;
+  if (opts.min_free_bytes > 0) {
+    db->space_ = std::make_unique<DiskSpaceGuard>(dir, opts.min_free_bytes);
+    DiskSpaceGuard* space = db->space_.get();
+    before_group = [space, fault = opts.write_fault]() -> absl::Status {
+      absl::Status s = space->Check();
+      if (!s.ok()) return s;
+      return fault ? fault() : absl::OkStatus();
+    };
+  }
+  db->committer_ = std::make_unique<GroupCommitter>(raw, before_group, std::move(additive));
 
   auto version = db->Get(kCfMeta, kMetaSchemaVersion);
   if (!version.ok()) return version.status();
@@ -231,10 +244,38 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
 }
 
 absl::Status Db::Write(rocksdb::WriteBatch* batch, bool sync) {
-  if (sync) return committer_->Commit(batch);
-  rocksdb::WriteOptions wo;
-  wo.sync = false;
-  return FromRocks(db_->Write(wo, batch), "write");
+  absl::Status s;
+  if (sync) {
+    s = committer_->Commit(batch);
+  } else {
+    if (space_ != nullptr) s = space_->Check();
+    if (s.ok()) {
+      rocksdb::WriteOptions wo;
+      wo.sync = false;
+      s = FromRocks(db_->Write(wo, batch), "write");
+    }
+  }
+  // The guard's refusal is not a failure of the database: write_health() reports it itself.
+  if (!DiskSpaceGuard::IsRefusal(s)) health_->RecordWrite(s);
+  return s;
+}
+
+WriteHealth::State Db::write_health() const {
+  WriteHealth::State h = health_->state();
+  if (space_ != nullptr && space_->low()) {
+    h.writable = false;
+    h.error = std::string(space_->Check().message());
+  }
+  return h;
+}
+
+void Db::WriteAsync(std::unique_ptr<rocksdb::WriteBatch> batch, GroupCommitter::DoneFn done) {
+  WriteHealth* health = health_.get();
+  committer_->CommitAsync(std::move(batch),
+                          [health, done = std::move(done)](const absl::Status& s) {
+                            if (!DiskSpaceGuard::IsRefusal(s)) health->RecordWrite(s);
+                            done(s);
+                          });
 }
 
 absl::StatusOr<std::optional<std::string>> Db::Get(Cf c, std::string_view key) const {

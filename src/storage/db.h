@@ -15,8 +15,10 @@
 #include "limits/limits.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
+#include "storage/disk_space.h"
 #include "storage/group_commit.h"
 #include "storage/schema.h"
+#include "storage/write_health.h"
 
 namespace kv::storage {
 
@@ -44,6 +46,10 @@ struct DbOptions {
   // fails every Write(sync=true) of that group with it and writes nothing of the group.
   // Harmless in product code. Default: empty (never called).
   WriteFaultFn write_fault = nullptr;
+  // Writes are refused (Unavailable, storage/disk_space.h) while the file system of `dir`
+  // has fewer bytes free than this; 0 = no guard (RocksDB's own ENOSPC handling only).
+  // Default: 0 (serve passes min_free_disk_mb).
+  uint64_t min_free_bytes = 0;
 };
 
 // True when `s` is Db::Open's "the dir is locked by another process" outcome (also when
@@ -84,9 +90,15 @@ class Db {
   [[nodiscard]] absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
   // A synced Write without waiting: `done` gets the same outcomes on the committer thread
   // (GroupCommitter::CommitAsync). Thread-safe.
-  void WriteAsync(std::unique_ptr<rocksdb::WriteBatch> batch, GroupCommitter::DoneFn done) {
-    committer_->CommitAsync(std::move(batch), std::move(done));
-  }
+  void WriteAsync(std::unique_ptr<rocksdb::WriteBatch> batch, GroupCommitter::DoneFn done);
+
+  // Whether writes succeed now and why not (storage/write_health.h): for /readyz and
+  // /metrics. RocksDB's own recovery (of a full disk: once space returns) or the next
+  // successful write makes it writable again.
+  // A nearly full disk (DbOptions::min_free_bytes) counts as unwritable, with its reason.
+  WriteHealth::State write_health() const;
+  // Bytes free on the data dir's file system at the guard's last look; -1 without a guard.
+  int64_t free_bytes() const { return space_ != nullptr ? space_->free_bytes() : -1; }
 
   // What the group committer has done so far (groups written, batches in them).
   GroupCommitter::Stats commit_stats() const { return committer_->stats(); }
@@ -121,6 +133,10 @@ class Db {
  private:
   Db() = default;
   std::string dir_;
+  // Before db_: RocksDB's listener points into it, so it is destroyed after the database.
+  std::unique_ptr<WriteHealth> health_;
+  // Asked by the committer before every group (through its fault hook); outlives it.
+  std::unique_ptr<DiskSpaceGuard> space_;
   std::unique_ptr<rocksdb::DB> db_;
   std::array<rocksdb::ColumnFamilyHandle*, kCfCount> handles_{};
   // Every synced write goes through it; stopped (its queue drained) before db_ closes.
