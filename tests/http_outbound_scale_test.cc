@@ -12,7 +12,7 @@
 //    (duplicates counted and allowed, losses not);
 //  - the SMTP server down -> mails wait, fail after mail_max_attempts (admin list, metric),
 //    the sink started and the admin replay -> every mail arrives with its keys.
-// Label "outbound" (and "http"): `ctest -L outbound`; about two minutes on 2 cores.
+// Label "outbound": `ctest -L outbound`; about two minutes on 2 cores.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -131,9 +131,9 @@ class Sink {
     ChildOptions o;
     o.out = Output::Pipe();
     o.err = Output::Null();
-    if (!child_.Start({KV_PYTHON, SMTP_SINK_PY, "--dir", dir_.path(), "--port",
-                       std::to_string(port)},
-                      o, error)) {
+    if (!child_.Start(
+            {KV_PYTHON, SMTP_SINK_PY, "--dir", dir_.path(), "--port", std::to_string(port)}, o,
+            error)) {
       return false;
     }
     port_ = ReadPortLine(child_.stdout_fd());
@@ -222,17 +222,18 @@ class HttpOutboundScaleTest : public ServedShopTest {
   // payment was acknowledged (200); *created says whether the order itself got its 201.
   static std::optional<Bought> BuyOne(Api& api, const std::string& pid, int quantity,
                                       const std::string& contact, bool* created = nullptr) {
-    const Reply o = api.Post("/api/v1/orders",
-                             "{\"product_id\":" + Quote(pid) + ",\"quantity\":" +
-                                 std::to_string(quantity) + ",\"contact\":" + Quote(contact) + "}",
-                             "application/json");
+    const Reply o =
+        api.Post("/api/v1/orders",
+                 "{\"product_id\":" + Quote(pid) + ",\"quantity\":" + std::to_string(quantity) +
+                     ",\"contact\":" + Quote(contact) + "}",
+                 "application/json");
     if (created != nullptr) *created = o.status == 201;
     if (o.status != 201) return std::nullopt;
     const Json j = o.json();
     const std::string id = j["order_id"].str();
-    const Reply p = SendNotify(
-        api, kPaymentSecret,
-        NotifyBody(id, "pay-" + id, j["amount_cents"].num(), j["currency"].str()));
+    const Reply p =
+        SendNotify(api, kPaymentSecret,
+                   NotifyBody(id, "pay-" + id, j["amount_cents"].num(), j["currency"].str()));
     if (p.status != 200) return std::nullopt;
     return Bought{id, j["token"].str(), contact};
   }
@@ -342,8 +343,8 @@ class HttpOutboundScaleTest : public ServedShopTest {
       const std::multiset<std::string> want(k->second.begin(), k->second.end());
       if (want.empty() || KeysIn(body) != want) {
         return ::testing::AssertionFailure()
-               << "the mail to " << rcpt << " does not hold exactly its order's "
-               << want.size() << " keys: " << body.substr(0, 400);
+               << "the mail to " << rcpt << " does not hold exactly its order's " << want.size()
+               << " keys: " << body.substr(0, 400);
       }
     }
     if (duplicates != nullptr) {
@@ -379,11 +380,12 @@ TEST_F(HttpOutboundScaleTest, AThousandPaidOrdersGiveAThousandSignedEventsAndMai
   ASSERT_TRUE(AllMailsArrive(sink, orders, &dup_mails));
   const auto t3 = SteadyClock::now();
   using std::chrono::duration_cast;
-  std::printf("1,000 orders: paid in %lld ms; every event %lld ms later; every mail %lld ms "
-              "after the payments\n",
-              static_cast<long long>(duration_cast<milliseconds>(t1 - t0).count()),
-              static_cast<long long>(duration_cast<milliseconds>(t2 - t1).count()),
-              static_cast<long long>(duration_cast<milliseconds>(t3 - t1).count()));
+  std::printf(
+      "1,000 orders: paid in %lld ms; every event %lld ms later; every mail %lld ms "
+      "after the payments\n",
+      static_cast<long long>(duration_cast<milliseconds>(t1 - t0).count()),
+      static_cast<long long>(duration_cast<milliseconds>(t2 - t1).count()),
+      static_cast<long long>(duration_cast<milliseconds>(t3 - t1).count()));
   // At least once: a copy more is allowed (an answer lost to a timeout), never one less;
   // nothing else is sent (no other id, no other type, no bad signature).
   const Json summary = receiver_.Summary();
@@ -527,10 +529,10 @@ TEST_F(HttpOutboundScaleTest, TenKillNineRoundsLoseNoEventOrMailOfAnAcknowledged
   ASSERT_TRUE(AllMailsArrive(sink, acked, &dup_mails));
   size_t dup_events = 0;
   for (const auto& [id, n] : receiver_.Accepted()) dup_events += static_cast<size_t>(n - 1);
-  std::printf("%d kill -9 rounds: %zu payments acknowledged; every event and mail arrived; "
-              "%zu distinct events, %zu duplicate events; %zu mails, %zu duplicate mails\n",
-              kRounds, acked.size(), receiver_.Accepted().size(), dup_events, sink.Count(),
-              dup_mails);
+  std::printf(
+      "%d kill -9 rounds: %zu payments acknowledged; every event and mail arrived; "
+      "%zu distinct events, %zu duplicate events; %zu mails, %zu duplicate mails\n",
+      kRounds, acked.size(), receiver_.Accepted().size(), dup_events, sink.Count(), dup_mails);
   EXPECT_EQ(receiver_.Summary()["invalid"].num(), 0);
 }
 
