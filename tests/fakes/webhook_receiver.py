@@ -9,6 +9,9 @@ with Python's own hmac, independently of keyvend's code, and that Keyvend-Event-
 body's "id". A bad signature or id: 401 (recorded with valid=false). While failing is on:
 500 (recorded as refused). Otherwise 200 and the event is recorded.
 GET  /control/events: {"events": [{"id","type","valid","status","body"}...], "refused": n}
+GET  /control/summary: {"accepted": {id: times}, "invalid": n, "refused": n, "types": {type: n},
+     "first_at", "last_at": unix seconds (float) of the first and last accepted event, or null}
+     (no bodies: cheap enough to poll while thousands of events arrive)
 POST /control/fail?on=1|0: answer every event with 500 from now on, or stop.
 This is how a merchant verifies and dedupes: recompute the HMAC over "<t>.<raw body>",
 compare in constant time, check t is recent, then keep each "id" once.
@@ -20,6 +23,7 @@ import hmac
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -30,6 +34,11 @@ class State:
         self.lock = threading.Lock()
         self.events = []
         self.refused = 0
+        self.accepted = {}
+        self.invalid = 0
+        self.types = {}
+        self.first_at = None
+        self.last_at = None
         self.fail = False
 
 
@@ -57,10 +66,19 @@ def make_handler(state):
             self.wfile.write(payload)
 
         def do_GET(self):
-            if urlparse(self.path).path != "/control/events":
-                return self.answer(404)
+            path = urlparse(self.path).path
             with state.lock:
-                payload = json.dumps({"events": state.events, "refused": state.refused})
+                if path == "/control/events":
+                    payload = json.dumps({"events": state.events, "refused": state.refused})
+                elif path == "/control/summary":
+                    payload = json.dumps({"accepted": state.accepted, "invalid": state.invalid,
+                                          "refused": state.refused, "types": state.types,
+                                          "first_at": state.first_at,
+                                          "last_at": state.last_at})
+                else:
+                    payload = None
+            if payload is None:
+                return self.answer(404)
             self.answer(200, payload.encode())
 
         def do_POST(self):
@@ -88,6 +106,16 @@ def make_handler(state):
                     state.events.append({"id": doc.get("id"), "type": doc.get("type"),
                                          "valid": valid, "status": code,
                                          "body": body.decode("utf-8", "replace")})
+                    if valid:
+                        eid = str(doc.get("id"))
+                        state.accepted[eid] = state.accepted.get(eid, 0) + 1
+                        kind = str(doc.get("type"))
+                        state.types[kind] = state.types.get(kind, 0) + 1
+                        state.last_at = time.time()
+                        if state.first_at is None:
+                            state.first_at = state.last_at
+                    else:
+                        state.invalid += 1
             self.answer(code, b"{}")
 
     return Handler

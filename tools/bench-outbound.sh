@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Issue 14's closing benchmark: what the merchant webhook and the buyer mail cost the order
+# path, and how fast the outbound workers drain a backlog. One build, one run, loopback only.
+#
+#   tools/bench-outbound.sh [build-dir (build)] [rounds (3)] [secs (8)] [conns (32)] [backlog-secs (4)]
+#
+# 1. A/B rounds, OFF and ON alternating (which goes first alternates per round). Each run:
+#    a fresh `keyvend serve` (limits off: data/bench.conf), one product, keys imported, then
+#    flood_bench in throughput mode for SECS seconds over CONNS keep-alive connections,
+#    paying EVERY accepted order (--notify-every 1: signed notifies, one at a time on one
+#    connection, as far as they get in the window). OFF: no webhook_url, no smtp_url. ON:
+#    webhook_url at tests/fakes/webhook_receiver.py and smtp_url at tests/fakes/smtp_sink.py,
+#    both local and accepting (they run during the OFF runs too, idle), so every paid order
+#    queues one webhook event and one mail that the workers send while the load runs.
+#    Reported per run: orders/s (201s to POST /api/v1/orders) and payments/s (notifies
+#    answered 200); per round the ratios ON/OFF; at the end their medians (target for
+#    orders/s: >= 0.95).
+# 2. Events/s the workers sustain: a shop with webhook_url and smtp_url at dead loopback ports
+#    (and webhook_max_attempts / mail_max_attempts 1000, backoff and breaker cooldown 1 s)
+#    takes BACKLOG-SECS seconds of paid orders, so their events and mails wait in the log; it
+#    is stopped (SIGTERM) and restarted on the same data dir with the receiver and the sink
+#    up. webhook events/s = N / (last - first arrival at the receiver); mails/s = N / (last
+#    - first mail file's mtime at the sink); and the time from the restart's listening line
+#    until keyvend_outbound_events{state="pending"} is 0 for both kinds.
+# Per run also the CPU seconds the shop and the two fakes used during flood_bench's window
+# (utime + stime from /proc): on 2 cores the local receiver and sink compete with the shop,
+# which a merchant's real endpoint would not. FAKES_NICE=N runs the fakes at nice N (default
+# 0), so that they take only what the shop leaves.
+# About rounds x 2 x (secs + 10) + backlog-secs + 60 seconds; every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/lib.sh
+build=${1:-build}
+rounds=${2:-3}
+secs=${3:-8}
+conns=${4:-32}
+backlog_secs=${5:-4}
+fakes_nice=${FAKES_NICE:-0}
+[[ "$fakes_nice" =~ ^[0-9]+$ ]] && [ "$fakes_nice" -le 19 ] || { echo "FAKES_NICE: 0..19" >&2; exit 2; }
+for v in "$rounds" "$secs" "$conns" "$backlog_secs"; do
+  [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] || {
+    echo "rounds, secs, conns, backlog-secs: positive integers" >&2
+    exit 2
+  }
+done
+[ "$rounds" -le 10 ] && [ "$secs" -le 60 ] && [ "$conns" -le 1024 ] && [ "$backlog_secs" -le 30 ] ||
+  { echo "at most 10 rounds, 60 s, 1024 connections, 30 backlog seconds" >&2; exit 2; }
+py=/usr/bin/python3  # Debian's, with its python3-aiosmtpd (not whatever python3 is first on PATH)
+"$py" -c 'import aiosmtpd' 2> /dev/null ||
+  { echo "needs Debian's python3-aiosmtpd (tools/install-deps.sh)" >&2; exit 2; }
+ulimit -n "$(ulimit -Hn)"
+kv_init "$build" keyvend flood_bench
+bench=$KV_BENCH/flood_bench
+export KEYVEND_WEBHOOK_SECRET=bench-webhook-secret-0123456789
+fakes=$KV_ROOT/tests/fakes
+fake_pids=()
+kv_on_exit() {  # the fakes (the servers are lib.sh's)
+  local p
+  for p in "${fake_pids[@]}"; do
+    kill -KILL "$p" 2> /dev/null || true
+    wait "$p" 2> /dev/null || true
+  done
+}
+
+# Starts a fake that prints "PORT n"; sets FAKE_PORT. NAME ARGS...
+start_fake() {
+  local name=$1 deadline
+  shift
+  : > "$KV_TMP/$name.out"
+  nice -n "$fakes_nice" "$py" "$@" > "$KV_TMP/$name.out" 2> "$KV_TMP/$name.err" &
+  fake_pids+=($!)
+  deadline=$((SECONDS + 20))
+  FAKE_PORT=""
+  while [ -z "$FAKE_PORT" ] && [ "$SECONDS" -le "$deadline" ]; do
+    FAKE_PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$KV_TMP/$name.out")
+    [ -n "$FAKE_PORT" ] || sleep 0.05
+  done
+  [ -n "$FAKE_PORT" ] || { echo "$name did not start" >&2; cat "$KV_TMP/$name.err" >&2; exit 1; }
+}
+dead_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# CPU seconds (user + system) of the processes PIDS so far.
+cpu_seconds() {
+  local p t=0
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  python3 -c "print(f'{$t / $(getconf CLK_TCK):.1f}')"
+}
+# The receiver's summary field FIELD (accepted: the number of distinct ids).
+receiver() {  # PORT FIELD
+  curl -sf --max-time 10 "http://127.0.0.1:$1/control/summary" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+f = sys.argv[1]
+print(len(s["accepted"]) if f == "accepted" else s[f])' "$2"
+}
+
+start_fake receiver "$fakes/webhook_receiver.py" --secret "$KEYVEND_WEBHOOK_SECRET"
+hook_port=$FAKE_PORT
+mkdir -p "$KV_TMP/mails"
+start_fake sink "$fakes/smtp_sink.py" --dir "$KV_TMP/mails"
+smtp_port=$FAKE_PORT
+on_flags=(--webhook-url "http://127.0.0.1:$hook_port/hook" --smtp-url "smtp://127.0.0.1:$smtp_port"
+          --mail-from shop@example.com)
+# Keys: enough for the fastest order rate this box has shown (~6,000/s) over the window.
+kv_keys "$KV_TMP/keys.txt" $(((secs + 3) * 6000)) OB
+
+# One run; sets ORDERS and PAYMENTS (per second). SIDE ROUND
+run() {
+  local side=$1 round=$2 name="shop-$1-$2" url pid flags=()
+  [ "$side" = on ] && flags=("${on_flags[@]}")
+  rm -rf "$KV_TMP/data-$side"
+  kv_serve "$name" off "$KV_TMP/data-$side" "${flags[@]}" > /dev/null
+  url=$(kv_url "$name")
+  pid=$(kv_product "$url" '{"name":"ob","price_cents":100,"currency":"EUR","max_per_order":1}')
+  kv_import "$url" "$pid" "$KV_TMP/keys.txt" > /dev/null
+  local shop_pid c0 f0 c1 f1
+  shop_pid=$(cat "$KV_TMP/$name/pid")
+  c0=$(cpu_seconds "$shop_pid")
+  f0=$(cpu_seconds "${fake_pids[@]}")
+  "$bench" --url "$url" --product "$pid" --mode throughput --connections "$conns" \
+    --seconds "$secs" --notify-every 1 > "$KV_TMP/flood-$side.txt" 2>&1
+  c1=$(cpu_seconds "$shop_pid")
+  f1=$(cpu_seconds "${fake_pids[@]}")
+  local result
+  result=$(grep '^RESULT ' "$KV_TMP/flood-$side.txt")
+  ORDERS=$(sed 's/.* accepted_per_s=\([0-9.]*\).*/\1/' <<< "$result")
+  local ok elapsed
+  ok=$(sed 's/.* notify_ok=\([0-9]*\).*/\1/' <<< "$result")
+  elapsed=$(sed 's/.* seconds=\([0-9.]*\).*/\1/' <<< "$result")
+  PAYMENTS=$(python3 -c "print(f'{$ok / $elapsed:.1f}')")
+  local backlog=""
+  if [ "$side" = on ]; then
+    backlog="webhook pending $(kv_metric "$url" 'keyvend_outbound_events{kind="webhook",state="pending"}'),"
+    backlog+=" mail pending $(kv_metric "$url" 'keyvend_outbound_events{kind="mail",state="pending"}')"
+  fi
+  kv_stop "$name" > /dev/null
+  printf '%-6s %-4s %10s %10s %9s %9s  %s\n' "$round" "$side" "$ORDERS" "$PAYMENTS" \
+    "$(python3 -c "print(f'{$c1 - $c0:.1f}')")" "$(python3 -c "print(f'{$f1 - $f0:.1f}')")" "$backlog"
+}
+
+echo "outbound A/B: $rounds rounds x $secs s at $conns connections, every order paid; fakes at nice $fakes_nice;" \
+  "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-6s %-4s %10s %10s %9s %9s\n' round side orders/s payments/s shop-cpu fakes-cpu
+o_ratios=()
+p_ratios=()
+for r in $(seq 1 "$rounds"); do
+  if [ $((r % 2)) = 1 ]; then
+    run off "$r"; oo=$ORDERS; po=$PAYMENTS; run on "$r"; on=$ORDERS; pn=$PAYMENTS
+  else
+    run on "$r"; on=$ORDERS; pn=$PAYMENTS; run off "$r"; oo=$ORDERS; po=$PAYMENTS
+  fi
+  o_ratios+=("$(python3 -c "print(f'{$on / $oo:.3f}')")")
+  p_ratios+=("$(python3 -c "print(f'{$pn / $po:.3f}')")")
+done
+median() { printf '%s\n' "$@" | sort -n |
+  awk '{v[NR]=$1} END {print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2)}'; }
+echo "ON/OFF orders/s per round: ${o_ratios[*]}; median $(median "${o_ratios[@]}")"
+echo "ON/OFF payments/s per round: ${p_ratios[*]}; median $(median "${p_ratios[@]}")"
+echo "receiver: $(receiver "$hook_port" accepted) events accepted; sink:" \
+  "$(find "$KV_TMP/mails" -name '*.json' | wc -l) mails"
+
+# --- 2. the workers' drain rate --------------------------------------------------------------
+dead=$(dead_port)
+rm -rf "$KV_TMP/data-drain"
+kv_serve fill off "$KV_TMP/data-drain" --webhook-url "http://127.0.0.1:$dead/hook" \
+  --smtp-url "smtp://127.0.0.1:$dead" --mail-from shop@example.com \
+  --webhook-max-attempts 1000 --mail-max-attempts 1000 --outbound-backoff-max-seconds 1 \
+  --webhook-breaker-cooldown-seconds 1 > /dev/null
+url=$(kv_url fill)
+pid=$(kv_product "$url" '{"name":"drain","price_cents":100,"currency":"EUR","max_per_order":1}')
+kv_import "$url" "$pid" "$KV_TMP/keys.txt" > /dev/null
+# A few connections: the notifier pays as fast as it can, the orders need not outrun it.
+"$bench" --url "$url" --product "$pid" --mode throughput --connections 4 \
+  --seconds "$backlog_secs" --notify-every 1 > "$KV_TMP/flood-fill.txt" 2>&1
+hooks=$(kv_metric "$url" 'keyvend_outbound_events{kind="webhook",state="pending"}')
+mails=$(kv_metric "$url" 'keyvend_outbound_events{kind="mail",state="pending"}')
+kv_stop fill
+# The fakes start empty for this part.
+kill -KILL "${fake_pids[@]}" 2> /dev/null || true
+wait "${fake_pids[@]}" 2> /dev/null || true
+fake_pids=()
+start_fake receiver2 "$fakes/webhook_receiver.py" --secret "$KEYVEND_WEBHOOK_SECRET"
+hook_port=$FAKE_PORT
+rm -rf "$KV_TMP/mails2" && mkdir -p "$KV_TMP/mails2"
+start_fake sink2 "$fakes/smtp_sink.py" --dir "$KV_TMP/mails2"
+smtp_port=$FAKE_PORT
+t0=$(date +%s.%N)
+kv_serve drain off "$KV_TMP/data-drain" --webhook-url "http://127.0.0.1:$hook_port/hook" \
+  --smtp-url "smtp://127.0.0.1:$smtp_port" --mail-from shop@example.com > /dev/null
+t1=$(date +%s.%N)
+url=$(kv_url drain)
+deadline=$((SECONDS + 300))
+while [ "$SECONDS" -le "$deadline" ]; do
+  left=$(($(kv_metric "$url" 'keyvend_outbound_events{kind="webhook",state="pending"}') +
+    $(kv_metric "$url" 'keyvend_outbound_events{kind="mail",state="pending"}')))
+  [ "$left" = 0 ] && break
+  sleep 0.1
+done
+t2=$(date +%s.%N)
+[ "$left" = 0 ] || echo "the backlog did not drain within 300 s ($left left)" >&2
+got_hooks=$(receiver "$hook_port" accepted)
+first=$(receiver "$hook_port" first_at)
+last=$(receiver "$hook_port" last_at)
+kv_stop drain
+python3 - "$hooks" "$mails" "$got_hooks" "$first" "$last" "$KV_TMP/mails2" "$t0" "$t1" "$t2" <<'PY'
+import os, sys
+hooks, mails, got, first, last, mdir, t0, t1, t2 = sys.argv[1:]
+hooks, mails, got = int(float(hooks)), int(float(mails)), int(got)
+times = sorted(os.stat(os.path.join(mdir, f)).st_mtime for f in os.listdir(mdir) if f.endswith(".json"))
+print(f"backlog: {hooks} webhook events, {mails} mails waiting after the fill; after the restart "
+      f"(open {float(t1) - float(t0):.2f} s) the receiver got {got} events, the sink {len(times)} mails")
+if got > 1 and first != "None":
+    print(f"webhook: {got / (float(last) - float(first)):.0f} events/s (first to last arrival, "
+          f"{float(last) - float(first):.2f} s)")
+if len(times) > 1:
+    print(f"mail: {len(times) / (times[-1] - times[0]):.0f} mails/s (first to last mail, "
+          f"{times[-1] - times[0]:.2f} s)")
+print(f"log empty {float(t2) - float(t1):.2f} s after the listening line")
+PY
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
