@@ -83,6 +83,10 @@ struct ShopOptions {
   // error fails every state change of that group with it, nothing of them written (each
   // gives back what it held in memory). Default: empty.
   storage::WriteFaultFn write_fault = nullptr;
+  // Test hook (storage::DbOptions::env): the RocksDB Env the database uses, e.g. a
+  // fault-injecting file system's (tests/kit/fault_fs.h). Not owned; outlives the
+  // Shop. Default: nullptr (RocksDB's default).
+  rocksdb::Env* env = nullptr;
 
   // --- backups (backup/backup.h; the server sets these from its config) ---
   // Directory of the shop's backups; "" = backups off. Must not overlap data_dir nor hold

@@ -103,6 +103,7 @@ absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* ra
   dbo.block_cache_bytes = opts.block_cache_bytes;
   dbo.write_thread_adaptive_yield = opts.write_thread_adaptive_yield;
   dbo.write_fault = opts.write_fault;
+  dbo.env = opts.env;
   auto db = Db::Open(opts.data_dir, dbo);
   if (!db.ok()) return db.status();
   out.db = std::move(*db);

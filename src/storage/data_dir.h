@@ -25,6 +25,8 @@ struct DataDirOptions {
   bool write_thread_adaptive_yield = true;
   // DbOptions::write_fault (a test hook). Default: empty.
   WriteFaultFn write_fault = nullptr;
+  // DbOptions::env (a test hook; not owned). Default: nullptr (RocksDB's default).
+  rocksdb::Env* env = nullptr;
 };
 
 struct OpenedDataDir {

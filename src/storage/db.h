@@ -44,6 +44,10 @@ struct DbOptions {
   // fails every Write(sync=true) of that group with it and writes nothing of the group.
   // Harmless in product code. Default: empty (never called).
   WriteFaultFn write_fault = nullptr;
+  // Test hook: the RocksDB Env (and through it the file system) the database uses, e.g. a
+  // fault-injecting one (tests/kit/fault_fs.h). Not owned; outlives the Db. Default:
+  // nullptr (RocksDB's default Env and file system).
+  rocksdb::Env* env = nullptr;
 };
 
 // True when `s` is Db::Open's "the dir is locked by another process" outcome (also when
