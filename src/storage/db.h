@@ -81,7 +81,8 @@ class Db {
   //  - sync=true: queued for the group committer (storage/group_commit.h), which merges
   //    every batch queued meanwhile into ONE synced RocksDB write; returns once that write
   //    has fsync'd the WAL, so OK means durable. A failed group fails every member with
-  //    the same status and writes nothing of any of them.
+  //    the same status and writes nothing of any of them (to the running database: after a
+  //    failed WAL sync their record may be in the WAL file, replayed whole at the next open).
   //  - sync=false: written at once on the caller's thread, not synced.
   // Errors are Unavailable (I/O, disk full, the Db closing), DataLoss (corruption), or
   // what DbOptions::write_fault returned.
