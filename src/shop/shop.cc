@@ -298,6 +298,7 @@ absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
   dopts.block_cache_bytes = opts.block_cache_bytes;
   dopts.write_fault = opts.write_fault;
   dopts.min_free_bytes = opts.min_free_disk_bytes;
+  dopts.env = opts.env;
   auto opened = storage::OpenDataDir(dopts, opts.random);
   if (!opened.ok()) return opened.status();
   std::unique_ptr<Shop> shop(new Shop(opts));

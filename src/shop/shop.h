@@ -86,6 +86,10 @@ struct ShopOptions {
   // storage::DbOptions::min_free_bytes: writes answer Unavailable while the data dir's file
   // system has less free (0 = no guard). Default: 0; serve passes min_free_disk_mb.
   uint64_t min_free_disk_bytes = 0;
+  // Test hook (storage::DbOptions::env): the RocksDB Env the database uses, e.g. a
+  // fault-injecting file system's (tests/kit/fault_fs.h). Not owned; outlives the
+  // Shop. Default: nullptr (RocksDB's default).
+  rocksdb::Env* env = nullptr;
 
   // --- backups (backup/backup.h; the server sets these from its config) ---
   // Directory of the shop's backups; "" = backups off. Must not overlap data_dir nor hold

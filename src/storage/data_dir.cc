@@ -104,6 +104,7 @@ absl::StatusOr<OpenedDataDir> OpenDataDir(const DataDirOptions& opts, Random* ra
   dbo.write_thread_adaptive_yield = opts.write_thread_adaptive_yield;
   dbo.write_fault = opts.write_fault;
   dbo.min_free_bytes = opts.min_free_bytes;
+  dbo.env = opts.env;
   auto db = Db::Open(opts.data_dir, dbo);
   if (!db.ok()) return db.status();
   out.db = std::move(*db);

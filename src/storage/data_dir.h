@@ -27,6 +27,8 @@ struct DataDirOptions {
   WriteFaultFn write_fault = nullptr;
   // DbOptions::min_free_bytes (0 = no guard). Default: 0.
   uint64_t min_free_bytes = 0;
+  // DbOptions::env (a test hook; not owned). Default: nullptr (RocksDB's default).
+  rocksdb::Env* env = nullptr;
 };
 
 struct OpenedDataDir {

@@ -40,6 +40,7 @@ rocksdb::DBOptions MakeDbOptions(const DbOptions& opts) {
   o.allow_concurrent_memtable_write = true;
   o.enable_write_thread_adaptive_yield = opts.write_thread_adaptive_yield;
   o.avoid_flush_during_shutdown = false;
+  if (opts.env != nullptr) o.env = opts.env;
   return o;
 }
 

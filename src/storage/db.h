@@ -50,6 +50,10 @@ struct DbOptions {
   // has fewer bytes free than this; 0 = no guard (RocksDB's own ENOSPC handling only).
   // Default: 0 (serve passes min_free_disk_mb).
   uint64_t min_free_bytes = 0;
+  // Test hook: the RocksDB Env (and through it the file system) the database uses, e.g. a
+  // fault-injecting one (tests/kit/fault_fs.h). Not owned; outlives the Db. Default:
+  // nullptr (RocksDB's default Env and file system).
+  rocksdb::Env* env = nullptr;
 };
 
 // True when `s` is Db::Open's "the dir is locked by another process" outcome (also when
@@ -83,7 +87,8 @@ class Db {
   //  - sync=true: queued for the group committer (storage/group_commit.h), which merges
   //    every batch queued meanwhile into ONE synced RocksDB write; returns once that write
   //    has fsync'd the WAL, so OK means durable. A failed group fails every member with
-  //    the same status and writes nothing of any of them.
+  //    the same status and writes nothing of any of them (to the running database: after a
+  //    failed WAL sync their record may be in the WAL file, replayed whole at the next open).
   //  - sync=false: written at once on the caller's thread, not synced.
   // Errors are Unavailable (I/O, disk full, the Db closing), DataLoss (corruption), or
   // what DbOptions::write_fault returned.

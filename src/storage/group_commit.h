@@ -90,6 +90,8 @@ class GroupCommitter {
   // failed group gets the same status, and nothing of the group was written: Unavailable
   // for I/O and disk-full errors, DataLoss for corruption, or what the fault hook
   // returned); Unavailable at once, without queueing, after Stop(). Thread-safe.
+  // "Nothing written" is the running database's view: after a failed WAL sync the group's
+  // record may be in the WAL file, and the next open replays it whole.
   [[nodiscard]] absl::Status Commit(rocksdb::WriteBatch* batch);
 
   // The same without waiting: `batch` joins the open group and `done` is called with the
