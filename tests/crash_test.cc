@@ -265,7 +265,8 @@ class CrashTest : public ::testing::Test {
     EXPECT_EQ(sc.available, sc.pool - sc.held - sc.owed);
     EXPECT_EQ(sc.imported, sc.pool + sc.delivered + sc.retired);
     EXPECT_GE(sc.delivered, static_cast<int64_t>(keys_seen.size()));
-    // Open replayed the log: nothing pending, and no backorder left that stock could serve.
+    // Nothing pending (Open refuses a write-ahead entry), and no backorder left that stock
+    // could serve (Open serves them).
     auto pending_log = shop.ListDeliveries(DeliveryState::kPending);
     ASSERT_TRUE(pending_log.ok()) << pending_log.status();
     EXPECT_TRUE(pending_log->empty()) << pending_log->size() << " deliveries still pending";

@@ -825,7 +825,7 @@ TEST_F(HttpApiTest, AdminOrdersPageAndFilterByStatus) {
   EXPECT_TRUE(IsError(api_->AdminGet("/api/v1/admin/orders?limit=0"), 400, "bad_request"));
 }
 
-TEST_F(HttpApiTest, AdminOrderViewCancelRefundRedeliver) {
+TEST_F(HttpApiTest, AdminOrderViewCancelRefund) {
   const AdminScene scene = MakeAdminScene();
   const std::string& pid = scene.pid;
   const std::vector<Json>& orders = scene.orders;
@@ -840,7 +840,7 @@ TEST_F(HttpApiTest, AdminOrderViewCancelRefundRedeliver) {
   EXPECT_EQ(a0["payment_id"].str(), "pay-adm-0-" + tag_);
   EXPECT_TRUE(AdminOrder(orders[2]["order_id"].str())["payment_id"].is_null());
 
-  // cancel (pending -> cancelled, hold released), refund, redeliver.
+  // cancel (pending -> cancelled, hold released), refund.
   const int64_t stock_before_cancel = Stock(pid);
   Reply r = api_->AdminPost("/api/v1/admin/orders/" + orders[2]["order_id"].str() + "/cancel", "");
   ASSERT_EQ(r.status, 200) << r;
@@ -859,19 +859,15 @@ TEST_F(HttpApiTest, AdminOrderViewCancelRefundRedeliver) {
   }
   EXPECT_TRUE(closed_flagged);
 
-  r = api_->AdminPost("/api/v1/admin/orders/" + o0 + "/redeliver", "");
-  ASSERT_EQ(r.status, 200) << r;
-  EXPECT_EQ(r.json()["status"].str(), "delivered");
-  EXPECT_EQ(Keys(r.json()), Keys(a0)) << "redeliver never hands out other keys";
+  // Keys are assigned in the payment's batch: there is no delivery to redo.
+  EXPECT_TRUE(
+      IsError(api_->AdminPost("/api/v1/admin/orders/" + o0 + "/redeliver", ""), 404, "not_found"));
+  EXPECT_EQ(Keys(AdminOrder(o0)), Keys(a0));
   r = api_->AdminPost("/api/v1/admin/orders/" + o0 + "/refund", "");
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.json()["status"].str(), "refunded");
   EXPECT_TRUE(
       IsError(api_->AdminPost("/api/v1/admin/orders/" + o0 + "/refund", ""), 409, "invalid_state"));
-  EXPECT_TRUE(IsError(
-      api_->AdminPost("/api/v1/admin/orders/" + orders[3]["order_id"].str() + "/redeliver", ""),
-      409, "invalid_state"))
-      << "nothing to redeliver for a pending order";
 }
 
 TEST_F(HttpApiTest, AdminOrdersExportAsCsvWithoutKeys) {
@@ -910,7 +906,7 @@ TEST_F(HttpApiTest, AdminOrdersExportAsCsvWithoutKeys) {
 
 TEST_F(HttpApiTest, AdminDeliveriesBackorderWaitsAndImportServesIt) {
   Reply r;
-  // Deliveries: a backorder waits in the log, an import serves it, replay is harmless.
+  // Deliveries: a backorder waits in the log, an import serves it.
   const std::string bo =
       CreateProduct("Backorder card", 700, R"(,"stock_mode":"on_payment","allow_backorder":true)");
   const Json bo_order = CreateOrder(bo, 1, "patient@example.com");
@@ -934,9 +930,8 @@ TEST_F(HttpApiTest, AdminDeliveriesBackorderWaitsAndImportServesIt) {
   r = api_->AdminGet("/api/v1/admin/deliveries");
   ASSERT_EQ(r.status, 200) << r;
   EXPECT_EQ(r.json()["deliveries"].size(), 0u) << r;
-  r = api_->AdminPost("/api/v1/admin/deliveries/replay", "");
-  ASSERT_EQ(r.status, 200) << r;
-  EXPECT_EQ(r.json()["replayed"].num(), 0) << r;
+  // The write-ahead path's replay is gone (outbound events have their own: /events/replay).
+  EXPECT_TRUE(IsError(api_->AdminPost("/api/v1/admin/deliveries/replay", ""), 404, "not_found"));
 }
 
 // The counts after the merchant's actions (CancelPayRefund) and a served backorder.
@@ -1150,16 +1145,16 @@ TEST_F(HttpApiTest, OversizedBodyConnectionIsClosedAfterThe413) {
   EXPECT_TRUE(rest.peer_closed) << "the connection stayed open after \"Connection: close\"";
 }
 
-// The merchant's actions (cancel, refund, redeliver, replay) take no body. A POST without
+// The merchant's actions (cancel, refund, replay) take no body. A POST without
 // Content-Length and Transfer-Encoding has a zero-length body (RFC 9112 §6.3), as
 // `curl -X POST URL` sends it: it must be served at once, not held until the read timeout.
 TEST_F(HttpApiTest, BodylessPostWithoutContentLengthIsServedAtOnce) {
   const auto t0 = SteadyClock::now();
-  const RawResponse raw = RawExchange(
-      server_->port(),
-      std::string("POST /api/v1/admin/deliveries/replay HTTP/1.1\r\nHost: 127.0.0.1\r\n") +
-          "Authorization: Bearer " + kAdminToken + "\r\n\r\n",
-      milliseconds(4000));
+  const RawResponse raw =
+      RawExchange(server_->port(),
+                  std::string("POST /api/v1/admin/events/replay HTTP/1.1\r\nHost: 127.0.0.1\r\n") +
+                      "Authorization: Bearer " + kAdminToken + "\r\n\r\n",
+                  milliseconds(4000));
   const auto ms = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0).count();
   ASSERT_TRUE(raw.complete) << "no answer within 4 s: " << raw.data;
   EXPECT_EQ(raw.status, 200) << "after " << ms << " ms:\n" << raw.data;

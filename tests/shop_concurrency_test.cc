@@ -1,8 +1,8 @@
 // Concurrency tests of kv::Shop: a flash sale where many threads race for the last keys,
-// in both stock modes, with retried and competing payment notices, on the write-ahead
-// delivery path, with holds expiring under late payments, and with a batch retired while
-// its keys are being paid for. Every test ends by closing the shop and proving SPEC §2's
-// invariants on the stopped data dir with CheckShop (what `keyvend check` runs).
+// in both stock modes, with retried and competing payment notices, with backorders served
+// by the worker from released holds, with holds expiring under late payments, and with a
+// batch retired while its keys are being paid for. Every test ends by closing the shop and proving
+// SPEC §2's invariants on the stopped data dir with CheckShop (what `keyvend check` runs).
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/clock.h"
+#include "base/coding.h"
 #include "gtest/gtest.h"
 #include "shop/shop.h"
 #include "test_util.h"
@@ -494,27 +495,11 @@ TEST(ShopConcurrencyTest, RacingDuplicateAndSecondPaymentsDeliverOnce) {
   EXPECT_EQ(report.payments, static_cast<uint64_t>(2 * kOrdersN));
 }
 
-// --- 3. the write-ahead path: payment logs the delivery, a worker assigns the keys ---------
-
-// Creates `n` orders (quantity 1) and pays them from 64 threads on a shop with
-// inline_delivery=false: every order is paid and holds its key, with a pending log entry.
-void PayWriteAhead(Shop& shop, uint64_t pid, int n, std::vector<OrderView>* orders) {
-  const auto created = CreateOrdersConcurrently(shop, pid, std::vector<int64_t>(n, 1));
-  for (const auto& r : created) {
-    ASSERT_TRUE(r->ok()) << Describe(*r);
-    orders->push_back(r->value());
-  }
-  std::vector<PaymentNotice> notices;
-  for (const OrderView& o : *orders) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
-  const auto paid = PayConcurrently(shop, notices);
-  for (const auto& r : paid) {
-    ASSERT_TRUE(r->ok()) << Describe(*r);
-    EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
-    EXPECT_FALSE((*r)->replay);
-    ASSERT_TRUE((*r)->order_status.has_value());
-    EXPECT_EQ(*(*r)->order_status, OrderStatus::kPaid) << Describe(*(*r)->order_status);
-  }
-}
+// --- 3. backorders served by the worker: released holds feed the queue --------------------
+// Keys are assigned in the payment's batch when they are at hand; otherwise the order waits
+// in the backorder queue (a delivery-log entry) until an import or the worker serves it. Here
+// every key is held by a first wave of orders, a second wave pays with none at hand, and
+// the first wave's cancellations free the keys the worker hands to the second.
 
 // Every order is delivered with one key, the keys are distinct and are the imported ones.
 void ExpectAllDelivered(Shop& shop, const std::vector<OrderView>& orders,
@@ -539,52 +524,101 @@ void OpenStockedShop(const ShopOptions& opts, const std::vector<std::string>& ke
   ASSERT_NO_FATAL_FAILURE(CreateStockedProduct(**shop, StockMode::kReserve, false, 5, keys, pid));
 }
 
-TEST(ShopConcurrencyTest, WriteAheadPaymentsAreDeliveredByRunDeliveries) {
+// Opens a shop with `opts`, creates a reserve-mode product taking backorders stocked with
+// `keys`, and creates, from kThreads threads, one order of quantity 1 per key ("holders":
+// each holds a key) and as many again ("waiters": accepted without a key). Waiters' notices
+// use "pay-<order id>".
+void OpenHoldersAndWaiters(const ShopOptions& opts, const std::vector<std::string>& keys,
+                           std::unique_ptr<Shop>* shop, uint64_t* pid,
+                           std::vector<OrderView>* holders, std::vector<OrderView>* waiters) {
+  ASSERT_NO_FATAL_FAILURE(OpenShop(opts, shop));
+  ASSERT_NO_FATAL_FAILURE(CreateStockedProduct(**shop, StockMode::kReserve,
+                                               /*allow_backorder=*/true, 5, keys, pid));
+  const int n = static_cast<int>(keys.size());
+  for (std::vector<OrderView>* wave : {holders, waiters}) {
+    const auto created = CreateOrdersConcurrently(**shop, *pid, std::vector<int64_t>(n, 1));
+    for (const auto& r : created) {
+      ASSERT_TRUE(r->ok()) << Describe(*r);
+      wave->push_back(r->value());
+    }
+  }
+  const StockCounts st = (*shop)->Stock(*pid);
+  ASSERT_EQ(st.held, n);
+  ASSERT_EQ(st.available, 0);
+}
+
+// Pays every waiter from kThreads threads: each is backordered (no key is at hand), with
+// its own log entry.
+void PayWaitersIntoTheQueue(Shop& shop, const std::vector<OrderView>& waiters) {
+  std::vector<PaymentNotice> notices;
+  for (const OrderView& o : waiters) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
+  const auto paid = PayConcurrently(shop, notices);
+  for (const auto& r : paid) {
+    ASSERT_TRUE(r->ok()) << Describe(*r);
+    EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
+    EXPECT_FALSE((*r)->replay);
+    ASSERT_TRUE((*r)->order_status.has_value());
+    EXPECT_EQ(*(*r)->order_status, OrderStatus::kBackordered) << Describe(*(*r)->order_status);
+  }
+  auto queued = shop.ListDeliveries(DeliveryState::kBackordered);
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  std::set<std::string> logged;
+  for (const DeliveryEntry& e : *queued) logged.insert(HexEncode(e.oid));
+  std::set<std::string> want;
+  for (const OrderView& o : waiters) want.insert(o.order_id);
+  EXPECT_EQ(logged, want) << "one log entry per waiter";
+  EXPECT_EQ(queued->size(), waiters.size());
+}
+
+// Cancels every order from kThreads threads (each must end cancelled).
+void CancelConcurrently(Shop& shop, const std::vector<OrderView>& orders) {
+  std::vector<std::optional<Result<OrderView>>> out(orders.size());
+  ParallelFor(kThreads, static_cast<int>(orders.size()),
+              [&](int i) { out[i].emplace(shop.CancelOrder(orders[i].order_id)); });
+  for (const auto& r : out) {
+    ASSERT_TRUE(r->ok()) << Describe(*r);
+    EXPECT_EQ((*r)->status, OrderStatus::kCancelled);
+  }
+}
+
+TEST(ShopConcurrencyTest, ReleasedHoldsServeBackordersThroughRunBackorders) {
   constexpr int kN = 500;
   ShopDir dir;
-  const std::vector<std::string> keys = MakeKeys("write-ahead", kN);
+  const std::vector<std::string> keys = MakeKeys("released-holds", kN);
   const std::set<std::string> imported(keys.begin(), keys.end());
   {
-    ShopOptions opts = dir.Options();
-    opts.inline_delivery = false;
     std::unique_ptr<Shop> shop;
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
-    std::vector<OrderView> orders;
-    ASSERT_NO_FATAL_FAILURE(PayWriteAhead(*shop, pid, kN, &orders));
-
-    // Paid, no keys yet, each with a pending log entry; the keys stay held.
-    const auto read = ReadConcurrently(*shop, orders);
-    for (const auto& r : read) {
-      ASSERT_TRUE(r->ok()) << Describe(*r);
-      EXPECT_EQ((*r)->status, OrderStatus::kPaid);
-      EXPECT_TRUE((*r)->keys.empty());
-    }
-    auto pending = shop->ListDeliveries(DeliveryState::kPending);
-    ASSERT_TRUE(pending.ok()) << pending.status();
-    EXPECT_EQ(pending->size(), static_cast<size_t>(kN));
-    std::set<std::string> logged;
-    for (const DeliveryEntry& e : *pending) logged.insert(e.oid);
-    EXPECT_EQ(logged.size(), static_cast<size_t>(kN)) << "one log entry per order";
+    std::vector<OrderView> holders, waiters;
+    ASSERT_NO_FATAL_FAILURE(
+        OpenHoldersAndWaiters(dir.Options(), keys, &shop, &pid, &holders, &waiters));
+    ASSERT_NO_FATAL_FAILURE(PayWaitersIntoTheQueue(*shop, waiters));
     StockCounts st = shop->Stock(pid);
     EXPECT_EQ(st.held, kN);
+    EXPECT_EQ(st.owed, kN);
     EXPECT_EQ(st.pool, kN);
     EXPECT_EQ(st.delivered, 0);
-    EXPECT_EQ(st.available, 0);
+    EXPECT_EQ(st.available, -kN);
+    auto n = shop->RunBackorders();  // every key is held: nothing to serve
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(*n, 0u);
 
-    auto n = shop->RunDeliveries();
+    ASSERT_NO_FATAL_FAILURE(CancelConcurrently(*shop, holders));
+    n = shop->RunBackorders();
     ASSERT_TRUE(n.ok()) << n.status();
     EXPECT_EQ(*n, static_cast<size_t>(kN));
-    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
+    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, waiters, imported));
     auto left = shop->ListDeliveries(std::nullopt);
     ASSERT_TRUE(left.ok()) << left.status();
     EXPECT_TRUE(left->empty());
     st = shop->Stock(pid);
     EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.owed, 0);
     EXPECT_EQ(st.pool, 0);
     EXPECT_EQ(st.delivered, kN);
-    // Running the log again finds nothing to do.
-    n = shop->RunDeliveries();
+    EXPECT_EQ(st.available, 0);
+    // Running the queue again finds nothing to do.
+    n = shop->RunBackorders();
     ASSERT_TRUE(n.ok()) << n.status();
     EXPECT_EQ(*n, 0u);
   }
@@ -594,82 +628,108 @@ TEST(ShopConcurrencyTest, WriteAheadPaymentsAreDeliveredByRunDeliveries) {
   EXPECT_EQ(report.log_entries, 0u);
 }
 
-// Several workers drain the log while the payments that fill it still arrive: each entry is
-// delivered exactly once.
-TEST(ShopConcurrencyTest, WriteAheadConcurrentRunDeliveriesDeliverEachOrderOnce) {
+// Several workers serve the queue while the payments that fill it and the cancellations that
+// free keys still arrive: each waiter gets exactly one key, either in its payment's batch
+// (a key was free when it paid) or from a worker, never both.
+TEST(ShopConcurrencyTest, ConcurrentRunBackordersDeliverEachOrderOnce) {
   constexpr int kN = 500;
   constexpr int kWorkers = 8;
   ShopDir dir;
-  const std::vector<std::string> keys = MakeKeys("write-ahead-workers", kN);
+  const std::vector<std::string> keys = MakeKeys("backorder-workers", kN);
   const std::set<std::string> imported(keys.begin(), keys.end());
   {
-    ShopOptions opts = dir.Options();
-    opts.inline_delivery = false;
     std::unique_ptr<Shop> shop;
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
-    const auto created = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kN, 1));
-    std::vector<OrderView> orders;
-    std::vector<PaymentNotice> notices;
-    for (const auto& r : created) {
-      ASSERT_TRUE(r->ok()) << Describe(*r);
-      orders.push_back(r->value());
-      notices.push_back(NoticeFor(orders.back(), "pay-" + orders.back().order_id));
-    }
-    // Workers pass over the log again and again until the payments are done, then once more.
-    std::atomic<bool> payments_done{false};
-    std::atomic<size_t> total{0};
+    std::vector<OrderView> holders, waiters;
+    ASSERT_NO_FATAL_FAILURE(
+        OpenHoldersAndWaiters(dir.Options(), keys, &shop, &pid, &holders, &waiters));
+    // Workers pass over the queue again and again until the buyers are done, then once more.
+    std::atomic<bool> buyers_done{false};
+    std::atomic<size_t> by_workers{0};
     std::vector<absl::Status> errors(kWorkers);
     std::vector<std::thread> workers;
     for (int w = 0; w < kWorkers; ++w) {
       workers.emplace_back([&, w] {
         while (true) {
-          const bool last = payments_done.load();
-          auto n = shop->RunDeliveries();
+          const bool last = buyers_done.load();
+          auto n = shop->RunBackorders();
           if (!n.ok()) {
             errors[w] = n.status();
             return;
           }
-          total += *n;
+          by_workers += *n;
           if (last) return;
         }
       });
     }
-    const auto paid = PayConcurrently(*shop, notices);
-    payments_done = true;
+    // Waiters pay (even i) while holders cancel (odd i), interleaved.
+    std::vector<std::optional<Result<PaymentResult>>> paid(kN);
+    std::vector<std::optional<Result<OrderView>>> cancelled(kN);
+    ParallelFor(kThreads, 2 * kN, [&](int i) {
+      if (i % 2 == 0) {
+        const OrderView& o = waiters[i / 2];
+        paid[i / 2].emplace(shop->ApplyPayment(NoticeFor(o, "pay-" + o.order_id)));
+      } else {
+        cancelled[i / 2].emplace(shop->CancelOrder(holders[i / 2].order_id));
+      }
+    });
+    buyers_done = true;
     for (std::thread& t : workers) t.join();
     for (const absl::Status& e : errors) ASSERT_TRUE(e.ok()) << e;
-    for (const auto& r : paid) {
-      ASSERT_TRUE(r->ok()) << Describe(*r);
-      EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
-      EXPECT_FALSE((*r)->replay);
+    // The answer gives the status the payment's own batch left: delivered there, or queued.
+    size_t inline_delivered = 0, queued = 0;
+    for (int i = 0; i < kN; ++i) {
+      ASSERT_TRUE(cancelled[i]->ok()) << Describe(*cancelled[i]);
+      EXPECT_EQ((*cancelled[i])->status, OrderStatus::kCancelled);
+      const auto& r = *paid[i];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      EXPECT_EQ(r->outcome, PaymentOutcome::kApplied);
+      EXPECT_FALSE(r->replay);
+      ASSERT_TRUE(r->order_status.has_value());
+      if (*r->order_status == OrderStatus::kDelivered) {
+        ++inline_delivered;
+      } else {
+        EXPECT_EQ(*r->order_status, OrderStatus::kBackordered) << Describe(*r->order_status);
+        ++queued;
+      }
     }
-    EXPECT_EQ(total.load(), static_cast<size_t>(kN)) << "deliveries counted by all workers";
-    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
+    auto left = shop->ListDeliveries(std::nullopt);
+    ASSERT_TRUE(left.ok()) << left.status();
+    EXPECT_TRUE(left->empty()) << left->size() << " backorders left after the last pass";
+    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, waiters, imported));
     const StockCounts st = shop->Stock(pid);
     EXPECT_EQ(st.delivered, kN);
     EXPECT_EQ(st.held, 0);
+    EXPECT_EQ(st.owed, 0);
     EXPECT_EQ(st.pool, 0);
+    // Each waiter was delivered once: by its payment's batch or by a worker.
+    EXPECT_EQ(by_workers.load(), queued) << "deliveries counted by all workers";
+    EXPECT_EQ(inline_delivered + queued, static_cast<size_t>(kN));
+    std::printf("backorder workers: %zu served by %d workers, %zu in the payment's batch\n",
+                by_workers.load(), kWorkers, inline_delivered);
   }
   CheckReport report;
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.keys_delivered, static_cast<uint64_t>(kN));
 }
 
-// The log survives a restart: a stopped shop with pending entries passes the check, and
-// Shop::Open replays the entries before serving.
-TEST(ShopConcurrencyTest, WriteAheadLogIsReplayedOnOpen) {
+// The queue survives a restart: a stopped shop with backorders passes the check, and
+// Shop::Open serves those that stock allows before serving anything.
+TEST(ShopConcurrencyTest, BackorderQueueIsRebuiltAndServedOnOpen) {
   constexpr int kN = 300;
   ShopDir dir;
-  const std::vector<std::string> keys = MakeKeys("write-ahead-replay", kN);
+  const std::vector<std::string> keys = MakeKeys("backorder-reopen", kN);
   const std::set<std::string> imported(keys.begin(), keys.end());
-  std::vector<OrderView> orders;
+  std::vector<OrderView> holders, waiters;
   {
-    ShopOptions opts = dir.Options();
-    opts.inline_delivery = false;
     std::unique_ptr<Shop> shop;
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
-    ASSERT_NO_FATAL_FAILURE(PayWriteAhead(*shop, pid, kN, &orders));
+    ASSERT_NO_FATAL_FAILURE(
+        OpenHoldersAndWaiters(dir.Options(), keys, &shop, &pid, &holders, &waiters));
+    ASSERT_NO_FATAL_FAILURE(PayWaitersIntoTheQueue(*shop, waiters));
+    // Keys freed, no worker (start_workers=false): the queue is left for the next open.
+    ASSERT_NO_FATAL_FAILURE(CancelConcurrently(*shop, holders));
+    EXPECT_EQ(shop->Stock(pid).owed, kN);
   }
   CheckReport report;
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
@@ -677,54 +737,60 @@ TEST(ShopConcurrencyTest, WriteAheadLogIsReplayedOnOpen) {
   {
     std::unique_ptr<Shop> shop;
     ASSERT_NO_FATAL_FAILURE(OpenShop(dir.Options(), &shop));  // start_workers=false
-    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
+    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, waiters, imported));
     auto left = shop->ListDeliveries(std::nullopt);
     ASSERT_TRUE(left.ok()) << left.status();
     EXPECT_TRUE(left->empty());
+    EXPECT_EQ(shop->Backlog()->backordered, 0u);
   }
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
   EXPECT_EQ(report.log_entries, 0u);
   EXPECT_EQ(report.keys_delivered, static_cast<uint64_t>(kN));
 }
 
-// Write-ahead with the real worker running while payments arrive: poll (never sleep) until
-// the worker has delivered everything.
-TEST(ShopConcurrencyTest, WriteAheadLiveWorkerDeliversDuringPaymentRace) {
+// The real worker serves the queue while waiters pay and holders cancel: poll (never sleep)
+// until everything is delivered.
+TEST(ShopConcurrencyTest, LiveWorkerServesBackordersDuringPaymentRace) {
   constexpr int kN = 500;
   ShopDir dir;
-  const std::vector<std::string> keys = MakeKeys("write-ahead-live", kN);
+  const std::vector<std::string> keys = MakeKeys("backorder-live", kN);
   const std::set<std::string> imported(keys.begin(), keys.end());
   {
     ShopOptions opts = dir.Options();
-    opts.inline_delivery = false;
     opts.start_workers = true;
     std::unique_ptr<Shop> shop;
     uint64_t pid = 0;
-    ASSERT_NO_FATAL_FAILURE(OpenStockedShop(opts, keys, &shop, &pid));
-    const auto created = CreateOrdersConcurrently(*shop, pid, std::vector<int64_t>(kN, 1));
-    std::vector<OrderView> orders;
-    for (const auto& r : created) {
-      ASSERT_TRUE(r->ok()) << Describe(*r);
-      orders.push_back(r->value());
-    }
-    std::vector<PaymentNotice> notices;
-    for (const OrderView& o : orders) notices.push_back(NoticeFor(o, "pay-" + o.order_id));
-    const auto paid = PayConcurrently(*shop, notices);
-    for (const auto& r : paid) {
-      ASSERT_TRUE(r->ok()) << Describe(*r);
-      EXPECT_EQ((*r)->outcome, PaymentOutcome::kApplied);
-      // The worker may already have delivered it by the time the answer is built.
-      ASSERT_TRUE((*r)->order_status.has_value());
-      EXPECT_TRUE(*(*r)->order_status == OrderStatus::kPaid ||
-                  *(*r)->order_status == OrderStatus::kDelivered);
+    std::vector<OrderView> holders, waiters;
+    ASSERT_NO_FATAL_FAILURE(OpenHoldersAndWaiters(opts, keys, &shop, &pid, &holders, &waiters));
+    std::vector<std::optional<Result<PaymentResult>>> paid(kN);
+    std::vector<std::optional<Result<OrderView>>> cancelled(kN);
+    ParallelFor(kThreads, 2 * kN, [&](int i) {
+      if (i % 2 == 0) {
+        const OrderView& o = waiters[i / 2];
+        paid[i / 2].emplace(shop->ApplyPayment(NoticeFor(o, "pay-" + o.order_id)));
+      } else {
+        cancelled[i / 2].emplace(shop->CancelOrder(holders[i / 2].order_id));
+      }
+    });
+    for (int i = 0; i < kN; ++i) {
+      ASSERT_TRUE(cancelled[i]->ok()) << Describe(*cancelled[i]);
+      const auto& r = *paid[i];
+      ASSERT_TRUE(r.ok()) << Describe(r);
+      EXPECT_EQ(r->outcome, PaymentOutcome::kApplied);
+      ASSERT_TRUE(r->order_status.has_value());
+      EXPECT_TRUE(*r->order_status == OrderStatus::kBackordered ||
+                  *r->order_status == OrderStatus::kDelivered)
+          << Describe(*r->order_status);
     }
     const bool done =
         PollUntil([&] { return shop->Stock(pid).delivered == kN; }, std::chrono::seconds(20));
-    ASSERT_TRUE(done) << "worker delivered only " << shop->Stock(pid).delivered << " of " << kN;
-    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, orders, imported));
+    ASSERT_TRUE(done) << "delivered only " << shop->Stock(pid).delivered << " of " << kN;
+    ASSERT_NO_FATAL_FAILURE(ExpectAllDelivered(*shop, waiters, imported));
+    EXPECT_EQ(shop->Stock(pid).owed, 0);
   }
   CheckReport report;
   ASSERT_NO_FATAL_FAILURE(ExpectCheckPasses(dir, &report));
+  EXPECT_EQ(report.log_entries, 0u);
 }
 
 // --- holds expire while late payments and new buyers race for the released keys -----------

@@ -299,8 +299,8 @@ enum class OptionType { kString, kBool, kInt };
          "Comma-separated IP addresses of reverse proxies whose X-Forwarded-For names the "      \
          "client; empty = trust none.")                                                          \
   INT(delivery_backlog_max, 10000, 0, 1000000000,                                                \
-      "Unfinished deliveries (pending + failed) above which /readyz answers 503; 0 = no "        \
-      "limit.")                                                                                  \
+      "Ignored: nothing waits in the delivery log since the write-ahead path was removed "       \
+      "(issue 14); accepted so older config files still load. See outbound_backlog_max.")        \
   INT(block_cache_mb, 64, 8, 65536, "Size of RocksDB's block cache, in MiB.")                    \
   INT(min_free_disk_mb, 256, 0, 1048576,                                                         \
       "MiB kept free on the data dir's file system: below it orders, payments and imports "      \

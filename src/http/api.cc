@@ -823,8 +823,6 @@ void Server::Impl::RegisterRoutes() {
                  r = shop->CancelOrder(c.params[0]);
                } else if (action == "refund") {
                  r = shop->RefundOrder(c.params[0]);
-               } else if (action == "redeliver") {
-                 r = shop->RedeliverOrder(c.params[0]);
                } else {
                  return WriteError(c.res, MakeError(Wire::kNotFound, "no such route"));
                }
@@ -895,17 +893,6 @@ void Server::Impl::RegisterRoutes() {
     w.EndArray().EndObject();
     WriteJson(c.res, 200, w.Take());
   });
-  router.Add({"POST", "/api/v1/admin/deliveries/replay", kAdminClass, kJson, kAdmin},
-             [shop](Ctx& c) {
-               auto n = shop->ReplayFailedDeliveries();
-               if (!n.ok()) return WriteError(c.res, ErrorFor(n.status()));
-               auto delivered = shop->RunDeliveries();
-               JsonWriter w;
-               w.BeginObject().Field("replayed", static_cast<int64_t>(*n));
-               if (delivered.ok()) w.Field("delivered", static_cast<int64_t>(*delivered));
-               w.EndObject();
-               WriteJson(c.res, 200, w.Take());
-             });
   // --- merchant: outbound events (issue 14), the compensation API ---
   router.Add({"GET", "/api/v1/admin/events", kAdminClass, kNoBody, kAdmin}, [shop](Ctx& c) {
     std::optional<OutboundState> state;
@@ -995,9 +982,7 @@ void Server::Impl::RegisterRoutes() {
         .EndObject();
     w.Key("deliveries")
         .BeginObject()
-        .Field("pending", static_cast<int64_t>(st->deliveries.pending))
         .Field("backordered", static_cast<int64_t>(st->deliveries.backordered))
-        .Field("failed", static_cast<int64_t>(st->deliveries.failed))
         .EndObject();
     // Rates since this process started (per second).
     w.Key("rates")
@@ -1080,14 +1065,6 @@ void Server::Impl::RegisterRoutes() {
     if (why.empty()) {
       const storage::WriteHealth::State h = shop->db()->write_health();
       if (!h.writable) why = "storage not writable: " + h.error;
-    }
-    if (why.empty() && opts.config.delivery_backlog_max > 0) {
-      auto b = shop->Backlog();
-      if (!b.ok()) {
-        why = "storage not readable";
-      } else if (static_cast<int64_t>(b->pending + b->failed) > opts.config.delivery_backlog_max) {
-        why = "delivery backlog over its limit";
-      }
     }
     if (why.empty() && opts.config.outbound_backlog_max > 0 &&
         shop->OutboundCounts().Unfinished() > opts.config.outbound_backlog_max) {
@@ -1200,13 +1177,12 @@ void Server::Impl::RegisterRoutes() {
                           }
                         });
   registry.AddCollector(
-      "keyvend_delivery_backlog", "Unfinished delivery-log entries, by state.", "gauge",
-      [shop](std::vector<Sample>* out) {
+      "keyvend_delivery_backlog",
+      "Unfinished delivery-log entries, by state (backordered: paid orders waiting for keys).",
+      "gauge", [shop](std::vector<Sample>* out) {
         auto b = shop->Backlog();
         if (!b.ok()) return;
-        out->push_back(Sample{{{"state", "pending"}}, static_cast<double>(b->pending)});
         out->push_back(Sample{{{"state", "backordered"}}, static_cast<double>(b->backordered)});
-        out->push_back(Sample{{{"state", "failed"}}, static_cast<double>(b->failed)});
       });
   Clock* clock = opts.clock;
   registry.AddCollector(
@@ -1220,9 +1196,7 @@ void Server::Impl::RegisterRoutes() {
           return oldest_ms == 0 ? 0.0
                                 : std::max(0.0, static_cast<double>(now_ms - oldest_ms) / 1000.0);
         };
-        out->push_back(Sample{{{"state", "pending"}}, age(b->oldest_pending_ms)});
         out->push_back(Sample{{{"state", "backordered"}}, age(b->oldest_backordered_ms)});
-        out->push_back(Sample{{{"state", "failed"}}, age(b->oldest_failed_ms)});
       });
   // Whether the database takes writes (storage/write_health.h): a full disk, an I/O error.
   storage::Db* kvdb = shop->db();

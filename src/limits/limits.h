@@ -58,10 +58,6 @@ static_assert(kHoldGraceSecondsDefault <= kHoldGraceSecondsMax);
 // Striped per-order locks: orders hashing to one stripe serialize their state changes.
 inline constexpr size_t kOrderLockStripes = 4'096;
 static_assert((kOrderLockStripes & (kOrderLockStripes - 1)) == 0, "power of two");
-// Delivery log retry policy defaults.
-inline constexpr uint32_t kDeliveryAttemptsMax = 8;
-inline constexpr int64_t kDeliveryBackoffMsInitial = 200;
-inline constexpr int64_t kDeliveryBackoffMsMax = 60'000;
 // Lookup: orders returned for one contact + password, and contact-index entries (the
 // contact's newest orders with a query password) one lookup visits: the work of a lookup
 // is bounded however many orders someone creates under a contact.
@@ -81,7 +77,8 @@ inline constexpr size_t kOrderClientBytesMax = 64;
 // one is kCurrencyBytes, the rest is kept only to show the merchant what came).
 inline constexpr size_t kPaymentCurrencyBytesMax = 16;
 static_assert(kPaymentCurrencyBytesMax >= kCurrencyBytes);
-// The error text a failed delivery attempt leaves in its log entry, bytes (truncated).
+// The error text a failed outbound attempt leaves in its entry (and a hand-settle's
+// reason), bytes (truncated).
 inline constexpr size_t kDeliveryErrorBytesMax = 200;
 // Admin pages: pool keys per page of GET .../keys; orders per page of GET /admin/orders
 // (default and maximum of `limit`); orders per page while streaming the CSV export.
@@ -90,7 +87,7 @@ inline constexpr int64_t kOrdersPageSizeDefault = 50;
 inline constexpr int64_t kOrdersPageSizeMax = 500;
 inline constexpr size_t kExportPageSize = 500;
 static_assert(kOrdersPageSizeDefault >= 1 && kOrdersPageSizeDefault <= kOrdersPageSizeMax);
-// The shop's worker: a pass (expiry, delivery retries) at least this often, milliseconds;
+// The shop's worker: a pass (expiry, backorders) at least this often, milliseconds;
 // idempotency records are kept at least kIdempotencyKeepSeconds and collected about every
 // kIdempotencyCollectEverySeconds.
 inline constexpr int64_t kWorkerPassMs = 100;

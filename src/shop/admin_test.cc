@@ -93,30 +93,6 @@ TEST_F(ShopTest, ListOrdersPagesByStatus) {
   }
 }
 
-TEST_F(ShopTest, RedeliverRunsAStuckDeliveryNow) {
-  inline_delivery_ = false;
-  Reopen();
-  const uint64_t pid = MakeProduct();
-  Import(pid, 2);
-  OrderView o = Order(pid);
-  EXPECT_EQ(Pay(o).outcome, PaymentOutcome::kApplied);
-  EXPECT_EQ(StatusOf(o), OrderStatus::kPaid);
-  auto r = shop_->RedeliverOrder(o.order_id);
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->status, OrderStatus::kDelivered);
-  EXPECT_EQ(r->keys.size(), 1u);
-  auto again = shop_->RedeliverOrder(o.order_id);  // delivered: answered as it is
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->keys, r->keys);
-  OrderView pending = Order(pid);
-  EXPECT_EQ(shop_->RedeliverOrder(pending.order_id).refusal(), Refusal::kInvalidState);
-  EXPECT_EQ(shop_->RedeliverOrder(std::string(32, 'e')).refusal(), Refusal::kOrderNotFound);
-  auto pays = shop_->ListPayments(std::nullopt);
-  ASSERT_EQ(pays->size(), 1u);
-  EXPECT_TRUE(shop_->ListPayments(PaymentOutcome::kRefundDue)->empty());
-  EXPECT_TRUE(CloseAndCheck().empty());
-}
-
 }  // namespace
 }  // namespace kv
 

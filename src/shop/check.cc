@@ -253,16 +253,20 @@ class Checker {
   absl::Status ScanLog() {
     KV_RETURN_IF_ERROR(ForEachDelivery(db_, [&](DeliveryEntry& e) -> StepOr {
       ++report_.log_entries;
+      if (e.state != DeliveryState::kBackordered) {
+        // A write-ahead delivery of a paid order: no build writes one, and Shop::Open
+        // refuses a dir that has one.
+        Violation(absl::StrCat("delivery-log entry ", e.log_seq, " of order ", HexEncode(e.oid),
+                               " is ", std::string(DeliveryStateName(e.state)),
+                               ": a write-ahead delivery, which keyvend no longer performs (the "
+                               "shop will not open this dir)"));
+      }
       auto w = want_log_.find(e.log_seq);
       if (w == want_log_.end() || w->second.first != e.oid) {
         Violation(absl::StrCat("delivery-log entry ", e.log_seq, " names no order waiting for it"));
         return Scan::kNext;
       }
-      const bool ok =
-          (w->second.second == OrderStatus::kPaid &&
-           (e.state == DeliveryState::kPending || e.state == DeliveryState::kFailed)) ||
-          (w->second.second == OrderStatus::kBackordered && e.state == DeliveryState::kBackordered);
-      if (!ok) {
+      if (e.state == DeliveryState::kBackordered && w->second.second != OrderStatus::kBackordered) {
         Violation(absl::StrCat("delivery-log entry ", e.log_seq, " is ",
                                std::string(DeliveryStateName(e.state)), " for a ",
                                std::string(OrderStatusName(w->second.second)), " order"));

@@ -30,8 +30,10 @@ struct [[nodiscard]] CheckReport {
 //    equals its recount, and imported = pool + delivered + retired;
 //  - no key is attached to two orders, and no delivered key is still in the pool;
 //  - every stored key decrypts under the master key and owns its uniqueness tag;
-//  - every paid order is delivered, backordered, refund_due or refunded, or has an
-//    unfinished delivery-log entry; holds only on pending or paid orders;
+//  - every paid order is delivered, backordered, refund_due or refunded (keys are assigned
+//    in the payment's batch): an order left `paid`, or a `pending` or `failed` delivery-log
+//    entry (the removed write-ahead path; Shop::Open refuses such a dir), is reported;
+//    holds only on pending (or such paid) orders;
 //  - every payment matches its order or is flagged for refund;
 //  - the order indexes and the backorder queue agree with the orders.
 // Returns an error only when the scan itself fails (I/O, undecodable record).

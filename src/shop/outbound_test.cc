@@ -282,46 +282,42 @@ class BacklogMemoryTest : public testing::ShopTest {
     ASSERT_TRUE(log.ok());
     DeliveryBacklog want;
     for (const DeliveryEntry& d : *log) {
-      int64_t* oldest = nullptr;
-      if (d.state == DeliveryState::kPending) ++want.pending, oldest = &want.oldest_pending_ms;
-      if (d.state == DeliveryState::kBackordered) {
-        ++want.backordered;
-        oldest = &want.oldest_backordered_ms;
-      }
-      if (d.state == DeliveryState::kFailed) ++want.failed, oldest = &want.oldest_failed_ms;
-      for (int64_t* o : {oldest, &want.oldest_created_ms}) {
-        if (*o == 0 || d.created_ms < *o) *o = d.created_ms;
+      EXPECT_EQ(d.state, DeliveryState::kBackordered);
+      ++want.backordered;
+      if (want.oldest_backordered_ms == 0 || d.created_ms < want.oldest_backordered_ms) {
+        want.oldest_backordered_ms = d.created_ms;
       }
     }
-    EXPECT_EQ(b->pending, want.pending);
     EXPECT_EQ(b->backordered, want.backordered);
-    EXPECT_EQ(b->failed, want.failed);
-    EXPECT_EQ(b->oldest_pending_ms, want.oldest_pending_ms);
     EXPECT_EQ(b->oldest_backordered_ms, want.oldest_backordered_ms);
-    EXPECT_EQ(b->oldest_failed_ms, want.oldest_failed_ms);
-    EXPECT_EQ(b->oldest_created_ms, want.oldest_created_ms);
   }
 };
 
+// Every writer of the log: a payment's backorder, the worker serving one from a released
+// hold, a refund, a reopen, an import.
 TEST_F(BacklogMemoryTest, CountsFollowEveryLogWriteAndAreRebuiltOnOpen) {
-  inline_delivery_ = false;
-  Reopen();
-  const uint64_t pid = MakeProduct(StockMode::kOnPayment, /*backorder=*/true);
+  const uint64_t pid = MakeProduct(StockMode::kReserve, /*backorder=*/true);
   Import(pid, 2);
   std::vector<OrderView> orders;
-  for (int i = 0; i < 5; ++i) {
-    orders.push_back(Order(pid, 1, "b" + std::to_string(i) + "@x.example"));
+  for (int i = 0; i < 6; ++i) {
+    orders.push_back(Order(pid, 1, "b" + std::to_string(i) + "@x.example"));  // 2 hold
     clock_.Advance(absl::Milliseconds(10));
-    (void)Pay(orders.back());  // 2 paid with a pending log entry, then 3 backordered
   }
-  ExpectBacklogMatchesTheLog("2 pending, 3 backordered");
-  EXPECT_EQ(shop_->Backlog()->pending, 2u);
-  EXPECT_EQ(shop_->Backlog()->backordered, 3u);
-  ASSERT_TRUE(shop_->RunDeliveries().ok());  // the 2 pending are delivered
+  for (int i = 2; i < 6; ++i) {
+    EXPECT_EQ(*Pay(orders[i]).order_status, OrderStatus::kBackordered);
+    clock_.Advance(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(*Pay(orders[0]).order_status, OrderStatus::kDelivered);  // no log entry
+  ExpectBacklogMatchesTheLog("4 backordered");
+  EXPECT_EQ(shop_->Backlog()->backordered, 4u);
+  const int64_t oldest = shop_->Backlog()->oldest_backordered_ms;
+  ASSERT_TRUE(shop_->CancelOrder(orders[1].order_id).ok());
+  ASSERT_EQ(*shop_->RunBackorders(), 1u);  // the released key serves the oldest
   ExpectBacklogMatchesTheLog("after the worker");
-  EXPECT_EQ(shop_->Backlog()->pending, 0u);
+  EXPECT_EQ(StatusOf(orders[2]), OrderStatus::kDelivered);
   EXPECT_EQ(shop_->Backlog()->backordered, 3u);
-  ASSERT_TRUE(shop_->RefundOrder(orders[4].order_id).ok());
+  EXPECT_GT(shop_->Backlog()->oldest_backordered_ms, oldest);
+  ASSERT_TRUE(shop_->RefundOrder(orders[5].order_id).ok());
   ExpectBacklogMatchesTheLog("after a refund");
   Reopen();
   ExpectBacklogMatchesTheLog("after a reopen");
@@ -329,6 +325,7 @@ TEST_F(BacklogMemoryTest, CountsFollowEveryLogWriteAndAreRebuiltOnOpen) {
   Import(pid, 2);  // serves both
   ExpectBacklogMatchesTheLog("after an import");
   EXPECT_EQ(shop_->Backlog()->backordered, 0u);
+  EXPECT_EQ(shop_->Backlog()->oldest_backordered_ms, 0);
   EXPECT_TRUE(CloseAndCheck().empty());
 }
 

@@ -78,7 +78,8 @@ struct OrderRecord {
   std::string contact_tag;   // 16 bytes, key of the contact index
   std::string password_tag;  // empty, or 16 bytes
   // True while this order's quantity is counted in the product's "held" counter: a
-  // reserve-mode order awaiting payment, or a paid order whose keys a worker still assigns.
+  // reserve-mode order awaiting payment (or a paid order of the removed write-ahead path,
+  // which Shop::Open refuses).
   bool holding = false;
   int64_t created_ms = 0;
   int64_t expires_ms = 0;
@@ -86,7 +87,7 @@ struct OrderRecord {
   int64_t paid_ms = 0;
   int64_t delivered_ms = 0;
   std::string payment_id;  // the payment that paid this order; empty before
-  uint64_t log_seq = 0;    // delivery-log entry while one is open (paid / backordered)
+  uint64_t log_seq = 0;    // delivery-log entry while one is open (backordered)
   std::string client;      // the buyer's address at creation (hoarding guard); may be empty
   std::vector<DeliveredKey> keys;
 };
@@ -123,6 +124,8 @@ struct PaymentRecord {
   std::string body_excerpt;
 };
 
+// Stored in entries: never renumber. Only kBackordered is written; kPending and kFailed
+// (the removed write-ahead delivery path) are decoded so that Open and check can name them.
 enum class DeliveryState : uint8_t { kPending = 1, kBackordered = 2, kFailed = 3 };
 std::string_view DeliveryStateName(DeliveryState s);  // "pending" | "backordered" | "failed"
 bool ParseDeliveryState(std::string_view s, DeliveryState* out);

@@ -307,9 +307,10 @@ absl::StatusOr<std::unique_ptr<Shop>> Shop::Open(const ShopOptions& opts) {
   shop->impl_ =
       std::make_unique<Impl>(shop.get(), shop->opts_, shop->db_.get(), shop->cipher_.get());
   KV_RETURN_IF_ERROR(shop->Recover());
-  // Replay the unfinished delivery log before serving anything.
-  auto replayed = shop->RunDeliveries();
-  if (!replayed.ok()) return replayed.status();
+  // Serve the backorders that stock allows (a hold released just before a crash) before
+  // serving anything.
+  auto served = shop->RunBackorders();
+  if (!served.ok()) return served.status();
   if (opts.start_workers) shop->StartWorkers();
   shop->InitBackups();
   return shop;
@@ -484,11 +485,26 @@ absl::Status Shop::Recover() {
         return storage::Scan::kNext;
       }));
   m.next_log_seq = max_log + 1;
-  // The delivery log's entries (issue 14): into memory, for Backlog() without a scan.
+  // The delivery log's entries (issue 14): into memory, for Backlog() without a scan. Only
+  // backorders may wait there: a `pending` or `failed` entry is a paid order waiting for
+  // the write-ahead delivery path, which is gone (no keyvend build wrote one; a dir that
+  // has one is not ours, or corrupt). Refused whole, naming the count, rather than leaving
+  // paid orders stuck without a trace.
+  uint64_t write_ahead = 0;
   KV_RETURN_IF_ERROR(ForEachDelivery(*db_, [&](DeliveryEntry& e) -> absl::StatusOr<storage::Scan> {
-    m.LogMemApply(LogChange{e.log_seq, false, e.state, e.created_ms});
+    if (e.state != DeliveryState::kBackordered) {
+      ++write_ahead;
+    } else {
+      m.LogMemApply(LogChange{e.log_seq, false, e.state, e.created_ms});
+    }
     return storage::Scan::kNext;
   }));
+  if (write_ahead > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the delivery log holds ", write_ahead,
+        " pending or failed write-ahead entries (paid orders waiting for keys), which this "
+        "build cannot deliver; `keyvend check` lists them"));
+  }
   // The outbound work still to send (issue 14): into the outbox, counted.
   KV_RETURN_IF_ERROR(m.LoadOutbox());
   // Memory view of stock from the durable counters (I5).
@@ -517,7 +533,7 @@ void Shop::StartWorkers() {
       }
       // Errors are retried on the next pass; the log keeps the work.
       (void)RunExpiry();
-      (void)RunDeliveries();
+      (void)RunBackorders();
       // Idempotency records are kept at least 24 h; collected about once an hour.
       const int64_t now = m->clock->MonoNowNs();
       if (now - last_collect_ns >= limits::kIdempotencyCollectEverySeconds * 1'000'000'000) {

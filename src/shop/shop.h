@@ -51,11 +51,8 @@ struct ShopOptions {
   int64_t hold_seconds = limits::kHoldSecondsDefault;
   // Grace after expires_at before a hold is released, seconds. Default 120.
   int64_t hold_grace_seconds = limits::kHoldGraceSecondsDefault;
-  // Assign keys in the payment's own batch when they are at hand (default true). False
-  // leaves every delivery to the worker (tests of the write-ahead log path).
-  bool inline_delivery = true;
   // Start the expiry and delivery threads (default true). Tests that drive a FakeClock set
-  // false and call RunExpiry()/RunDeliveries() themselves.
+  // false and call RunExpiry()/RunBackorders() themselves.
   bool start_workers = true;
   // Hoarding guard (SPEC §3): most open pending_payment orders per contact (case-
   // insensitive) and per client address; 0 = no cap. Default: 0 here (the server passes
@@ -76,8 +73,6 @@ struct ShopOptions {
   // Defaults: none.
   bool webhook_events = false;
   std::function<bool(std::string_view)> mail_contact;
-  // Delivery retries before an entry is "failed". Default 8.
-  uint32_t delivery_attempts_max = limits::kDeliveryAttemptsMax;
   size_t block_cache_bytes = limits::kBlockCacheBytesDefault;
   // Test hook (storage::DbOptions::write_fault): called before each synced group write; an
   // error fails every state change of that group with it, nothing of them written (each
@@ -228,17 +223,10 @@ struct PoolKeyView {
   std::string masked;  // first 2 and last 2 characters, the rest '*' ("****" if short)
 };
 
-// The delivery log's unfinished work (it holds nothing else, so this reads little).
+// The delivery log's unfinished work: paid orders waiting for keys (backorders).
 struct DeliveryBacklog {
-  uint64_t pending = 0;
   uint64_t backordered = 0;
-  uint64_t failed = 0;
-  int64_t oldest_created_ms = 0;  // of the oldest unfinished entry, or 0
-  // The same per state (0 when the state has none): a backorder waiting for an import is
-  // not a delivery problem; a pending or failed entry that old is.
-  int64_t oldest_pending_ms = 0;
-  int64_t oldest_backordered_ms = 0;
-  int64_t oldest_failed_ms = 0;
+  int64_t oldest_backordered_ms = 0;  // created time of the oldest, or 0 when none
 };
 
 struct ShopStats {
@@ -351,10 +339,13 @@ struct OutboundBacklog {
 class Shop {
  public:
   // Opens (creating when allowed) the data dir, rebuilds memory from the durable counters,
-  // replays the unfinished delivery log and starts the workers. Errors: those of
-  // storage::OpenDataDir, and DataLoss on a malformed record.
+  // serves the backorders stock allows and starts the workers. Errors: those of
+  // storage::OpenDataDir; DataLoss on a malformed record; FailedPrecondition when the
+  // delivery log holds a `pending` or `failed` entry (a paid order waiting for the removed
+  // write-ahead delivery path; no keyvend build wrote one: `keyvend check` lists them).
   static absl::StatusOr<std::unique_ptr<Shop>> Open(const ShopOptions& opts);
-  // Stops the workers and closes the database. Unfinished work stays in the log.
+  // Stops the workers and closes the database. Unfinished work (backorders, outbound
+  // entries) stays in the log.
   ~Shop();
 
   // --- products (merchant) ---
@@ -482,13 +473,9 @@ class Shop {
   [[nodiscard]] absl::Status ForEachOrder(const std::function<bool(const OrderView&)>& f);
   // Recorded payments, optionally only those with the given outcome.
   absl::StatusOr<std::vector<PaymentView>> ListPayments(std::optional<PaymentOutcome> outcome);
-  // Puts the order's failed or pending delivery back to work at once and runs it.
-  // A delivered order is answered as it is (nothing to redo). Refusals: kOrderNotFound,
-  // kInvalidState (no delivery to redo: pending_payment, expired, cancelled, refund_due...).
-  Result<OrderView> RedeliverOrder(std::string_view order_id);
   // Counts by a full scan of the order indexes and payments: for the admin, not probes.
   absl::StatusOr<ShopStats> Stats();
-  // Scans only the delivery log: cheap enough for /readyz and every /metrics scrape.
+  // From memory (no scan): cheap enough for every /metrics scrape.
   absl::StatusOr<DeliveryBacklog> Backlog();
   // Deletes idempotency records older than `max_age`. Returns how many.
   absl::StatusOr<size_t> CollectIdempotency(absl::Duration max_age);
@@ -497,13 +484,12 @@ class Shop {
   // Expires every hold whose monotonic deadline has passed. Returns how many orders
   // changed state.
   absl::StatusOr<size_t> RunExpiry();
-  // Works the delivery log once: due pending entries get keys; backorders are served where
-  // stock allows. Returns how many orders were delivered.
-  absl::StatusOr<size_t> RunDeliveries();
+  // Serves, per product, the waiting backorders that stock allows (keys freed by a released
+  // hold; an import serves the queue itself). Returns how many orders were delivered; the
+  // first error of a product's batch (the others are still served).
+  absl::StatusOr<size_t> RunBackorders();
   // Entries of the delivery log (unfinished work), oldest first, optionally by state.
   absl::StatusOr<std::vector<DeliveryEntry>> ListDeliveries(std::optional<DeliveryState> state);
-  // Puts every failed entry back to pending with a fresh retry budget. Returns the count.
-  absl::StatusOr<size_t> ReplayFailedDeliveries();
 
   // --- outbound work (issue 14; the workers are in src/outbound/dispatcher.h) ---
   // Leases up to `max` pending entries of `kind` that are due, waiting up to `wait` for one,

@@ -1,6 +1,5 @@
-// Shop: the merchant's views — order pages, export, payments, redelivery, stats — and the
+// Shop: the merchant's views — order pages, export, payments, stats — and the
 // collection of old idempotency records.
-#include "absl/strings/str_cat.h"
 #include "base/coding.h"
 #include "base/status_macros.h"
 #include "shop/shop_internal.h"
@@ -100,37 +99,6 @@ absl::StatusOr<std::vector<PaymentView>> Shop::ListPayments(std::optional<Paymen
   return out;
 }
 
-Result<OrderView> Shop::RedeliverOrder(std::string_view order_id) {
-  Impl& m = *impl_;
-  std::string oid;
-  if (!ParseOrderId(order_id, &oid)) return {Refusal::kOrderNotFound, "no such order"};
-  std::optional<DeliveryEntry> entry;
-  {
-    MutexLock l(&m.OrderLock(oid));
-    auto cur = m.ReadOrder(oid);
-    if (!cur.ok()) return cur.status();
-    if (!cur->has_value()) return {Refusal::kOrderNotFound, "no such order"};
-    const OrderRecord& o = **cur;
-    if (o.status == OrderStatus::kDelivered) return m.View(o, true);
-    if (o.status != OrderStatus::kPaid || o.log_seq == 0) {
-      return {Refusal::kInvalidState, absl::StrCat("a ", std::string(OrderStatusName(o.status)),
-                                                   " order has no delivery to redo")};
-    }
-    auto ev = db_->Get(storage::kCfDeliveryLog, storage::U64Key(o.log_seq));
-    if (!ev.ok()) return ev.status();
-    if (!ev->has_value()) return absl::DataLossError("paid order without its delivery-log entry");
-    DeliveryEntry e;
-    KV_RETURN_IF_ERROR(DecodeDelivery(**ev, &e));
-    e.log_seq = o.log_seq;
-    KV_RETURN_IF_ERROR(m.RequeueDelivery(&e));
-    entry = e;
-  }
-  m.log_dirty = true;
-  auto delivered = m.DeliverPending(*entry);
-  if (!delivered.ok()) return delivered.status();
-  return AdminGetOrder(order_id);
-}
-
 absl::StatusOr<ShopStats> Shop::Stats() {
   ShopStats st;
   // The per-status counts PutOrder keeps (CF "counters", 'o' keys): one Get per status,
@@ -155,32 +123,14 @@ absl::StatusOr<ShopStats> Shop::Stats() {
 }
 
 absl::StatusOr<DeliveryBacklog> Shop::Backlog() {
-  // From memory (Impl::logmem, issue 14): /readyz and every scrape call this.
+  // From memory (Impl::logmem, issue 14): every scrape calls this. Recover refuses a log
+  // with any other state, so every entry is a backorder.
   Impl& m = *impl_;
   DeliveryBacklog b;
-  {
-    MutexLock l(&m.logmem_mu);
-    // Plain reads under the lock (no alias or lambda, so the thread-safety analysis sees it).
-    for (const DeliveryState s :
-         {DeliveryState::kPending, DeliveryState::kBackordered, DeliveryState::kFailed}) {
-      const size_t i = static_cast<size_t>(s);
-      const uint64_t n = m.logmem_by_state[i].size();
-      const int64_t t = m.logmem_by_state[i].empty() ? 0 : m.logmem_by_state[i].begin()->first;
-      if (s == DeliveryState::kPending) {
-        b.pending = n;
-        b.oldest_pending_ms = t;
-      } else if (s == DeliveryState::kBackordered) {
-        b.backordered = n;
-        b.oldest_backordered_ms = t;
-      } else {
-        b.failed = n;
-        b.oldest_failed_ms = t;
-      }
-    }
-  }
-  for (int64_t t : {b.oldest_pending_ms, b.oldest_backordered_ms, b.oldest_failed_ms}) {
-    if (t != 0 && (b.oldest_created_ms == 0 || t < b.oldest_created_ms)) b.oldest_created_ms = t;
-  }
+  MutexLock l(&m.logmem_mu);
+  const auto& backordered = m.logmem_by_state[static_cast<size_t>(DeliveryState::kBackordered)];
+  b.backordered = backordered.size();
+  b.oldest_backordered_ms = backordered.empty() ? 0 : backordered.begin()->first;
   return b;
 }
 

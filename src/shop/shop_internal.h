@@ -198,20 +198,13 @@ struct Shop::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
   absl::StatusOr<size_t> ServeBackorders(ProductState* ps);
 
-  // --- the payment's "no keys" outcome: backorder or refund_due ---
+  // --- the payment's "no keys" outcome: backorder (a new delivery-log entry) or refund_due ---
   void NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const ProductRecord& cfg,
                       OrderRecord* order, CounterDelta* delta, PaymentFlag* flag,
                       uint64_t* backorder_seq);
   // The answer to a repeat of a recorded payment (stored value `value`): its outcome and
   // flag, replay = true, and its order's current status when the order exists.
   Result<PaymentResult> AnswerRecordedPayment(std::string_view value) const;
-
-  // Assigns keys to a paid order whose delivery-log entry is pending. Returns whether the
-  // order was delivered; on a write error the entry is rescheduled with backoff.
-  absl::StatusOr<bool> DeliverPending(const DeliveryEntry& e);
-  // Puts a delivery-log entry back to pending (attempts 0, due now) and writes it. The
-  // caller holds the order's lock.
-  [[nodiscard]] absl::Status RequeueDelivery(DeliveryEntry* e);
 
   // Hoarding guard: counts of open pending_payment orders per contact and per client.
   // TryHoldPending takes a slot for a new order (false at the cap); ReleasePending gives it
@@ -226,8 +219,8 @@ struct Shop::Impl {
   void Kick();
 
   // --- the delivery log's entries in memory (issue 14): state and age per log_seq, rebuilt by
-  // Recover and changed after each commit that writes the log (CommitDelta, or LogMemApply
-  // by a writer without a delta), so Backlog() counts without reading the database ---
+  // Recover and changed after each commit that writes the log (CommitDelta), so Backlog()
+  // counts without reading the database ---
   struct LogMem {
     DeliveryState state = DeliveryState::kPending;
     int64_t created_ms = 0;
@@ -278,9 +271,6 @@ struct Shop::Impl {
   uint64_t next_product_id ABSL_GUARDED_BY(products_mu) = 1;
 
   std::atomic<uint64_t> next_log_seq{1};
-  // True when the delivery log may hold a pending entry the worker has not finished: set
-  // (after the commit) by whatever writes one, so idle worker passes skip the scan.
-  std::atomic<bool> log_dirty{true};
   std::array<Mutex, limits::kOrderLockStripes> order_locks;
   // Shop-wide: key uniqueness spans products, so imports (and the dedupe check) serialize.
   Mutex import_mu;

@@ -1,9 +1,11 @@
-// Shop: the key pool — selection for deliveries, import (with backorder service), retire.
+// Shop: the key pool — selection for deliveries, import (with backorder service), retire —
+// and the backorder queue's worker pass.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
 #include "base/status_macros.h"
+#include "shop/delivery_log.h"
 #include "shop/shop_internal.h"
 
 namespace kv {
@@ -150,6 +152,40 @@ void Shop::Impl::RestoreBackorders(ProductState* ps, const std::vector<ServedBac
   ps->pool_mu.AssertHeld();
   for (const ServedBackorder& sb : served) ps->backorders.emplace(sb.log_seq, sb.item);
   ps->cursor = 0;  // keys they took from the pool are still there
+}
+
+absl::StatusOr<size_t> Shop::RunBackorders() {
+  Impl& m = *impl_;
+  // Per product: one product's queue never holds up another's.
+  uint64_t last;
+  {
+    MutexLock l(&m.products_mu);
+    last = m.next_product_id;
+  }
+  size_t delivered = 0;
+  absl::Status first_error;
+  for (uint64_t id = 1; id < last; ++id) {
+    ProductState* ps = m.Product(id);
+    if (ps == nullptr) continue;
+    auto n = m.ServeBackorders(ps);
+    if (!n.ok()) {
+      if (first_error.ok()) first_error = n.status();
+    } else {
+      delivered += *n;
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  return delivered;
+}
+
+absl::StatusOr<std::vector<DeliveryEntry>> Shop::ListDeliveries(
+    std::optional<DeliveryState> state) {
+  std::vector<DeliveryEntry> out;
+  KV_RETURN_IF_ERROR(ForEachDelivery(*db_, [&](DeliveryEntry& e) -> absl::StatusOr<storage::Scan> {
+    if (!state || e.state == *state) out.push_back(std::move(e));
+    return storage::Scan::kNext;
+  }));
+  return out;
 }
 
 Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view input,

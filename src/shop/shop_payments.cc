@@ -1,4 +1,4 @@
-// Shop: payments, the write-ahead delivery log and its worker.
+// Shop: payments (recorded exactly once, applied in one batch) and payment attempts.
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -7,7 +7,6 @@
 #include "base/coding.h"
 #include "base/status_macros.h"
 #include "base/utf8.h"
-#include "shop/delivery_log.h"
 #include "shop/shop_internal.h"
 
 namespace kv {
@@ -83,7 +82,7 @@ void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const 
     order->holding = false;
   }
   if (cfg.allow_backorder) {
-    const uint64_t seq = order->log_seq != 0 ? order->log_seq : next_log_seq.fetch_add(1);
+    const uint64_t seq = next_log_seq.fetch_add(1);
     DeliveryEntry e;
     e.oid = order->oid;
     e.product_id = order->product_id;
@@ -99,11 +98,6 @@ void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const 
     *backorder_seq = seq;
   } else {
     order->status = OrderStatus::kRefundDue;
-    if (order->log_seq != 0) {
-      b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(order->log_seq));
-      delta->log.push_back(LogChange{order->log_seq, true});
-      order->log_seq = 0;
-    }
     *flag = PaymentFlag::kNoStock;
   }
 }
@@ -196,52 +190,36 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   CounterDelta delta;
   std::vector<TakenKey> keys;
   uint64_t backorder_seq = 0;
-  bool queued_for_worker = false;
   if (was_holding || acquired) {
-    if (opts_.inline_delivery) {
-      absl::Status sel;
-      {
-        MutexLock pl(&ps->pool_mu);
-        sel = m.SelectKeysLocked(ps, static_cast<uint32_t>(q), &keys);
-      }
-      if (!sel.ok()) {
-        ps->available += undo_on_failure;  // nothing was written
-        return sel;
-      }
-      if (static_cast<int64_t>(keys.size()) == q) {
-        m.DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
-      } else {
-        // Fewer keys in the pool than counted (a batch was retired under open holds).
-        m.FinishInflight(ps, keys, /*committed=*/false);
-        keys.clear();
-        if (acquired) {
-          ps->available += q;
-          undo_on_failure = 0;
-        }
-        if (was_holding) release_after_commit += q;
-        PaymentFlag flag = PaymentFlag::kNone;
-        m.NoStockOutcome(&b, ps, *cfg, &next, &delta, &flag, &backorder_seq);
-        if (backorder_seq != 0) {
-          ps->available -= q;
-          undo_on_failure += q;
-        }
-        pay.flag = flag;
-      }
+    // The keys are assigned in this batch: a paid order never holds keys waiting for a
+    // worker.
+    absl::Status sel;
+    {
+      MutexLock pl(&ps->pool_mu);
+      sel = m.SelectKeysLocked(ps, static_cast<uint32_t>(q), &keys);
+    }
+    if (!sel.ok()) {
+      ps->available += undo_on_failure;  // nothing was written
+      return sel;
+    }
+    if (static_cast<int64_t>(keys.size()) == q) {
+      m.DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
     } else {
-      // Write-ahead: the order is paid and holds its units; the worker assigns the keys.
-      if (acquired) delta.held += q;
-      next.holding = true;
-      next.log_seq = m.next_log_seq.fetch_add(1);
-      DeliveryEntry e;
-      e.oid = next.oid;
-      e.product_id = next.product_id;
-      e.quantity = next.quantity;
-      e.state = DeliveryState::kPending;
-      e.created_ms = pay.received_ms;
-      e.next_attempt_ms = pay.received_ms;
-      b.Put(m.db->cf(storage::kCfDeliveryLog), storage::U64Key(next.log_seq), EncodeDelivery(e));
-      delta.log.push_back(LogChange{next.log_seq, false, e.state, e.created_ms});
-      queued_for_worker = true;
+      // Fewer keys in the pool than counted (a batch was retired under open holds).
+      m.FinishInflight(ps, keys, /*committed=*/false);
+      keys.clear();
+      if (acquired) {
+        ps->available += q;
+        undo_on_failure = 0;
+      }
+      if (was_holding) release_after_commit += q;
+      PaymentFlag flag = PaymentFlag::kNone;
+      m.NoStockOutcome(&b, ps, *cfg, &next, &delta, &flag, &backorder_seq);
+      if (backorder_seq != 0) {
+        ps->available -= q;
+        undo_on_failure += q;
+      }
+      pay.flag = flag;
     }
   } else {
     PaymentFlag flag = PaymentFlag::kNone;
@@ -270,10 +248,6 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   if (backorder_seq != 0) {
     MutexLock pl(&ps->pool_mu);
     ps->backorders[backorder_seq] = BackorderItem{next.oid, next.quantity};
-  }
-  if (queued_for_worker) {
-    m.log_dirty = true;  // after the commit, so the worker's scan sees the entry
-    m.Kick();
   }
   res.outcome = pay.outcome;
   res.flag = pay.flag;
@@ -316,190 +290,6 @@ Result<PaymentResult> Shop::RecordMalformedPayment(const MalformedPaymentNotice&
   b.Put(m.db->cf(storage::kCfPayments), id, EncodePayment(pay));
   KV_RETURN_IF_ERROR(m.db->Write(&b));
   return res;
-}
-
-// --- the delivery worker -------------------------------------------------------------------
-
-absl::StatusOr<size_t> Shop::RunDeliveries() {
-  Impl& m = *impl_;
-  const int64_t now = m.NowMs();
-  std::vector<DeliveryEntry> due;
-  if (m.log_dirty.exchange(false)) {
-    bool waiting = false;  // pending entries left for a later pass (backoff)
-    absl::Status s = ForEachDelivery(*m.db, [&](DeliveryEntry& e) -> absl::StatusOr<storage::Scan> {
-      if (e.state != DeliveryState::kPending) return storage::Scan::kNext;
-      if (e.next_attempt_ms <= now) {
-        due.push_back(e);
-      } else {
-        waiting = true;
-      }
-      return storage::Scan::kNext;
-    });
-    if (!s.ok()) {
-      m.log_dirty = true;
-      return s;
-    }
-    if (waiting) m.log_dirty = true;
-  }
-  size_t delivered = 0;
-  absl::Status first_error;
-  for (const DeliveryEntry& e : due) {
-    auto r = m.DeliverPending(e);
-    if (!r.ok()) {
-      m.log_dirty = true;  // rescheduled with backoff
-      if (first_error.ok()) first_error = r.status();
-    } else if (*r) {
-      ++delivered;
-    }
-  }
-  // Backorders wait per product; one product's queue never holds up another's.
-  uint64_t last;
-  {
-    MutexLock l(&m.products_mu);
-    last = m.next_product_id;
-  }
-  for (uint64_t id = 1; id < last; ++id) {
-    ProductState* ps = m.Product(id);
-    if (ps == nullptr) continue;
-    auto n = m.ServeBackorders(ps);
-    if (!n.ok()) {
-      if (first_error.ok()) first_error = n.status();
-    } else {
-      delivered += *n;
-    }
-  }
-  if (!first_error.ok()) return first_error;
-  return delivered;
-}
-
-absl::Status Shop::Impl::RequeueDelivery(DeliveryEntry* e) {
-  e->state = DeliveryState::kPending;
-  e->attempts = 0;
-  e->next_attempt_ms = NowMs();
-  rocksdb::WriteBatch b;
-  b.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e->log_seq), EncodeDelivery(*e));
-  KV_RETURN_IF_ERROR(db->Write(&b));
-  LogMemApply(LogChange{e->log_seq, false, e->state, e->created_ms});
-  return absl::OkStatus();
-}
-
-absl::StatusOr<bool> Shop::Impl::DeliverPending(const DeliveryEntry& entry) {
-  MutexLock l(&OrderLock(entry.oid));
-  // Read both again under the lock: a refund may have finished the entry meanwhile.
-  auto ev = db->Get(storage::kCfDeliveryLog, storage::U64Key(entry.log_seq));
-  if (!ev.ok()) return ev.status();
-  if (!ev->has_value()) return false;
-  DeliveryEntry e;
-  KV_RETURN_IF_ERROR(DecodeDelivery(**ev, &e));
-  e.log_seq = entry.log_seq;
-  if (e.state != DeliveryState::kPending) return false;
-  auto cur = ReadOrder(e.oid);
-  if (!cur.ok()) return cur.status();
-  rocksdb::WriteBatch b;
-  if (!cur->has_value() || (*cur)->status != OrderStatus::kPaid || (*cur)->log_seq != e.log_seq) {
-    // Nothing left to do for this entry (cannot happen unless the log and orders diverged).
-    b.Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq));
-    KV_RETURN_IF_ERROR(db->Write(&b));
-    LogMemApply(LogChange{e.log_seq, true});
-    return false;
-  }
-  const OrderRecord prev = **cur;
-  ProductState* ps = Product(prev.product_id);
-  if (ps == nullptr) return absl::DataLossError("order of an unknown product");
-  OrderRecord next = prev;
-  CounterDelta delta;
-  std::vector<TakenKey> keys;
-  absl::Status s;
-  {
-    MutexLock pl(&ps->pool_mu);
-    s = SelectKeysLocked(ps, prev.quantity, &keys);
-  }
-  uint64_t backorder_seq = 0;
-  int64_t undo_on_failure = 0, release_after_commit = 0;
-  if (s.ok()) {
-    if (keys.size() == prev.quantity) {
-      DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
-      b.Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq));
-      delta.log.push_back(LogChange{e.log_seq, true});
-      next.log_seq = 0;
-    } else {
-      FinishInflight(ps, keys, /*committed=*/false);
-      keys.clear();
-      if (prev.holding) release_after_commit = prev.quantity;
-      PaymentFlag flag = PaymentFlag::kNone;
-      NoStockOutcome(&b, ps, *ps->Config(), &next, &delta, &flag, &backorder_seq);
-      if (backorder_seq != 0) {
-        ps->available -= prev.quantity;
-        undo_on_failure = prev.quantity;
-      }
-      if (flag != PaymentFlag::kNone) {
-        auto pv = db->Get(storage::kCfPayments, prev.payment_id);
-        if (!pv.ok()) return pv.status();
-        if (pv->has_value()) {
-          PaymentRecord pay;
-          KV_RETURN_IF_ERROR(DecodePayment(**pv, &pay));
-          pay.payment_id = prev.payment_id;
-          pay.outcome = PaymentOutcome::kRefundDue;
-          pay.flag = flag;
-          b.Put(db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
-        }
-      }
-    }
-    PutOrder(&b, &prev, next, &delta);
-    delta.AddTo(&b, db, prev.product_id);
-    s = db->Write(&b);
-  }
-  if (!s.ok()) {
-    ps->available += undo_on_failure;
-    FinishInflight(ps, keys, /*committed=*/false);
-    // Back off and retry; after the budget the entry is "failed" (replayable by hand).
-    e.attempts += 1;
-    const int64_t backoff =
-        std::min<int64_t>(limits::kDeliveryBackoffMsMax,
-                          limits::kDeliveryBackoffMsInitial << std::min<uint32_t>(e.attempts, 20));
-    e.next_attempt_ms = NowMs() + backoff;
-    if (e.attempts >= opts.delivery_attempts_max) e.state = DeliveryState::kFailed;
-    e.last_error = std::string(s.message().substr(0, limits::kDeliveryErrorBytesMax));
-    rocksdb::WriteBatch eb;
-    eb.Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
-    if (db->Write(&eb).ok()) LogMemApply(LogChange{e.log_seq, false, e.state, e.created_ms});
-    return s;
-  }
-  CommitDelta(ps, &delta);
-  FinishInflight(ps, keys, /*committed=*/true);
-  if (release_after_commit > 0) ps->available += release_after_commit;
-  if (backorder_seq != 0) {
-    MutexLock pl(&ps->pool_mu);
-    ps->backorders[backorder_seq] = BackorderItem{next.oid, next.quantity};
-  }
-  return next.status == OrderStatus::kDelivered;
-}
-
-absl::StatusOr<std::vector<DeliveryEntry>> Shop::ListDeliveries(
-    std::optional<DeliveryState> state) {
-  std::vector<DeliveryEntry> out;
-  KV_RETURN_IF_ERROR(ForEachDelivery(*db_, [&](DeliveryEntry& e) -> absl::StatusOr<storage::Scan> {
-    if (!state || e.state == *state) out.push_back(std::move(e));
-    return storage::Scan::kNext;
-  }));
-  return out;
-}
-
-absl::StatusOr<size_t> Shop::ReplayFailedDeliveries() {
-  Impl& m = *impl_;
-  auto failed = ListDeliveries(DeliveryState::kFailed);
-  if (!failed.ok()) return failed.status();
-  size_t n = 0;
-  for (DeliveryEntry& e : *failed) {
-    MutexLock l(&m.OrderLock(e.oid));
-    KV_RETURN_IF_ERROR(m.RequeueDelivery(&e));
-    ++n;
-  }
-  if (n > 0) {
-    m.log_dirty = true;
-    m.Kick();
-  }
-  return n;
 }
 
 // --- payment attempts (issue 13) -----------------------------------------------------------

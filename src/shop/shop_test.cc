@@ -466,51 +466,66 @@ TEST_F(ShopTest, KeysAreEncryptedAtRest) {
   EXPECT_GT(files, 3);
 }
 
-TEST_F(ShopTest, WriteAheadPathDeliversThroughTheWorker) {
-  inline_delivery_ = false;
-  Reopen();
-  const uint64_t pid = MakeProduct();
-  Import(pid, 3);
-  OrderView o = Order(pid, 2);
-  PaymentResult p = Pay(o);
-  EXPECT_EQ(*p.order_status, OrderStatus::kPaid);
-  auto pending = shop_->ListDeliveries(DeliveryState::kPending);
-  ASSERT_EQ(pending->size(), 1u);
-  EXPECT_EQ(shop_->Stock(pid).held, 2);
-  // A restart replays the log (Shop::Open runs the deliveries once).
-  Reopen();
-  EXPECT_EQ(StatusOf(o), OrderStatus::kDelivered);
-  EXPECT_TRUE(shop_->ListDeliveries(std::nullopt)->empty());
-  EXPECT_EQ(shop_->Stock(pid).held, 0);
-  EXPECT_EQ(shop_->Stock(pid).delivered, 2);
-  // An entry that exhausted its retries is "failed": the worker leaves it, a replay by hand
-  // puts it back to work.
-  OrderView f = Order(pid, 1);
-  EXPECT_EQ(Pay(f).outcome, PaymentOutcome::kApplied);
-  {
-    auto entries = shop_->ListDeliveries(DeliveryState::kPending);
-    ASSERT_EQ(entries->size(), 1u);
-    DeliveryEntry e = (*entries)[0];
+// The write-ahead delivery path is gone (keys are assigned in the payment's batch), so a
+// `pending` or `failed` delivery-log entry is nothing any keyvend build wrote: a dir holding
+// one is refused whole, naming the count, and `keyvend check` reports each; the refusal
+// writes nothing, so the dir opens again once the entries are gone.
+TEST_F(ShopTest, ADirWithWriteAheadDeliveriesIsRefusedAndChecked) {
+  const uint64_t pid = MakeProduct(StockMode::kReserve, /*backorder=*/true);
+  Import(pid, 1);
+  OrderView held = Order(pid);                                       // holds the only key
+  OrderView waiting = Order(pid);                                    // accepted unheld
+  EXPECT_EQ(*Pay(waiting).order_status, OrderStatus::kBackordered);  // a live log entry
+  shop_.reset();
+  const auto write_raw = [&](const std::function<void(storage::Db&, rocksdb::WriteBatch*)>& f) {
+    storage::DataDirOptions o;
+    o.data_dir = tmp_.Sub("data");
+    o.master_key_file = tmp_.Sub("master.key");
+    auto d = storage::OpenDataDir(o, &random_);
+    ASSERT_TRUE(d.ok()) << d.status();
+    rocksdb::WriteBatch b;
+    f(*d->db, &b);
+    ASSERT_TRUE(d->db->Write(&b).ok());
+  };
+  std::string oid;
+  ASSERT_TRUE(ParseOrderId(held.order_id, &oid));
+  write_raw([&](storage::Db& db, rocksdb::WriteBatch* b) {
+    DeliveryEntry e;
+    e.oid = oid;
+    e.product_id = pid;
+    e.quantity = 1;
+    e.state = DeliveryState::kPending;
+    e.created_ms = e.next_attempt_ms = 1;
+    b->Put(db.cf(storage::kCfDeliveryLog), storage::U64Key(1000), EncodeDelivery(e));
+    e.oid = std::string(storage::kOrderIdBytes, 'z');
     e.state = DeliveryState::kFailed;
     e.attempts = 8;
     e.last_error = "injected";
-    rocksdb::WriteBatch b;
-    b.Put(shop_->db()->cf(storage::kCfDeliveryLog), storage::U64Key(e.log_seq), EncodeDelivery(e));
-    ASSERT_TRUE(shop_->db()->Write(&b).ok());
+    b->Put(db.cf(storage::kCfDeliveryLog), storage::U64Key(1001), EncodeDelivery(e));
+  });
+
+  auto refused = Shop::Open(Options());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("holds 2 pending or failed"), std::string::npos)
+      << refused.status();
+  std::vector<std::string> found = CheckDir(tmp_.Sub("data"));
+  int write_ahead = 0;
+  for (const std::string& v : found) {
+    if (v.find("a write-ahead delivery") != std::string::npos) ++write_ahead;
   }
-  EXPECT_EQ(*shop_->RunDeliveries(), 0u);
-  EXPECT_EQ(StatusOf(f), OrderStatus::kPaid);
-  EXPECT_EQ(shop_->ListDeliveries(DeliveryState::kFailed)->size(), 1u);
-  EXPECT_EQ(*shop_->ReplayFailedDeliveries(), 1u);
-  EXPECT_EQ(*shop_->RunDeliveries(), 1u);
-  EXPECT_EQ(StatusOf(f), OrderStatus::kDelivered);
-  Import(pid, 1);
-  // Paid but undelivered, then refunded: the log entry and the hold go.
-  OrderView o2 = Order(pid, 1);
-  EXPECT_EQ(Pay(o2).outcome, PaymentOutcome::kApplied);
-  ASSERT_TRUE(shop_->RefundOrder(o2.order_id).ok());
-  EXPECT_TRUE(shop_->ListDeliveries(std::nullopt)->empty());
-  EXPECT_EQ(shop_->Stock(pid).sellable(), 1);
+  EXPECT_EQ(write_ahead, 2) << ::testing::PrintToString(found);
+
+  write_raw([&](storage::Db& db, rocksdb::WriteBatch* b) {
+    b->Delete(db.cf(storage::kCfDeliveryLog), storage::U64Key(1000));
+    b->Delete(db.cf(storage::kCfDeliveryLog), storage::U64Key(1001));
+  });
+  Reopen();
+  EXPECT_EQ(StatusOf(held), OrderStatus::kPendingPayment);
+  EXPECT_EQ(StatusOf(waiting), OrderStatus::kBackordered);
+  EXPECT_EQ(shop_->Stock(pid).held, 1);
+  EXPECT_EQ(shop_->Stock(pid).owed, 1);
+  EXPECT_EQ(shop_->Backlog()->backordered, 1u);
   EXPECT_TRUE(CloseAndCheck().empty());
 }
 

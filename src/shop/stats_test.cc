@@ -124,16 +124,24 @@ TEST_F(StatsTest, CountsFollowEveryTransition) {
   EXPECT_TRUE(CloseAndCheck().empty());
 }
 
-TEST_F(StatsTest, PaidWaitsInItsOwnCountUntilDelivered) {
-  inline_delivery_ = false;
-  Reopen();
-  const uint64_t pid = MakeProduct();
+// A backorder the worker serves (from a released hold, not an import) moves its count too.
+TEST_F(StatsTest, BackorderServedByTheWorkerMovesItsCount) {
+  using S = OrderStatus;
+  const uint64_t pid = MakeProduct(StockMode::kReserve, /*backorder=*/true);
   Import(pid, 1);
-  OrderView a = Order(pid);
-  EXPECT_EQ(*Pay(a).order_status, OrderStatus::kPaid);
-  ExpectCounts({{OrderStatus::kPaid, 1}}, "paid, delivery queued");
-  ASSERT_TRUE(shop_->RunDeliveries().ok());
-  ExpectCounts({{OrderStatus::kDelivered, 1}}, "delivered by the log");
+  OrderView holder = Order(pid);
+  OrderView waiting = Order(pid);
+  EXPECT_EQ(*Pay(waiting).order_status, S::kBackordered);
+  ExpectCounts({{S::kPendingPayment, 1}, {S::kBackordered, 1}}, "one holds, one waits");
+  ASSERT_TRUE(shop_->CancelOrder(holder.order_id).ok());
+  ExpectCounts({{S::kCancelled, 1}, {S::kBackordered, 1}}, "hold released");
+  auto served = shop_->RunBackorders();
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(*served, 1u);
+  ExpectCounts({{S::kCancelled, 1}, {S::kDelivered, 1}}, "served by the worker");
+  Reopen();
+  ExpectCounts({{S::kCancelled, 1}, {S::kDelivered, 1}}, "after a reopen");
+  EXPECT_TRUE(CloseAndCheck().empty());
 }
 
 TEST_F(StatsTest, StatsReadsTheCountsNotTheIndex) {

@@ -58,10 +58,15 @@
 //                                                 "sha256:" + hex SHA-256(raw body). Record
 //                                                 version 1; version 2 (a "malformed" notice)
 //                                                 appends problem, body size, body excerpt
-//   CF "delivery_log" log_seq(u64 BE)           -> DeliveryEntry: unfinished work only; an
-//                                                 entry is deleted in the batch that
-//                                                 finishes it (so seqs restart above the
-//                                                 highest live entry after a restart)
+//   CF "delivery_log" log_seq(u64 BE)           -> DeliveryEntry: unfinished work only, i.e.
+//                                                 a backorder (state backordered) from the
+//                                                 payment's batch until the batch that
+//                                                 serves or refunds it deletes it (so seqs
+//                                                 restart above the highest live entry
+//                                                 after a restart). States pending/failed
+//                                                 (a write-ahead delivery; no release wrote
+//                                                 one) still decode; Shop::Open refuses a
+//                                                 dir holding one, `keyvend check` names it
 //   CF "idempotency" tag(Idempotency-Key)       -> IdempotencyRecord: version 2 = scope
 //                                                 (tag of contact, query password, client
 //                                                 and body fingerprint), created_ms, oid;

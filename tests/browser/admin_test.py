@@ -299,14 +299,11 @@ class AdminConsoleTest(unittest.TestCase):
         wait_for(d, '#payments-table a[href="/admin/orders/%s"]' % self.xss_order)
         wait_for(d, "#payments-table", text=EN["flag.second_payment"])
         shot(d, "admin-payments-1280")
-        # The delivery log: the backorder waits; a replay is offered; an import serves it.
+        # The delivery log: the backorder waits; an import serves it.
         self.nav(d, "deliveries")
         wait_for(d, '#deliveries-table a[href="/admin/orders/%s"]' % self.bo_order)
         wait_for(d, "#deliveries-table", text=EN["del.backordered"])
         shot(d, "admin-deliveries-1280")
-        d.find_element(By().CSS_SELECTOR, "#replay").click()
-        self.accept_confirm(d)
-        wait_for(d, "#flash", text=EN["del.replayed"].format(n=0, delivered=0))
         s.import_keys(self.bo_pid, ["BO-1"])
         self.assertEqual(self.admin_order(self.bo_order)["status"], "delivered")
         self.nav(d, "orders")

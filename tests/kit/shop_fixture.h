@@ -26,7 +26,6 @@ class ShopTest : public ::testing::Test {
     o.clock = &clock_;
     o.random = &random_;
     o.start_workers = false;
-    o.inline_delivery = inline_delivery_;
     o.block_cache_bytes = 8 << 20;
     if (tweak_options_) tweak_options_(o);
     return o;
@@ -121,7 +120,6 @@ class ShopTest : public ::testing::Test {
   TempDir tmp_;
   FakeClock clock_;
   SeededRandom random_{42};
-  bool inline_delivery_ = true;
   std::function<void(ShopOptions&)> tweak_options_;  // applied last by Options()
   std::unique_ptr<Shop> shop_;
   int products_made_ = 0;

@@ -24,7 +24,6 @@
   const CAN = { // which order actions the state machine allows (SPEC §3)
     cancel: ['pending_payment'],
     refund: ['paid', 'backordered', 'refund_due', 'delivered'],
-    redeliver: ['paid', 'delivered'],
     'check-payment': ['pending_payment', 'expired'], // asks the gateways now (issue 13)
   };
 
@@ -395,8 +394,7 @@
     const tiles = h('div', { class: 'tiles' },
       tile('orders'), tile('sold'),
       tile('refundDue', '/admin/payments', 'attention'),
-      tile('pending', '/admin/deliveries'), tile('backordered', '/admin/deliveries'),
-      tile('failed', '/admin/deliveries', 'attention'));
+      tile('backordered', '/admin/deliveries'));
     const stateCanvas = h('canvas', { id: 'chart-states', role: 'img',
       'aria-label': t('dash.byState') });
     const rateCanvas = h('canvas', { id: 'chart-rates', role: 'img',
@@ -443,11 +441,8 @@
       value.orders.textContent = num(total);
       value.sold.textContent = num(st.sales.keys_delivered);
       value.refundDue.textContent = num(st.payments.refund_due);
-      value.pending.textContent = num(st.deliveries.pending);
       value.backordered.textContent = num(st.deliveries.backordered);
-      value.failed.textContent = num(st.deliveries.failed);
       value.refundDue.parentNode.classList.toggle('alert', st.payments.refund_due > 0);
-      value.failed.parentNode.classList.toggle('alert', st.deliveries.failed > 0);
 
       fill(stateList, ...STATUSES.map((s, i) => h('li', { 'data-status': s },
         h('span', { class: `swatch c${i}` }), statusText(s), ' ',
@@ -841,7 +836,7 @@
 
   function orderPage(id, live) {
     const body = page(t('nav.orders'), null, loading());
-    const harmless = (action) => action === 'redeliver' || action === 'check-payment';
+    const harmless = (action) => action === 'check-payment';
     const act = (action, o) => h('button', { type: 'button', id: `order-${action}`,
       class: harmless(action) ? 'quiet' : 'danger', text: t(`order.${action}`),
       onclick: (ev) => {
@@ -929,32 +924,18 @@
 
   function deliveriesPage(arg, live) {
     const list = h('div', { id: 'deliveries' }, loading());
-    let current = '';
-    async function load(state) {
-      current = state;
-      const r = await api('GET', `/deliveries${state ? `?state=${state}` : ''}`);
+    async function load() {
+      const r = await api('GET', '/deliveries');
       if (!live()) return;
       fill(list, table('deliveries-table', ['del.id', 'del.order', 'del.product',
-        'del.quantity', 'del.state', 'del.attempts', 'del.created', 'del.error'],
+        'del.quantity', 'del.state', 'del.created'],
       r.deliveries.map((d) => [{ cls: 'mono', v: d.id }, orderLink(d.order_id),
         productLink(d.product_id, productName(d.product_id)), numCell(d.quantity),
-        has(`del.${d.state}`) ? t(`del.${d.state}`) : d.state, numCell(d.attempts),
-        when(d.created_at), d.last_error]), 'del.none'));
+        has(`del.${d.state}`) ? t(`del.${d.state}`) : d.state, when(d.created_at)]), 'del.none'));
     }
-    const replay = h('button', { type: 'button', id: 'replay', text: t('del.replay'),
-      onclick: () => {
-        if (!window.confirm(t('del.confirmReplay'))) return;
-        busy(replay, async () => {
-          const r = await api('POST', '/deliveries/replay', {});
-          flash(t('del.replayed', { n: num(r.replayed), delivered: num(r.delivered ?? 0) }));
-          await load(current);
-        });
-      } });
-    const select = filtered('delivery-state', [['', 'del.all'], ['pending', 'del.pending'],
-      ['backordered', 'del.backordered'], ['failed', 'del.failed']], '', load);
-    loadProducts().then(() => load('')).catch(fail);
-    return page(t('nav.deliveries'), h('div', { class: 'btns' }, select, replay),
-      h('p', { class: 'muted', text: t('del.hint') }), card(null, list));
+    loadProducts().then(() => load()).catch(fail);
+    return page(t('nav.deliveries'), null, h('p', { class: 'muted', text: t('del.hint') }),
+      card(null, list));
   }
 
   function backupsPage(arg, live) {
