@@ -13,8 +13,6 @@
 //  - the SMTP server down -> mails wait, fail after mail_max_attempts (admin list, metric),
 //    the sink started and the admin replay -> every mail arrives with its keys.
 // Label "outbound": `ctest -L outbound`; about two minutes on 2 cores.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -31,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "http_test_util.h"
 #include "kit/exposition.h"
+#include "kit/outbound_fakes.h"
 #include "kit/served_shop_test.h"
 
 #ifndef KV_PYTHON
@@ -52,120 +51,6 @@ constexpr char kWebhookSecret[] = "whsec-outbound-scale-9d7b5f3a1c";
 // Generous: a backlog of a thousand events and mails on 2 shared cores.
 constexpr milliseconds kArrival{120000};
 constexpr char kKeyTail[] = "-KEYBODY";
-
-// Reads the "PORT <n>" line a fake prints once listening; 0 when it did not.
-int ReadPortLine(int fd) {
-  std::string line;
-  char c = 0;
-  while (line.size() < 100 && ::read(fd, &c, 1) == 1 && c != '\n') line.push_back(c);
-  return line.rfind("PORT ", 0) == 0 ? std::atoi(line.c_str() + 5) : 0;
-}
-
-// A loopback port nothing listens on (bound, read, closed).
-int DeadPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-class Receiver {
- public:
-  ~Receiver() { child_.Kill9(); }
-  bool Start(std::string* error) {
-    ChildOptions o;
-    o.out = Output::Pipe();
-    o.err = Output::Null();
-    if (!child_.Start({KV_PYTHON, WEBHOOK_RECEIVER_PY, "--secret", kWebhookSecret}, o, error)) {
-      return false;
-    }
-    port_ = ReadPortLine(child_.stdout_fd());
-    if (port_ <= 0) *error = "webhook_receiver did not start";
-    client_ = MakeClient(port_);
-    return port_ > 0;
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
-  void Fail(bool on) {
-    const Reply r = ToReply(
-        client_->Post(std::string("/control/fail?on=") + (on ? "1" : "0"), "", "text/plain"));
-    EXPECT_EQ(r.status, 200) << r;
-  }
-  // {"accepted": {id: times}, "invalid": n, "refused": n, "types": {...}}: no bodies.
-  Json Summary() {
-    const Reply r = ToReply(client_->Get("/control/summary"));
-    EXPECT_EQ(r.status, 200) << r;
-    return r.json();
-  }
-  // Every recorded event with its body (large: read once at the end).
-  Json Events() {
-    const Reply r = ToReply(client_->Get("/control/events"));
-    EXPECT_EQ(r.status, 200) << r;
-    return r.json();
-  }
-  std::map<std::string, int> Accepted() {
-    std::map<std::string, int> out;
-    const Json s = Summary();
-    for (const auto& [id, n] : s["accepted"].fields()) out[id] = static_cast<int>(n.num());
-    return out;
-  }
-
- private:
-  Child child_;
-  int port_ = 0;
-  std::unique_ptr<httplib::Client> client_;
-};
-
-// tests/fakes/smtp_sink.py recording into a temp dir; Start(port) may name the port (0: any).
-class Sink {
- public:
-  ~Sink() { Stop(); }
-  bool Start(int port, std::string* error) {
-    ChildOptions o;
-    o.out = Output::Pipe();
-    o.err = Output::Null();
-    if (!child_.Start(
-            {KV_PYTHON, SMTP_SINK_PY, "--dir", dir_.path(), "--port", std::to_string(port)}, o,
-            error)) {
-      return false;
-    }
-    port_ = ReadPortLine(child_.stdout_fd());
-    if (port_ <= 0) *error = "smtp_sink did not start";
-    return port_ > 0;
-  }
-  void Stop() { child_.Kill9(); }
-  std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
-  // How many mails are recorded (their .json files), without reading them.
-  size_t Count() const {
-    size_t n = 0;
-    for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
-      if (e.path().extension() == ".json") ++n;
-    }
-    return n;
-  }
-  // Every recorded mail: (first recipient, decoded body).
-  std::vector<std::pair<std::string, std::string>> Mails() const {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
-      if (e.path().extension() != ".json") continue;
-      const Json m = Json::Parse(ReadFile(e.path().string()));
-      out.emplace_back(m["rcpt_tos"].items(1)[0].str(), m["body"].str());
-    }
-    return out;
-  }
-
- private:
-  kv::testing::TempDir dir_;
-  Child child_;
-  int port_ = 0;
-};
 
 struct Bought {
   std::string id;
@@ -311,7 +196,7 @@ class HttpOutboundScaleTest : public ServedShopTest {
   // Waits until the sink holds at least one mail per order, then checks that each order's
   // contact got mails holding exactly that order's keys (every copy: duplicates allowed).
   // Returns how many mails were duplicates.
-  ::testing::AssertionResult AllMailsArrive(Sink& sink, const std::vector<Bought>& orders,
+  ::testing::AssertionResult AllMailsArrive(SmtpSink& sink, const std::vector<Bought>& orders,
                                             size_t* duplicates = nullptr) {
     std::map<std::string, const Bought*> by_contact;
     for (const Bought& b : orders) by_contact[b.contact] = &b;
@@ -360,11 +245,11 @@ class HttpOutboundScaleTest : public ServedShopTest {
     return kv::testing::MetricValue(r.body, name, labels).value_or(-1);
   }
 
-  Receiver receiver_;
+  WebhookReceiver receiver_{kWebhookSecret};
 };
 
 TEST_F(HttpOutboundScaleTest, AThousandPaidOrdersGiveAThousandSignedEventsAndMails) {
-  Sink sink;
+  SmtpSink sink;
   std::string error;
   ASSERT_TRUE(sink.Start(0, &error)) << error;
   Start(Join(WebhookFlags(), MailFlags(sink.url())));
@@ -472,7 +357,7 @@ TEST_F(HttpOutboundScaleTest, AMinuteOfFiveHundredsThenEveryEventArrivesAndTheBr
 }
 
 TEST_F(HttpOutboundScaleTest, TenKillNineRoundsLoseNoEventOrMailOfAnAcknowledgedPayment) {
-  Sink sink;
+  SmtpSink sink;
   std::string error;
   ASSERT_TRUE(sink.Start(0, &error)) << error;
   const std::vector<std::string> flags = Join(WebhookFlags(), MailFlags(sink.url()));
@@ -566,7 +451,7 @@ TEST_F(HttpOutboundScaleTest, MailsWaitFailAndAreReplayedWhenTheSmtpServerIsDown
   EXPECT_EQ(Metric("keyvend_outbound_events", {{"kind", "mail"}, {"state", "pending"}}), 0);
   EXPECT_EQ(Metric("keyvend_outbound_attempts_total", {{"kind", "mail"}, {"result", "sent"}}), 0);
   // The SMTP server comes up on that port; the admin replays every failed mail.
-  Sink sink;
+  SmtpSink sink;
   std::string error;
   ASSERT_TRUE(sink.Start(port, &error)) << error;
   EXPECT_EQ(sink.Count(), 0u);

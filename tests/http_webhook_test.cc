@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "http_test_util.h"
 #include "kit/exposition.h"
+#include "kit/outbound_fakes.h"
 #include "kit/served_shop_test.h"
 
 #ifndef KV_PYTHON
@@ -37,56 +38,6 @@ constexpr char kAdminToken[] = "adm-webhook-blackbox-5d1f3b7a9c0e2468ac";
 constexpr char kPaymentSecret[] = "pay-webhook-blackbox-8e6c4a2f";
 constexpr char kWebhookSecret[] = "whsec-blackbox-2b4d6f8a0c1e3579";
 constexpr milliseconds kArrival{30000};
-
-class Receiver {
- public:
-  ~Receiver() { child_.Kill9(); }
-  bool Start(std::string* error) {
-    ChildOptions o;
-    o.out = Output::Pipe();
-    o.err = Output::Null();
-    if (!child_.Start({KV_PYTHON, WEBHOOK_RECEIVER_PY, "--secret", kWebhookSecret}, o, error)) {
-      return false;
-    }
-    std::string line;
-    char c = 0;
-    while (line.size() < 100 && ::read(child_.stdout_fd(), &c, 1) == 1 && c != '\n') {
-      line.push_back(c);
-    }
-    if (line.rfind("PORT ", 0) != 0) {
-      *error = "webhook_receiver did not start: " + line;
-      return false;
-    }
-    port_ = std::atoi(line.c_str() + 5);
-    client_ = MakeClient(port_);
-    return port_ > 0;
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
-  Json Events() {
-    const Reply r = ToReply(client_->Get("/control/events"));
-    EXPECT_EQ(r.status, 200) << r;
-    return r.json();
-  }
-  void Fail(bool on) {
-    const Reply r = ToReply(
-        client_->Post(std::string("/control/fail?on=") + (on ? "1" : "0"), "", "text/plain"));
-    EXPECT_EQ(r.status, 200) << r;
-  }
-  // Accepted (200) event ids, with how often each came.
-  std::map<std::string, int> Accepted() {
-    std::map<std::string, int> out;
-    const Json j = Events();
-    for (const Json& e : j["events"].items(j["events"].size())) {
-      if (e["status"].num() == 200) ++out[e["id"].str()];
-    }
-    return out;
-  }
-
- private:
-  Child child_;
-  int port_ = 0;
-  std::unique_ptr<httplib::Client> client_;
-};
 
 struct Bought {
   std::string id;
@@ -173,7 +124,7 @@ class HttpWebhookTest : public ServedShopTest {
     return kv::testing::MetricValue(r.body, name, labels).value_or(-1);
   }
 
-  Receiver receiver_;
+  WebhookReceiver receiver_{kWebhookSecret};
 };
 
 TEST_F(HttpWebhookTest, EveryPaidOrderGivesOneSignedEventWithoutKeysOrToken) {
