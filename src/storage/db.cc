@@ -166,7 +166,14 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
       return fault ? fault() : absl::OkStatus();
     };
   }
-  db->committer_ = std::make_unique<GroupCommitter>(raw, before_group, std::move(additive));
+  // The committer reports each group's outcome to the write health before waking its
+  // members (the guard's refusals are not the database's failures).
+  WriteHealth* health_ptr = db->health_.get();
+  db->committer_ = std::make_unique<GroupCommitter>(raw, before_group, std::move(additive),
+                                                    [health_ptr](const absl::Status& s) {
+                                                      if (!DiskSpaceGuard::IsRefusal(s))
+                                                        health_ptr->RecordWrite(s);
+                                                    });
 
   auto version = db->Get(kCfMeta, kMetaSchemaVersion);
   if (!version.ok()) return version.status();
@@ -245,20 +252,23 @@ absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& dir, const DbOpt
 }
 
 absl::Status Db::Write(rocksdb::WriteBatch* batch, bool sync) {
+  // A synced write's outcome reaches the write health from the committer (before the caller
+  // is woken, so nothing here touches the Db after Commit returns).
+  if (sync) return committer_->Commit(batch);
   absl::Status s;
-  if (sync) {
-    s = committer_->Commit(batch);
-  } else {
-    if (space_ != nullptr) s = space_->Check();
-    if (s.ok()) {
-      rocksdb::WriteOptions wo;
-      wo.sync = false;
-      s = FromRocks(db_->Write(wo, batch), "write");
-    }
+  if (space_ != nullptr) s = space_->Check();
+  if (s.ok()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = false;
+    s = FromRocks(db_->Write(wo, batch), "write");
   }
   // The guard's refusal is not a failure of the database: write_health() reports it itself.
   if (!DiskSpaceGuard::IsRefusal(s)) health_->RecordWrite(s);
   return s;
+}
+
+void Db::WriteAsync(std::unique_ptr<rocksdb::WriteBatch> batch, GroupCommitter::DoneFn done) {
+  committer_->CommitAsync(std::move(batch), std::move(done));
 }
 
 WriteHealth::State Db::write_health() const {
@@ -268,15 +278,6 @@ WriteHealth::State Db::write_health() const {
     h.error = std::string(space_->Check().message());
   }
   return h;
-}
-
-void Db::WriteAsync(std::unique_ptr<rocksdb::WriteBatch> batch, GroupCommitter::DoneFn done) {
-  WriteHealth* health = health_.get();
-  committer_->CommitAsync(std::move(batch),
-                          [health, done = std::move(done)](const absl::Status& s) {
-                            if (!DiskSpaceGuard::IsRefusal(s)) health->RecordWrite(s);
-                            done(s);
-                          });
 }
 
 absl::StatusOr<std::optional<std::string>> Db::Get(Cf c, std::string_view key) const {

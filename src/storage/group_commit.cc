@@ -132,8 +132,11 @@ rocksdb::WriteBatch MergeBatchesSummingAdds(const std::vector<rocksdb::WriteBatc
 }
 
 GroupCommitter::GroupCommitter(rocksdb::DB* db, WriteFaultFn fault,
-                               std::optional<AdditiveCf> additive)
-    : db_(db), fault_(std::move(fault)), additive_(std::move(additive)) {
+                               std::optional<AdditiveCf> additive, ObserveFn observe)
+    : db_(db),
+      fault_(std::move(fault)),
+      additive_(std::move(additive)),
+      observe_(std::move(observe)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -231,6 +234,7 @@ void GroupCommitter::Run() {
     if (n > largest_group_.load(std::memory_order_relaxed)) {
       largest_group_.store(n, std::memory_order_relaxed);  // only this thread writes it
     }
+    if (observe_) observe_(s);
     {
       MutexLock l(&g->mu);
       g->done = true;

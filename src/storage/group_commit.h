@@ -77,8 +77,12 @@ class GroupCommitter {
   // with sync=true. `fault` may be empty.
   // `additive`, when given, names a column family whose merges a group sums
   // (MergeBatchesSummingAdds).
+  // `observe`, when given, is called on the committer thread with each group's outcome
+  // BEFORE its members are woken (Db's write health: a caller woken after the Db began to
+  // close must not touch the Db again).
+  using ObserveFn = std::function<void(const absl::Status&)>;
   GroupCommitter(rocksdb::DB* db, WriteFaultFn fault,
-                 std::optional<AdditiveCf> additive = std::nullopt);
+                 std::optional<AdditiveCf> additive = std::nullopt, ObserveFn observe = nullptr);
   // Stop(), then nothing remains.
   ~GroupCommitter();
   GroupCommitter(const GroupCommitter&) = delete;
@@ -133,6 +137,7 @@ class GroupCommitter {
   rocksdb::DB* const db_;
   const WriteFaultFn fault_;
   const std::optional<AdditiveCf> additive_;
+  const ObserveFn observe_;
 
   Mutex mu_;
   CondVar work_cv_;  // the committer waits here for a batch (or for Stop)
