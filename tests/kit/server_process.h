@@ -83,6 +83,10 @@ class ServerProcess {
   // "--"}: a launcher that changes something about the process and then execs the rest
   // (so pid() is still keyvend's). Empty (the default): keyvend is executed directly.
   void set_launcher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
+  // The server binary to run instead of KEYVEND_BIN: one that takes `keyvend serve`'s
+  // command line after its first word (e.g. the test build's keyvend_fault_server, which
+  // runs the same serve path on a fault-injecting file system). Empty: KEYVEND_BIN.
+  void set_binary(std::string binary) { binary_ = std::move(binary); }
 
   // Starts `keyvend serve` with the fixed arguments plus `extra_args` and waits (up to
   // `timeout`) for its listening line. On failure *error says why (with the child's
@@ -94,9 +98,15 @@ class ServerProcess {
       return false;
     }
     JoinReader();
-    std::vector<std::string> args = {KEYVEND_BIN,         "serve",      "--listen",
-                                     "127.0.0.1:0",       "--data-dir", data_dir(),
-                                     "--master-key-file", key_file(),   "--payment-sandbox"};
+    std::vector<std::string> args = {binary_.empty() ? std::string(KEYVEND_BIN) : binary_,
+                                     "serve",
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--data-dir",
+                                     data_dir(),
+                                     "--master-key-file",
+                                     key_file(),
+                                     "--payment-sandbox"};
     // These tests are about the API, not load protection: they send far more than a small
     // shop's default rates from one address, so they turn the limits off explicitly
     // (a test about limits passes its own, which win: the last flag counts).
@@ -253,6 +263,7 @@ class ServerProcess {
   kv::testing::TempDir tmp_;
   std::vector<std::string> env_;
   std::vector<std::string> launcher_;
+  std::string binary_;
   Child child_;
   int port_ = 0;
   std::string url_;
