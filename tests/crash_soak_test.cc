@@ -280,6 +280,10 @@ class CrashSoakTest : public ::testing::Test {
         ++totals_.backups;
       }
       const Reply r = api.AdminPost("/api/v1/admin/backups", "{}");
+      if (r.status == 201) {
+        std::lock_guard<std::mutex> l(mu_);
+        last_backup_ = std::max<int64_t>(last_backup_, std::stoll(r.json()["backup"]["id"].str()));
+      }
       // One backup at a time: a second one while the first runs may be refused (409/503).
       if (r.status >= 0 && r.status != 201 && r.status != 409 && r.status != 503) {
         Unexpected("backup", r);
@@ -380,6 +384,19 @@ class CrashSoakTest : public ::testing::Test {
       ASSERT_NO_FATAL_FAILURE(
           VerifyOrder(api, *o, full ? &owner : nullptr, full ? &keys_per_product : nullptr));
     }
+    // Backups: the newest acknowledged one is listed (backup_keep keeps several), and
+    // none is unreadable (a backup the kill cut off is never listed as one).
+    const Reply backups = api.AdminGet("/api/v1/admin/backups");
+    ASSERT_EQ(backups.status, 200) << backups;
+    const Json bj = backups.json();
+    EXPECT_EQ(bj["unreadable"].size(), 0u) << "round " << round_ << ": " << backups;
+    bool newest_listed = last_backup_ == 0;
+    for (const Json& b : bj["backups"].items()) {
+      EXPECT_TRUE(b["keyvend"].boolean()) << "round " << round_ << ": " << backups;
+      newest_listed |= b["id"].str() == std::to_string(last_backup_);
+    }
+    EXPECT_TRUE(newest_listed) << "round " << round_ << ": acknowledged backup " << last_backup_
+                               << " is not listed: " << backups;
     if (!full) {
       std::printf("  round %d: %zu orders verified\n", round_, n);
       return;
@@ -430,6 +447,7 @@ class CrashSoakTest : public ::testing::Test {
   std::vector<Order*> unpaid_;  // acknowledged, no payment or cancel sent
   std::vector<Order*> paid_;    // payment acknowledged, no refund sent
   std::set<std::string> acked_payments_;
+  int64_t last_backup_ = 0;  // the id of the newest acknowledged backup
   std::vector<std::string> failures_;
   std::map<std::string, int64_t> statuses_;  // of the orders the last Verify read
   Totals totals_;
