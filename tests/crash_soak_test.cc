@@ -24,7 +24,8 @@
 // Every round ends, whatever it found, and the test fails with the round and seed printed.
 //
 // Rounds: KEYVEND_SOAK_ROUNDS (default 4, CI's short run); seed: KEYVEND_SOAK_SEED (default
-// random, printed). Power loss needs the test build's keyvend_fault_server (KEYVEND_FAULT_
+// random, printed); KEYVEND_SOAK_POWER_PERCENT: the share of rounds ended by a power loss
+// (default 50). Power loss needs the test build's keyvend_fault_server (KEYVEND_FAULT_
 // SERVER_BIN): it runs the same serve path on a fault file system and, on SIGUSR2, drops
 // every byte not yet synced (tearing the last writes) and dies; without it every round is a
 // kill -9. tools/crash-soak.sh N runs N rounds.
@@ -80,7 +81,7 @@ struct Product {
 
 struct Totals {
   int64_t orders = 0, payments = 0, late = 0, duplicates = 0, seconds = 0, cancels = 0, refunds = 0,
-          imports = 0, backups = 0, kills = 0, power_cuts = 0;
+          imports = 0, backups = 0, kills = 0, power_cuts = 0, bytes_dropped = 0;
 };
 
 uint64_t EnvU64(const char* name, uint64_t dflt) {
@@ -461,9 +462,12 @@ TEST_F(CrashSoakTest, RoundsOfSaleLoadEndedByKillOrPowerLossLoseNothingAcknowled
 #else
   const bool can_cut_power = false;
 #endif
+  // The share of rounds ended by a power loss rather than kill -9 (when possible).
+  const uint64_t power_pct = std::min<uint64_t>(EnvU64("KEYVEND_SOAK_POWER_PERCENT", 50), 100);
   std::printf("crash soak: %llu rounds, seed %llu (KEYVEND_SOAK_SEED), power loss %s\n",
               static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(seed_),
-              can_cut_power ? "on" : "off (no keyvend_fault_server)");
+              can_cut_power ? ("in " + std::to_string(power_pct) + " % of rounds").c_str()
+                            : "off (no keyvend_fault_server)");
   std::fflush(stdout);
   std::mt19937_64 rng(seed_);
   const auto t0 = SteadyClock::now();
@@ -488,7 +492,8 @@ TEST_F(CrashSoakTest, RoundsOfSaleLoadEndedByKillOrPowerLossLoseNothingAcknowled
   }
 
   for (round_ = 1; round_ <= static_cast<int>(rounds); ++round_) {
-    const bool power = can_cut_power && rng() % 2 == 0;
+    // Round 2 is always a power loss (when possible and not 0 %), so a short run has one.
+    const bool power = can_cut_power && power_pct > 0 && (round_ == 2 || rng() % 100 < power_pct);
     if (power) {  // the verified server gives way to one on the fault file system
       server_.Terminate();
       ASSERT_NO_FATAL_FAILURE(Start(true));
@@ -511,6 +516,18 @@ TEST_F(CrashSoakTest, RoundsOfSaleLoadEndedByKillOrPowerLossLoseNothingAcknowled
       ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
           << "round " << round_ << ": the power cut ended the server with " << DescribeWait(st);
       ++totals_.power_cuts;
+      // The fault server's one-line account of what the cut took (the last one printed).
+      const std::string err = ReadFile(server_.stderr_path());
+      const size_t at = err.rfind("power loss: ");
+      if (at != std::string::npos) {
+        const std::string line = err.substr(at, err.find('\n', at) - at);
+        std::printf("  round %d: %s\n", round_, line.c_str());
+        unsigned long long files = 0, bytes = 0;
+        if (std::sscanf(line.c_str(), "power loss: %llu files cut, %llu bytes dropped", &files,
+                        &bytes) == 2) {
+          totals_.bytes_dropped += static_cast<int64_t>(bytes);
+        }
+      }
     } else {
       server_.Kill9();
       ++totals_.kills;
@@ -537,15 +554,17 @@ TEST_F(CrashSoakTest, RoundsOfSaleLoadEndedByKillOrPowerLossLoseNothingAcknowled
   ExpectCleanStop(server_, {});
   const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   std::printf(
-      "crash soak: %d rounds (%lld kill -9, %lld power loss) in %.0f s; orders %lld, payments "
+      "crash soak: %d rounds (%lld kill -9, %lld power loss dropping %lld unsynced bytes) in "
+      "%.0f s; orders %lld, payments "
       "%lld, late %lld, duplicates %lld, second payments %lld, cancels %lld, refunds %lld, "
       "imports %lld, backups %lld; acknowledged payments %zu\n",
       round_ - 1, static_cast<long long>(totals_.kills), static_cast<long long>(totals_.power_cuts),
-      secs, static_cast<long long>(totals_.orders), static_cast<long long>(totals_.payments),
-      static_cast<long long>(totals_.late), static_cast<long long>(totals_.duplicates),
-      static_cast<long long>(totals_.seconds), static_cast<long long>(totals_.cancels),
-      static_cast<long long>(totals_.refunds), static_cast<long long>(totals_.imports),
-      static_cast<long long>(totals_.backups), acked_payments_.size());
+      static_cast<long long>(totals_.bytes_dropped), secs, static_cast<long long>(totals_.orders),
+      static_cast<long long>(totals_.payments), static_cast<long long>(totals_.late),
+      static_cast<long long>(totals_.duplicates), static_cast<long long>(totals_.seconds),
+      static_cast<long long>(totals_.cancels), static_cast<long long>(totals_.refunds),
+      static_cast<long long>(totals_.imports), static_cast<long long>(totals_.backups),
+      acked_payments_.size());
 }
 
 }  // namespace
