@@ -98,6 +98,14 @@ bool CanTransition(OrderStatus from, OrderStatus to) {
   return false;
 }
 
+bool CanRecordTransition(std::optional<OrderStatus> prev, OrderStatus next) {
+  if (!prev) return next == OrderStatus::kPendingPayment;
+  if (*prev == next || CanTransition(*prev, next)) return true;
+  // The payment's batch: paid, then at once its outcome (a refund is a write of its own).
+  return CanTransition(*prev, OrderStatus::kPaid) && next != OrderStatus::kRefunded &&
+         CanTransition(OrderStatus::kPaid, next);
+}
+
 std::string_view PaymentFlagName(PaymentFlag f) {
   switch (f) {
     case PaymentFlag::kNone:

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,13 @@ bool ParseOrderStatus(std::string_view s, OrderStatus* out);
 //   refund_due      -> refunded
 //   delivered       -> refunded
 bool CanTransition(OrderStatus from, OrderStatus to);
+
+// What one write of an order record may do (Impl::PutOrder refuses anything else, in every
+// build): the first write of a new order (prev empty) makes it pending_payment; a rewrite
+// keeps its status or takes one legal step — or two through paid, since a payment's batch
+// records pending_payment/expired -> paid -> delivered/backordered/refund_due at once (not
+// refunded: a refund is a write of its own).
+bool CanRecordTransition(std::optional<OrderStatus> prev, OrderStatus next);
 
 // A card key given to an order: its identity in the pool and the sealed text.
 struct DeliveredKey {

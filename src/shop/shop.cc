@@ -26,24 +26,10 @@ bool ParseOrderId(std::string_view hex, std::string* raw) {
   return HexDecode(hex, raw);
 }
 
-void CounterDelta::AddTo(rocksdb::WriteBatch* b, Db* db, uint64_t pid) const {
-  auto add = [&](storage::CounterKind k, int64_t v) {
-    if (v != 0)
-      b->Merge(db->cf(storage::kCfCounters), storage::CounterKey(pid, k),
-               storage::EncodeCounter(v));
-  };
-  add(storage::CounterKind::kPool, pool);
-  add(storage::CounterKind::kHeld, held);
-  add(storage::CounterKind::kOwed, owed);
-  add(storage::CounterKind::kDelivered, delivered);
-  add(storage::CounterKind::kImported, imported);
-  add(storage::CounterKind::kRetired, retired);
-}
-
-void Shop::Impl::CommitDelta(ProductState* ps, CounterDelta* delta) {
-  delta->Apply(ps);
-  for (const LogChange& c : delta->log) LogMemApply(c);
-  if (!delta->outbound.empty()) PublishOutbound(delta->outbound);
+void Shop::Impl::CommitBatch(StockTxn* txn, BatchEffects* fx) {
+  txn->Commit();
+  for (const LogChange& c : fx->log) LogMemApply(c);
+  if (!fx->outbound.empty()) PublishOutbound(fx->outbound);
 }
 
 void Shop::Impl::LogMemApply(const LogChange& c) {
@@ -57,15 +43,6 @@ void Shop::Impl::LogMemApply(const LogChange& c) {
   if (c.erase) return;
   logmem.emplace(c.seq, LogMem{c.state, c.created_ms});
   logmem_by_state[static_cast<size_t>(c.state) & 3].emplace(c.created_ms, c.seq);
-}
-
-void CounterDelta::Apply(Shop::ProductState* ps) const {
-  ps->pool += pool;
-  ps->held += held;
-  ps->owed += owed;
-  ps->delivered += delivered;
-  ps->imported += imported;
-  ps->retired += retired;
 }
 
 StockCounts Shop::ProductState::Counts() const {
@@ -102,12 +79,19 @@ absl::StatusOr<std::optional<OrderRecord>> Shop::Impl::ReadOrder(const std::stri
   return std::optional<OrderRecord>(std::move(r));
 }
 
-void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const OrderRecord& next,
-                          CounterDelta* delta) const {
+absl::Status Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev,
+                                  const OrderRecord& next, BatchEffects* fx) const {
   using storage::kCfOrderIndex;
-  assert(prev == nullptr || delta != nullptr);
+  assert(prev == nullptr || fx != nullptr);
+  if (!CanRecordTransition(prev == nullptr ? std::nullopt : std::optional(prev->status),
+                           next.status)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "an order cannot go from ",
+        prev == nullptr ? std::string("new") : std::string(OrderStatusName(prev->status)), " to ",
+        std::string(OrderStatusName(next.status))));
+  }
   b->Put(db->cf(storage::kCfOrders), next.oid, EncodeOrder(next));
-  if (prev != nullptr && prev->status == next.status) return;
+  if (prev != nullptr && prev->status == next.status) return absl::OkStatus();
   // The outbound work this change causes (issue 14), in the same batch: no state change
   // commits without it, none is queued for a change that did not commit.
   if (prev != nullptr && EmitsOutbound(next.status)) {
@@ -123,7 +107,7 @@ void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const
           db->cf(storage::kCfOutbound),
           storage::OutboundKey(r.oid, static_cast<uint8_t>(kind), static_cast<uint8_t>(r.status)),
           EncodeOutbound(r));
-      delta->outbound.push_back(std::move(r));
+      fx->outbound.push_back(std::move(r));
     };
     if (opts.webhook_events) emit(OutboundKind::kWebhook);
     if (next.status == OrderStatus::kDelivered && opts.mail_contact != nullptr &&
@@ -156,22 +140,16 @@ void Shop::Impl::PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const
            storage::StatusIndexKey(static_cast<uint8_t>(next.status), next.created_ms, next.oid),
            rocksdb::Slice());
   }
+  return absl::OkStatus();
 }
 
 void Shop::Impl::DeliverInto(rocksdb::WriteBatch* b, OrderRecord* order,
-                             std::vector<TakenKey>* keys, bool from_pool,
-                             CounterDelta* delta) const {
+                             std::vector<TakenKey>* keys, bool from_pool) const {
   for (TakenKey& k : *keys) {
     if (from_pool) b->Delete(db->cf(storage::kCfPool), storage::PoolKey(order->product_id, k.seq));
     order->keys.push_back(DeliveredKey{k.seq, k.batch_id, std::move(k.sealed)});
   }
-  const int64_t n = static_cast<int64_t>(keys->size());
-  if (from_pool) delta->pool -= n;
-  delta->delivered += n;
-  if (order->holding) {
-    delta->held -= order->quantity;
-    order->holding = false;
-  }
+  order->holding = false;
   order->status = OrderStatus::kDelivered;
   order->delivered_ms = NowMs();
   order->updated_ms = order->delivered_ms;
@@ -389,26 +367,7 @@ absl::Status Shop::Recover() {
         if (ps == nullptr) return absl::DataLossError("counter for an unknown product");
         int64_t v;
         if (!storage::DecodeCounter(value, &v)) return absl::DataLossError("malformed counter");
-        switch (k->kind) {
-          case storage::CounterKind::kPool:
-            ps->pool = v;
-            break;
-          case storage::CounterKind::kHeld:
-            ps->held = v;
-            break;
-          case storage::CounterKind::kOwed:
-            ps->owed = v;
-            break;
-          case storage::CounterKind::kDelivered:
-            ps->delivered = v;
-            break;
-          case storage::CounterKind::kImported:
-            ps->imported = v;
-            break;
-          case storage::CounterKind::kRetired:
-            ps->retired = v;
-            break;
-        }
+        StockTxn::LoadCounter(ps, k->kind, v);
         return storage::Scan::kNext;
       }));
   // Batches: next seq / batch id, retired batches.
@@ -511,7 +470,7 @@ absl::Status Shop::Recover() {
   for (uint64_t id = 1; id <= limits::kProductsMax; ++id) {
     ProductState* ps = m.Product(id);
     if (ps == nullptr) continue;
-    ps->available = ps->pool.load() - ps->held.load() - ps->owed.load();
+    StockTxn::ResetAvailable(ps);
   }
   return absl::OkStatus();
 }

@@ -11,6 +11,9 @@
 //  I5 available = pool - held - owed, in memory and on disk; memory is rebuilt from the
 //     durable counters on open. Acquisitions lower `available` before the write,
 //     releases raise it after the commit, so memory never overstates stock.
+//  Every stock move (I1, I5) goes through a StockTxn (stock_txn.h); every order record
+//  write through Impl::PutOrder, which refuses a step the state machine does not allow
+//  (CanRecordTransition, records.h) in every build.
 //
 // Thread safety: every public method may be called from any number of threads.
 // Lock order (never the other way round): order stripe lock -> product pool lock.

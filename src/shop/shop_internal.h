@@ -19,6 +19,7 @@
 #include "base/time_format.h"
 #include "rocksdb/write_batch.h"
 #include "shop/shop.h"
+#include "shop/stock_txn.h"
 #include "storage/schema.h"
 
 namespace kv {
@@ -33,6 +34,13 @@ struct TakenKey {
 struct BackorderItem {
   std::string oid;
   uint32_t quantity = 0;
+};
+
+// The keys TakeKeysLocked found for one order: fresh ones (an import's, never in the pool)
+// and pool ones (in flight until the write is finished).
+struct OrderKeys {
+  std::vector<TakenKey> fresh;
+  std::vector<TakenKey> pooled;
 };
 
 // A backorder taken off the queue by a batch not yet committed (restored if it fails).
@@ -50,16 +58,13 @@ struct LogChange {
   int64_t created_ms = 0;                         // !erase
 };
 
-// Changes to a product's durable counters made by one batch. Add() puts the Merges into the
-// batch; Apply() mirrors them in memory after the commit. `outbound`: the webhook events and
-// mails PutOrder put into the same batch (issue 14); Impl::CommitDelta hands them to the
-// in-memory outbox after the commit (a failed batch drops them with the delta).
-struct CounterDelta {
-  int64_t pool = 0, held = 0, owed = 0, delivered = 0, imported = 0, retired = 0;
+// What one batch does besides its records and stock (a StockTxn, stock_txn.h): the webhook
+// events and mails PutOrder puts into it (issue 14) and its delivery-log Puts and Deletes.
+// Impl::CommitBatch hands them to the outbox and the log's memory after the commit (a failed
+// batch drops them).
+struct BatchEffects {
   std::vector<OutboundRecord> outbound;
-  std::vector<LogChange> log;  // delivery-log Puts and Deletes of the batch
-  void AddTo(rocksdb::WriteBatch* b, storage::Db* db, uint64_t pid) const;
-  void Apply(Shop::ProductState* ps) const;
+  std::vector<LogChange> log;
 };
 
 struct Shop::ProductState {
@@ -77,23 +82,15 @@ struct Shop::ProductState {
   }
   StockCounts Counts() const;
 
-  // Takes q units of stock if at least q are available (the no-oversell decision).
-  bool TryAcquire(int64_t q) {
-    int64_t v = available.load(std::memory_order_relaxed);
-    while (v >= q) {
-      if (available.compare_exchange_weak(v, v - q, std::memory_order_acq_rel)) return true;
-    }
-    return false;
-  }
-
   const uint64_t id;
   Mutex update_mu;  // serializes UpdateProduct on this product
   std::vector<std::unique_ptr<const ProductRecord>> versions ABSL_GUARDED_BY(update_mu);
   std::atomic<const ProductRecord*> cfg{nullptr};
 
-  // pool - held - owed - (units acquired by writes still in flight).
+  // pool - held - owed - (units acquired by writes still in flight). Changed only by a
+  // StockTxn (stock_txn.h), like the counters below.
   std::atomic<int64_t> available{0};
-  // Mirrors of the durable counters, changed only after a commit.
+  // Mirrors of the durable counters, changed only after a commit (StockTxn::Commit).
   std::atomic<int64_t> pool{0}, held{0}, owed{0}, delivered{0}, imported{0}, retired{0};
 
   // Key selection, imports, retires and backorder service of this product.
@@ -170,27 +167,46 @@ struct Shop::Impl {
   // A status change into delivered, backordered, refund_due, refunded or cancelled also
   // puts the outbound work it causes (a webhook event when webhook_events is on; for
   // delivered, a mail when mail_contact accepts the contact) into CF outbound, in this
-  // batch, and lists it in delta->outbound (delta may be null only for a new order).
-  void PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev, const OrderRecord& next,
-                CounterDelta* delta) const;
-  // After the commit of a batch built with `delta`: its counters into memory (Apply) and
-  // its outbound work into the outbox.
-  void CommitDelta(ProductState* ps, CounterDelta* delta);
-  // Attaches `keys` to `order` (status delivered; a hold is released) and, when they come
-  // from the pool, deletes them there. The caller checks the order is then whole.
+  // batch, and lists it in fx->outbound (fx may be null only for a new order). The one place
+  // order records are written: a write CanRecordTransition (records.h) does not allow is
+  // refused with FailedPrecondition, in every build, and puts nothing into the batch.
+  [[nodiscard]] absl::Status PutOrder(rocksdb::WriteBatch* b, const OrderRecord* prev,
+                                      const OrderRecord& next, BatchEffects* fx) const;
+  // After the synced write of a batch: its stock into memory (txn->Commit()), its
+  // delivery-log changes into the log's memory and its outbound work into the outbox.
+  void CommitBatch(StockTxn* txn, BatchEffects* fx);
+  // Attaches `keys` to `order` (status delivered; its hold flag cleared) and, when they come
+  // from the pool, deletes them there. The stock moves are the caller's (its StockTxn); the
+  // caller checks the order is then whole.
   void DeliverInto(rocksdb::WriteBatch* b, OrderRecord* order, std::vector<TakenKey>* keys,
-                   bool from_pool, CounterDelta* delta) const;
+                   bool from_pool) const;
   OrderView View(const OrderRecord& r, bool with_keys) const;
 
   // --- pool (callers hold ps->pool_mu) ---
   [[nodiscard]] absl::Status SelectKeysLocked(ProductState* ps, uint32_t q,
                                               std::vector<TakenKey>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
+  // The keys for one order of q: first the unused ones of `fresh` (an import's keys, which
+  // never enter the pool; from (*fresh)[*fresh_used], which it advances; fresh may be null),
+  // the rest selected from the pool (in flight from then on). All or nothing: true with q
+  // keys in *out; false when fewer are at hand (some are in flight, or a batch was retired
+  // under open holds), with everything it took given back.
+  absl::StatusOr<bool> TakeKeysLocked(ProductState* ps, uint32_t q, std::vector<TakenKey>* fresh,
+                                      size_t* fresh_used, OrderKeys* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
+  // Gives back keys TakeKeysLocked took for a batch that will not be written: fresh keys to
+  // `fresh`, pool keys selectable again.
+  void ReturnKeysLocked(ProductState* ps, OrderKeys* keys, std::vector<TakenKey>* fresh,
+                        size_t* fresh_used) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
   // After a write that took `keys`: drop them from the in-flight set; on failure make
   // them selectable again (or retire them, if their batch was retired meanwhile).
   void FinishInflight(ProductState* ps, const std::vector<TakenKey>& keys, bool committed);
+  // Serves waiting backorders, oldest first, into the batch (each: TakeKeysLocked, then
+  // txn->ServeOwed); stops at the first that cannot be served. `fresh`: keys this batch
+  // imports (those served are removed from it; the rest are for the pool).
   absl::StatusOr<size_t> ServeBackordersLocked(ProductState* ps, std::vector<TakenKey>* fresh,
-                                               rocksdb::WriteBatch* b, CounterDelta* delta,
+                                               rocksdb::WriteBatch* b, StockTxn* txn,
+                                               BatchEffects* fx,
                                                std::vector<ServedBackorder>* served)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
   // Puts backorders taken by a failed batch back on the queue.
@@ -198,10 +214,19 @@ struct Shop::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ps->pool_mu);
   absl::StatusOr<size_t> ServeBackorders(ProductState* ps);
 
-  // --- the payment's "no keys" outcome: backorder (a new delivery-log entry) or refund_due ---
-  void NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const ProductRecord& cfg,
-                      OrderRecord* order, CounterDelta* delta, PaymentFlag* flag,
-                      uint64_t* backorder_seq);
+  // --- a paid order's keys: the one "assign keys or fall back" ---
+  // Gives `order` (being paid) its keys in `b`: from its hold (order->holding) or from units
+  // taken now (txn->Take), keys by TakeKeysLocked; *keys = the pool keys it took (the caller
+  // FinishInflights them after the write). When there are no units or too few keys, falls
+  // back per the product's policy: backordered (txn->Owe, a new delivery-log entry and `b`
+  // index entry; *backorder_seq set: the caller queues it after the commit) or refund_due
+  // (*flag = kNoStock). A hold not delivered is released (txn->ReleaseHold). An error
+  // (reading the pool) leaves the batch unusable: the caller drops it and the txn.
+  [[nodiscard]] absl::Status AssignKeysOrFallBack(rocksdb::WriteBatch* b, ProductState* ps,
+                                                  const ProductRecord& cfg, OrderRecord* order,
+                                                  StockTxn* txn, BatchEffects* fx,
+                                                  std::vector<TakenKey>* keys, PaymentFlag* flag,
+                                                  uint64_t* backorder_seq);
   // The answer to a repeat of a recorded payment (stored value `value`): its outcome and
   // flag, replay = true, and its order's current status when the order exists.
   Result<PaymentResult> AnswerRecordedPayment(std::string_view value) const;

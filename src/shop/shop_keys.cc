@@ -59,92 +59,120 @@ void Shop::Impl::FinishInflight(ProductState* ps, const std::vector<TakenKey>& k
   for (uint64_t batch_id : batches) (void)owner->RetireBatch(ps->id, batch_id);
 }
 
+absl::StatusOr<bool> Shop::Impl::TakeKeysLocked(ProductState* ps, uint32_t q,
+                                                std::vector<TakenKey>* fresh, size_t* fresh_used,
+                                                OrderKeys* out) {
+  out->fresh.clear();
+  out->pooled.clear();
+  if (fresh != nullptr) {
+    const size_t n = std::min<size_t>(q, fresh->size() - *fresh_used);
+    for (size_t i = 0; i < n; ++i) out->fresh.push_back(std::move((*fresh)[*fresh_used + i]));
+    *fresh_used += n;
+  }
+  if (out->fresh.size() < q) {
+    absl::Status s =
+        SelectKeysLocked(ps, q - static_cast<uint32_t>(out->fresh.size()), &out->pooled);
+    if (!s.ok()) {
+      ReturnKeysLocked(ps, out, fresh, fresh_used);
+      return s;
+    }
+  }
+  if (out->fresh.size() + out->pooled.size() < q) {
+    ReturnKeysLocked(ps, out, fresh, fresh_used);
+    return false;
+  }
+  return true;
+}
+
+void Shop::Impl::ReturnKeysLocked(ProductState* ps, OrderKeys* keys, std::vector<TakenKey>* fresh,
+                                  size_t* fresh_used) {
+  // Fresh keys go back where they came from: the last ones taken from `fresh`.
+  const size_t n = keys->fresh.size();
+  if (n > 0) {
+    *fresh_used -= n;
+    for (size_t i = 0; i < n; ++i) (*fresh)[*fresh_used + i] = std::move(keys->fresh[i]);
+  }
+  // Pool keys: still in the pool (the pool lock was held since they were selected, so no
+  // retire has swept their batch), selectable again.
+  for (const TakenKey& k : keys->pooled) {
+    ps->inflight.erase(k.seq);
+    ps->cursor = std::min(ps->cursor, k.seq);
+  }
+  keys->fresh.clear();
+  keys->pooled.clear();
+}
+
 absl::StatusOr<size_t> Shop::Impl::ServeBackordersLocked(ProductState* ps,
                                                          std::vector<TakenKey>* fresh,
-                                                         rocksdb::WriteBatch* b,
-                                                         CounterDelta* delta,
+                                                         rocksdb::WriteBatch* b, StockTxn* txn,
+                                                         BatchEffects* fx,
                                                          std::vector<ServedBackorder>* served) {
   size_t n = 0;
   size_t fresh_used = 0;
-  // Units the import adds to `available` once committed.
-  const int64_t fresh_total = static_cast<int64_t>(fresh->size());
   for (auto it = ps->backorders.begin(); it != ps->backorders.end();) {
     const uint32_t q = it->second.quantity;
-    // Serving q keys lowers pool and owed by q and leaves available unchanged; it must
-    // leave enough keys for every open hold: pool - q >= held  <=>  available + owed >= q.
-    const int64_t owed_left = ps->owed.load() + delta->owed;
-    if (ps->available.load() + fresh_total + owed_left < static_cast<int64_t>(q)) break;
-    std::vector<TakenKey> keys;
-    const size_t from_fresh = std::min<size_t>(q, fresh->size() - fresh_used);
-    for (size_t i = 0; i < from_fresh; ++i) keys.push_back(std::move((*fresh)[fresh_used + i]));
-    std::vector<TakenKey> from_pool;
-    if (keys.size() < q) {
-      KV_RETURN_IF_ERROR(SelectKeysLocked(ps, q - static_cast<uint32_t>(keys.size()), &from_pool));
-      if (keys.size() + from_pool.size() < q) {
-        // Not enough keys physically at hand (some are in flight): try again later.
-        for (size_t i = 0; i < from_fresh; ++i) (*fresh)[fresh_used + i] = std::move(keys[i]);
-        for (const TakenKey& k : from_pool) ps->inflight.erase(k.seq);
-        ps->cursor = 0;
-        break;
-      }
-    }
-    fresh_used += from_fresh;
+    // Strictly FIFO: a head that cannot be served now holds up the rest.
+    if (!txn->CanServeOwed(q)) break;
+    OrderKeys keys;
+    KV_ASSIGN_OR_RETURN(const bool whole, TakeKeysLocked(ps, q, fresh, &fresh_used, &keys));
+    if (!whole) break;  // not enough keys physically at hand (some are in flight): later
     auto cur = ReadOrder(it->second.oid);
     if (!cur.ok() || !cur->has_value() || (*cur)->status != OrderStatus::kBackordered) {
-      // The batch is abandoned: the keys taken from the pool become selectable again.
-      for (const TakenKey& k : from_pool) ps->inflight.erase(k.seq);
-      ps->cursor = 0;
+      // The batch is abandoned.
+      ReturnKeysLocked(ps, &keys, fresh, &fresh_used);
       if (!cur.ok()) return cur.status();
       return absl::DataLossError("backorder queue names an order that is not backordered");
     }
+    if (!txn->ServeOwed(q)) {
+      ReturnKeysLocked(ps, &keys, fresh, &fresh_used);
+      break;
+    }
     OrderRecord prev = **cur;
     OrderRecord next = prev;
-    std::vector<TakenKey> fresh_keys(std::make_move_iterator(keys.begin()),
-                                     std::make_move_iterator(keys.begin() + from_fresh));
     // Fresh keys never entered the pool: they are attached without a pool delete.
-    DeliverInto(b, &next, &fresh_keys, /*from_pool=*/false, delta);
-    DeliverInto(b, &next, &from_pool, /*from_pool=*/true, delta);
+    DeliverInto(b, &next, &keys.fresh, /*from_pool=*/false);
+    DeliverInto(b, &next, &keys.pooled, /*from_pool=*/true);
     assert(next.keys.size() == next.quantity);
-    delta->owed -= q;
     next.log_seq = 0;
-    PutOrder(b, &prev, next, delta);
-    b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
-    delta->log.push_back(LogChange{prev.log_seq, true});
-    b->Delete(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, prev.log_seq));
-    // The pool lock is held until the commit, so nobody can select these keys meanwhile.
+    const absl::Status put = PutOrder(b, &prev, next, fx);
+    // The pool lock is held until the commit, so nobody can select these keys meanwhile
+    // (a failed batch: RestoreBackorders makes them selectable again).
     for (const DeliveredKey& k : next.keys) ps->inflight.erase(k.seq);
+    KV_RETURN_IF_ERROR(put);
+    b->Delete(db->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
+    fx->log.push_back(LogChange{prev.log_seq, true});
+    b->Delete(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, prev.log_seq));
     served->push_back(ServedBackorder{it->first, it->second});
     it = ps->backorders.erase(it);
     ++n;
   }
   // Fresh keys not served stay for the pool.
-  fresh->erase(fresh->begin(), fresh->begin() + static_cast<ptrdiff_t>(fresh_used));
+  if (fresh != nullptr) {
+    fresh->erase(fresh->begin(), fresh->begin() + static_cast<ptrdiff_t>(fresh_used));
+  }
   return n;
 }
 
 absl::StatusOr<size_t> Shop::Impl::ServeBackorders(ProductState* ps) {
   MutexLock l(&ps->pool_mu);
   if (ps->backorders.empty()) return 0;
+  StockTxn txn(ps);
   // Cheap test first (this runs on every worker pass): can the head be served at all?
-  if (ps->available.load() + ps->owed.load() <
-      static_cast<int64_t>(ps->backorders.begin()->second.quantity)) {
-    return 0;
-  }
+  if (!txn.CanServeOwed(ps->backorders.begin()->second.quantity)) return 0;
   rocksdb::WriteBatch b;
-  CounterDelta delta;
-  std::vector<TakenKey> none;
+  BatchEffects fx;
   std::vector<ServedBackorder> served;
-  auto n = ServeBackordersLocked(ps, &none, &b, &delta, &served);
+  auto n = ServeBackordersLocked(ps, nullptr, &b, &txn, &fx, &served);
   absl::Status s = n.ok() ? absl::OkStatus() : n.status();
   if (s.ok() && *n > 0) {
-    delta.AddTo(&b, db, ps->id);
+    txn.AddTo(&b, db);
     s = db->Write(&b);
   }
   if (!s.ok()) {
     RestoreBackorders(ps, served);
     return s;
   }
-  CommitDelta(ps, &delta);
+  CommitBatch(&txn, &fx);
   return n;
 }
 
@@ -285,12 +313,13 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   batch.first_seq = first_seq;
   batch.last_seq = first_seq + fresh_idx.size() - 1;
   batch.imported = fresh_idx.size();
-  CounterDelta delta;
-  delta.imported = static_cast<int64_t>(fresh_idx.size());
+  StockTxn txn(ps);
+  BatchEffects fx;
+  txn.Import(static_cast<int64_t>(fresh_idx.size()));
 
   // Waiting backorders are served first, in this same batch (SPEC §6).
   std::vector<ServedBackorder> served;
-  auto n_served = m.ServeBackordersLocked(ps, &fresh, &b, &delta, &served);
+  auto n_served = m.ServeBackordersLocked(ps, &fresh, &b, &txn, &fx, &served);
   if (!n_served.ok()) {
     m.RestoreBackorders(ps, served);
     return n_served.status();
@@ -299,9 +328,8 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
     b.Put(m.db->cf(storage::kCfPool), storage::PoolKey(product_id, k.seq),
           EncodePoolKey(PoolKeyRecord{k.batch_id, k.sealed}));
   }
-  delta.pool += static_cast<int64_t>(fresh.size());
   b.Put(m.db->cf(storage::kCfBatches), storage::BatchKey(product_id, batch_id), EncodeBatch(batch));
-  delta.AddTo(&b, m.db, product_id);
+  txn.AddTo(&b, m.db);
   absl::Status s = m.db->Write(&b);
   if (!s.ok()) {
     m.RestoreBackorders(ps, served);
@@ -309,8 +337,7 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   }
   ps->next_batch_id = batch_id + 1;
   ps->next_seq = batch.last_seq + 1;
-  m.CommitDelta(ps, &delta);
-  ps->available += static_cast<int64_t>(fresh_idx.size());  // a release: after the commit
+  m.CommitBatch(&txn, &fx);
   res.batch_id = batch_id;
   res.imported = fresh_idx.size();
   res.backorders_served = *n_served;
@@ -346,17 +373,12 @@ Result<RetireResult> Shop::RetireBatch(uint64_t product_id, uint64_t batch_id) {
   batch.retired += seqs.size();
   batch.retired_flag = true;
   b.Put(m.db->cf(storage::kCfBatches), storage::BatchKey(product_id, batch_id), EncodeBatch(batch));
-  CounterDelta delta;
-  delta.pool = -r;
-  delta.retired = r;
-  delta.AddTo(&b, m.db, product_id);
-  ps->available -= r;  // an acquisition: before the write
-  absl::Status s = m.db->Write(&b);
-  if (!s.ok()) {
-    ps->available += r;
-    return s;
-  }
-  m.CommitDelta(ps, &delta);
+  StockTxn txn(ps);
+  BatchEffects fx;
+  txn.Retire(r);
+  txn.AddTo(&b, m.db);
+  KV_RETURN_IF_ERROR(m.db->Write(&b));  // on failure txn gives the units back
+  m.CommitBatch(&txn, &fx);
   ps->retired_batches.insert(batch_id);
   return RetireResult{batch_id, static_cast<uint64_t>(r)};
 }

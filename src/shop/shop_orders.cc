@@ -2,6 +2,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
@@ -99,16 +100,15 @@ std::optional<Shop::OrderRefusal> Shop::PrecheckOrder(const OrderRequest& req) c
 namespace {
 
 // CreateOrder after its batch's write: publishes what the commit made true, or gives back
-// what was taken in memory when nothing was written.
-Result<OrderView> FinishCreate(Shop::Impl& m, Shop::ProductState* ps, const OrderRecord& r,
-                               bool holding, uint32_t q, const CounterDelta& delta,
+// what was taken in memory when nothing was written (the pending slot here; the units when
+// the caller drops `txn` uncommitted).
+Result<OrderView> FinishCreate(Shop::Impl& m, const OrderRecord& r, StockTxn* txn,
                                const absl::Status& s) {
   if (!s.ok()) {
-    if (holding) ps->available += q;  // nothing was written: give the units back
     m.ReleasePending(r);
     return s;
   }
-  delta.Apply(ps);
+  txn->Commit();
   m.ScheduleExpiry(r);
   OrderView v = m.View(r, false);
   v.token = m.TokenFor(r.oid);
@@ -188,9 +188,10 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
             "them to expire"};
   }
   // The no-oversell decision (I1): taken here, in memory, before anything is written.
+  StockTxn txn(ps);
   bool holding = false;
   if (cfg->stock_mode == StockMode::kReserve) {
-    holding = ps->TryAcquire(q);
+    holding = txn.Hold(q);
     if (!holding && !cfg->allow_backorder) {
       m.ReleasePending(r);
       return {Refusal::kOutOfStock, "not enough keys left"};
@@ -213,7 +214,10 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
   r.expires_ms = r.created_ms + opts_.hold_seconds * 1000;
 
   rocksdb::WriteBatch b;
-  m.PutOrder(&b, nullptr, r, nullptr);
+  if (absl::Status put = m.PutOrder(&b, nullptr, r, nullptr); !put.ok()) {
+    m.ReleasePending(r);
+    return put;
+  }
   // Lookup finds only orders created with a query password, so only those are indexed; the
   // entry carries the password's lookup tag, so a lookup reads no order it does not return.
   if (!r.password_tag.empty()) {
@@ -228,21 +232,20 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
     ir.oid = r.oid;
     b.Put(db_->cf(storage::kCfIdempotency), idem_tag, EncodeIdempotency(ir));
   }
-  CounterDelta delta;
-  if (holding) delta.held = q;
-  delta.AddTo(&b, db_.get(), r.product_id);
+  txn.AddTo(&b, db_.get());
   if (async_done != nullptr) {
     // The committer finishes it: FinishCreate and the caller's callback run on its thread
     // once the group is synced (or has failed).
     *handed_over = true;
-    db_->WriteAsync(
-        std::make_unique<rocksdb::WriteBatch>(std::move(b)),
-        [&m, ps, r = std::move(r), holding, q, delta, done = std::move(*async_done)](
-            const absl::Status& s) { done(FinishCreate(m, ps, r, holding, q, delta, s)); });
+    db_->WriteAsync(std::make_unique<rocksdb::WriteBatch>(std::move(b)),
+                    [&m, r = std::move(r), txn = std::make_shared<StockTxn>(std::move(txn)),
+                     done = std::move(*async_done)](const absl::Status& s) {
+                      done(FinishCreate(m, r, txn.get(), s));
+                    });
     return OrderView{};  // not an answer: the callback gives it
   }
   const absl::Status s = db_->Write(&b);
-  return FinishCreate(m, ps, r, holding, q, delta, s);
+  return FinishCreate(m, r, &txn, s);
 }
 
 Result<OrderView> Shop::GetOrder(std::string_view order_id, std::string_view token) {
@@ -364,21 +367,19 @@ Result<OrderView> Shop::CancelOrder(std::string_view order_id) {
   OrderRecord next = prev;
   next.status = OrderStatus::kCancelled;
   next.updated_ms = m.NowMs();
-  CounterDelta delta;
+  StockTxn txn(ps);
+  BatchEffects fx;
   if (prev.holding) {
-    delta.held = -static_cast<int64_t>(prev.quantity);
+    txn.ReleaseHold(prev.quantity);
     next.holding = false;
   }
   rocksdb::WriteBatch b;
-  m.PutOrder(&b, &prev, next, &delta);
-  delta.AddTo(&b, db_.get(), prev.product_id);
+  KV_RETURN_IF_ERROR(m.PutOrder(&b, &prev, next, &fx));
+  txn.AddTo(&b, db_.get());
   KV_RETURN_IF_ERROR(db_->Write(&b));
-  m.CommitDelta(ps, &delta);
+  m.CommitBatch(&txn, &fx);
   m.ReleasePending(prev);
-  if (prev.holding) {
-    ps->available += prev.quantity;  // a release: after the commit
-    m.Kick();                        // released keys may serve a waiting backorder
-  }
+  if (prev.holding) m.Kick();  // released keys may serve a waiting backorder
   return m.View(next, false);
 }
 
@@ -414,37 +415,33 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
   OrderRecord next = prev;
   next.status = OrderStatus::kRefunded;
   next.updated_ms = m.NowMs();
-  CounterDelta delta;
-  int64_t release = 0;
+  StockTxn txn(ps);
+  BatchEffects fx;
   rocksdb::WriteBatch b;
   if (prev.holding) {
-    delta.held = -static_cast<int64_t>(prev.quantity);
-    release += prev.quantity;
+    txn.ReleaseHold(prev.quantity);
     next.holding = false;
   }
   if (prev.status == OrderStatus::kBackordered) {
-    delta.owed = -static_cast<int64_t>(prev.quantity);
-    release += prev.quantity;
+    txn.ReleaseOwed(prev.quantity);
     b.Delete(db_->cf(storage::kCfOrderIndex),
              storage::BackorderIndexKey(prev.product_id, prev.log_seq));
   }
   if (prev.log_seq != 0) {
     b.Delete(db_->cf(storage::kCfDeliveryLog), storage::U64Key(prev.log_seq));
-    delta.log.push_back(LogChange{prev.log_seq, true});
+    fx.log.push_back(LogChange{prev.log_seq, true});
     next.log_seq = 0;
   }
-  m.PutOrder(&b, &prev, next, &delta);
-  delta.AddTo(&b, db_.get(), prev.product_id);
+  KV_RETURN_IF_ERROR(m.PutOrder(&b, &prev, next, &fx));
+  const bool released = !txn.empty();
+  txn.AddTo(&b, db_.get());
   KV_RETURN_IF_ERROR(db_->Write(&b));
   if (prev.status == OrderStatus::kBackordered) {
     ps->pool_mu.AssertHeld();
     ps->backorders.erase(prev.log_seq);
   }
-  m.CommitDelta(ps, &delta);
-  if (release > 0) {
-    ps->available += release;
-    m.Kick();
-  }
+  m.CommitBatch(&txn, &fx);
+  if (released) m.Kick();
   return m.View(next, false);
 }
 
@@ -474,16 +471,16 @@ absl::StatusOr<size_t> Shop::RunExpiry() {
       next.status = OrderStatus::kExpired;
       next.updated_ms = m.NowMs();
       next.holding = false;
-      CounterDelta delta;
-      if (prev.holding) delta.held = -static_cast<int64_t>(prev.quantity);
+      StockTxn txn(ps);
+      BatchEffects fx;
+      if (prev.holding) txn.ReleaseHold(prev.quantity);
       rocksdb::WriteBatch b;
-      m.PutOrder(&b, &prev, next, &delta);
-      delta.AddTo(&b, db_.get(), prev.product_id);
-      s = db_->Write(&b);
+      s = m.PutOrder(&b, &prev, next, &fx);
+      txn.AddTo(&b, db_.get());
+      if (s.ok()) s = db_->Write(&b);
       if (s.ok()) {
-        m.CommitDelta(ps, &delta);
+        m.CommitBatch(&txn, &fx);
         m.ReleasePending(prev);
-        if (prev.holding) ps->available += prev.quantity;
         ++changed;
       }
     }

@@ -74,13 +74,43 @@ Result<PaymentResult> Shop::Impl::AnswerRecordedPayment(std::string_view value) 
   return res;
 }
 
-void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const ProductRecord& cfg,
-                                OrderRecord* order, CounterDelta* delta, PaymentFlag* flag,
-                                uint64_t* backorder_seq) {
-  if (order->holding) {
-    delta->held -= order->quantity;  // the caller releases the units after the commit
-    order->holding = false;
+absl::Status Shop::Impl::AssignKeysOrFallBack(rocksdb::WriteBatch* b, ProductState* ps,
+                                              const ProductRecord& cfg, OrderRecord* order,
+                                              StockTxn* txn, BatchEffects* fx,
+                                              std::vector<TakenKey>* keys, PaymentFlag* flag,
+                                              uint64_t* backorder_seq) {
+  const int64_t q = order->quantity;
+  // Units of stock for this order: already held, or taken now (the no-oversell decision).
+  const bool held = order->holding;
+  if (held || txn->Take(q)) {
+    // The keys are assigned in this batch: a paid order never holds keys waiting for a
+    // worker.
+    OrderKeys got;
+    absl::StatusOr<bool> whole;
+    {
+      MutexLock pl(&ps->pool_mu);
+      whole = TakeKeysLocked(ps, static_cast<uint32_t>(q), nullptr, nullptr, &got);
+    }
+    if (!whole.ok()) return whole.status();
+    if (*whole) {
+      if (held) {
+        txn->DeliverFromHold(q);
+      } else {
+        txn->DeliverTaken(q);
+      }
+      DeliverInto(b, order, &got.pooled, /*from_pool=*/true);
+      *keys = std::move(got.pooled);
+      return absl::OkStatus();
+    }
+    // Fewer keys in the pool than counted (a batch was retired under open holds).
+    if (held) {
+      txn->ReleaseHold(q);
+      order->holding = false;
+    } else {
+      txn->Untake(q);
+    }
   }
+  // No keys: the product's policy decides.
   if (cfg.allow_backorder) {
     const uint64_t seq = next_log_seq.fetch_add(1);
     DeliveryEntry e;
@@ -90,16 +120,17 @@ void Shop::Impl::NoStockOutcome(rocksdb::WriteBatch* b, ProductState* ps, const 
     e.state = DeliveryState::kBackordered;
     e.created_ms = NowMs();
     b->Put(db->cf(storage::kCfDeliveryLog), storage::U64Key(seq), EncodeDelivery(e));
-    delta->log.push_back(LogChange{seq, false, e.state, e.created_ms});
+    fx->log.push_back(LogChange{seq, false, e.state, e.created_ms});
     b->Put(db->cf(storage::kCfOrderIndex), storage::BackorderIndexKey(ps->id, seq), order->oid);
     order->status = OrderStatus::kBackordered;
     order->log_seq = seq;
-    delta->owed += order->quantity;
+    txn->Owe(q);
     *backorder_seq = seq;
   } else {
     order->status = OrderStatus::kRefundDue;
     *flag = PaymentFlag::kNoStock;
   }
+  return absl::OkStatus();
 }
 
 Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
@@ -175,76 +206,30 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   if (ps == nullptr) return absl::DataLossError("order of an unknown product");
   const ProductRecord* cfg = ps->Config();
   const OrderRecord& prev = *order;
-  const int64_t q = prev.quantity;
   OrderRecord next = prev;
-  assert(CanTransition(prev.status, OrderStatus::kPaid));
   next.status = OrderStatus::kPaid;
   next.paid_ms = next.updated_ms = pay.received_ms;
   next.payment_id = notice.payment_id;
 
-  // Units of stock for this order: already held, or taken now (the no-oversell decision).
-  const bool was_holding = prev.holding;
-  const bool acquired = !was_holding && ps->TryAcquire(q);
-  int64_t undo_on_failure = acquired ? q : 0;  // given back if the write fails
-  int64_t release_after_commit = 0;            // given back once the write succeeded
-  CounterDelta delta;
+  StockTxn txn(ps);
+  BatchEffects fx;
   std::vector<TakenKey> keys;
   uint64_t backorder_seq = 0;
-  if (was_holding || acquired) {
-    // The keys are assigned in this batch: a paid order never holds keys waiting for a
-    // worker.
-    absl::Status sel;
-    {
-      MutexLock pl(&ps->pool_mu);
-      sel = m.SelectKeysLocked(ps, static_cast<uint32_t>(q), &keys);
-    }
-    if (!sel.ok()) {
-      ps->available += undo_on_failure;  // nothing was written
-      return sel;
-    }
-    if (static_cast<int64_t>(keys.size()) == q) {
-      m.DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
-    } else {
-      // Fewer keys in the pool than counted (a batch was retired under open holds).
-      m.FinishInflight(ps, keys, /*committed=*/false);
-      keys.clear();
-      if (acquired) {
-        ps->available += q;
-        undo_on_failure = 0;
-      }
-      if (was_holding) release_after_commit += q;
-      PaymentFlag flag = PaymentFlag::kNone;
-      m.NoStockOutcome(&b, ps, *cfg, &next, &delta, &flag, &backorder_seq);
-      if (backorder_seq != 0) {
-        ps->available -= q;
-        undo_on_failure += q;
-      }
-      pay.flag = flag;
-    }
-  } else {
-    PaymentFlag flag = PaymentFlag::kNone;
-    m.NoStockOutcome(&b, ps, *cfg, &next, &delta, &flag, &backorder_seq);
-    if (backorder_seq != 0) {
-      ps->available -= q;  // owed units: an acquisition, before the write
-      undo_on_failure += q;
-    }
-    pay.flag = flag;
-  }
+  KV_RETURN_IF_ERROR(
+      m.AssignKeysOrFallBack(&b, ps, *cfg, &next, &txn, &fx, &keys, &pay.flag, &backorder_seq));
   pay.outcome =
       pay.flag == PaymentFlag::kNone ? PaymentOutcome::kApplied : PaymentOutcome::kRefundDue;
   b.Put(m.db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
-  m.PutOrder(&b, &prev, next, &delta);
-  delta.AddTo(&b, m.db, next.product_id);
-  absl::Status s = m.db->Write(&b);
+  absl::Status s = m.PutOrder(&b, &prev, next, &fx);
+  txn.AddTo(&b, m.db);
+  if (s.ok()) s = m.db->Write(&b);
   if (!s.ok()) {
-    ps->available += undo_on_failure;
     m.FinishInflight(ps, keys, /*committed=*/false);
-    return s;
+    return s;  // txn gives back the units it took
   }
-  m.CommitDelta(ps, &delta);
+  m.CommitBatch(&txn, &fx);
   m.FinishInflight(ps, keys, /*committed=*/true);
   if (prev.status == OrderStatus::kPendingPayment) m.ReleasePending(prev);
-  if (release_after_commit > 0) ps->available += release_after_commit;
   if (backorder_seq != 0) {
     MutexLock pl(&ps->pool_mu);
     ps->backorders[backorder_seq] = BackorderItem{next.oid, next.quantity};
