@@ -244,7 +244,7 @@ struct Shop::Impl {
   void Kick();
 
   // --- the delivery log's entries in memory (issue 14): state and age per log_seq, rebuilt by
-  // Recover and changed after each commit that writes the log (CommitDelta), so Backlog()
+  // Recover and changed after each commit that writes the log (CommitBatch), so Backlog()
   // counts without reading the database ---
   struct LogMem {
     DeliveryState state = DeliveryState::kPending;
