@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
+#include "base/crash_point.h"
 #include "base/status_macros.h"
 #include "base/utf8.h"
 #include "shop/secrets.h"
@@ -108,6 +109,7 @@ Result<OrderView> FinishCreate(Shop::Impl& m, Shop::ProductState* ps, const Orde
     m.ReleasePending(r);
     return s;
   }
+  KV_CRASH_POINT("order.after_write");
   delta.Apply(ps);
   m.ScheduleExpiry(r);
   OrderView v = m.View(r, false);
@@ -231,6 +233,7 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
   CounterDelta delta;
   if (holding) delta.held = q;
   delta.AddTo(&b, db_.get(), r.product_id);
+  KV_CRASH_POINT("order.before_write");
   if (async_done != nullptr) {
     // The committer finishes it: FinishCreate and the caller's callback run on its thread
     // once the group is synced (or has failed).
@@ -372,6 +375,7 @@ Result<OrderView> Shop::CancelOrder(std::string_view order_id) {
   rocksdb::WriteBatch b;
   m.PutOrder(&b, &prev, next, &delta);
   delta.AddTo(&b, db_.get(), prev.product_id);
+  KV_CRASH_POINT("cancel.before_write");
   KV_RETURN_IF_ERROR(db_->Write(&b));
   m.CommitDelta(ps, &delta);
   m.ReleasePending(prev);
@@ -435,6 +439,7 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
   }
   m.PutOrder(&b, &prev, next, &delta);
   delta.AddTo(&b, db_.get(), prev.product_id);
+  KV_CRASH_POINT("refund.before_write");
   KV_RETURN_IF_ERROR(db_->Write(&b));
   if (prev.status == OrderStatus::kBackordered) {
     ps->pool_mu.AssertHeld();
@@ -479,6 +484,7 @@ absl::StatusOr<size_t> Shop::RunExpiry() {
       rocksdb::WriteBatch b;
       m.PutOrder(&b, &prev, next, &delta);
       delta.AddTo(&b, db_.get(), prev.product_id);
+      KV_CRASH_POINT("expiry.before_write");
       s = db_->Write(&b);
       if (s.ok()) {
         m.CommitDelta(ps, &delta);

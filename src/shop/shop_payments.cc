@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
+#include "base/crash_point.h"
 #include "base/status_macros.h"
 #include "base/utf8.h"
 #include "shop/shop_internal.h"
@@ -202,6 +203,7 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
       ps->available += undo_on_failure;  // nothing was written
       return sel;
     }
+    KV_CRASH_POINT("payment.keys_chosen");
     if (static_cast<int64_t>(keys.size()) == q) {
       m.DeliverInto(&b, &next, &keys, /*from_pool=*/true, &delta);
     } else {
@@ -235,12 +237,14 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   b.Put(m.db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
   m.PutOrder(&b, &prev, next, &delta);
   delta.AddTo(&b, m.db, next.product_id);
+  KV_CRASH_POINT("payment.before_write");
   absl::Status s = m.db->Write(&b);
   if (!s.ok()) {
     ps->available += undo_on_failure;
     m.FinishInflight(ps, keys, /*committed=*/false);
     return s;
   }
+  KV_CRASH_POINT("payment.after_write");
   m.CommitDelta(ps, &delta);
   m.FinishInflight(ps, keys, /*committed=*/true);
   if (prev.status == OrderStatus::kPendingPayment) m.ReleasePending(prev);
