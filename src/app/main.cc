@@ -1,25 +1,16 @@
 // keyvend: the shop's binary. Subcommands:
-//   keyvend serve [options]      the shop (HTTP)
+//   keyvend serve [options]      the shop (HTTP; app/serve.h)
 //   keyvend check --data-dir DIR [--master-key-file FILE]
-#include <signal.h>
-#include <unistd.h>
-
-#include <algorithm>
+//   keyvend demo-seed --data-dir DIR [--master-key-file FILE] --catalogue FILE
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "app/serve.h"
 #include "base/cli_flags.h"
 #include "base/hardening.h"
-#include "base/log.h"
-#include "base/random.h"
-#include "base/secret.h"
 #include "config/config.h"
 #include "limits/limits.h"
 #include "shop/check.h"
