@@ -19,7 +19,10 @@ build=${3:-build}
 export CCACHE_BASEDIR="$PWD"
 [ -f "$build/CMakeCache.txt" ] || cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 targets=(keyvend crash_soak_test)
-cmake --build "$build" --target help | grep -qw keyvend_fault_server && targets+=(keyvend_fault_server)
+# grep reads the whole list (with -q it stops early and, under pipefail, the SIGPIPE of
+# `cmake --build --target help` hid the target).
+cmake --build "$build" --target help | grep -w keyvend_fault_server > /dev/null &&
+  targets+=(keyvend_fault_server)
 cmake --build "$build" -j2 --target "${targets[@]}" > /dev/null
 log="$build/crash-soak-$(date -u +%Y%m%dT%H%M%SZ).log"
 echo "crash soak: $rounds rounds, log $log"

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/crash_point.h"
 #include "base/log.h"
 #include "base/time_format.h"
 
@@ -108,6 +109,7 @@ Result<backup::BackupInfo> Shop::CreateBackup(std::string_view source) {
   o.rate_limit_bytes_per_second = opts_.backup_rate_limit_bytes_per_second;
   o.background_priority = true;  // the shop is selling: it comes first
   const int64_t start_ns = opts_.clock->MonoNowNs();
+  KV_CRASH_POINT("backup.before_create");
   auto r = backup::Create(*db_, opts_.backup_dir, o);
   const double seconds = static_cast<double>(opts_.clock->MonoNowNs() - start_ns) / 1e9;
   {
@@ -132,6 +134,7 @@ Result<backup::BackupInfo> Shop::CreateBackup(std::string_view source) {
     }
     return r.status();
   }
+  KV_CRASH_POINT("backup.after_create");
   KV_LOG(kInfo, "backup ", r->id, " (", source, ") created in ", opts_.backup_dir, ": ", r->files,
          " files, ", r->size_bytes, " bytes, ", absl::StrFormat("%.3f", seconds), " s");
   return *std::move(r);

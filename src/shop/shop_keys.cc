@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
+#include "base/crash_point.h"
 #include "base/status_macros.h"
 #include "shop/delivery_log.h"
 #include "shop/shop_internal.h"
@@ -166,12 +167,14 @@ absl::StatusOr<size_t> Shop::Impl::ServeBackorders(ProductState* ps) {
   absl::Status s = n.ok() ? absl::OkStatus() : n.status();
   if (s.ok() && *n > 0) {
     txn.AddTo(&b, db);
+    KV_CRASH_POINT("backorder.before_write");
     s = db->Write(&b);
   }
   if (!s.ok()) {
     RestoreBackorders(ps, served);
     return s;
   }
+  if (*n > 0) KV_CRASH_POINT("backorder.after_write");
   CommitBatch(&txn, &fx);
   return n;
 }
@@ -227,6 +230,7 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
     return {Refusal::kBadRequest,
             absl::StrCat("at most ", limits::kImportKeysMax, " keys per import; split the file")};
   }
+  KV_CRASH_POINT("import.parsed");
   ImportResult res;
   for (const RejectedLine& r : parsed->rejected) {
     if (r.reason == LineReject::kDuplicateInInput) {
@@ -330,11 +334,13 @@ Result<ImportResult> Shop::ImportKeys(uint64_t product_id, std::string_view inpu
   }
   b.Put(m.db->cf(storage::kCfBatches), storage::BatchKey(product_id, batch_id), EncodeBatch(batch));
   txn.AddTo(&b, m.db);
+  KV_CRASH_POINT("import.before_write");
   absl::Status s = m.db->Write(&b);
   if (!s.ok()) {
     m.RestoreBackorders(ps, served);
     return s;
   }
+  KV_CRASH_POINT("import.after_write");
   ps->next_batch_id = batch_id + 1;
   ps->next_seq = batch.last_seq + 1;
   m.CommitBatch(&txn, &fx);

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
+#include "base/crash_point.h"
 #include "base/status_macros.h"
 #include "base/utf8.h"
 #include "shop/secrets.h"
@@ -108,6 +109,7 @@ Result<OrderView> FinishCreate(Shop::Impl& m, const OrderRecord& r, StockTxn* tx
     m.ReleasePending(r);
     return s;
   }
+  KV_CRASH_POINT("order.after_write");
   txn->Commit();
   m.ScheduleExpiry(r);
   OrderView v = m.View(r, false);
@@ -233,6 +235,7 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
     b.Put(db_->cf(storage::kCfIdempotency), idem_tag, EncodeIdempotency(ir));
   }
   txn.AddTo(&b, db_.get());
+  KV_CRASH_POINT("order.before_write");
   if (async_done != nullptr) {
     // The committer finishes it: FinishCreate and the caller's callback run on its thread
     // once the group is synced (or has failed).
@@ -376,6 +379,7 @@ Result<OrderView> Shop::CancelOrder(std::string_view order_id) {
   rocksdb::WriteBatch b;
   KV_RETURN_IF_ERROR(m.PutOrder(&b, &prev, next, &fx));
   txn.AddTo(&b, db_.get());
+  KV_CRASH_POINT("cancel.before_write");
   KV_RETURN_IF_ERROR(db_->Write(&b));
   m.CommitBatch(&txn, &fx);
   m.ReleasePending(prev);
@@ -435,6 +439,7 @@ Result<OrderView> Shop::RefundOrder(std::string_view order_id) {
   KV_RETURN_IF_ERROR(m.PutOrder(&b, &prev, next, &fx));
   const bool released = !txn.empty();
   txn.AddTo(&b, db_.get());
+  KV_CRASH_POINT("refund.before_write");
   KV_RETURN_IF_ERROR(db_->Write(&b));
   if (prev.status == OrderStatus::kBackordered) {
     ps->pool_mu.AssertHeld();
@@ -477,6 +482,7 @@ absl::StatusOr<size_t> Shop::RunExpiry() {
       rocksdb::WriteBatch b;
       s = m.PutOrder(&b, &prev, next, &fx);
       txn.AddTo(&b, db_.get());
+      if (s.ok()) KV_CRASH_POINT("expiry.before_write");
       if (s.ok()) s = db_->Write(&b);
       if (s.ok()) {
         m.CommitBatch(&txn, &fx);

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
+#include "base/crash_point.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "shop/shop_internal.h"
@@ -277,7 +278,9 @@ absl::Status Shop::FinishOutbound(const OutboundJob& job, OutboundFinish what,
   // group per webhook and per mail (tools/bench-outbound.sh). The next synced write of
   // anything makes it durable too (one WAL). kill -9 keeps it (RocksDB has written it to the
   // WAL file before returning).
+  KV_CRASH_POINT("outbound.before_finish");
   absl::Status s = m.db->Write(&b, /*sync=*/what == OutboundFinish::kFailed);
+  if (s.ok()) KV_CRASH_POINT("outbound.after_finish");
   MutexLock l(&m.outbox_mu);
   auto it = m.outbox.find(key);
   if (it == m.outbox.end()) return s;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
+#include "base/crash_point.h"
 #include "base/status_macros.h"
 #include "base/utf8.h"
 #include "shop/shop_internal.h"
@@ -93,6 +94,7 @@ absl::Status Shop::Impl::AssignKeysOrFallBack(rocksdb::WriteBatch* b, ProductSta
     }
     if (!whole.ok()) return whole.status();
     if (*whole) {
+      KV_CRASH_POINT("payment.keys_chosen");
       if (held) {
         txn->DeliverFromHold(q);
       } else {
@@ -222,11 +224,13 @@ Result<PaymentResult> Shop::ApplyPayment(const PaymentNotice& notice) {
   b.Put(m.db->cf(storage::kCfPayments), pay.payment_id, EncodePayment(pay));
   absl::Status s = m.PutOrder(&b, &prev, next, &fx);
   txn.AddTo(&b, m.db);
+  if (s.ok()) KV_CRASH_POINT("payment.before_write");
   if (s.ok()) s = m.db->Write(&b);
   if (!s.ok()) {
     m.FinishInflight(ps, keys, /*committed=*/false);
     return s;  // txn gives back the units it took
   }
+  KV_CRASH_POINT("payment.after_write");
   m.CommitBatch(&txn, &fx);
   m.FinishInflight(ps, keys, /*committed=*/true);
   if (prev.status == OrderStatus::kPendingPayment) m.ReleasePending(prev);

@@ -34,27 +34,50 @@ class OpenGuard {
   FaultFs* fs_;
 };
 
+// One call that changes a file's data (append, sync, truncate, flush): the rule and power
+// check, and the call counted as in flight until the scope ends, so that PowerOff can wait
+// until no real write is under way (a write that passed the check lands before the cut).
+class WriteScope {
+ public:
+  // counted: the call is one of FsOp's kinds (rules apply); else only the power check.
+  WriteScope(FaultFs* fs, FsOp op, const std::string& path, bool counted = true)
+      : fs_(fs), status_(fs->EnterWrite(op, path, counted)) {}
+  ~WriteScope() {
+    if (status_.ok()) fs_->ExitWrite();
+  }
+  WriteScope(const WriteScope&) = delete;
+  WriteScope& operator=(const WriteScope&) = delete;
+  const IOStatus& status() const { return status_; }
+
+ private:
+  FaultFs* const fs_;
+  const IOStatus status_;
+};
+
 class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
  public:
   FaultWritableFile(std::unique_ptr<rocksdb::FSWritableFile> f, FaultFs* fs, std::string path)
       : FSWritableFileOwnerWrapper(std::move(f)), fs_(fs), guard_(fs), path_(std::move(path)) {}
 
   IOStatus Append(const Slice& data, const IOOptions& o, IODebugContext* dbg) override {
-    IOStatus s = fs_->BeforeCall(FsOp::kAppend, path_);
+    WriteScope w(fs_, FsOp::kAppend, path_);
+    IOStatus s = w.status();
     if (s.ok()) s = FSWritableFileOwnerWrapper::Append(data, o, dbg);
     if (s.ok()) fs_->AfterAppend(path_, data.size());
     return s;
   }
   IOStatus Append(const Slice& data, const IOOptions& o, const rocksdb::DataVerificationInfo& info,
                   IODebugContext* dbg) override {
-    IOStatus s = fs_->BeforeCall(FsOp::kAppend, path_);
+    WriteScope w(fs_, FsOp::kAppend, path_);
+    IOStatus s = w.status();
     if (s.ok()) s = FSWritableFileOwnerWrapper::Append(data, o, info, dbg);
     if (s.ok()) fs_->AfterAppend(path_, data.size());
     return s;
   }
   IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& o,
                             IODebugContext* dbg) override {
-    IOStatus s = fs_->BeforeCall(FsOp::kAppend, path_);
+    WriteScope w(fs_, FsOp::kAppend, path_);
+    IOStatus s = w.status();
     if (s.ok()) s = FSWritableFileOwnerWrapper::PositionedAppend(data, offset, o, dbg);
     if (s.ok()) fs_->AfterAppend(path_, data.size());
     return s;
@@ -62,20 +85,22 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
   IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& o,
                             const rocksdb::DataVerificationInfo& info,
                             IODebugContext* dbg) override {
-    IOStatus s = fs_->BeforeCall(FsOp::kAppend, path_);
+    WriteScope w(fs_, FsOp::kAppend, path_);
+    IOStatus s = w.status();
     if (s.ok()) s = FSWritableFileOwnerWrapper::PositionedAppend(data, offset, o, info, dbg);
     if (s.ok()) fs_->AfterAppend(path_, data.size());
     return s;
   }
   IOStatus Truncate(uint64_t size, const IOOptions& o, IODebugContext* dbg) override {
-    IOStatus s = fs_->PowerCheck(path_);
+    WriteScope w(fs_, FsOp::kAppend, path_, /*counted=*/false);
+    IOStatus s = w.status();
     if (s.ok()) s = FSWritableFileOwnerWrapper::Truncate(size, o, dbg);
     if (s.ok()) fs_->AfterFileTruncate(path_, size);
     return s;
   }
   IOStatus Flush(const IOOptions& o, IODebugContext* dbg) override {
-    IOStatus s = fs_->PowerCheck(path_);
-    return s.ok() ? FSWritableFileOwnerWrapper::Flush(o, dbg) : s;
+    WriteScope w(fs_, FsOp::kAppend, path_, /*counted=*/false);
+    return w.status().ok() ? FSWritableFileOwnerWrapper::Flush(o, dbg) : w.status();
   }
   IOStatus Sync(const IOOptions& o, IODebugContext* dbg) override {
     return SyncWith(o, dbg, /*fsync=*/false);
@@ -86,21 +111,27 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
   // sync_file_range: starts write-back, promises nothing about durability.
   IOStatus RangeSync(uint64_t offset, uint64_t n, const IOOptions& o,
                      IODebugContext* dbg) override {
-    IOStatus s = fs_->PowerCheck(path_);
-    return s.ok() ? FSWritableFileOwnerWrapper::RangeSync(offset, n, o, dbg) : s;
+    WriteScope w(fs_, FsOp::kAppend, path_, /*counted=*/false);
+    return w.status().ok() ? FSWritableFileOwnerWrapper::RangeSync(offset, n, o, dbg) : w.status();
   }
 
  private:
   IOStatus SyncWith(const IOOptions& o, IODebugContext* dbg, bool fsync) {
     // What was written before the sync began is durable once it returns OK; a concurrent
     // append may or may not be, and is taken as not.
+    // A sync the power cut overtook counts for nothing (AfterSync, outside the scope: it
+    // may block for good).
     const uint64_t size = fs_->WrittenSize(path_);
-    IOStatus s = fs_->BeforeCall(FsOp::kSync, path_);
-    if (s.ok()) {
-      s = fsync ? FSWritableFileOwnerWrapper::Fsync(o, dbg)
-                : FSWritableFileOwnerWrapper::Sync(o, dbg);
+    IOStatus s;
+    {
+      WriteScope w(fs_, FsOp::kSync, path_);
+      s = w.status();
+      if (s.ok()) {
+        s = fsync ? FSWritableFileOwnerWrapper::Fsync(o, dbg)
+                  : FSWritableFileOwnerWrapper::Sync(o, dbg);
+      }
     }
-    if (s.ok()) fs_->AfterSync(path_, size);
+    if (s.ok()) s = fs_->AfterSync(path_, size);
     return s;
   }
 
@@ -184,8 +215,8 @@ class FaultRandomRWFile final : public rocksdb::FSRandomRWFileOwnerWrapper {
 
   IOStatus Write(uint64_t offset, const Slice& data, const IOOptions& o,
                  IODebugContext* dbg) override {
-    IOStatus s = fs_->BeforeCall(FsOp::kAppend, path_);
-    return s.ok() ? FSRandomRWFileOwnerWrapper::Write(offset, data, o, dbg) : s;
+    WriteScope w(fs_, FsOp::kAppend, path_);
+    return w.status().ok() ? FSRandomRWFileOwnerWrapper::Write(offset, data, o, dbg) : w.status();
   }
   IOStatus Read(uint64_t offset, size_t n, const IOOptions& o, Slice* result, char* scratch,
                 IODebugContext* dbg) const override {
@@ -197,12 +228,12 @@ class FaultRandomRWFile final : public rocksdb::FSRandomRWFileOwnerWrapper {
     return FSRandomRWFileOwnerWrapper::Read(offset, n, o, result, scratch, dbg);
   }
   IOStatus Sync(const IOOptions& o, IODebugContext* dbg) override {
-    IOStatus s = fs_->BeforeCall(FsOp::kSync, path_);
-    return s.ok() ? FSRandomRWFileOwnerWrapper::Sync(o, dbg) : s;
+    WriteScope w(fs_, FsOp::kSync, path_);
+    return w.status().ok() ? FSRandomRWFileOwnerWrapper::Sync(o, dbg) : w.status();
   }
   IOStatus Fsync(const IOOptions& o, IODebugContext* dbg) override {
-    IOStatus s = fs_->BeforeCall(FsOp::kSync, path_);
-    return s.ok() ? FSRandomRWFileOwnerWrapper::Fsync(o, dbg) : s;
+    WriteScope w(fs_, FsOp::kSync, path_);
+    return w.status().ok() ? FSRandomRWFileOwnerWrapper::Fsync(o, dbg) : w.status();
   }
 
  private:
@@ -218,17 +249,25 @@ class FaultDirectory final : public rocksdb::FSDirectoryWrapper {
 
   IOStatus Fsync(const IOOptions& o, IODebugContext* dbg) override {
     const uint64_t mark = fs_->DirOpMark();
-    IOStatus s = fs_->BeforeCall(FsOp::kDirSync, dir_);
-    if (s.ok()) s = FSDirectoryWrapper::Fsync(o, dbg);
-    if (s.ok()) fs_->AfterDirSync(dir_, mark);
+    IOStatus s;
+    {
+      WriteScope w(fs_, FsOp::kDirSync, dir_);
+      s = w.status();
+      if (s.ok()) s = FSDirectoryWrapper::Fsync(o, dbg);
+    }
+    if (s.ok()) s = fs_->AfterDirSync(dir_, mark);
     return s;
   }
   IOStatus FsyncWithDirOptions(const IOOptions& o, IODebugContext* dbg,
                                const rocksdb::DirFsyncOptions& dir_opts) override {
     const uint64_t mark = fs_->DirOpMark();
-    IOStatus s = fs_->BeforeCall(FsOp::kDirSync, dir_);
-    if (s.ok()) s = FSDirectoryWrapper::FsyncWithDirOptions(o, dbg, dir_opts);
-    if (s.ok()) fs_->AfterDirSync(dir_, mark);
+    IOStatus s;
+    {
+      WriteScope w(fs_, FsOp::kDirSync, dir_);
+      s = w.status();
+      if (s.ok()) s = FSDirectoryWrapper::FsyncWithDirOptions(o, dbg, dir_opts);
+    }
+    if (s.ok()) s = fs_->AfterDirSync(dir_, mark);
     return s;
   }
 
@@ -312,9 +351,15 @@ void FaultFs::ResetCounters() {
   injected_.fill(0);
 }
 
+IOStatus FaultFs::Dark(const std::string& path) const {
+  // A hung call never returns: the process dies first (PowerOff's contract).
+  while (hang_) never_.Wait(&mu_);
+  return PowerLost(path);
+}
+
 IOStatus FaultFs::Decide(FsOp op, const std::string& path) {
   ++calls_[static_cast<size_t>(op)];
-  if (op != FsOp::kRead && powered_off_) return PowerLost(path);
+  if (op != FsOp::kRead && powered_off_) return Dark(path);
   const Rule* fired = nullptr;
   // Every matching rule counts the call, whichever fires.
   for (Rule& r : rules_) {
@@ -350,7 +395,19 @@ IOStatus FaultFs::BeforeCall(FsOp op, const std::string& path) {
 
 IOStatus FaultFs::PowerCheck(const std::string& path) const {
   MutexLock l(&mu_);
-  return powered_off_ ? PowerLost(path) : IOStatus::OK();
+  return powered_off_ ? Dark(path) : IOStatus::OK();
+}
+
+IOStatus FaultFs::EnterWrite(FsOp op, const std::string& path, bool counted) {
+  MutexLock l(&mu_);
+  IOStatus s = counted ? Decide(op, path) : (powered_off_ ? Dark(path) : IOStatus::OK());
+  if (s.ok()) ++writes_in_flight_;
+  return s;
+}
+
+void FaultFs::ExitWrite() {
+  MutexLock l(&mu_);
+  if (--writes_in_flight_ == 0) writes_done_.SignalAll();
 }
 
 void FaultFs::FileOpened() {
@@ -370,11 +427,13 @@ void FaultFs::AfterAppend(const std::string& path, uint64_t bytes) {
   files_[path].size += bytes;
 }
 
-void FaultFs::AfterSync(const std::string& path, uint64_t size_before_sync) {
+IOStatus FaultFs::AfterSync(const std::string& path, uint64_t size_before_sync) {
   MutexLock l(&mu_);
+  if (powered_off_) return Dark(path);  // the cut came first: nothing became durable
   auto it = files_.find(path);
-  if (it == files_.end()) return;  // renamed or deleted meanwhile
+  if (it == files_.end()) return IOStatus::OK();  // renamed or deleted meanwhile
   it->second.synced = std::max(it->second.synced, std::min(size_before_sync, it->second.size));
+  return IOStatus::OK();
 }
 
 uint64_t FaultFs::WrittenSize(const std::string& path) const {
@@ -394,12 +453,14 @@ uint64_t FaultFs::DirOpMark() const {
   return next_dir_op_;
 }
 
-void FaultFs::AfterDirSync(const std::string& dir, uint64_t mark) {
+IOStatus FaultFs::AfterDirSync(const std::string& dir, uint64_t mark) {
   const std::string d = StripSlashes(dir);
   MutexLock l(&mu_);
+  if (powered_off_) return Dark(d);  // the cut came first: nothing became durable
   dir_ops_.erase(std::remove_if(dir_ops_.begin(), dir_ops_.end(),
                                 [&](const DirOp& op) { return op.dir == d && op.seq < mark; }),
                  dir_ops_.end());
+  return IOStatus::OK();
 }
 
 void FaultFs::PushDirOp(DirOp op) {
@@ -539,7 +600,8 @@ IOStatus FaultFs::DeleteFile(const std::string& f, const IOOptions& o, IODebugCo
 
 IOStatus FaultFs::Truncate(const std::string& f, size_t size, const IOOptions& o,
                            IODebugContext* dbg) {
-  IOStatus s = PowerCheck(f);
+  WriteScope w(this, FsOp::kAppend, f, /*counted=*/false);
+  IOStatus s = w.status();
   if (s.ok()) s = target()->Truncate(f, size, o, dbg);
   if (s.ok()) AfterFileTruncate(f, size);
   return s;
@@ -592,9 +654,11 @@ IOStatus FaultFs::LinkFile(const std::string& src, const std::string& dst, const
 
 // --- power loss ----------------------------------------------------------------------------
 
-void FaultFs::PowerOff() {
+void FaultFs::PowerOff(bool hang) {
   MutexLock l(&mu_);
   powered_off_ = true;
+  hang_ = hang;
+  while (writes_in_flight_ > 0) writes_done_.Wait(&mu_);
 }
 
 bool FaultFs::powered_off() const {
@@ -607,7 +671,7 @@ absl::StatusOr<DropReport> FaultFs::DropUnsynced(const DropOptions& opts) {
   if (!powered_off_) {
     return absl::FailedPreconditionError("FaultFs::DropUnsynced: call PowerOff() first");
   }
-  if (open_files_ != 0) {
+  if (open_files_ != 0 && !opts.files_open) {
     return absl::FailedPreconditionError(
         absl::StrCat("FaultFs::DropUnsynced: ", open_files_,
                      " files are still open (close the database first)"));
@@ -672,7 +736,7 @@ absl::StatusOr<DropReport> FaultFs::DropUnsynced(const DropOptions& opts) {
   }
   files_.clear();
   dir_ops_.clear();
-  powered_off_ = false;
+  powered_off_ = opts.files_open;  // a process cut with its files open stays dark
   return rep;
 }
 

@@ -103,6 +103,10 @@ struct DropOptions {
   bool tear = false;
   // Seeds the tear's choices. Default: 0.
   uint64_t seed = 0;
+  // An in-process power cut (the test build's keyvend_fault_server): the database is still
+  // open and the process dies right after, so open files are allowed and the FS stays
+  // powered off afterwards (every later write still fails). Default: false.
+  bool files_open = false;
 };
 
 class FaultFs : public rocksdb::FileSystemWrapper {
@@ -128,8 +132,14 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   // --- power loss ------------------------------------------------------------------------
   // From now on every call that would change the disk (append, sync, directory sync,
   // create, rename, delete, truncate) fails with IOError("simulated power loss") and does
-  // nothing. Reads still work.
-  void PowerOff();
+  // nothing. Reads still work. Waits for the data writes and syncs already under way (they
+  // land before the cut), so the disk changes no more once it returns. Never call it from
+  // inside a call of this FS.
+  // hang (an in-process power cut, the fault server's): those calls block for good instead
+  // of failing, so no thread acts on a failure (answers a request with an error) in the
+  // moments before the process dies, as none could on a machine without power.
+  // Default: false (they fail).
+  void PowerOff(bool hang = false);
   bool powered_off() const;
   // Makes the real files what a disk would hold after the power cut (the model above),
   // then forgets every file's history (all of them are durable now) and powers on again.
@@ -180,15 +190,21 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   // Called by this FS's file objects (public for them; not for tests).
   rocksdb::IOStatus BeforeCall(FsOp op, const std::string& path);
   rocksdb::IOStatus PowerCheck(const std::string& path) const;
+  // A data write or sync begins (the rule and power check of BeforeCall, or the power check
+  // only when !counted); when it returns OK the caller calls ExitWrite once it is done.
+  rocksdb::IOStatus EnterWrite(FsOp op, const std::string& path, bool counted);
+  void ExitWrite();
   void FileOpened();
   void FileClosed();
   void AfterAppend(const std::string& path, uint64_t bytes);
-  void AfterSync(const std::string& path, uint64_t size_before_sync);
+  // After a sync returned OK: records it durable, unless the power went off meanwhile
+  // (then it fails or, with hang, never returns, as the sync could not have finished).
+  rocksdb::IOStatus AfterSync(const std::string& path, uint64_t size_before_sync);
   uint64_t WrittenSize(const std::string& path) const;
   // A mark before a directory fsync; AfterDirSync makes durable only the changes made
   // before it (one made during the fsync may have missed it).
   uint64_t DirOpMark() const;
-  void AfterDirSync(const std::string& dir, uint64_t mark);
+  rocksdb::IOStatus AfterDirSync(const std::string& dir, uint64_t mark);  // likewise
   void AfterFileTruncate(const std::string& path, uint64_t size);
 
  private:
@@ -220,11 +236,19 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus DurableContent(const std::string& path, std::string* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   rocksdb::IOStatus Decide(FsOp op, const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A call that would change the disk while the power is off: PowerLost, or never returns
+  // when hang_.
+  rocksdb::IOStatus Dark(const std::string& path) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushDirOp(DirOp op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable Mutex mu_;
   bool powered_off_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t open_files_ ABSL_GUARDED_BY(mu_) = 0;  // file and directory objects not yet destroyed
+  bool hang_ ABSL_GUARDED_BY(mu_) = false;  // PowerOff(hang = true)
+  mutable CondVar never_;                   // what hung calls wait on (never signalled)
+  uint64_t open_files_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t writes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // EnterWrite .. ExitWrite
+  CondVar
+      writes_done_;  // writes_in_flight_ became 0  // file and directory objects not yet destroyed
   absl::flat_hash_map<std::string, FileState> files_ ABSL_GUARDED_BY(mu_);
   std::vector<DirOp> dir_ops_ ABSL_GUARDED_BY(mu_);  // oldest first
   uint64_t next_dir_op_ ABSL_GUARDED_BY(mu_) = 1;

@@ -213,6 +213,31 @@ TEST_F(FaultFsTest, PowerOffRefusesEveryChangeAndDropNeedsItAndClosedFiles) {
   EXPECT_EQ(Contents(tmp_.Sub("a")), "A");
 }
 
+// The fault server's in-process cut: the database still has its files open, the process
+// dies right after. The drop works on open files and the power stays off.
+TEST_F(FaultFsTest, AnInProcessCutDropsFromOpenFilesAndStaysDark) {
+  MakeDurable("a", "A");
+  auto f = Create("b");  // its directory entry is never synced
+  ASSERT_TRUE(Append(f.get(), "kept|").ok());
+  ASSERT_TRUE(Sync(f.get()).ok());
+  auto g = Create("c");
+  ASSERT_TRUE(SyncDir().ok());  // "b" and "c" are durable names now
+  ASSERT_TRUE(Append(g.get(), "unsynced").ok());
+  fs_->PowerOff();
+  DropOptions o;
+  o.files_open = true;
+  auto r = fs_->DropUnsynced(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->files_truncated, 1u);
+  EXPECT_EQ(r->bytes_dropped, 8u);
+  EXPECT_EQ(Contents(tmp_.Sub("a")), "A");
+  EXPECT_EQ(Contents(tmp_.Sub("b")), "kept|");
+  EXPECT_EQ(Contents(tmp_.Sub("c")), "");
+  EXPECT_TRUE(fs_->powered_off());
+  EXPECT_TRUE(Append(f.get(), "after").IsIOError());
+  EXPECT_EQ(Contents(tmp_.Sub("b")), "kept|");
+}
+
 TEST_F(FaultFsTest, ScheduledErrorsFailTheNthCallWithTheRightStatus) {
   fs_->AddRule(Rule(FsOp::kAppend, 2, 1));
   auto f = Create("f");

@@ -87,6 +87,8 @@ class ServerProcess {
   // command line after its first word (e.g. the test build's keyvend_fault_server, which
   // runs the same serve path on a fault-injecting file system). Empty: KEYVEND_BIN.
   void set_binary(std::string binary) { binary_ = std::move(binary); }
+  // The NAME=value pairs of the next Start's environment (replacing the constructor's).
+  void set_env(std::vector<std::string> env) { env_ = std::move(env); }
 
   // Starts `keyvend serve` with the fixed arguments plus `extra_args` and waits (up to
   // `timeout`) for its listening line. On failure *error says why (with the child's
