@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "net/http_client.h"
 
 namespace kv::net {
@@ -135,7 +135,7 @@ class HandlePool {
   // An idle handle or a new one; nullptr when curl cannot make one.
   CURL* Take() {
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       if (!idle_.empty()) {
         CURL* c = idle_.back();
         idle_.pop_back();
@@ -149,7 +149,7 @@ class HandlePool {
   void Give(CURL* c, bool reuse) {
     if (reuse) {
       curl_easy_reset(c);
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       if (idle_.size() < kIdleHandlesMax) {
         idle_.push_back(c);
         return;
@@ -159,7 +159,7 @@ class HandlePool {
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<CURL*> idle_ ABSL_GUARDED_BY(mu_);
 };
 

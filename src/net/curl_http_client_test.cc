@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "gtest/gtest.h"
 #include "kit/files.h"
 #include "net/http_client.h"
@@ -264,7 +264,7 @@ TEST_F(CurlClientTest, CallsReuseTheirConnection) {
   EXPECT_EQ(after.size(), 1u);
   EXPECT_EQ(ports.count(*after.begin()), 0u);
 
-  absl::Mutex mu;
+  Mutex mu;
   std::set<std::string> concurrent;
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
@@ -272,7 +272,7 @@ TEST_F(CurlClientTest, CallsReuseTheirConnection) {
       for (int i = 0; i < 30; ++i) {
         auto r = client_->Do(req, limits_);
         ASSERT_TRUE(r.ok()) << r.status();
-        absl::MutexLock l(&mu);
+        MutexLock l(&mu);
         concurrent.insert(r->body);
       }
     });

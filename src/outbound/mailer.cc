@@ -164,13 +164,13 @@ Mailer::Mailer(const MailerOptions& options, const Clock* clock, bool require_tl
     : options_(options), clock_(clock), require_tls_(require_tls) {}
 
 Mailer::~Mailer() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   for (Session& s : idle_) curl_easy_cleanup(s.curl);
 }
 
 Mailer::Session Mailer::TakeSession() {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (!idle_.empty()) {
       Session s = idle_.back();
       idle_.pop_back();
@@ -185,7 +185,7 @@ void Mailer::GiveSession(Session s, bool reuse) {
     // Every option back to its default (nothing of this mail reaches the next), the open
     // connection kept.
     curl_easy_reset(s.curl);
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (idle_.size() < kIdleSessionsMax) {
       idle_.push_back(s);
       return;

@@ -16,9 +16,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "outbound/mail_message.h"
 
 namespace kv::outbound {
@@ -93,7 +93,7 @@ class Mailer {
   const MailerOptions options_;
   const Clock* const clock_;
   const bool require_tls_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<Session> idle_ ABSL_GUARDED_BY(mu_);
 };
 
