@@ -26,10 +26,13 @@
 #    up. webhook events/s = N / (last - first arrival at the receiver); mails/s = N / (last
 #    - first mail at the sink); and the time from the restart's listening line
 #    until keyvend_outbound_events{state="pending"} is 0 for both kinds.
-# Per run also the CPU seconds the shop and the two fakes used during flood_bench's window
-# (utime + stime from /proc): on 2 cores the local receiver and sink compete with the shop,
-# which a merchant's real endpoint would not. FAKES_NICE=N runs the fakes at nice N (default
-# 0), so that they take only what the shop leaves.
+# Per run also the CPU seconds the shop and the fakes used during flood_bench's window
+# (utime + stime from /proc), and the machine's idle CPU seconds in it (box-idle: idle +
+# iowait of all cores from /proc/stat; near 0 means the window was CPU-bound, whoever used
+# it — other processes on a shared box included; OFF leaving CPU idle means OFF was not
+# CPU-bound, and then a high ON/OFF ratio flatters ON). On 2 cores the local fakes compete
+# with the shop, which a merchant's real endpoint would not. FAKES_NICE=N runs the fakes at
+# nice N (default 0), so that they take only what the shop leaves.
 # About rounds x 2 x (secs + 10) + backlog-secs + 60 seconds; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +90,10 @@ start_fake() {
 }
 dead_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# The machine's idle CPU seconds so far (idle + iowait of every core, /proc/stat).
+idle_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" {printf "%.1f\n", ($5 + $6) / hz}' /proc/stat
 }
 # CPU seconds (user + system) of the processes PIDS so far.
 cpu_seconds() {
@@ -149,14 +156,16 @@ run() {
   url=$(kv_url "$name")
   pid=$(kv_product "$url" '{"name":"ob","price_cents":100,"currency":"EUR","max_per_order":1}')
   kv_import "$url" "$pid" "$KV_TMP/keys.txt" > /dev/null
-  local shop_pid c0 f0 c1 f1
+  local shop_pid c0 f0 c1 f1 i0 i1
   shop_pid=$(cat "$KV_TMP/$name/pid")
   c0=$(cpu_seconds "$shop_pid")
   f0=$(cpu_seconds "${fake_pids[@]}")
+  i0=$(idle_seconds)
   "$bench" --url "$url" --product "$pid" --mode throughput --connections "$conns" \
     --seconds "$secs" --notify-every 1 > "$KV_TMP/flood-$side.txt" 2>&1
   c1=$(cpu_seconds "$shop_pid")
   f1=$(cpu_seconds "${fake_pids[@]}")
+  i1=$(idle_seconds)
   local result
   result=$(grep '^RESULT ' "$KV_TMP/flood-$side.txt")
   ORDERS=$(sed 's/.* accepted_per_s=\([0-9.]*\).*/\1/' <<< "$result")
@@ -173,13 +182,14 @@ run() {
     backlog+=" mail pending $(kv_metric "$url" 'keyvend_outbound_events{kind="mail",state="pending"}')"
   fi
   kv_stop "$name" > /dev/null
-  printf '%-6s %-4s %10s %10s %9s %9s  %s\n' "$round" "$side" "$ORDERS" "$PAYMENTS" \
-    "$(python3 -c "print(f'{$c1 - $c0:.1f}')")" "$(python3 -c "print(f'{$f1 - $f0:.1f}')")" "$backlog"
+  printf '%-6s %-4s %10s %10s %9s %9s %9s  %s\n' "$round" "$side" "$ORDERS" "$PAYMENTS" \
+    "$(python3 -c "print(f'{$c1 - $c0:.1f}')")" "$(python3 -c "print(f'{$f1 - $f0:.1f}')")" \
+    "$(python3 -c "print(f'{$i1 - $i0:.1f}')")" "$backlog"
 }
 
 echo "outbound A/B: $rounds rounds x $secs s at $conns connections, every order paid; $fakes_kind fakes at nice $fakes_nice;" \
   "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %-4s %10s %10s %9s %9s\n' round side orders/s payments/s shop-cpu fakes-cpu
+printf '%-6s %-4s %10s %10s %9s %9s %9s\n' round side orders/s payments/s shop-cpu fakes-cpu box-idle
 o_ratios=()
 p_ratios=()
 for r in $(seq 1 "$rounds"); do
