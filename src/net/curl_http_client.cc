@@ -1,11 +1,11 @@
 // net::HttpClient over libcurl's easy interface. Easy handles are pooled: a call takes an
-// idle one (or makes one), and gives it back after a completed transfer, so the next call to
-// the same host reuses its open connection (keep-alive: no connect, no TLS handshake, no new
-// socket for the receiver per webhook event). A handle is used by one call at a time, so any
-// number of threads may call Do at once. What the remote server sends is bounded: the body by the
-// caller's limit (checked before each chunk is buffered), the headers by kHeaderBytesMax, the time
-// by the connect and total timeouts. Redirects are never followed and no Content-Encoding is asked
-// for or decoded (no decompression bomb).
+// idle one (or makes one), and gives it back after a completed transfer, so the next call
+// to the same host reuses its open connection (keep-alive: no connect, no TLS handshake, no
+// new socket for the receiver per webhook event). A handle is used by one call at a time,
+// so any number of threads may call Do at once. What the remote server sends is bounded:
+// the body by the caller's limit (checked before each chunk is buffered), the headers by
+// kHeaderBytesMax, the time by the connect and total timeouts. Redirects are never followed
+// and no Content-Encoding is asked for or decoded (no decompression bomb).
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
