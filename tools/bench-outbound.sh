@@ -9,9 +9,13 @@
 #    flood_bench in throughput mode for SECS seconds over CONNS keep-alive connections,
 #    paying EVERY accepted order (--notify-every 1: signed notifies, one at a time on one
 #    connection, as far as they get in the window). OFF: no webhook_url, no smtp_url. ON:
-#    webhook_url at tests/fakes/webhook_receiver.py and smtp_url at tests/fakes/smtp_sink.py,
-#    both local and accepting (they run during the OFF runs too, idle), so every paid order
-#    queues one webhook event and one mail that the workers send while the load runs.
+#    webhook_url and smtp_url at the local fakes, accepting (they run during the OFF runs
+#    too, idle), so every paid order queues one webhook event and one mail that the workers
+#    send while the load runs. The fakes (FAKES=native, the default): bench/outbound_sink, one
+#    epoll process that checks each event's HMAC and counts mails (cheap: the window measures
+#    the shop); FAKES=python: tests/fakes/webhook_receiver.py and tests/fakes/smtp_sink.py (the
+#    tests' fakes: a thread per connection, every mail parsed by Python's email package —
+#    they took ~11 of 16 CPU-seconds per 8 s window on 2 cores).
 #    Reported per run: orders/s (201s to POST /api/v1/orders) and payments/s (notifies
 #    answered 200); per round the ratios ON/OFF; at the end their medians (target for
 #    orders/s: >= 0.95).
@@ -20,12 +24,15 @@
 #    takes BACKLOG-SECS seconds of paid orders, so their events and mails wait in the log; it
 #    is stopped (SIGTERM) and restarted on the same data dir with the receiver and the sink
 #    up. webhook events/s = N / (last - first arrival at the receiver); mails/s = N / (last
-#    - first mail file's mtime at the sink); and the time from the restart's listening line
+#    - first mail at the sink); and the time from the restart's listening line
 #    until keyvend_outbound_events{state="pending"} is 0 for both kinds.
-# Per run also the CPU seconds the shop and the two fakes used during flood_bench's window
-# (utime + stime from /proc): on 2 cores the local receiver and sink compete with the shop,
-# which a merchant's real endpoint would not. FAKES_NICE=N runs the fakes at nice N (default
-# 0), so that they take only what the shop leaves.
+# Per run also the CPU seconds the shop and the fakes used during flood_bench's window
+# (utime + stime from /proc), and the machine's idle CPU seconds in it (box-idle: idle +
+# iowait of all cores from /proc/stat; near 0 means the window was CPU-bound, whoever used
+# it — other processes on a shared box included; OFF leaving CPU idle means OFF was not
+# CPU-bound, and then a high ON/OFF ratio flatters ON). On 2 cores the local fakes compete
+# with the shop, which a merchant's real endpoint would not. FAKES_NICE=N runs the fakes at
+# nice N (default 0), so that they take only what the shop leaves.
 # About rounds x 2 x (secs + 10) + backlog-secs + 60 seconds; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +43,8 @@ secs=${3:-8}
 conns=${4:-32}
 backlog_secs=${5:-4}
 fakes_nice=${FAKES_NICE:-0}
+fakes_kind=${FAKES:-native}
+[ "$fakes_kind" = native ] || [ "$fakes_kind" = python ] || { echo "FAKES: native or python" >&2; exit 2; }
 [[ "$fakes_nice" =~ ^[0-9]+$ ]] && [ "$fakes_nice" -le 19 ] || { echo "FAKES_NICE: 0..19" >&2; exit 2; }
 for v in "$rounds" "$secs" "$conns" "$backlog_secs"; do
   [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] || {
@@ -46,10 +55,12 @@ done
 [ "$rounds" -le 10 ] && [ "$secs" -le 60 ] && [ "$conns" -le 1024 ] && [ "$backlog_secs" -le 30 ] ||
   { echo "at most 10 rounds, 60 s, 1024 connections, 30 backlog seconds" >&2; exit 2; }
 py=/usr/bin/python3  # Debian's, with its python3-aiosmtpd (not whatever python3 is first on PATH)
-"$py" -c 'import aiosmtpd' 2> /dev/null ||
-  { echo "needs Debian's python3-aiosmtpd (tools/install-deps.sh)" >&2; exit 2; }
+if [ "$fakes_kind" = python ]; then
+  "$py" -c 'import aiosmtpd' 2> /dev/null ||
+    { echo "needs Debian's python3-aiosmtpd (tools/install-deps.sh)" >&2; exit 2; }
+fi
 ulimit -n "$(ulimit -Hn)"
-kv_init "$build" keyvend flood_bench
+kv_init "$build" keyvend flood_bench outbound_sink
 bench=$KV_BENCH/flood_bench
 export KEYVEND_WEBHOOK_SECRET=bench-webhook-secret-0123456789
 fakes=$KV_ROOT/tests/fakes
@@ -62,12 +73,12 @@ kv_on_exit() {  # the fakes (the servers are lib.sh's)
   done
 }
 
-# Starts a fake that prints "PORT n"; sets FAKE_PORT. NAME ARGS...
+# Starts a fake that prints "PORT n"; sets FAKE_PORT. NAME COMMAND...
 start_fake() {
   local name=$1 deadline
   shift
   : > "$KV_TMP/$name.out"
-  nice -n "$fakes_nice" "$py" "$@" > "$KV_TMP/$name.out" 2> "$KV_TMP/$name.err" &
+  nice -n "$fakes_nice" "$@" > "$KV_TMP/$name.out" 2> "$KV_TMP/$name.err" &
   fake_pids+=($!)
   deadline=$((SECONDS + 20))
   FAKE_PORT=""
@@ -79,6 +90,10 @@ start_fake() {
 }
 dead_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# The machine's idle CPU seconds so far (idle + iowait of every core, /proc/stat).
+idle_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" {printf "%.1f\n", ($5 + $6) / hz}' /proc/stat
 }
 # CPU seconds (user + system) of the processes PIDS so far.
 cpu_seconds() {
@@ -95,14 +110,36 @@ receiver() {  # PORT FIELD
 import json, sys
 s = json.load(sys.stdin)
 f = sys.argv[1]
-print(len(s["accepted"]) if f == "accepted" else s[f])' "$2"
+v = s.get(f)
+print(len(v) if isinstance(v, dict) else v)' "$2"
+}
+# Starts the receiver and the sink (SUFFIX names their files); sets hook_port, smtp_port and
+# MAIL_DIR (python: where the sink writes; native: unused).
+start_fakes() {  # SUFFIX
+  MAIL_DIR=$KV_TMP/mails$1
+  if [ "$fakes_kind" = native ]; then
+    start_fake "sink$1" "$KV_BENCH/outbound_sink" --secret "$KEYVEND_WEBHOOK_SECRET"
+    hook_port=$FAKE_PORT
+    smtp_port=$(sed -n 's/^SMTP_PORT \([0-9]*\)$/\1/p' "$KV_TMP/sink$1.out")
+    [ -n "$smtp_port" ] || { echo "outbound_sink printed no SMTP_PORT" >&2; exit 1; }
+  else
+    start_fake "receiver$1" "$py" "$fakes/webhook_receiver.py" --secret "$KEYVEND_WEBHOOK_SECRET"
+    hook_port=$FAKE_PORT
+    rm -rf "$MAIL_DIR" && mkdir -p "$MAIL_DIR"
+    start_fake "sink$1" "$py" "$fakes/smtp_sink.py" --dir "$MAIL_DIR"
+    smtp_port=$FAKE_PORT
+  fi
+}
+# Mails the sink accepted so far.
+mail_count() {
+  if [ "$fakes_kind" = native ]; then
+    receiver "$hook_port" mails
+  else
+    find "$MAIL_DIR" -name '*.json' | wc -l
+  fi
 }
 
-start_fake receiver "$fakes/webhook_receiver.py" --secret "$KEYVEND_WEBHOOK_SECRET"
-hook_port=$FAKE_PORT
-mkdir -p "$KV_TMP/mails"
-start_fake sink "$fakes/smtp_sink.py" --dir "$KV_TMP/mails"
-smtp_port=$FAKE_PORT
+start_fakes ""
 on_flags=(--webhook-url "http://127.0.0.1:$hook_port/hook" --smtp-url "smtp://127.0.0.1:$smtp_port"
           --mail-from shop@example.com)
 # Keys: far more than the fastest order rate over the window (a quiet box sold 66,000 in
@@ -119,14 +156,16 @@ run() {
   url=$(kv_url "$name")
   pid=$(kv_product "$url" '{"name":"ob","price_cents":100,"currency":"EUR","max_per_order":1}')
   kv_import "$url" "$pid" "$KV_TMP/keys.txt" > /dev/null
-  local shop_pid c0 f0 c1 f1
+  local shop_pid c0 f0 c1 f1 i0 i1
   shop_pid=$(cat "$KV_TMP/$name/pid")
   c0=$(cpu_seconds "$shop_pid")
   f0=$(cpu_seconds "${fake_pids[@]}")
+  i0=$(idle_seconds)
   "$bench" --url "$url" --product "$pid" --mode throughput --connections "$conns" \
     --seconds "$secs" --notify-every 1 > "$KV_TMP/flood-$side.txt" 2>&1
   c1=$(cpu_seconds "$shop_pid")
   f1=$(cpu_seconds "${fake_pids[@]}")
+  i1=$(idle_seconds)
   local result
   result=$(grep '^RESULT ' "$KV_TMP/flood-$side.txt")
   ORDERS=$(sed 's/.* accepted_per_s=\([0-9.]*\).*/\1/' <<< "$result")
@@ -143,13 +182,14 @@ run() {
     backlog+=" mail pending $(kv_metric "$url" 'keyvend_outbound_events{kind="mail",state="pending"}')"
   fi
   kv_stop "$name" > /dev/null
-  printf '%-6s %-4s %10s %10s %9s %9s  %s\n' "$round" "$side" "$ORDERS" "$PAYMENTS" \
-    "$(python3 -c "print(f'{$c1 - $c0:.1f}')")" "$(python3 -c "print(f'{$f1 - $f0:.1f}')")" "$backlog"
+  printf '%-6s %-4s %10s %10s %9s %9s %9s  %s\n' "$round" "$side" "$ORDERS" "$PAYMENTS" \
+    "$(python3 -c "print(f'{$c1 - $c0:.1f}')")" "$(python3 -c "print(f'{$f1 - $f0:.1f}')")" \
+    "$(python3 -c "print(f'{$i1 - $i0:.1f}')")" "$backlog"
 }
 
-echo "outbound A/B: $rounds rounds x $secs s at $conns connections, every order paid; fakes at nice $fakes_nice;" \
+echo "outbound A/B: $rounds rounds x $secs s at $conns connections, every order paid; $fakes_kind fakes at nice $fakes_nice;" \
   "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %-4s %10s %10s %9s %9s\n' round side orders/s payments/s shop-cpu fakes-cpu
+printf '%-6s %-4s %10s %10s %9s %9s %9s\n' round side orders/s payments/s shop-cpu fakes-cpu box-idle
 o_ratios=()
 p_ratios=()
 for r in $(seq 1 "$rounds"); do
@@ -165,8 +205,11 @@ median() { printf '%s\n' "$@" | sort -n |
   awk '{v[NR]=$1} END {print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2)}'; }
 echo "ON/OFF orders/s per round: ${o_ratios[*]}; median $(median "${o_ratios[@]}")"
 echo "ON/OFF payments/s per round: ${p_ratios[*]}; median $(median "${p_ratios[@]}")"
-echo "receiver: $(receiver "$hook_port" accepted) events accepted; sink:" \
-  "$(find "$KV_TMP/mails" -name '*.json' | wc -l) mails"
+echo "receiver: $(receiver "$hook_port" accepted) events accepted; sink: $(mail_count) mails"
+if [ "$fakes_kind" = native ]; then
+  echo "connections: $(receiver "$hook_port" http_connections) http (events and polls)," \
+    "$(receiver "$hook_port" smtp_connections) smtp"
+fi
 
 # --- 2. the workers' drain rate --------------------------------------------------------------
 dead=$(dead_port)
@@ -188,11 +231,7 @@ kv_stop fill
 kill -KILL "${fake_pids[@]}" 2> /dev/null || true
 wait "${fake_pids[@]}" 2> /dev/null || true
 fake_pids=()
-start_fake receiver2 "$fakes/webhook_receiver.py" --secret "$KEYVEND_WEBHOOK_SECRET"
-hook_port=$FAKE_PORT
-rm -rf "$KV_TMP/mails2" && mkdir -p "$KV_TMP/mails2"
-start_fake sink2 "$fakes/smtp_sink.py" --dir "$KV_TMP/mails2"
-smtp_port=$FAKE_PORT
+start_fakes 2
 t0=$(date +%s.%N)
 kv_serve drain off "$KV_TMP/data-drain" --webhook-url "http://127.0.0.1:$hook_port/hook" \
   --smtp-url "smtp://127.0.0.1:$smtp_port" --mail-from shop@example.com > /dev/null
@@ -210,12 +249,23 @@ t2=$(date +%s.%N)
 got_hooks=$(receiver "$hook_port" accepted)
 first=$(receiver "$hook_port" first_at)
 last=$(receiver "$hook_port" last_at)
+mail_times=""
+if [ "$fakes_kind" = native ]; then
+  mail_times="$(receiver "$hook_port" mails) $(receiver "$hook_port" mail_first_at) $(receiver "$hook_port" mail_last_at)"
+  echo "drain connections: $(receiver "$hook_port" http_connections) http (events and polls)," \
+    "$(receiver "$hook_port" smtp_connections) smtp"
+fi
 kv_stop drain
-python3 - "$hooks" "$mails" "$got_hooks" "$first" "$last" "$KV_TMP/mails2" "$t0" "$t1" "$t2" <<'PY'
+python3 - "$hooks" "$mails" "$got_hooks" "$first" "$last" "$MAIL_DIR" "$t0" "$t1" "$t2" "$mail_times" <<'PY'
 import os, sys
-hooks, mails, got, first, last, mdir, t0, t1, t2 = sys.argv[1:]
+hooks, mails, got, first, last, mdir, t0, t1, t2, native = sys.argv[1:]
 hooks, mails, got = int(float(hooks)), int(float(mails)), int(got)
-times = sorted(os.stat(os.path.join(mdir, f)).st_mtime for f in os.listdir(mdir) if f.endswith(".json"))
+if native:  # the native sink's count and first/last times (only those two are needed)
+    n, a, b = native.split()
+    times = [float(a)] + [float(b)] * (int(n) - 1) if int(n) > 1 else []
+else:
+    times = sorted(os.stat(os.path.join(mdir, f)).st_mtime for f in os.listdir(mdir)
+                   if f.endswith(".json"))
 print(f"backlog: {hooks} webhook events, {mails} mails waiting after the fill; after the restart "
       f"(open {float(t1) - float(t0):.2f} s) the receiver got {got} events, the sink {len(times)} mails")
 if got > 1 and first != "None":

@@ -1,9 +1,11 @@
-// net::HttpClient over libcurl's easy interface: one easy handle per call (no shared state
-// between calls but the process-wide curl_global_init), so any number of threads may call
-// Do at once. What the remote server sends is bounded: the body by the caller's limit
-// (checked before each chunk is buffered), the headers by kHeaderBytesMax, the time by the
-// connect and total timeouts. Redirects are never followed and no Content-Encoding is asked
-// for or decoded (no decompression bomb).
+// net::HttpClient over libcurl's easy interface. Easy handles are pooled: a call takes an
+// idle one (or makes one), and gives it back after a completed transfer, so the next call
+// to the same host reuses its open connection (keep-alive: no connect, no TLS handshake, no
+// new socket for the receiver per webhook event). A handle is used by one call at a time,
+// so any number of threads may call Do at once. What the remote server sends is bounded:
+// the body by the caller's limit (checked before each chunk is buffered), the headers by
+// kHeaderBytesMax, the time by the connect and total timeouts. Redirects are never followed
+// and no Content-Encoding is asked for or decoded (no decompression bomb).
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -13,10 +15,13 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "base/mutex.h"
 #include "net/http_client.h"
 
 namespace kv::net {
@@ -28,6 +33,17 @@ constexpr size_t kHeaderBytesMax = 64 * 1024;
 // A URL longer than this is refused before curl parses it.
 constexpr size_t kUrlBytesMax = 8 * 1024;
 constexpr char kUserAgent[] = "keyvend";
+// Idle easy handles kept for reuse (each with its open connections); more concurrent calls
+// than this make handles that are closed after their call.
+constexpr size_t kIdleHandlesMax = 8;
+// Open connections one handle keeps (curl's own default is 5): one per endpoint a client
+// talks to is plenty, and it bounds the sockets a client holds to kIdleHandlesMax * this.
+constexpr long kConnectionsPerHandleMax = 2;
+// An idle connection older than this is not reused (closed and a new one opened): shorter
+// than the usual keep-alive timeouts of servers (60-120 s), so a send rarely meets a
+// connection the server is closing. curl also checks that a connection is alive before it
+// reuses it, and retries once on a fresh one when a reused connection dies before the answer.
+constexpr long kIdleConnectionSecondsMax = 30;
 
 void GlobalInitOnce() {
   static std::once_flag once;
@@ -38,9 +54,6 @@ void GlobalInitOnce() {
 
 struct CurlUrlDeleter {
   void operator()(CURLU* u) const { curl_url_cleanup(u); }
-};
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
 };
 struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
@@ -107,6 +120,49 @@ long ClampMs(absl::Duration d) {
   return static_cast<long>(std::clamp<int64_t>(ms, 1, int64_t{24} * 3600 * 1000));
 }
 
+// Idle easy handles. A handle is reset (curl_easy_reset: every option back to its default,
+// so nothing of one request leaks into the next; the connection cache stays) before it is
+// kept, and closed when the pool is full or its transfer failed.
+class HandlePool {
+ public:
+  HandlePool() = default;
+  HandlePool(const HandlePool&) = delete;
+  HandlePool& operator=(const HandlePool&) = delete;
+  ~HandlePool() {
+    for (CURL* c : idle_) curl_easy_cleanup(c);
+  }
+
+  // An idle handle or a new one; nullptr when curl cannot make one.
+  CURL* Take() {
+    {
+      MutexLock l(&mu_);
+      if (!idle_.empty()) {
+        CURL* c = idle_.back();
+        idle_.pop_back();
+        return c;
+      }
+    }
+    return curl_easy_init();
+  }
+
+  // `reuse` false (the transfer failed: its connection may be in any state) closes it.
+  void Give(CURL* c, bool reuse) {
+    if (reuse) {
+      curl_easy_reset(c);
+      MutexLock l(&mu_);
+      if (idle_.size() < kIdleHandlesMax) {
+        idle_.push_back(c);
+        return;
+      }
+    }
+    curl_easy_cleanup(c);
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<CURL*> idle_ ABSL_GUARDED_BY(mu_);
+};
+
 class CurlHttpClient final : public HttpClient {
  public:
   explicit CurlHttpClient(CurlClientOptions opts) : opts_(std::move(opts)) {}
@@ -154,13 +210,19 @@ class CurlHttpClient final : public HttpClient {
     }
 
     GlobalInitOnce();
-    std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
-    if (!curl) return absl::ResourceExhaustedError("curl_easy_init failed");
-    CURL* c = curl.get();
+    // Everything the handle points at is declared before it, so it outlives the handle's
+    // return to the pool (a close may still report into errbuf).
     Transfer t;
     t.body_max = limits.max_response_bytes;
     char errbuf[CURL_ERROR_SIZE] = {0};
     std::unique_ptr<curl_slist, SlistDeleter> headers;
+    // Back to the pool on every path out: kept (reset) after a completed transfer, closed
+    // after a failed one or a setup error.
+    bool reuse = false;
+    const auto give_back = [this, &reuse](CURL* h) { pool_.Give(h, reuse); };
+    std::unique_ptr<CURL, decltype(give_back)> curl(pool_.Take(), give_back);
+    if (!curl) return absl::ResourceExhaustedError("curl_easy_init failed");
+    CURL* c = curl.get();
     auto add_header = [&](const std::string& line) {
       curl_slist* l = curl_slist_append(headers.get(), line.c_str());
       if (l == nullptr) return false;
@@ -182,6 +244,8 @@ class CurlHttpClient final : public HttpClient {
     opt(CURLOPT_REDIR_PROTOCOLS_STR, "https");
     opt(CURLOPT_FOLLOWLOCATION, 0L);
     opt(CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
+    opt(CURLOPT_MAXCONNECTS, kConnectionsPerHandleMax);
+    opt(CURLOPT_MAXAGE_CONN, kIdleConnectionSecondsMax);
     opt(CURLOPT_CONNECTTIMEOUT_MS, ClampMs(limits.connect_timeout));
     opt(CURLOPT_TIMEOUT_MS, ClampMs(limits.total_timeout));
     opt(CURLOPT_SSL_VERIFYPEER, 1L);
@@ -223,6 +287,7 @@ class CurlHttpClient final : public HttpClient {
       res.content_type = ct;
     }
     res.body = std::move(t.body);
+    reuse = true;
     return res;
   }
 
@@ -253,6 +318,7 @@ class CurlHttpClient final : public HttpClient {
   }
 
   const CurlClientOptions opts_;
+  HandlePool pool_;
 };
 
 }  // namespace

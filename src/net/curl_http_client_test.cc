@@ -11,10 +11,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/mutex.h"
 #include "gtest/gtest.h"
 #include "kit/files.h"
 #include "net/http_client.h"
@@ -96,6 +99,10 @@ class CurlClientTest : public ::testing::Test {
       ++target_hits_;
       res.set_content("target", "text/plain");
     });
+    s.Get("/peer", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(std::to_string(req.remote_port), "text/plain");  // one per connection
+    });
+    s.set_keep_alive_max_count(1000);  // cpp-httplib closes after 5 requests by default
     server_.Start();
   }
 
@@ -227,6 +234,53 @@ TEST_F(CurlClientTest, RefusedUrls) {
   auto strict = MakeCurlHttpClient({.ca_file = "", .allow_http_loopback = false});
   req.method = "GET";
   EXPECT_EQ(strict->Do(req, limits_).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Keep-alive: sequential calls from one client reuse one connection (the server sees one
+// client port), and concurrent callers hold at most one connection each.
+TEST_F(CurlClientTest, CallsReuseTheirConnection) {
+  HttpRequest req;
+  req.url = Url("/peer");
+  std::set<std::string> ports;
+  for (int i = 0; i < 20; ++i) {
+    auto r = client_->Do(req, limits_);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 200);
+    ports.insert(r->body);
+  }
+  EXPECT_EQ(ports.size(), 1u);
+
+  // A failed transfer (the body over the cap) closes its connection: the next call opens a
+  // new one, and then keeps it.
+  HttpLimits small = limits_;
+  small.max_response_bytes = 1;
+  EXPECT_EQ(client_->Do(req, small).status().code(), absl::StatusCode::kResourceExhausted);
+  std::set<std::string> after;
+  for (int i = 0; i < 5; ++i) {
+    auto r = client_->Do(req, limits_);
+    ASSERT_TRUE(r.ok()) << r.status();
+    after.insert(r->body);
+  }
+  EXPECT_EQ(after.size(), 1u);
+  EXPECT_EQ(ports.count(*after.begin()), 0u);
+
+  Mutex mu;
+  std::set<std::string> concurrent;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 30; ++i) {
+        auto r = client_->Do(req, limits_);
+        ASSERT_TRUE(r.ok()) << r.status();
+        MutexLock l(&mu);
+        concurrent.insert(r->body);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  // One connection per handle; at most one handle per concurrent caller (plus the idle one
+  // of the calls above).
+  EXPECT_LE(concurrent.size(), 4u);
 }
 
 TEST_F(CurlClientTest, ClosedPortIsUnavailable) {

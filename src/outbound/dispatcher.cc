@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
@@ -150,6 +151,12 @@ absl::StatusOr<size_t> Dispatcher::RunOnce(OutboundKind kind) {
   return Round(kind, absl::ZeroDuration());
 }
 
+namespace {
+// The longest a sent entry waits for its round's settle write (a slow endpoint makes a round
+// long; its outcomes so far are written once this has passed).
+constexpr int64_t kSettleDelayNs = 200'000'000;
+}  // namespace
+
 absl::StatusOr<size_t> Dispatcher::Round(OutboundKind kind, absl::Duration wait) {
   if ((kind == OutboundKind::kWebhook && webhook_ == nullptr) ||
       (kind == OutboundKind::kMail && mailer_ == nullptr)) {
@@ -157,32 +164,52 @@ absl::StatusOr<size_t> Dispatcher::Round(OutboundKind kind, absl::Duration wait)
   }
   auto jobs = shop_->TakeDueOutbound(kind, options_.batch, wait);
   if (!jobs.ok()) return jobs.status();
+  std::vector<OutboundFinishItem> done;
+  done.reserve(jobs->size());
+  int64_t first_ns = 0;
   for (OutboundJob& job : *jobs) {
     if (kind == OutboundKind::kWebhook) {
-      HandleWebhook(job);
+      HandleWebhook(job, &done);
     } else {
-      HandleMail(job);
+      HandleMail(job, &done);
+    }
+    const int64_t now_ns = clock_->MonoNowNs();
+    if (first_ns == 0) first_ns = now_ns;
+    if (now_ns - first_ns >= kSettleDelayNs) {
+      Settle(&done);
+      first_ns = 0;
     }
   }
+  Settle(&done);
   return jobs->size();
 }
 
-void Dispatcher::Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error) {
+void Dispatcher::Settle(std::vector<OutboundFinishItem>* done) {
+  if (done->empty()) return;
+  absl::Status s = shop_->FinishOutboundMany(*done);
+  if (!s.ok()) {
+    KV_LOG(kWarn, "outbound: settling ", done->size(), " entries (", done->front().job->event.id,
+           " ...): ", s.message());
+  }
+  done->clear();
+}
+
+void Dispatcher::Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error,
+                            std::vector<OutboundFinishItem>* done) {
   const uint32_t attempts = job.event.attempts + 1;
   const bool give_up = attempts >= max_attempts;
   const int64_t next =
       UnixMs(clock_->WallNow() +
              OutboundBackoff(attempts, options_.backoff_initial, options_.backoff_max, random_));
-  absl::Status s = shop_->FinishOutbound(
-      job, give_up ? OutboundFinish::kFailed : OutboundFinish::kRetry, next, error);
-  if (!s.ok()) KV_LOG(kWarn, "outbound ", job.event.id, ": ", s.message());
+  done->push_back(
+      {&job, give_up ? OutboundFinish::kFailed : OutboundFinish::kRetry, next, std::string(error)});
   Count(job.event.kind, give_up ? "failed" : "retry");
   if (give_up) {
     KV_LOG(kWarn, "outbound ", job.event.id, " failed after ", attempts, " attempts: ", error);
   }
 }
 
-void Dispatcher::HandleWebhook(const OutboundJob& job) {
+void Dispatcher::HandleWebhook(const OutboundJob& job, std::vector<OutboundFinishItem>* done) {
   WebhookEvent e;
   e.id = job.event.id;
   e.type = "order." + std::string(OrderStatusName(job.event.status));
@@ -199,32 +226,29 @@ void Dispatcher::HandleWebhook(const OutboundJob& job) {
   if (job.paid_ms != 0) e.paid_at = FromUnixMs(job.paid_ms);
   if (job.delivered_ms != 0) e.delivered_at = FromUnixMs(job.delivered_ms);
   const WebhookResult r = webhook_->Send(e);
-  absl::Status s;
   switch (r.outcome) {
     case WebhookOutcome::kDelivered:
-      s = shop_->FinishOutbound(job, OutboundFinish::kSent, 0, "");
+      done->push_back({&job, OutboundFinish::kSent, 0, ""});
       Count(OutboundKind::kWebhook, "sent");
       break;
     case WebhookOutcome::kRetry:
-      Reschedule(job, options_.webhook_max_attempts, r.detail);
+      Reschedule(job, options_.webhook_max_attempts, r.detail, done);
       break;
     case WebhookOutcome::kFailedPermanently:
-      s = shop_->FinishOutbound(job, OutboundFinish::kFailed, 0, r.detail);
+      done->push_back({&job, OutboundFinish::kFailed, 0, r.detail});
       Count(OutboundKind::kWebhook, "failed");
       KV_LOG(kWarn, "webhook ", job.event.id, " refused for good: ", r.detail);
       break;
     case WebhookOutcome::kBreakerOpen:
-      s = shop_->FinishOutbound(
-          job, OutboundFinish::kDeferred,
-          UnixMs(clock_->WallNow() + std::max(r.retry_after, absl::Milliseconds(200))),
-          "circuit breaker open");
+      done->push_back({&job, OutboundFinish::kDeferred,
+                       UnixMs(clock_->WallNow() + std::max(r.retry_after, absl::Milliseconds(200))),
+                       "circuit breaker open"});
       Count(OutboundKind::kWebhook, "deferred");
       break;
   }
-  if (!s.ok()) KV_LOG(kWarn, "outbound ", job.event.id, ": ", s.message());
 }
 
-void Dispatcher::HandleMail(OutboundJob& job) {
+void Dispatcher::HandleMail(OutboundJob& job, std::vector<OutboundFinishItem>* done) {
   MailFields f;
   f.order_id = job.order.order_id;
   f.product = job.product_name;
@@ -242,22 +266,20 @@ void Dispatcher::HandleMail(OutboundJob& job) {
   // The keys leave memory with the job's copies (never logged: r.detail is curl's text).
   std::fill(m.body.begin(), m.body.end(), '\0');
   for (std::string& k : f.keys) std::fill(k.begin(), k.end(), '\0');
-  absl::Status s;
   switch (r.outcome) {
     case MailOutcome::kSent:
-      s = shop_->FinishOutbound(job, OutboundFinish::kSent, 0, "");
+      done->push_back({&job, OutboundFinish::kSent, 0, ""});
       Count(OutboundKind::kMail, "sent");
       break;
     case MailOutcome::kRetry:
-      Reschedule(job, options_.mail_max_attempts, r.detail);
+      Reschedule(job, options_.mail_max_attempts, r.detail, done);
       break;
     case MailOutcome::kFailedPermanently:
-      s = shop_->FinishOutbound(job, OutboundFinish::kFailed, 0, r.detail);
+      done->push_back({&job, OutboundFinish::kFailed, 0, r.detail});
       Count(OutboundKind::kMail, "failed");
       KV_LOG(kWarn, "mail ", job.event.id, " refused for good: ", r.detail);
       break;
   }
-  if (!s.ok()) KV_LOG(kWarn, "outbound ", job.event.id, ": ", s.message());
 }
 
 }  // namespace kv::outbound

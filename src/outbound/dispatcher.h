@@ -11,6 +11,9 @@
 //   failed permanently               -> kFailed at once (the receiver said no: an admin
 //                                       replays it after the cause is fixed)
 //   breaker open (webhook)           -> kDeferred at now + retry_after: not an attempt
+// The outcomes of one round's jobs are written together, in one write after the round (or
+// sooner, once kSettleDelay has passed since the first unsettled one): a sent event stays
+// leased until then, and a crash in between sends it again (at least once, as before).
 // Backoff(n) = min(backoff_max, backoff_initial * 2^(n-1)) scaled by a random factor in
 // [0.5, 1.0] (jitter: a thousand events failing together do not come back together).
 //
@@ -81,10 +84,14 @@ class Dispatcher {
  private:
   void Loop(OutboundKind kind);
   absl::StatusOr<size_t> Round(OutboundKind kind, absl::Duration wait);
-  void HandleWebhook(const OutboundJob& job);
-  void HandleMail(OutboundJob& job);
+  // Each sends one job and appends its outcome to `done` (settled together: Settle).
+  void HandleWebhook(const OutboundJob& job, std::vector<OutboundFinishItem>* done);
+  void HandleMail(OutboundJob& job, std::vector<OutboundFinishItem>* done);
   // Retry or fail after a failed attempt (attempts counted before this one in job).
-  void Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error);
+  void Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error,
+                  std::vector<OutboundFinishItem>* done);
+  // Writes the outcomes in `done` in one write (Shop::FinishOutboundMany) and clears it.
+  void Settle(std::vector<OutboundFinishItem>* done);
   void Count(OutboundKind kind, const char* result);
 
   Shop* const shop_;

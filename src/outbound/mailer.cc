@@ -19,15 +19,18 @@ namespace kv::outbound {
 namespace {
 
 constexpr size_t kUrlBytesMax = 2048;
+// Idle sessions kept (one per mail thread is what is used; more concurrent sends close
+// theirs after the mail).
+constexpr size_t kIdleSessionsMax = 4;
+// An idle session older than this is closed rather than reused (servers drop idle SMTP
+// clients after a few minutes, RFC 5321 4.5.3.2.7; curl also checks the socket before reuse).
+constexpr long kIdleSessionSecondsMax = 30;
 
 void GlobalInitOnce() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
 struct CurlUrlDeleter {
   void operator()(CURLU* u) const { curl_url_cleanup(u); }
 };
@@ -132,6 +135,10 @@ absl::Status ValidateMailerOptions(const MailerOptions& o) {
   if (o.total_timeout < o.connect_timeout) {
     return absl::InvalidArgumentError("smtp total timeout: must be >= the connect timeout");
   }
+  if (o.mails_per_session < 1 || o.mails_per_session > kMailsPerSessionMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mails per session: must be 1..", kMailsPerSessionMax));
+  }
   return absl::OkStatus();
 }
 
@@ -145,8 +152,49 @@ absl::StatusOr<std::unique_ptr<Mailer>> Mailer::Create(const MailerOptions& opti
   return std::unique_ptr<Mailer>(new Mailer(options, clock, require_tls));
 }
 
+// One easy handle and the mails its connection has carried. curl keeps the connection open
+// in the handle after a transfer and reuses it when the same handle sends again to the same
+// server: the next mail starts at MAIL FROM.
+struct Mailer::Session {
+  CURL* curl = nullptr;
+  uint32_t mails = 0;
+};
+
 Mailer::Mailer(const MailerOptions& options, const Clock* clock, bool require_tls)
     : options_(options), clock_(clock), require_tls_(require_tls) {}
+
+Mailer::~Mailer() {
+  MutexLock l(&mu_);
+  for (Session& s : idle_) curl_easy_cleanup(s.curl);
+}
+
+Mailer::Session Mailer::TakeSession() {
+  {
+    MutexLock l(&mu_);
+    if (!idle_.empty()) {
+      Session s = idle_.back();
+      idle_.pop_back();
+      return s;
+    }
+  }
+  return Session{curl_easy_init(), 0};
+}
+
+void Mailer::GiveSession(Session s, bool reuse) {
+  if (reuse && s.mails < options_.mails_per_session) {
+    // Every option back to its default (nothing of this mail reaches the next), the open
+    // connection kept.
+    curl_easy_reset(s.curl);
+    MutexLock l(&mu_);
+    if (idle_.size() < kIdleSessionsMax) {
+      idle_.push_back(s);
+      return;
+    }
+  }
+  // QUIT and close: the session is used up, failed (a 4xx/5xx or a broken connection leaves
+  // the transaction in an unknown state: the next mail starts a new session), or not needed.
+  curl_easy_cleanup(s.curl);
+}
 
 MailResult Mailer::Send(const Mail& mail) {
   MailResult r;
@@ -165,18 +213,23 @@ MailResult Mailer::Send(const Mail& mail) {
   }
 
   GlobalInitOnce();
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
-  if (!curl) {
-    r.detail = "curl_easy_init failed";
-    return r;  // kRetry: out of memory passes
-  }
-  CURL* c = curl.get();
+  // Everything the handle points at is declared before the session is taken, so it outlives
+  // the session's return to the pool (a close sends QUIT and may report into errbuf).
   char errbuf[CURL_ERROR_SIZE] = {0};
   Upload up{*text};
   // Addresses are validated (IsValidMailbox): no <, >, CR or LF can reach the SMTP commands.
   const std::string rcpt = absl::StrCat("<", mail.to, ">");
   std::unique_ptr<curl_slist, SlistDeleter> rcpts(curl_slist_append(nullptr, rcpt.c_str()));
   const std::string from = absl::StrCat("<", options_.mail_from, ">");
+  Session session = TakeSession();
+  if (session.curl == nullptr) {
+    r.detail = "curl_easy_init failed";
+    return r;  // kRetry: out of memory passes
+  }
+  CURL* c = session.curl;
+  bool reuse = false;
+  const auto give_back = [this, &session, &reuse](void*) { GiveSession(session, reuse); };
+  std::unique_ptr<void, decltype(give_back)> session_guard(c, give_back);
   bool ok = rcpts != nullptr;
   auto set = [&ok](CURLcode rc) { ok = ok && rc == CURLE_OK; };
   set(curl_easy_setopt(c, CURLOPT_URL, options_.smtp_url.c_str()));
@@ -197,6 +250,8 @@ MailResult Mailer::Send(const Mail& mail) {
   set(curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ClampMs(options_.connect_timeout)));
   set(curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ClampMs(options_.total_timeout)));
   set(curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L));
+  set(curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L));
+  set(curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, kIdleSessionSecondsMax));
   set(curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf));
   if (!ok) {
     r.detail = "curl setup failed";
@@ -209,6 +264,8 @@ MailResult Mailer::Send(const Mail& mail) {
   if (rc == CURLE_OK) {
     r.outcome = MailOutcome::kSent;
     r.detail = absl::StrCat("SMTP ", code);
+    ++session.mails;
+    reuse = true;
     return r;
   }
   r.detail = absl::StrCat(errbuf[0] != 0 ? errbuf : curl_easy_strerror(rc), " (SMTP ", code, ")");

@@ -1,6 +1,6 @@
 // The buyer's mail over SMTP (issue 14): libcurl's SMTP client (Debian's libcurl4-openssl),
-// one connection per mail, bounded in time. The sender only; the delivery log decides when
-// to call it again.
+// sessions reused (a connection carries up to mails_per_session mails), bounded in time. The sender
+// only; the delivery log decides when to call it again.
 //
 // TLS: `smtps://host[:465]` is TLS from the first byte. `smtp://host[:25|587]` upgrades with
 // STARTTLS when the server offers it and goes on in clear when it does not
@@ -9,12 +9,16 @@
 // clear. Certificates and host names are always verified (ca_file or the system's store).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "outbound/mail_message.h"
 
 namespace kv::outbound {
@@ -28,7 +32,11 @@ struct MailerOptions {
   absl::Duration connect_timeout = absl::Seconds(10);  // > 0. Default 10 s.
   absl::Duration total_timeout = absl::Seconds(60);    // >= connect_timeout. Default 60 s.
   std::string ca_file;  // PEM bundle for the server's certificate; empty = the system's.
+  // Mails sent over one SMTP session before it is closed (QUIT) and a new one opened;
+  // 1..kMailsPerSessionMax. A failed send always closes its session. Default 100.
+  uint32_t mails_per_session = 100;
 };
+inline constexpr uint32_t kMailsPerSessionMax = 10000;
 
 // Why an options struct is unusable (names the field), or OK.
 absl::Status ValidateMailerOptions(const MailerOptions& options);
@@ -67,16 +75,26 @@ class Mailer {
   static absl::StatusOr<std::unique_ptr<Mailer>> Create(const MailerOptions& options,
                                                         const Clock* clock);
 
+  ~Mailer();  // closes the idle sessions (QUIT)
+  Mailer(const Mailer&) = delete;
+  Mailer& operator=(const Mailer&) = delete;
+
   // Composes (mail_message.h) and sends `mail` once, blocking for at most total_timeout.
-  // Thread-safe: one curl handle per call.
+  // Thread-safe: each call uses a session of its own (an idle one when there is one: its
+  // open connection carries the mail without a new connect, EHLO, STARTTLS or AUTH).
   MailResult Send(const Mail& mail);
 
  private:
+  struct Session;
   Mailer(const MailerOptions& options, const Clock* clock, bool require_tls);
+  Session TakeSession();
+  void GiveSession(Session s, bool reuse);
 
   const MailerOptions options_;
   const Clock* const clock_;
   const bool require_tls_;
+  Mutex mu_;
+  std::vector<Session> idle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kv::outbound

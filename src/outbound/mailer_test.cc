@@ -147,6 +147,47 @@ TEST_F(MailerTest, PermanentAndTransientRefusals) {
   EXPECT_EQ(Received().size(), 1u);
 }
 
+// Session reuse: mails go over one connection until mails_per_session, then a new one; a
+// refused mail closes its session (the next mail starts clean on a new connection).
+TEST_F(MailerTest, SessionsCarryMailsUpToTheirCapAndEndOnARefusal) {
+  MailerOptions o;
+  o.smtp_url = absl::StrCat("smtp://127.0.0.1:", port_);
+  o.mail_from = "shop@keyvend.example";
+  o.mails_per_session = 3;
+  auto mailer = Mailer::Create(o, &clock_);
+  ASSERT_TRUE(mailer.ok()) << mailer.status();
+  for (int i = 0; i < 7; ++i) {
+    const MailResult r =
+        (*mailer)->Send({"buyer@example.com", "S", absl::StrCat("KEY-", i), absl::StrCat("m", i)});
+    ASSERT_EQ(r.outcome, MailOutcome::kSent) << r.detail;
+  }
+  std::vector<Json> got = Received();
+  ASSERT_EQ(got.size(), 7u);
+  std::vector<std::string> peers;
+  for (const Json& j : got) peers.push_back(j["peer"].str());
+  // 3 + 3 + 1: three sessions, in order.
+  EXPECT_EQ(peers[0], peers[1]);
+  EXPECT_EQ(peers[0], peers[2]);
+  EXPECT_NE(peers[2], peers[3]);
+  EXPECT_EQ(peers[3], peers[5]);
+  EXPECT_NE(peers[5], peers[6]);
+  EXPECT_NE(peers[0], peers[6]);
+
+  // The 7th mail's session is open; a refusal on it closes it.
+  MailResult r = (*mailer)->Send({"reject-me@example.com", "S", "body", "r1"});
+  EXPECT_EQ(r.outcome, MailOutcome::kFailedPermanently) << r.detail;
+  r = (*mailer)->Send({"buyer@example.com", "S", "body", "m7"});
+  ASSERT_EQ(r.outcome, MailOutcome::kSent) << r.detail;
+  got = Received();
+  ASSERT_EQ(got.size(), 8u);
+  EXPECT_NE(got[7]["peer"].str(), peers[6]);
+
+  o.mails_per_session = 0;
+  EXPECT_EQ(Mailer::Create(o, &clock_).status().code(), absl::StatusCode::kInvalidArgument);
+  o.mails_per_session = kMailsPerSessionMax + 1;
+  EXPECT_EQ(Mailer::Create(o, &clock_).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(MailerTest, SinkDownIsRetryThenSinkBackIsSent) {
   std::unique_ptr<Mailer> mailer = MakeMailer();
   ASSERT_NE(mailer, nullptr);

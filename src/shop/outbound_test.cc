@@ -2,6 +2,9 @@
 // of the state change that causes them, the outbox in memory, leases, retries, failures,
 // replays and settling by hand.
 #include <atomic>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "base/time_format.h"
 #include "kit/shop_fixture.h"
@@ -214,6 +217,90 @@ TEST_F(OutboundTest, RetryKeepsTheIdFailedIsReplayedDeferredIsNoAttempt) {
   EXPECT_TRUE(Events(o).empty());
   EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kPending), 0);
   EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kFailed), 0);
+}
+
+// Several leased entries finish in one write (FinishOutboundMany): all or none, each entry
+// once and only while leased, written from the jobs without a read.
+TEST_F(OutboundTest, FinishManyWritesAllOrNoneAndOnlyLeasedEntries) {
+  const uint64_t pid = MakeProduct();
+  Import(pid, 4);
+  for (int i = 0; i < 4; ++i) (void)Pay(Order(pid, 1, "no mail"));
+  auto jobs = Take(OutboundKind::kWebhook);
+  ASSERT_EQ(jobs.size(), 4u);
+  const int64_t now = UnixMs(clock_.WallNow());
+  // Sent, retry, failed, deferred, in the jobs' order (items point into `jobs`).
+  auto outcomes = [&]() -> std::vector<OutboundFinishItem> {
+    return {{&jobs[0], OutboundFinish::kSent, 0, ""},
+            {&jobs[1], OutboundFinish::kRetry, now + 5000, "HTTP 500"},
+            {&jobs[2], OutboundFinish::kFailed, 0, "HTTP 410"},
+            {&jobs[3], OutboundFinish::kDeferred, now + 5000, "circuit breaker open"}};
+  };
+  std::vector<OutboundFinishItem> items = outcomes();
+  auto by_id = [&]() {
+    std::map<std::string, OutboundEvent> m;
+    auto all = shop_->ListOutbound(std::nullopt, "");
+    EXPECT_TRUE(all.ok());
+    if (all.ok()) {
+      for (const OutboundEvent& e : *all) m[e.id] = e;
+    }
+    return m;
+  };
+
+  // The same entry twice: refused, nothing written, the leases kept.
+  EXPECT_EQ(
+      shop_->FinishOutboundMany({items[0], {&jobs[0], OutboundFinish::kRetry, now, "x"}}).code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(by_id().size(), 4u);
+  EXPECT_TRUE(Take(OutboundKind::kWebhook).empty());
+
+  // A failed write (the failed item makes it synced: through the committer's fault hook):
+  // nothing of any item written, every lease released, each due again a second later.
+  fail_writes_ = true;
+  EXPECT_FALSE(shop_->FinishOutboundMany(items).ok());
+  fail_writes_ = false;
+  for (const auto& [id, e] : by_id()) {
+    EXPECT_EQ(e.state, OutboundState::kPending) << id;
+    EXPECT_EQ(e.attempts, 0u) << id;
+  }
+  EXPECT_TRUE(Take(OutboundKind::kWebhook).empty());
+  clock_.Advance(absl::Seconds(1));
+  jobs = Take(OutboundKind::kWebhook);
+  ASSERT_EQ(jobs.size(), 4u);
+  items = outcomes();
+  const absl::Status finished = shop_->FinishOutboundMany(items);
+  ASSERT_TRUE(finished.ok()) << finished;
+  auto m = by_id();
+  EXPECT_EQ(m.size(), 3u);
+  EXPECT_EQ(m.count(jobs[0].event.id), 0u);  // sent: deleted
+  EXPECT_EQ(m[jobs[1].event.id].state, OutboundState::kPending);
+  EXPECT_EQ(m[jobs[1].event.id].attempts, 1u);
+  EXPECT_EQ(m[jobs[1].event.id].last_error, "HTTP 500");
+  EXPECT_EQ(m[jobs[1].event.id].next_attempt_ms, now + 5000);
+  EXPECT_EQ(m[jobs[2].event.id].state, OutboundState::kFailed);
+  EXPECT_EQ(m[jobs[2].event.id].attempts, 1u);
+  EXPECT_EQ(m[jobs[2].event.id].last_error, "HTTP 410");
+  EXPECT_EQ(m[jobs[3].event.id].state, OutboundState::kPending);
+  EXPECT_EQ(m[jobs[3].event.id].attempts, 0u);  // deferred: not an attempt
+  EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kPending), 2);
+  EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kFailed), 1);
+
+  // Finished jobs are not leased any more: a second finish is refused and writes nothing.
+  EXPECT_EQ(shop_->FinishOutbound(jobs[0], OutboundFinish::kSent, 0, "").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(shop_->FinishOutbound(jobs[1], OutboundFinish::kFailed, 0, "late").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(by_id()[jobs[1].event.id].state, OutboundState::kPending);
+
+  Reopen();  // what memory says is what the CF holds
+  EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kPending), 2);
+  EXPECT_EQ(Count(OutboundKind::kWebhook, OutboundState::kFailed), 1);
+  auto reopened = by_id();
+  ASSERT_EQ(reopened.size(), m.size());
+  for (const auto& [id, e] : m) {
+    EXPECT_EQ(reopened[id].state, e.state) << id;
+    EXPECT_EQ(reopened[id].attempts, e.attempts) << id;
+    EXPECT_EQ(reopened[id].last_error, e.last_error) << id;
+  }
 }
 
 TEST_F(OutboundTest, SettleByHandIsRecordedAndNeverSent) {

@@ -329,6 +329,14 @@ enum class OutboundFinish {
   kDeferred,  // not an attempt (the breaker was open): pending again at next_attempt_ms
 };
 
+// One leased entry's outcome, for FinishOutboundMany.
+struct OutboundFinishItem {
+  const OutboundJob* job = nullptr;  // leased by TakeDueOutbound; not owned
+  OutboundFinish what = OutboundFinish::kSent;
+  int64_t next_attempt_ms = 0;  // kRetry / kDeferred: due again at (Unix ms)
+  std::string error;            // stored (cut); never a key or secret
+};
+
 // Outbound entries per kind and state, from memory (no scan).
 struct OutboundBacklog {
   // [kind][state]: kind 1 webhook, 2 mail; state 1 pending, 2 failed, 3 settled by hand.
@@ -501,10 +509,18 @@ class Shop {
   // entry leased by this call is released).
   absl::StatusOr<std::vector<OutboundJob>> TakeDueOutbound(OutboundKind kind, size_t max,
                                                            absl::Duration wait);
-  // Settles, reschedules or fails a leased entry (a synced write) and releases the lease.
-  // `error` is stored (cut to limits::kDeliveryErrorBytesMax); never pass a key or secret.
+  // Settles (deletes), reschedules or fails a leased entry and releases the lease, writing
+  // what the job read under its lease (no read first). Unsynced, except kFailed (synced):
+  // a lost settle re-sends, a lost retry count retries sooner (at least once). `error` is
+  // stored (cut to limits::kDeliveryErrorBytesMax); never pass a key or secret. Errors:
+  // InvalidArgument (not an outbound id), FailedPrecondition (the entry is not leased: a
+  // job finished twice), storage errors (nothing written; the entry is due again in 1 s).
   [[nodiscard]] absl::Status FinishOutbound(const OutboundJob& job, OutboundFinish what,
                                             int64_t next_attempt_ms, std::string_view error);
+  // FinishOutbound for several leased entries in ONE write (synced when any is kFailed):
+  // all or none. The same errors, for any item (then nothing is written and, for the
+  // InvalidArgument / FailedPrecondition refusals, no lease changes).
+  [[nodiscard]] absl::Status FinishOutboundMany(const std::vector<OutboundFinishItem>& items);
   // Entries from the CF (admin: a scan), oldest order first; by state and/or one order
   // (order_id hex; "" = all). Refusal: kBadRequest (a malformed order id).
   Result<std::vector<OutboundEvent>> ListOutbound(std::optional<OutboundState> state,

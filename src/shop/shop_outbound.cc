@@ -243,57 +243,106 @@ absl::StatusOr<std::vector<OutboundJob>> Shop::TakeDueOutbound(OutboundKind kind
 
 absl::Status Shop::FinishOutbound(const OutboundJob& job, OutboundFinish what,
                                   int64_t next_attempt_ms, std::string_view error) {
+  std::vector<OutboundFinishItem> one(1);
+  one[0].job = &job;
+  one[0].what = what;
+  one[0].next_attempt_ms = next_attempt_ms;
+  one[0].error = std::string(error.substr(0, limits::kDeliveryErrorBytesMax));
+  return FinishOutboundMany(one);
+}
+
+absl::Status Shop::FinishOutboundMany(const std::vector<OutboundFinishItem>& items) {
   Impl& m = *impl_;
-  std::string key;
-  if (!ParseOutboundEventId(job.event.id, &key)) {
-    return absl::InvalidArgumentError("not an outbound event id");
+  if (items.empty()) return absl::OkStatus();
+  // The records to write, from the jobs: a job is read under its lease and only the
+  // leaseholder writes the entry, so the job's copy is what the CF holds — no Get.
+  std::vector<std::string> keys(items.size());
+  std::vector<OutboundRecord> records(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const OutboundFinishItem& it = items[i];
+    if (it.job == nullptr || !ParseOutboundEventId(it.job->event.id, &keys[i])) {
+      return absl::InvalidArgumentError("not an outbound event id");
+    }
+    const OutboundEvent& e = it.job->event;
+    OutboundRecord& r = records[i];
+    auto k = storage::ParseOutboundKey(keys[i]);
+    KV_CHECK(k.has_value(), "ParseOutboundEventId made the key");
+    r.oid = std::string(k->oid);
+    r.kind = static_cast<OutboundKind>(k->kind);
+    r.status = static_cast<OrderStatus>(k->status);
+    r.state = e.state;
+    r.attempts = e.attempts;
+    r.created_ms = e.created_ms;
+    r.next_attempt_ms = e.next_attempt_ms;
+    r.last_error = e.last_error;
   }
-  OutboundRecord r;
   {
-    auto v = m.db->Get(storage::kCfOutbound, key);
-    if (!v.ok()) return v.status();
-    if (!v->has_value()) return absl::NotFoundError("no such outbound entry");
-    KV_RETURN_IF_ERROR(DecodeOutboundEntry(key, **v, &r));
+    // Every entry must be leased (by the caller: leases are not named, a worker finishes only
+    // the jobs it took) and appear once.
+    MutexLock l(&m.outbox_mu);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto it = m.outbox.find(keys[i]);
+      if (it == m.outbox.end() || !it->second.leased) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("outbound entry ", items[i].job->event.id, " is not leased"));
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (keys[j] == keys[i]) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("outbound entry ", items[i].job->event.id, " twice in one finish"));
+        }
+      }
+    }
   }
   rocksdb::WriteBatch b;
-  switch (what) {
-    case OutboundFinish::kSent:
-      b.Delete(m.db->cf(storage::kCfOutbound), key);
-      break;
-    case OutboundFinish::kRetry:
-    case OutboundFinish::kFailed:
-    case OutboundFinish::kDeferred:
-      if (what != OutboundFinish::kDeferred) ++r.attempts;
-      r.state = what == OutboundFinish::kFailed ? OutboundState::kFailed : OutboundState::kPending;
-      r.next_attempt_ms = next_attempt_ms;
-      if (what != OutboundFinish::kDeferred || r.last_error.empty()) {
-        r.last_error = std::string(error.substr(0, limits::kDeliveryErrorBytesMax));
-      }
-      b.Put(m.db->cf(storage::kCfOutbound), key, EncodeOutbound(r));
-      break;
+  bool sync = false;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const OutboundFinish what = items[i].what;
+    OutboundRecord& r = records[i];
+    switch (what) {
+      case OutboundFinish::kSent:
+        b.Delete(m.db->cf(storage::kCfOutbound), keys[i]);
+        break;
+      case OutboundFinish::kRetry:
+      case OutboundFinish::kFailed:
+      case OutboundFinish::kDeferred:
+        if (what != OutboundFinish::kDeferred) ++r.attempts;
+        r.state =
+            what == OutboundFinish::kFailed ? OutboundState::kFailed : OutboundState::kPending;
+        r.next_attempt_ms = items[i].next_attempt_ms;
+        if (what != OutboundFinish::kDeferred || r.last_error.empty()) {
+          r.last_error = items[i].error.substr(0, limits::kDeliveryErrorBytesMax);
+        }
+        b.Put(m.db->cf(storage::kCfOutbound), keys[i], EncodeOutbound(r));
+        break;
+    }
+    sync = sync || what == OutboundFinish::kFailed;
   }
-  // Not synced, except a failure: the log promises at least once, so losing a settle to a
+  // Not synced, unless one failed: the log promises at least once, so losing a settle to a
   // power cut only sends the event again (the receiver dedupes by id), and losing a retry's
   // count only retries sooner. A synced write per event cost the order path a committer
   // group per webhook and per mail (tools/bench-outbound.sh). The next synced write of
   // anything makes it durable too (one WAL). kill -9 keeps it (RocksDB has written it to the
-  // WAL file before returning).
+  // WAL file before returning). A failed entry is synced: it waits for an admin, and must
+  // not come back as pending after a power cut.
   KV_CRASH_POINT("outbound.before_finish");
-  absl::Status s = m.db->Write(&b, /*sync=*/what == OutboundFinish::kFailed);
+  absl::Status s = m.db->Write(&b, sync);
   if (s.ok()) KV_CRASH_POINT("outbound.after_finish");
   MutexLock l(&m.outbox_mu);
-  auto it = m.outbox.find(key);
-  if (it == m.outbox.end()) return s;
-  if (!s.ok()) {
-    // Nothing written: the entry is due again after a second (the work stays in the log).
-    it->second.leased = false;
-    it->second.next_attempt_ms = m.NowMs() + 1000;
-    m.outbox_due[KindIndex(r.kind)].emplace(it->second.next_attempt_ms, key);
-    return s;
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto it = m.outbox.find(keys[i]);
+    if (it == m.outbox.end()) continue;
+    if (!s.ok()) {
+      // Nothing written: the entry is due again after a second (the work stays in the log).
+      it->second.leased = false;
+      it->second.next_attempt_ms = m.NowMs() + 1000;
+      m.outbox_due[KindIndex(records[i].kind)].emplace(it->second.next_attempt_ms, keys[i]);
+      continue;
+    }
+    m.OutboxErase(keys[i]);
+    if (items[i].what != OutboundFinish::kSent) m.OutboxPut(keys[i], records[i]);
   }
-  m.OutboxErase(key);
-  if (what != OutboundFinish::kSent) m.OutboxPut(key, r);
-  return absl::OkStatus();
+  return s;
 }
 
 // --- admin ------------------------------------------------------------------------------

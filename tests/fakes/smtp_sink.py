@@ -8,7 +8,7 @@ Prints "PORT <n>" on stdout once listening. Each accepted mail is written as DIR
 (the DATA bytes as received, after dot-unstuffing) and DIR/<n>.json, the .eml first, so a
 reader that sees the .json sees both. The .json is what Python's own email package (an
 independent MIME reader) makes of the mail:
-  {"mail_from", "rcpt_tos", "headers": {name: decoded value}, "content_type", "charset",
+  {"mail_from", "rcpt_tos", "tls", "peer" (the client's host:port: one per connection), "headers": {name: decoded value}, "content_type", "charset",
    "body": the decoded text, "defects": [...]}
 
 Recipients whose local part starts with "reject" get 550 (permanent), "later" get 451
@@ -52,6 +52,7 @@ class Recorder:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "tls": session.ssl is not None,
+            "peer": "%s:%s" % tuple(session.peer[:2]),  # the client's address: one per session
             "headers": {k: str(v) for k, v in msg.items()},
             "content_type": msg.get_content_type(),
             "charset": msg.get_content_charset(),
