@@ -90,6 +90,7 @@ absl::StatusOr<std::vector<std::string>> RemoveLeftovers(const std::string& targ
   const std::string prefix = split->name + kRestoringInfix;
   std::error_code ec;
   fs::directory_iterator it(split->parent, ec);
+  if (ec == std::errc::no_such_file_or_directory) return std::vector<std::string>();
   if (ec) {
     return absl::UnavailableError(
         absl::StrCat("cannot list ", split->parent, " for leftover restores: ", ec.message()));

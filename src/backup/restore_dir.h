@@ -32,7 +32,8 @@ inline constexpr char kMarkerText[] =
 
 // Removes the staging dirs of dead restores into `target` (see above) and returns their
 // paths. Anything that does not match every condition is left alone (and not reported).
-// Errors: the parent cannot be listed, or a leftover of ours cannot be removed.
+// A missing parent has none. Errors: the parent cannot be listed, or a leftover of ours
+// cannot be removed.
 absl::StatusOr<std::vector<std::string>> RemoveLeftovers(const std::string& target);
 
 class RestoreDir {

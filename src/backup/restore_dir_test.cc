@@ -162,6 +162,9 @@ TEST_F(RestoreDirTest, AFailedRestoreLeavesNoStagingDirAndTheTargetAsItWas) {
   // A target whose parent is missing: Begin fails, nothing is created.
   auto r = Restore(BackupDir(), std::nullopt, Parent() + "/no/such/shop", KeyCheck());
   ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("cannot create " + Parent() + "/no/such/shop.restoring-"),
+            std::string::npos)
+      << r.status();
   EXPECT_TRUE(Names(Parent()).empty());
   // A corrupt backup: the copy fails in the staging dir, which is removed.
   for (const auto& e : fs::recursive_directory_iterator(BackupDir() + "/shared_checksum")) {
