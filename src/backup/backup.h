@@ -138,8 +138,8 @@ absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional
 // metadata must decode and its key check equal `key_check` (the value of the master key the
 // restored shop will use). Every file's checksum is checked while it is copied. Outcomes:
 //  - the restored backup's info (`to_dir` is then a 0700 dir holding the database);
-//  - FailedPrecondition: to_dir is not empty, or is not a directory; the backup is not a
-//    keyvend backup;
+//  - FailedPrecondition: to_dir is not empty, is not a directory, or is a mount point; the
+//    backup is not a keyvend backup;
 //  - InvalidArgument: to_dir and backup_dir overlap; to_dir names no directory ("/", "..");
 //  - PermissionDenied: wrong master key (nothing written);
 //  - NotFound: no such dir or backup;  Aborted: busy;

@@ -1,6 +1,7 @@
 // Restore: a backup into a new, empty data dir, refusing a wrong master key first; staged
 // beside the target and renamed into place (backup/restore_dir.h).
 #include <openssl/crypto.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <system_error>
@@ -33,6 +34,18 @@ absl::Status RequireEmptyOrAbsent(const std::string& dir) {
     return absl::FailedPreconditionError(absl::StrCat(
         "refusing to restore into ", dir,
         ": it is not empty (restore only into a new or empty directory; nothing was written)"));
+  }
+  // The copy is renamed onto it from its parent: a mount point cannot be replaced so.
+  struct stat self {
+  }, parent{};
+  const std::string up =
+      fs::path(dir).has_parent_path() ? fs::path(dir).parent_path().string() : std::string(".");
+  if (::stat(dir.c_str(), &self) == 0 && ::stat(up.c_str(), &parent) == 0 &&
+      self.st_dev != parent.st_dev) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to restore into ", dir,
+        ": it is a mount point (the restore is renamed into place from its parent; restore "
+        "into a new directory inside it; nothing was written)"));
   }
   return absl::OkStatus();
 }
