@@ -12,8 +12,14 @@
 //    pool; payment.after_write: the order delivered with its keys, the pool down by them,
 //    the payment listed). Work the shop owes (a backorder, an expiry) is done after the
 //    restart.
-// Also: the production keyvend ignores KEYVEND_CRASH_AT, and the fault server refuses an
-// unknown point or mode at start. Label "crash".
+// The restore.* points are passed by `keyvend-backup restore`, not by the server: for each
+// (kill mode only; the restore does not write through the fault file system) the fault
+// server's `restore` subcommand dies there; the target is then absent (before the rename)
+// or a complete restore that `keyvend check` accepts (after it), and the production
+// `keyvend-backup restore` run again restores the backup with its order (or, after the
+// rename, refuses the complete target as not empty) and leaves no staging dir.
+// Also: the production keyvend and keyvend-backup ignore KEYVEND_CRASH_AT, and the fault
+// server refuses an unknown point or mode at start (power for restore). Label "crash".
 #include "base/crash_point.h"
 
 #include <signal.h>
@@ -402,11 +408,161 @@ std::string PointName(const ::testing::TestParamInfo<std::tuple<int, crash::Mode
   return n + (std::get<1>(info.param) == crash::Mode::kPower ? "_power" : "_kill");
 }
 
+bool IsRestorePoint(int index) {
+  return std::string_view(crash::kPoints[index].name).starts_with("restore.");
+}
+
+// The indices of kPoints passed by the server (restore: false) or by the restore (true).
+std::vector<int> PointsOf(bool restore) {
+  std::vector<int> out;
+  for (int i = 0; i < crash::kPointCount; ++i) {
+    if (IsRestorePoint(i) == restore) out.push_back(i);
+  }
+  return out;
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryPoint, CrashPointTest,
-                         ::testing::Combine(::testing::Range(0, crash::kPointCount),
+                         ::testing::Combine(::testing::ValuesIn(PointsOf(false)),
                                             ::testing::Values(crash::Mode::kKill,
                                                               crash::Mode::kPower)),
                          PointName);
+
+// --- keyvend-backup restore -------------------------------------------------------------
+
+// The staging dirs (backup/restore_dir.h) of restores into `target` in its parent.
+std::vector<std::string> StagingDirs(const std::string& target) {
+  const std::filesystem::path t(target);
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(t.parent_path())) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(t.filename().string() + ".restoring-")) out.push_back(name);
+  }
+  return out;
+}
+
+class RestoreCrashPointTest : public ::testing::TestWithParam<int> {
+ protected:
+  RestoreCrashPointTest() : server_(BaseEnv()) {}
+
+  // A shop with one delivered order, backed up online; the shop stopped.
+  void BackUpAShop() {
+    std::string error;
+    ASSERT_TRUE(server_.Start({"--backup-dir=" + BackupDir()}, &error)) << error;
+    {
+      Api a(server_.port(), kAdminToken);
+      const std::string product = CreateProduct(a);
+      ASSERT_EQ(Import(a, product, NewKeys("restore", kPoolKeys)).status, 200);
+      const OrderRef o = MustOrder(a, product, 2);
+      const Reply paid = Pay(a, o, "pt-pay-restore");
+      ASSERT_EQ(paid.status, 200) << paid;
+      const Reply b = a.AdminPost("/api/v1/admin/backups", "{}");
+      ASSERT_EQ(b.status, 201) << b;
+    }
+    const int st = server_.Terminate();
+    ASSERT_TRUE(ExitedZero(st)) << DescribeWait(st);
+  }
+
+  std::string BackupDir() const { return server_.root() + "/backups"; }
+  std::string Target() const { return server_.root() + "/restored"; }
+  std::vector<std::string> RestoreArgs(const char* binary) const {
+    std::vector<std::string> a = {binary, "restore"};
+    for (const std::string& s : {std::string("--backup-dir"), BackupDir(), std::string("--to"),
+                                 Target(), std::string("--master-key-file"), server_.key_file()}) {
+      a.push_back(s);
+    }
+    return a;
+  }
+
+  // `keyvend check` on the restored dir: OK, with the backup's one order and payment.
+  void ExpectTheBackupsShop() {
+    const RunResult check = RunKeyvendCheck(Target(), server_.key_file());
+    EXPECT_EQ(check.exit_code, 0) << check.out;
+    EXPECT_NE(check.out.find("keyvend check: OK — 1 products, 1 orders, 1 payments"),
+              std::string::npos)
+        << check.out;
+  }
+
+  ServerProcess server_;
+};
+
+TEST_P(RestoreCrashPointTest, CrashHereLeavesTheTargetAbsentOrCompleteAndARerunRestores) {
+  const std::string point = crash::kPoints[GetParam()].name;
+  ASSERT_NO_FATAL_FAILURE(BackUpAShop());
+
+  kv::testing::RunOptions armed;
+  armed.env = {"KEYVEND_CRASH_AT=" + point, "KEYVEND_CRASH_MODE=kill"};
+  const RunResult cut = RunCommand(RestoreArgs(KEYVEND_FAULT_SERVER_BIN), armed);
+  ASSERT_EQ(cut.signal, SIGKILL) << "the restore did not die at " << point << ":\n" << cut.out;
+  EXPECT_NE(cut.out.find("crash point " + point + ": pass 1, kill"), std::string::npos) << cut.out;
+  // Its staging dir is left behind for the next restore to clear.
+  EXPECT_EQ(StagingDirs(Target()).size(), 1u);
+
+  const bool renamed = point == "restore.after_rename";
+  EXPECT_EQ(std::filesystem::exists(Target()), renamed);
+  if (renamed) ExpectTheBackupsShop();
+
+  const RunResult again = RunCommand(RestoreArgs(KEYVEND_BACKUP_BIN));
+  if (renamed) {
+    // The restore had finished its work: the complete target is refused, kept as it is.
+    EXPECT_EQ(again.exit_code, 1) << again.out;
+    EXPECT_NE(again.out.find("it is not empty"), std::string::npos) << again.out;
+  } else {
+    EXPECT_EQ(again.exit_code, 0) << again.out;
+    EXPECT_NE(again.out.find("keyvend check: OK — 1 products, 1 orders, 1 payments"),
+              std::string::npos)
+        << again.out;
+  }
+  EXPECT_NE(again.out.find("the staging dir of an interrupted restore"), std::string::npos)
+      << again.out;
+  EXPECT_TRUE(StagingDirs(Target()).empty());
+  ExpectTheBackupsShop();
+}
+
+std::string RestorePointName(const ::testing::TestParamInfo<int>& info) {
+  std::string n = crash::kPoints[info.param].name;
+  for (char& ch : n) {
+    if (ch == '.') ch = '_';
+  }
+  return n + "_kill";
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryRestorePoint, RestoreCrashPointTest,
+                         ::testing::ValuesIn(PointsOf(true)), RestorePointName);
+
+// The production keyvend-backup never arms a point; the fault server's restore refuses
+// power mode (it has no fault file system under the restore).
+TEST(CrashPointProductionTest, KeyvendBackupIgnoresKeyvendCrashAtAndPowerIsRefused) {
+  ServerProcess server(BaseEnv());
+  std::string error;
+  ASSERT_TRUE(server.Start({"--backup-dir=" + server.root() + "/backups"}, &error)) << error;
+  {
+    Api a(server.port(), kAdminToken);
+    ASSERT_FALSE(CreateProduct(a).empty());
+    const Reply b = a.AdminPost("/api/v1/admin/backups", "{}");
+    ASSERT_EQ(b.status, 201) << b;
+  }
+  ASSERT_TRUE(ExitedZero(server.Terminate()));
+  const std::string to = server.root() + "/restored";
+  std::vector<std::string> args = {
+      "restore", "--backup-dir",      server.root() + "/backups", "--to",
+      to,        "--master-key-file", server.key_file()};
+  kv::testing::RunOptions o;
+  o.env = {"KEYVEND_CRASH_AT=restore.copied", "KEYVEND_CRASH_MODE=power"};
+  std::vector<std::string> fault = args;
+  fault.insert(fault.begin(), KEYVEND_FAULT_SERVER_BIN);
+  const RunResult power = RunCommand(fault, o);
+  EXPECT_EQ(power.exit_code, 2) << power.out;
+  EXPECT_NE(power.out.find("crash mode power needs a power-cut hook"), std::string::npos)
+      << power.out;
+  EXPECT_FALSE(std::filesystem::exists(to));
+
+  o.env = {"KEYVEND_CRASH_AT=restore.copied", "KEYVEND_CRASH_MODE=kill"};
+  args.insert(args.begin(), KEYVEND_BACKUP_BIN);
+  const RunResult r = RunCommand(args, o);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("keyvend check: OK"), std::string::npos) << r.out;
+  EXPECT_TRUE(StagingDirs(to).empty());
+}
 
 // The production binary never arms a point: KEYVEND_CRASH_AT means nothing to it.
 TEST(CrashPointProductionTest, KeyvendIgnoresKeyvendCrashAt) {

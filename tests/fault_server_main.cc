@@ -12,8 +12,18 @@
 //    the nth pass of the point; KEYVEND_CRASH_MODE=kill (default: SIGKILL at once) or power
 //    (the power loss above, then SIGKILL). An unknown point or mode is refused at start
 //    (exit 2) with the list of the known points.
-// KEYVEND_FAULT_SEED seeds the tear (default: the pid). Built only with the tests; the
-// production `keyvend` never arms a crash point (tests/crash_point_test.cc checks).
+// KEYVEND_FAULT_SEED seeds the tear (default: the pid).
+//
+//   keyvend_fault_server restore [keyvend-backup restore's options]
+//
+// runs exactly `keyvend-backup restore` (kv::RunBackupCli, src/app/backup_cli.h) with the
+// crash point armed from KEYVEND_CRASH_AT (the restore.* points). Kill mode only: the
+// restore writes through RocksDB's default Env (the BackupEngine's copy) and plain POSIX
+// calls (its staging dir, fsyncs and rename), not through a FaultFs, so there is no power
+// cut to simulate and KEYVEND_CRASH_MODE=power is refused (exit 2).
+//
+// Built only with the tests; the production `keyvend` and `keyvend-backup` never arm a
+// crash point (tests/crash_point_test.cc checks).
 #include <signal.h>
 #include <unistd.h>
 
@@ -25,6 +35,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "app/backup_cli.h"
 #include "app/serve.h"
 #include "base/crash_point.h"
 #include "base/hardening.h"
@@ -66,9 +77,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] != "serve") {
-    std::fprintf(stderr, "usage: keyvend_fault_server serve [keyvend serve's options]\n");
+  if (args.empty() || (args[0] != "serve" && args[0] != "restore")) {
+    std::fprintf(stderr,
+                 "usage: keyvend_fault_server serve [keyvend serve's options]\n"
+                 "       keyvend_fault_server restore [keyvend-backup restore's options]\n");
     return 2;
+  }
+  if (args[0] == "restore") {
+    // No power-cut hook: Arm refuses KEYVEND_CRASH_MODE=power.
+    if (absl::Status s = kv::crash::ArmFromEnv(); !s.ok()) {
+      std::fprintf(stderr, "keyvend_fault_server: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    return kv::RunBackupCli(args, kv::ProcessEnv(), stdout, stderr);
   }
   const char* seed = std::getenv("KEYVEND_FAULT_SEED");
   g_seed = seed != nullptr && *seed != '\0' ? std::strtoull(seed, nullptr, 10)

@@ -130,20 +130,23 @@ absl::StatusOr<VerifyReport> Verify(const std::string& backup_dir, std::optional
                                     const std::string* key_check,
                                     absl::Duration lock_wait = kShortOpLockWait);
 
-// Restores backup `id` (or the latest) into `to_dir`, which must not exist or be empty
-// (created with mode 0700 if missing; an existing empty one is made private the same way,
-// base/hardening.h MakeDirPrivate). Before copying, the backup's metadata must decode
-// and its key check equal `key_check` (the value of the master key the restored shop will
-// use). Every file's checksum is checked while it is copied. Outcomes:
-//  - the restored backup's info;
-//  - FailedPrecondition: to_dir is not empty, or is not a directory; the backup is not a
-//    keyvend backup;
-//  - InvalidArgument: to_dir and backup_dir overlap;
+// Restores backup `id` (or the latest) into `to_dir`, which must not exist or be an empty
+// directory (a symlink is refused); its parent must exist. The copy is made in a staging dir
+// beside it, synced, and renamed to `to_dir` (backup/restore_dir.h): `to_dir` is never half
+// filled — a crash leaves it as it was, or complete. Staging dirs of dead restores into
+// `to_dir` are removed first (logged), whatever the outcome. Before copying, the backup's
+// metadata must decode and its key check equal `key_check` (the value of the master key the
+// restored shop will use). Every file's checksum is checked while it is copied. Outcomes:
+//  - the restored backup's info (`to_dir` is then a 0700 dir holding the database);
+//  - FailedPrecondition: to_dir is not empty, is not a directory, or is a mount point; the
+//    backup is not a keyvend backup;
+//  - InvalidArgument: to_dir and backup_dir overlap; to_dir names no directory ("/", "..");
 //  - PermissionDenied: wrong master key (nothing written);
 //  - NotFound: no such dir or backup;  Aborted: busy;
 //  - DataLoss: a file failed its checksum (message names it);
-//  - other RocksDB errors. On any failure after copying began, everything written to
-//    to_dir is removed again (and to_dir itself when this call created it).
+//  - other RocksDB and file system errors. On any failure the staging dir is removed and
+//    to_dir is as it was — except when only the final fsync of the parent failed: the
+//    message then says the copy is in place.
 absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<BackupId> id,
                                    const std::string& to_dir, const std::string& key_check,
                                    absl::Duration lock_wait = kShortOpLockWait);

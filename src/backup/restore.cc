@@ -1,5 +1,5 @@
-// Restore: a backup into a new, empty data dir, refusing a wrong master key first.
-#include <errno.h>
+// Restore: a backup into a new, empty data dir, refusing a wrong master key first; staged
+// beside the target and renamed into place (backup/restore_dir.h).
 #include <openssl/crypto.h>
 #include <sys/stat.h>
 
@@ -10,7 +10,9 @@
 #include "backup/backup.h"
 #include "backup/dir_lock.h"
 #include "backup/engine.h"
-#include "base/hardening.h"
+#include "backup/restore_dir.h"
+#include "base/crash_point.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "storage/rocks_status.h"
 
@@ -19,12 +21,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// OK with *exists when `dir` is absent or an empty directory; FailedPrecondition otherwise.
-absl::Status RequireEmptyOrAbsent(const std::string& dir, bool* exists) {
+// OK when `dir` is absent or an empty directory; FailedPrecondition otherwise.
+absl::Status RequireEmptyOrAbsent(const std::string& dir) {
   std::error_code ec;
   const fs::file_status st = fs::symlink_status(dir, ec);
-  *exists = fs::exists(st);
-  if (!*exists) return absl::OkStatus();
+  if (!fs::exists(st)) return absl::OkStatus();
   if (!fs::is_directory(st)) {
     return absl::FailedPreconditionError(
         absl::StrCat("refusing to restore into ", dir, ": it exists and is not a directory"));
@@ -34,17 +35,19 @@ absl::Status RequireEmptyOrAbsent(const std::string& dir, bool* exists) {
         "refusing to restore into ", dir,
         ": it is not empty (restore only into a new or empty directory; nothing was written)"));
   }
-  return absl::OkStatus();
-}
-
-// Removes what a failed restore wrote: every entry of `dir` (empty before), and `dir`
-// itself when the restore created it.
-void Clean(const std::string& dir, bool created) {
-  std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-    fs::remove_all(e.path(), ec);
+  // The copy is renamed onto it from its parent: a mount point cannot be replaced so.
+  struct stat self {
+  }, parent{};
+  const std::string up =
+      fs::path(dir).has_parent_path() ? fs::path(dir).parent_path().string() : std::string(".");
+  if (::stat(dir.c_str(), &self) == 0 && ::stat(up.c_str(), &parent) == 0 &&
+      self.st_dev != parent.st_dev) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to restore into ", dir,
+        ": it is a mount point (the restore is renamed into place from its parent; restore "
+        "into a new directory inside it; nothing was written)"));
   }
-  if (created) fs::remove(dir, ec);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -56,8 +59,14 @@ absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<
     return absl::InvalidArgumentError("Restore: key_check must be the 32-byte key-check value");
   }
   KV_RETURN_IF_ERROR(CheckDirsApart(to_dir, "restore target", backup_dir, "backup dir"));
-  bool exists = false;
-  KV_RETURN_IF_ERROR(RequireEmptyOrAbsent(to_dir, &exists));
+  // Staging dirs of restores into to_dir that died (backup/restore_dir.h), before the
+  // target is judged: a crash after the rename leaves a complete target and such a dir.
+  auto leftovers = RemoveLeftovers(to_dir);
+  if (!leftovers.ok()) return leftovers.status();
+  for (const std::string& d : *leftovers) {
+    KV_LOG(kWarn, "removed ", d, ", the staging dir of an interrupted restore");
+  }
+  KV_RETURN_IF_ERROR(RequireEmptyOrAbsent(to_dir));
   auto session = OpenForReading(backup_dir, lock_wait);
   if (!session.ok()) return session.status();
   rocksdb::BackupEngineReadOnly* engine = session->engine.get();
@@ -83,24 +92,21 @@ absl::StatusOr<BackupInfo> Restore(const std::string& backup_dir, std::optional<
         "restore (nothing was written)"));
   }
 
-  if (!exists && ::mkdir(to_dir.c_str(), 0700) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", to_dir));
-  }
-  if (exists) {
-    // An empty dir made by the operator: private before anything is written into it.
-    auto changed = MakeDirPrivate(to_dir);
-    if (!changed.ok()) return changed.status();
-  }
+  // Into a staging dir beside the target; the target appears whole by one rename, or not.
+  auto staging = RestoreDir::Begin(to_dir);
+  if (!staging.ok()) return staging.status();
+  const std::string db_dir = staging->db_dir();
   const rocksdb::IOStatus rs =
-      engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), info.id, to_dir, to_dir);
+      engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), info.id, db_dir, db_dir);
+  // The engine's copying thread may still be finishing files queued before a failure:
+  // destroying the engine joins it, so nothing is written into the staging dir after this.
+  session->engine.reset();
   if (!rs.ok()) {
-    // The engine's copying thread may still be finishing files queued before the failure:
-    // destroying the engine joins it, so nothing is written after the cleanup.
-    session->engine.reset();
-    Clean(to_dir, !exists);
     return storage::FromRocks(
         rs, absl::StrCat("restoring backup ", info.id, " to ", to_dir, " (nothing kept)"));
   }
+  KV_CRASH_POINT("restore.copied");
+  if (absl::Status s = staging->Commit(); !s.ok()) return s;
   return info;
 }
 

@@ -7,7 +7,8 @@
 // costs one relaxed atomic load and a compare while nothing is armed, which is always the
 // case in the production `keyvend`, `keyvend-preload` and `keyvend-backup`: nothing there
 // calls Arm (so KEYVEND_CRASH_AT means nothing to them). Only test binaries (the test
-// build's keyvend_fault_server, tests/fault_server_main.cc) arm a point. The name must be
+// build's keyvend_fault_server, tests/fault_server_main.cc, whose `restore` subcommand runs
+// keyvend-backup's restore) arm a point. The name must be
 // one of kPoints below: an unknown name in KV_CRASH_POINT does not compile, and Arm refuses
 // one with an error that lists the known ones.
 //
@@ -51,6 +52,9 @@ inline constexpr Point kPoints[] = {
     {"outbound.after_finish", "Shop::FinishOutbound: the sent/retry batch written, unsynced"},
     {"backup.before_create", "Shop::CreateBackup: the backup about to be taken"},
     {"backup.after_create", "Shop::CreateBackup: the backup taken, not answered"},
+    {"restore.copied", "backup::Restore: RocksDB restored into the staging dir, not synced"},
+    {"restore.before_rename", "RestoreDir::Commit: the copy synced, not renamed to the target"},
+    {"restore.after_rename", "RestoreDir::Commit: renamed, parent synced, staging dir left"},
 };
 inline constexpr int kPointCount = static_cast<int>(sizeof(kPoints) / sizeof(kPoints[0]));
 
