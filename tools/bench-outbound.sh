@@ -32,7 +32,9 @@
 # it — other processes on a shared box included; OFF leaving CPU idle means OFF was not
 # CPU-bound, and then a high ON/OFF ratio flatters ON). On 2 cores the local fakes compete
 # with the shop, which a merchant's real endpoint would not. FAKES_NICE=N runs the fakes at
-# nice N (default 0), so that they take only what the shop leaves.
+# nice N (default 0), so that they take only what the shop leaves. OUTBOUND_NICE=N starts the
+# ON shops with --outbound-nice N (the workers' nice value; unset: the shop's default, 10), so
+# that one build compares the workers at the order path's priority (0) with below it.
 # About rounds x 2 x (secs + 10) + backlog-secs + 60 seconds; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +46,9 @@ conns=${4:-32}
 backlog_secs=${5:-4}
 fakes_nice=${FAKES_NICE:-0}
 fakes_kind=${FAKES:-native}
+outbound_nice=${OUTBOUND_NICE:-}
+[ -z "$outbound_nice" ] || { [[ "$outbound_nice" =~ ^[0-9]+$ ]] && [ "$outbound_nice" -le 19 ]; } ||
+  { echo "OUTBOUND_NICE: 0..19" >&2; exit 2; }
 [ "$fakes_kind" = native ] || [ "$fakes_kind" = python ] || { echo "FAKES: native or python" >&2; exit 2; }
 [[ "$fakes_nice" =~ ^[0-9]+$ ]] && [ "$fakes_nice" -le 19 ] || { echo "FAKES_NICE: 0..19" >&2; exit 2; }
 for v in "$rounds" "$secs" "$conns" "$backlog_secs"; do
@@ -142,6 +147,7 @@ mail_count() {
 start_fakes ""
 on_flags=(--webhook-url "http://127.0.0.1:$hook_port/hook" --smtp-url "smtp://127.0.0.1:$smtp_port"
           --mail-from shop@example.com)
+[ -z "$outbound_nice" ] || on_flags+=(--outbound-nice "$outbound_nice")
 # Keys: far more than the fastest order rate over the window (a quiet box sold 66,000 in
 # under 8 s: a run that sells out measures the stock, not the rate). Checked after each run.
 KEYS_PER_RUN=$(((secs + 3) * 25000))
@@ -188,6 +194,7 @@ run() {
 }
 
 echo "outbound A/B: $rounds rounds x $secs s at $conns connections, every order paid; $fakes_kind fakes at nice $fakes_nice;" \
+  "workers at nice ${outbound_nice:-10 (default)};" \
   "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-6s %-4s %10s %10s %9s %9s %9s\n' round side orders/s payments/s shop-cpu fakes-cpu box-idle
 o_ratios=()

@@ -210,6 +210,7 @@ int RunServe(const std::vector<std::string>& args, const ServeHooks& hooks) {
   dopts.backoff_max = absl::Seconds(cfg->outbound_backoff_max_seconds);
   dopts.email_keys = cfg->email_keys;
   dopts.mail_language = cfg->mail_language;
+  dopts.worker_nice = static_cast<int>(cfg->outbound_nice);
   // Replays what waits in the log from the start (entries are due at once after a restart
   // unless they were backing off); the server starts the threads once it is bound.
   auto dispatcher = std::make_unique<outbound::Dispatcher>(shop->get(), webhook.get(), mailer.get(),

@@ -123,6 +123,9 @@ enum class OptionType { kString, kBool, kInt };
          "Language of buyer mails (the order does not record the buyer's page language).")       \
   INT(mail_max_attempts, 12, 1, 1000,                                                            \
       "Attempts at one buyer mail before it is failed (then the admin API replays it).")         \
+  INT(outbound_nice, 10, 0, 19,                                                                  \
+      "Nice value of the webhook and mail worker threads: under a full CPU orders and payments " \
+      "come first and outbound work drains in what they leave; 0 = the process's priority.")     \
   INT(outbound_backlog_max, 1000000, 0, 1000000000,                                              \
       "Unfinished webhook events and mails (pending + failed) above which /readyz answers 503: " \
       "a safety stop for a log that only grows, not a health signal (a dead endpoint must not "  \

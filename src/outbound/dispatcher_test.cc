@@ -2,8 +2,15 @@
 // 2xx, exponential backoff, failed after the attempts, breaker refusals not counted, replay.
 #include "outbound/dispatcher.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include "base/time_format.h"
 #include "kit/shop_fixture.h"
@@ -195,6 +202,51 @@ TEST_F(DispatcherTest, AMailThatCannotBeSentIsRetriedThenFailed) {
   EXPECT_EQ(Run(OutboundKind::kMail), 1u);
   ev = shop_->ListOutbound(std::nullopt, o.order_id);
   EXPECT_EQ((*ev)[1].state, OutboundState::kFailed);
+}
+
+// The worker threads' nice values, by name ("kv-webhook", "kv-mail"), from /proc.
+std::vector<std::pair<std::string, int>> WorkerNices() {
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(e.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "kv-webhook" && name != "kv-mail") continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    // Fields after the ")" closing the name: state is field 3, nice field 19.
+    std::istringstream rest(s.substr(s.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i < 19; ++i) rest >> field;
+    int nice = 0;
+    rest >> nice;
+    out.emplace_back(name, nice);
+  }
+  return out;
+}
+
+TEST_F(DispatcherTest, WorkerThreadsRunAtTheirNiceValueAndTheRestOfTheProcessDoesNot) {
+  DispatcherOptions d;
+  d.worker_nice = 7;
+  d.idle_wait = absl::Milliseconds(20);
+  Dispatcher nice_one(shop_.get(), webhook_.get(), mailer_.get(), templates_.get(), &clock_,
+                      &random_, d);
+  nice_one.Start();
+  std::vector<std::pair<std::string, int>> workers;
+  for (int i = 0; i < 500; ++i) {  // each thread lowers its own priority as it starts
+    workers = WorkerNices();
+    if (workers.size() == 3 &&
+        std::all_of(workers.begin(), workers.end(), [](const auto& w) { return w.second == 7; })) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  nice_one.Stop();
+  ASSERT_EQ(workers.size(), 3u);  // 2 webhook threads and 1 mail thread
+  for (const auto& [name, nice] : workers) EXPECT_EQ(nice, 7) << name;
+  errno = 0;
+  EXPECT_EQ(getpriority(PRIO_PROCESS, 0), 0);  // this thread (and the shop's) untouched
+  EXPECT_EQ(errno, 0);
 }
 
 TEST(OutboundBackoff, DoublesWithJitterAndIsCapped) {
