@@ -27,6 +27,13 @@ std::unique_ptr<Shop::ProductState> Stocked(int64_t n) {
   return ps;
 }
 
+// An order's hold, written and committed (the state most moves start from).
+void HoldCommitted(Shop::ProductState* ps, int64_t q) {
+  StockTxn t(ps);
+  ASSERT_TRUE(t.Hold(q));
+  t.Commit();
+}
+
 struct Counts {
   int64_t available, pool, held, owed, delivered, imported, retired;
   bool operator==(const Counts&) const = default;
@@ -100,11 +107,7 @@ TEST(StockTxn, AMovedTxnKeepsItsUnitsUntilItsNewOwnerEnds) {
 
 TEST(StockTxn, ReleaseHoldRaisesAvailableAfterTheCommit) {
   auto ps = Stocked(10);
-  {
-    StockTxn t(ps.get());
-    ASSERT_TRUE(t.Hold(4));
-    t.Commit();
-  }
+  HoldCommitted(ps.get(), 4);
   StockTxn t(ps.get());
   t.ReleaseHold(4);
   EXPECT_EQ(ps->available.load(), 6);
@@ -114,11 +117,7 @@ TEST(StockTxn, ReleaseHoldRaisesAvailableAfterTheCommit) {
 
 TEST(StockTxn, DeliveriesMoveKeysAndLeaveAvailable) {
   auto ps = Stocked(10);
-  {
-    StockTxn t(ps.get());
-    ASSERT_TRUE(t.Hold(3));
-    t.Commit();
-  }
+  HoldCommitted(ps.get(), 3);
   {
     StockTxn t(ps.get());
     t.DeliverFromHold(3);
@@ -186,11 +185,7 @@ TEST(StockTxn, ServeOwedKeepsEveryHoldCovered) {
 
 TEST(StockTxn, RetireMayLeaveHoldsUncovered) {
   auto ps = Stocked(5);
-  {
-    StockTxn t(ps.get());
-    ASSERT_TRUE(t.Hold(4));
-    t.Commit();
-  }
+  HoldCommitted(ps.get(), 4);
   StockTxn t(ps.get());
   t.Retire(3);
   EXPECT_EQ(ps->available.load(), -2);  // an acquisition: before the write
