@@ -30,7 +30,20 @@ if clang++ -std=c++20 -Isrc -fsyntax-only -Wthread-safety -Werror=thread-safety 
   exit 1
 fi
 
-python3 - "$tsa" "$@" <<'EOF'
+# Only a clang build with the analysis on counts as checked: a gcc build dir given here would
+# otherwise make every TU it compiled look checked.
+checked=()
+for d in "$@"; do
+  cache="$d/CMakeCache.txt"
+  if [ -f "$cache" ] && grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "$cache" &&
+    grep -Eq '^KEYVEND_(THREAD_SAFETY|FUZZ):BOOL=ON' "$cache"; then
+    checked+=("$d")
+  else
+    echo "thread-safety: $d is not a clang build with KEYVEND_THREAD_SAFETY=ON; its TUs are checked here" >&2
+  fi
+done
+
+python3 - "$tsa" "${checked[@]}" <<'EOF'
 import concurrent.futures, json, os, shlex, subprocess, sys, time
 tsa, checked_dirs = sys.argv[1], sys.argv[2:]
 entries = json.load(open(os.path.join(tsa, "compile_commands.json")))
