@@ -149,8 +149,9 @@ on_flags=(--webhook-url "http://127.0.0.1:$hook_port/hook" --smtp-url "smtp://12
           --mail-from shop@example.com)
 [ -z "$outbound_nice" ] || on_flags+=(--outbound-nice "$outbound_nice")
 # Keys: far more than the fastest order rate over the window (a quiet box sold 66,000 in
-# under 8 s: a run that sells out measures the stock, not the rate). Checked after each run.
-KEYS_PER_RUN=$(((secs + 3) * 25000))
+# under 8 s, later 275,000 at 34k orders/s: a run that sells out measures the stock, not the
+# rate). Checked after each run.
+KEYS_PER_RUN=$(((secs + 3) * 45000))
 kv_keys "$KV_TMP/keys.txt" $KEYS_PER_RUN OB
 
 # One run; sets ORDERS and PAYMENTS (per second). SIDE ROUND

@@ -123,7 +123,7 @@ enum class OptionType { kString, kBool, kInt };
          "Language of buyer mails (the order does not record the buyer's page language).")       \
   INT(mail_max_attempts, 12, 1, 1000,                                                            \
       "Attempts at one buyer mail before it is failed (then the admin API replays it).")         \
-  INT(outbound_nice, 10, 0, 19,                                                                  \
+  INT(outbound_nice, 19, 0, 19,                                                                  \
       "Nice value of the webhook and mail worker threads: under a full CPU orders and payments " \
       "come first and outbound work drains in what they leave; 0 = the process's priority.")     \
   INT(outbound_backlog_max, 1000000, 0, 1000000000,                                              \

@@ -251,7 +251,10 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
   };
   for (const OptionSpec& o : ConfigOptions()) {
     SCOPED_TRACE(o.name);
-    std::string v = o.type == OptionType::kInt ? std::to_string(o.max) : value[o.name];
+    // An int's largest value, or its smallest where the default is the largest.
+    std::string v = o.type != OptionType::kInt                 ? value[o.name]
+                    : std::to_string(o.max) != o.default_value ? std::to_string(o.max)
+                                                               : std::to_string(o.min);
     ASSERT_FALSE(v.empty());
     std::string flag = absl::StrCat("--", o.name);
     for (char& c : flag) c = c == '_' ? '-' : c;

@@ -50,8 +50,8 @@ struct DispatcherOptions {
   // The worker threads' nice value (0..19; raised once at the thread's start, never
   // lowered): under a full CPU the order and payment threads (nice 0) come first and the
   // outbound work takes what they leave, so a sale is not slowed by its own side effects —
-  // the backlog grows during the burst and drains after it (at 10, CFS weight 110 against
-  // 1024: ~10 % of a core each while the order path wants everything).
+  // the backlog grows during the burst and drains after it (the server passes
+  // outbound_nice, default 19: CFS weight 15 against a nice-0 thread's 1024).
   int worker_nice = 0;
   size_t batch = 16;                                   // entries leased at a time per thread
   absl::Duration idle_wait = absl::Milliseconds(500);  // longest wait for work per round
