@@ -49,9 +49,9 @@ struct DispatcherOptions {
   int mail_threads = 1;     // when a mailer is given
   // The worker threads' nice value (0..19; raised once at the thread's start, never
   // lowered): under a full CPU the order and payment threads (nice 0) come first and the
-  // outbound work takes what they leave, so a sale is not slowed by its own side effects —
-  // the backlog grows during the burst and drains after it (the server passes
-  // outbound_nice, default 19: CFS weight 15 against a nice-0 thread's 1024).
+  // outbound work takes what they leave, so the side effects take less from a sale (not
+  // nothing: tools/bench-outbound.sh) — a backlog grows during a burst and drains after it (the
+  // server passes outbound_nice, default 19: CFS weight 15 against a nice-0 thread's 1024).
   int worker_nice = 0;
   size_t batch = 16;                                   // entries leased at a time per thread
   absl::Duration idle_wait = absl::Milliseconds(500);  // longest wait for work per round
