@@ -334,25 +334,18 @@ void CrashPointTest::Verify(const std::string& point, Api& a) {
   } else if (point.starts_with("outbound.")) {
     // Sent once by the dead server (the receiver took it). before_finish: its "sent" never
     // written, the restart sends it again (at least once; the receiver dedupes by id).
-    // after_finish: the "sent" is written unsynced (shop_outbound.cc says why): kill -9
-    // keeps it (RocksDB wrote the WAL record), a power cut may drop it — then it is sent
-    // again. Either way the log ends empty.
-    const bool kept = after && mode_ == crash::Mode::kKill;
+    // after_finish: the "sent" is synced (shop_outbound.cc), so neither kill -9 nor a power
+    // cut brings it back: sent exactly once. Either way the log ends empty.
     int times = 0;
     EXPECT_TRUE(kv::testing::PollUntil(
         [&] {
           const auto acc = receiver_.Accepted();
           times = acc.size() == 1 ? acc.begin()->second : -static_cast<int>(acc.size());
-          return (kept    ? times == 1
-                  : after ? (times == 1 || times == 2)
-                          : times == 2) &&
+          return times == (after ? 1 : 2) &&
                  CountListed(a, "/api/v1/admin/events?state=pending", "events") == 0;
         },
         milliseconds(20000), milliseconds(50)))
         << "the event was accepted " << times << " times (negative: that many event ids)";
-    if (after && mode_ == crash::Mode::kPower) {
-      std::printf("outbound.after_finish, power loss: the event was sent %d times\n", times);
-    }
   } else if (point.starts_with("backup.")) {
     const Reply r = a.AdminGet("/api/v1/admin/backups");
     ASSERT_EQ(r.status, 200) << r;

@@ -9,6 +9,11 @@
 #     product over HTTP, wrk at 64 and 256 connections (every answer must be a 201: non-2xx
 #     are reported); rate, p50, p99, the rate over Redis's -c64 rate, p99 over Redis's p99 at
 #     the same concurrency and at -c64. Targets: rate >= 0.8x, p99 <= 2x.
+#     a and b run in ROUNDS interleaved rounds (env ROUNDS, default 3; both servers up
+#     throughout, each idle while the other is measured; who goes first alternates per
+#     round): this VM's fsync latency drifts by tens of percent within minutes, so one Redis
+#     run followed by one keyvend run measures the drift as much as the servers. Each
+#     round's ratios are printed; the verdicts are on their medians.
 #  c. Sold-out answers (orders for a product with no keys: 409 out_of_stock, counted from
 #     the server's keyvend_http_requests_total) and catalogue reads (GET /api/v1/products and
 #     GET /api/v1/products/{id}), wrk at 64 connections against the NEW build and, when
@@ -19,7 +24,7 @@
 #   tools/bench-edge.sh [new-build (build)] [old-build | - (none)] [secs per run (10)]
 # The new build's keyvend is built first; the old build dir is used as it is (its
 # src/keyvend must exist), e.g. a checkout of main built before the change. About
-# 2.5 minutes with the defaults (importing SECS x 120,000 keys takes part of it).
+# 4 minutes with the defaults (importing ROUNDS x SECS x 120,000 keys takes part of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib.sh
@@ -73,24 +78,23 @@ row = [l for l in sys.stdin if l.startswith("\"EVAL")][-1].strip()
 f = [x.strip("\"") for x in row.rsplit("\",\"", 7)[1:]]
 print(f[0], f[3], f[5])  # rps, p50, p99 (avg, min, p50, p95, p99, max)'
 }
-declare -A rate p50 p99 extra
+declare -A rate p50 p99 extra redis_n
 for c in 64 256; do
   # -n for about SECS seconds, from a short calibration run at the same concurrency.
   read -r cal_rps _ _ <<< "$(redis_run "$c" 5000)"
-  redis_n=$(python3 -c "print(max(20000, int(float('$cal_rps') * $secs)))")
-  read -r "rate[redis-$c]" "p50[redis-$c]" "p99[redis-$c]" <<< "$(redis_run "$c" "$redis_n")"
-  extra[redis-$c]="-n $redis_n"
+  redis_n[$c]=$(python3 -c "print(max(20000, int(float('$cal_rps') * $secs)))")
 done
-redis_orders=$(redis-cli -p "$redis_port" LLEN orders)
-kill -TERM "$(cat "$redis_dir/pid")"
-wait "$(cat "$redis_dir/pid")" 2> /dev/null || true
-rm -f "$redis_dir/pid"
+rounds=${ROUNDS:-3}
+if ! [[ "$rounds" =~ ^[0-9]+$ ]] || [ "$rounds" -lt 1 ] || [ "$rounds" -gt 9 ]; then
+  echo "ROUNDS is 1..9 (got $rounds)" >&2
+  exit 2
+fi
 
 # --- servers ------------------------------------------------------------------------------------
 kv_serve new off "$KV_TMP/new/data"
 new_url=$(kv_url new)
 hot=$(kv_product "$new_url" '{"name":"hot","price_cents":100,"currency":"EUR","max_per_order":1}')
-keys=$((secs * 120000))
+keys=$((rounds * secs * 120000))
 python3 - "$KV_TMP/keys" "$keys" <<'PY'
 import sys
 out, n, chunk = sys.argv[1], int(sys.argv[2]), 500_000  # < kImportKeysMax per import
@@ -155,9 +159,25 @@ PY
 
 # --- b. keyvend orders --------------------------------------------------------------------------
 kv_order_lua "$KV_TMP/hot.lua" "$hot"
-for c in 64 256; do
-  wrk_run "orders-$c" "$new_url/api/v1/orders" "$c" "$KV_TMP/hot.lua"
+redis_measure() {  # KEY CONNECTIONS
+  read -r "rate[$1]" "p50[$1]" "p99[$1]" <<< "$(redis_run "$2" "${redis_n[$2]}")"
+  extra[$1]="-n ${redis_n[$2]}"
+}
+for r in $(seq 1 "$rounds"); do
+  for c in 64 256; do
+    if [ $((r % 2)) = 1 ]; then
+      redis_measure "redis-$c-$r" "$c"
+      wrk_run "orders-$c-$r" "$new_url/api/v1/orders" "$c" "$KV_TMP/hot.lua"
+    else
+      wrk_run "orders-$c-$r" "$new_url/api/v1/orders" "$c" "$KV_TMP/hot.lua"
+      redis_measure "redis-$c-$r" "$c"
+    fi
+  done
 done
+redis_orders=$(redis-cli -p "$redis_port" LLEN orders)
+kill -TERM "$(cat "$redis_dir/pid")"
+wait "$(cat "$redis_dir/pid")" 2> /dev/null || true
+rm -f "$redis_dir/pid"
 
 # --- c. sold-out and catalogue, new vs old ------------------------------------------------------
 metric409() {  # SERVER
@@ -193,9 +213,10 @@ fi
 for k in "${!rate[@]}"; do
   echo "$k|${rate[$k]}|${p50[$k]}|${p99[$k]}|${extra[$k]:-}"
 done > "$KV_TMP/rows"
-python3 - "$KV_TMP/rows" "$secs" "$imported" "$redis_orders" <<'PY'
-import sys
-rows, secs, imported, redis_orders = sys.argv[1:5]
+python3 - "$KV_TMP/rows" "$secs" "$imported" "$redis_orders" "$rounds" <<'PY'
+import statistics, sys
+rows, secs, imported, redis_orders, rounds = sys.argv[1:6]
+rounds = int(rounds)
 r = {}
 for line in open(rows):
     k, rate, p50, p99, extra = line.rstrip("\n").split("|")
@@ -203,21 +224,29 @@ for line in open(rows):
 def verdict(ok): return "met" if ok else "NOT met"
 print()
 print(f"== a/b. durable orders on one hot product vs Redis EVAL DECR+RPUSH, appendfsync always "
-      f"({secs} s per run; keyvend: {imported} keys, every limit off) ==")
-print(f"{'what':<34} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  notes")
+      f"({rounds} interleaved rounds, {secs} s per run; keyvend: {imported} keys, every limit off) ==")
+print(f"{'what':<34} {'round':>5} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  notes")
+ratios = {("rate", c): [] for c in ("64", "256")}
+ratios.update({("p99", c): [] for c in ("64", "256")})
+for i in range(1, rounds + 1):
+    for c in ("64", "256"):
+        for name, key in (("redis EVAL decr+rpush", f"redis-{c}-{i}"),
+                          ("keyvend POST /api/v1/orders (new)", f"orders-{c}-{i}")):
+            rate, p50, p99, extra = r[key]
+            print(f"{name:<34} {i:>5} {c:>5} {rate:>10.0f} {p50:>8.2f} {p99:>8.2f}  {extra}")
+        kv_rate, kv_p99 = r[f"orders-{c}-{i}"][0], r[f"orders-{c}-{i}"][2]
+        ratios[("rate", c)].append(kv_rate / r[f"redis-64-{i}"][0])
+        ratios[("p99", c)].append(kv_p99 / r[f"redis-{c}-{i}"][2])
+        print(f"{'':<34} {'':>5} {'':>5}  rate / redis -c64 = {ratios[('rate', c)][-1]:.2f}; "
+              f"p99 / redis p99 at -c{c} = {ratios[('p99', c)][-1]:.2f}")
+print()
 for c in ("64", "256"):
-    rate, p50, p99, extra = r[f"redis-{c}"]
-    print(f"{'redis EVAL decr+rpush':<34} {c:>5} {rate:>10.0f} {p50:>8.2f} {p99:>8.2f}  {extra}")
-base_rate, _, base_p99, _ = r["redis-64"]
-for c in ("64", "256"):
-    rate, p50, p99, extra = r[f"orders-{c}"]
-    same_p99 = r[f"redis-{c}"][2]
-    print(f"{'keyvend POST /api/v1/orders (new)':<34} {c:>5} {rate:>10.0f} {p50:>8.2f} {p99:>8.2f}  "
-          f"{extra}")
-    print(f"{'':<34} {'':>5}  rate / redis -c64 = {rate / base_rate:.2f} (>= 0.8: "
-          f"{verdict(rate >= 0.8 * base_rate)}); p99 / redis p99 at -c{c} = "
-          f"{p99 / same_p99:.2f} (<= 2: {verdict(p99 <= 2 * same_p99)}), at -c64 = "
-          f"{p99 / base_p99:.2f} (<= 2: {verdict(p99 <= 2 * base_p99)})")
+    rr, pp = ratios[("rate", c)], ratios[("p99", c)]
+    mr, mp = statistics.median(rr), statistics.median(pp)
+    print(f"keyvend at {c:>3} connections: rate / redis -c64 per round "
+          f"{' '.join(f'{x:.2f}' for x in rr)}, median {mr:.2f} (>= 0.8: {verdict(mr >= 0.8)}); "
+          f"p99 / redis p99 at -c{c} per round {' '.join(f'{x:.2f}' for x in pp)}, median {mp:.2f} "
+          f"(<= 2: {verdict(mp <= 2)})")
 print(f"  (redis appended {redis_orders} orders in all)")
 print()
 print("== c. sold-out answers and catalogue reads, 64 connections, new vs old ==")

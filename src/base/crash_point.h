@@ -49,7 +49,7 @@ inline constexpr Point kPoints[] = {
     {"import.before_write", "Shop::ImportKeys: the import's batch built, not written"},
     {"import.after_write", "Shop::ImportKeys: the import's batch synced, not answered"},
     {"outbound.before_finish", "Shop::FinishOutboundMany: a round's settles built, not written"},
-    {"outbound.after_finish", "Shop::FinishOutboundMany: the round's settles written, unsynced"},
+    {"outbound.after_finish", "Shop::FinishOutboundMany: the round's settles written and synced"},
     {"backup.before_create", "Shop::CreateBackup: the backup about to be taken"},
     {"backup.after_create", "Shop::CreateBackup: the backup taken, not answered"},
     {"restore.copied", "backup::Restore: RocksDB restored into the staging dir, not synced"},

@@ -295,7 +295,6 @@ absl::Status Shop::FinishOutboundMany(const std::vector<OutboundFinishItem>& ite
     }
   }
   rocksdb::WriteBatch b;
-  bool sync = false;
   for (size_t i = 0; i < items.size(); ++i) {
     const OutboundFinish what = items[i].what;
     OutboundRecord& r = records[i];
@@ -316,17 +315,18 @@ absl::Status Shop::FinishOutboundMany(const std::vector<OutboundFinishItem>& ite
         b.Put(m.db->cf(storage::kCfOutbound), keys[i], EncodeOutbound(r));
         break;
     }
-    sync = sync || what == OutboundFinish::kFailed;
   }
-  // Not synced, unless one failed: the log promises at least once, so losing a settle to a
-  // power cut only sends the event again (the receiver dedupes by id), and losing a retry's
-  // count only retries sooner. A synced write per event cost the order path a committer
-  // group per webhook and per mail (tools/bench-outbound.sh). The next synced write of
-  // anything makes it durable too (one WAL). kill -9 keeps it (RocksDB has written it to the
-  // WAL file before returning). A failed entry is synced: it waits for an admin, and must
-  // not come back as pending after a power cut.
+  // Synced, as a member of the committer's next group (Db::Write with sync): while the
+  // shop is busy the settle rides in a group the orders and payments fill anyway, so it
+  // costs no fsync of its own, and the workers never write to RocksDB themselves. They did,
+  // unsynced, until issue 14's last measurements: a worker at nice 19 that led one of
+  // RocksDB's write groups and was preempted stalled the committer's synced write queued
+  // behind it, and orders/s with outbound on fell to 0.82-0.85 of off
+  // (tools/bench-outbound.sh); synced settles gave 0.93-0.98 in the same runs. Being synced,
+  // a sent event is not sent again after a power cut either (only after a crash between
+  // the send and this write).
   KV_CRASH_POINT("outbound.before_finish");
-  absl::Status s = m.db->Write(&b, sync);
+  absl::Status s = m.db->Write(&b);
   if (s.ok()) KV_CRASH_POINT("outbound.after_finish");
   MutexLock l(&m.outbox_mu);
   for (size_t i = 0; i < items.size(); ++i) {
