@@ -4,6 +4,7 @@
 # profile by binary (kernel / cpp-httplib / libc / RocksDB / keyvend) and the top symbols
 # with their callers' share — the text behind the closing note's flame-graph-level account.
 #   tools/profile-orders.sh [build] [seconds]      (needs perf: Debian's linux-perf)
+# PERF_KEEP=FILE keeps the perf.data (for `perf report -i FILE` by caller, thread or symbol).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib.sh
@@ -38,4 +39,5 @@ perf report -i "$KV_TMP/perf.data" --stdio --no-children --sort comm 2> /dev/nul
 echo "== top symbols (self) =="
 perf report -i "$KV_TMP/perf.data" --stdio --no-children --sort dso,sym -g none \
   --percent-limit 0.8 2> /dev/null | grep -E '^ +[0-9]' | head -40
+[ -z "${PERF_KEEP:-}" ] || cp "$KV_TMP/perf.data" "$PERF_KEEP"
 kv_stop shop
