@@ -16,9 +16,9 @@
 #    the shop); FAKES=python: tests/fakes/webhook_receiver.py and tests/fakes/smtp_sink.py (the
 #    tests' fakes: a thread per connection, every mail parsed by Python's email package —
 #    they took ~11 of 16 CPU-seconds per 8 s window on 2 cores).
-#    Reported per run: orders/s (201s to POST /api/v1/orders) and payments/s (notifies
-#    answered 200); per round the ratios ON/OFF; at the end their medians (target for
-#    orders/s: >= 0.95).
+#    Reported per run: orders/s (201s to POST /api/v1/orders), payments/s (notifies
+#    answered 200) and the p99 of the accepted orders' latency (flood_bench's); per round the
+#    ratios ON/OFF; at the end their medians (target for orders/s: >= 0.95).
 # 2. Events/s the workers sustain: a shop with webhook_url and smtp_url at dead loopback ports
 #    (and webhook_max_attempts / mail_max_attempts 1000, backoff and breaker cooldown 1 s)
 #    takes BACKLOG-SECS seconds of paid orders, so their events and mails wait in the log; it
@@ -33,7 +33,7 @@
 # CPU-bound, and then a high ON/OFF ratio flatters ON). On 2 cores the local fakes compete
 # with the shop, which a merchant's real endpoint would not. FAKES_NICE=N runs the fakes at
 # nice N (default 0), so that they take only what the shop leaves. OUTBOUND_NICE=N starts the
-# ON shops with --outbound-nice N (the workers' nice value; unset: the shop's default, 10), so
+# ON shops with --outbound-nice N (the workers' nice value; unset: the shop's default, 19), so
 # that one build compares the workers at the order path's priority (0) with below it.
 # About rounds x 2 x (secs + 10) + backlog-secs + 60 seconds; every wait is bounded.
 set -euo pipefail
@@ -176,6 +176,7 @@ run() {
   local result
   result=$(grep '^RESULT ' "$KV_TMP/flood-$side.txt")
   ORDERS=$(sed 's/.* accepted_per_s=\([0-9.]*\).*/\1/' <<< "$result")
+  P99=$(sed 's/.* p99_accepted_ms=\([0-9.]*\).*/\1/' <<< "$result")
   local ok elapsed
   ok=$(sed 's/.* notify_ok=\([0-9]*\).*/\1/' <<< "$result")
   elapsed=$(sed 's/.* seconds=\([0-9.]*\).*/\1/' <<< "$result")
@@ -189,23 +190,25 @@ run() {
     backlog+=" mail pending $(kv_metric "$url" 'keyvend_outbound_events{kind="mail",state="pending"}')"
   fi
   kv_stop "$name" > /dev/null
-  printf '%-6s %-4s %10s %10s %9s %9s %9s  %s\n' "$round" "$side" "$ORDERS" "$PAYMENTS" \
+  printf '%-6s %-4s %10s %10s %8s %9s %9s %9s  %s\n' "$round" "$side" "$ORDERS" "$PAYMENTS" "$P99" \
     "$(python3 -c "print(f'{$c1 - $c0:.1f}')")" "$(python3 -c "print(f'{$f1 - $f0:.1f}')")" \
     "$(python3 -c "print(f'{$i1 - $i0:.1f}')")" "$backlog"
 }
 
 echo "outbound A/B: $rounds rounds x $secs s at $conns connections, every order paid; $fakes_kind fakes at nice $fakes_nice;" \
-  "workers at nice ${outbound_nice:-10 (default)};" \
+  "workers at nice ${outbound_nice:-19 (default)};" \
   "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %-4s %10s %10s %9s %9s %9s\n' round side orders/s payments/s shop-cpu fakes-cpu box-idle
+printf '%-6s %-4s %10s %10s %8s %9s %9s %9s\n' round side orders/s payments/s p99-ms shop-cpu fakes-cpu box-idle
 o_ratios=()
 p_ratios=()
+l_ratios=()
 for r in $(seq 1 "$rounds"); do
   if [ $((r % 2)) = 1 ]; then
-    run off "$r"; oo=$ORDERS; po=$PAYMENTS; run on "$r"; on=$ORDERS; pn=$PAYMENTS
+    run off "$r"; oo=$ORDERS; po=$PAYMENTS; lo=$P99; run on "$r"; on=$ORDERS; pn=$PAYMENTS; ln=$P99
   else
-    run on "$r"; on=$ORDERS; pn=$PAYMENTS; run off "$r"; oo=$ORDERS; po=$PAYMENTS
+    run on "$r"; on=$ORDERS; pn=$PAYMENTS; ln=$P99; run off "$r"; oo=$ORDERS; po=$PAYMENTS; lo=$P99
   fi
+  l_ratios+=("$(python3 -c "print(f'{$ln / max($lo, 0.01):.3f}')")")
   o_ratios+=("$(python3 -c "print(f'{$on / $oo:.3f}')")")
   p_ratios+=("$(python3 -c "print(f'{$pn / $po:.3f}')")")
 done
@@ -213,6 +216,7 @@ median() { printf '%s\n' "$@" | sort -n |
   awk '{v[NR]=$1} END {print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2)}'; }
 echo "ON/OFF orders/s per round: ${o_ratios[*]}; median $(median "${o_ratios[@]}")"
 echo "ON/OFF payments/s per round: ${p_ratios[*]}; median $(median "${p_ratios[@]}")"
+echo "ON/OFF order p99 per round: ${l_ratios[*]}; median $(median "${l_ratios[@]}")"
 echo "receiver: $(receiver "$hook_port" accepted) events accepted; sink: $(mail_count) mails"
 if [ "$fakes_kind" = native ]; then
   echo "connections: $(receiver "$hook_port" http_connections) http (events and polls)," \
