@@ -35,6 +35,7 @@
 # nice N (default 0), so that they take only what the shop leaves. OUTBOUND_NICE=N starts the
 # ON shops with --outbound-nice N (the workers' nice value; unset: the shop's default, 19), so
 # that one build compares the workers at the order path's priority (0) with below it.
+# ON_FLAGS="--mail-parallel-sessions 1" (say) adds serve flags to the ON shops.
 # About rounds x 2 x (secs + 10) + backlog-secs + 60 seconds; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -148,6 +149,9 @@ start_fakes ""
 on_flags=(--webhook-url "http://127.0.0.1:$hook_port/hook" --smtp-url "smtp://127.0.0.1:$smtp_port"
           --mail-from shop@example.com)
 [ -z "$outbound_nice" ] || on_flags+=(--outbound-nice "$outbound_nice")
+# ON_FLAGS="--flag value ...": more flags for the ON shops (one build, one knob A/B'd).
+read -r -a extra_on <<< "${ON_FLAGS:-}"
+on_flags+=("${extra_on[@]}")
 # Keys: far more than the fastest order rate over the window (a quiet box sold 66,000 in
 # under 8 s, later 275,000 at 34k orders/s: a run that sells out measures the stock, not the
 # rate). Checked after each run.

@@ -180,6 +180,7 @@ int RunServe(const std::vector<std::string>& args, const ServeHooks& hooks) {
     mo.user = cfg->smtp_user;
     mo.password = std::move(smtp_password);
     mo.mail_from = cfg->mail_from;
+    mo.parallel_sessions = static_cast<uint32_t>(cfg->mail_parallel_sessions);
     auto ml = outbound::Mailer::Create(mo, RealClock::Get());
     std::fill(mo.password.begin(), mo.password.end(), '\0');  // the mailer holds its copy
     if (!ml.ok()) {

@@ -123,6 +123,9 @@ enum class OptionType { kString, kBool, kInt };
          "Language of buyer mails (the order does not record the buyer's page language).")       \
   INT(mail_max_attempts, 12, 1, 1000,                                                            \
       "Attempts at one buyer mail before it is failed (then the admin API replays it).")         \
+  INT(mail_parallel_sessions, 4, 1, 16,                                                          \
+      "SMTP sessions the mail worker keeps busy at once (one thread sends a round's mails "      \
+      "concurrently, each session carrying mails one after another).")                           \
   INT(outbound_nice, 19, 0, 19,                                                                  \
       "Nice value of the webhook and mail worker threads: under a full CPU orders and payments " \
       "come first and outbound work drains in what they leave; 0 = the process's priority.")     \

@@ -182,13 +182,15 @@ absl::StatusOr<size_t> Dispatcher::Round(OutboundKind kind, absl::Duration wait)
   if (!jobs.ok()) return jobs.status();
   std::vector<OutboundFinishItem> done;
   done.reserve(jobs->size());
+  if (kind == OutboundKind::kMail) {
+    // Sent together (SendMany): the round's outcomes are all there when it returns.
+    HandleMails(*jobs, &done);
+    Settle(&done);
+    return jobs->size();
+  }
   int64_t first_ns = 0;
   for (OutboundJob& job : *jobs) {
-    if (kind == OutboundKind::kWebhook) {
-      HandleWebhook(job, &done);
-    } else {
-      HandleMail(job, &done);
-    }
+    HandleWebhook(job, &done);
     const int64_t now_ns = clock_->MonoNowNs();
     if (first_ns == 0) first_ns = now_ns;
     if (now_ns - first_ns >= kSettleDelayNs) {
@@ -264,37 +266,46 @@ void Dispatcher::HandleWebhook(const OutboundJob& job, std::vector<OutboundFinis
   }
 }
 
-void Dispatcher::HandleMail(OutboundJob& job, std::vector<OutboundFinishItem>* done) {
-  MailFields f;
-  f.order_id = job.order.order_id;
-  f.product = job.product_name;
-  f.quantity = job.order.quantity;
-  f.order_url = absl::StrCat(public_url_, "/order/", job.order.order_id, "#t=", job.token);
+void Dispatcher::HandleMails(std::vector<OutboundJob>& jobs,
+                             std::vector<OutboundFinishItem>* done) {
   const MailKind kind = options_.email_keys ? MailKind::kWithKeys : MailKind::kLinkOnly;
-  if (options_.email_keys) f.keys = std::move(job.order.keys);
-  Mail m;
-  m.to = job.order.contact;
-  m.id = job.event.id;
-  RenderedMail rendered = templates_->Render(kind, options_.mail_language, f);
-  m.subject = std::move(rendered.subject);
-  m.body = std::move(rendered.body);
-  const MailResult r = mailer_->Send(m);
-  // The keys leave memory with the job's copies (never logged: r.detail is curl's text).
-  std::fill(m.body.begin(), m.body.end(), '\0');
-  for (std::string& k : f.keys) std::fill(k.begin(), k.end(), '\0');
-  switch (r.outcome) {
-    case MailOutcome::kSent:
-      done->push_back({&job, OutboundFinish::kSent, 0, ""});
-      Count(OutboundKind::kMail, "sent");
-      break;
-    case MailOutcome::kRetry:
-      Reschedule(job, options_.mail_max_attempts, r.detail, done);
-      break;
-    case MailOutcome::kFailedPermanently:
-      done->push_back({&job, OutboundFinish::kFailed, 0, r.detail});
-      Count(OutboundKind::kMail, "failed");
-      KV_LOG(kWarn, "mail ", job.event.id, " refused for good: ", r.detail);
-      break;
+  std::vector<Mail> mails(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    OutboundJob& job = jobs[i];
+    MailFields f;
+    f.order_id = job.order.order_id;
+    f.product = job.product_name;
+    f.quantity = job.order.quantity;
+    f.order_url = absl::StrCat(public_url_, "/order/", job.order.order_id, "#t=", job.token);
+    if (options_.email_keys) f.keys = std::move(job.order.keys);
+    RenderedMail rendered = templates_->Render(kind, options_.mail_language, f);
+    // The keys leave memory with the job's copies (never logged: a result's detail is curl's
+    // text); the rendered body goes once sent.
+    for (std::string& k : f.keys) std::fill(k.begin(), k.end(), '\0');
+    mails[i].to = job.order.contact;
+    mails[i].id = job.event.id;
+    mails[i].subject = std::move(rendered.subject);
+    mails[i].body = std::move(rendered.body);
+  }
+  const std::vector<MailResult> results = mailer_->SendMany(mails);
+  for (Mail& m : mails) std::fill(m.body.begin(), m.body.end(), '\0');
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const OutboundJob& job = jobs[i];
+    const MailResult& r = results[i];
+    switch (r.outcome) {
+      case MailOutcome::kSent:
+        done->push_back({&job, OutboundFinish::kSent, 0, ""});
+        Count(OutboundKind::kMail, "sent");
+        break;
+      case MailOutcome::kRetry:
+        Reschedule(job, options_.mail_max_attempts, r.detail, done);
+        break;
+      case MailOutcome::kFailedPermanently:
+        done->push_back({&job, OutboundFinish::kFailed, 0, r.detail});
+        Count(OutboundKind::kMail, "failed");
+        KV_LOG(kWarn, "mail ", job.event.id, " refused for good: ", r.detail);
+        break;
+    }
   }
 }
 

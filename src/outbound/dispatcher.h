@@ -11,9 +11,12 @@
 //   failed permanently               -> kFailed at once (the receiver said no: an admin
 //                                       replays it after the cause is fixed)
 //   breaker open (webhook)           -> kDeferred at now + retry_after: not an attempt
-// The outcomes of one round's jobs are written together, in one write after the round (or
-// sooner, once kSettleDelay has passed since the first unsettled one): a sent event stays
-// leased until then, and a crash in between sends it again (at least once, as before).
+// The outcomes of one round's jobs are written together, in one write after the round (or,
+// for webhooks, sent one after another, sooner, once kSettleDelay has passed since the
+// first unsettled one; a mail round is one Mailer::SendMany, its mails sent concurrently
+// over up to parallel_sessions SMTP sessions from the worker's thread, and settles when it
+// returns): a sent event stays leased until then, and a crash in between sends it again
+// (at least once, as before).
 // Backoff(n) = min(backoff_max, backoff_initial * 2^(n-1)) scaled by a random factor in
 // [0.5, 1.0] (jitter: a thousand events failing together do not come back together).
 //
@@ -90,9 +93,10 @@ class Dispatcher {
  private:
   void Loop(OutboundKind kind);
   absl::StatusOr<size_t> Round(OutboundKind kind, absl::Duration wait);
-  // Each sends one job and appends its outcome to `done` (settled together: Settle).
+  // Sends one job (HandleWebhook) or all of a round's mail jobs at once (HandleMails:
+  // Mailer::SendMany) and appends the outcomes to `done` (settled together: Settle).
   void HandleWebhook(const OutboundJob& job, std::vector<OutboundFinishItem>* done);
-  void HandleMail(OutboundJob& job, std::vector<OutboundFinishItem>* done);
+  void HandleMails(std::vector<OutboundJob>& jobs, std::vector<OutboundFinishItem>* done);
   // Retry or fail after a failed attempt (attempts counted before this one in job).
   void Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error,
                   std::vector<OutboundFinishItem>* done);

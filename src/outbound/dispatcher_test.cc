@@ -2,17 +2,25 @@
 // 2xx, exponential backoff, failed after the attempts, breaker refusals not counted, replay.
 #include "outbound/dispatcher.h"
 
+#include <dirent.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "base/time_format.h"
+#include "kit/files.h"
+#include "kit/json.h"
+#include "kit/process.h"
 #include "kit/shop_fixture.h"
 
 namespace kv::outbound {
@@ -48,7 +56,7 @@ class DispatcherTest : public testing::ShopTest {
     w.breaker.cooldown = absl::Seconds(30);
     webhook_ = std::move(*WebhookSender::Create(w, &http_, &clock_));
     MailerOptions mo;
-    mo.smtp_url = "smtp://127.0.0.1:1";  // nothing listens: every mail is a retry
+    mo.smtp_url = smtp_url_;
     mo.mail_from = "shop@example.com";
     mo.connect_timeout = absl::Seconds(2);
     mo.total_timeout = absl::Seconds(2);
@@ -81,6 +89,7 @@ class DispatcherTest : public testing::ShopTest {
   }
 
   int breaker_failures_ = 100;
+  std::string smtp_url_ = "smtp://127.0.0.1:1";  // nothing listens: every mail is a retry
   FakeHttp http_;
   std::unique_ptr<WebhookSender> webhook_;
   std::unique_ptr<Mailer> mailer_;
@@ -202,6 +211,100 @@ TEST_F(DispatcherTest, AMailThatCannotBeSentIsRetriedThenFailed) {
   EXPECT_EQ(Run(OutboundKind::kMail), 1u);
   ev = shop_->ListOutbound(std::nullopt, o.order_id);
   EXPECT_EQ((*ev)[1].state, OutboundState::kFailed);
+}
+
+// The mailer against the tests' SMTP sink (tests/fakes/smtp_sink.py, as in mailer_test):
+// recipients "reject*" get 550, "later*" 451.
+class MailDispatcherTest : public DispatcherTest {
+ protected:
+  void SetUp() override {
+    kv::testing::ChildOptions o;
+    o.out = kv::testing::Output::Pipe();
+    o.env = {"PYTHONDONTWRITEBYTECODE=1"};
+    std::string error;
+    ASSERT_TRUE(sink_.Start({KV_PYTHON, SMTP_SINK, "--dir", sink_dir_.path()}, o, &error)) << error;
+    std::string line;
+    char c;
+    while (line.size() < 64 && ::read(sink_.stdout_fd(), &c, 1) == 1 && c != '\n') line += c;
+    ASSERT_EQ(line.rfind("PORT ", 0), 0u) << "sink did not start: " << line;
+    smtp_url_ = "smtp://127.0.0.1:" + line.substr(5);
+    DispatcherTest::SetUp();
+  }
+  // The sink's records: recipient -> the decoded body.
+  std::map<std::string, std::string> Received() {
+    std::map<std::string, std::string> out;
+    if (DIR* d = ::opendir(sink_dir_.path().c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        if (!absl::EndsWith(e->d_name, ".json")) continue;
+        const auto j = kv::testing::Json::Parse(kv::testing::ReadFile(sink_dir_.Sub(e->d_name)));
+        out[j["rcpt_tos"][0].str()] = j["body"].str();
+      }
+      ::closedir(d);
+    }
+    return out;
+  }
+  // The order's mail entry in the log, or nullopt once it is settled (sent).
+  std::optional<OutboundEvent> MailEntry(const OrderView& o) {
+    auto ev = shop_->ListOutbound(std::nullopt, o.order_id);
+    EXPECT_TRUE(ev.ok()) << ev.status();
+    for (const OutboundEvent& e : *ev) {
+      if (e.kind == OutboundKind::kMail) return e;
+    }
+    return std::nullopt;
+  }
+
+  kv::testing::TempDir sink_dir_;
+  kv::testing::Child sink_;
+};
+
+// One mail round of several jobs, sent together (Mailer::SendMany): each job is settled by
+// its own outcome — sent, failed at once (550), retried with backoff (451) and failed at
+// mail_max_attempts — in the round's one settle write.
+TEST_F(MailDispatcherTest, AMailRoundSettlesEachJobByItsOwnOutcome) {
+  const OrderView a = PaidOrder("buyer-a@example.com");
+  const OrderView b = PaidOrder("reject-b@example.com");
+  const OrderView c = PaidOrder("later-c@example.com");
+  const OrderView d = PaidOrder("buyer-d@example.com");
+  EXPECT_EQ(Run(OutboundKind::kMail), 4u);
+  EXPECT_FALSE(MailEntry(a).has_value());
+  EXPECT_FALSE(MailEntry(d).has_value());
+  std::optional<OutboundEvent> e = MailEntry(b);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->state, OutboundState::kFailed);
+  EXPECT_EQ(e->attempts, 1u);
+  EXPECT_NE(e->last_error.find("550"), std::string::npos) << e->last_error;
+  e = MailEntry(c);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->state, OutboundState::kPending);
+  EXPECT_EQ(e->attempts, 1u);
+  EXPECT_NE(e->last_error.find("451"), std::string::npos) << e->last_error;
+  EXPECT_GT(e->next_attempt_ms, UnixMs(clock_.WallNow()));
+  // The two sent mails, each to its buyer with its own order's key (SECRETKEY<n>: the n-th
+  // product made), no other.
+  const std::map<std::string, std::string> got = Received();
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(got.count("buyer-a@example.com"), 1u);
+  ASSERT_EQ(got.count("buyer-d@example.com"), 1u);
+  EXPECT_NE(got.at("buyer-a@example.com").find("SECRETKEY1"), std::string::npos);
+  EXPECT_EQ(got.at("buyer-a@example.com").find("SECRETKEY4"), std::string::npos);
+  EXPECT_NE(got.at("buyer-d@example.com").find("SECRETKEY4"), std::string::npos);
+  EXPECT_EQ(got.at("buyer-d@example.com").find("SECRETKEY1"), std::string::npos);
+  const std::string m = registry_.Render();
+  EXPECT_NE(m.find("keyvend_outbound_attempts_total{kind=\"mail\",result=\"sent\"} 2"),
+            std::string::npos);
+  EXPECT_NE(m.find("keyvend_outbound_attempts_total{kind=\"mail\",result=\"failed\"} 1"),
+            std::string::npos);
+  EXPECT_NE(m.find("keyvend_outbound_attempts_total{kind=\"mail\",result=\"retry\"} 1"),
+            std::string::npos);
+  // Not due yet; then its second attempt (mail_max_attempts 2) fails it.
+  EXPECT_EQ(Run(OutboundKind::kMail), 0u);
+  clock_.Advance(absl::Hours(1));
+  EXPECT_EQ(Run(OutboundKind::kMail), 1u);
+  e = MailEntry(c);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->state, OutboundState::kFailed);
+  EXPECT_EQ(e->attempts, 2u);
+  EXPECT_EQ(Received().size(), 2u);
 }
 
 // The worker threads' nice values, by name ("kv-webhook", "kv-mail"), from /proc.

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,11 @@ struct MailerOptions {
   // Mails sent over one SMTP session before it is closed (QUIT) and a new one opened;
   // 1..kMailsPerSessionMax. A failed send always closes its session. Default 100.
   uint32_t mails_per_session = 100;
+  // SMTP sessions SendMany keeps busy at once (1..kParallelSessionsMax). Default 4.
+  uint32_t parallel_sessions = 4;
 };
 inline constexpr uint32_t kMailsPerSessionMax = 10000;
+inline constexpr uint32_t kParallelSessionsMax = 16;  // = mail_parallel_sessions's bound (config.h)
 
 // Why an options struct is unusable (names the field), or OK.
 absl::Status ValidateMailerOptions(const MailerOptions& options);
@@ -79,22 +83,39 @@ class Mailer {
   Mailer(const Mailer&) = delete;
   Mailer& operator=(const Mailer&) = delete;
 
-  // Composes (mail_message.h) and sends `mail` once, blocking for at most total_timeout.
-  // Thread-safe: each call uses a session of its own (an idle one when there is one: its
-  // open connection carries the mail without a new connect, EHLO, STARTTLS or AUTH).
+  // Composes (mail_message.h) and sends each of `mails` once, concurrently from the calling
+  // thread (libcurl's multi interface, one poll loop): up to parallel_sessions SMTP sessions
+  // at once, each carrying one mail after another (an idle session's open connection carries
+  // a mail without a new connect, EHLO, STARTTLS or AUTH) until mails_per_session or a
+  // failure closes it. Returns one result per mail, in order, each what Send gives that mail
+  // alone. Each mail has its own connect_timeout and total_timeout from the moment its
+  // transfer starts, so a call blocks for at most ceil(n / parallel_sessions) total_timeouts
+  // (plus the QUITs of the sessions it closes). The composed texts are wiped before it
+  // returns. Thread-safe: concurrent calls use sessions of their own.
+  std::vector<MailResult> SendMany(std::span<const Mail> mails);
+
+  // SendMany of one mail.
   MailResult Send(const Mail& mail);
 
  private:
-  struct Session;
+  struct Session;  // an SMTP session: a multi handle, its easy handle, its connection
+  struct Batch;    // one SendMany call's mails, transfers and results
+  struct Lane;     // one of a call's concurrent sessions and the mail it carries
   Mailer(const MailerOptions& options, const Clock* clock, bool require_tls);
-  Session TakeSession();
-  void GiveSession(Session s, bool reuse);
+  std::unique_ptr<Session> TakeSession();  // nullptr when curl cannot make one
+  void GiveSession(std::unique_ptr<Session> s, bool reuse);
+  // Starts the batch's next mail on the lane's session (a new one when the lane has none);
+  // false when no mail is left.
+  bool StartNext(Batch* batch, Lane* lane);
+  // The lane's mail is done (curl_result: its CURLcode): its result, and its session kept
+  // for the next mail or closed.
+  void Finish(Batch* batch, Lane* lane, int curl_result);
 
   const MailerOptions options_;
   const Clock* const clock_;
   const bool require_tls_;
   Mutex mu_;
-  std::vector<Session> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Session>> idle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kv::outbound

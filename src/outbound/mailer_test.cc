@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,20 @@ class MailerTest : public ::testing::Test {
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? std::move(*m) : nullptr;
   }
+
+  std::unique_ptr<Mailer> MakeMailer(uint32_t parallel_sessions, uint32_t mails_per_session) {
+    MailerOptions o;
+    o.smtp_url = absl::StrCat("smtp://127.0.0.1:", port_);
+    o.mail_from = "shop@keyvend.example";
+    o.parallel_sessions = parallel_sessions;
+    o.mails_per_session = mails_per_session;
+    auto m = Mailer::Create(o, &clock_);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  }
+
+  // The sink's connection counts (smtp_sink.py: sessions.stats).
+  Json SessionStats() { return Json::Parse(kv::testing::ReadFile(dir_.Sub("sessions.stats"))); }
 
   // The sink's records, in arrival order.
   std::vector<Json> Received() {
@@ -202,6 +217,161 @@ TEST_F(MailerTest, SinkDownIsRetryThenSinkBackIsSent) {
   ASSERT_EQ(Received().size(), 1u);
 }
 
+// SendMany: 40 mails over 4 concurrent sessions from one thread. Each arrives once, to its
+// own recipient with exactly its own body (nothing of one transfer in another), and the sink
+// saw 4 connections, never more at once.
+TEST_F(MailerTest, SendManyCarriesEachMailIntactOverAtMostItsParallelSessions) {
+  std::unique_ptr<Mailer> mailer = MakeMailer(4, 100);
+  ASSERT_NE(mailer, nullptr);
+  std::vector<Mail> mails;
+  for (int i = 0; i < 40; ++i) {
+    // Bodies of different lengths (some above curl's 64 KiB upload buffer) and contents.
+    const size_t len = (i % 5 == 0) ? 70000 + static_cast<size_t>(i) : static_cast<size_t>(i) * 37;
+    mails.push_back(
+        {absl::StrCat("buyer-", i, "@example.com"), absl::StrCat("S", i),
+         absl::StrCat("KEY-", i, "\n", std::string(len, static_cast<char>('a' + i % 26)), "\nEND-",
+                      i, "\n"),
+         absl::StrCat("m", i)});
+  }
+  const std::vector<MailResult> res = mailer->SendMany(mails);
+  ASSERT_EQ(res.size(), mails.size());
+  for (size_t i = 0; i < res.size(); ++i) {
+    EXPECT_EQ(res[i].outcome, MailOutcome::kSent) << i << ": " << res[i].detail;
+    EXPECT_EQ(res[i].smtp_code, 250) << i;
+  }
+  const std::vector<Json> got = Received();
+  ASSERT_EQ(got.size(), mails.size());
+  std::vector<bool> seen(mails.size(), false);
+  std::vector<std::string> peers;
+  for (const Json& m : got) {
+    ASSERT_EQ(m["rcpt_tos"].size(), 1u);
+    const std::string to = m["rcpt_tos"][0].str();
+    ASSERT_TRUE(absl::StartsWith(to, "buyer-")) << to;
+    const size_t i = std::stoul(to.substr(6));
+    ASSERT_LT(i, mails.size());
+    EXPECT_FALSE(seen[i]) << to << " twice";
+    seen[i] = true;
+    EXPECT_EQ(m["headers"]["To"].str(), mails[i].to);
+    EXPECT_EQ(m["headers"]["Subject"].str(), mails[i].subject);
+    EXPECT_EQ(m["headers"]["Message-ID"].str(), absl::StrCat("<m", i, "@keyvend.example>"));
+    EXPECT_EQ(absl::StrReplaceAll(m["body"].str(), {{"\r\n", "\n"}}), mails[i].body) << to;
+    if (std::find(peers.begin(), peers.end(), m["peer"].str()) == peers.end()) {
+      peers.push_back(m["peer"].str());
+    }
+  }
+  // Every session opened at the start and carried a share (none hit mails_per_session).
+  EXPECT_EQ(peers.size(), 4u);
+  const Json stats = SessionStats();
+  EXPECT_EQ(stats["connections"].num(), 4);
+  EXPECT_LE(stats["max_open"].num(), 4);
+  // The sessions stay open for the next call: no new connection.
+  ASSERT_EQ(mailer->SendMany(std::vector<Mail>(3, mails[1]))[2].outcome, MailOutcome::kSent);
+  EXPECT_EQ(SessionStats()["connections"].num(), 4);
+  EXPECT_EQ(Received().size(), mails.size() + 3);
+}
+
+// Each mail of a batch gets its own outcome: 550 -> failed permanently, 451 -> retry, an
+// uncomposable mail -> failed permanently without I/O, the rest sent; whatever the order
+// in which the concurrent transfers end.
+TEST_F(MailerTest, SendManyGivesEachMailItsOwnOutcome) {
+  std::unique_ptr<Mailer> mailer = MakeMailer(4, 100);
+  ASSERT_NE(mailer, nullptr);
+  std::vector<Mail> mails;
+  for (int i = 0; i < 24; ++i) {
+    const char* local[] = {"reject", "later", "buyer", "buyer"};
+    Mail m{absl::StrCat(local[i % 4], "-", i, "@example.com"), "S", absl::StrCat("KEY-", i),
+           absl::StrCat("m", i)};
+    if (i % 8 == 3) m.subject = "S\r\nBcc: victim@example.com";
+    mails.push_back(m);
+  }
+  const std::vector<MailResult> res = mailer->SendMany(mails);
+  ASSERT_EQ(res.size(), mails.size());
+  std::vector<std::string> want_sent;
+  for (size_t i = 0; i < res.size(); ++i) {
+    if (i % 8 == 3) {
+      EXPECT_EQ(res[i].outcome, MailOutcome::kFailedPermanently) << i;
+      EXPECT_EQ(res[i].smtp_code, 0) << i;
+    } else if (i % 4 == 0) {
+      EXPECT_EQ(res[i].outcome, MailOutcome::kFailedPermanently) << i << ": " << res[i].detail;
+      EXPECT_EQ(res[i].smtp_code, 550) << i;
+    } else if (i % 4 == 1) {
+      EXPECT_EQ(res[i].outcome, MailOutcome::kRetry) << i << ": " << res[i].detail;
+      EXPECT_EQ(res[i].smtp_code, 451) << i;
+    } else {
+      EXPECT_EQ(res[i].outcome, MailOutcome::kSent) << i << ": " << res[i].detail;
+      EXPECT_EQ(res[i].smtp_code, 250) << i;
+      want_sent.push_back(mails[i].to);
+    }
+  }
+  std::vector<std::string> sent;
+  for (const Json& m : Received()) {
+    ASSERT_EQ(m["rcpt_tos"].size(), 1u);
+    sent.push_back(m["rcpt_tos"][0].str());
+    const size_t i = std::stoul(sent.back().substr(sent.back().find('-') + 1));
+    EXPECT_EQ(absl::StrReplaceAll(m["body"].str(), {{"\r\n", "\n"}}), mails[i].body);
+  }
+  std::sort(sent.begin(), sent.end());
+  std::sort(want_sent.begin(), want_sent.end());
+  EXPECT_EQ(sent, want_sent);
+  EXPECT_LE(SessionStats()["max_open"].num(), 4);
+}
+
+// A refused mail closes its session: with one session, the mails after each refusal go over
+// a new connection; and a session carries at most mails_per_session mails in SendMany too.
+TEST_F(MailerTest, SendManyClosesAFailedSessionAndOneAtItsCap) {
+  std::unique_ptr<Mailer> one = MakeMailer(1, 100);
+  ASSERT_NE(one, nullptr);
+  std::vector<MailResult> res =
+      one->SendMany(std::vector<Mail>{{"buyer-0@example.com", "S", "KEY-0", "m0"},
+                                      {"reject-1@example.com", "S", "KEY-1", "m1"},
+                                      {"buyer-2@example.com", "S", "KEY-2", "m2"},
+                                      {"later-3@example.com", "S", "KEY-3", "m3"},
+                                      {"buyer-4@example.com", "S", "KEY-4", "m4"}});
+  ASSERT_EQ(res.size(), 5u);
+  EXPECT_EQ(res[1].outcome, MailOutcome::kFailedPermanently);
+  EXPECT_EQ(res[3].outcome, MailOutcome::kRetry);
+  std::vector<Json> got = Received();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_NE(got[0]["peer"].str(), got[1]["peer"].str());
+  EXPECT_NE(got[1]["peer"].str(), got[2]["peer"].str());
+  EXPECT_EQ(SessionStats()["connections"].num(), 3);
+  one.reset();
+
+  // 10 mails, 2 sessions of at most 3 mails: 4 sessions (3 + 3 + the last 4 over two).
+  std::unique_ptr<Mailer> capped = MakeMailer(2, 3);
+  ASSERT_NE(capped, nullptr);
+  std::vector<Mail> mails;
+  for (int i = 0; i < 10; ++i) {
+    mails.push_back({"buyer@example.com", "S", absl::StrCat("KEY-", i), absl::StrCat("c", i)});
+  }
+  res = capped->SendMany(mails);
+  for (const MailResult& r : res) EXPECT_EQ(r.outcome, MailOutcome::kSent) << r.detail;
+  got = Received();
+  ASSERT_EQ(got.size(), 13u);
+  std::map<std::string, int> per_peer;
+  for (size_t i = 3; i < got.size(); ++i) ++per_peer[got[i]["peer"].str()];
+  EXPECT_EQ(per_peer.size(), 4u);
+  for (const auto& [peer, n] : per_peer) EXPECT_LE(n, 3) << peer;
+  EXPECT_EQ(SessionStats()["connections"].num(), 3 + 4);
+}
+
+TEST_F(MailerTest, SendManyToADeadServerIsRetryForEveryMail) {
+  std::unique_ptr<Mailer> mailer = MakeMailer(4, 100);
+  ASSERT_NE(mailer, nullptr);
+  sink_.Kill9();
+  std::vector<Mail> mails;
+  for (int i = 0; i < 10; ++i) {
+    mails.push_back({"buyer@example.com", "S", absl::StrCat("KEY-", i), absl::StrCat("m", i)});
+  }
+  const std::vector<MailResult> res = mailer->SendMany(mails);
+  ASSERT_EQ(res.size(), mails.size());
+  for (const MailResult& r : res) {
+    EXPECT_EQ(r.outcome, MailOutcome::kRetry) << r.detail;
+    EXPECT_EQ(r.smtp_code, 0);
+  }
+  EXPECT_TRUE(mailer->SendMany({}).empty());
+}
+
 // A self-signed certificate for 127.0.0.1 made by Debian's openssl: PEM files in `dir`.
 void MakeCert(const kv::testing::TempDir& dir, const std::string& stem) {
   const kv::testing::RunResult r = kv::testing::RunCommand(
@@ -279,6 +449,9 @@ TEST(MailerOptionsTest, EachBadFieldIsNamed) {
   bad([](MailerOptions& o) { o.from_name = "a\nb"; }, "from name");
   bad([](MailerOptions& o) { o.connect_timeout = absl::ZeroDuration(); }, "connect");
   bad([](MailerOptions& o) { o.total_timeout = absl::Seconds(1); }, "total");
+  bad([](MailerOptions& o) { o.parallel_sessions = 0; }, "parallel sessions");
+  bad([](MailerOptions& o) { o.parallel_sessions = kParallelSessionsMax + 1; },
+      "parallel sessions");
 }
 
 }  // namespace

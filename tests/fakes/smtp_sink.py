@@ -11,6 +11,10 @@ independent MIME reader) makes of the mail:
   {"mail_from", "rcpt_tos", "tls", "peer" (the client's host:port: one per connection), "headers": {name: decoded value}, "content_type", "charset",
    "body": the decoded text, "defects": [...]}
 
+DIR/sessions.stats (JSON, rewritten atomically at each connect and disconnect) counts the
+SMTP connections: {"connections": opened so far, "open": open now, "max_open": the most open
+at once}.
+
 Recipients whose local part starts with "reject" get 550 (permanent), "later" get 451
 (transient): how a test makes the server say no.
 """
@@ -31,6 +35,20 @@ class Recorder:
     def __init__(self, directory):
         self.dir = directory
         self.n = 0
+        self.connections = 0
+        self.open = 0
+        self.max_open = 0
+
+    def count_session(self, delta):
+        if delta > 0:
+            self.connections += 1
+        self.open += delta
+        self.max_open = max(self.max_open, self.open)
+        path = os.path.join(self.dir, "sessions.stats")
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({"connections": self.connections, "open": self.open,
+                       "max_open": self.max_open}, f)
+        os.rename(path + ".tmp", path)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@", 1)[0]
@@ -82,9 +100,26 @@ async def main():
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
     loop = asyncio.get_running_loop()
 
+    class CountingSMTP(SMTP):
+        # Once per connection: STARTTLS calls connection_made again, a TLS failure may call
+        # connection_lost twice.
+        counted = False
+
+        def connection_made(self, transport):
+            if not self.counted:
+                self.counted = True
+                handler.count_session(+1)
+            super().connection_made(transport)
+
+        def connection_lost(self, exc):
+            if self.counted:
+                self.counted = False
+                handler.count_session(-1)
+            super().connection_lost(exc)
+
     def factory():
         starttls = ctx if (ctx is not None and not args.implicit_tls) else None
-        return SMTP(handler, hostname="sink.test", data_size_limit=10 * 1024 * 1024,
+        return CountingSMTP(handler, hostname="sink.test", data_size_limit=10 * 1024 * 1024,
                     tls_context=starttls)
 
     server = await loop.create_server(
