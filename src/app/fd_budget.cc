@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -44,6 +45,7 @@ std::string FdBudget::Describe() const {
   parts.push_back(absl::StrCat(io_loops, " for the I/O loops"));
   parts.push_back(absl::StrCat(storage, " for RocksDB"));
   parts.push_back(absl::StrCat(process, " for the process"));
+  if (outbound > 0) parts.push_back(absl::StrCat(outbound, " for outbound HTTP and SMTP"));
   return absl::StrJoin(parts, " + ");
 }
 
@@ -61,6 +63,16 @@ FdBudget ComputeFdBudget(const Config& c, int64_t io_loops) {
   b.io_loops = kFdPerIoLoop * (io_loops > 0 ? io_loops : 1);
   b.storage = kFdStorageMargin;
   b.process = kFdProcessMargin;
+  if (!c.payment_gateways.empty()) {
+    b.outbound += (kFdHttpClientIdleHandles + c.worker_threads_max + 1) * kFdPerHttpHandle;
+  }
+  if (!c.webhook_url.empty()) {
+    b.outbound += (kFdHttpClientIdleHandles + kFdWebhookCallers) * kFdPerHttpHandle;
+  }
+  if (!c.smtp_url.empty()) {
+    b.outbound +=
+        std::max<int64_t>(kFdMailSessionsMin, c.mail_parallel_sessions) * kFdPerMailSession;
+  }
   return b;
 }
 

@@ -37,6 +37,19 @@ inline constexpr int64_t kFdProcessMargin = 64;
 // two): 3.
 inline constexpr int64_t kFdPerIoLoop = 3;
 
+// Outbound sockets (issues 13 and 14). A curl HTTP client (net::HttpClient: the payment
+// gateways', the merchant webhook's) keeps at most 8 idle handles and holds one per calling
+// thread, each with up to 2 connections (src/net/curl_http_client.cc); the gateways' callers
+// are the request handlers (worker_threads_max) and the reconciler, the webhook's its 2
+// worker threads. The mailer keeps at most max(4, mail_parallel_sessions) SMTP sessions
+// (src/outbound/mailer.cc), each a connection and its curl multi handle's wake-up socket
+// pair: 3.
+inline constexpr int64_t kFdHttpClientIdleHandles = 8;
+inline constexpr int64_t kFdPerHttpHandle = 2;
+inline constexpr int64_t kFdWebhookCallers = 2;  // DispatcherOptions::webhook_threads
+inline constexpr int64_t kFdPerMailSession = 3;
+inline constexpr int64_t kFdMailSessionsMin = 4;  // the mailer's idle pool's floor
+
 // The descriptors the configured server may hold at once, by part.
 struct FdBudget {
   int64_t connections = 0;      // max_connections
@@ -49,10 +62,11 @@ struct FdBudget {
   int64_t io_loops = 0;  // kFdPerIoLoop per I/O loop
   int64_t storage = 0;   // kFdStorageMargin
   int64_t process = 0;   // kFdProcessMargin
+  int64_t outbound = 0;  // the gateways', the webhook's and the mail's sockets (0 when off)
 
   int64_t total() const {
     return connections + reserve + ops_connections + waiting_per_listener * listeners + linger +
-           io_loops + storage + process;
+           io_loops + storage + process + outbound;
   }
   // "10000 max_connections + 16 reserve_connections + ... + 64 for the process", for the
   // error message.

@@ -54,6 +54,27 @@ TEST(FdBudgetTest, UnlimitedWaitingIsNotCountedAndAtLeastOneIoLoop) {
   EXPECT_EQ(ComputeFdBudget(c, 0).io_loops, kFdPerIoLoop);
 }
 
+TEST(FdBudgetTest, OutboundClientsCountOnlyWhenConfigured) {
+  const int64_t base = ComputeFdBudget(Small(), 2).total();
+  EXPECT_EQ(ComputeFdBudget(Small(), 2).outbound, 0);
+  Config c = Small();
+  c.webhook_url = "https://hooks.example.com/keyvend";
+  EXPECT_EQ(ComputeFdBudget(c, 2).outbound, (8 + 2) * 2);
+  c.smtp_url = "smtp://mail.example.com";
+  c.mail_parallel_sessions = 16;
+  EXPECT_EQ(ComputeFdBudget(c, 2).outbound, (8 + 2) * 2 + 16 * 3);
+  c.mail_parallel_sessions = 1;  // the idle pool keeps 4 sessions whatever the concurrency
+  EXPECT_EQ(ComputeFdBudget(c, 2).outbound, (8 + 2) * 2 + 4 * 3);
+  c.payment_gateways = "stripe";
+  c.worker_threads_max = 256;
+  const FdBudget b = ComputeFdBudget(c, 2);
+  EXPECT_EQ(b.outbound, (8 + 2) * 2 + 4 * 3 + (8 + 256 + 1) * 2);
+  EXPECT_EQ(b.total(), base + b.outbound);
+  EXPECT_NE(b.Describe().find(std::to_string(b.outbound) + " for outbound HTTP and SMTP"),
+            std::string::npos)
+      << b.Describe();
+}
+
 TEST(FdBudgetTest, ShippedDefaultsFitTwentyThousandDescriptorsEvenWithTheOpsListener) {
   // This machine's (and many containers') hard limit; the shipped defaults must start.
   Config c;
