@@ -63,6 +63,11 @@ IoLoop::~IoLoop() {
   close(wake_fd_);
 }
 
+void IoLoop::Join() {
+  Stop();
+  if (thread_.joinable()) thread_.join();
+}
+
 void IoLoop::Start() {
   thread_ = std::thread([this] { Run(); });
 }

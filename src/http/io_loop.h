@@ -97,6 +97,11 @@ class IoLoop {
   void Start();
   // Ends the thread (after the acceptor's Run returned: no connection is left). Idempotent.
   void Stop();
+  // Stop(), then waits for the thread to end. The descriptors stay open until the
+  // destructor, so a worker still finishing a request may Done() into a joined loop (its
+  // wake-up goes nowhere) — the server joins its loops, then its workers, then destroys the
+  // loops. Idempotent; not from the loop's own thread.
+  void Join();
   // Takes an admitted connection (the acceptor thread).
   void Adopt(const AcceptedConnection& ac);
   // A worker gives a connection back after Execute.

@@ -215,11 +215,15 @@ class GaugeHold {
 struct Server::Impl final : ConnHandler {
   explicit Impl(ServerOptions o);
   // The loops, workers and acceptor use everything below: they end first (the loops give
-  // any connection left back to the acceptor).
+  // any connection left back to the acceptor). Order: the loops' threads end (no new job
+  // reaches the pool), then the workers finish what they hold (a worker's Done() wakes a
+  // joined loop whose descriptors are still open: destroying the loops first let a worker
+  // write to a closed — possibly reused — eventfd, a race TSan caught), then the loops go.
   ~Impl() override {
     if (reconciler != nullptr) reconciler->Stop();
-    loops.clear();
+    for (auto& loop : loops) loop->Join();
     workers.reset();
+    loops.clear();
     acceptor.reset();
   }
 
