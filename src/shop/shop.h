@@ -510,14 +510,14 @@ class Shop {
   absl::StatusOr<std::vector<OutboundJob>> TakeDueOutbound(OutboundKind kind, size_t max,
                                                            absl::Duration wait);
   // Settles (deletes), reschedules or fails a leased entry and releases the lease, writing
-  // what the job read under its lease (no read first). Unsynced, except kFailed (synced):
-  // a lost settle re-sends, a lost retry count retries sooner (at least once). `error` is
+  // what the job read under its lease (no read first). Synced, as a member of the group
+  // committer's next group (no fsync of its own while the shop is busy). `error` is
   // stored (cut to limits::kDeliveryErrorBytesMax); never pass a key or secret. Errors:
   // InvalidArgument (not an outbound id), FailedPrecondition (the entry is not leased: a
   // job finished twice), storage errors (nothing written; the entry is due again in 1 s).
   [[nodiscard]] absl::Status FinishOutbound(const OutboundJob& job, OutboundFinish what,
                                             int64_t next_attempt_ms, std::string_view error);
-  // FinishOutbound for several leased entries in ONE write (synced when any is kFailed):
+  // FinishOutbound for several leased entries in ONE synced write:
   // all or none. The same errors, for any item (then nothing is written and, for the
   // InvalidArgument / FailedPrecondition refusals, no lease changes).
   [[nodiscard]] absl::Status FinishOutboundMany(const std::vector<OutboundFinishItem>& items);
