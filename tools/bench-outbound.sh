@@ -36,6 +36,8 @@
 # ON shops with --outbound-nice N (the workers' nice value; unset: the shop's default, 19), so
 # that one build compares the workers at the order path's priority (0) with below it.
 # ON_FLAGS="--mail-parallel-sessions 1" (say) adds serve flags to the ON shops.
+# PERF_ON=FILE: `perf record -g` of the first ON shop during its window (secs >= 4; Debian's
+# linux-perf), for `perf report -i FILE --sort comm,dso,sym`.
 # About rounds x 2 x (secs + 10) + backlog-secs + 60 seconds; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +50,12 @@ backlog_secs=${5:-4}
 fakes_nice=${FAKES_NICE:-0}
 fakes_kind=${FAKES:-native}
 outbound_nice=${OUTBOUND_NICE:-}
+perf_on=${PERF_ON:-}
+if [ -n "$perf_on" ]; then
+  command -v perf > /dev/null || { echo "PERF_ON needs perf (Debian's linux-perf)" >&2; exit 2; }
+  [ ! -e "$perf_on" ] || { echo "PERF_ON: $perf_on exists" >&2; exit 2; }
+  [ "${3:-8}" -ge 4 ] || { echo "PERF_ON needs secs >= 4" >&2; exit 2; }
+fi
 [ -z "$outbound_nice" ] || { [[ "$outbound_nice" =~ ^[0-9]+$ ]] && [ "$outbound_nice" -le 19 ]; } ||
   { echo "OUTBOUND_NICE: 0..19" >&2; exit 2; }
 [ "$fakes_kind" = native ] || [ "$fakes_kind" = python ] || { echo "FAKES: native or python" >&2; exit 2; }
@@ -172,8 +180,16 @@ run() {
   c0=$(cpu_seconds "$shop_pid")
   f0=$(cpu_seconds "${fake_pids[@]}")
   i0=$(idle_seconds)
+  local perf_pid=""
+  if [ "$side" = on ] && [ -n "$perf_on" ] && [ ! -e "$perf_on" ]; then
+    # The first ON window, after a second of warm-up, until a second before its end.
+    (sleep 1 && exec perf record -F 499 -g -p "$shop_pid" -o "$perf_on" -- sleep "$((secs - 2))") \
+      > /dev/null 2>&1 &
+    perf_pid=$!
+  fi
   "$bench" --url "$url" --product "$pid" --mode throughput --connections "$conns" \
     --seconds "$secs" --notify-every 1 > "$KV_TMP/flood-$side.txt" 2>&1
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   c1=$(cpu_seconds "$shop_pid")
   f1=$(cpu_seconds "${fake_pids[@]}")
   i1=$(idle_seconds)

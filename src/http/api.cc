@@ -1220,6 +1220,24 @@ void Server::Impl::RegisterRoutes() {
       "counter", [kvdb](std::vector<Sample>* out) {
         out->push_back(Sample{{}, static_cast<double>(kvdb->write_health().errors_total)});
       });
+  // The group committer (storage/group_commit.h): batches / groups is the mean group size,
+  // i.e. how many state changes one fsync serves.
+  registry.AddCollector(
+      "keyvend_commit_groups_total", "Synced group writes the committer made (one WAL fsync each).",
+      "counter", [kvdb](std::vector<Sample>* out) {
+        out->push_back(Sample{{}, static_cast<double>(kvdb->commit_stats().groups)});
+      });
+  registry.AddCollector(
+      "keyvend_commit_batches_total",
+      "State changes (write batches) committed in those groups; over groups: the mean group size.",
+      "counter", [kvdb](std::vector<Sample>* out) {
+        out->push_back(Sample{{}, static_cast<double>(kvdb->commit_stats().batches)});
+      });
+  registry.AddCollector(
+      "keyvend_commit_queued", "Batches waiting for a group write that has not begun.", "gauge",
+      [kvdb](std::vector<Sample>* out) {
+        out->push_back(Sample{{}, static_cast<double>(kvdb->commit_stats().queued)});
+      });
   registry.AddCollector(
       "keyvend_storage_recoveries_total",
       "Times the database became writable again after failing writes.", "counter",

@@ -12,6 +12,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "storage/counter_merge.h"
+#include "storage/memtable_hint.h"
 #include "storage/rocks_status.h"
 
 namespace kv::storage {
@@ -51,6 +52,9 @@ rocksdb::ColumnFamilyOptions MakeCfOptions(Cf c, const std::shared_ptr<rocksdb::
   o.level_compaction_dynamic_level_bytes = true;
   o.compression = rocksdb::kLZ4Compression;
   o.bottommost_compression = rocksdb::kZSTD;
+  // Where the next insert of a kind of key starts its search (storage/memtable_hint.h). Used
+  // by RocksDB only while a write group has one writer, i.e. the committer's synced groups.
+  o.memtable_insert_with_hint_prefix_extractor = MemtableHintExtractor(c);
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = cache;
   t.cache_index_and_filter_blocks = true;
