@@ -36,6 +36,8 @@
 # ON shops with --outbound-nice N (the workers' nice value; unset: the shop's default, 19), so
 # that one build compares the workers at the order path's priority (0) with below it.
 # ON_FLAGS="--mail-parallel-sessions 1" (say) adds serve flags to the ON shops.
+# ON_KINDS=webhook (or mail): the ON shops get only that side effect (default both), to see
+# what each costs; the backlog part (2.) still uses both.
 # PERF_ON=FILE: `perf record -g` of the first ON shop during its window (secs >= 4; Debian's
 # linux-perf), for `perf report -i FILE --sort comm,dso,sym`.
 # About rounds x 2 x (secs + 10) + backlog-secs + 60 seconds; every wait is bounded.
@@ -51,6 +53,8 @@ fakes_nice=${FAKES_NICE:-0}
 fakes_kind=${FAKES:-native}
 outbound_nice=${OUTBOUND_NICE:-}
 perf_on=${PERF_ON:-}
+on_kinds=${ON_KINDS:-both}
+case $on_kinds in both | webhook | mail) ;; *) echo "ON_KINDS: both, webhook or mail" >&2; exit 2 ;; esac
 if [ -n "$perf_on" ]; then
   command -v perf > /dev/null || { echo "PERF_ON needs perf (Debian's linux-perf)" >&2; exit 2; }
   [ ! -e "$perf_on" ] || { echo "PERF_ON: $perf_on exists" >&2; exit 2; }
@@ -154,8 +158,9 @@ mail_count() {
 }
 
 start_fakes ""
-on_flags=(--webhook-url "http://127.0.0.1:$hook_port/hook" --smtp-url "smtp://127.0.0.1:$smtp_port"
-          --mail-from shop@example.com)
+on_flags=()
+[ "$on_kinds" = mail ] || on_flags+=(--webhook-url "http://127.0.0.1:$hook_port/hook")
+[ "$on_kinds" = webhook ] || on_flags+=(--smtp-url "smtp://127.0.0.1:$smtp_port" --mail-from shop@example.com)
 [ -z "$outbound_nice" ] || on_flags+=(--outbound-nice "$outbound_nice")
 # ON_FLAGS="--flag value ...": more flags for the ON shops (one build, one knob A/B'd).
 read -r -a extra_on <<< "${ON_FLAGS:-}"
