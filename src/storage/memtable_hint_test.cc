@@ -94,10 +94,13 @@ TEST(MemtableHint, KeysInsertedOutOfOrderReadBackSorted) {
     }
     const auto read_all = [&](Cf cf) {
       std::vector<std::string> keys;
-      EXPECT_TRUE(d->db->ForEach(cf, "", [&](std::string_view k, std::string_view) {
-                        keys.emplace_back(k);
-                        return Scan::kNext;
-                      }).ok());
+      EXPECT_TRUE(d->db
+                      ->ForEach(cf, "",
+                                [&](std::string_view k, std::string_view) {
+                                  keys.emplace_back(k);
+                                  return Scan::kNext;
+                                })
+                      .ok());
       return keys;
     };
     EXPECT_EQ(read_all(kCfOrders), std::vector<std::string>(orders.begin(), orders.end()));
@@ -107,13 +110,16 @@ TEST(MemtableHint, KeysInsertedOutOfOrderReadBackSorted) {
   ASSERT_TRUE(d.ok()) << d.status();
   size_t n = 0;
   std::string prev;
-  ASSERT_TRUE(d->db->ForEach(kCfOrders, "", [&](std::string_view k, std::string_view) {
-                     EXPECT_TRUE(orders.count(std::string(k))) << "unknown key";
-                     EXPECT_LT(prev, k);
-                     prev = std::string(k);
-                     ++n;
-                     return Scan::kNext;
-                   }).ok());
+  ASSERT_TRUE(d->db
+                  ->ForEach(kCfOrders, "",
+                            [&](std::string_view k, std::string_view) {
+                              EXPECT_TRUE(orders.count(std::string(k))) << "unknown key";
+                              EXPECT_LT(prev, k);
+                              prev = std::string(k);
+                              ++n;
+                              return Scan::kNext;
+                            })
+                  .ok());
   EXPECT_EQ(n, orders.size());
 }
 
