@@ -103,8 +103,17 @@ namespace {
 // CreateOrder after its batch's write: publishes what the commit made true, or gives back
 // what was taken in memory when nothing was written (the pending slot here; the units when
 // the caller drops `txn` uncommitted).
+// The answer to a new order: its view and token. Both follow from the record alone, so the
+// asynchronous path makes them before the write and the committer only hands them on.
+OrderView CreatedView(Shop::Impl& m, const OrderRecord& r) {
+  OrderView v = m.View(r, false);
+  v.token = m.TokenFor(r.oid);
+  return v;
+}
+
+// `answer`: the order's CreatedView (given, or made here); returned once the write succeeded.
 Result<OrderView> FinishCreate(Shop::Impl& m, const OrderRecord& r, StockTxn* txn,
-                               const absl::Status& s) {
+                               const absl::Status& s, OrderView* answer = nullptr) {
   if (!s.ok()) {
     m.ReleasePending(r);
     return s;
@@ -112,9 +121,8 @@ Result<OrderView> FinishCreate(Shop::Impl& m, const OrderRecord& r, StockTxn* tx
   KV_CRASH_POINT("order.after_write");
   txn->Commit();
   m.ScheduleExpiry(r);
-  OrderView v = m.View(r, false);
-  v.token = m.TokenFor(r.oid);
-  return v;
+  if (answer != nullptr) return std::move(*answer);
+  return CreatedView(m, r);
 }
 
 }  // namespace
@@ -238,13 +246,16 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
   KV_CRASH_POINT("order.before_write");
   if (async_done != nullptr) {
     // The committer finishes it: FinishCreate and the caller's callback run on its thread
-    // once the group is synced (or has failed).
+    // once the group is synced (or has failed). The answer (view and token, an HMAC) is made
+    // here, on the caller's thread, so that the one committer thread does not (issue 11).
     *handed_over = true;
-    db_->WriteAsync(std::make_unique<rocksdb::WriteBatch>(std::move(b)),
-                    [&m, r = std::move(r), txn = std::make_shared<StockTxn>(std::move(txn)),
-                     done = std::move(*async_done)](const absl::Status& s) {
-                      done(FinishCreate(m, r, txn.get(), s));
-                    });
+    OrderView answer = CreatedView(m, r);
+    db_->WriteAsync(
+        std::make_unique<rocksdb::WriteBatch>(std::move(b)),
+        [&m, r = std::move(r), txn = std::make_shared<StockTxn>(std::move(txn)),
+         answer = std::move(answer), done = std::move(*async_done)](const absl::Status& s) mutable {
+          done(FinishCreate(m, r, txn.get(), s, &answer));
+        });
     return OrderView{};  // not an answer: the callback gives it
   }
   const absl::Status s = db_->Write(&b);
