@@ -218,6 +218,7 @@ int RunServe(const std::vector<std::string>& args, const ServeHooks& hooks) {
   dopts.email_keys = cfg->email_keys;
   dopts.mail_language = cfg->mail_language;
   dopts.worker_nice = static_cast<int>(cfg->outbound_nice);
+  dopts.worker_sched_idle = cfg->outbound_sched_idle;
   // Replays what waits in the log from the start (entries are due at once after a restart
   // unless they were backing off); the server starts the threads once it is bound.
   auto dispatcher =

@@ -129,6 +129,10 @@ enum class OptionType { kString, kBool, kInt };
   INT(outbound_nice, 19, 0, 19,                                                                  \
       "Nice value of the webhook and mail worker threads: under a full CPU orders and payments " \
       "come first and outbound work drains in what they leave; 0 = the process's priority.")     \
+  BOOL(outbound_sched_idle, true,                                                                \
+       "Run the webhook and mail worker threads in Linux's SCHED_IDLE policy as well: any "      \
+       "order, payment or commit thread that wakes takes the core from them at once (a niced "   \
+       "thread may keep it for the rest of its time slice); false = nice only.")                 \
   INT(outbound_backlog_max, 1000000, 0, 1000000000,                                              \
       "Unfinished webhook events and mails (pending + failed) above which /readyz answers 503: " \
       "a safety stop for a log that only grows, not a health signal (a dead endpoint must not "  \

@@ -246,6 +246,7 @@ TEST(Config, EveryOptionSettableAllThreeWays) {
       {"smtp_user", "shop"},
       {"mail_from", "shop@example.com"},
       {"email_keys", "false"},
+      {"outbound_sched_idle", "false"},
       {"mail_templates_dir", "/etc/keyvend/mail"},
       {"mail_language", "zh-CN"},
   };

@@ -1,6 +1,7 @@
 #include "outbound/dispatcher.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -143,13 +144,19 @@ void Dispatcher::Stop() {
 void Dispatcher::Loop(OutboundKind kind) {
   // Named in top, perf and gdb (and found by name in dispatcher_test).
   pthread_setname_np(pthread_self(), kind == OutboundKind::kWebhook ? "kv-webhook" : "kv-mail");
-  if (options_.worker_nice > 0) {
-    // Linux: the nice value is per thread (the tid names one). Raising it needs no
-    // privilege; a failure only leaves the thread at the process's priority.
-    const int tid = static_cast<int>(syscall(SYS_gettid));
-    if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), std::min(options_.worker_nice, 19)) !=
-        0) {
-      KV_LOG(kWarn, "outbound ", OutboundKindName(kind), ": cannot lower the worker's priority");
+  // Linux: the nice value and the policy are per thread (the tid names one). Lowering either
+  // needs no privilege; a failure only leaves the thread at the process's priority.
+  const int tid = static_cast<int>(syscall(SYS_gettid));
+  if (options_.worker_nice > 0 &&
+      setpriority(PRIO_PROCESS, static_cast<id_t>(tid), std::min(options_.worker_nice, 19)) != 0) {
+    KV_LOG(kWarn, "outbound ", OutboundKindName(kind), ": cannot lower the worker's priority");
+  }
+  if (options_.worker_sched_idle) {
+    sched_param p{};
+    p.sched_priority = 0;
+    if (sched_setscheduler(static_cast<pid_t>(tid), SCHED_IDLE, &p) != 0) {
+      KV_LOG(kWarn, "outbound ", OutboundKindName(kind),
+             ": cannot put the worker in the idle scheduling policy");
     }
   }
   while (!stop_.load()) {

@@ -56,6 +56,13 @@ struct DispatcherOptions {
   // nothing: tools/bench-outbound.sh) — a backlog grows during a burst and drains after it (the
   // server passes outbound_nice, default 19: CFS weight 15 against a nice-0 thread's 1024).
   int worker_nice = 0;
+  // Also put each worker thread in the SCHED_IDLE policy (Linux; no privilege needed to
+  // lower). The kernel's EEVDF scheduler lets a running task finish its protected slice
+  // before a waking one preempts it, whatever its nice value, so a niced worker that has just
+  // been scheduled can hold a core while an I/O loop or the committer, woken by the network
+  // or the disk, waits behind it; a SCHED_IDLE task is preempted at once by any normal task
+  // that wakes. The server passes outbound_sched_idle (default true).
+  bool worker_sched_idle = false;
   size_t batch = 16;                                   // entries leased at a time per thread
   absl::Duration idle_wait = absl::Milliseconds(500);  // longest wait for work per round
   std::string public_url;  // the shop's base URL, for the order link in mails

@@ -3,6 +3,7 @@
 #include "outbound/dispatcher.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -91,6 +93,13 @@ class DispatcherTest : public testing::ShopTest {
   int breaker_failures_ = 100;
   std::string smtp_url_ = "smtp://127.0.0.1:1";  // nothing listens: every mail is a retry
   FakeHttp http_;
+  // A second dispatcher over the fixture's shop and senders (its workers idle-wait 20 ms).
+  std::unique_ptr<Dispatcher> NewDispatcher(DispatcherOptions d) {
+    d.idle_wait = absl::Milliseconds(20);
+    return std::make_unique<Dispatcher>(shop_.get(), webhook_.get(), mailer_.get(),
+                                        templates_.get(), &clock_, &random_, std::move(d));
+  }
+
   std::unique_ptr<WebhookSender> webhook_;
   std::unique_ptr<Mailer> mailer_;
   std::unique_ptr<MailTemplates> templates_;
@@ -307,9 +316,14 @@ TEST_F(MailDispatcherTest, AMailRoundSettlesEachJobByItsOwnOutcome) {
   EXPECT_EQ(Received().size(), 2u);
 }
 
-// The worker threads' nice values, by name ("kv-webhook", "kv-mail"), from /proc.
-std::vector<std::pair<std::string, int>> WorkerNices() {
-  std::vector<std::pair<std::string, int>> out;
+// The worker threads' scheduling, by name ("kv-webhook", "kv-mail"), from /proc.
+struct WorkerSched {
+  std::string name;
+  int nice = 0;
+  int policy = -1;  // SCHED_OTHER 0, SCHED_IDLE 5
+};
+std::vector<WorkerSched> Workers() {
+  std::vector<WorkerSched> out;
   for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream comm(e.path() / "comm");
     std::string name;
@@ -317,39 +331,60 @@ std::vector<std::pair<std::string, int>> WorkerNices() {
     if (name != "kv-webhook" && name != "kv-mail") continue;
     std::ifstream stat(e.path() / "stat");
     std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    // Fields after the ")" closing the name: state is field 3, nice field 19.
+    // Fields after the ")" closing the name: state is field 3, nice 19, policy 41.
     std::istringstream rest(s.substr(s.rfind(')') + 2));
-    std::string field;
-    for (int i = 3; i < 19; ++i) rest >> field;
-    int nice = 0;
-    rest >> nice;
-    out.emplace_back(name, nice);
+    std::vector<std::string> fields(3);  // fields[i] is field i (1 and 2 unused)
+    for (std::string f; rest >> f;) fields.push_back(f);
+    if (fields.size() <= 41) continue;
+    out.push_back({name, std::stoi(fields[19]), std::stoi(fields[41])});
   }
   return out;
+}
+
+// Starts a dispatcher with `d` and returns its 3 workers once each has set itself up
+// (`ready` says when), then stops it.
+std::vector<WorkerSched> StartedWorkers(Dispatcher& dispatcher,
+                                        const std::function<bool(const WorkerSched&)>& ready) {
+  dispatcher.Start();
+  std::vector<WorkerSched> workers;
+  for (int i = 0; i < 500; ++i) {  // each thread lowers its own priority as it starts
+    workers = Workers();
+    if (workers.size() == 3 && std::all_of(workers.begin(), workers.end(), ready)) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  dispatcher.Stop();
+  return workers;
 }
 
 TEST_F(DispatcherTest, WorkerThreadsRunAtTheirNiceValueAndTheRestOfTheProcessDoesNot) {
   DispatcherOptions d;
   d.worker_nice = 7;
-  d.idle_wait = absl::Milliseconds(20);
-  Dispatcher nice_one(shop_.get(), webhook_.get(), mailer_.get(), templates_.get(), &clock_,
-                      &random_, d);
-  nice_one.Start();
-  std::vector<std::pair<std::string, int>> workers;
-  for (int i = 0; i < 500; ++i) {  // each thread lowers its own priority as it starts
-    workers = WorkerNices();
-    if (workers.size() == 3 &&
-        std::all_of(workers.begin(), workers.end(), [](const auto& w) { return w.second == 7; })) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  nice_one.Stop();
+  auto dispatcher = NewDispatcher(d);
+  const auto workers =
+      StartedWorkers(*dispatcher, [](const WorkerSched& w) { return w.nice == 7; });
   ASSERT_EQ(workers.size(), 3u);  // 2 webhook threads and 1 mail thread
-  for (const auto& [name, nice] : workers) EXPECT_EQ(nice, 7) << name;
+  for (const WorkerSched& w : workers) {
+    EXPECT_EQ(w.nice, 7) << w.name;
+    EXPECT_EQ(w.policy, SCHED_OTHER) << w.name;
+  }
   errno = 0;
   EXPECT_EQ(getpriority(PRIO_PROCESS, 0), 0);  // this thread (and the shop's) untouched
   EXPECT_EQ(errno, 0);
+}
+
+TEST_F(DispatcherTest, WorkerThreadsTakeTheIdlePolicyWhenAskedAndTheRestOfTheProcessDoesNot) {
+  DispatcherOptions d;
+  d.worker_nice = 19;
+  d.worker_sched_idle = true;
+  auto dispatcher = NewDispatcher(d);
+  const auto workers =
+      StartedWorkers(*dispatcher, [](const WorkerSched& w) { return w.policy == SCHED_IDLE; });
+  ASSERT_EQ(workers.size(), 3u);
+  for (const WorkerSched& w : workers) {
+    EXPECT_EQ(w.policy, SCHED_IDLE) << w.name;
+    EXPECT_EQ(w.nice, 19) << w.name;
+  }
+  EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);  // this thread (and the shop's) untouched
 }
 
 TEST(OutboundBackoff, DoublesWithJitterAndIsCapped) {
