@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "gtest/gtest.h"
 #include "http/server.h"
+#include "kit/exposition.h"
 #include "kit/files.h"
 #include "kit/http_client.h"
 #include "shop/check.h"
@@ -132,6 +133,13 @@ class GroupCommitHttpTest : public ::testing::Test {
   testing::TempDir tmp_;
   std::atomic<bool> failing_{false};
   std::unique_ptr<Shop> shop_;
+  // One sample of the server's /metrics (-1 when it is missing).
+  double Metric(std::string_view name) {
+    const Reply r = admin_->Get("/metrics");
+    EXPECT_EQ(r.status, 200) << r;
+    return kv::testing::MetricValue(r.body, name, {}).value_or(-1);
+  }
+
   std::unique_ptr<http::Server> server_;
   std::thread runner_;
   std::unique_ptr<Api> admin_;
@@ -146,6 +154,10 @@ TEST_F(GroupCommitHttpTest, FailingCommitsAnswer503AndChangeNothingThenOrdersSuc
   ASSERT_EQ(r.status, 200) << r;
   const Counts before = CountsOf(pid);
   ASSERT_EQ(before, (Counts{kKeys, kKeys, 0, kKeys}));
+  const double groups0 = Metric("keyvend_commit_groups_total");
+  const double batches0 = Metric("keyvend_commit_batches_total");
+  ASSERT_GE(groups0, 2);  // the product and the import, at least
+  ASSERT_GE(batches0, groups0);
 
   // --- the disk fails: every state change is answered 503, none of it happened ---
   failing_ = true;
@@ -165,6 +177,14 @@ TEST_F(GroupCommitHttpTest, FailingCommitsAnswer503AndChangeNothingThenOrdersSuc
   EXPECT_EQ(CountsOf(pid), (Counts{kKeys - kOrders, kKeys, kOrders, kKeys}));
   EXPECT_EQ(PublicStock(pid), kKeys - kOrders);
   EXPECT_EQ(OrdersListed(), kOrders);
+  // The committer's totals in /metrics count every batch once, failed groups included, and
+  // nothing waits for a group at rest.
+  const double groups = Metric("keyvend_commit_groups_total") - groups0;
+  const double batches = Metric("keyvend_commit_batches_total") - batches0;
+  EXPECT_GE(batches, 2 * kOrders + 1) << "refused and created orders and the refused import";
+  EXPECT_GE(groups, 1);
+  EXPECT_LE(groups, batches);
+  EXPECT_EQ(Metric("keyvend_commit_queued"), 0);
   // The import refused while failing can be sent again (nothing of it was kept).
   r = admin_->AdminPost("/api/v1/admin/products/" + pid + "/keys", Keys("b", 50), "text/plain");
   ASSERT_EQ(r.status, 200) << r;
