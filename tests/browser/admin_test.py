@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -132,14 +133,23 @@ class AdminConsoleTest(unittest.TestCase):
             return None
 
     def downloaded(self, suffix):
+        """The text of the download whose name ends in `suffix`, once it is written:
+        Chromium may create the file before it has written it (a CI run read it empty once),
+        so the text must be non-empty and the same in two reads 0.2 s apart."""
+        def read(path):
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+
         def find():
             for n in os.listdir(self.downloads):
                 if n.endswith(suffix):
-                    return os.path.join(self.downloads, n)
+                    path = os.path.join(self.downloads, n)
+                    text = read(path)
+                    time.sleep(0.2)
+                    if text and read(path) == text:
+                        return text
             return None
-        path = wait_until(find, what="a download ending in " + suffix)
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        return wait_until(find, what="a non-empty download ending in " + suffix)
 
     def assert_xss_as_text(self, d):
         """Markup in names stays text: the literal names are on the page, and neither an
