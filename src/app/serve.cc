@@ -104,10 +104,11 @@ int RunServe(const std::vector<std::string>& args, const ServeHooks& hooks) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  // Order ids, key nonces and request randomness come from OpenSSL's CSPRNG in 4 KiB blocks
-  // (base/random.h): one RAND_bytes call — with its DRBG lock and the getpid() system call
-  // of its fork check — per ~400 orders instead of one per order (issue 11). `keyvend serve`
-  // never forks. Never destroyed: the detached signal thread may outlive this frame.
+  // Order ids, key nonces, sandbox payment ids and retry jitter come from OpenSSL's CSPRNG in
+  // 4 KiB blocks (base/random.h): one RAND_bytes call — with its DRBG lock and the getpid()
+  // system call of its fork check — per ~400 orders instead of one per order (issue 11).
+  // `keyvend serve` never forks. Never destroyed: the detached signal thread may outlive
+  // this frame.
   static BufferedSecureRandom* const random = new BufferedSecureRandom();
   ShopOptions so;
   so.random = random;

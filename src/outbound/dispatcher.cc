@@ -152,8 +152,7 @@ void Dispatcher::Loop(OutboundKind kind) {
     KV_LOG(kWarn, "outbound ", OutboundKindName(kind), ": cannot lower the worker's priority");
   }
   if (options_.worker_sched_idle) {
-    sched_param p{};
-    p.sched_priority = 0;
+    const sched_param p{};  // priority 0, the only one SCHED_IDLE takes
     if (sched_setscheduler(static_cast<pid_t>(tid), SCHED_IDLE, &p) != 0) {
       KV_LOG(kWarn, "outbound ", OutboundKindName(kind),
              ": cannot put the worker in the idle scheduling policy");
@@ -219,18 +218,34 @@ void Dispatcher::Settle(std::vector<OutboundFinishItem>* done) {
   done->clear();
 }
 
-void Dispatcher::Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error,
-                            std::vector<OutboundFinishItem>* done) {
+void Dispatcher::Conclude(const OutboundJob& job, Attempt a, std::string_view detail,
+                          std::vector<OutboundFinishItem>* done) {
+  const OutboundKind kind = job.event.kind;
+  switch (a) {
+    case Attempt::kSent:
+      done->push_back({&job, OutboundFinish::kSent, 0, ""});
+      Count(kind, "sent");
+      return;
+    case Attempt::kRefused:
+      done->push_back({&job, OutboundFinish::kFailed, 0, std::string(detail)});
+      Count(kind, "failed");
+      KV_LOG(kWarn, OutboundKindName(kind), " ", job.event.id, " refused for good: ", detail);
+      return;
+    case Attempt::kRetry:
+      break;
+  }
+  const uint32_t max_attempts =
+      kind == OutboundKind::kWebhook ? options_.webhook_max_attempts : options_.mail_max_attempts;
   const uint32_t attempts = job.event.attempts + 1;
   const bool give_up = attempts >= max_attempts;
   const int64_t next =
       UnixMs(clock_->WallNow() +
              OutboundBackoff(attempts, options_.backoff_initial, options_.backoff_max, random_));
-  done->push_back(
-      {&job, give_up ? OutboundFinish::kFailed : OutboundFinish::kRetry, next, std::string(error)});
-  Count(job.event.kind, give_up ? "failed" : "retry");
+  done->push_back({&job, give_up ? OutboundFinish::kFailed : OutboundFinish::kRetry, next,
+                   std::string(detail)});
+  Count(kind, give_up ? "failed" : "retry");
   if (give_up) {
-    KV_LOG(kWarn, "outbound ", job.event.id, " failed after ", attempts, " attempts: ", error);
+    KV_LOG(kWarn, "outbound ", job.event.id, " failed after ", attempts, " attempts: ", detail);
   }
 }
 
@@ -253,17 +268,11 @@ void Dispatcher::HandleWebhook(const OutboundJob& job, std::vector<OutboundFinis
   const WebhookResult r = webhook_->Send(e);
   switch (r.outcome) {
     case WebhookOutcome::kDelivered:
-      done->push_back({&job, OutboundFinish::kSent, 0, ""});
-      Count(OutboundKind::kWebhook, "sent");
-      break;
+      return Conclude(job, Attempt::kSent, r.detail, done);
     case WebhookOutcome::kRetry:
-      Reschedule(job, options_.webhook_max_attempts, r.detail, done);
-      break;
+      return Conclude(job, Attempt::kRetry, r.detail, done);
     case WebhookOutcome::kFailedPermanently:
-      done->push_back({&job, OutboundFinish::kFailed, 0, r.detail});
-      Count(OutboundKind::kWebhook, "failed");
-      KV_LOG(kWarn, "webhook ", job.event.id, " refused for good: ", r.detail);
-      break;
+      return Conclude(job, Attempt::kRefused, r.detail, done);
     case WebhookOutcome::kBreakerOpen:
       done->push_back({&job, OutboundFinish::kDeferred,
                        UnixMs(clock_->WallNow() + std::max(r.retry_after, absl::Milliseconds(200))),
@@ -299,20 +308,10 @@ void Dispatcher::HandleMails(std::vector<OutboundJob>& jobs,
   for (size_t i = 0; i < jobs.size(); ++i) {
     const OutboundJob& job = jobs[i];
     const MailResult& r = results[i];
-    switch (r.outcome) {
-      case MailOutcome::kSent:
-        done->push_back({&job, OutboundFinish::kSent, 0, ""});
-        Count(OutboundKind::kMail, "sent");
-        break;
-      case MailOutcome::kRetry:
-        Reschedule(job, options_.mail_max_attempts, r.detail, done);
-        break;
-      case MailOutcome::kFailedPermanently:
-        done->push_back({&job, OutboundFinish::kFailed, 0, r.detail});
-        Count(OutboundKind::kMail, "failed");
-        KV_LOG(kWarn, "mail ", job.event.id, " refused for good: ", r.detail);
-        break;
-    }
+    const Attempt a = r.outcome == MailOutcome::kSent    ? Attempt::kSent
+                      : r.outcome == MailOutcome::kRetry ? Attempt::kRetry
+                                                         : Attempt::kRefused;
+    Conclude(job, a, r.detail, done);
   }
 }
 

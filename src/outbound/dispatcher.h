@@ -104,9 +104,15 @@ class Dispatcher {
   // Mailer::SendMany) and appends the outcomes to `done` (settled together: Settle).
   void HandleWebhook(const OutboundJob& job, std::vector<OutboundFinishItem>* done);
   void HandleMails(std::vector<OutboundJob>& jobs, std::vector<OutboundFinishItem>* done);
-  // Retry or fail after a failed attempt (attempts counted before this one in job).
-  void Reschedule(const OutboundJob& job, uint32_t max_attempts, std::string_view error,
-                  std::vector<OutboundFinishItem>* done);
+  // How an attempt ended, whatever the kind: sent; failed but may pass (retried after the
+  // backoff, or failed at the kind's *_max_attempts, counting this one on top of
+  // job.event.attempts); refused for good (failed at once). A webhook's open breaker is
+  // no attempt and is not one of these.
+  enum class Attempt { kSent, kRetry, kRefused };
+  // Appends the outcome to `done`, counts it in keyvend_outbound_attempts_total and logs a
+  // failure (`detail`: the sender's text, never a key).
+  void Conclude(const OutboundJob& job, Attempt a, std::string_view detail,
+                std::vector<OutboundFinishItem>* done);
   // Writes the outcomes in `done` in one write (Shop::FinishOutboundMany) and clears it.
   void Settle(std::vector<OutboundFinishItem>* done);
   void Count(OutboundKind kind, const char* result);

@@ -100,20 +100,20 @@ std::optional<Shop::OrderRefusal> Shop::PrecheckOrder(const OrderRequest& req) c
 
 namespace {
 
-// CreateOrder after its batch's write: publishes what the commit made true, or gives back
-// what was taken in memory when nothing was written (the pending slot here; the units when
-// the caller drops `txn` uncommitted).
-// The answer to a new order: its view and token. Both follow from the record alone, so the
-// asynchronous path makes them before the write and the committer only hands them on.
+// The answer to a new order: its view and token. Both follow from the record alone, so it
+// is made before the write (on the caller's thread: for the asynchronous path, not on the one
+// committer thread) and only handed on after it.
 OrderView CreatedView(Shop::Impl& m, const OrderRecord& r) {
   OrderView v = m.View(r, false);
   v.token = m.TokenFor(r.oid);
   return v;
 }
 
-// `answer`: the order's CreatedView (given, or made here); returned once the write succeeded.
+// CreateOrder after its batch's write: publishes what the commit made true and returns
+// `answer` (CreatedView), or gives back what was taken in memory when nothing was written
+// (the pending slot here; the units when the caller drops `txn` uncommitted).
 Result<OrderView> FinishCreate(Shop::Impl& m, const OrderRecord& r, StockTxn* txn,
-                               const absl::Status& s, OrderView* answer = nullptr) {
+                               const absl::Status& s, OrderView answer) {
   if (!s.ok()) {
     m.ReleasePending(r);
     return s;
@@ -121,8 +121,7 @@ Result<OrderView> FinishCreate(Shop::Impl& m, const OrderRecord& r, StockTxn* tx
   KV_CRASH_POINT("order.after_write");
   txn->Commit();
   m.ScheduleExpiry(r);
-  if (answer != nullptr) return std::move(*answer);
-  return CreatedView(m, r);
+  return answer;
 }
 
 }  // namespace
@@ -246,20 +245,20 @@ Result<OrderView> Shop::CreateOrderCore(const OrderRequest& req, const Idempoten
   KV_CRASH_POINT("order.before_write");
   if (async_done != nullptr) {
     // The committer finishes it: FinishCreate and the caller's callback run on its thread
-    // once the group is synced (or has failed). The answer (view and token, an HMAC) is made
-    // here, on the caller's thread, so that the one committer thread does not (issue 11).
+    // once the group is synced (or has failed).
     *handed_over = true;
     OrderView answer = CreatedView(m, r);
     db_->WriteAsync(
         std::make_unique<rocksdb::WriteBatch>(std::move(b)),
         [&m, r = std::move(r), txn = std::make_shared<StockTxn>(std::move(txn)),
          answer = std::move(answer), done = std::move(*async_done)](const absl::Status& s) mutable {
-          done(FinishCreate(m, r, txn.get(), s, &answer));
+          done(FinishCreate(m, r, txn.get(), s, std::move(answer)));
         });
     return OrderView{};  // not an answer: the callback gives it
   }
+  OrderView answer = CreatedView(m, r);
   const absl::Status s = db_->Write(&b);
-  return FinishCreate(m, r, &txn, s);
+  return FinishCreate(m, r, &txn, s, std::move(answer));
 }
 
 Result<OrderView> Shop::GetOrder(std::string_view order_id, std::string_view token) {

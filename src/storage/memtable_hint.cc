@@ -28,7 +28,7 @@ size_t MemtableHintPrefixBytes(Cf cf, std::string_view key) {
     case kCfPayAttempts:
       return key.size() >= kOrderIdBytes ? 1 : 0;
     case kCfDeliveryLog:
-      return key.size() == 8 ? 1 : 0;
+      return key.size() == kU64KeyBytes ? 1 : 0;
     case kCfPool:
       return key.size() == kPoolKeyBytes ? 8 : 0;
     case kCfOrderIndex:
